@@ -1,0 +1,73 @@
+/**
+ * Krypton's one error class and its stable codes. Every failure a client or operator can see is a
+ * KryptonError with a string code; server/http-errors.ts is the only place that turns codes into
+ * HTTP statuses and Xenon's ServiceErrorResponse. Broken invariants are not KryptonErrors: they
+ * are assertion failures that crash loudly (see `invariant`).
+ */
+
+export type ErrorCode =
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'MARKED_DELETED'
+  | 'VERSION_CONFLICT'
+  | 'INVALID_BODY'
+  | 'INVALID_ID'
+  | 'INVALID_QUERY'
+  | 'INVALID_ARGUMENT'
+  | 'METHOD_NOT_ALLOWED'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'QUORUM_UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'LIMIT_EXCEEDED'
+  | 'LOG_CORRUPT'
+  | 'LOG_FAILED'
+  | 'SHUTTING_DOWN';
+
+/** Xenon's numeric error codes (ServiceErrorResponse.errorCode), where Xenon defines one. */
+export const XENON_ERROR_CODES = {
+  SERVICE_NOT_FOUND: 0x80000000 | 0,
+  STATE_MARKED_DELETED: 0x80000002 | 0,
+  SERVICE_ALREADY_EXISTS: 0x80000003 | 0,
+  SERVICE_QUEUE_LIMIT_EXCEEDED: 0x80000007 | 0,
+} as const;
+
+export class KryptonError extends Error {
+  readonly code: ErrorCode;
+  /** Xenon's numeric errorCode for the response body; 0 where Xenon has none. */
+  readonly xenonErrorCode: number;
+  /** Extra fields a caller may want to act on (file and offset for LOG_CORRUPT, say). */
+  readonly detail: Readonly<Record<string, string | number>>;
+
+  constructor(code: ErrorCode, message: string, opts: { xenonErrorCode?: number; detail?: Record<string, string | number> } = {}) {
+    super(message);
+    this.name = 'KryptonError';
+    this.code = code;
+    this.xenonErrorCode = opts.xenonErrorCode ?? defaultXenonCode(code);
+    this.detail = opts.detail ?? {};
+  }
+}
+
+function defaultXenonCode(code: ErrorCode): number {
+  switch (code) {
+    case 'NOT_FOUND':
+      return XENON_ERROR_CODES.SERVICE_NOT_FOUND;
+    case 'MARKED_DELETED':
+      return XENON_ERROR_CODES.STATE_MARKED_DELETED;
+    case 'ALREADY_EXISTS':
+      return XENON_ERROR_CODES.SERVICE_ALREADY_EXISTS;
+    case 'LIMIT_EXCEEDED':
+      return XENON_ERROR_CODES.SERVICE_QUEUE_LIMIT_EXCEEDED;
+    default:
+      return 0;
+  }
+}
+
+export function isKryptonError(e: unknown): e is KryptonError {
+  return e instanceof KryptonError;
+}
+
+/** A broken invariant: a bug, never bad input. Crashes with a clear message. */
+export function invariant(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(`invariant violated: ${message}`);
+}

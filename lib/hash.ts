@@ -1,0 +1,59 @@
+/**
+ * Xenon's FNV64 variant and the owner selection built on it (reference §6.3). Owners only agree
+ * with Xenon's if this function is bit-for-bit Xenon's, so no hash package is used. The same hash
+ * prefixes generated document ids (reference §2.1).
+ */
+
+import type { Link, Micros, NodeId } from './ids.js';
+
+const OFFSET_BASIS = 4695981039346656037n;
+const PRIME = 1099511628211n;
+
+/** Xenon's FNV64 over UTF-16 code units, as a signed 64-bit BigInt. */
+export function fnv64(s: string): bigint {
+  let h = OFFSET_BASIS;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Java evaluates `(c + c) << 8` on ints; for a 16-bit c it never overflows 32 bits.
+    h = BigInt.asIntN(64, h ^ BigInt((c + c) << 8));
+    h = BigInt.asIntN(64, h * PRIME);
+  }
+  return h;
+}
+
+/** Unsigned lower-case hex of a 64-bit value, as Java's Long.toHexString prints it. */
+export function hex64(h: bigint): string {
+  return BigInt.asUintN(64, h).toString(16);
+}
+
+/** Xenon's generated id: hex(FNV64(hostId)) followed by hex(time in micros), no padding. */
+export function generateDocumentId(hostId: NodeId, nowMicros: Micros): string {
+  return hex64(fnv64(hostId)) + Math.trunc(nowMicros).toString(16);
+}
+
+export interface SelectableNode {
+  id: NodeId;
+  eligible: boolean;
+}
+
+/**
+ * The `count` nodes closest to `key`, closest first. Distance is Xenon's: (nodeHash - keyHash)^2
+ * with 64-bit wrap-around, then Java's Math.abs (which leaves Long.MIN_VALUE negative). A map
+ * with exactly one node selects it even when it is not eligible, as Xenon does.
+ */
+export function selectNodes(key: Link, nodes: readonly SelectableNode[], count = 1): NodeId[] {
+  if (nodes.length === 1) return [nodes[0]!.id];
+  const keyHash = fnv64(key);
+  const ranked: { id: NodeId; d: bigint }[] = [];
+  for (const n of nodes) {
+    if (!n.eligible) continue;
+    let d = BigInt.asIntN(64, fnv64(n.id) - keyHash);
+    d = BigInt.asIntN(64, d * d);
+    if (d < 0n && d !== -(2n ** 63n)) d = -d;
+    ranked.push({ id: n.id, d });
+  }
+  // Stable sort keeps iteration order on ties; Xenon lets the later entry win a tie, which
+  // practically never happens with 64-bit hashes.
+  ranked.sort((a, b) => (a.d < b.d ? -1 : a.d > b.d ? 1 : 0));
+  return ranked.slice(0, count).map((r) => r.id);
+}

@@ -1,0 +1,49 @@
+/**
+ * Every bound Krypton enforces, in one place, each named with its unit last. Going over one is a
+ * KryptonError with code LIMIT_EXCEEDED (or BODY_TOO_LARGE for bodies), never a hang or a crash.
+ */
+
+export const limits = {
+  /** Largest request body accepted on any route. Xenon's default is larger; 1 MiB keeps one write well under a segment. */
+  bodyBytesMax: 1024 * 1024,
+  /** A log segment is closed and a new one started once it passes this size. */
+  segmentBytesMax: 64 * 1024 * 1024,
+  /** Largest single log record (framing included); a larger one is refused before it reaches the disk. */
+  recordBytesMax: 2 * 1024 * 1024,
+  /** Records one group commit may take into a single write + fdatasync. */
+  batchRecordsMax: 4096,
+  /** Bytes one group commit may take into a single write + fdatasync. */
+  batchBytesMax: 8 * 1024 * 1024,
+  /** Appends waiting for the disk before new ones are refused. */
+  pendingAppendsMax: 100_000,
+  /** Updates queued behind one document before new ones get 503 (Xenon: 10 000). */
+  documentQueueMax: 10_000,
+  /** Requests parked while the group is unavailable (Xenon: 10 000). */
+  pendingRequestsMax: 10_000,
+  /** How long an operation may wait before it fails with 408 (Xenon: 60 s). */
+  operationTimeoutMicros: 60_000_000,
+  /** Versions the index keeps per link when a service names none (Xenon: 1000). */
+  versionRetentionDefault: 1000,
+  /** Xenon never keeps fewer versions than this, whatever a service asks. */
+  versionRetentionFloor: 20,
+  /** Page size when a query gives no resultLimit. */
+  queryResultLimitDefault: 2147483647,
+  /** Query pages kept open for paging at once; the oldest is dropped past this. */
+  queryPagesMax: 10_000,
+  /** Non-direct query tasks kept for polling at once. */
+  queryTasksMax: 10_000,
+  /** How long a non-direct query task and its pages live (Xenon: 600 s). */
+  queryTaskExpirationMicros: 600_000_000,
+  /** Deepest nesting of boolean clauses a query may have. */
+  queryClauseDepthMax: 32,
+  /** Most clauses (terms and booleans together) one query may have. */
+  queryClausesMax: 1024,
+  /** Longest document id accepted in a self link. */
+  documentIdCharsMax: 1024,
+  /** How often the index purges expired documents (Xenon: 5 x 1 s). */
+  expiryIntervalMicros: 5_000_000,
+  /** Lines `/core/management/process-log` keeps in memory. */
+  processLogLinesMax: 1000,
+} as const;
+
+export type Limits = typeof limits;
