@@ -1,0 +1,124 @@
+/**
+ * The programming model for service authors: a ServiceDefinition names a factory, its document
+ * kind, its options and node selector, a typebox schema for the state's own fields, and pure
+ * handlers that turn (current state, request body) into the next state. The runtime
+ * (lib/verbs.ts for the rules, server/ for I/O) validates bodies against the schema, calls the
+ * handlers and stamps the common document fields; handlers never see the clock except through
+ * the context they are given.
+ */
+
+import Schema from 'typebox/schema';
+import type { TSchema } from 'typebox';
+import { KryptonError } from './errors.js';
+import type { JsonObject, ServiceDocument } from './document.js';
+import type { Link, Micros, NodeId } from './ids.js';
+
+export type ServiceOption =
+  | 'PERSISTENCE'
+  | 'REPLICATION'
+  | 'OWNER_SELECTION'
+  | 'IDEMPOTENT_POST'
+  | 'STRICT_UPDATE_CHECKING'
+  | 'IMMUTABLE'
+  | 'INSTRUMENTATION';
+
+/** What a handler may know about the world: given, never read. */
+export interface ServiceContext {
+  nowMicros: Micros;
+  hostId: NodeId;
+}
+
+/**
+ * A stored state: the service's own fields plus the common document fields. Handlers receive
+ * and return the service's own fields; the common ones are the runtime's.
+ */
+export type Stored<S> = S & ServiceDocument;
+
+export interface ServiceDefinition<S extends JsonObject = JsonObject> {
+  /** Factory path, e.g. `/core/examples`. Children live at `<factoryLink>/<id>`. */
+  readonly factoryLink: Link;
+  /** documentKind of the children, equal to Xenon's for built-in services. */
+  readonly kind: string;
+  readonly options: readonly ServiceOption[];
+  /** Node selector that picks owners and replicas, e.g. `/core/node-selectors/default`. */
+  readonly nodeSelector: string;
+  /** Versions the index keeps per child (older ones stay in the log). */
+  readonly versionRetention: number;
+  /** Schema of a request body: the service's own fields, all optional, plus any common field a client may send. */
+  readonly bodySchema: TSchema;
+  /** Initial state's own fields from a create body; throw KryptonError('INVALID_BODY') to refuse. */
+  create(body: S, ctx: ServiceContext): S;
+  /** Next state's own fields for a PUT. */
+  put(current: Stored<S>, body: S, ctx: ServiceContext): S;
+  /** Next state's own fields for a PATCH. */
+  patch(current: Stored<S>, body: S, ctx: ServiceContext): S;
+  /** Tombstone's own fields for a DELETE; the default keeps the current fields. */
+  delete?(current: Stored<S>, body: S | undefined, ctx: ServiceContext): S;
+  /** Expiration a create or update should carry; the default takes the body's value. */
+  expiration?(current: Stored<S> | undefined, body: S, ctx: ServiceContext): Micros;
+}
+
+/** A definition with its compiled body validator; what the registry hands out. */
+export interface RegisteredService<S extends JsonObject = JsonObject> {
+  readonly def: ServiceDefinition<S>;
+  /** Validates an untrusted body; throws KryptonError('INVALID_BODY') naming the first bad field. */
+  parseBody(raw: unknown): S;
+  has(option: ServiceOption): boolean;
+}
+
+export function defineService<S extends JsonObject>(def: ServiceDefinition<S>): ServiceDefinition<S> {
+  return def;
+}
+
+/** Compiles a definition's schema once, so each request pays only for the check. */
+export function registerService<S extends JsonObject>(def: ServiceDefinition<S>): RegisteredService<S> {
+  const validator = Schema.Compile(def.bodySchema);
+  const options = new Set(def.options);
+  return {
+    def,
+    has: (o) => options.has(o),
+    parseBody(raw: unknown): S {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new KryptonError('INVALID_BODY', 'body must be a JSON object');
+      }
+      if (!validator.Check(raw)) {
+        const [, errors] = validator.Errors(raw);
+        const first = errors[0];
+        const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : 'body';
+        throw new KryptonError('INVALID_BODY', `invalid body: ${where} ${first?.message ?? 'is invalid'}`);
+      }
+      return raw as S;
+    },
+  };
+}
+
+/** The services one host runs, looked up by factory link or by child link. */
+export class ServiceRegistry {
+  private readonly byFactory = new Map<Link, RegisteredService>();
+
+  add<S extends JsonObject>(def: ServiceDefinition<S>): void {
+    if (this.byFactory.has(def.factoryLink)) {
+      throw new Error(`a service is already registered at ${def.factoryLink}`);
+    }
+    // The registry stores services type-erased; parseBody re-establishes S at each call site.
+    this.byFactory.set(def.factoryLink, registerService(def) as unknown as RegisteredService);
+  }
+
+  factory(link: Link): RegisteredService | undefined {
+    return this.byFactory.get(link);
+  }
+
+  /** The service owning a child link, e.g. `/core/examples/one` → the examples service. */
+  forChild(link: Link): RegisteredService | undefined {
+    const i = link.lastIndexOf('/');
+    return i > 0 ? this.byFactory.get(link.slice(0, i)) : undefined;
+  }
+
+  factoryLinks(): Link[] {
+    return [...this.byFactory.keys()];
+  }
+
+  retentionFor(link: Link): number | undefined {
+    return this.forChild(link)?.def.versionRetention;
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The rules every stateful service shares, as pure functions: where a POST puts its child (suffix
+ * or generated link, id validation), what happens when the link is taken or tombstoned (409s,
+ * IDEMPOTENT_POST, xn-force-index-update), what PUT/PATCH/DELETE do to a missing, deleted or
+ * expired document, and how the runtime stamps version, epoch, owner, time and action onto the
+ * state a handler returns. Each plan is a NewLogRecord the server appends, or an error.
+ */
+
+import { KryptonError, XENON_ERROR_CODES } from './errors.js';
+import { generateDocumentId } from './hash.js';
+import { limits } from './limits.js';
+import type { Epoch, Link, Micros } from './ids.js';
+import type { JsonObject, NewLogRecord, ServiceDocument, UpdateAction } from './document.js';
+import type { RegisteredService, ServiceContext, Stored } from './service.js';
+
+const ID_CHARS = /^[0-9a-zA-Z\-_.~?#[\]@!$&'()*+,;=:]+$/;
+
+/** Xenon's UriUtils.isValidDocumentId, plus a length bound. */
+export function isValidDocumentId(id: string): boolean {
+  return id.length > 0 && id.length <= limits.documentIdCharsMax && ID_CHARS.test(id);
+}
+
+/**
+ * The child link a factory POST creates: the body's documentSelfLink as a suffix (`foo` or
+ * `/foo`), used as-is when it already starts with the factory path, else a generated id.
+ */
+export function childLinkFor(factoryLink: Link, requested: unknown, ctx: ServiceContext): Link {
+  if (requested === undefined || requested === null || requested === '') {
+    return `${factoryLink}/${generateDocumentId(ctx.hostId, ctx.nowMicros)}`;
+  }
+  if (typeof requested !== 'string') {
+    throw new KryptonError('INVALID_BODY', 'documentSelfLink must be a string');
+  }
+  let suffix = requested.startsWith(factoryLink + '/') ? requested.slice(factoryLink.length + 1) : requested;
+  if (suffix.startsWith('/')) suffix = suffix.slice(1);
+  if (!isValidDocumentId(suffix)) {
+    throw new KryptonError('INVALID_ID', `${suffix} is an invalid id`);
+  }
+  return `${factoryLink}/${suffix}`;
+}
+
+export function isExpired(doc: ServiceDocument, nowMicros: Micros): boolean {
+  const exp = doc.documentExpirationTimeMicros;
+  return exp > 0 && exp <= nowMicros;
+}
+
+/** The state a client may act on: absent when never created, purged or expired. */
+function live(doc: ServiceDocument | undefined, nowMicros: Micros): ServiceDocument | undefined {
+  return doc && !isExpired(doc, nowMicros) ? doc : undefined;
+}
+
+export function notFound(link: Link): KryptonError {
+  return new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+}
+
+export function markedDeletedNotFound(link: Link): KryptonError {
+  return new KryptonError('NOT_FOUND', `Service not found: ${link}`, {
+    xenonErrorCode: XENON_ERROR_CODES.STATE_MARKED_DELETED,
+  });
+}
+
+/** Removes the common fields a handler may have echoed back; the runtime owns them. */
+function ownFields(state: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const k of Object.keys(state)) {
+    if (k.startsWith('document') || k === 'kind') continue;
+    const v = state[k];
+    if (v !== undefined && v !== null) out[k] = v;
+  }
+  return out;
+}
+
+export interface StampArgs {
+  link: Link;
+  kind: string;
+  action: UpdateAction;
+  version: number;
+  epoch: Epoch;
+  expirationMicros: Micros;
+  ctx: ServiceContext;
+  resetHistory?: boolean;
+}
+
+/** Builds the record for a new state: own fields first, then the common fields in Xenon's order. */
+export function stamp(fields: JsonObject, a: StampArgs): NewLogRecord {
+  const state = {
+    ...ownFields(fields),
+    documentVersion: a.version,
+    documentEpoch: a.epoch,
+    documentKind: a.kind,
+    documentSelfLink: a.link,
+    documentUpdateTimeMicros: a.ctx.nowMicros,
+    documentUpdateAction: a.action,
+    documentExpirationTimeMicros: a.expirationMicros,
+    documentOwner: a.ctx.hostId,
+  } as ServiceDocument;
+  const rec: NewLogRecord = {
+    link: a.link,
+    action: a.action,
+    version: a.version,
+    epoch: a.epoch,
+    timeMicros: a.ctx.nowMicros,
+    state,
+  };
+  if (a.resetHistory) rec.resetHistory = true;
+  return rec;
+}
+
+function bodyNumber(body: JsonObject, field: string): number | undefined {
+  const v = body[field];
+  return typeof v === 'number' ? v : undefined;
+}
+
+export interface CreateOptions {
+  /** Pragma xn-force-index-update: re-create over a tombstone, dropping the old history. */
+  forceIndexUpdate: boolean;
+}
+
+/**
+ * Plans a factory POST for `link`, given whatever the index holds for it. Returns the record to
+ * append (a POST, or a PUT for IDEMPOTENT_POST services) or throws the conflict Xenon answers.
+ */
+export function planCreate(
+  svc: RegisteredService,
+  link: Link,
+  body: JsonObject,
+  existing: ServiceDocument | undefined,
+  opts: CreateOptions,
+  ctx: ServiceContext,
+): NewLogRecord {
+  const { def } = svc;
+  const current = live(existing, ctx.nowMicros);
+  const requestedVersion = bodyNumber(body, 'documentVersion');
+  let version = Math.max(0, requestedVersion ?? 0);
+  let resetHistory = existing !== undefined && current === undefined; // expired: a fresh history
+
+  if (current && current.documentUpdateAction !== 'DELETE') {
+    if (svc.has('IDEMPOTENT_POST')) return planUpdate(svc, 'PUT', link, current, body, ctx);
+    throw new KryptonError('ALREADY_EXISTS', `Service already started: ${link}`);
+  }
+  if (current) {
+    if (opts.forceIndexUpdate) {
+      version = current.documentVersion + 1;
+      resetHistory = true;
+    } else if (requestedVersion !== undefined && requestedVersion > current.documentVersion) {
+      version = requestedVersion;
+    } else {
+      throw new KryptonError('MARKED_DELETED', `Service marked deleted: ${link}`);
+    }
+  }
+  const fields = def.create(body, ctx);
+  const expirationMicros = def.expiration ? def.expiration(undefined, body, ctx) : (bodyNumber(body, 'documentExpirationTimeMicros') ?? 0);
+  return stamp(fields, {
+    link,
+    kind: def.kind,
+    action: 'POST',
+    version,
+    epoch: 0,
+    expirationMicros,
+    ctx,
+    resetHistory,
+  });
+}
+
+/**
+ * Plans a PUT, PATCH or DELETE on a child. DELETE of a missing or already deleted document is a
+ * no-op answered 200 (Xenon swallows that 404): it returns null and nothing is logged.
+ */
+export function planUpdate(
+  svc: RegisteredService,
+  action: 'PUT' | 'PATCH' | 'DELETE',
+  link: Link,
+  existing: ServiceDocument | undefined,
+  body: JsonObject,
+  ctx: ServiceContext,
+): NewLogRecord;
+export function planUpdate(
+  svc: RegisteredService,
+  action: 'PUT' | 'PATCH' | 'DELETE',
+  link: Link,
+  existing: ServiceDocument | undefined,
+  body: JsonObject | undefined,
+  ctx: ServiceContext,
+): NewLogRecord | null;
+export function planUpdate(
+  svc: RegisteredService,
+  action: 'PUT' | 'PATCH' | 'DELETE',
+  link: Link,
+  existing: ServiceDocument | undefined,
+  body: JsonObject | undefined,
+  ctx: ServiceContext,
+): NewLogRecord | null {
+  const { def } = svc;
+  const current = live(existing, ctx.nowMicros) as Stored<JsonObject> | undefined;
+  const deleted = current?.documentUpdateAction === 'DELETE';
+  if (action === 'DELETE') {
+    if (!current || deleted) return null;
+  } else {
+    if (!current) throw notFound(link);
+    if (deleted) throw markedDeletedNotFound(link);
+    if (svc.has('IMMUTABLE')) throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${action}`);
+  }
+  const b = body ?? {};
+  if (action !== 'DELETE' && svc.has('STRICT_UPDATE_CHECKING')) {
+    const v = bodyNumber(b, 'documentVersion');
+    if (v !== current.documentVersion) {
+      throw new KryptonError(
+        'VERSION_CONFLICT',
+        `current version ${current.documentVersion}, update time ${current.documentUpdateTimeMicros}. Request version ${v ?? 'null'}`,
+      );
+    }
+  }
+  let fields: JsonObject;
+  let expirationMicros: Micros;
+  if (action === 'DELETE') {
+    fields = def.delete ? def.delete(current, body, ctx) : current;
+    const requested = bodyNumber(b, 'documentExpirationTimeMicros') ?? 0;
+    expirationMicros = requested > 0 ? requested : current.documentExpirationTimeMicros;
+  } else if (action === 'PUT') {
+    fields = def.put(current, b, ctx);
+    expirationMicros = def.expiration ? def.expiration(current, b, ctx) : (bodyNumber(b, 'documentExpirationTimeMicros') ?? 0);
+  } else {
+    fields = def.patch(current, b, ctx);
+    const requested = bodyNumber(b, 'documentExpirationTimeMicros') ?? 0;
+    expirationMicros = def.expiration
+      ? def.expiration(current, b, ctx)
+      : requested !== 0
+        ? requested
+        : current.documentExpirationTimeMicros;
+  }
+  return stamp(fields, {
+    link,
+    kind: def.kind,
+    action,
+    version: current.documentVersion + 1,
+    epoch: current.documentEpoch ?? 0,
+    expirationMicros,
+    ctx,
+  });
+}
