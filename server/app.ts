@@ -1,0 +1,176 @@
+/**
+ * The HTTP surface of one host, as a koa app: management and query-task routes on @koa/router,
+ * then every registered factory and its children. Each route parses its input once, calls the
+ * document store or query tasks, and answers Xenon's shapes; every failure passes through one
+ * error middleware that answers Xenon's ServiceErrorResponse. Unknown paths are 404 and known
+ * paths with a verb they do not support are 405, both with the error body.
+ */
+
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from 'pino';
+import { KryptonError } from '../lib/errors.js';
+import type { JsonObject } from '../lib/document.js';
+import type { ServiceRegistry } from '../lib/service.js';
+import { readJsonBody } from './body.js';
+import type { DocumentStore } from './documents.js';
+import { toErrorResponse } from './http-errors.js';
+import type { LogRing } from './process-log.js';
+import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
+
+export interface AppDeps {
+  registry: ServiceRegistry;
+  store: DocumentStore;
+  queries: QueryTasks;
+  logger: Logger;
+  ring: LogRing;
+  hostId: string;
+  /** ServiceHostState for GET /core/management. */
+  hostState(): JsonObject;
+  /** Begins a graceful stop after the current response is sent. */
+  requestStop(): void;
+}
+
+const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
+
+function notAllowed(method: string): never {
+  throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
+}
+
+function pragmas(ctx: Koa.Context): Set<string> {
+  const raw = ctx.get('pragma');
+  return new Set(raw ? raw.split(/[;,\s]+/).filter(Boolean) : []);
+}
+
+export function createApp(d: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new KryptonError('NOT_FOUND', `Service not found: ${ctx.origin}${ctx.url}`);
+      }
+    } catch (e) {
+      const { status, body, internal } = toErrorResponse(e);
+      if (internal) d.logger.error({ err: e, method: ctx.method, url: ctx.url }, 'request failed with an internal error');
+      ctx.status = status;
+      ctx.body = body;
+    }
+  });
+
+  const router = new Router();
+
+  router.get('/', (ctx) => {
+    const links = [...d.registry.factoryLinks(), ...QUERY_FACTORIES, '/core/management'];
+    ctx.body = { documentLinks: links, documentCount: links.length, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+  });
+
+  router.get('/core/management', (ctx) => {
+    ctx.body = d.hostState();
+  });
+  router.delete('/core/management', (ctx) => {
+    ctx.status = 202;
+    ctx.body = {};
+    ctx.res.once('finish', () => d.requestStop());
+  });
+  router.patch('/core/management', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const kind = body && typeof body === 'object' ? (body as JsonObject).kind : undefined;
+    throw new KryptonError('INVALID_BODY', kind ? 'unknown request' : 'kind is required');
+  });
+  router.all('/core/management', (ctx) => notAllowed(ctx.method));
+
+  router.get('/core/management/process-log', (ctx) => {
+    const raw = ctx.query.lineCount;
+    const n = raw === undefined ? 1000 : Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new KryptonError('INVALID_ARGUMENT', 'lineCount must be a non-negative integer');
+    ctx.body = { items: d.ring.tail(n), documentSelfLink: '/core/management/process-log', documentKind: 'com:vmware:xenon:services:common:LogService:LogServiceState' };
+  });
+  router.all('/core/management/process-log', (ctx) => notAllowed(ctx.method));
+
+  for (const factory of QUERY_FACTORIES) {
+    router.post(factory, async (ctx) => {
+      const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req));
+      ctx.status = status;
+      ctx.body = task;
+    });
+    router.get(factory, (ctx) => {
+      const links = d.queries.taskLinks(factory);
+      ctx.body = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+    });
+    router.all(factory, (ctx) => notAllowed(ctx.method));
+    router.get(`${factory}/:id`, (ctx) => {
+      ctx.body = d.queries.get(`${factory}/${ctx.params.id}`);
+    });
+    router.delete(`${factory}/:id`, (ctx) => {
+      d.queries.delete(`${factory}/${ctx.params.id}`);
+      ctx.body = {};
+    });
+    router.all(`${factory}/:id`, (ctx) => notAllowed(ctx.method));
+  }
+
+  router.get(`${PAGE_PATH}/:id`, (ctx) => {
+    ctx.body = d.queries.page(ctx.params.id!);
+  });
+  router.get(PAGE_FORWARDING_PATH, (ctx) => {
+    const { peer, path } = ctx.query;
+    if (typeof path !== 'string' || !path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
+    if (typeof peer === 'string' && peer !== d.hostId) {
+      throw new KryptonError('NOT_FOUND', `Service not found: unknown peer ${peer}`);
+    }
+    ctx.body = d.queries.page(path.replace(/^.*\//, ''));
+  });
+
+  app.use(router.routes());
+  app.use(serviceRoutes(d));
+  return app;
+}
+
+/** Factories and their children, looked up in the registry rather than one route per service. */
+function serviceRoutes(d: AppDeps): Koa.Middleware {
+  return async (ctx, next) => {
+    const path = ctx.path.length > 1 && ctx.path.endsWith('/') ? ctx.path.slice(0, -1) : ctx.path;
+    const factory = d.registry.factory(path);
+    if (factory) {
+      switch (ctx.method) {
+        case 'GET':
+          ctx.body = d.store.list(path, ctx.querystring.includes('expand'));
+          return;
+        case 'POST': {
+          const body = await readJsonBody(ctx.req);
+          ctx.body = await d.store.create(factory, body, { forceIndexUpdate: pragmas(ctx).has('xn-force-index-update') });
+          return;
+        }
+        default:
+          notAllowed(ctx.method);
+      }
+    }
+    const child = d.registry.forChild(path);
+    if (!child) return next();
+    switch (ctx.method) {
+      case 'GET': {
+        const v = ctx.query.documentVersion;
+        let version: number | undefined;
+        if (v !== undefined) {
+          version = Number(v);
+          if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
+        }
+        ctx.body = d.store.get(path, version);
+        return;
+      }
+      case 'PUT':
+      case 'PATCH':
+      case 'DELETE': {
+        const body = await readJsonBody(ctx.req);
+        const state = await d.store.update(child, ctx.method, path, body);
+        ctx.body = state ?? {};
+        return;
+      }
+      default:
+        notAllowed(ctx.method);
+    }
+  };
+}
+

@@ -1,0 +1,167 @@
+/**
+ * Turns `krypton host` arguments into a Config. Flag names are Xenon's (reference §10.2), accepted
+ * as `--flag=value` or `--flag value`. Anything unknown or malformed is a ConfigError whose
+ * message says what is wrong; the command prints it and exits 2.
+ */
+
+import path from 'node:path';
+import { limits } from '../lib/limits.js';
+
+export interface Config {
+  port: number;
+  bindAddress: string;
+  sandbox: string;
+  id?: string;
+  publicUri?: string;
+  peerNodes: string[];
+  membershipQuorum?: number;
+  operationTimeoutMicros: number;
+  repairLog: boolean;
+  isPeerSynchronizationEnabled: boolean;
+  /** pino level for stdout; the in-memory process log always keeps info and above. */
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+export const defaultConfig = (): Config => ({
+  port: 8000,
+  bindAddress: '127.0.0.1',
+  sandbox: path.resolve('sandbox'),
+  peerNodes: [],
+  operationTimeoutMicros: limits.operationTimeoutMicros,
+  repairLog: false,
+  isPeerSynchronizationEnabled: true,
+  logLevel: 'info',
+});
+
+type Kind = 'int' | 'string' | 'list' | 'bool';
+const FLAGS: Record<string, { kind: Kind; help: string }> = {
+  port: { kind: 'int', help: 'HTTP port (0 = ephemeral)' },
+  bindAddress: { kind: 'string', help: 'address to listen on, also used in groupReference' },
+  sandbox: { kind: 'string', help: 'data folder; the port is appended: <sandbox>/<port>/' },
+  id: { kind: 'string', help: 'host id (default: generated once and kept in the sandbox)' },
+  publicUri: { kind: 'string', help: 'URI other hosts should use to reach this one' },
+  peerNodes: { kind: 'list', help: 'comma-separated peer URIs; this host\'s own URI is skipped' },
+  membershipQuorum: { kind: 'int', help: 'available members required before owner-selected requests run' },
+  operationTimeoutMicros: { kind: 'int', help: 'how long a request may wait before 408 (default 60000000)' },
+  repairLog: { kind: 'bool', help: 'truncate the log at the first damaged record instead of refusing to start' },
+  isPeerSynchronizationEnabled: { kind: 'bool', help: 'synchronize documents with peers after membership changes' },
+  logLevel: { kind: 'string', help: 'stdout log level: trace, debug, info, warn, error, silent' },
+  // Accepted for compatibility with xenon-host launch lines; authorization is not implemented yet.
+  adminPassword: { kind: 'string', help: '(accepted, unused: authorization is off)' },
+  adminUser: { kind: 'string', help: '(accepted, unused: authorization is off)' },
+};
+
+export function flagHelp(): string {
+  return Object.entries(FLAGS)
+    .map(([name, f]) => `  --${name.padEnd(30)} ${f.help}`)
+    .join('\n');
+}
+
+export function parseHostArgs(argv: readonly string[], base: Config = defaultConfig()): Config {
+  const cfg: Config = { ...base, peerNodes: [...base.peerNodes] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument '${arg}' (flags look like --port=8000)`);
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const spec = FLAGS[name];
+    if (!spec) throw new ConfigError(`unknown flag --${name}\n${flagHelp()}`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else {
+      const next = argv[++i];
+      if (next === undefined) throw new ConfigError(`--${name} needs a value`);
+      value = next;
+    }
+    apply(cfg, name, spec.kind, value);
+  }
+  return cfg;
+}
+
+function apply(cfg: Config, name: string, kind: Kind, value: string): void {
+  const bad = (why: string) => new ConfigError(`bad value for --${name}: '${value}' ${why}`);
+  switch (name) {
+    case 'port': {
+      const n = toInt(value);
+      if (n === undefined || n < -1 || n > 65535) throw bad('(expected an integer port 0-65535)');
+      if (n === -1) throw bad('(plain HTTP cannot be turned off until HTTPS is supported)');
+      cfg.port = n;
+      return;
+    }
+    case 'membershipQuorum': {
+      const n = toInt(value);
+      if (n === undefined || n < 1) throw bad('(expected an integer >= 1)');
+      cfg.membershipQuorum = n;
+      return;
+    }
+    case 'operationTimeoutMicros': {
+      const n = toInt(value);
+      if (n === undefined || n < 1000) throw bad('(expected an integer >= 1000)');
+      cfg.operationTimeoutMicros = n;
+      return;
+    }
+    case 'sandbox':
+      if (!value) throw bad('(expected a folder)');
+      cfg.sandbox = path.resolve(value);
+      return;
+    case 'id':
+      if (!/^[0-9A-Za-z\-_.~:]+$/.test(value)) throw bad('(ids may use letters, digits and -_.~:)');
+      cfg.id = value;
+      return;
+    case 'bindAddress':
+      if (!value) throw bad('(expected an address)');
+      cfg.bindAddress = value;
+      return;
+    case 'publicUri':
+      if (!isHttpUri(value)) throw bad('(expected an absolute http:// URI)');
+      cfg.publicUri = value.replace(/\/+$/, '');
+      return;
+    case 'peerNodes': {
+      const list = value.split(',').map((s) => s.trim()).filter(Boolean).map(normalizePeer);
+      const wrong = list.find((u) => !isHttpUri(u));
+      if (wrong) throw bad(`(peer '${wrong}' is not an http:// URI)`);
+      cfg.peerNodes = list;
+      return;
+    }
+    case 'logLevel':
+      if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(value)) throw bad('(expected a pino level)');
+      cfg.logLevel = value;
+      return;
+    case 'repairLog':
+    case 'isPeerSynchronizationEnabled': {
+      if (value !== 'true' && value !== 'false') throw bad('(expected true or false)');
+      cfg[name] = value === 'true';
+      return;
+    }
+    default:
+      if (kind === 'string') return; // accepted and ignored (see FLAGS)
+  }
+}
+
+function toInt(s: string): number | undefined {
+  return /^-?\d+$/.test(s) ? Number(s) : undefined;
+}
+
+function isHttpUri(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Xenon gives scheme-less peers port 8000 and http. */
+function normalizePeer(s: string): string {
+  const withScheme = /^[a-z]+:\/\//.test(s) ? s : `http://${s}`;
+  try {
+    const u = new URL(withScheme);
+    if (!/:\d+$/.test(u.host)) u.port = '8000';
+    return u.origin;
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The document pipeline of one host: a write is serialized behind earlier writes to the same
+ * link, planned by the pure rules in lib/verbs.ts against the index's latest state, appended to
+ * the write-ahead log, and applied to the index only once the log says it is durable; only then
+ * does the caller get the new state. Reads come straight from the index. A log failure (a write
+ * or fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
+ */
+
+import { type JsonObject, type NewLogRecord, type ServiceDocument } from '../lib/document.js';
+import { KryptonError } from '../lib/errors.js';
+import type { Link, NodeId } from '../lib/ids.js';
+import type { RegisteredService, ServiceContext, ServiceRegistry } from '../lib/service.js';
+import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../lib/verbs.js';
+import type { DocumentIndex } from '../index/views.js';
+import type { WriteAheadLog } from '../wal/log.js';
+import type { Clock } from './clock.js';
+import { LinkQueues } from './link-queue.js';
+
+export interface DocumentStoreDeps {
+  wal: WriteAheadLog;
+  index: DocumentIndex;
+  registry: ServiceRegistry;
+  clock: Clock;
+  hostId: NodeId;
+  /** Called once when the log can no longer be trusted; the host stops. */
+  onLogFailure(e: unknown): void;
+}
+
+export interface FactoryList extends JsonObject {
+  documentLinks: string[];
+  documents?: Record<string, ServiceDocument>;
+  documentCount: number;
+  queryTimeMicros: number;
+  documentVersion: number;
+  documentUpdateTimeMicros: number;
+  documentExpirationTimeMicros: number;
+  documentOwner: string;
+}
+
+export class DocumentStore {
+  private readonly queues = new LinkQueues();
+
+  constructor(private readonly d: DocumentStoreDeps) {}
+
+  private ctx(): ServiceContext {
+    return { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId };
+  }
+
+  private async commit(rec: NewLogRecord): Promise<ServiceDocument> {
+    let logged;
+    try {
+      logged = await this.d.wal.append(rec);
+    } catch (e) {
+      if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
+      throw e;
+    }
+    this.d.index.apply(logged);
+    return logged.state;
+  }
+
+  /** Factory POST. Returns the new state (or, for IDEMPOTENT_POST over a live link, the PUT result). */
+  async create(svc: RegisteredService, rawBody: unknown, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
+    if (rawBody === undefined) throw new KryptonError('INVALID_BODY', 'initial state is required');
+    if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
+      throw new KryptonError('INVALID_BODY', 'clone request not supported');
+    }
+    const body = svc.parseBody(rawBody);
+    const link = childLinkFor(svc.def.factoryLink, body.documentSelfLink, this.ctx());
+    return this.queues.run(link, () => {
+      const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
+      return this.commit(rec);
+    });
+  }
+
+  /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */
+  async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown): Promise<ServiceDocument | undefined> {
+    if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
+    const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
+    return this.queues.run(link, async () => {
+      const rec = planUpdate(svc, action, link, this.d.index.latest(link), body, this.ctx());
+      return rec ? this.commit(rec) : undefined;
+    });
+  }
+
+  /** Child GET: the latest state, or one retained version. */
+  get(link: Link, version?: number): ServiceDocument {
+    const now = this.d.clock.nowMicros();
+    if (version !== undefined) {
+      const doc = this.d.index.version(link, version);
+      if (!doc) throw notFound(`${link}?documentVersion=${version}`);
+      return doc;
+    }
+    const doc = this.d.index.latest(link);
+    if (!doc || isExpired(doc, now)) throw notFound(link);
+    if (doc.documentUpdateAction === 'DELETE') throw markedDeletedNotFound(link);
+    return doc;
+  }
+
+  /** Factory GET from the local index (reference §2.2). */
+  list(factoryLink: Link, expand: boolean): FactoryList {
+    const started = performance.now();
+    const now = this.d.clock.nowMicros();
+    const links = this.d.index.children(factoryLink, now);
+    const out: FactoryList = {
+      documentLinks: links,
+      documentCount: links.length,
+      queryTimeMicros: 0,
+      documentVersion: 0,
+      documentUpdateTimeMicros: 0,
+      documentExpirationTimeMicros: 0,
+      documentOwner: this.d.hostId,
+    };
+    if (expand) {
+      const docs: Record<string, ServiceDocument> = {};
+      for (const l of links) {
+        const doc = this.d.index.latest(l);
+        if (doc) docs[l] = doc;
+      }
+      out.documents = docs;
+    }
+    out.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
+    return out;
+  }
+
+  /** Waits for every update already accepted to finish (used by graceful stop). */
+  drain(): Promise<void> {
+    return this.queues.drain();
+  }
+}
+

@@ -1,0 +1,106 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS } from '../../lib/document.js';
+import { startHost, type TestHost } from '../support/hosts.js';
+
+const t = suite<{ h: TestHost; seqBefore: number }>('bad input');
+
+async function lastSeq(h: TestHost): Promise<number> {
+  const m = await h.client.get<{ logStats: { lastSeq: number } }>('/core/management');
+  return m.body.logStats.lastSeq;
+}
+
+function isErrorBody(body: unknown, status: number): void {
+  const b = body as Record<string, unknown>;
+  assert.is(b.statusCode, status);
+  assert.is(b.documentKind, KINDS.serviceErrorResponse);
+  assert.type(b.message, 'string');
+  assert.type(b.errorCode, 'number');
+}
+
+t.before(async (ctx) => {
+  ctx.h = await startHost();
+  await ctx.h.client.post('/core/examples', { documentSelfLink: 'base', name: 'base' });
+  ctx.seqBefore = await lastSeq(ctx.h);
+});
+t.after(async (ctx) => {
+  await ctx.h.close();
+});
+
+t('malformed JSON is 400', async ({ h }) => {
+  for (const [method, path] of [['POST', '/core/examples'], ['PATCH', '/core/examples/base'], ['PUT', '/core/examples/base'], ['POST', '/core/query-tasks']] as const) {
+    const r = await h.client.send(method, path, '{"name": "x",');
+    assert.is(r.status, 400, `${method} ${path}`);
+    isErrorBody(r.body, 400);
+    assert.match(String(r.body.message), /malformed JSON/);
+  }
+});
+
+t('wrong types are 400 naming the field', async ({ h }) => {
+  const cases: [string, string, unknown][] = [
+    ['POST', '/core/examples', { name: 5 }],
+    ['POST', '/core/examples', { name: 'x', counter: 'many' }],
+    ['POST', '/core/examples', { name: 'x', keyValues: { a: 1 } }],
+    ['POST', '/core/examples', { name: 'x', tags: 'not-a-list' }],
+    ['PATCH', '/core/examples/base', { counter: 1.5 }],
+    ['PATCH', '/core/examples/base', [1, 2]],
+    ['PUT', '/core/examples/base', 'just a string'],
+    ['POST', '/core/examples', { name: 'x', documentSelfLink: 7 }],
+  ];
+  for (const [method, path, body] of cases) {
+    const r = await h.client.send(method, path, JSON.stringify(body));
+    assert.is(r.status, 400, `${method} ${path} ${JSON.stringify(body)}`);
+    isErrorBody(r.body, 400);
+  }
+});
+
+t('invalid ids are 400', async ({ h }) => {
+  for (const id of ['a/b', 'sp ace', 'ü', '%2F']) {
+    const r = await h.client.post('/core/examples', { documentSelfLink: id, name: 'x' });
+    assert.is(r.status, 400, id);
+    assert.is(r.body.message, `${id} is an invalid id`);
+  }
+});
+
+t('unknown kinds and unknown query options are 400', async ({ h }) => {
+  const m = await h.client.patch('/core/management', { kind: 'com:example:Nope' });
+  assert.is(m.status, 400);
+  isErrorBody(m.body, 400);
+  const q = await h.client.post('/core/query-tasks', { taskInfo: { isDirect: true }, querySpec: { options: ['NOPE'], query: { term: { propertyName: 'name', matchValue: 'x' } } } });
+  assert.is(q.status, 400);
+  isErrorBody(q.body, 400);
+  const noSpec = await h.client.post('/core/query-tasks', { taskInfo: { isDirect: true } });
+  assert.is(noSpec.status, 400);
+  assert.is(noSpec.body.message, 'querySpec is required');
+});
+
+t('oversized bodies are 413', async ({ h }) => {
+  const big = JSON.stringify({ name: 'x', keyValues: { k: 'v'.repeat(2 * 1024 * 1024) } });
+  const r = await h.client.send('POST', '/core/examples', big);
+  assert.is(r.status, 413);
+  isErrorBody(r.body, 413);
+});
+
+t('unknown paths are 404, unsupported verbs 405, with the error body', async ({ h }) => {
+  const nf = await h.client.get('/core/nothing-here');
+  assert.is(nf.status, 404);
+  isErrorBody(nf.body, 404);
+  assert.is(nf.body.errorCode, -2147483648);
+  assert.is((await h.client.get('/core/examples/base/deeper')).status, 404);
+  for (const [method, path] of [['PATCH', '/core/examples'], ['PUT', '/core/examples'], ['DELETE', '/core/examples'], ['POST', '/core/examples/base'], ['PUT', '/core/management'], ['PATCH', '/core/query-tasks']] as const) {
+    const r = await h.client.send(method, path, '{}');
+    assert.is(r.status, 405, `${method} ${path}`);
+    isErrorBody(r.body, 405);
+    assert.is(r.body.message, `Action not supported: ${method}`);
+  }
+});
+
+t('nothing bad was appended to the log and the host still serves', async ({ h, seqBefore }) => {
+  assert.is(await lastSeq(h), seqBefore);
+  const ok = await h.client.post('/core/examples', { documentSelfLink: 'after', name: 'still fine' });
+  assert.is(ok.status, 200);
+  assert.is(await lastSeq(h), seqBefore + 1);
+  assert.is((await h.client.get('/core/examples/base')).body.name, 'base');
+});
+
+t.run();

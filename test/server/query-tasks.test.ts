@@ -1,0 +1,129 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS } from '../../lib/document.js';
+import { startHost, type TestHost } from '../support/hosts.js';
+import { waitFor } from '../support/wait.js';
+
+interface Results {
+  documentLinks: string[];
+  documents?: Record<string, Record<string, unknown>>;
+  documentCount: number;
+  nextPageLink?: string;
+  prevPageLink?: string;
+}
+interface Task {
+  taskInfo: { stage: string; isDirect: boolean };
+  results: Results;
+  documentSelfLink: string;
+}
+
+const t = suite<{ h: TestHost }>('query tasks over HTTP');
+const kindQuery = { term: { propertyName: 'documentKind', matchValue: KINDS.example } };
+
+t.before(async (ctx) => {
+  ctx.h = await startHost();
+  for (let i = 0; i < 25; i++) {
+    await ctx.h.client.post('/core/examples', { documentSelfLink: `q${String(i).padStart(2, '0')}`, name: `name-${i}`, counter: i, keyValues: { parity: i % 2 ? 'odd' : 'even' }, tags: [`t${i % 3}`] });
+  }
+  await ctx.h.client.delete('/core/examples/q00');
+});
+t.after(async (ctx) => {
+  await ctx.h.close();
+});
+
+const direct = (querySpec: unknown) => ({ taskInfo: { isDirect: true }, querySpec });
+
+t('direct term query with EXPAND_CONTENT', async ({ h }) => {
+  const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['EXPAND_CONTENT'], query: { term: { propertyName: 'name', matchValue: 'name-7' } } }));
+  assert.is(r.status, 200);
+  assert.equal(r.body.results.documentLinks, ['/core/examples/q07']);
+  assert.is(r.body.results.documents!['/core/examples/q07']!.counter, 7);
+});
+
+t('nested names, booleans, ranges, COUNT, deleted excluded unless INCLUDE_DELETED', async ({ h }) => {
+  const odd = await h.client.post<Task>('/core/local-query-tasks', direct({ options: ['COUNT'], query: { booleanClauses: [
+    { occurance: 'MUST_OCCUR', term: { propertyName: 'keyValues.parity', matchValue: 'odd' } },
+    { occurance: 'MUST_NOT_OCCUR', term: { propertyName: 'tags.item', matchValue: 't0' } },
+  ] } }));
+  assert.is(odd.status, 200);
+  const expected = Array.from({ length: 25 }, (_, i) => i).filter((i) => i % 2 === 1 && i % 3 !== 0).length;
+  assert.is(odd.body.results.documentCount, expected);
+  assert.equal(odd.body.results.documentLinks, []);
+  const range = await h.client.post<Task>('/core/query-tasks', direct({ query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 0, max: 3, isMinInclusive: true, isMaxInclusive: false } } } }));
+  assert.equal([...range.body.results.documentLinks].sort(), ['/core/examples/q01', '/core/examples/q02']);
+  const withDeleted = await h.client.post<Task>('/core/query-tasks', direct({ options: ['INCLUDE_DELETED'], query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }));
+  assert.equal(withDeleted.body.results.documentLinks, ['/core/examples/q00']);
+  const without = await h.client.post<Task>('/core/query-tasks', direct({ query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }));
+  assert.equal(without.body.results.documentLinks, []);
+});
+
+t('SORT and TOP_RESULTS', async ({ h }) => {
+  const r = await h.client.post<Task>('/core/query-tasks', direct({
+    options: ['SORT', 'TOP_RESULTS'], resultLimit: 3, sortOrder: 'DESC',
+    sortTerm: { propertyName: 'counter', propertyType: 'LONG' }, query: kindQuery,
+  }));
+  assert.equal(r.body.results.documentLinks, ['/core/examples/q24', '/core/examples/q23', '/core/examples/q22']);
+  assert.is(r.body.results.nextPageLink, undefined);
+});
+
+t('resultLimit pages through nextPageLink and prevPageLink over a stable snapshot', async ({ h }) => {
+  const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['SORT'], resultLimit: 10, sortTerm: { propertyName: 'name', propertyType: 'STRING' }, query: kindQuery }));
+  assert.equal(r.body.results.documentLinks, []);
+  assert.is(r.body.results.documentCount, 0);
+  assert.match(r.body.results.nextPageLink!, /^\/core\/query-page-forwarding\?peer=/);
+  // A write after the query does not change its pages.
+  await h.client.post('/core/examples', { documentSelfLink: 'late', name: 'aaa-late' });
+  const seen: string[] = [];
+  let next: string | undefined = r.body.results.nextPageLink;
+  let pages = 0;
+  let prev: string | undefined;
+  while (next) {
+    const page = await h.client.get<Task>(next);
+    assert.is(page.status, 200);
+    assert.is(page.body.results.documentCount, page.body.results.documentLinks.length);
+    seen.push(...page.body.results.documentLinks);
+    if (pages === 1) prev = page.body.results.prevPageLink;
+    next = page.body.results.nextPageLink;
+    pages++;
+  }
+  assert.is(pages, 3);
+  assert.is(seen.length, 24);
+  assert.not.ok(seen.includes('/core/examples/late'));
+  const byName = Array.from({ length: 24 }, (_, i) => i + 1)
+    .sort((a, b) => (`name-${a}` < `name-${b}` ? -1 : 1))
+    .map((i) => `/core/examples/q${String(i).padStart(2, '0')}`);
+  assert.equal(seen, byName);
+  const back = await h.client.get<Task>(prev!);
+  assert.equal(back.body.results.documentLinks, seen.slice(0, 10));
+  assert.is((await h.client.get('/core/query-page-forwarding?peer=someone-else&path=1-0')).status, 404);
+});
+
+t('non-direct tasks answer 202 CREATED and are polled to FINISHED', async ({ h }) => {
+  const r = await h.client.post<Task>('/core/query-tasks', { querySpec: { query: { term: { propertyName: 'name', matchValue: 'name-3' } } } });
+  assert.is(r.status, 202);
+  assert.is(r.body.taskInfo.stage, 'CREATED');
+  const done = await waitFor('task finished', async () => {
+    const g = await h.client.get<Task>(r.body.documentSelfLink);
+    return g.body.taskInfo.stage === 'FINISHED' ? g.body : undefined;
+  });
+  assert.equal(done.results.documentLinks, ['/core/examples/q03']);
+  const list = await h.client.get<{ documentLinks: string[] }>('/core/query-tasks');
+  assert.ok(list.body.documentLinks.includes(r.body.documentSelfLink));
+});
+
+t('invalid specs are 400', async ({ h }) => {
+  const cases = [
+    { query: {} },
+    { query: { term: { propertyName: 'name', matchValue: 'x' }, booleanClauses: [] } },
+    { options: ['EXPAND_CONTENT', 'COUNT'], query: kindQuery },
+    { query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 5, max: 1 } } } },
+    { query: { term: { propertyName: 'name', matchValue: 'x', matchType: 'FUZZY' } } },
+    {},
+  ];
+  for (const querySpec of cases) {
+    const r = await h.client.post('/core/query-tasks', direct(querySpec));
+    assert.is(r.status, 400, JSON.stringify(querySpec));
+  }
+});
+
+t.run();

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * The `krypton` command. `krypton host [flags]` runs a host until SIGINT, SIGTERM or
+ * `DELETE /core/management` stops it gracefully. Exit codes: 0 after a clean stop, 1 when the
+ * host could not start or failed while running (the reason is printed), 2 for bad usage.
+ */
+
+import { isKryptonError } from '../lib/errors.js';
+import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
+import { Host } from '../server/host.js';
+
+const USAGE = `usage: krypton <command> [flags]
+
+commands:
+  host      run a host (Xenon-compatible REST API)
+  help      print this text
+
+krypton host flags (--flag=value or --flag value):
+${flagHelp()}
+
+exit codes: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage`;
+
+async function runHost(args: string[]): Promise<number> {
+  let config;
+  try {
+    config = parseHostArgs(args);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`krypton host: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  let host: Host;
+  try {
+    host = await Host.start(config);
+  } catch (e) {
+    const msg = isKryptonError(e) ? `${e.code}: ${e.message}` : (e as Error).message;
+    process.stderr.write(`krypton host: cannot start: ${msg}\n`);
+    if (isKryptonError(e) && e.code === 'LOG_CORRUPT') process.stderr.write('krypton host: start with --repairLog to truncate the log at the damage (records after it are lost)\n');
+    return 1;
+  }
+  const onSignal = (sig: string) => {
+    host.logger.info({ signal: sig }, 'signal received, stopping');
+    void host.stop();
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  await host.stopped;
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'host':
+      return runHost(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    case undefined:
+      process.stderr.write(USAGE + '\n');
+      return 2;
+    default:
+      process.stderr.write(`krypton: unknown command '${cmd}'\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`krypton: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
