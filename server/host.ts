@@ -90,7 +90,7 @@ export class Host {
     registry.add(exampleService);
     for (const s of opts.services ?? []) registry.add(s);
 
-    const index = new DocumentIndex({ retentionFor: (link) => registry.retentionFor(link) ?? limits.versionRetentionDefault });
+    const index = new DocumentIndex({ retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault) });
     const replayStarted = performance.now();
     const wal = await WriteAheadLog.open({
       dir: diskDirectory(path.join(dir, 'log')),

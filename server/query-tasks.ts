@@ -140,7 +140,8 @@ export class QueryTasks {
     const pageNo = Number(m[2]);
     const start = pageNo * snap.pageSize;
     const started = performance.now();
-    const results = this.shape(snap.hits.slice(start, start + snap.pageSize), snap.plan, snap.hits.length, started);
+    const hits = snap.hits.slice(start, start + snap.pageSize);
+    const results = this.shape(hits, snap.plan, hits.length, started);
     if (start + snap.pageSize < snap.hits.length) results.nextPageLink = this.pageLink(`${m[1]}-${pageNo + 1}`);
     if (pageNo > 0) results.prevPageLink = this.pageLink(`${m[1]}-${pageNo - 1}`);
     return { ...snap.task, documentSelfLink: `${PAGE_PATH}/${pageId}`, results };

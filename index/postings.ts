@@ -1,0 +1,142 @@
+/**
+ * Field indexes: for each (propertyName, string value) the versions holding it, as a posting list
+ * of integer version ids. Only term-matchable values (strings, and booleans as "true"/"false") are
+ * posted; numbers are matched by scanning candidates (reference §9.3).
+ *
+ * Version ids grow in the order versions are applied, so a new id is always appended at the end of
+ * a posting and every posting stays sorted. Removing an id lowers the posting's live count at once
+ * and leaves a dead slot that the posting squeezes out when dead slots pass half of it, so removal
+ * costs O(1) amortized even on a posting as wide as `documentKind`. Readers skip dead slots with the
+ * `alive` test the owner passes in (an id is never reused while a posting can still hold it: ids
+ * are only renumbered all at once, by `renumber`).
+ *
+ * Contract: a version's state must not change after it was posted, because removal re-reads it to
+ * find its postings.
+ */
+
+import type { JsonObject } from '../lib/document.js';
+import { forEachIndexedField } from './fields.js';
+
+export type VidAlive = (vid: number) => boolean;
+
+export class Posting {
+  /** Sorted ascending; slots at or past `n` are unused; dead ids may remain until compaction. */
+  ids: Int32Array = new Int32Array(2);
+  n = 0;
+  live = 0;
+
+  add(vid: number): boolean {
+    // The same version posting one value twice (tags ["a", "a"]) arrives back to back.
+    if (this.n > 0 && this.ids[this.n - 1] === vid) return false;
+    if (this.n === this.ids.length) {
+      const grown = new Int32Array(this.ids.length * 2);
+      grown.set(this.ids);
+      this.ids = grown;
+    }
+    this.ids[this.n++] = vid;
+    this.live++;
+    return true;
+  }
+
+  /** Drops dead ids once they are more than half the slots. */
+  removed(alive: VidAlive): void {
+    this.live--;
+    const dead = this.n - this.live;
+    if (dead > 4 && dead * 2 > this.n) this.compact(alive, undefined);
+  }
+
+  /** Keeps live ids (mapped through `map` when given) and shrinks the array to fit. */
+  compact(alive: VidAlive, map: Int32Array | undefined): void {
+    const ids = this.ids;
+    let j = 0;
+    for (let i = 0; i < this.n; i++) {
+      const vid = ids[i]!;
+      if (!alive(vid)) continue;
+      ids[j++] = map === undefined ? vid : map[vid]!;
+    }
+    this.n = j;
+    this.live = j;
+    if (ids.length > 2 * j + 2) this.ids = ids.slice(0, Math.max(2, j));
+  }
+
+  forEachLive(alive: VidAlive, visit: (vid: number) => void): void {
+    const ids = this.ids;
+    const n = this.n;
+    for (let i = 0; i < n; i++) {
+      const vid = ids[i]!;
+      if (alive(vid)) visit(vid);
+    }
+  }
+}
+
+export class Postings {
+  /** propertyName → value → posting. */
+  private readonly fields = new Map<string, Map<string, Posting>>();
+  private readonly alive: VidAlive;
+
+  constructor(alive: VidAlive) {
+    this.alive = alive;
+  }
+
+  add(vid: number, doc: JsonObject): void {
+    forEachIndexedField(doc, (name, value) => {
+      if (typeof value !== 'string') return;
+      let values = this.fields.get(name);
+      if (values === undefined) {
+        values = new Map();
+        this.fields.set(name, values);
+      }
+      let p = values.get(value);
+      if (p === undefined) {
+        p = new Posting();
+        values.set(value, p);
+      }
+      p.add(vid);
+    });
+  }
+
+  /** Call after `alive(vid)` turned false; `doc` is the state that was posted under `vid`. */
+  remove(doc: JsonObject): void {
+    // A value the document holds twice was posted once, so it must be removed once.
+    const seen = new Set<Posting>();
+    forEachIndexedField(doc, (name, value) => {
+      if (typeof value !== 'string') return;
+      const values = this.fields.get(name);
+      const p = values?.get(value);
+      if (values === undefined || p === undefined || seen.has(p)) return;
+      seen.add(p);
+      p.removed(this.alive);
+      if (p.live <= 0) {
+        values.delete(value);
+        if (values.size === 0) this.fields.delete(name);
+      }
+    });
+  }
+
+  get(name: string, value: string): Posting | undefined {
+    return this.fields.get(name)?.get(value);
+  }
+
+  /** Every value posted under `name`, with its posting. */
+  valuesOf(name: string): ReadonlyMap<string, Posting> | undefined {
+    return this.fields.get(name);
+  }
+
+  /** Renames every id through `map` (monotonic, so postings stay sorted) and drops dead ones. */
+  renumber(map: Int32Array, aliveBefore: VidAlive): void {
+    for (const values of this.fields.values()) {
+      for (const p of values.values()) p.compact(aliveBefore, map);
+    }
+  }
+
+  /** Live posted ids across all postings, and the number of postings: for tests and benchmarks. */
+  stats(): { postings: number; entries: number; fields: number } {
+    let postings = 0;
+    let entries = 0;
+    for (const values of this.fields.values()) {
+      postings += values.size;
+      for (const p of values.values()) entries += p.live;
+    }
+    return { postings, entries, fields: this.fields.size };
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The version store behind DocumentIndex: every retained version of every link, held under an
+ * integer version id (vid), with the per-link history, the per-parent child sets, the links that
+ * carry an expiration, and the field postings. `views.ts` is the public face; `query.ts` reads the
+ * store directly.
+ *
+ * Vids are handed out in the order versions are applied, so a smaller vid means "applied earlier"
+ * (the tie-break Lucene's document ids give Xenon). Per-vid data lives in three parallel arrays;
+ * when more than half of the vids handed out are dead (retention, resets, expiry), `renumber`
+ * packs the live ones down, keeping their order, so memory follows the live versions and not the
+ * number of writes ever applied.
+ */
+
+import { isTombstone, parentLink, type LogRecord, type ServiceDocument } from '../lib/document.js';
+import type { Link, Micros, Version } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { expirationOf, isExpiredAt, isPurgeableAt } from './expiry.js';
+import { Postings } from './postings.js';
+
+/** Renumbering waits until this many vids are dead, so small indexes never bother. */
+const RENUMBER_SLACK = 4096;
+
+export class VersionStore {
+  readonly postings: Postings;
+  readonly alive = (vid: number): boolean => this.docs[vid] !== undefined;
+
+  private docs: (ServiceDocument | undefined)[] = [];
+  private linkOf: Link[] = [];
+  private versionOf: Version[] = [];
+  private nextVid = 0;
+  private liveVersions = 0;
+  /** Vids of each link, ascending by version; the last one is the latest. */
+  private readonly byLink = new Map<Link, number[]>();
+  /** Links present under each parent (factory) link, so a listing never scans other factories. */
+  private readonly byParent = new Map<Link, Set<Link>>();
+  /** Links whose latest version has an expiration, with that time. */
+  private readonly expiring = new Map<Link, Micros>();
+  private readonly retentionFor: (link: Link) => number;
+
+  constructor(retentionFor: (link: Link) => number) {
+    this.retentionFor = retentionFor;
+    this.postings = new Postings(this.alive);
+  }
+
+  apply(r: LogRecord): void {
+    const link = r.link;
+    let vids = this.byLink.get(link);
+    // A record for a link whose latest version had already expired when the record was made
+    // starts a new history, as it would after Xenon's purge (reference §3.5: re-create at 0).
+    if (vids !== undefined && (r.resetHistory === true || isExpiredAt(this.latestDocOf(vids), r.timeMicros))) {
+      this.purge(link);
+      vids = undefined;
+    }
+    if (vids === undefined) {
+      vids = [];
+      this.byLink.set(link, vids);
+      const parent = parentLink(link);
+      let siblings = this.byParent.get(parent);
+      if (siblings === undefined) {
+        siblings = new Set();
+        this.byParent.set(parent, siblings);
+      }
+      siblings.add(link);
+    }
+
+    const vid = this.nextVid++;
+    this.docs[vid] = r.state;
+    this.linkOf[vid] = link;
+    this.versionOf[vid] = r.version;
+    this.liveVersions++;
+    this.postings.add(vid, r.state);
+
+    const n = vids.length;
+    if (n === 0 || this.versionOf[vids[n - 1]!]! < r.version) {
+      vids.push(vid);
+    } else {
+      // Not newer than the latest: a re-delivery replaces the version it repeats, and an older
+      // version missing from the history (history synchronization) slots in by version.
+      const i = this.lowerBound(vids, r.version);
+      if (i < n && this.versionOf[vids[i]!] === r.version) {
+        this.drop(vids[i]!);
+        vids[i] = vid;
+      } else {
+        vids.splice(i, 0, vid);
+      }
+    }
+
+    const wanted = this.retentionFor(link);
+    const keep = Number.isFinite(wanted) ? Math.max(1, Math.floor(wanted)) : limits.versionRetentionDefault;
+    while (vids.length > keep) this.drop(vids.shift()!);
+
+    const exp = expirationOf(this.latestDocOf(vids));
+    if (exp > 0) this.expiring.set(link, exp);
+    else this.expiring.delete(link);
+    this.maybeRenumber();
+  }
+
+  /** Purges every link whose latest version is due (reference §3.6); returns them. */
+  expire(nowMicros: Micros): Link[] {
+    const due: Link[] = [];
+    for (const [link, exp] of this.expiring) if (isPurgeableAt(exp, nowMicros)) due.push(link);
+    for (const link of due) this.purge(link);
+    this.maybeRenumber();
+    return due;
+  }
+
+  latest(link: Link): ServiceDocument | undefined {
+    const vids = this.byLink.get(link);
+    return vids === undefined ? undefined : this.latestDocOf(vids);
+  }
+
+  version(link: Link, version: Version): ServiceDocument | undefined {
+    const vids = this.byLink.get(link);
+    if (vids === undefined) return undefined;
+    const i = this.lowerBound(vids, version);
+    return i < vids.length && this.versionOf[vids[i]!] === version ? this.docs[vids[i]!] : undefined;
+  }
+
+  versions(link: Link): ServiceDocument[] {
+    const vids = this.byLink.get(link);
+    return vids === undefined ? [] : vids.map((vid) => this.docs[vid]!);
+  }
+
+  children(parent: Link, nowMicros: Micros): Link[] {
+    const out: Link[] = [];
+    const siblings = this.byParent.get(parent);
+    if (siblings === undefined) return out;
+    for (const link of siblings) {
+      const doc = this.latest(link);
+      if (doc !== undefined && !isTombstone(doc) && !isExpiredAt(doc, nowMicros)) out.push(link);
+    }
+    return out;
+  }
+
+  linkCount(): number {
+    return this.byLink.size;
+  }
+
+  versionCount(): number {
+    return this.liveVersions;
+  }
+
+  // ---- Per-vid reads for query.ts (vid must be alive) ----
+
+  docAt(vid: number): ServiceDocument | undefined {
+    return this.docs[vid];
+  }
+
+  linkAt(vid: number): Link {
+    return this.linkOf[vid]!;
+  }
+
+  versionAt(vid: number): Version {
+    return this.versionOf[vid]!;
+  }
+
+  /** The vid of the latest version of the link `vid` belongs to. */
+  latestVidOf(vid: number): number {
+    const vids = this.byLink.get(this.linkOf[vid]!)!;
+    return vids[vids.length - 1]!;
+  }
+
+  forEachLatest(visit: (vid: number) => void): void {
+    for (const vids of this.byLink.values()) visit(vids[vids.length - 1]!);
+  }
+
+  forEachVersion(visit: (vid: number) => void): void {
+    const docs = this.docs;
+    for (let vid = 0; vid < this.nextVid; vid++) if (docs[vid] !== undefined) visit(vid);
+  }
+
+  // ---- Internals ----
+
+  private latestDocOf(vids: number[]): ServiceDocument {
+    return this.docs[vids[vids.length - 1]!]!;
+  }
+
+  /** First index in `vids` whose version is >= `version`. */
+  private lowerBound(vids: number[], version: Version): number {
+    let lo = 0;
+    let hi = vids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.versionOf[vids[mid]!]! < version) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private drop(vid: number): void {
+    const doc = this.docs[vid]!;
+    this.docs[vid] = undefined;
+    this.linkOf[vid] = '';
+    this.liveVersions--;
+    this.postings.remove(doc);
+  }
+
+  private purge(link: Link): void {
+    const vids = this.byLink.get(link);
+    if (vids === undefined) return;
+    for (const vid of vids) this.drop(vid);
+    this.byLink.delete(link);
+    this.expiring.delete(link);
+    const parent = parentLink(link);
+    const siblings = this.byParent.get(parent);
+    if (siblings !== undefined) {
+      siblings.delete(link);
+      if (siblings.size === 0) this.byParent.delete(parent);
+    }
+  }
+
+  private maybeRenumber(): void {
+    if (this.nextVid - this.liveVersions > Math.max(RENUMBER_SLACK, this.liveVersions)) this.renumber();
+  }
+
+  /** Packs live vids into 0..live-1 keeping their order, everywhere they are held. */
+  renumber(): void {
+    const map = new Int32Array(this.nextVid).fill(-1);
+    const docs: (ServiceDocument | undefined)[] = [];
+    const linkOf: Link[] = [];
+    const versionOf: Version[] = [];
+    let j = 0;
+    for (let vid = 0; vid < this.nextVid; vid++) {
+      const doc = this.docs[vid];
+      if (doc === undefined) continue;
+      map[vid] = j;
+      docs.push(doc);
+      linkOf.push(this.linkOf[vid]!);
+      versionOf.push(this.versionOf[vid]!);
+      j++;
+    }
+    for (const vids of this.byLink.values()) {
+      for (let i = 0; i < vids.length; i++) vids[i] = map[vids[i]!]!;
+    }
+    this.postings.renumber(map, this.alive);
+    this.docs = docs;
+    this.linkOf = linkOf;
+    this.versionOf = versionOf;
+    this.nextVid = j;
+  }
+}

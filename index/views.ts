@@ -1,0 +1,91 @@
+/**
+ * DocumentIndex: the in-memory views built from log records (DESIGN.md, `index/`): the latest
+ * version per link, the retained versions per link, the children of each factory, expiration, and
+ * query execution. It is fed by `apply` in log order, on replay and live alike, and holds the
+ * state objects it is given without copying them: callers must not mutate a state after applying
+ * it (its postings are found again from it when the version leaves the index).
+ *
+ * Records not newer than the latest held version are not errors: a record repeating a held
+ * version replaces it (a re-delivery after an owner change carries the state that won), and an
+ * older version the history lacks is inserted in version order (then trimmed by retention like
+ * any other). A record for a link whose latest version expired before the record's time, or one
+ * with `resetHistory`, starts the link's history afresh.
+ */
+
+import type { LogRecord, ServiceDocument } from '../lib/document.js';
+import type { Link, Micros, Version } from '../lib/ids.js';
+import type { QueryPlan } from '../lib/query/spec.js';
+import { runQuery, type QueryHit, type QueryStats } from './query.js';
+import { VersionStore } from './store.js';
+
+export type { QueryHit, QueryStats } from './query.js';
+
+export interface DocumentIndexOptions {
+  /** Versions kept per link (Xenon: 1000 by default, 100 for /core/examples children); at least 1. */
+  retentionFor(link: Link): number;
+}
+
+export class DocumentIndex {
+  private readonly store: VersionStore;
+  private readonly last: QueryStats = { examined: 0, scanned: false };
+
+  constructor(opts: DocumentIndexOptions) {
+    this.store = new VersionStore((link) => opts.retentionFor(link));
+  }
+
+  /** Adds version `r.version` of `r.link` with state `r.state`, dropping what retention no longer keeps. */
+  apply(r: LogRecord): void {
+    this.store.apply(r);
+  }
+
+  /** The latest version, tombstones included (check `documentUpdateAction === 'DELETE'`). */
+  latest(link: Link): ServiceDocument | undefined {
+    return this.store.latest(link);
+  }
+
+  version(link: Link, version: Version): ServiceDocument | undefined {
+    return this.store.version(link, version);
+  }
+
+  /** Retained versions, oldest first. */
+  versions(link: Link): ServiceDocument[] {
+    return this.store.versions(link);
+  }
+
+  /**
+   * Direct children `<factory>/<id>` whose latest version is neither deleted nor expired at
+   * `nowMicros`, in the order the links first appeared (Xenon leaves listing order unspecified).
+   */
+  children(factoryLink: Link, nowMicros: Micros): Link[] {
+    return this.store.children(factoryLink, nowMicros);
+  }
+
+  /** Purges every version of links whose latest version expired before `nowMicros`; returns those links. */
+  expire(nowMicros: Micros): Link[] {
+    return this.store.expire(nowMicros);
+  }
+
+  /** Every match of `plan`, in result order (see query.ts); the caller counts, limits and pages. */
+  query(plan: QueryPlan, nowMicros: Micros): QueryHit[] {
+    return runQuery(this.store, plan, nowMicros, this.last);
+  }
+
+  /** What the most recent `query` examined. */
+  lastQueryStats(): Readonly<QueryStats> {
+    return { ...this.last };
+  }
+
+  stats(): { links: number; versions: number } {
+    return { links: this.store.linkCount(), versions: this.store.versionCount() };
+  }
+
+  /** Posting-list totals (live entries), for tests and the benchmark. */
+  postingStats(): { postings: number; entries: number; fields: number } {
+    return this.store.postings.stats();
+  }
+
+  /** Live versions posted under (propertyName, value): 0 once they all left the index. */
+  postingSize(propertyName: string, value: string): number {
+    return this.store.postings.get(propertyName, value)?.live ?? 0;
+  }
+}
