@@ -21,7 +21,7 @@ interface Doc {
 
 test('SIGKILL during concurrent writes loses no acknowledged write', async () => {
   const dir = await tempDir();
-  let proc = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+  let proc = await startHostProcess(['--port=0', `--sandbox=${dir.path}`]);
   let client = new Client(proc.url);
   const acked = new Map<string, Doc>(); // link -> newest acknowledged state
   let stop = false;
@@ -51,7 +51,7 @@ test('SIGKILL during concurrent writes loses no acknowledged write', async () =>
     await client.close();
     assert.is(errors, 0, 'no write failed before the kill');
 
-    proc = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+    proc = await startHostProcess(['--port=0', `--sandbox=${dir.path}`]);
     client = new Client(proc.url);
     for (const [link, doc] of acked) {
       const now = await client.get<Doc>(link);
@@ -83,14 +83,14 @@ test('bad flags exit 2 with a message; help exits 0', async () => {
 test('DELETE /core/management answers 202 then stops; SIGTERM stops gracefully', async () => {
   const dir = await tempDir();
   try {
-    const p = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+    const p = await startHostProcess(['--port=0', `--sandbox=${dir.path}`]);
     const c = new Client(p.url);
     assert.is((await c.post('/core/examples', { documentSelfLink: 'x', name: 'x' })).status, 200);
     assert.is((await c.delete('/core/management')).status, 202);
     await c.close();
     assert.is(await p.exited, 0);
 
-    const q = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+    const q = await startHostProcess(['--port=0', `--sandbox=${dir.path}`]);
     const c2 = new Client(q.url);
     assert.is((await c2.get<Doc>('/core/examples/x')).body.name, 'x');
     await c2.close();
@@ -104,7 +104,7 @@ test('DELETE /core/management answers 202 then stops; SIGTERM stops gracefully',
 test('damage before the tail stops the start with LOG_CORRUPT; --repairLog truncates there', async () => {
   const dir = await tempDir();
   try {
-    const p = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+    const p = await startHostProcess(['--port=0', `--sandbox=${dir.path}`]);
     const c = new Client(p.url);
     for (let i = 0; i < 10; i++) await c.post('/core/examples', { documentSelfLink: `c${i}`, name: `n${i}` });
     await c.close();
@@ -116,12 +116,12 @@ test('damage before the tail stops the start with LOG_CORRUPT; --repairLog trunc
     bytes[Math.floor(bytes.length / 2)] ^= 0x40;
     await fs.writeFile(file, bytes);
 
-    const refused = runKrypton(['host', '--port=0', `--sandbox=${dir.path}`, '--logLevel=warn']);
+    const refused = runKrypton(['host', '--port=0', `--sandbox=${dir.path}`]);
     assert.is(await refused.exited, 1);
     assert.match(refused.output(), /LOG_CORRUPT/);
     assert.match(refused.output(), new RegExp(`${segment}.*offset \\d+`));
 
-    const repaired = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--logLevel=warn', '--repairLog']);
+    const repaired = await startHostProcess(['--port=0', `--sandbox=${dir.path}`, '--repairLog']);
     const c2 = new Client(repaired.url);
     assert.is((await c2.get('/core/examples/c0')).status, 200);
     assert.is((await c2.get('/core/examples/c9')).status, 404);
