@@ -17,6 +17,8 @@ import type { DocumentStore } from './documents.js';
 import { toErrorResponse } from './http-errors.js';
 import type { LogRing } from './process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
+import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
+import { OwnerRouting } from './routing.js';
 
 export interface AppDeps {
   registry: ServiceRegistry;
@@ -29,6 +31,8 @@ export interface AppDeps {
   hostState(): JsonObject;
   /** Begins a graceful stop after the current response is sent. */
   requestStop(): void;
+  cluster: Omit<ClusterDeps, 'pragmas'>;
+  routing: OwnerRouting;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -47,6 +51,7 @@ export function createApp(d: AppDeps): Koa {
   app.proxy = false;
 
   app.use(async (ctx, next) => {
+    ctx.state.arrivalMicros = d.cluster.nowMicros();
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
@@ -123,6 +128,8 @@ export function createApp(d: AppDeps): Koa {
     ctx.body = d.queries.page(path.replace(/^.*\//, ''));
   });
 
+  clusterRoutes(router, { ...d.cluster, pragmas });
+
   app.use(router.routes());
   app.use(serviceRoutes(d));
   return app;
@@ -139,8 +146,17 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           ctx.body = d.store.list(path, ctx.querystring.includes('expand'));
           return;
         case 'POST': {
-          const body = await readJsonBody(ctx.req);
-          ctx.body = await d.store.create(factory, body, { forceIndexUpdate: pragmas(ctx).has('xn-force-index-update') });
+          const raw = await readJsonBody(ctx.req);
+          const prag = pragmas(ctx);
+          let body = raw;
+          if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
+            // The entry host fixes the link, then the owner of that link runs the create.
+            const { link } = d.store.prepareCreate(factory, raw);
+            body = { ...(raw as JsonObject), documentSelfLink: link };
+            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, link);
+            if (!decision.local) return relay(ctx, decision.reply);
+          }
+          ctx.body = await d.store.create(factory, body, { forceIndexUpdate: prag.has('xn-force-index-update') });
           return;
         }
         default:
@@ -149,6 +165,12 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     }
     const child = d.registry.forChild(path);
     if (!child) return next();
+    if (!['GET', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) notAllowed(ctx.method);
+    const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req);
+    if (child.has('OWNER_SELECTION')) {
+      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: pragmas(ctx), arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
+      if (!decision.local) return relay(ctx, decision.reply);
+    }
     switch (ctx.method) {
       case 'GET': {
         const v = ctx.query.documentVersion;
@@ -163,7 +185,6 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
       case 'PUT':
       case 'PATCH':
       case 'DELETE': {
-        const body = await readJsonBody(ctx.req);
         const state = await d.store.update(child, ctx.method, path, body);
         ctx.body = state ?? {};
         return;

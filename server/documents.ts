@@ -58,14 +58,22 @@ export class DocumentStore {
     return logged.state;
   }
 
-  /** Factory POST. Returns the new state (or, for IDEMPOTENT_POST over a live link, the PUT result). */
-  async create(svc: RegisteredService, rawBody: unknown, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
+  /**
+   * Validates a factory POST body and decides its child link (the client's suffix, or a generated
+   * id). The entry host does this once, so a forwarded POST carries the link it was given.
+   */
+  prepareCreate(svc: RegisteredService, rawBody: unknown): { body: JsonObject; link: Link } {
     if (rawBody === undefined) throw new KryptonError('INVALID_BODY', 'initial state is required');
     if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
       throw new KryptonError('INVALID_BODY', 'clone request not supported');
     }
     const body = svc.parseBody(rawBody);
-    const link = childLinkFor(svc.def.factoryLink, body.documentSelfLink, this.ctx());
+    return { body, link: childLinkFor(svc.def.factoryLink, body.documentSelfLink, this.ctx()) };
+  }
+
+  /** Factory POST. Returns the new state (or, for IDEMPOTENT_POST over a live link, the PUT result). */
+  async create(svc: RegisteredService, rawBody: unknown, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
+    const { body, link } = this.prepareCreate(svc, rawBody);
     return this.queues.run(link, () => {
       const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
       return this.commit(rec);

@@ -20,6 +20,10 @@ import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
+import { Groups } from './groups.js';
+import { PeerClient } from './peers.js';
+import { Selectors } from './selectors.js';
+import { OwnerRouting } from './routing.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { DocumentStore } from './documents.js';
@@ -57,6 +61,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors },
   ) {}
 
   get port(): number {
@@ -119,6 +124,26 @@ export class Host {
     });
     const queries = new QueryTasks({ index, clock, hostId: id });
     const startedMicros = clock.nowMicros();
+
+    // Listen first: with --port=0 the group references need the port the OS picked.
+    const server = http.createServer();
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.bindAddress, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.port;
+    const uri = config.publicUri ?? `http://${config.bindAddress}:${port}`;
+
+    const peers = new PeerClient();
+    const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
+    await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
+    const selectors = new Selectors(groups.default, clock);
+    const routing = new OwnerRouting({ selectors, peers, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
     const app = createApp({
       registry,
       store,
@@ -128,17 +153,11 @@ export class Host {
       hostId: id,
       hostState: () => host!.hostState(),
       requestStop: () => void host?.stop(),
+      cluster: { groups, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
+      routing,
     });
-    const server = http.createServer(app.callback());
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.bindAddress, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros);
+    server.on('request', app.callback());
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -194,10 +213,13 @@ export class Host {
     this.stopping ??= (async () => {
       this.logger.info('stopping');
       if (this.timer) clearInterval(this.timer);
+      this.cluster.selectors.stop();
       const closed = new Promise<void>((r) => this.server.close(() => r()));
       this.server.closeIdleConnections();
       await this.store.drain();
       await closed;
+      await this.cluster.groups.stop();
+      await this.cluster.peers.close();
       await this.wal.close();
       await this.lock.release();
       this.logger.info('stopped');

@@ -1,0 +1,83 @@
+/**
+ * The client hosts use to talk to each other: one undici Pool per peer origin, kept alive, so a
+ * forwarded request or a gossip round reuses connections. Every call has a deadline; a refused
+ * connection, a reset or a timeout comes back as a PeerError rather than a hang.
+ */
+
+import { Pool } from 'undici';
+
+export interface PeerReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export class PeerError extends Error {
+  constructor(readonly url: string, cause: unknown) {
+    super(`request to ${url} failed: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/** Connections per peer; forwarding at 64 client connections fits comfortably. */
+const POOL_CONNECTIONS = 32;
+
+export class PeerClient {
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+
+  private pool(origin: string): Pool {
+    let p = this.pools.get(origin);
+    if (!p) {
+      p = new Pool(origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1 });
+      this.pools.set(origin, p);
+    }
+    return p;
+  }
+
+  async request(
+    url: string,
+    opts: { method: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number },
+  ): Promise<PeerReply> {
+    if (this.closed) throw new PeerError(url, new Error('peer client closed'));
+    const u = new URL(url);
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    try {
+      const res = await this.pool(u.origin).request({
+        path: u.pathname + u.search,
+        method: opts.method as 'GET',
+        headers,
+        body: opts.body,
+        signal: ac.signal,
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+    } catch (e) {
+      throw new PeerError(url, e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async json(url: string, opts: { method: string; body?: unknown; headers?: Record<string, string>; timeoutMs: number }): Promise<{ status: number; body: unknown }> {
+    const r = await this.request(url, { ...opts, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    let body: unknown;
+    try {
+      body = r.body.length ? JSON.parse(r.body.toString('utf8')) : undefined;
+    } catch {
+      body = undefined;
+    }
+    return { status: r.status, body };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.pools.clear();
+  }
+}

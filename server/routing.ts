@@ -1,0 +1,78 @@
+/**
+ * Gets an owner-selected request to its owner (reference §7.1). The entry host waits for the node
+ * group to be available (parking, see selectors.ts), asks the selector for the owner of the key,
+ * and either handles the request itself or forwards it with pragma `xn-fwd` and relays the
+ * owner's answer unchanged. A forward that fails at the network level is retried on the next
+ * maintenance interval with a fresh owner choice (the dead owner is marked UNAVAILABLE by then)
+ * until the operation deadline, after which the client gets 408.
+ */
+
+import { KryptonError } from '../lib/errors.js';
+import type { Micros, NodeId } from '../lib/ids.js';
+import type { Clock } from './clock.js';
+import { MAINTENANCE_INTERVAL_MICROS } from './groups.js';
+import { PeerError, type PeerClient, type PeerReply } from './peers.js';
+import type { Selectors } from './selectors.js';
+
+export interface RoutedRequest {
+  method: string;
+  /** Path and query exactly as the client sent them. */
+  url: string;
+  body: unknown;
+  pragmas: ReadonlySet<string>;
+  arrivalMicros: Micros;
+}
+
+export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
+
+/** Headers of a relayed answer that must not be copied (hop-by-hop, or recomputed by koa). */
+export const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date']);
+
+export function originOf(groupReference: string): string {
+  return new URL(groupReference).origin;
+}
+
+export function withPragma(pragmas: ReadonlySet<string>, add: string): string {
+  return [...new Set([...pragmas, add])].join(';');
+}
+
+export class OwnerRouting {
+  constructor(
+    private readonly d: { selectors: Selectors; peers: PeerClient; clock: Clock; hostId: NodeId; operationTimeoutMicros: Micros },
+  ) {}
+
+  /** Whether this request skips routing: already forwarded, replicated or explicitly local. */
+  static isLocalOnly(pragmas: ReadonlySet<string>): boolean {
+    return pragmas.has('xn-fwd') || pragmas.has('xn-no-fwd') || pragmas.has('xn-rpl');
+  }
+
+  async route(req: RoutedRequest, selectorLink: string, key: string): Promise<RouteDecision> {
+    if (OwnerRouting.isLocalOnly(req.pragmas)) return { local: true };
+    const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;
+    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    let lastError: unknown;
+    for (;;) {
+      await this.d.selectors.whenAvailable(deadline);
+      const sel = this.d.selectors.select(selectorLink, key);
+      if (sel.ownerNodeId === this.d.hostId) return { local: true };
+      const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
+      if (remainingMs <= 0) break;
+      try {
+        const reply = await this.d.peers.request(originOf(sel.ownerNodeGroupReference) + req.url, {
+          method: req.method,
+          body,
+          headers: { pragma: withPragma(req.pragmas, 'xn-fwd') },
+          // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
+          timeoutMs: Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
+        });
+        return { local: false, reply };
+      } catch (e) {
+        if (!(e instanceof PeerError)) throw e;
+        lastError = e;
+      }
+      if (this.d.clock.nowMicros() + MAINTENANCE_INTERVAL_MICROS >= deadline) break;
+      await new Promise((r) => setTimeout(r, MAINTENANCE_INTERVAL_MICROS / 1000));
+    }
+    throw new KryptonError('TIMEOUT', `Expired at ${deadline}: ${lastError instanceof Error ? lastError.message : 'owner unreachable'}`);
+  }
+}

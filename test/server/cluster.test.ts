@@ -1,0 +1,133 @@
+/**
+ * Three in-process hosts on ephemeral ports, joined with JoinPeerRequest: membership converges,
+ * every host picks the same owner, requests entering a non-owner reach the owner, the forwarding
+ * helper works for each target, and with quorum 3 and one host stopped a POST waits until the
+ * quorum is relaxed to 2 (seed 000 steps 4-7).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS } from '../../lib/document.js';
+import { startHost, type TestHost } from '../support/hosts.js';
+import { waitFor } from '../support/wait.js';
+
+interface Group {
+  nodes: Record<string, { status: string; membershipQuorum: number; options: string[]; groupReference: string }>;
+  membershipUpdateTimeMicros: number;
+}
+
+const t = suite<{ hosts: TestHost[] }>('three hosts');
+
+async function allAvailable(hosts: TestHost[], n: number): Promise<boolean> {
+  for (const h of hosts) {
+    const g = await h.client.get<Group>('/core/node-groups/default');
+    const nodes = Object.values(g.body.nodes);
+    if (nodes.length !== n || nodes.some((x) => x.status !== 'AVAILABLE')) return false;
+    if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+  }
+  return true;
+}
+
+t.before(async (ctx) => {
+  ctx.hosts = [];
+  for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `host-${i + 1}` }));
+  const [a, b, c] = ctx.hosts as [TestHost, TestHost, TestHost];
+  for (const h of [b, c]) {
+    const r = await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${a.host.uri}/core/node-groups/default` });
+    assert.is(r.status, 200);
+  }
+  await waitFor('3 hosts available', () => allAvailable(ctx.hosts, 3), 20_000);
+});
+t.after(async (ctx) => {
+  for (const h of ctx.hosts) await h.close();
+});
+
+t('every host picks the same owner, matching Xenon vectors', async ({ hosts }) => {
+  for (const h of hosts) {
+    const r = await h.client.post('/core/node-selectors/default', { key: '/core/examples/foo' });
+    assert.is(r.status, 200);
+    assert.is(r.body.ownerNodeId, 'host-2');
+    assert.is(r.body.availableNodeCount, 3);
+    const bar = await h.client.post('/core/node-selectors/default', { key: '/core/examples/bar' });
+    assert.is(bar.body.ownerNodeId, 'host-3');
+    const three = await h.client.post<{ selectedNodes: unknown[] }>('/core/node-selectors/default-3x', { key: '/core/examples/bar' });
+    assert.is(three.body.selectedNodes.length, 3);
+    const st = await h.client.get('/core/node-selectors/default');
+    assert.is(st.body.status, 'AVAILABLE');
+    assert.is(st.body.nodeGroupLink, '/core/node-groups/default');
+  }
+  assert.is((await hosts[0]!.client.post('/core/node-selectors/default', {})).status, 400);
+});
+
+t('a POST and later requests entering a non-owner run on the owner', async ({ hosts }) => {
+  const [a] = hosts as [TestHost];
+  const post = await a.client.post('/core/examples', { documentSelfLink: 'foo', name: 'routed' });
+  assert.is(post.status, 200);
+  assert.is(post.body.documentOwner, 'host-2');
+  for (const h of hosts) {
+    const g = await h.client.get('/core/examples/foo');
+    assert.is(g.status, 200);
+    assert.is(g.body.documentOwner, 'host-2');
+  }
+  const p = await hosts[2]!.client.patch('/core/examples/foo', { counter: 5 });
+  assert.is(p.body.documentVersion, 1);
+  // xn-no-fwd reads the entry host's own index: host-1 does not hold it until replication exists.
+  assert.is((await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).status, 404);
+  // Errors from the owner are relayed unchanged.
+  const dup = await hosts[2]!.client.post('/core/examples', { documentSelfLink: 'foo', name: 'again' });
+  assert.is(dup.status, 409);
+  assert.is(dup.body.errorCode, -2147483645);
+});
+
+t('forwarding: KEY_HASH, PEER_ID, unknown peer 404, ALL', async ({ hosts }) => {
+  const [a, b] = hosts as [TestHost, TestHost];
+  const key = await a.client.get('/core/node-selectors/default/forwarding?path=/core/examples/foo&target=KEY_HASH');
+  assert.is(key.status, 200);
+  assert.is(key.body.name, 'routed');
+  const peer = await a.client.get<{ documentOwner: string }>(`/core/node-selectors/default/forwarding?path=/core/management&target=PEER_ID&peer=host-3`);
+  assert.is(peer.body.documentOwner, 'host-3');
+  const unknown = await a.client.get('/core/node-selectors/default/forwarding?path=/core/management&target=PEER_ID&peer=nobody');
+  assert.is(unknown.status, 404);
+  assert.is((await a.client.get('/core/node-selectors/default/forwarding?target=ALL')).body.message, 'link uri parameter is required');
+  assert.is((await a.client.get('/core/node-selectors/default/forwarding?path=/core/management')).body.message, 'destination uri parameter is required');
+  const all = await b.client.get<{ receivers: string[]; jsonResponses: Record<string, string>; failures: Record<string, unknown>; nodeCount: number }>(
+    '/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL',
+  );
+  assert.is(all.status, 200);
+  assert.is(all.body.receivers.length, 3);
+  assert.is(Object.keys(all.body.jsonResponses).length, 3);
+  assert.equal(all.body.failures, {});
+  assert.is(all.body.nodeCount, 3);
+  for (const text of Object.values(all.body.jsonResponses)) assert.ok(Array.isArray(JSON.parse(text).items));
+});
+
+t('quorum 3, one host stopped: a POST waits; UpdateQuorumRequest to 2 lets it finish', async ({ hosts }) => {
+  const [a, b, c] = hosts as [TestHost, TestHost, TestHost];
+  const q3 = await a.client.patch('/core/node-groups/default', { isGroupUpdate: true, membershipQuorum: 3, kind: KINDS.updateQuorumRequest });
+  assert.is(q3.status, 200);
+  await waitFor('quorum 3 everywhere', async () => {
+    for (const h of hosts) {
+      const g = await h.client.get<Group>('/core/node-groups/default');
+      if (g.body.nodes[h.host.id]!.membershipQuorum !== 3) return false;
+    }
+    return true;
+  });
+  assert.is((await c.client.delete('/core/management')).status, 202);
+  await c.host.stopped;
+  await waitFor('host-3 UNAVAILABLE on host-1', async () => (await a.client.get<Group>('/core/node-groups/default')).body.nodes['host-3']!.status === 'UNAVAILABLE', 5000);
+
+  let done = false;
+  const pending = b.client.post('/core/examples', { documentSelfLink: 'blocked', name: 'waits' }).then((r) => {
+    done = true;
+    return r;
+  });
+  // The group is short of its quorum: the POST is parked, not failed.
+  await waitFor('request parked', async () => (await a.client.get('/core/node-groups/default/available')).status === 503);
+  assert.is(done, false);
+  const q2 = await a.client.patch('/core/node-groups/default', { isGroupUpdate: true, membershipQuorum: 2, kind: KINDS.updateQuorumRequest });
+  assert.is(q2.status, 200);
+  const r = await pending;
+  assert.is(r.status, 200);
+  assert.is(r.body.name, 'waits');
+});
+
+t.run();
