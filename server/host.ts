@@ -198,6 +198,8 @@ export class Host {
       },
       logStats: this.wal.stats() as unknown as JsonObject,
       indexStats: this.index.stats() as unknown as JsonObject,
+      peerStats: { ...this.cluster.peers.stats },
+      parkedRequests: this.cluster.selectors.parkedCount,
       startTimeMicros: this.startedMicros,
       documentSelfLink: '/core/management',
       documentKind: KINDS.serviceHostState,

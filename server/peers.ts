@@ -21,9 +21,18 @@ export class PeerError extends Error {
 /** Connections per peer; forwarding at 64 client connections fits comfortably. */
 const POOL_CONNECTIONS = 32;
 
+export interface PeerStats {
+  requests: number;
+  failures: number;
+  /** Request and response bodies plus an estimate of the request line and headers. */
+  bytesSent: number;
+  bytesReceived: number;
+}
+
 export class PeerClient {
   private readonly pools = new Map<string, Pool>();
   private closed = false;
+  readonly stats: PeerStats = { requests: 0, failures: 0, bytesSent: 0, bytesReceived: 0 };
 
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
@@ -42,6 +51,8 @@ export class PeerClient {
     const u = new URL(url);
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
+    this.stats.requests++;
+    this.stats.bytesSent += (opts.body?.length ?? 0) + u.pathname.length + u.search.length + 64;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
     try {
@@ -56,8 +67,10 @@ export class PeerClient {
       });
       const chunks: Buffer[] = [];
       for await (const c of res.body) chunks.push(c as Buffer);
+      this.stats.bytesReceived += chunks.reduce((n, c) => n + c.length, 0) + 64;
       return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
     } catch (e) {
+      this.stats.failures++;
       throw new PeerError(url, e);
     } finally {
       clearTimeout(timer);

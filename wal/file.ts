@@ -1,0 +1,397 @@
+/**
+ * The narrow file interface the log writes through, and its two backends: the real file system
+ * (node:fs/promises FileHandles) and memory. The memory backend models what survives a power
+ * loss — bytes not yet datasync'ed and directory entries not yet synced are lost by crash() — and
+ * can damage files on purpose (tear a tail, flip a bit, fail a sync), so recovery is tested
+ * against each kind of damage. test/wal/file.test.ts holds the one suite both must pass.
+ */
+
+import { constants } from 'node:fs';
+import { mkdir, open as openFile, readdir, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KryptonError } from '../lib/errors.js';
+
+export interface LogFile {
+  readonly name: string;
+  size(): Promise<number>;
+  /**
+   * Up to `length` bytes from `position`; shorter only at end of file. With `into` (at least
+   * `length` long) the bytes land there and a view of it is returned: replay reuses its buffers.
+   */
+  read(position: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** Appends the buffers in order at the end of the file. Not durable until datasync(). */
+  append(buffers: Buffer[]): Promise<void>;
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface LogDirectory {
+  readonly description: string;
+  list(): Promise<string[]>;
+  /** 'read' opens read-only; 'append' allows reading, appending and truncating. */
+  open(name: string, mode: 'read' | 'append'): Promise<LogFile>;
+  /** Creates a new, empty file opened for append; fails if it exists. */
+  create(name: string): Promise<LogFile>;
+  /** Repair drops damaged segments; the removal is durable after syncDirectory(). */
+  remove(name: string): Promise<void>;
+  /** Makes created and removed names durable. */
+  syncDirectory(): Promise<void>;
+}
+
+/** Names are single path components: a name that could leave the folder is a caller bug. */
+function checkName(name: string): void {
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') {
+    throw new KryptonError('INVALID_ARGUMENT', `bad log file name ${JSON.stringify(name)}`);
+  }
+}
+
+/** An error shaped like Node's own, so callers can test `code` the same way on both backends. */
+function fsError(code: string, message: string): Error {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+// The disk backend.
+
+export function diskDirectory(path: string): LogDirectory {
+  return new DiskDirectory(path);
+}
+
+class DiskDirectory implements LogDirectory {
+  readonly description: string;
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly path: string) {
+    this.description = `disk:${path}`;
+  }
+
+  /** The folder is made on first use, because a constructor cannot await. */
+  private ensure(): Promise<unknown> {
+    this.ready ??= mkdir(this.path, { recursive: true });
+    return this.ready;
+  }
+
+  async list(): Promise<string[]> {
+    await this.ensure();
+    return (await readdir(this.path)).sort();
+  }
+
+  async open(name: string, mode: 'read' | 'append'): Promise<LogFile> {
+    checkName(name);
+    await this.ensure();
+    // O_APPEND so every write lands at the end; no O_CREAT ('a+' has it): a missing segment is an error.
+    const flags = mode === 'read' ? constants.O_RDONLY : constants.O_RDWR | constants.O_APPEND;
+    return new DiskFile(name, await openFile(join(this.path, name), flags));
+  }
+
+  async create(name: string): Promise<LogFile> {
+    checkName(name);
+    await this.ensure();
+    return new DiskFile(name, await openFile(join(this.path, name), 'ax+'));
+  }
+
+  async remove(name: string): Promise<void> {
+    checkName(name);
+    await this.ensure();
+    await unlink(join(this.path, name));
+  }
+
+  async syncDirectory(): Promise<void> {
+    await this.ensure();
+    const handle = await openFile(this.path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+class DiskFile implements LogFile {
+  constructor(
+    readonly name: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = into ?? Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await this.handle.read(buf, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled === buf.length ? buf : buf.subarray(0, filled);
+  }
+
+  async append(buffers: Buffer[]): Promise<void> {
+    let rest = buffers;
+    // writev may write less than asked (a full disk, a signal); a short write left as is would
+    // leave a torn frame in the middle of acknowledged data.
+    while (rest.length > 0) {
+      const total = rest.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await this.handle.writev(rest);
+      if (bytesWritten === total) return;
+      if (bytesWritten === 0) throw fsError('EIO', `${this.name}: write made no progress`);
+      rest = dropBytes(rest, bytesWritten);
+    }
+  }
+
+  async datasync(): Promise<void> {
+    await this.handle.datasync();
+  }
+
+  async truncate(length: number): Promise<void> {
+    await this.handle.truncate(length);
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+function dropBytes(buffers: Buffer[], count: number): Buffer[] {
+  let i = 0;
+  while (count >= buffers[i]!.length) count -= buffers[i++]!.length;
+  return [buffers[i]!.subarray(count), ...buffers.slice(i + 1)];
+}
+
+// The memory backend.
+
+/** A growable byte array; Buffer.concat per append would make a long log quadratic. */
+class Bytes {
+  buf = Buffer.alloc(0);
+  length = 0;
+
+  write(at: number, src: Buffer): void {
+    const end = at + src.length;
+    if (end > this.buf.length) {
+      const grown = Buffer.alloc(Math.max(end, this.buf.length * 2, 256));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    src.copy(this.buf, at);
+    if (end > this.length) this.length = end;
+  }
+
+  cut(length: number): void {
+    if (length < this.length) {
+      // Zero the dropped bytes so a later write past a hole reads zeros, as a file would.
+      this.buf.fill(0, length, this.length);
+      this.length = length;
+    }
+  }
+
+  view(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+/**
+ * One file's bytes as the process sees them (`current`) and as the disk holds them durably
+ * (`durable`). Appends and truncates change `current`; datasync copies the bytes that differ.
+ * Below `cleanPrefix` both are known equal, so a sync copies only what changed since the last.
+ */
+class MemoryFileState {
+  readonly current = new Bytes();
+  readonly durable = new Bytes();
+  cleanPrefix = 0;
+
+  static fromBytes(bytes: Buffer): MemoryFileState {
+    const s = new MemoryFileState();
+    s.current.write(0, bytes);
+    s.durable.write(0, bytes);
+    s.cleanPrefix = bytes.length;
+    return s;
+  }
+
+  sync(): void {
+    this.durable.cut(this.cleanPrefix);
+    this.durable.write(this.cleanPrefix, this.current.view().subarray(this.cleanPrefix));
+    this.durable.cut(this.current.length);
+    this.cleanPrefix = this.current.length;
+  }
+}
+
+interface Failures {
+  sync?: Error | undefined;
+  append?: Error | undefined;
+}
+
+/**
+ * An in-memory LogDirectory. crash() does not disturb this directory: it returns a new one holding
+ * what a power loss at this instant would leave, so a test can take a crash image at any moment
+ * (say, each time an append resolves) while the log keeps running, then recover from the image.
+ * Every operation yields one microtask, so concurrent callers interleave deterministically.
+ */
+export class MemoryDirectory implements LogDirectory {
+  readonly description = 'memory';
+  private readonly entries = new Map<string, MemoryFileState>();
+  private durableEntries = new Map<string, MemoryFileState>();
+  /** Injected failures, shared with this directory's open files; each is used up by one call. */
+  private readonly failures: Failures = {};
+
+  async list(): Promise<string[]> {
+    await null;
+    return [...this.entries.keys()].sort();
+  }
+
+  async open(name: string, mode: 'read' | 'append'): Promise<LogFile> {
+    checkName(name);
+    await null;
+    const state = this.entries.get(name);
+    if (state === undefined) throw fsError('ENOENT', `no such file ${name}`);
+    return new MemoryFile(name, state, mode, this.failures);
+  }
+
+  async create(name: string): Promise<LogFile> {
+    checkName(name);
+    await null;
+    if (this.entries.has(name)) throw fsError('EEXIST', `file exists ${name}`);
+    const state = new MemoryFileState();
+    this.entries.set(name, state);
+    return new MemoryFile(name, state, 'append', this.failures);
+  }
+
+  async remove(name: string): Promise<void> {
+    checkName(name);
+    await null;
+    if (!this.entries.delete(name)) throw fsError('ENOENT', `no such file ${name}`);
+  }
+
+  async syncDirectory(): Promise<void> {
+    await null;
+    this.durableEntries = new Map(this.entries);
+  }
+
+  /** What a power loss now would leave: synced names, each holding only its datasync'ed bytes. */
+  crash(): MemoryDirectory {
+    const after = new MemoryDirectory();
+    for (const [name, state] of this.durableEntries) {
+      const copy = MemoryFileState.fromBytes(Buffer.from(state.durable.view()));
+      after.entries.set(name, copy);
+      after.durableEntries.set(name, copy);
+    }
+    return after;
+  }
+
+  /** Cuts a file to `keepBytes`, durably, as a torn write would leave it. */
+  tearTail(name: string, keepBytes: number): void {
+    const state = this.state(name);
+    state.current.cut(keepBytes);
+    state.durable.cut(keepBytes);
+    state.cleanPrefix = Math.min(state.cleanPrefix, keepBytes);
+  }
+
+  /** Flips one bit of a file, durably, as a bad sector would. */
+  flipBit(name: string, byteOffset: number, bit: number): void {
+    const state = this.state(name);
+    if (byteOffset < 0 || byteOffset >= state.current.length || bit < 0 || bit > 7) {
+      throw new RangeError(`flipBit ${name}: offset ${byteOffset} bit ${bit} is outside the file`);
+    }
+    state.current.buf[byteOffset]! ^= 1 << bit;
+    if (byteOffset < state.durable.length) state.durable.buf[byteOffset]! ^= 1 << bit;
+  }
+
+  /** The next datasync on any file of this directory fails with `error` and syncs nothing. */
+  failNextSync(error: Error): void {
+    this.failures.sync = error;
+  }
+
+  /** The next append on any file of this directory fails with `error` and writes nothing. */
+  failNextAppend(error: Error): void {
+    this.failures.append = error;
+  }
+
+  /** A copy of a file's current bytes. */
+  contents(name: string): Buffer {
+    return Buffer.from(this.state(name).current.view());
+  }
+
+  /** Adds a file with the given bytes, durable at once (as if written and synced long ago). */
+  put(name: string, bytes: Buffer): void {
+    checkName(name);
+    const state = MemoryFileState.fromBytes(bytes);
+    this.entries.set(name, state);
+    this.durableEntries.set(name, state);
+  }
+
+  private state(name: string): MemoryFileState {
+    const state = this.entries.get(name);
+    if (state === undefined) throw fsError('ENOENT', `no such file ${name}`);
+    return state;
+  }
+
+}
+
+class MemoryFile implements LogFile {
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    private readonly state: MemoryFileState,
+    private readonly mode: 'read' | 'append',
+    private readonly failures: Failures,
+  ) {}
+
+  private check(write: boolean): void {
+    if (this.closed) throw fsError('EBADF', `${this.name} is closed`);
+    if (write && this.mode === 'read') throw fsError('EBADF', `${this.name} is open read-only`);
+  }
+
+  async size(): Promise<number> {
+    await null;
+    this.check(false);
+    return this.state.current.length;
+  }
+
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    await null;
+    this.check(false);
+    const view = this.state.current.view();
+    const bytes = view.subarray(Math.min(position, view.length), Math.min(position + length, view.length));
+    if (into === undefined) return Buffer.from(bytes);
+    bytes.copy(into);
+    return into.subarray(0, bytes.length);
+  }
+
+  async append(buffers: Buffer[]): Promise<void> {
+    await null;
+    this.check(true);
+    const failure = this.failures.append;
+    this.failures.append = undefined;
+    if (failure !== undefined) throw failure;
+    for (const b of buffers) this.state.current.write(this.state.current.length, b);
+  }
+
+  async datasync(): Promise<void> {
+    await null;
+    this.check(false);
+    const failure = this.failures.sync;
+    this.failures.sync = undefined;
+    if (failure !== undefined) throw failure;
+    this.state.sync();
+  }
+
+  async truncate(length: number): Promise<void> {
+    await null;
+    this.check(true);
+    if (length > this.state.current.length) {
+      // Extending with zeros is what ftruncate does; the log never asks for it, but stay faithful.
+      this.state.current.write(this.state.current.length, Buffer.alloc(length - this.state.current.length));
+    } else {
+      this.state.current.cut(length);
+      this.state.cleanPrefix = Math.min(this.state.cleanPrefix, length);
+    }
+  }
+
+  async close(): Promise<void> {
+    await null;
+    this.closed = true;
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The write-ahead log: recovery at open, then durable appends with group commit. Seq numbers are
+ * given at call time, so call order is seq order; an append resolves only after its bytes are
+ * written and datasync'ed. One flusher loop takes every waiting record (within the batch limits)
+ * into one writev and one datasync, and rotates to a new segment before one would overflow.
+ * A failed write or sync poisons the log: after it, nothing is known about what reached the disk,
+ * so every waiting and later append fails with LOG_FAILED and the host is expected to stop.
+ */
+
+import type { LogRecord, NewLogRecord } from '../lib/document.js';
+import { KryptonError } from '../lib/errors.js';
+import type { Seq } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import type { LogDirectory, LogFile } from './file.js';
+import { encodeRecord } from './record.js';
+import { recoverLog, type LogLogger, type RecoveredSegment } from './recover.js';
+import { segmentName } from './segment.js';
+
+export interface WriteAheadLogOptions {
+  dir: LogDirectory;
+  /** Called once per surviving record, in seq order, during open. */
+  onRecord: (r: LogRecord) => void;
+  /** Cut the log at damage instead of refusing to open (see recover.ts). */
+  repair?: boolean;
+  segmentBytesMax?: number;
+  batchRecordsMax?: number;
+  batchBytesMax?: number;
+  pendingAppendsMax?: number;
+  logger?: LogLogger;
+}
+
+export interface WriteAheadLogStats {
+  segments: number;
+  bytes: number;
+  /** Appends made durable since open. */
+  appends: number;
+  /** Datasyncs since open. */
+  syncs: number;
+  lastSeq: Seq;
+}
+
+interface Waiting {
+  frame: Buffer;
+  record: LogRecord;
+  resolve: (r: LogRecord) => void;
+  reject: (e: Error) => void;
+}
+
+interface Config {
+  segmentBytesMax: number;
+  batchRecordsMax: number;
+  batchBytesMax: number;
+  pendingAppendsMax: number;
+}
+
+export class WriteAheadLog {
+  private queue: Waiting[] = [];
+  /** Appends not yet settled: queued plus the batch being written. */
+  private waiting = 0;
+  private flushing = false;
+  private drainWaiters: (() => void)[] = [];
+  private failure: KryptonError | undefined;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+  private nextSeq: Seq;
+  private durable: Seq;
+  private currentBytes: number;
+  private totalBytes: number;
+  private appends = 0;
+  private syncs = 0;
+
+  private constructor(
+    private readonly dir: LogDirectory,
+    private current: LogFile | undefined,
+    private readonly segments: RecoveredSegment[],
+    lastSeq: Seq,
+    currentBytes: number,
+    private readonly config: Config,
+    private readonly logger: LogLogger | undefined,
+  ) {
+    this.nextSeq = lastSeq + 1;
+    this.durable = lastSeq;
+    this.currentBytes = currentBytes;
+    this.totalBytes = segments.reduce((n, s) => n + s.bytes, 0);
+  }
+
+  static async open(opts: WriteAheadLogOptions): Promise<WriteAheadLog> {
+    const config: Config = {
+      segmentBytesMax: positive('segmentBytesMax', opts.segmentBytesMax ?? limits.segmentBytesMax),
+      batchRecordsMax: positive('batchRecordsMax', opts.batchRecordsMax ?? limits.batchRecordsMax),
+      batchBytesMax: positive('batchBytesMax', opts.batchBytesMax ?? limits.batchBytesMax),
+      pendingAppendsMax: positive('pendingAppendsMax', opts.pendingAppendsMax ?? limits.pendingAppendsMax),
+    };
+    const { dir } = opts;
+    const recovered = await recoverLog(dir, { onRecord: opts.onRecord, repair: opts.repair, logger: opts.logger });
+    const segments = recovered.segments;
+    let file: LogFile;
+    const last = segments.at(-1);
+    if (last === undefined) {
+      const name = segmentName(recovered.lastSeq + 1);
+      file = await dir.create(name);
+      await dir.syncDirectory();
+      segments.push({ name, firstSeq: recovered.lastSeq + 1, bytes: 0 });
+    } else {
+      file = await dir.open(last.name, 'append');
+    }
+    const size = await file.size();
+    segments.at(-1)!.bytes = size;
+    return new WriteAheadLog(dir, file, segments, recovered.lastSeq, size, config, opts.logger);
+  }
+
+  /** The seq given to the latest append (durable or not). */
+  get lastSeq(): Seq {
+    return this.nextSeq - 1;
+  }
+
+  /** The seq of the latest record known to be on disk. */
+  get durableSeq(): Seq {
+    return this.durable;
+  }
+
+  stats(): WriteAheadLogStats {
+    return { segments: this.segments.length, bytes: this.totalBytes, appends: this.appends, syncs: this.syncs, lastSeq: this.lastSeq };
+  }
+
+  /** Gives the record the next seq now and resolves once it is durable. */
+  append(r: NewLogRecord): Promise<LogRecord> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closing) {
+      return Promise.reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
+    }
+    if (this.waiting >= this.config.pendingAppendsMax) {
+      return Promise.reject(
+        new KryptonError('LIMIT_EXCEEDED', `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`, {
+          detail: { limit: this.config.pendingAppendsMax },
+        }),
+      );
+    }
+    const record: LogRecord = { seq: this.nextSeq, link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros, state: r.state };
+    if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
+    let frame: Buffer;
+    try {
+      frame = encodeRecord(record);
+    } catch (e) {
+      // Refused before taking the seq, so a too-large record leaves no gap.
+      return Promise.reject(e);
+    }
+    this.nextSeq++;
+    this.waiting++;
+    const promise = new Promise<LogRecord>((resolve, reject) => this.queue.push({ frame, record, resolve, reject }));
+    if (!this.flushing) {
+      this.flushing = true;
+      void this.flushLoop();
+    }
+    return promise;
+  }
+
+  /** Makes waiting appends durable, then closes. Later appends fail; closing twice is fine. */
+  close(): Promise<void> {
+    this.closing = true;
+    this.closed ??= (async () => {
+      if (this.flushing) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+      const file = this.current;
+      this.current = undefined;
+      if (file !== undefined) await file.close();
+      this.logger?.info({ dir: this.dir.description, lastSeq: this.lastSeq }, 'log closed');
+    })();
+    return this.closed;
+  }
+
+  private async flushLoop(): Promise<void> {
+    let batch: Waiting[] = [];
+    try {
+      // Let a synchronous burst of appends queue up before the first batch is taken.
+      await null;
+      while (this.queue.length > 0 && this.failure === undefined) {
+        const first = this.queue[0]!;
+        if (this.currentBytes > 0 && this.currentBytes + first.frame.length > this.config.segmentBytesMax) await this.rotate(first.record.seq);
+        batch = this.takeBatch();
+        const frames = batch.map((w) => w.frame);
+        const bytes = frames.reduce((n, f) => n + f.length, 0);
+        const file = this.current!;
+        await file.append(frames);
+        await file.datasync();
+        this.syncs++;
+        this.appends += batch.length;
+        this.currentBytes += bytes;
+        this.totalBytes += bytes;
+        this.segments.at(-1)!.bytes = this.currentBytes;
+        this.durable = batch.at(-1)!.record.seq;
+        this.waiting -= batch.length;
+        for (const w of batch) w.resolve(w.record);
+        batch = [];
+        // The callers just resolved have not appended again yet; without this turn each batch
+        // would catch only half of a steady set of writers.
+        await null;
+      }
+    } catch (e) {
+      this.poison(e, batch);
+    } finally {
+      this.flushing = false;
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private takeBatch(): Waiting[] {
+    const { batchRecordsMax, batchBytesMax, segmentBytesMax } = this.config;
+    const room = segmentBytesMax - this.currentBytes;
+    let count = 0;
+    let bytes = 0;
+    while (count < this.queue.length && count < batchRecordsMax) {
+      const size = this.queue[count]!.frame.length;
+      // The first record always goes, so a record larger than a batch or a fresh segment still gets written.
+      if (count > 0 && (bytes + size > batchBytesMax || bytes + size > room)) break;
+      bytes += size;
+      count++;
+    }
+    if (count === this.queue.length) {
+      const all = this.queue;
+      this.queue = [];
+      return all;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  /**
+   * Starts a new segment, named by its first seq, because the next record would pass the size
+   * limit. Every batch ends with a datasync, so the old segment is already durable and only needs
+   * closing; the directory sync makes the new name durable before any record in it is acknowledged.
+   */
+  private async rotate(firstSeq: Seq): Promise<void> {
+    const old = this.current!;
+    this.current = undefined;
+    await old.close();
+    const name = segmentName(firstSeq);
+    this.current = await this.dir.create(name);
+    await this.dir.syncDirectory();
+    this.segments.push({ name, firstSeq, bytes: 0 });
+    this.currentBytes = 0;
+    this.logger?.info({ file: name, segments: this.segments.length }, 'log: new segment');
+  }
+
+  private poison(cause: unknown, batch: Waiting[]): void {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const file = this.segments.at(-1)?.name ?? '';
+    this.failure = new KryptonError('LOG_FAILED', `log write failed in ${this.dir.description} ${file}: ${message}; no more appends are accepted`, {
+      detail: { file },
+    });
+    this.logger?.warn({ file, err: message }, 'log failed');
+    const rejected = [...batch, ...this.queue];
+    this.queue = [];
+    this.waiting = 0;
+    for (const w of rejected) w.reject(this.failure);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new KryptonError('INVALID_ARGUMENT', `${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}

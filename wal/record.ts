@@ -1,0 +1,131 @@
+/**
+ * Log record framing, format v1: the one module that turns a LogRecord into bytes and back.
+ * A frame is a 9-byte header — [u32 LE payload length][u32 LE crc32][u8 format version] — and a
+ * MessagePack payload `{ seq, link, action, version, epoch, timeMicros, resetHistory?, state }`.
+ * The crc covers the version byte and the payload, which sit next to each other, so one crc32
+ * call checks both. Nothing here touches files: recovery decides what a bad frame means.
+ */
+
+import { crc32 } from 'node:zlib';
+import { Packr, Unpackr } from 'msgpackr';
+import type { LogRecord } from '../lib/document.js';
+import { KryptonError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+
+export const FORMAT_VERSION = 1;
+export const HEADER_BYTES = 9;
+
+/** Plain MessagePack (no msgpackr records), so other msgpack libraries and tools can read it. */
+const packr = new Packr({ useRecords: false });
+/**
+ * copyBuffers: replay decodes from read buffers it reuses, so binary values must not be views of
+ * them. int64AsType 'auto': peers or tools may write timeMicros as uint64; keep safe ones as numbers
+ * (BigInt only past 2^53). msgpackr 2.1.3 supports 'auto' but its .d.ts omits it, hence the cast.
+ * Exported so benchmarks decode with exactly the log's options.
+ */
+export const UNPACK_OPTIONS = { useRecords: false, copyBuffers: true, int64AsType: 'auto' as 'number' } as const;
+const unpackr = new Unpackr(UNPACK_OPTIONS);
+
+/** msgpackr reads `start`/`end` during the call and keeps no reference to the object. */
+const payloadRange = { start: 0, end: 0 };
+
+export type DecodedFrame =
+  | { kind: 'record'; record: LogRecord; next: number }
+  | { kind: 'truncated' }
+  /** `claimedEnd` is where the header says the frame ends, when the header could be read. */
+  | { kind: 'corrupt'; reason: string; claimedEnd?: number };
+
+/** Frames the record; refuses one whose frame would pass limits.recordBytesMax. */
+export function encodeRecord(r: LogRecord): Buffer {
+  // Fixed key order keeps frames of equal records byte-identical, which the golden fixture relies on.
+  const body: Record<string, unknown> = {
+    seq: r.seq,
+    link: r.link,
+    action: r.action,
+    version: r.version,
+    epoch: r.epoch,
+    timeMicros: r.timeMicros,
+  };
+  if (r.resetHistory !== undefined) body.resetHistory = r.resetHistory;
+  body.state = r.state;
+  const payload = packr.pack(body);
+  const frameBytes = HEADER_BYTES + payload.length;
+  if (frameBytes > limits.recordBytesMax) {
+    throw new KryptonError(
+      'LIMIT_EXCEEDED',
+      `log record for ${r.link} is ${frameBytes} bytes; the limit is ${limits.recordBytesMax}`,
+      { detail: { link: r.link, bytes: frameBytes, limit: limits.recordBytesMax } },
+    );
+  }
+  // pack() returns a view into a slab it reuses; copying into our own frame makes it safe to queue.
+  const frame = Buffer.allocUnsafe(frameBytes);
+  frame.writeUInt32LE(payload.length, 0);
+  frame[8] = FORMAT_VERSION;
+  payload.copy(frame, HEADER_BYTES);
+  frame.writeUInt32LE(crc32(frame.subarray(8)), 4);
+  return frame;
+}
+
+/**
+ * Reads the frame starting at `offset`. 'truncated' means `buf` ends before the frame does, so a
+ * caller reading in chunks should fetch more before calling it damage.
+ */
+export function decodeFrame(buf: Buffer, offset: number): DecodedFrame {
+  return decode(buf, offset, true);
+}
+
+/**
+ * decodeFrame without the checksum, for replay frames the checksum thread has already verified
+ * (checksum-thread.ts). Every other check still runs.
+ */
+export function decodeVerifiedFrame(buf: Buffer, offset: number): DecodedFrame {
+  return decode(buf, offset, false);
+}
+
+function decode(buf: Buffer, offset: number, checkCrc: boolean): DecodedFrame {
+  if (buf.length - offset < HEADER_BYTES) return { kind: 'truncated' };
+  const length = buf.readUInt32LE(offset);
+  const end = offset + HEADER_BYTES + length;
+  if (length + HEADER_BYTES > limits.recordBytesMax) {
+    return { kind: 'corrupt', reason: `frame length ${length} is over the record limit`, claimedEnd: end };
+  }
+  if (end > buf.length) return { kind: 'truncated' };
+  const version = buf[offset + 8];
+  if (version !== FORMAT_VERSION) {
+    return { kind: 'corrupt', reason: `unknown format version ${version}`, claimedEnd: end };
+  }
+  if (length === 0) return { kind: 'corrupt', reason: 'empty payload', claimedEnd: end };
+  if (checkCrc && crc32(buf.subarray(offset + 8, end)) !== buf.readUInt32LE(offset + 4)) {
+    return { kind: 'corrupt', reason: 'checksum mismatch', claimedEnd: end };
+  }
+  let value: unknown;
+  try {
+    // A reused start/end range instead of a subarray: replay would otherwise allocate per record.
+    payloadRange.start = offset + HEADER_BYTES;
+    payloadRange.end = end;
+    value = unpackr.unpack(buf, payloadRange);
+  } catch (e) {
+    return { kind: 'corrupt', reason: `undecodable payload: ${(e as Error).message}`, claimedEnd: end };
+  }
+  const problem = recordProblem(value);
+  if (problem !== undefined) return { kind: 'corrupt', reason: problem, claimedEnd: end };
+  return { kind: 'record', record: value as LogRecord, next: end };
+}
+
+/**
+ * A crc only proves the bytes are the ones written; this catches a writer that wrote the wrong
+ * shape, so the index never sees one. The decoded object is returned as the record itself.
+ */
+function recordProblem(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'payload is not a map';
+  const r = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 1) return 'bad seq';
+  if (typeof r.link !== 'string') return 'bad link';
+  if (r.action !== 'POST' && r.action !== 'PUT' && r.action !== 'PATCH' && r.action !== 'DELETE') return 'bad action';
+  if (typeof r.version !== 'number' || typeof r.epoch !== 'number' || typeof r.timeMicros !== 'number') {
+    return 'bad version, epoch or timeMicros';
+  }
+  if (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') return 'bad resetHistory';
+  if (typeof r.state !== 'object' || r.state === null || Array.isArray(r.state)) return 'bad state';
+  return undefined;
+}
