@@ -31,6 +31,23 @@ export function generateDocumentId(hostId: NodeId, nowMicros: Micros): string {
   return hex64(fnv64(hostId)) + Math.trunc(nowMicros).toString(16);
 }
 
+/**
+ * Node ids are few and hashed on every owner lookup; their hashes are remembered. Bounded so a
+ * stream of distinct ids (a bug or an attack on the group) cannot grow it without end.
+ */
+const nodeHashes = new Map<string, bigint>();
+const NODE_HASHES_MAX = 4096;
+
+function nodeHash(id: string): bigint {
+  let h = nodeHashes.get(id);
+  if (h === undefined) {
+    h = fnv64(id);
+    if (nodeHashes.size >= NODE_HASHES_MAX) nodeHashes.clear();
+    nodeHashes.set(id, h);
+  }
+  return h;
+}
+
 export interface SelectableNode {
   id: NodeId;
   eligible: boolean;
@@ -47,7 +64,7 @@ export function selectNodes(key: Link, nodes: readonly SelectableNode[], count =
   const ranked: { id: NodeId; d: bigint }[] = [];
   for (const n of nodes) {
     if (!n.eligible) continue;
-    let d = BigInt.asIntN(64, fnv64(n.id) - keyHash);
+    let d = BigInt.asIntN(64, nodeHash(n.id) - keyHash);
     d = BigInt.asIntN(64, d * d);
     if (d < 0n && d !== -(2n ** 63n)) d = -d;
     ranked.push({ id: n.id, d });

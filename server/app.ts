@@ -130,8 +130,9 @@ export function createApp(d: AppDeps): Koa {
 
   clusterRoutes(router, { ...d.cluster, pragmas });
 
-  app.use(router.routes());
+  // Services first: one map lookup decides, where the router would try every route's pattern.
   app.use(serviceRoutes(d));
+  app.use(router.routes());
   return app;
 }
 
@@ -146,17 +147,15 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           ctx.body = d.store.list(path, ctx.querystring.includes('expand'));
           return;
         case 'POST': {
-          const raw = await readJsonBody(ctx.req);
           const prag = pragmas(ctx);
-          let body = raw;
+          // The entry host validates the body and fixes the link; the owner of that link runs the create.
+          const prepared = d.store.prepareCreate(factory, await readJsonBody(ctx.req));
           if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
-            // The entry host fixes the link, then the owner of that link runs the create.
-            const { link } = d.store.prepareCreate(factory, raw);
-            body = { ...(raw as JsonObject), documentSelfLink: link };
-            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, link);
+            const body = { ...prepared.body, documentSelfLink: prepared.link };
+            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, prepared.link);
             if (!decision.local) return relay(ctx, decision.reply);
           }
-          ctx.body = await d.store.create(factory, body, { forceIndexUpdate: prag.has('xn-force-index-update') });
+          ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update') });
           return;
         }
         default:

@@ -71,9 +71,12 @@ export class DocumentStore {
     return { body, link: childLinkFor(svc.def.factoryLink, body.documentSelfLink, this.ctx()) };
   }
 
-  /** Factory POST. Returns the new state (or, for IDEMPOTENT_POST over a live link, the PUT result). */
-  async create(svc: RegisteredService, rawBody: unknown, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
-    const { body, link } = this.prepareCreate(svc, rawBody);
+  /**
+   * Factory POST of a body already checked by prepareCreate. Returns the new state (or, for
+   * IDEMPOTENT_POST over a live link, the PUT result).
+   */
+  async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
+    const { body, link } = prepared;
     return this.queues.run(link, () => {
       const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
       return this.commit(rec);

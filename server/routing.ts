@@ -53,12 +53,12 @@ export class OwnerRouting {
     let lastError: unknown;
     for (;;) {
       await this.d.selectors.whenAvailable(deadline);
-      const sel = this.d.selectors.select(selectorLink, key);
-      if (sel.ownerNodeId === this.d.hostId) return { local: true };
+      const owner = this.d.selectors.owner(selectorLink, key);
+      if (owner.id === this.d.hostId) return { local: true };
       const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
       if (remainingMs <= 0) break;
       try {
-        const reply = await this.d.peers.request(originOf(sel.ownerNodeGroupReference) + req.url, {
+        const reply = await this.d.peers.request(originOf(owner.groupReference) + req.url, {
           method: req.method,
           body,
           headers: { pragma: withPragma(req.pragmas, 'xn-fwd') },

@@ -9,7 +9,7 @@
 import { KryptonError } from '../lib/errors.js';
 import type { Micros } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
-import { nodeSelectorState, selectOwner, type NodeSelectorState, type SelectOwnerResponse, type SelectorSpec } from '../lib/group/selector.js';
+import { nodeSelectorState, ownerOf, selectOwner, type NodeSelectorState, type SelectOwnerResponse, type SelectorSpec } from '../lib/group/selector.js';
 import type { Clock } from './clock.js';
 import { MAINTENANCE_INTERVAL_MICROS, type GroupRuntime } from './groups.js';
 
@@ -63,6 +63,13 @@ export class Selectors {
     const spec = this.spec(link);
     if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
     return selectOwner(this.group.group, key, spec.replicationFactor);
+  }
+
+  /** The owner of `key` under selector `link`, for routing. */
+  owner(link: string, key: string): { id: string; groupReference: string } {
+    const spec = this.spec(link);
+    if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    return ownerOf(this.group.group, key, spec.replicationFactor);
   }
 
   get available(): boolean {

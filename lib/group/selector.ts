@@ -22,6 +22,23 @@ export interface SelectOwnerResponse extends JsonObject {
   membershipUpdateTimeMicros: number;
 }
 
+/**
+ * The owner of `key` alone, without building a SelectOwnerResponse: the per-request path of
+ * routing, where cloning node states would cost more than the hashing.
+ */
+export function ownerOf(group: NodeGroupState, key: string, replicationFactor?: number): { id: NodeId; groupReference: string } {
+  const nodes = group.nodes;
+  const ids = Object.keys(nodes);
+  if (ids.length === 1) return { id: ids[0]!, groupReference: nodes[ids[0]!]!.groupReference };
+  const count = replicationFactor === undefined || replicationFactor <= 0 ? 1 : replicationFactor;
+  const [id] = selectNodes(key, ids.map((i) => ({ id: i, eligible: isEligibleOwner(nodes[i]!) })), count);
+  if (id === undefined) {
+    const q = localEntry(group)?.membershipQuorum ?? 1;
+    throw new KryptonError('QUORUM_UNAVAILABLE', `Available nodes: 0, quorum: ${q}`);
+  }
+  return { id, groupReference: nodes[id]!.groupReference };
+}
+
 export type SelectorStatus = 'AVAILABLE' | 'UNAVAILABLE' | 'PAUSED';
 
 /**

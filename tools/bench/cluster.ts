@@ -14,16 +14,23 @@ import { fileURLToPath } from 'node:url';
 
 const KRYPTON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
 
+/**
+ * Ports below Linux's ephemeral range (32768+): a port picked there could be taken by one of the
+ * many outgoing connections before the host binds it.
+ */
 async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((r) => {
+  const isFree = (port: number) =>
+    new Promise<boolean>((r) => {
       const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => r(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => r(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 10_000);
+    const ports = Array.from({ length: n }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return ports;
+  }
+  throw new Error('no free block of ports found between 20000 and 30000');
 }
 
 async function getJson(url: string): Promise<Record<string, unknown> | undefined> {
@@ -71,6 +78,8 @@ export async function benchCluster(sizes: number[] = [3, 5, 7], restSeconds = 10
       }
       const deadline = Date.now() + 60_000;
       while (!(await converged(ports))) {
+        const dead = procs.findIndex((c) => c.exitCode !== null);
+        if (dead >= 0) throw new Error(`host on port ${ports[dead]} exited with ${procs[dead]!.exitCode} before the group converged`);
         if (Date.now() > deadline) throw new Error(`${n} hosts did not converge in 60 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -92,5 +101,6 @@ export async function benchCluster(sizes: number[] = [3, 5, 7], restSeconds = 10
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  console.log(JSON.stringify(await benchCluster(), null, 2));
+  const quick = process.argv[2] === 'quick';
+  console.log(JSON.stringify(quick ? await benchCluster([3], 3) : await benchCluster()));
 }

@@ -71,5 +71,6 @@ export async function benchHttp(opts: { connections?: number; seconds?: number }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  console.log(JSON.stringify(await benchHttp(), null, 2));
+  const seconds = Number(process.argv[2] ?? 8);
+  console.log(JSON.stringify(await benchHttp({ seconds })));
 }

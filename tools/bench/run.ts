@@ -5,25 +5,47 @@
  *   2. log replay of 1M records at start vs a bare msgpackr decode loop over the same bytes (goal >= 0.7)
  *   3. p50 of a selective term query and of an INCLUDE_ALL_VERSIONS query over 100k docs x 10 versions,
  *      and index bytes per version
+ *   4. time for 3, 5 and 7 hosts to converge after start, and gossip bytes per second per host at rest
  * Figures move with the machine's load; compare ratios, not absolute numbers, across machines.
  */
 
+import { execFile } from 'node:child_process';
 import os from 'node:os';
-import { benchHttp } from './http.js';
-import { benchIndexQuery } from './index-query.js';
-import { benchWalReplay } from './wal-replay.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { benchCluster } from './cluster.js';
+import type { HttpFigures } from './http.js';
+import type { IndexBenchResult } from './index-query.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * Each benchmark runs in a fresh process, so one's heap, threads and leftovers (autocannon's
+ * garbage, a million held versions) do not slow the next; each script prints JSON last.
+ */
+function child<T>(script: string, args: string[] = [], nodeFlags: string[] = []): Promise<T> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(HERE, script), ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
+      const start = stdout.lastIndexOf('\n{');
+      resolve(JSON.parse(stdout.slice(start < 0 ? stdout.indexOf('{') : start + 1)) as T);
+    });
+  });
+}
 
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 log(`krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
-log('1/3 HTTP: bare koa echo, then krypton durable POST (64 connections) ...');
-const http = await benchHttp({ connections: 64, seconds: quick ? 3 : 8 });
-log('2/3 log replay ...');
-const replay = await benchWalReplay(quick ? 100_000 : 1_000_000);
-log('3/3 index queries ...');
-const idx = await benchIndexQuery(quick ? { docs: 10_000, versions: 10 } : {});
+log('1/4 HTTP: bare koa echo, then krypton durable POST (64 connections) ...');
+const http = await child<{ krypton: HttpFigures; echo: HttpFigures; ratio: number }>('http.ts', quick ? ['3'] : []);
+log('2/4 log replay ...');
+const replay = await child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']);
+log('3/4 node groups: convergence of 3, 5, 7 hosts; gossip at rest ...');
+const cluster = await child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []);
+log('4/4 index queries ...');
+const idx = await child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']);
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const rows: [string, string, string, string][] = [
@@ -33,10 +55,12 @@ const rows: [string, string, string, string][] = [
   ['INCLUDE_ALL_VERSIONS query p50 (one link)', `${fmt(idx.allVersionsP50Micros, 1)} µs`, '', ''],
   ['index bytes per version', `${fmt(idx.bytesPerVersion)} B (states ${fmt(idx.stateBytesPerVersion)} + index ${fmt(idx.indexBytesPerVersion)})`, '', ''],
 ];
+for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(join after 1 s, then 5 s stability window)']);
+rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
 if (http.krypton.non2xx || http.krypton.errors) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
 
 if (json) {
-  process.stdout.write(JSON.stringify({ http, replay, index: idx }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster }, null, 2) + '\n');
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n| measure | krypton | baseline (same run) | ratio |\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n`);
