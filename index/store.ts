@@ -132,6 +132,12 @@ export class VersionStore {
     return out;
   }
 
+  /** Every link under a parent with any retained version, tombstones included. */
+  linksUnder(parent: Link): Link[] {
+    const siblings = this.byParent.get(parent);
+    return siblings === undefined ? [] : [...siblings];
+  }
+
   linkCount(): number {
     return this.byLink.size;
   }

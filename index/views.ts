@@ -60,6 +60,11 @@ export class DocumentIndex {
     return this.store.children(factoryLink, nowMicros);
   }
 
+  /** Every child link the index holds under a factory, deleted and expired ones included (synchronization needs them all). */
+  linksUnder(factoryLink: Link): Link[] {
+    return this.store.linksUnder(factoryLink);
+  }
+
   /** Purges every version of links whose latest version expired before `nowMicros`; returns those links. */
   expire(nowMicros: Micros): Link[] {
     return this.store.expire(nowMicros);

@@ -22,6 +22,9 @@ export type ErrorCode =
   | 'LIMIT_EXCEEDED'
   | 'LOG_CORRUPT'
   | 'LOG_FAILED'
+  | 'REPLICATION_FAILED'
+  | 'STALE_EPOCH'
+  | 'PEER_UNAVAILABLE'
   | 'SHUTTING_DOWN';
 
 /** Xenon's numeric error codes (ServiceErrorResponse.errorCode), where Xenon defines one. */

@@ -42,6 +42,16 @@ export const limits = {
   documentIdCharsMax: 1024,
   /** How often the index purges expired documents (Xenon: 5 x 1 s). */
   expiryIntervalMicros: 5_000_000,
+  /** Records one replication request to a peer may carry. */
+  replicationBatchRecordsMax: 1024,
+  /** Bytes one replication request may carry (also the replication endpoint's body limit). */
+  replicationBatchBytesMax: 8 * 1024 * 1024,
+  /** Records queued for one peer before further ones count as failures for that peer. */
+  replicationQueueRecordsMax: 100_000,
+  /** Heads one synchronization page carries. */
+  synchPageLinksMax: 1000,
+  /** Links synchronized at once during a pass. */
+  synchConcurrencyMax: 256,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
 } as const;

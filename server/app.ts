@@ -41,6 +41,16 @@ function notAllowed(method: string): never {
   throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
 }
 
+/** `x-xenon-rpl-quorum`: a number of successes, or `x-xenon-all` for every replica. */
+function requestedQuorum(ctx: Koa.Context): number | 'all' | undefined {
+  const raw = ctx.get('x-xenon-rpl-quorum');
+  if (!raw) return undefined;
+  if (raw === 'x-xenon-all') return 'all';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new KryptonError('INVALID_ARGUMENT', `x-xenon-rpl-quorum must be a positive integer or x-xenon-all, not '${raw}'`);
+  return n;
+}
+
 function pragmas(ctx: Koa.Context): Set<string> {
   const raw = ctx.get('pragma');
   return new Set(raw ? raw.split(/[;,\s]+/).filter(Boolean) : []);
@@ -155,7 +165,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
             const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, prepared.link);
             if (!decision.local) return relay(ctx, decision.reply);
           }
-          ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update') });
+          ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
           return;
         }
         default:
@@ -166,6 +176,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     if (!child) return next();
     if (!['GET', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) notAllowed(ctx.method);
     const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req);
+    const ownerPath = child.has('OWNER_SELECTION') && !pragmas(ctx).has('xn-no-fwd');
     if (child.has('OWNER_SELECTION')) {
       const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: pragmas(ctx), arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
       if (!decision.local) return relay(ctx, decision.reply);
@@ -178,13 +189,13 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           version = Number(v);
           if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
         }
-        ctx.body = d.store.get(path, version);
+        ctx.body = ownerPath ? await d.store.read(child, path, version) : d.store.get(path, version);
         return;
       }
       case 'PUT':
       case 'PATCH':
       case 'DELETE': {
-        const state = await d.store.update(child, ctx.method, path, body);
+        const state = await d.store.update(child, ctx.method, path, body, { quorum: requestedQuorum(ctx) });
         ctx.body = state ?? {};
         return;
       }

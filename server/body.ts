@@ -9,7 +9,8 @@ import type { IncomingMessage } from 'node:http';
 import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number = limits.bodyBytesMax): Promise<unknown> {
+/** The raw body, bounded; undefined when empty. */
+export async function readRawBody(req: IncomingMessage, maxBytes: number = limits.bodyBytesMax): Promise<Buffer | undefined> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > maxBytes) {
     req.resume(); // drain so the connection can answer
@@ -27,7 +28,13 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number = limi
     chunks.push(b);
   }
   if (size === 0) return undefined;
-  const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8');
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number = limits.bodyBytesMax): Promise<unknown> {
+  const raw = await readRawBody(req, maxBytes);
+  if (raw === undefined) return undefined;
+  const text = raw.toString('utf8');
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;

@@ -15,6 +15,7 @@ import type { DocumentIndex } from '../index/views.js';
 import type { WriteAheadLog } from '../wal/log.js';
 import type { Clock } from './clock.js';
 import { LinkQueues } from './link-queue.js';
+import type { ReplicaResult, Replicator } from './replicator.js';
 
 export interface DocumentStoreDeps {
   wal: WriteAheadLog;
@@ -24,6 +25,15 @@ export interface DocumentStoreDeps {
   hostId: NodeId;
   /** Called once when the log can no longer be trusted; the host stops. */
   onLogFailure(e: unknown): void;
+  /** Ships owner writes to replicas; absent on a host that replicates nothing. */
+  replicator?: Replicator;
+  /** Brings a link up to date from its replicas before the owner acts on it. */
+  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void> };
+}
+
+export interface WriteOptions {
+  /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
+  quorum?: number | 'all';
 }
 
 export interface FactoryList extends JsonObject {
@@ -42,11 +52,18 @@ export class DocumentStore {
 
   constructor(private readonly d: DocumentStoreDeps) {}
 
+  /** Cluster parts arrive after the port is open (they need the host's address). */
+  attachCluster(parts: { replicator: Replicator; synch: { ensure(svc: RegisteredService, link: Link): Promise<void> } }): void {
+    this.d.replicator = parts.replicator;
+    this.d.synch = parts.synch;
+  }
+
   private ctx(): ServiceContext {
     return { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId };
   }
 
-  private async commit(rec: NewLogRecord): Promise<ServiceDocument> {
+  /** Appends a record durably and indexes it; nothing else (no replication). */
+  async appendLocal(rec: NewLogRecord): Promise<ServiceDocument> {
     let logged;
     try {
       logged = await this.d.wal.append(rec);
@@ -56,6 +73,48 @@ export class DocumentStore {
     }
     this.d.index.apply(logged);
     return logged.state;
+  }
+
+  /**
+   * An owner's write: shipped to the replicas while it is appended here, answered once the
+   * quorum (this host included) holds it durably.
+   */
+  private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
+    const replicated = this.d.replicator?.start(svc, rec, opts.quorum);
+    const state = await this.appendLocal(rec);
+    if (replicated) await replicated();
+    return state;
+  }
+
+  /** Runs `fn` after every earlier update of `link` on this host, in order. */
+  serialized<T>(link: Link, fn: () => Promise<T>): Promise<T> {
+    return this.queues.run(link, fn);
+  }
+
+  /**
+   * A replica's side of log shipping: each record is appended and indexed unless it is a copy
+   * already held (acknowledged again: retries are harmless) or comes from an older epoch than the
+   * one held for its link (refused: fencing against a stale owner).
+   */
+  async applyReplicated(records: readonly NewLogRecord[]): Promise<ReplicaResult[]> {
+    return Promise.all(
+      records.map((rec) =>
+        this.queues.run(rec.link, async (): Promise<ReplicaResult> => {
+          const local = this.d.index.latest(rec.link);
+          const localEpoch = local?.documentEpoch ?? 0;
+          if (local && rec.epoch < localEpoch) {
+            return { ok: false, status: 409, message: `Expected epoch: ${localEpoch}, in update: ${rec.epoch}` };
+          }
+          if (local && rec.epoch === localEpoch && rec.version <= local.documentVersion) return { ok: true };
+          try {
+            await this.appendLocal(rec);
+            return { ok: true };
+          } catch (e) {
+            return { ok: false, status: 500, message: (e as Error).message };
+          }
+        }),
+      ),
+    );
   }
 
   /**
@@ -75,22 +134,30 @@ export class DocumentStore {
    * Factory POST of a body already checked by prepareCreate. Returns the new state (or, for
    * IDEMPOTENT_POST over a live link, the PUT result).
    */
-  async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean }): Promise<ServiceDocument> {
+  async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean } & WriteOptions): Promise<ServiceDocument> {
     const { body, link } = prepared;
+    await this.d.synch?.ensure(svc, link);
     return this.queues.run(link, () => {
       const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
-      return this.commit(rec);
+      return this.commit(svc, rec, opts);
     });
   }
 
   /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */
-  async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown): Promise<ServiceDocument | undefined> {
+  async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown, opts: WriteOptions = {}): Promise<ServiceDocument | undefined> {
     if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
+    await this.d.synch?.ensure(svc, link);
     return this.queues.run(link, async () => {
       const rec = planUpdate(svc, action, link, this.d.index.latest(link), body, this.ctx());
-      return rec ? this.commit(rec) : undefined;
+      return rec ? this.commit(svc, rec, opts) : undefined;
     });
+  }
+
+  /** Child GET on the owner: brought up to date from the replicas first when membership moved. */
+  async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
+    await this.d.synch?.ensure(svc, link);
+    return this.get(link, version);
   }
 
   /** Child GET: the latest state, or one retained version. */

@@ -52,6 +52,7 @@ export interface GroupDeps {
 export class GroupRuntime {
   private state: MembershipState;
   private readonly listeners: ((available: boolean) => void)[] = [];
+  private readonly changeListeners: (() => void)[] = [];
   private persisting: Promise<void> | undefined;
   private pendingSnapshot: MembershipSnapshot | undefined;
   private stopped = false;
@@ -90,6 +91,11 @@ export class GroupRuntime {
 
   onAvailability(cb: (available: boolean) => void): void {
     this.listeners.push(cb);
+  }
+
+  /** Called after any membership change (join, status change, quorum, expiry). */
+  onChanged(cb: () => void): void {
+    this.changeListeners.push(cb);
   }
 
   /** Loads the snapshot this group left in the sandbox, if any; a damaged one is logged and ignored. */
@@ -195,6 +201,7 @@ export class GroupRuntime {
         return undefined;
       case 'changed':
         this.d.logger.info({ group: this.link, changes: e.changes }, 'node group changed');
+        for (const l of this.changeListeners) l();
         return undefined;
       case 'availability':
         this.d.logger.info({ group: this.link, available: e.available }, e.available ? 'node group available' : 'node group unavailable');

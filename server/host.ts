@@ -22,7 +22,9 @@ import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
 import { Groups } from './groups.js';
 import { PeerClient } from './peers.js';
+import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
+import { Synchronizer } from './synchronizer.js';
 import { OwnerRouting } from './routing.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
@@ -61,7 +63,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer },
   ) {}
 
   get port(): number {
@@ -144,6 +146,22 @@ export class Host {
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
     const routing = new OwnerRouting({ selectors, peers, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
+    const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+    const synchronizer = new Synchronizer({
+      hostId: id,
+      registry,
+      index,
+      store,
+      group: groups.default,
+      selectors,
+      replicator,
+      peers,
+      clock,
+      logger,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+      enabled: config.isPeerSynchronizationEnabled,
+    });
+    store.attachCluster({ replicator, synch: synchronizer });
     const app = createApp({
       registry,
       store,
@@ -153,11 +171,11 @@ export class Host {
       hostId: id,
       hostState: () => host!.hostState(),
       requestStop: () => void host?.stop(),
-      cluster: { groups, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
+      cluster: { groups, store, synchronizer, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
       routing,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -199,6 +217,7 @@ export class Host {
       logStats: this.wal.stats() as unknown as JsonObject,
       indexStats: this.index.stats() as unknown as JsonObject,
       peerStats: { ...this.cluster.peers.stats },
+      synchStats: { ...this.cluster.synchronizer.stats },
       parkedRequests: this.cluster.selectors.parkedCount,
       startTimeMicros: this.startedMicros,
       documentSelfLink: '/core/management',
@@ -220,6 +239,7 @@ export class Host {
       this.server.closeIdleConnections();
       await this.store.drain();
       await closed;
+      await this.cluster.synchronizer.stop();
       await this.cluster.groups.stop();
       await this.cluster.peers.close();
       await this.wal.close();

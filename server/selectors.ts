@@ -72,6 +72,10 @@ export class Selectors {
     return ownerOf(this.group.group, key, spec.replicationFactor);
   }
 
+  get groupState() {
+    return this.group.group;
+  }
+
   get available(): boolean {
     return this.group.isAvailable();
   }

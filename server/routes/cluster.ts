@@ -12,7 +12,11 @@ import { KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import { NODE_GROUPS_FACTORY_LINK } from '../../lib/group/types.js';
 import { selectNodes } from '../../lib/hash.js';
-import { readJsonBody } from '../body.js';
+import { limits } from '../../lib/limits.js';
+import { readJsonBody, readRawBody } from '../body.js';
+import type { DocumentStore } from '../documents.js';
+import { decodeBatch } from '../replicator.js';
+import type { Synchronizer } from '../synchronizer.js';
 import type { GroupRuntime, Groups } from '../groups.js';
 import { toErrorResponse } from '../http-errors.js';
 import type { PeerClient, PeerReply } from '../peers.js';
@@ -21,6 +25,8 @@ import type { Selectors } from '../selectors.js';
 
 export interface ClusterDeps {
   groups: Groups;
+  store: DocumentStore;
+  synchronizer: Synchronizer;
   selectors: Selectors;
   peers: PeerClient;
   hostId: string;
@@ -94,6 +100,24 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     ctx.body = d.selectors.select(link, key);
   });
   router.all('/core/node-selectors/:sel', (ctx) => notAllowed(ctx.method));
+
+  // Log shipping from owners (msgpack batches) and synchronization requests from peers.
+  router.post('/core/node-selectors/:sel/replication', async (ctx) => {
+    d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
+    const raw = await readRawBody(ctx.req, limits.replicationBatchBytesMax);
+    if (!raw) throw new KryptonError('INVALID_BODY', 'replication batch is required');
+    const batch = decodeBatch(raw);
+    ctx.body = { results: await d.store.applyReplicated(batch.records) };
+  });
+  router.all('/core/node-selectors/:sel/replication', (ctx) => notAllowed(ctx.method));
+  router.post('/core/node-selectors/:sel/synch', async (ctx) => {
+    d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
+    ctx.body = d.synchronizer.serve(await readJsonBody(ctx.req));
+  });
+  router.get('/core/node-selectors/:sel/synch', (ctx) => {
+    ctx.body = { ...d.synchronizer.stats, documentSelfLink: `/core/node-selectors/${ctx.params.sel}/synch` };
+  });
+  router.all('/core/node-selectors/:sel/synch', (ctx) => notAllowed(ctx.method));
 
   router.all('/core/node-selectors/:sel/forwarding', async (ctx) => {
     const selLink = `/core/node-selectors/${ctx.params.sel}`;

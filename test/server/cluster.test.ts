@@ -70,12 +70,44 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
   }
   const p = await hosts[2]!.client.patch('/core/examples/foo', { counter: 5 });
   assert.is(p.body.documentVersion, 1);
-  // xn-no-fwd reads the entry host's own index: host-1 does not hold it until replication exists.
-  assert.is((await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).status, 404);
+  // The owner answered once a quorum (2 of 3) held it durably; the third copy follows.
+  const localCopies = () => Promise.all(hosts.map((h) => h.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })));
+  assert.ok((await localCopies()).filter((r) => r.body?.documentVersion === 1).length >= 2, 'a quorum holds version 1 when the client hears success');
+  await waitFor('every replica at version 1', async () => (await localCopies()).every((r) => r.body?.documentVersion === 1));
+  for (const local of await localCopies()) {
+    assert.is(local.body.counter, 5);
+    assert.is(local.body.documentOwner, 'host-2');
+    assert.is(local.body.documentUpdateTimeMicros, p.body.documentUpdateTimeMicros);
+  }
+  for (const h of hosts) {
+    const list = await h.client.get<{ documentLinks: string[] }>('/core/examples');
+    assert.ok(list.body.documentLinks.includes('/core/examples/foo'), `listed on ${h.host.id}`);
+  }
   // Errors from the owner are relayed unchanged.
   const dup = await hosts[2]!.client.post('/core/examples', { documentSelfLink: 'foo', name: 'again' });
   assert.is(dup.status, 409);
   assert.is(dup.body.errorCode, -2147483645);
+});
+
+t('replicas refuse records from an older epoch, and retries are harmless', async ({ hosts }) => {
+  const [a] = hosts as [TestHost];
+  const { encodeBatch, REPLICATION_CONTENT_TYPE } = await import('../../server/replicator.js');
+  const current = (await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).body as Record<string, unknown> & { documentVersion: number };
+  const send = (epoch: number, version: number) =>
+    a.client.send<{ results: { ok: boolean; status?: number; message?: string }[] }>(
+      'POST',
+      '/core/node-selectors/default/replication',
+      encodeBatch({ from: 'host-2', records: [{ link: '/core/examples/foo', action: 'PATCH', version, epoch, timeMicros: 1, state: { ...current, documentVersion: version, documentEpoch: epoch } as never }] }),
+      { 'content-type': REPLICATION_CONTENT_TYPE },
+    );
+  const dup = await send(0, current.documentVersion);
+  assert.equal(dup.body.results, [{ ok: true }]);
+  // Raise the held epoch to 5, then a record from epoch 4 is fenced off.
+  assert.equal((await send(5, current.documentVersion + 1)).body.results, [{ ok: true }]);
+  const stale = await send(4, current.documentVersion + 2);
+  assert.equal(stale.body.results, [{ ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }]);
+  const junk = await a.client.send('POST', '/core/node-selectors/default/replication', Buffer.from([0xc1, 0x00]), { 'content-type': REPLICATION_CONTENT_TYPE });
+  assert.is(junk.status, 400);
 });
 
 t('forwarding: KEY_HASH, PEER_ID, unknown peer 404, ALL', async ({ hosts }) => {

@@ -1,0 +1,72 @@
+/**
+ * Quorum accounting for one replicated update (reference §7.4): how many successes the owner needs
+ * before it answers the client, and when enough failures make that impossible. The owner's own
+ * durable append counts as one success. Pure: the server feeds it replies.
+ */
+
+import type { Link } from '../ids.js';
+
+export interface ThresholdInput {
+  /** Replica set size, the owner included (unavailable members not yet removed count too). */
+  eligible: number;
+  /** The owner's membership quorum. */
+  membershipQuorum: number;
+  /** `x-xenon-rpl-quorum`: a number or 'all'. */
+  requested?: number | 'all';
+  /** The selector's replicationQuorum, if configured (not applied to DELETE, as in Xenon). */
+  replicationQuorum?: number;
+  action: string;
+}
+
+/** Successes needed; throws a message for a requested quorum above the member count. */
+export function successThreshold(i: ThresholdInput): number {
+  if (i.requested === 'all') return i.eligible;
+  if (typeof i.requested === 'number') {
+    if (i.requested > i.eligible) throw new RangeError(`Requested quorum ${i.requested} is larger than member count ${i.eligible}`);
+    return Math.max(1, i.requested);
+  }
+  if (i.replicationQuorum !== undefined && i.action !== 'DELETE') return Math.min(i.eligible, i.replicationQuorum);
+  return Math.max(1, Math.min(i.eligible, i.membershipQuorum));
+}
+
+export type QuorumOutcome = 'pending' | 'succeeded' | 'failed';
+
+export class QuorumTracker {
+  private successes = 0;
+  private failures = 0;
+  private lastFailureStatus = 500;
+  readonly failureThreshold: number;
+
+  constructor(
+    readonly eligible: number,
+    readonly threshold: number,
+  ) {
+    this.failureThreshold = eligible - threshold + 1;
+  }
+
+  success(): QuorumOutcome {
+    this.successes++;
+    return this.outcome;
+  }
+
+  failure(status = 500): QuorumOutcome {
+    this.failures++;
+    this.lastFailureStatus = status;
+    return this.outcome;
+  }
+
+  get outcome(): QuorumOutcome {
+    if (this.successes >= this.threshold) return 'succeeded';
+    if (this.failures >= this.failureThreshold) return 'failed';
+    return 'pending';
+  }
+
+  get status(): number {
+    return this.lastFailureStatus;
+  }
+
+  /** Xenon's failure message, spacing included. */
+  message(action: string, link: Link, opId: string): string {
+    return `(Original id: ${opId}) ${action} to ${link} failed. Success: ${this.successes},  Fail: ${this.failures}, quorum: ${this.threshold}, failure threshold: ${this.failureThreshold}`;
+  }
+}

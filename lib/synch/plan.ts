@@ -1,0 +1,77 @@
+/**
+ * The synchronization decision for one link (reference §8.3, Krypton's rules): given the heads
+ * (epoch, version) every reachable replica holds, which state is best, whether the new owner must
+ * take over (a new epoch), and which replicas must receive the result. Pure.
+ *
+ * Best = highest epoch, then highest version, then (equal both) the owner's own copy. The owner
+ * writes a new version when ownership moved (the best copy names another owner) or when the
+ * replicas diverge (some copy has a version at least as high as the best's but is not the best):
+ * the new state takes epoch max+1 (on an ownership move) and version max+1, so it sorts after
+ * every copy anywhere and no replica's index can keep a stale "latest".
+ */
+
+import type { Epoch, Link, NodeId, Version } from '../ids.js';
+
+export interface Head {
+  epoch: Epoch;
+  version: Version;
+  /** documentOwner of that copy. */
+  owner: NodeId | undefined;
+  deleted: boolean;
+}
+
+export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 | 1, owner: NodeId];
+
+export function headOf(t: HeadTuple): Head {
+  return { epoch: t[1], version: t[2], deleted: t[3] === 1, owner: t[4] || undefined };
+}
+
+export function compareHeads(a: Head, b: Head): number {
+  return a.epoch !== b.epoch ? a.epoch - b.epoch : a.version - b.version;
+}
+
+export interface SynchPlan {
+  /** Replica holding the best copy (self when it is ours). */
+  source: NodeId;
+  best: Head;
+  /** Set when the owner must write a new version: the epoch and version to stamp. */
+  rewrite?: { epoch: Epoch; version: Version };
+  /** Replicas (never self) whose copy differs from the result. */
+  pushTo: NodeId[];
+}
+
+/**
+ * `heads` maps every replica that answered (self included) to its head, or undefined when it holds
+ * nothing. Returns null when nobody holds the link.
+ */
+export function planLink(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>): SynchPlan | null {
+  let source: NodeId | undefined;
+  let best: Head | undefined;
+  for (const [node, h] of heads) {
+    if (!h) continue;
+    const c = best ? compareHeads(h, best) : 1;
+    if (c > 0 || (c === 0 && node === selfId)) {
+      best = h;
+      source = node;
+    }
+  }
+  if (!best || source === undefined) return null;
+  let maxEpoch = best.epoch;
+  let maxVersion = best.version;
+  let diverged = false;
+  for (const h of heads.values()) {
+    if (!h) continue;
+    maxEpoch = Math.max(maxEpoch, h.epoch);
+    maxVersion = Math.max(maxVersion, h.version);
+    if (h.version >= best.version && compareHeads(h, best) !== 0) diverged = true;
+  }
+  const moved = best.owner !== selfId;
+  const rewrite = moved || diverged ? { epoch: moved ? maxEpoch + 1 : maxEpoch, version: maxVersion + 1 } : undefined;
+  const result = rewrite ?? { epoch: best.epoch, version: best.version };
+  const pushTo: NodeId[] = [];
+  for (const [node, h] of heads) {
+    if (node === selfId) continue;
+    if (!h || h.epoch !== result.epoch || h.version !== result.version) pushTo.push(node);
+  }
+  return rewrite ? { source, best, rewrite, pushTo } : { source, best, pushTo };
+}

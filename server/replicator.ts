@@ -1,0 +1,237 @@
+/**
+ * Log shipping from an owner to its replicas (reference §7, Krypton's way): each update's record
+ * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
+ * most one request in flight and packs every record that queued up meanwhile into the next one
+ * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
+ * requests. The owner's own durable append counts as one success; the client is answered when
+ * successes reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they
+ * cannot.
+ */
+
+import { Packr, Unpackr } from 'msgpackr';
+import type { Logger } from 'pino';
+import type { JsonObject, NewLogRecord, UpdateAction } from '../lib/document.js';
+import { UPDATE_ACTIONS } from '../lib/document.js';
+import { KryptonError } from '../lib/errors.js';
+import { isEligibleOwner } from '../lib/group/rules.js';
+import type { NodeState } from '../lib/group/types.js';
+import { selectNodes } from '../lib/hash.js';
+import type { NodeId } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { QuorumTracker, successThreshold } from '../lib/replication/quorum.js';
+import type { RegisteredService } from '../lib/service.js';
+import { UNPACK_OPTIONS } from '../wal/record.js';
+import type { PeerClient } from './peers.js';
+import { originOf } from './routing.js';
+import type { Selectors } from './selectors.js';
+
+export const REPLICATION_CONTENT_TYPE = 'application/x-msgpack';
+const packr = new Packr({ useRecords: false });
+// The log's own decode options, so a record reads back the same from the wire as from disk.
+const unpackr = new Unpackr(UNPACK_OPTIONS);
+
+export interface ReplicaResult {
+  ok: boolean;
+  status?: number;
+  message?: string;
+}
+
+export interface ReplicationBatch {
+  from: NodeId;
+  records: NewLogRecord[];
+}
+
+export function encodeBatch(b: ReplicationBatch): Buffer {
+  return packr.pack(b);
+}
+
+/** Decodes and checks a batch from the network: anything malformed is a 400, never a crash. */
+export function decodeBatch(buf: Buffer): ReplicationBatch {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(buf);
+  } catch (e) {
+    throw new KryptonError('INVALID_BODY', `replication batch is not msgpack: ${(e as Error).message}`);
+  }
+  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
+  if (!raw || typeof raw !== 'object') throw bad('not an object');
+  const { from, records } = raw as { from?: unknown; records?: unknown };
+  if (typeof from !== 'string' || !Array.isArray(records)) throw bad('from and records are required');
+  if (records.length > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
+  for (const r of records as Record<string, unknown>[]) {
+    const state = r?.state as JsonObject | undefined;
+    if (
+      typeof r?.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
+      !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
+      !state || typeof state !== 'object' || state.documentSelfLink !== r.link || state.documentVersion !== r.version
+    ) {
+      throw bad(`record for ${String(r?.link)} is malformed`);
+    }
+  }
+  return { from, records: records as NewLogRecord[] };
+}
+
+interface Queued {
+  rec: NewLogRecord;
+  resolve(r: ReplicaResult): void;
+}
+
+/** One ordered pipe to one peer. */
+class PeerChannel {
+  private readonly queue: Queued[] = [];
+  private pumping = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly selfId: NodeId,
+    private readonly peers: PeerClient,
+    private readonly timeoutMs: number,
+  ) {}
+
+  send(rec: NewLogRecord): Promise<ReplicaResult> {
+    if (this.queue.length >= limits.replicationQueueRecordsMax) {
+      return Promise.resolve({ ok: false, status: 503, message: `replication queue to ${this.url} is full` });
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ rec, resolve });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length) {
+        // Let appends made in this turn of the event loop join the batch.
+        await null;
+        const batch: Queued[] = [];
+        let bytes = 0;
+        while (this.queue.length && batch.length < limits.replicationBatchRecordsMax) {
+          const next = this.queue[0]!;
+          const size = JSON.stringify(next.rec.state).length; // an estimate is enough for the bound
+          if (batch.length && bytes + size > limits.replicationBatchBytesMax / 2) break;
+          bytes += size;
+          batch.push(this.queue.shift()!);
+        }
+        let results: ReplicaResult[];
+        try {
+          const r = await this.peers.request(this.url, {
+            method: 'POST',
+            body: encodeBatch({ from: this.selfId, records: batch.map((q) => q.rec) }),
+            headers: { 'content-type': REPLICATION_CONTENT_TYPE, pragma: 'xn-rpl' },
+            timeoutMs: this.timeoutMs,
+          });
+          if (r.status >= 300) {
+            const msg = r.body.toString('utf8').slice(0, 500);
+            results = batch.map(() => ({ ok: false, status: r.status, message: msg }));
+          } else {
+            const parsed = JSON.parse(r.body.toString('utf8')) as { results?: ReplicaResult[] };
+            results = batch.map((_, i) => parsed.results?.[i] ?? { ok: false, status: 500, message: 'missing result' });
+          }
+        } catch (e) {
+          results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
+        }
+        batch.forEach((q, i) => q.resolve(results[i]!));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+export interface ReplicaSet {
+  /** Members the record goes to, self excluded. */
+  targets: NodeState[];
+  /** Members that count but cannot be reached (UNAVAILABLE, REPLACED): immediate failures. */
+  unreachable: number;
+  /** Replica set size, the owner included. */
+  eligible: number;
+  membershipQuorum: number;
+}
+
+export class Replicator {
+  private readonly channels = new Map<string, PeerChannel>();
+  private opCounter = 0;
+
+  constructor(
+    private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
+  ) {}
+
+  /** Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N. */
+  replicaSet(selectorLink: string, link: string): ReplicaSet {
+    const group = this.d.selectors.groupState;
+    const spec = this.d.selectors.spec(selectorLink);
+    const self = group.nodes[this.d.hostId];
+    const membershipQuorum = self?.membershipQuorum ?? 1;
+    const members = Object.values(group.nodes).filter((n) => !n.options.includes('OBSERVER'));
+    let chosen: NodeState[];
+    if (spec?.replicationFactor) {
+      const ids = selectNodes(link, members.map((n) => ({ id: n.id, eligible: isEligibleOwner(n) })), spec.replicationFactor);
+      chosen = ids.map((id) => group.nodes[id]!);
+    } else {
+      chosen = members;
+    }
+    const others = chosen.filter((n) => n.id !== this.d.hostId);
+    const reachable = others.filter((n) => n.status !== 'UNAVAILABLE' && n.status !== 'REPLACED');
+    return { targets: reachable, unreachable: others.length - reachable.length, eligible: others.length + 1, membershipQuorum };
+  }
+
+  channel(node: NodeState, selectorLink: string): PeerChannel {
+    const url = `${originOf(node.groupReference)}${selectorLink}/replication`;
+    let c = this.channels.get(url);
+    if (!c) {
+      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000));
+      this.channels.set(url, c);
+    }
+    return c;
+  }
+
+  /**
+   * Starts shipping `rec` to its replicas; the returned function, called once the owner's own
+   * append is durable, resolves at quorum or throws REPLICATION_FAILED.
+   */
+  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all'): (() => Promise<void>) | undefined {
+    if (!svc.has('REPLICATION')) return undefined;
+    const set = this.replicaSet(svc.def.nodeSelector, rec.link);
+    if (set.eligible === 1) return undefined;
+    let threshold: number;
+    try {
+      threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, requested, action: rec.action });
+    } catch (e) {
+      throw new KryptonError('INVALID_ARGUMENT', (e as Error).message);
+    }
+    const tracker = new QuorumTracker(set.eligible, threshold);
+    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    const opId = `${this.d.hostId}-${++this.opCounter}`;
+    let settle!: () => void;
+    let fail!: (e: KryptonError) => void;
+    const done = new Promise<void>((res, rej) => {
+      settle = res;
+      fail = rej;
+    });
+    const check = () => {
+      if (tracker.outcome === 'succeeded') settle();
+      else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
+    };
+    for (const n of set.targets) {
+      void this.channel(n, svc.def.nodeSelector).send(rec).then((r) => {
+        if (r.ok) tracker.success();
+        else {
+          tracker.failure(r.status);
+          this.d.logger.debug({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+        }
+        check();
+      });
+    }
+    return () => {
+      tracker.success();
+      check();
+      return done;
+    };
+  }
+
+  /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
+  push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
+    return this.channel(node, selectorLink).send(rec);
+  }
+}
