@@ -15,7 +15,7 @@ import { KINDS, type JsonObject } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { ServiceRegistry, type ServiceDefinition } from '../lib/service.js';
-import { exampleService } from '../lib/services/example.js';
+import { example3xService, exampleService } from '../lib/services/example.js';
 import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
@@ -95,6 +95,7 @@ export class Host {
 
     const registry = new ServiceRegistry();
     registry.add(exampleService);
+    registry.add(example3xService);
     for (const s of opts.services ?? []) registry.add(s);
 
     const index = new DocumentIndex({ retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault) });

@@ -120,3 +120,13 @@ export const exampleService = defineService<ExampleState>({
     return body.documentExpirationTimeMicros ?? 0;
   },
 });
+
+/**
+ * The same service on the `default-3x` selector (Xenon's LimitedReplicationExampleService): each
+ * document is replicated to the 3 hosts closest to its link instead of every host.
+ */
+export const example3xService = defineService<ExampleState>({
+  ...exampleService,
+  factoryLink: '/core/examples-3x',
+  nodeSelector: '/core/node-selectors/default-3x',
+});
