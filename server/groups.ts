@@ -53,6 +53,12 @@ export class GroupRuntime {
   private state: MembershipState;
   private readonly listeners: ((available: boolean) => void)[] = [];
   private readonly changeListeners: (() => void)[] = [];
+  /**
+   * Availability as last announced to listeners. Compared after every step rather than recomputed
+   * before it, because availability also changes with time alone (the stability window running
+   * out between two ticks), and that change must be announced too.
+   */
+  private announcedAvailable = false;
   private persisting: Promise<void> | undefined;
   private pendingSnapshot: MembershipSnapshot | undefined;
   private stopped = false;
@@ -150,7 +156,6 @@ export class GroupRuntime {
    * caller can count failures (Xenon answers 500 when a majority failed).
    */
   private async feed(input: MembershipInput, opts: { awaitQuorumFanOut?: boolean } = {}): Promise<RunEffect[]> {
-    const wasAvailable = this.isAvailable();
     const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
     this.state = state;
     const out: RunEffect[] = [...effects];
@@ -161,7 +166,10 @@ export class GroupRuntime {
     }
     await Promise.all(waits);
     const nowAvailable = this.isAvailable();
-    if (nowAvailable !== wasAvailable) for (const l of this.listeners) l(nowAvailable);
+    if (nowAvailable !== this.announcedAvailable) {
+      this.announcedAvailable = nowAvailable;
+      for (const l of this.listeners) l(nowAvailable);
+    }
     return out;
   }
 

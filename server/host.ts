@@ -41,6 +41,8 @@ export interface HostOptions {
 
 const STATE_FILE = 'serviceHostState.json';
 const MAINTENANCE_INTERVAL_MS = 1000;
+/** How long a stopping host lets open connections finish before it closes them. */
+const STOP_GRACE_MS = 2000;
 
 export class Host {
   private stopping: Promise<void> | undefined;
@@ -237,8 +239,14 @@ export class Host {
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
       const closed = new Promise<void>((r) => this.server.close(() => r()));
+      // Peers gossip every second over kept-alive connections, which would keep close() waiting
+      // for ever: answer everything from now on with `connection: close`, let accepted writes
+      // finish, then cut what is left after a short grace.
+      this.server.on('request', (_req, res: http.ServerResponse) => res.setHeader('connection', 'close'));
       this.server.closeIdleConnections();
       await this.store.drain();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+      this.server.closeAllConnections();
       await closed;
       await this.cluster.synchronizer.stop();
       await this.cluster.groups.stop();

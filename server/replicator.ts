@@ -209,6 +209,9 @@ export class Replicator {
       settle = res;
       fail = rej;
     });
+    // The quorum may fail before the caller awaits it (while the owner's own append runs); the
+    // caller still sees the rejection, but it must not count as unhandled meanwhile.
+    done.catch(() => undefined);
     const check = () => {
       if (tracker.outcome === 'succeeded') settle();
       else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
@@ -218,7 +221,7 @@ export class Replicator {
         if (r.ok) tracker.success();
         else {
           tracker.failure(r.status);
-          this.d.logger.debug({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+          this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
         }
         check();
       });

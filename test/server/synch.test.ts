@@ -1,0 +1,55 @@
+/**
+ * Catch-up in process: a host stopped while its peers take updates and new documents is
+ * restarted on the same sandbox and port, and synchronization brings every host to the same
+ * documents (the restarted host's owned links are taken over with a new epoch).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS } from '../../lib/document.js';
+import { startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { waitFor } from '../support/wait.js';
+
+type Docs = Record<string, { documentVersion: number; documentEpoch: number; counter?: number }>;
+
+test('a restarted host receives every update and document it missed', async () => {
+  const dirs = await Promise.all([0, 1, 2].map(() => tempDir()));
+  const hosts: TestHost[] = [];
+  // Fixed ports: a restarted host must come back at the address its peers know (and <sandbox>/<port>).
+  const base = 23400 + Math.floor(Math.random() * 500) * 3;
+  try {
+    for (let i = 0; i < 3; i++) hosts.push(await startHost({ id: `h${i}`, port: base + i }, dirs[i]!.path));
+    for (const h of hosts.slice(1)) await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default` });
+    const ready = async () => {
+      for (const h of hosts) {
+        if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+        const g = await h.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+        if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
+      }
+      return true;
+    };
+    await waitFor('group ready', ready, 20_000);
+    for (let i = 0; i < 20; i++) assert.is((await hosts[i % 3]!.client.post('/core/examples', { documentSelfLink: `d${i}`, name: `d${i}` })).status, 200);
+
+    await hosts[2]!.close();
+    await waitFor('h2 UNAVAILABLE', async () => (await hosts[0]!.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default')).body.nodes.h2!.status === 'UNAVAILABLE', 10_000);
+    for (let i = 0; i < 20; i++) assert.is((await hosts[i % 2]!.client.patch(`/core/examples/d${i}`, { counter: 100 + i })).status, 200);
+    for (let i = 20; i < 25; i++) assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: `d${i}`, name: `d${i}` })).status, 200);
+    assert.is((await hosts[1]!.client.delete('/core/examples/d3')).status, 200);
+
+    hosts[2] = await startHost({ id: 'h2', port: base + 2 }, dirs[2]!.path);
+    let views: Docs[] = [];
+    await waitFor('every host holds the same documents', async () => {
+      views = await Promise.all(hosts.map(async (h) => (await h.client.get<{ documents: Docs }>('/core/examples?expand')).body.documents));
+      const canon = views.map((v) => JSON.stringify(Object.keys(v).sort().map((k) => v[k])));
+      return canon[0] === canon[1] && canon[1] === canon[2];
+    }, 30_000);
+    assert.is(Object.keys(views[2]!).length, 24);
+    assert.is(views[2]!['/core/examples/d7']!.counter, 107);
+    assert.is((await hosts[2]!.client.send('GET', '/core/examples/d3', undefined, { pragma: 'xn-no-fwd' })).status, 404);
+  } finally {
+    for (const h of hosts) await h.close();
+    for (const d of dirs) await d.remove();
+  }
+});
+
+test.run();
