@@ -20,7 +20,8 @@ export type ServiceOption =
   | 'IDEMPOTENT_POST'
   | 'STRICT_UPDATE_CHECKING'
   | 'IMMUTABLE'
-  | 'INSTRUMENTATION';
+  | 'INSTRUMENTATION'
+  | 'PERIODIC_MAINTENANCE';
 
 /** What a handler may know about the world: given, never read. */
 export interface ServiceContext {
@@ -54,6 +55,18 @@ export interface ServiceDefinition<S extends JsonObject = JsonObject> {
   patch(current: Stored<S>, body: S, ctx: ServiceContext): S;
   /** Tombstone's own fields for a DELETE; the default keeps the current fields. */
   delete?(current: Stored<S>, body: S | undefined, ctx: ServiceContext): S;
+  /**
+   * Runs on the owner only, after the response to a create, and again on whichever host becomes
+   * the owner of an existing document after a membership change. Returns a PATCH body the owner
+   * applies to the document, or undefined. It may therefore run more than once per document; a
+   * handler must tolerate that (a stage that already moved on is simply not moved again).
+   */
+  handleStart?(state: Stored<S>, ctx: ServiceContext): S | undefined;
+  /**
+   * With the PERIODIC_MAINTENANCE option: runs every maintenance interval on the owner of each
+   * live child, and only while the node group is available. Returns a PATCH body or undefined.
+   */
+  handleMaintenance?(state: Stored<S>, ctx: ServiceContext): S | undefined;
   /** Expiration a create or update should carry; the default takes the body's value. */
   expiration?(current: Stored<S> | undefined, body: S, ctx: ServiceContext): Micros;
 }

@@ -29,6 +29,8 @@ export interface DocumentStoreDeps {
   replicator?: Replicator;
   /** Brings a link up to date from its replicas before the owner acts on it. */
   synch?: { ensure(svc: RegisteredService, link: Link): Promise<void> };
+  /** Owner-only start handlers. */
+  hooks?: { started(svc: RegisteredService, link: Link): void };
 }
 
 export interface WriteOptions {
@@ -53,9 +55,8 @@ export class DocumentStore {
   constructor(private readonly d: DocumentStoreDeps) {}
 
   /** Cluster parts arrive after the port is open (they need the host's address). */
-  attachCluster(parts: { replicator: Replicator; synch: { ensure(svc: RegisteredService, link: Link): Promise<void> } }): void {
-    this.d.replicator = parts.replicator;
-    this.d.synch = parts.synch;
+  attachCluster(parts: Pick<DocumentStoreDeps, 'replicator' | 'synch' | 'hooks'>): void {
+    Object.assign(this.d, parts);
   }
 
   private ctx(): ServiceContext {
@@ -137,10 +138,12 @@ export class DocumentStore {
   async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean } & WriteOptions): Promise<ServiceDocument> {
     const { body, link } = prepared;
     await this.d.synch?.ensure(svc, link);
-    return this.queues.run(link, () => {
+    const state = await this.queues.run(link, () => {
       const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
       return this.commit(svc, rec, opts);
     });
+    if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
+    return state;
   }
 
   /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */

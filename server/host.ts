@@ -22,6 +22,7 @@ import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
 import { Groups } from './groups.js';
 import { PeerClient } from './peers.js';
+import { OwnerHooks } from './owner-hooks.js';
 import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
 import { Synchronizer } from './synchronizer.js';
@@ -65,7 +66,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks },
   ) {}
 
   get port(): number {
@@ -163,8 +164,10 @@ export class Host {
       logger,
       operationTimeoutMicros: config.operationTimeoutMicros,
       enabled: config.isPeerSynchronizationEnabled,
+      hooks: { started: (svc, link) => hooks.started(svc, link) },
     });
-    store.attachCluster({ replicator, synch: synchronizer });
+    const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger });
+    store.attachCluster({ replicator, synch: synchronizer, hooks });
     const app = createApp({
       registry,
       store,
@@ -178,7 +181,7 @@ export class Host {
       routing,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -186,6 +189,7 @@ export class Host {
   }
 
   private maintain(): void {
+    void this.cluster.hooks.maintain();
     const now = this.clock.nowMicros();
     this.queries.expire(now);
     if (now - this.lastExpiryMicros >= limits.expiryIntervalMicros) {

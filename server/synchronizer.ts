@@ -69,6 +69,7 @@ export class Synchronizer {
       logger: Logger;
       operationTimeoutMicros: number;
       enabled: boolean;
+      hooks?: { started(svc: RegisteredService, link: Link): void };
     },
   ) {
     d.group.onChanged(() => this.membershipChanged());
@@ -294,7 +295,11 @@ export class Synchronizer {
         const state = { ...base, documentEpoch: plan.rewrite.epoch, documentVersion: plan.rewrite.version, documentOwner: this.d.hostId, documentUpdateTimeMicros: now };
         const rec: NewLogRecord = { link, action: state.documentUpdateAction, version: state.documentVersion, epoch: state.documentEpoch, timeMicros: now, state };
         await this.d.store.appendLocal(rec);
-        if (plan.best.owner !== this.d.hostId) this.stats.takenOver++;
+        if (plan.best.owner !== this.d.hostId) {
+          this.stats.takenOver++;
+          // The new owner runs the service's start handler, as Xenon restarts a service on its new owner.
+          if (state.documentUpdateAction !== 'DELETE') this.d.hooks?.started(svc, link);
+        }
         return rec;
       }
       const rec: NewLogRecord = { link, action: base.documentUpdateAction, version: base.documentVersion, epoch: base.documentEpoch ?? 0, timeMicros: base.documentUpdateTimeMicros, state: base };

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultConfig, type Config } from '../../server/config.js';
-import { Host } from '../../server/host.js';
+import { Host, type HostOptions } from '../../server/host.js';
 import { Client } from './http.js';
 
 export interface TestHost {
@@ -24,10 +24,10 @@ export async function tempDir(prefix = 'krypton-test-'): Promise<{ path: string;
   return { path: p, remove: () => fs.rm(p, { recursive: true, force: true }) };
 }
 
-export async function startHost(overrides: Partial<Config> = {}, sandbox?: string): Promise<TestHost> {
+export async function startHost(overrides: Partial<Config> = {}, sandbox?: string, options: HostOptions = {}): Promise<TestHost> {
   const dir = sandbox ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'krypton-host-')));
   const config: Config = { ...defaultConfig(), port: 0, sandbox: dir, logLevel: 'silent', ...overrides };
-  const host = await Host.start(config);
+  const host = await Host.start(config, options);
   const client = new Client(host.uri);
   const th: TestHost = {
     host,
@@ -36,7 +36,7 @@ export async function startHost(overrides: Partial<Config> = {}, sandbox?: strin
     async restart() {
       await client.close();
       await host.stop();
-      return startHost(overrides, dir);
+      return startHost(overrides, dir, options);
     },
     async close() {
       await client.close();
