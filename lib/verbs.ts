@@ -6,7 +6,7 @@
  * state a handler returns. Each plan is a NewLogRecord the server appends, or an error.
  */
 
-import { KryptonError, XENON_ERROR_CODES } from './errors.js';
+import { invariant, KryptonError, XENON_ERROR_CODES } from './errors.js';
 import { generateDocumentId } from './hash.js';
 import { limits } from './limits.js';
 import type { Epoch, Link, Micros } from './ids.js';
@@ -131,7 +131,11 @@ export function planCreate(
   let resetHistory = existing !== undefined && current === undefined; // expired: a fresh history
 
   if (current && current.documentUpdateAction !== 'DELETE') {
-    if (svc.has('IDEMPOTENT_POST')) return planUpdate(svc, 'PUT', link, current, body, ctx);
+    if (svc.has('IDEMPOTENT_POST')) {
+      const put = planUpdate(svc, 'PUT', link, current, body, ctx);
+      invariant(put, 'a PUT on a live document always plans a record');
+      return put;
+    }
     throw new KryptonError('ALREADY_EXISTS', `Service already started: ${link}`);
   }
   if (current) {
@@ -162,22 +166,6 @@ export function planCreate(
  * Plans a PUT, PATCH or DELETE on a child. DELETE of a missing or already deleted document is a
  * no-op answered 200 (Xenon swallows that 404): it returns null and nothing is logged.
  */
-export function planUpdate(
-  svc: RegisteredService,
-  action: 'PUT' | 'PATCH' | 'DELETE',
-  link: Link,
-  existing: ServiceDocument | undefined,
-  body: JsonObject,
-  ctx: ServiceContext,
-): NewLogRecord;
-export function planUpdate(
-  svc: RegisteredService,
-  action: 'PUT' | 'PATCH' | 'DELETE',
-  link: Link,
-  existing: ServiceDocument | undefined,
-  body: JsonObject | undefined,
-  ctx: ServiceContext,
-): NewLogRecord | null;
 export function planUpdate(
   svc: RegisteredService,
   action: 'PUT' | 'PATCH' | 'DELETE',

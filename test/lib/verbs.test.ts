@@ -58,7 +58,7 @@ test('updates: 404 on missing and deleted, DELETE no-op, version +1, epoch kept'
   assert.match(code(() => planUpdate(svc, 'PATCH', '/core/examples/m', undefined, { name: 'x' }, ctx(1)))!, /NOT_FOUND:-2147483648/);
   assert.is(planUpdate(svc, 'DELETE', '/core/examples/m', undefined, undefined, ctx(1)), null);
   const s = { ...planCreate(svc, '/core/examples/a', { name: 'a' }, undefined, { forceIndexUpdate: false }, ctx(1)).state, documentEpoch: 4 } as ServiceDocument;
-  const p = planUpdate(svc, 'PATCH', '/core/examples/a', s, { name: 'b' }, ctx(2));
+  const p = planUpdate(svc, 'PATCH', '/core/examples/a', s, { name: 'b' }, ctx(2))!;
   assert.is(p.version, 1);
   assert.is(p.epoch, 4);
   const tomb = planUpdate(svc, 'DELETE', '/core/examples/a', p.state, { documentExpirationTimeMicros: 99 }, ctx(3))!;
