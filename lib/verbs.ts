@@ -155,7 +155,8 @@ export function planCreate(
     kind: def.kind,
     action: 'POST',
     version,
-    epoch: 0,
+    // A re-create continues the link's epoch: replicas that saw a takeover refuse an older one.
+    epoch: existing?.documentEpoch ?? 0,
     expirationMicros,
     ctx,
     resetHistory,

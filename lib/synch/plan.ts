@@ -3,9 +3,11 @@
  * (epoch, version) every reachable replica holds, which state is best, whether the new owner must
  * take over (a new epoch), and which replicas must receive the result. Pure.
  *
- * Best = highest epoch, then highest version, then (equal both) the owner's own copy. The owner
+ * Best = highest epoch, then highest version, then (equal both) the copy most replicas hold, then
+ * the owner's own copy. The owner
  * writes a new version when ownership moved (the best copy names another owner) or when the
- * replicas diverge (some copy has a version at least as high as the best's but is not the best):
+ * replicas diverge (some copy has a version at least as high as the best's but is not the best,
+ * or has the best's epoch and version but another owner):
  * the new state takes epoch max+1 (on an ownership move) and version max+1, so it sorts after
  * every copy anywhere and no replica's index can keep a stale "latest".
  */
@@ -45,11 +47,17 @@ export interface SynchPlan {
  * nothing. Returns null when nobody holds the link.
  */
 export function planLink(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>): SynchPlan | null {
+  // How many replicas hold each distinct copy: an acknowledged write sits on a quorum, so of two
+  // copies with the same (epoch, version) but different owners the more widely held one wins.
+  const holders = new Map<string, number>();
+  const key = (h: Head) => `${h.epoch}:${h.version}:${h.owner ?? ''}`;
+  for (const h of heads.values()) if (h) holders.set(key(h), (holders.get(key(h)) ?? 0) + 1);
   let source: NodeId | undefined;
   let best: Head | undefined;
   for (const [node, h] of heads) {
     if (!h) continue;
-    const c = best ? compareHeads(h, best) : 1;
+    let c = best ? compareHeads(h, best) : 1;
+    if (c === 0 && best) c = holders.get(key(h))! - holders.get(key(best))!;
     if (c > 0 || (c === 0 && node === selfId)) {
       best = h;
       source = node;
@@ -63,7 +71,9 @@ export function planLink(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undef
     if (!h) continue;
     maxEpoch = Math.max(maxEpoch, h.epoch);
     maxVersion = Math.max(maxVersion, h.version);
-    if (h.version >= best.version && compareHeads(h, best) !== 0) diverged = true;
+    // A copy at or past the best version that is not the best copy, or the same (epoch, version)
+    // stamped by another owner (two owners wrote it, e.g. across a crash), may hold other content.
+    if (h.version >= best.version && (compareHeads(h, best) !== 0 || h.owner !== best.owner)) diverged = true;
   }
   const moved = best.owner !== selfId;
   const rewrite = moved || diverged ? { epoch: moved ? maxEpoch + 1 : maxEpoch, version: maxVersion + 1 } : undefined;

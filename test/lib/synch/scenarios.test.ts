@@ -1,0 +1,198 @@
+/**
+ * Scripted synchronization scenarios on the simulated hosts (test/support/sim-replication.ts):
+ * a restarted host caught up on the updates, deletions and creations it missed; a takeover that
+ * carries an acknowledged write held by only some survivors; an owner that synchronizes a link on
+ * demand before writing it. Then, skipped, the runs that lose acknowledged writes or leave
+ * replicas apart today, each with the cause in its comment (the pure planLink cases are in
+ * plan.test.ts, the random search in properties.test.ts).
+ */
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { selectNodes } from '../../../lib/hash.js';
+import type { NodeId } from '../../../lib/ids.js';
+import { ReplicationSim, fmt } from '../../support/sim-replication.js';
+
+const among = (link: string, xs: readonly NodeId[]) => selectNodes(link, xs.map((id) => ({ id, eligible: true })))[0]!;
+
+/** For `link` among `ids`: its owner, the owner among the rest, and the others. */
+function roles(link: string, ids: readonly NodeId[]): { owner: NodeId; next: NodeId; rest: NodeId[] } {
+  const owner = among(link, ids);
+  const next = among(link, ids.filter((i) => i !== owner));
+  return { owner, next, rest: ids.filter((i) => i !== owner && i !== next) };
+}
+
+function clean(sim: ReplicationSim): void {
+  const problems = sim.checkAll();
+  assert.equal(problems, [], problems.join('\n'));
+}
+
+test('a restarted host catches up on the updates, deletions and creations it missed', () => {
+  const sim = new ReplicationSim({ hosts: 3, seed: 3, faults: { minLatencyMs: 1, maxLatencyMs: 6 } });
+  const links = ['/l/0', '/l/1', '/l/2', '/l/3'];
+  for (const l of links.slice(0, 3)) sim.seed(l, `${l} v0`);
+  const down = 'h3';
+  sim.crash(down);
+  const seeded = sim.writes.length;
+  sim.write('h1', '/l/0', 'put', { value: 'updated' });
+  sim.write('h2', '/l/1', 'delete');
+  sim.write('h1', '/l/2', 'delete');
+  sim.write('h2', '/l/3', 'put', { value: 'born while h3 was down' });
+  sim.drain();
+  sim.write('h2', '/l/2', 'put', { value: 're-created' });
+  sim.drain();
+  for (const w of sim.writes.slice(seeded)) assert.is(w.outcome, 'acked', `#${w.id} ${w.action} ${w.link}`);
+  assert.is(sim.host(down).index.get('/l/0')?.value, '/l/0 v0');
+  assert.not.ok(sim.host(down).index.has('/l/3'));
+  // Restarting is a membership change: every owner's pass pushes what h3 lacks (h3's own pass
+  // takes over the links it now owns and pulls them in).
+  sim.restart(down);
+  sim.drain();
+  const got = (l: string) => sim.host(down).index.get(l);
+  assert.is(got('/l/0')?.value, 'updated');
+  assert.ok(got('/l/1')?.deleted);
+  assert.is(got('/l/2')?.value, 're-created');
+  assert.is(got('/l/3')?.value, 'born while h3 was down');
+  // Caught up by the automatic passes alone: the explicit rounds find nothing to do.
+  clean(sim);
+  assert.is(sim.settle(), 1);
+  clean(sim);
+});
+
+test('a takeover carries an acknowledged write that only some survivors hold', () => {
+  const ids = ['h1', 'h2', 'h3', 'h4', 'h5'];
+  const sim = new ReplicationSim({ hosts: ids });
+  const link = '/l/0';
+  const { owner, rest } = roles(link, ids);
+  sim.seed(link, 'v0');
+  // The write reaches two of the four others: with the owner, the quorum of 3.
+  const missing = new Set(rest.slice(0, 2));
+  sim.filter = (p) => (p.kind === 'rpl' && p.from === owner && missing.has(p.to) ? 'drop' : undefined);
+  const w = sim.write(owner, link, 'put', { value: 'acknowledged' });
+  sim.drain();
+  assert.is(w.outcome, 'acked');
+  sim.filter = undefined;
+  sim.crash(owner);
+  const successor = among(link, ids.filter((i) => i !== owner));
+  const s = sim.host(successor).index.get(link)!;
+  assert.equal([s.epoch, s.value, s.owner], [1, 'acknowledged', successor], fmt(s));
+  for (const id of ids.filter((i) => i !== owner)) assert.is(sim.host(id).index.get(link)?.value, 'acknowledged', id);
+  sim.settle();
+  clean(sim);
+});
+
+test('an owner synchronizes a link on demand before writing it after a membership change', () => {
+  const sim = new ReplicationSim({ hosts: 3, autoSynch: false });
+  const link = '/l/0';
+  const { owner, next } = roles(link, ['h1', 'h2', 'h3']);
+  sim.seed(link, 'v0');
+  const w1 = sim.write(owner, link, 'put');
+  sim.drain();
+  sim.crash(owner);
+  // No pass ran: `next` holds the owner's copy and must take over before stamping anything.
+  assert.is(sim.host(next).index.get(link)?.owner, owner);
+  const w2 = sim.write(next, link, 'put');
+  assert.equal([w2.state?.epoch, w2.state?.version], [1, 3], 'after the takeover (1,2)');
+  sim.drain();
+  assert.is(w1.outcome, 'acked');
+  assert.is(w2.outcome, 'acked');
+  const last = sim.synchs.at(-1)!;
+  assert.equal([last.host, last.plan?.rewrite], [next, { epoch: 1, version: 2 }]);
+  sim.settle();
+  clean(sim);
+});
+
+// ---- known ways to lose writes or diverge today (skipped until fixed; see each comment) ----
+
+// server/synchronizer.ts: a takeover's new epoch is appended by the new owner and pushed
+// fire-and-forget (applyPlan ignores failed pushes), so an epoch can exist on one host only.
+// planLink then trusts "highest epoch wins": here h-B takes over at epoch 1 but its pushes are
+// lost, it is cut off, the majority goes on at epoch 0 and acknowledges "y", and after the heal
+// B's pass finds its own epoch-1 copy best (diverged, so rewritten at (1,2)) and pushes the old
+// content over the acknowledged write. Needs the takeover acknowledged by a quorum (and replicas
+// that have promised the new epoch) before the new owner appends or serves it.
+test.skip('BUG synchronizer: an unacknowledged takeover epoch overrides a write acknowledged at the old epoch', () => {
+  const ids = ['h1', 'h2', 'h3'];
+  // B owns the link among all three; C owns it among the other two.
+  const link = '/l/0';
+  const { owner: B, next: C, rest } = roles(link, ids);
+  const A = rest[0]!;
+  const sim = new ReplicationSim({ hosts: ids, synch: 'network' });
+  sim.crash(B);
+  assert.is(sim.write(C, link, 'put', { value: 'v0' }).owner, C);
+  sim.drain();
+  // B comes back and takes over; its pushes are lost.
+  sim.filter = (p) => (p.kind === 'rpl' && p.from === B && p.recs?.some((r) => r.synch) ? 'drop' : undefined);
+  sim.restart(B);
+  sim.drain();
+  assert.equal([sim.host(B).index.get(link)?.epoch, sim.host(A).index.get(link)?.epoch], [1, 0]);
+  sim.filter = undefined;
+  sim.partition([B], [A, C]);
+  const y = sim.write(C, link, 'put', { value: 'y' });
+  sim.drain();
+  assert.is(y.outcome, 'acked');
+  sim.heal();
+  sim.drain();
+  sim.settle();
+  clean(sim); // h1/h2/h3 lost acknowledged "y": they hold (1,2) "v0"
+});
+
+// server/synchronizer.ts ensure(): a peer whose heads request fails is left out, and nothing
+// fences the old owner between the heads and the push. The old owner X's write is on its way to
+// Y when Z (the new owner after Z's restart) reads the link without X's heads; Y applies and
+// acknowledges X's write (quorum: X + Y), then Z's takeover, built from Y's earlier copy, arrives
+// at a higher epoch and replaces it on Y and X. Needs every replica's heads (or a quorum that
+// promised the new epoch and refuses older ones from then on) before a takeover.
+test.skip("BUG synchronizer: a takeover built without a peer's heads drops a write acknowledged meanwhile", () => {
+  const ids = ['h1', 'h2', 'h3'];
+  const link = '/l/0';
+  const { owner: Z, next: X, rest } = roles(link, ids);
+  const Y = rest[0]!;
+  const sim = new ReplicationSim({ hosts: ids, synch: 'network', autoSynch: false, timeoutMs: 200 });
+  sim.crash(Z);
+  sim.write(X, link, 'put', { value: 'v0' });
+  sim.drain();
+  sim.filter = (p) => {
+    if (p.kind === 'heads' && p.from === Z && p.to === X) return 'drop';
+    if (p.kind === 'rpl' && p.from === X && p.to === Y) return { delayMs: 10 };
+    if (p.kind === 'rpl' && p.from === Z) return { delayMs: 50 };
+    return { delayMs: 1 };
+  };
+  const w = sim.write(X, link, 'put', { value: 'w' });
+  sim.restart(Z);
+  sim.read(Z, link); // ensure: takes over from Y's copy
+  sim.runFor(20);
+  assert.is(w.outcome, 'acked');
+  sim.drain();
+  sim.settle();
+  clean(sim); // acknowledged "w" lost on every host
+});
+
+// lib/synch/plan.ts (with lib/verbs.ts planCreate): a create that stayed on its owner A (the
+// others never got it) is at (0,0) by A; A crashes, B creates the same link at (0,0) by B and it
+// is acknowledged. When A is back and owns the link again its copy ties with B's: planLink keeps
+// its own, sees no divergence (equal heads) and pushes nothing, so A serves the unacknowledged
+// content and the replicas disagree for good. plan.test.ts has the planLink case. (Even with the
+// tie detected, the unacknowledged copy could still win: a create stamps epoch 0 whatever history
+// unreachable hosts hold, which properties.test.ts avoids by creating links before the faults.)
+test('a link created by two owners at (0,0) converges on the acknowledged copy (was: never converged)', () => {
+  const ids = ['h1', 'h2', 'h3'];
+  const link = '/l/0';
+  const { owner: A, next: B } = roles(link, ids);
+  const sim = new ReplicationSim({ hosts: ids });
+  sim.filter = (p) => (p.kind === 'rpl' && p.from === A ? 'drop' : undefined);
+  const a = sim.write(A, link, 'put', { value: 'a' });
+  sim.drain();
+  assert.is(a.outcome, 'failed');
+  sim.filter = undefined;
+  sim.crash(A);
+  const b = sim.write(B, link, 'put', { value: 'b' });
+  sim.drain();
+  assert.is(b.outcome, 'acked');
+  sim.restart(A);
+  sim.drain();
+  sim.settle();
+  clean(sim); // A holds (0,0) "a" by A, the others (0,0) "b" by B
+});
+
+test.run();

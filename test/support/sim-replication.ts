@@ -1,0 +1,894 @@
+/**
+ * A deterministic simulation of Krypton's replication and synchronization, built on the pure
+ * decisions under test (lib/replication/quorum.ts, lib/synch/plan.ts, lib/hash.ts selectNodes)
+ * and on rules copied from the server (server/replicator.ts, server/synchronizer.ts,
+ * server/documents.ts applyReplicated), so that scenario and property tests can check the
+ * acceptance properties without sockets or disks: acknowledged writes survive, replicas converge,
+ * no replica goes back to an older epoch.
+ *
+ * Each host keeps, per link, its latest state (the index) and the log of every state it appended
+ * (durable: a crash keeps both). Owners come from selectNodes over the hosts a host believes alive
+ * (its view). A client write enters an owner, which stamps version+1 at the epoch it holds, appends
+ * it, counts itself as one success and ships the record to the rest of the replica set; the write
+ * is acknowledged when its QuorumTracker succeeds. Records travel either over ordered channels
+ * (the server's: one per peer, one batch in flight, FIFO) or over a raw network (one packet per
+ * record, so random latency reorders them). Both can drop, delay and duplicate packets; a sender
+ * that hears nothing before its timeout counts a failure (503). One manual clock, one seeded PRNG:
+ * a scenario replays exactly.
+ *
+ * Two modes stand for two levels of faithfulness to the server, and tests say which they use:
+ * - views 'consistent': every topology change (crash, restart, partition, heal) refreshes every
+ *   running host's view to the hosts it can reach; 'manual': only refreshViews() does (stale
+ *   owners exist, as they do while membership catches up).
+ * - synch 'atomic': a synchronization step reads the heads of the hosts it can reach, fetches the
+ *   best copy and pushes the result in one step, without message faults; 'network': as the server
+ *   does it, a heads request lost to a fault just leaves that peer out (Synchronizer.ensure) and the
+ *   pushes travel the faulty network, their failures ignored (Synchronizer.applyPlan).
+ */
+
+import { selectNodes } from '../../lib/hash.js';
+import type { Epoch, Link, NodeId, Version } from '../../lib/ids.js';
+import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
+import { compareHeads, planLink, type Head, type SynchPlan } from '../../lib/synch/plan.js';
+
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One host's latest state of one link (the parts of a ServiceDocument replication looks at). */
+export interface DocState {
+  epoch: Epoch;
+  version: Version;
+  /** documentOwner: the host that stamped this (epoch, version). */
+  owner: NodeId;
+  value: string | null;
+  deleted: boolean;
+  /** The client write whose content this is; synchronization rewrites keep it. */
+  writeId: number;
+}
+
+/** A replication record: the full new state of a link, as the server ships it. */
+export interface Rec {
+  link: Link;
+  state: DocState;
+  /** Sent by synchronization rather than by a client write. */
+  synch?: boolean;
+}
+
+export interface ReplicaResult {
+  ok: boolean;
+  status?: number;
+}
+
+export type ReplicaDecision = 'apply' | 'duplicate' | 'refuse';
+
+/**
+ * The replica's rule, as DocumentStore.applyReplicated has it: an older epoch than held is refused
+ * (409, fencing a stale owner); the same epoch at a version already reached is acknowledged as a
+ * duplicate without appending; anything else is appended.
+ */
+export function replicaDecision(held: Pick<DocState, 'epoch' | 'version'> | undefined, rec: Pick<DocState, 'epoch' | 'version'>): ReplicaDecision {
+  if (!held) return 'apply';
+  if (rec.epoch < held.epoch) return 'refuse';
+  if (rec.epoch === held.epoch && rec.version <= held.version) return 'duplicate';
+  return 'apply';
+}
+
+export function headOfState(s: DocState | undefined): Head | undefined {
+  return s ? { epoch: s.epoch, version: s.version, owner: s.owner, deleted: s.deleted } : undefined;
+}
+
+export type AppendCause = 'write' | 'replica' | 'adopt' | 'rewrite';
+
+export interface LogEntry {
+  link: Link;
+  state: DocState;
+  atMs: number;
+  cause: AppendCause;
+}
+
+export class ReplHost {
+  running = true;
+  /** Bumped by every crash: callbacks of an earlier life are ignored. */
+  incarnation = 0;
+  view: Set<NodeId>;
+  /** Bumped by every view change; synched is the set of links synchronized since. */
+  generation = 0;
+  synched = new Set<Link>();
+  readonly index = new Map<Link, DocState>();
+  readonly log: LogEntry[] = [];
+  /** Partition side. */
+  side = 0;
+
+  constructor(readonly id: NodeId, all: readonly NodeId[]) {
+    this.view = new Set(all);
+  }
+}
+
+export type Outcome = 'rejected' | 'noop' | 'pending' | 'acked' | 'failed';
+
+export interface ClientWrite {
+  /** Issue order; also the write's identity in DocState.writeId. */
+  id: number;
+  link: Link;
+  op: 'put' | 'delete';
+  value: string | null;
+  entry: NodeId;
+  owner?: NodeId;
+  action?: 'POST' | 'PUT' | 'DELETE';
+  /** What the owner appended. */
+  state?: DocState;
+  /** 'pending' and 'failed' writes were appended by their owner: their fate is in doubt. */
+  outcome: Outcome;
+  reason?: string;
+  status?: number;
+  /** Xenon's failure message from the tracker, for failed writes. */
+  message?: string;
+  tracker?: QuorumTracker;
+  issuedAtMs: number;
+  settledAtMs?: number;
+}
+
+export interface Faults {
+  dropRate: number;
+  duplicateRate: number;
+  minLatencyMs: number;
+  maxLatencyMs: number;
+  /** Share of packets held back by longDelayMs more (raw network only: it would break FIFO). */
+  longDelayRate: number;
+  longDelayMs: number;
+}
+
+export type PacketKind = 'rpl' | 'ack' | 'heads' | 'fetch';
+
+export interface PacketInfo {
+  kind: PacketKind;
+  from: NodeId;
+  to: NodeId;
+  recs?: readonly Rec[];
+}
+
+/** A scripted decision for one packet; undefined leaves it to the random faults. */
+export type FilterDecision = 'drop' | 'pass' | { delayMs: number; duplicate?: boolean } | undefined;
+
+export interface SimOptions {
+  hosts: number | readonly NodeId[];
+  seed?: number;
+  network?: 'ordered' | 'raw';
+  faults?: Partial<Faults>;
+  /** A sender that hears nothing back within this counts a failure. */
+  timeoutMs?: number;
+  /** Replica set = the N closest eligible hosts (server: selector replicationFactor); default all. */
+  replicationFactor?: number;
+  /** Default: a majority of all hosts. */
+  membershipQuorum?: number;
+  views?: 'consistent' | 'manual';
+  synch?: 'atomic' | 'network';
+  /** Run a synchronization pass on every available host whose view changed (server: on membership change). */
+  autoSynch?: boolean;
+  /**
+   * The epoch a forced re-create over a tombstone gets: 'zero' is lib/verbs.ts planCreate's
+   * (epoch 0 always), 'held' keeps the tombstone's epoch as updates do.
+   */
+  recreateEpoch?: 'zero' | 'held';
+  /** Keep a trace of what happened (for failure messages). */
+  trace?: boolean;
+}
+
+interface TimedEvent {
+  at: number;
+  seq: number;
+  run: () => void;
+}
+
+interface Queued {
+  rec: Rec;
+  done: (r: ReplicaResult) => void;
+}
+
+class Channel {
+  queue: Queued[] = [];
+  inFlight = false;
+}
+
+export interface SynchRecord {
+  atMs: number;
+  host: NodeId;
+  link: Link;
+  heads: Map<NodeId, Head | undefined>;
+  plan: SynchPlan | null;
+}
+
+export interface SimStats {
+  packets: number;
+  dropped: number;
+  duplicated: number;
+  lost: number;
+  refused: number;
+  duplicatesAcked: number;
+  applied: number;
+  synchRewrites: number;
+  synchAdopts: number;
+  synchPushes: number;
+}
+
+const DEFAULT_FAULTS: Faults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 5, longDelayRate: 0, longDelayMs: 0 };
+
+export class ReplicationSim {
+  nowMs = 0;
+  readonly ids: NodeId[];
+  readonly hosts = new Map<NodeId, ReplHost>();
+  readonly writes: ClientWrite[] = [];
+  readonly synchs: SynchRecord[] = [];
+  /** Breaches of the log invariant seen when they happened (property 3). */
+  readonly violations: string[] = [];
+  readonly trace: string[] = [];
+  readonly stats: SimStats = { packets: 0, dropped: 0, duplicated: 0, lost: 0, refused: 0, duplicatesAcked: 0, applied: 0, synchRewrites: 0, synchAdopts: 0, synchPushes: 0 };
+  faults: Faults;
+  filter: ((p: PacketInfo) => FilterDecision) | undefined;
+  readonly network: 'ordered' | 'raw';
+  readonly views: 'consistent' | 'manual';
+  readonly synchMode: 'atomic' | 'network';
+  readonly autoSynch: boolean;
+  readonly timeoutMs: number;
+  readonly quorum: number;
+  readonly factor: number | undefined;
+  readonly recreateEpoch: 'zero' | 'held';
+  private readonly rng: () => number;
+  private events: TimedEvent[] = [];
+  private seq = 0;
+  private readonly channels = new Map<string, Channel>();
+  /** Bumped whenever a pair of hosts loses its connection: packets sent before are lost. */
+  private readonly connGen = new Map<string, number>();
+  private connectedBefore = new Map<string, boolean>();
+
+  constructor(readonly opts: SimOptions) {
+    this.ids = typeof opts.hosts === 'number' ? Array.from({ length: opts.hosts }, (_, i) => `h${i + 1}`) : [...opts.hosts];
+    for (const id of this.ids) this.hosts.set(id, new ReplHost(id, this.ids));
+    this.rng = prng(opts.seed ?? 1);
+    this.network = opts.network ?? 'ordered';
+    this.views = opts.views ?? 'consistent';
+    this.synchMode = opts.synch ?? 'atomic';
+    this.autoSynch = opts.autoSynch ?? true;
+    this.timeoutMs = opts.timeoutMs ?? 50;
+    this.quorum = opts.membershipQuorum ?? Math.floor(this.ids.length / 2) + 1;
+    this.factor = opts.replicationFactor;
+    this.recreateEpoch = opts.recreateEpoch ?? 'held';
+    this.faults = { ...DEFAULT_FAULTS, ...opts.faults };
+    this.snapshotConnections();
+  }
+
+  host(id: NodeId): ReplHost {
+    const h = this.hosts.get(id);
+    if (!h) throw new Error(`no simulated host ${id}`);
+    return h;
+  }
+
+  log(line: string): void {
+    if (this.opts.trace) this.trace.push(`${this.nowMs}ms ${line}`);
+  }
+
+  // ---- clock and events ----
+
+  private at(delayMs: number, run: () => void): void {
+    const e: TimedEvent = { at: this.nowMs + delayMs, seq: this.seq++, run };
+    // Binary insertion keeps (at, seq) order; queues stay small.
+    let lo = 0;
+    let hi = this.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const m = this.events[mid]!;
+      if (m.at < e.at || (m.at === e.at && m.seq < e.seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    this.events.splice(lo, 0, e);
+  }
+
+  get pending(): number {
+    return this.events.length;
+  }
+
+  runFor(ms: number): void {
+    const end = this.nowMs + ms;
+    while (this.events.length && this.events[0]!.at <= end) {
+      const e = this.events.shift()!;
+      this.nowMs = e.at;
+      e.run();
+    }
+    this.nowMs = end;
+  }
+
+  /** Runs every queued event (deliveries, replies, timeouts). */
+  drain(maxEvents = 100_000): void {
+    for (let n = 0; this.events.length; n++) {
+      if (n >= maxEvents) throw new Error('simulation does not drain');
+      const e = this.events.shift()!;
+      this.nowMs = Math.max(this.nowMs, e.at);
+      e.run();
+    }
+  }
+
+  // ---- topology ----
+
+  private pairKey(a: NodeId, b: NodeId): string {
+    return a < b ? `${a}|${b}` : `${b}|${a}`;
+  }
+
+  connected(a: NodeId, b: NodeId): boolean {
+    const ha = this.host(a);
+    const hb = this.host(b);
+    return ha.running && hb.running && ha.side === hb.side;
+  }
+
+  /** After a topology change: pairs that lost their connection lose their packets in flight. */
+  private snapshotConnections(): void {
+    const now = new Map<string, boolean>();
+    for (const a of this.ids) {
+      for (const b of this.ids) {
+        if (a >= b) continue;
+        const k = this.pairKey(a, b);
+        const c = this.connected(a, b);
+        if (this.connectedBefore.get(k) && !c) this.connGen.set(k, (this.connGen.get(k) ?? 0) + 1);
+        now.set(k, c);
+      }
+    }
+    this.connectedBefore = now;
+  }
+
+  private topologyChanged(): void {
+    this.snapshotConnections();
+    if (this.views === 'consistent') this.refreshViews();
+  }
+
+  crash(id: NodeId): void {
+    const h = this.host(id);
+    if (!h.running) return;
+    h.running = false;
+    h.incarnation++;
+    // The owner's queued records die with it (its clients never hear back: in doubt).
+    for (const k of [...this.channels.keys()]) if (k.startsWith(`${id}>`)) this.channels.delete(k);
+    this.log(`crash ${id}`);
+    this.topologyChanged();
+  }
+
+  restart(id: NodeId): void {
+    const h = this.host(id);
+    if (h.running) return;
+    h.running = true;
+    // A restarted host knows only itself until membership tells it more.
+    h.view = new Set([id]);
+    h.generation++;
+    h.synched.clear();
+    this.log(`restart ${id}`);
+    this.topologyChanged();
+  }
+
+  /** Splits the hosts into sides; hosts not listed each get a side of their own. */
+  partition(...sides: readonly (readonly NodeId[])[]): void {
+    let next = 1;
+    const sideOf = new Map<NodeId, number>();
+    for (const s of sides) {
+      for (const id of s) sideOf.set(id, next);
+      next++;
+    }
+    for (const h of this.hosts.values()) h.side = sideOf.get(h.id) ?? next++;
+    this.log(`partition ${sides.map((s) => s.join(',')).join(' | ')}`);
+    this.topologyChanged();
+  }
+
+  heal(): void {
+    for (const h of this.hosts.values()) h.side = 0;
+    this.log('heal');
+    this.topologyChanged();
+  }
+
+  /**
+   * Membership catches up: each listed running host now believes alive exactly the hosts it can
+   * reach. A host whose view changed starts a new generation (every link needs synchronizing
+   * again) and, with autoSynch, runs a pass if it is available, hosts in a random order.
+   */
+  refreshViews(ids: readonly NodeId[] = this.ids): NodeId[] {
+    const changed: NodeId[] = [];
+    for (const id of ids) {
+      const h = this.host(id);
+      if (!h.running) continue;
+      const view = new Set(this.ids.filter((o) => o === id || this.connected(id, o)));
+      if (view.size === h.view.size && [...view].every((o) => h.view.has(o))) continue;
+      h.view = view;
+      h.generation++;
+      h.synched.clear();
+      changed.push(id);
+      this.log(`view ${id} = ${[...view].join(',')}`);
+    }
+    if (this.autoSynch) {
+      for (const id of this.shuffled(changed)) if (this.available(this.host(id))) this.synchPass(id);
+    }
+    return changed;
+  }
+
+  /**
+   * Membership tells `id` that exactly `view` is alive, whatever the network says (failure
+   * detection is neither instant nor symmetric). Always a membership change: a new generation,
+   * and a pass with autoSynch.
+   */
+  setView(id: NodeId, view: readonly NodeId[]): void {
+    const h = this.host(id);
+    h.view = new Set([id, ...view]);
+    h.generation++;
+    h.synched.clear();
+    this.log(`view ${id} := ${[...h.view].join(',')}`);
+    if (this.autoSynch && this.available(h)) this.synchPass(id);
+  }
+
+  private shuffled<T>(xs: readonly T[]): T[] {
+    const a = [...xs];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(this.rng() * (i + 1));
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  }
+
+  available(h: ReplHost): boolean {
+    return h.running && h.view.size >= this.quorum;
+  }
+
+  /** The owner of `link` as `h` sees it. */
+  ownerAt(h: ReplHost, link: Link): NodeId {
+    return selectNodes(link, this.ids.map((id) => ({ id, eligible: h.view.has(id) })))[0]!;
+  }
+
+  /**
+   * The replica set as Replicator.replicaSet builds it: every member, or the factor closest
+   * eligible ones; members outside the view count as immediate failures.
+   */
+  replicaSetAt(h: ReplHost, link: Link): { members: NodeId[]; targets: NodeId[]; unreachable: number; eligible: number } {
+    const members = this.factor ? selectNodes(link, this.ids.map((id) => ({ id, eligible: h.view.has(id) })), this.factor) : [...this.ids];
+    const others = members.filter((id) => id !== h.id);
+    const targets = others.filter((id) => h.view.has(id));
+    return { members, targets, unreachable: others.length - targets.length, eligible: others.length + 1 };
+  }
+
+  /** Replicas of `link` once every host is up and sees every other. */
+  finalReplicas(link: Link): NodeId[] {
+    return this.factor ? selectNodes(link, this.ids.map((id) => ({ id, eligible: true })), this.factor) : [...this.ids];
+  }
+
+  // ---- packets ----
+
+  private send(info: PacketInfo, deliver: () => void): void {
+    this.stats.packets++;
+    const k = this.pairKey(info.from, info.to);
+    const gen = this.connGen.get(k) ?? 0;
+    const arrive = () => {
+      if ((this.connGen.get(k) ?? 0) !== gen || !this.connected(info.from, info.to)) {
+        this.stats.lost++;
+        return;
+      }
+      deliver();
+    };
+    const decision = this.filter?.(info);
+    if (decision === 'drop') {
+      this.stats.dropped++;
+      return;
+    }
+    if (decision !== undefined && decision !== 'pass') {
+      this.at(decision.delayMs, arrive);
+      if (decision.duplicate) {
+        this.stats.duplicated++;
+        this.at(decision.delayMs, arrive);
+      }
+      return;
+    }
+    const f = this.faults;
+    if (decision !== 'pass' && this.rng() < f.dropRate) {
+      this.stats.dropped++;
+      return;
+    }
+    const latency = () => {
+      let ms = f.minLatencyMs + Math.floor(this.rng() * (f.maxLatencyMs - f.minLatencyMs + 1));
+      if (this.network === 'raw' && this.rng() < f.longDelayRate) ms += f.longDelayMs;
+      return ms;
+    };
+    const first = latency();
+    this.at(first, arrive);
+    if (decision !== 'pass' && this.rng() < f.duplicateRate) {
+      this.stats.duplicated++;
+      // On an ordered channel a duplicate (a retried request) lands right behind the original;
+      // on the raw network it is just another packet with its own latency.
+      this.at(this.network === 'ordered' ? first : latency(), arrive);
+    }
+  }
+
+  /** One request carrying `recs` and its reply; `cb` gets the results or, on timeout, 503s. */
+  private rpc(from: NodeId, to: NodeId, recs: Rec[], cb: (results: ReplicaResult[]) => void): void {
+    const inc = this.host(from).incarnation;
+    let settled = false;
+    const finish = (results: ReplicaResult[]) => {
+      if (settled || this.host(from).incarnation !== inc) return;
+      settled = true;
+      cb(results);
+    };
+    this.send({ kind: 'rpl', from, to, recs }, () => {
+      const results = recs.map((r) => this.applyReplicated(this.host(to), r, from));
+      this.send({ kind: 'ack', from: to, to: from }, () => finish(results));
+    });
+    this.at(this.timeoutMs, () => finish(recs.map(() => ({ ok: false, status: 503 }))));
+  }
+
+  /** Sends one record to one peer over the configured network; `done` is called once. */
+  ship(from: NodeId, to: NodeId, rec: Rec, done: (r: ReplicaResult) => void): void {
+    let called = false;
+    const once = (r: ReplicaResult) => {
+      if (!called) {
+        called = true;
+        done(r);
+      }
+    };
+    if (this.network === 'raw') {
+      this.rpc(from, to, [rec], (rs) => once(rs[0]!));
+      return;
+    }
+    const key = `${from}>${to}`;
+    let ch = this.channels.get(key);
+    if (!ch) this.channels.set(key, (ch = new Channel()));
+    ch.queue.push({ rec, done: once });
+    this.pump(key, ch);
+  }
+
+  private pump(key: string, ch: Channel): void {
+    if (ch.inFlight || !ch.queue.length) return;
+    // Everything queued meanwhile goes in one batch, as PeerChannel packs it.
+    const batch = ch.queue.splice(0);
+    ch.inFlight = true;
+    const [from, to] = key.split('>') as [NodeId, NodeId];
+    this.rpc(from, to, batch.map((q) => q.rec), (results) => {
+      batch.forEach((q, i) => q.done(results[i]!));
+      if (this.channels.get(key) !== ch) return; // the sender crashed meanwhile
+      ch.inFlight = false;
+      this.pump(key, ch);
+    });
+  }
+
+  // ---- storage ----
+
+  /**
+   * Appends a state to a host's log and index. Every path goes through here, so this is where
+   * property 3 is watched: a host's states of one link only ever move forward in (epoch, version).
+   */
+  private append(h: ReplHost, link: Link, state: DocState, cause: AppendCause): void {
+    const held = h.index.get(link);
+    if (held && (state.epoch < held.epoch || (state.epoch === held.epoch && state.version <= held.version))) {
+      this.violations.push(`${h.id} ${cause} ${link} went from (${held.epoch},${held.version}) to (${state.epoch},${state.version})`);
+    }
+    h.index.set(link, state);
+    h.log.push({ link, state, atMs: this.nowMs, cause });
+  }
+
+  /** The replica side of a record (DocumentStore.applyReplicated). */
+  applyReplicated(h: ReplHost, rec: Rec, from: NodeId): ReplicaResult {
+    const held = h.index.get(rec.link);
+    const d = replicaDecision(held, rec.state);
+    this.log(`${h.id} <- ${from} ${rec.link} (${rec.state.epoch},${rec.state.version}) ${d}`);
+    if (d === 'refuse') {
+      this.stats.refused++;
+      return { ok: false, status: 409 };
+    }
+    if (d === 'duplicate') {
+      this.stats.duplicatesAcked++;
+      return { ok: true };
+    }
+    this.stats.applied++;
+    this.append(h, rec.link, { ...rec.state }, 'replica');
+    return { ok: true };
+  }
+
+  /** Seeds a link on every listed host at once, as if created and fully replicated earlier. */
+  seed(link: Link, value: string, on: readonly NodeId[] = this.ids): ClientWrite {
+    const owner = this.ownerAt(this.host(on[0]!), link);
+    const w: ClientWrite = { id: this.writes.length + 1, link, op: 'put', value, entry: owner, owner, action: 'POST', outcome: 'acked', issuedAtMs: this.nowMs, settledAtMs: this.nowMs };
+    w.state = { epoch: 0, version: 0, owner, value, deleted: false, writeId: w.id };
+    this.writes.push(w);
+    for (const id of on) this.append(this.host(id), link, { ...w.state }, 'write');
+    return w;
+  }
+
+  // ---- client writes ----
+
+  /**
+   * A client's create/update ('put') or delete of `link`, entering at `entry`, which hands it to
+   * the owner it believes in (if that host agrees it owns the link). The owner synchronizes the
+   * link first when its view changed since (Synchronizer.ensure), plans version+1 at the epoch it
+   * holds, ships, appends, and counts.
+   */
+  write(entry: NodeId, link: Link, op: 'put' | 'delete', opts: { value?: string; quorum?: number | 'all' } = {}): ClientWrite {
+    const id = this.writes.length + 1;
+    const value = op === 'put' ? (opts.value ?? `w${id}`) : null;
+    const w: ClientWrite = { id, link, op, value, entry, outcome: 'rejected', issuedAtMs: this.nowMs };
+    this.writes.push(w);
+    const reject = (reason: string) => {
+      w.reason = reason;
+      this.log(`write #${id} ${op} ${link} at ${entry} rejected: ${reason}`);
+      return w;
+    };
+    const eh = this.host(entry);
+    if (!eh.running) return reject('entry host down');
+    if (!this.available(eh)) return reject('group unavailable');
+    const ownerId = this.ownerAt(eh, link);
+    if (ownerId !== entry && !this.connected(entry, ownerId)) return reject('owner unreachable');
+    const oh = this.host(ownerId);
+    if (!this.available(oh) || this.ownerAt(oh, link) !== ownerId) return reject('owner disagrees');
+    w.owner = ownerId;
+    if (!oh.synched.has(link) && !this.synchLink(ownerId, link)) return reject('synchronization failed');
+
+    const cur = oh.index.get(link);
+    let epoch: Epoch;
+    let version: Version;
+    if (op === 'delete') {
+      if (!cur || cur.deleted) {
+        w.outcome = 'noop';
+        return w;
+      }
+      w.action = 'DELETE';
+      epoch = cur.epoch;
+      version = cur.version + 1;
+    } else if (cur && !cur.deleted) {
+      w.action = 'PUT';
+      epoch = cur.epoch;
+      version = cur.version + 1;
+    } else if (cur) {
+      // A forced re-create over a tombstone (pragma xn-force-index-update): version goes on.
+      w.action = 'POST';
+      epoch = this.recreateEpoch === 'zero' ? 0 : cur.epoch;
+      version = cur.version + 1;
+    } else {
+      w.action = 'POST';
+      epoch = 0;
+      version = 0;
+    }
+    const state: DocState = { epoch, version, owner: ownerId, value, deleted: op === 'delete', writeId: id };
+    w.state = state;
+    w.outcome = 'pending';
+
+    const set = this.replicaSetAt(oh, link);
+    const opId = `${ownerId}-${id}`;
+    if (set.eligible === 1) {
+      this.append(oh, link, { ...state }, 'write');
+      w.outcome = 'acked';
+      w.settledAtMs = this.nowMs;
+      return w;
+    }
+    let threshold: number;
+    try {
+      const input = { eligible: set.eligible, membershipQuorum: this.quorum, action: w.action };
+      threshold = successThreshold(opts.quorum === undefined ? input : { ...input, requested: opts.quorum });
+    } catch (e) {
+      w.outcome = 'rejected';
+      delete w.state;
+      return reject((e as Error).message);
+    }
+    const tracker = new QuorumTracker(set.eligible, threshold);
+    w.tracker = tracker;
+    const check = () => {
+      if (w.outcome !== 'pending' || tracker.outcome === 'pending') return;
+      w.settledAtMs = this.nowMs;
+      if (tracker.outcome === 'succeeded') {
+        w.outcome = 'acked';
+      } else {
+        w.outcome = 'failed';
+        w.status = tracker.status;
+        w.message = tracker.message(w.action!, link, opId);
+      }
+      this.log(`write #${id} ${w.action} ${link} (${epoch},${version}) ${w.outcome}`);
+    };
+    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    const inc = oh.incarnation;
+    for (const t of set.targets) {
+      this.ship(ownerId, t, { link, state: { ...state } }, (r) => {
+        if (oh.incarnation !== inc) return;
+        if (r.ok) tracker.success();
+        else tracker.failure(r.status);
+        check();
+      });
+    }
+    this.append(oh, link, { ...state }, 'write');
+    tracker.success();
+    check();
+    this.log(`write #${id} ${w.action} ${link} at ${ownerId} (${epoch},${version}) shipped to ${set.targets.join(',')}`);
+    return w;
+  }
+
+  /** A client GET through the owner: only its side effect matters here (Synchronizer.ensure). */
+  read(entry: NodeId, link: Link): DocState | undefined {
+    const eh = this.host(entry);
+    if (!this.available(eh)) return undefined;
+    const ownerId = this.ownerAt(eh, link);
+    if (ownerId !== entry && !this.connected(entry, ownerId)) return undefined;
+    const oh = this.host(ownerId);
+    if (!oh.synched.has(link) && !this.synchLink(ownerId, link)) return undefined;
+    return oh.index.get(link);
+  }
+
+  // ---- synchronization ----
+
+  /** Does a synchronization request from `a` to `b` get through? */
+  private synchReaches(kind: 'heads' | 'fetch', a: NodeId, b: NodeId): boolean {
+    if (!this.connected(a, b)) return false;
+    if (this.synchMode === 'atomic') return true;
+    const d = this.filter?.({ kind, from: a, to: b });
+    if (d === 'drop') return false;
+    if (d !== undefined) return true;
+    return !(this.rng() < this.faults.dropRate);
+  }
+
+  /**
+   * One link on its owner (Synchronizer.synchLinks + applyPlan): heads from the peers in view
+   * that answer (self included), planLink, fetch the best copy, adopt or rewrite it, push to the
+   * replicas the plan lists. False when the best copy could not be fetched.
+   */
+  synchLink(ownerId: NodeId, link: Link): boolean {
+    const o = this.host(ownerId);
+    const heads = new Map<NodeId, Head | undefined>();
+    for (const p of this.ids) {
+      if (p === ownerId || !o.view.has(p)) continue;
+      if (this.synchReaches('heads', ownerId, p)) heads.set(p, headOfState(this.host(p).index.get(link)));
+    }
+    // Replicas in view that did not answer count as holding nothing, so they get the result
+    // (Synchronizer.synchLinks does the same).
+    for (const p of this.replicaSetAt(o, link).targets) if (!heads.has(p)) heads.set(p, undefined);
+    heads.set(ownerId, headOfState(o.index.get(link)));
+    const plan = planLink(ownerId, heads);
+    this.synchs.push({ atMs: this.nowMs, host: ownerId, link, heads, plan });
+    if (!plan) {
+      o.synched.add(link);
+      return true;
+    }
+    let base: DocState | undefined;
+    if (plan.source === ownerId) base = o.index.get(link);
+    else if (this.synchReaches('fetch', ownerId, plan.source)) base = this.host(plan.source).index.get(link);
+    if (!base) return false;
+    if (plan.rewrite) {
+      this.stats.synchRewrites++;
+      this.append(o, link, { ...base, epoch: plan.rewrite.epoch, version: plan.rewrite.version, owner: ownerId }, 'rewrite');
+    } else if (plan.source !== ownerId) {
+      this.stats.synchAdopts++;
+      this.append(o, link, { ...base }, 'adopt');
+    }
+    const result = o.index.get(link)!;
+    this.log(`synch ${ownerId} ${link} best ${plan.source} (${plan.best.epoch},${plan.best.version}) -> (${result.epoch},${result.version}) push ${plan.pushTo.join(',')}`);
+    // Only the link's replica set receives it, as applyPlan filters.
+    const targets = new Set(this.replicaSetAt(o, link).targets);
+    for (const p of plan.pushTo) {
+      if (!targets.has(p)) continue;
+      this.stats.synchPushes++;
+      const rec: Rec = { link, state: { ...result }, synch: true };
+      if (this.synchMode === 'atomic') {
+        if (this.connected(ownerId, p)) this.applyReplicated(this.host(p), rec, ownerId);
+      } else {
+        this.ship(ownerId, p, rec, () => undefined);
+      }
+    }
+    o.synched.add(link);
+    return true;
+  }
+
+  /** Every link known to `id` or to a host it reaches (Synchronizer.runPass). */
+  knownLinks(id: NodeId): Link[] {
+    const links = new Set<Link>();
+    for (const p of this.ids) {
+      if (p === id || this.connected(id, p)) for (const l of this.host(p).index.keys()) links.add(l);
+    }
+    return [...links].sort();
+  }
+
+  /** A pass on one host: every link it owns now. */
+  synchPass(id: NodeId): void {
+    const h = this.host(id);
+    if (!this.available(h)) return;
+    for (const l of this.knownLinks(id)) if (this.ownerAt(h, l) === id) this.synchLink(id, l);
+  }
+
+  /**
+   * The end of a run: faults off, everything restarted and healed, views refreshed, then passes
+   * on every host until a round appends nothing. Returns the rounds it took.
+   */
+  settle(maxRounds = 10): number {
+    this.faults = { ...this.faults, dropRate: 0, duplicateRate: 0, longDelayRate: 0 };
+    this.filter = undefined;
+    this.drain();
+    for (const id of this.ids) this.restart(id);
+    this.heal();
+    this.refreshViews();
+    this.drain();
+    for (let round = 1; round <= maxRounds; round++) {
+      const before = this.totalAppends();
+      for (const id of this.ids) {
+        const h = this.host(id);
+        for (const l of this.knownLinks(id)) if (this.ownerAt(h, l) === id) this.synchLink(id, l);
+      }
+      this.drain();
+      if (this.totalAppends() === before) return round;
+    }
+    throw new Error(`no quiet after ${maxRounds} synchronization rounds`);
+  }
+
+  private totalAppends(): number {
+    let n = 0;
+    for (const h of this.hosts.values()) n += h.log.length;
+    return n;
+  }
+
+  // ---- checks ----
+
+  links(): Link[] {
+    return [...new Set(this.writes.map((w) => w.link))].sort();
+  }
+
+  /** Property 2: every replica of every link holds the same epoch, version, owner and content. */
+  checkConverged(): string[] {
+    const problems: string[] = [];
+    for (const link of this.links()) {
+      const reps = this.finalReplicas(link);
+      const states = reps.map((id) => this.host(id).index.get(link));
+      const first = states[0];
+      states.forEach((s, i) => {
+        const same = s && first && s.epoch === first.epoch && s.version === first.version && s.value === first.value && s.deleted === first.deleted && s.owner === first.owner && s.writeId === first.writeId;
+        if (!same && !(s === undefined && first === undefined)) problems.push(`${link}: ${reps[0]} holds ${fmt(first)} but ${reps[i]} holds ${fmt(s)}`);
+      });
+    }
+    return problems;
+  }
+
+  /**
+   * Property 1: on every replica of its link, an acknowledged write is present, or was superseded
+   * by a write issued after it (acknowledged or in doubt), and the replica's (epoch, version) is
+   * not below the acknowledged one.
+   */
+  checkAcknowledged(): string[] {
+    const problems: string[] = [];
+    for (const w of this.writes) {
+      if (w.outcome !== 'acked' || !w.state) continue;
+      for (const id of this.finalReplicas(w.link)) {
+        const s = this.host(id).index.get(w.link);
+        if (!s) {
+          problems.push(`acknowledged #${w.id} ${w.action} ${w.link} missing on ${id}`);
+          continue;
+        }
+        if (compareHeads(headOfState(s)!, headOfState(w.state)!) < 0) problems.push(`${id} rolled ${w.link} back below acknowledged #${w.id} ${fmt(w.state)}: ${fmt(s)}`);
+        if (s.writeId < w.id) problems.push(`${id} lost acknowledged #${w.id} ${w.action} ${w.link} ${fmt(w.state)}: holds earlier write ${fmt(s)}`);
+      }
+    }
+    return problems;
+  }
+
+  /** Property 3 over the logs: per host and link, (epoch, version) strictly increasing. */
+  checkLogs(): string[] {
+    const problems = [...this.violations];
+    for (const h of this.hosts.values()) {
+      const last = new Map<Link, DocState>();
+      for (const e of h.log) {
+        const prev = last.get(e.link);
+        if (prev && (e.state.epoch < prev.epoch || (e.state.epoch === prev.epoch && e.state.version <= prev.version))) {
+          problems.push(`${h.id} log of ${e.link}: ${fmt(prev)} then ${fmt(e.state)} (${e.cause})`);
+        }
+        last.set(e.link, e.state);
+      }
+    }
+    return [...new Set(problems)];
+  }
+
+  checkAll(): string[] {
+    return [...this.checkLogs(), ...this.checkConverged(), ...this.checkAcknowledged()];
+  }
+}
+
+export function fmt(s: DocState | undefined): string {
+  return s ? `(${s.epoch},${s.version} ${s.deleted ? 'deleted' : s.value} by ${s.owner} #${s.writeId})` : '(nothing)';
+}
