@@ -233,6 +233,35 @@ export class Replicator {
     };
   }
 
+  /**
+   * Ships a record to its replicas and resolves once enough of them hold it that, with this host
+   * counted, the quorum is met; the caller appends it locally only after that. Used for
+   * takeovers, so a new epoch never exists on the new owner alone.
+   */
+  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord): Promise<void> {
+    const set = this.replicaSet(svc.def.nodeSelector, rec.link);
+    if (set.eligible === 1) return;
+    const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: rec.action });
+    // This host is the one success not counted here.
+    const tracker = new QuorumTracker(set.eligible - 1, threshold - 1);
+    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    // Every replica is sent the record; the wait ends at quorum (at once when this host is enough).
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (tracker.outcome === 'succeeded') resolve();
+        else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
+      };
+      check();
+      for (const n of set.targets) {
+        void this.channel(n, svc.def.nodeSelector).send(rec).then((r) => {
+          if (r.ok) tracker.success();
+          else tracker.failure(r.status);
+          check();
+        });
+      }
+    });
+  }
+
   /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
   push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
     return this.channel(node, selectorLink).send(rec);

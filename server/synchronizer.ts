@@ -16,6 +16,7 @@ import type { NodeState } from '../lib/group/types.js';
 import type { Link, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
+import { successThreshold } from '../lib/replication/quorum.js';
 import { headOf, planLink, type Head, type HeadTuple } from '../lib/synch/plan.js';
 import type { DocumentIndex } from '../index/views.js';
 import type { Clock } from './clock.js';
@@ -41,6 +42,8 @@ export interface SynchStats {
   takenOver: number;
   pushed: number;
   pushFailures: number;
+  /** Links left for a later pass because fewer than a quorum of their replicas answered. */
+  skippedNoQuorum: number;
   lastPassMs: number;
   running: boolean;
 }
@@ -53,7 +56,7 @@ export class Synchronizer {
   private passRunning: Promise<void> | undefined;
   private rerun = false;
   private stopped = false;
-  readonly stats: SynchStats = { passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, lastPassMs: 0, running: false };
+  readonly stats: SynchStats = { passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, lastPassMs: 0, running: false };
 
   constructor(
     private readonly d: {
@@ -197,15 +200,17 @@ export class Synchronizer {
       const generation = this.generation;
       p = (async () => {
         const m = new Map<NodeId, Head | undefined>();
+        const answered = new Set<NodeId>();
         await Promise.all(
           this.peers().map(async (n) => {
             const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: [link] }, timeoutMs: this.timeoutMs }).catch(() => undefined);
             if (r?.status !== 200) return; // unreachable: neither a source nor a target this time
+            answered.add(n.id);
             const doc = (r.body as { states?: Record<string, ServiceDocument> }).states?.[link];
             m.set(n.id, doc ? { epoch: doc.documentEpoch ?? 0, version: doc.documentVersion, deleted: doc.documentUpdateAction === 'DELETE', owner: doc.documentOwner } : undefined);
           }),
         );
-        await this.synchLinks(svc, new Map([[link, m]]));
+        await this.synchLinks(svc, new Map([[link, m]]), answered);
         if (this.generation === generation) this.doneThisGeneration.add(link);
       })().finally(() => this.inFlight.delete(link));
       this.inFlight.set(link, p);
@@ -240,7 +245,11 @@ export class Synchronizer {
   }
 
   /** Applies the plan of every link in `heads` that this host owns (peer heads only; ours are read here). */
-  private async synchLinks(svc: RegisteredService, heads: Map<Link, Map<NodeId, Head | undefined>>): Promise<void> {
+  /**
+   * `answered`, for an on-demand synchronization, names the peers that answered (a peer missing
+   * from it is unreachable, not empty); a pass has heard from every peer or failed.
+   */
+  private async synchLinks(svc: RegisteredService, heads: Map<Link, Map<NodeId, Head | undefined>>, answered?: ReadonlySet<NodeId>): Promise<void> {
     const links = [...heads.keys()].filter((l) => this.owns(svc, l));
     const peersById = new Map(this.peers().map((n) => [n.id, n]));
     for (let i = 0; i < links.length; i += limits.synchConcurrencyMax) {
@@ -251,11 +260,25 @@ export class Synchronizer {
       const wanted = new Map<NodeId, Link[]>();
       for (const l of slice) {
         const m = new Map<NodeId, Head | undefined>(heads.get(l));
-        // Replicas that answered but hold nothing must receive the link too.
         const set = this.d.replicator.replicaSet(svc.def.nodeSelector, l);
         replicas.set(l, new Set(set.targets.map((n) => n.id)));
-        for (const n of set.targets) if (!m.has(n.id) && peersById.has(n.id)) m.set(n.id, undefined);
+        // Replicas that answered but hold nothing must receive the link (on demand, only those
+        // that answered; in a pass, every peer answered or the pass failed).
+        const heardFrom: ReadonlySet<NodeId> = answered ?? new Set(peersById.keys());
+        for (const n of set.targets) {
+          if (!m.has(n.id) && heardFrom.has(n.id)) m.set(n.id, undefined);
+        }
         m.set(this.d.hostId, this.localHead(l));
+        // Plan only with the heads of a quorum of the replica set: a write acknowledged by a quorum
+        // is then among them. With fewer, acting could discard it.
+        const heard = 1 + set.targets.filter((n) => m.has(n.id)).length;
+        const needed = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: 'PUT' });
+        if (heard < needed) {
+          this.stats.skippedNoQuorum++;
+          if (answered) throw new KryptonError('QUORUM_UNAVAILABLE', `cannot synchronize ${l}: heads from ${heard} of ${set.eligible} replicas, quorum ${needed}`);
+          this.rerun = true;
+          continue;
+        }
         const plan = planLink(this.d.hostId, m);
         plans.set(l, plan);
         if (plan && plan.source !== this.d.hostId) {
@@ -294,6 +317,9 @@ export class Synchronizer {
         const now = this.d.clock.nowMicros();
         const state = { ...base, documentEpoch: plan.rewrite.epoch, documentVersion: plan.rewrite.version, documentOwner: this.d.hostId, documentUpdateTimeMicros: now };
         const rec: NewLogRecord = { link, action: state.documentUpdateAction, version: state.documentVersion, epoch: state.documentEpoch, timeMicros: now, state };
+        // The replicas take the new epoch (and from then on refuse the old owner's records) before
+        // this host serves it; if they cannot, nothing changes here and the next pass retries.
+        await this.d.replicator.shipBeforeCommit(svc, rec);
         await this.d.store.appendLocal(rec);
         if (plan.best.owner !== this.d.hostId) {
           this.stats.takenOver++;
@@ -309,7 +335,8 @@ export class Synchronizer {
       }
       return rec;
     });
-    if (!record) return;
+    // A takeover already went to every replica before it was committed here.
+    if (!record || plan.rewrite) return;
     await Promise.all(
       // Only the link's replica set receives it (all members, or the N closest for a factor N).
       plan.pushTo.map(async (id) => {
