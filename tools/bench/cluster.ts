@@ -7,31 +7,12 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from './etcd.js';
 
 const KRYPTON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
-
-/**
- * Ports below Linux's ephemeral range (32768+): a port picked there could be taken by one of the
- * many outgoing connections before the host binds it.
- */
-async function freePorts(n: number): Promise<number[]> {
-  const isFree = (port: number) =>
-    new Promise<boolean>((r) => {
-      const s = net.createServer();
-      s.once('error', () => r(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => r(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 10_000);
-    const ports = Array.from({ length: n }, (_, i) => base + i);
-    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return ports;
-  }
-  throw new Error('no free block of ports found between 20000 and 30000');
-}
 
 async function getJson(url: string): Promise<Record<string, unknown> | undefined> {
   try {

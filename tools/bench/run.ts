@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { benchCluster } from './cluster.js';
 import type { HttpFigures } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
+import { replicationRows, type ReplicationResult } from './replication.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -38,14 +39,16 @@ const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 log(`krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
-log('1/4 HTTP: bare koa echo, then krypton durable POST (64 connections) ...');
+log('1/5 HTTP: bare koa echo, then krypton durable POST (64 connections) ...');
 const http = await child<{ krypton: HttpFigures; echo: HttpFigures; ratio: number }>('http.ts', quick ? ['3'] : []);
-log('2/4 log replay ...');
+log('2/5 log replay ...');
 const replay = await child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']);
-log('3/4 node groups: convergence of 3, 5, 7 hosts; gossip at rest ...');
+log('3/5 node groups: convergence of 3, 5, 7 hosts; gossip at rest ...');
 const cluster = await child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []);
-log('4/4 index queries ...');
+log('4/5 index queries ...');
 const idx = await child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']);
+log('5/5 replication: 3 hosts, replicated POST and PATCH, etcd baseline, catch-up of a restarted host ...');
+const repl = await child<ReplicationResult>('replication.ts', quick ? ['quick'] : []);
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const rows: [string, string, string, string][] = [
@@ -58,9 +61,10 @@ const rows: [string, string, string, string][] = [
 for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(join after 1 s, then 5 s stability window)']);
 rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
 if (http.krypton.non2xx || http.krypton.errors) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
+rows.push(...replicationRows(repl, fmt));
 
 if (json) {
-  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl }, null, 2) + '\n');
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n| measure | krypton | baseline (same run) | ratio |\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n`);

@@ -1,0 +1,445 @@
+/**
+ * Replication benchmarks with real `krypton host` processes on loopback (3 hosts, one group):
+ *
+ *  1. Replicated durable writes. 64 connections dealt round-robin over the 3 hosts by one
+ *     autocannon instance (22 + 21 + 21; one latency histogram, so p99 is the p99 of the whole
+ *     load): POST /core/examples of distinct documents for `seconds`, then PATCH of `patchDocs`
+ *     pre-created documents (requests rotate over them) for `seconds`. Every write entering a
+ *     host is forwarded to its owner, appended durably there, shipped to the two other hosts and
+ *     answered once a quorum (2 of 3) holds it. Throughput counts 2xx answers only. An
+ *     unmeasured warm-up (`warmupSeconds`, 10 s) precedes the POST run, and etcd's put run
+ *     alike: a freshly formed group ramps from ~600 to ~3,800 POST/s over its first ~10 s of load
+ *     on a 2-core machine (V8 tiering up in 3 hosts and the load generator), so a shorter
+ *     warm-up measures the ramp, not the steady state.
+ *  2. The same load against a 3-member etcd cluster's JSON gateway (etcd.ts), values of the
+ *     POST body's size; `ratio` = Krypton POST / etcd put throughput (goal >= 1.2).
+ *  3. Catch-up. In a fresh group of 3, one host is stopped with SIGTERM; once the two others
+ *     are available again, `missed` POSTs of distinct documents go through them (64 connections
+ *     over the two). "Missed updates" are these creates: each is one new link at version 0,
+ *     i.e. one record the stopped host lacks, so the restarted host must receive exactly that
+ *     many latest states (no update is folded into another). The host is then restarted with
+ *     the same port, sandbox and id; the catch-up time runs from its spawn until a local COUNT
+ *     query on it (`/core/local-query-tasks`, its own index) finds every document the live hosts
+ *     hold; then its full link list is compared with a live host's and a sample of documents is
+ *     read locally (`pragma: xn-no-fwd`) and compared. Rate = missed updates / catch-up seconds.
+ *     The time includes the fixed part of rejoining (log replay, the join 1 s after start and
+ *     the group's 5 s stability window before synchronization passes may run), reported apart.
+ *
+ * A host that has not caught up `catchUpTimeoutSeconds` after its restart (default 120 s) is
+ * reported as such (`caughtUp: false`, what it held), not waited for.
+ *
+ * Runnable directly: `node --import tsx tools/bench/replication.ts [quick] [--no-etcd]
+ * [--seconds=N] [--warmup=N] [--missed=N] [--patchDocs=N] [--catchUpTimeout=S]`; the last line of stdout is
+ * the JSON result. $KRYPTON_BIN may name another build's dist/tools/krypton.js to compare builds.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchEtcd, exampleBody, freePorts, removeDir, sleep, spreadLoad, tempDir, track, type EtcdOutcome, type LoadFigures } from './etcd.js';
+
+/** The host binary: this checkout's build, or another build's `krypton.js` named by $KRYPTON_BIN. */
+const KRYPTON = process.env.KRYPTON_BIN ? path.resolve(process.env.KRYPTON_BIN) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
+const EXAMPLE_KIND = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
+const log = (s: string) => process.stderr.write(`[replication] ${s}\n`);
+
+export interface CatchUpResult {
+  /** What was missed: `missed` creates of distinct documents (one record each). */
+  meaning: string;
+  missedUpdates: number;
+  /** The writes made while the host was down (2 live hosts, 64 connections). */
+  writes: LoadFigures;
+  /** Documents every host must hold at the end (those created before the stop + the missed ones). */
+  expectedDocs: number;
+  /** Whether the restarted host held every document before `catchUpTimeoutMs`; if not, why. */
+  caughtUp: boolean;
+  error?: string;
+  /** Documents in the restarted host's index when the wait ended. */
+  heldAtEnd: number;
+  /**
+   * From the restart's spawn: port answering, group available on the restarted host, all data
+   * local (null when it did not catch up in time; -1 for a moment never reached).
+   */
+  listenMs: number;
+  availableMs: number;
+  catchUpMs: number | null;
+  /** missedUpdates / catch-up seconds from the restart (the goal's figure, >= 10 000). */
+  updatesPerSec: number;
+  /** missedUpdates / seconds from the group being available again (the data transfer alone). */
+  updatesPerSecAfterAvailable: number;
+  /** The restarted host's link list equals a live host's; sampled documents match. */
+  linksMatch: boolean;
+  sampleChecked: number;
+  sampleMismatches: number;
+  /** synchStats of each host once caught up (restarted host last). */
+  synchStats: Record<string, unknown>[];
+}
+
+export interface ReplicationResult {
+  hosts: number;
+  connections: number;
+  seconds: number;
+  /** Unmeasured load before each measured run (Krypton POST and etcd put alike). */
+  warmupSeconds: number;
+  bodyBytes: number;
+  post: LoadFigures;
+  patch: LoadFigures & { docs: number };
+  /** Each host's synchStats right after the POST run. */
+  synchStatsAfterPost: Record<string, unknown>[];
+  etcd?: EtcdOutcome;
+  /** Krypton replicated POST throughput / etcd put throughput (goal >= 1.2); absent when etcd was skipped. */
+  ratio?: number;
+  catchUp: CatchUpResult;
+}
+
+interface Host {
+  port: number;
+  id: string;
+  url: string;
+  proc: ChildProcess;
+  /** The last few KiB of its output, for error messages. */
+  tail: string;
+}
+
+/** A group of krypton hosts in one sandbox; every process it starts is killed by `close()`. */
+class Group {
+  readonly hosts: Host[] = [];
+  private readonly all: ChildProcess[] = [];
+
+  private constructor(
+    readonly sandbox: string,
+    readonly ports: number[],
+  ) {}
+
+  static async start(n: number): Promise<Group> {
+    const sandbox = await tempDir('krypton-bench-repl-');
+    const g = new Group(sandbox, await freePorts(n));
+    try {
+      for (const p of g.ports) g.hosts.push(g.spawn(p));
+      await g.waitFor(g.hosts, 'all AVAILABLE', () => g.converged(g.hosts, g.hosts.length), 60_000);
+    } catch (e) {
+      await g.close();
+      throw e;
+    }
+    return g;
+  }
+
+  /** Starts (or restarts) the host of `port`: same sandbox, same id, same peer list. */
+  spawn(port: number): Host {
+    const peers = this.ports.map((p) => `http://127.0.0.1:${p}`).join(',');
+    const id = `host-${port}`;
+    const proc = track(
+      spawn(process.execPath, [KRYPTON, 'host', `--port=${port}`, `--sandbox=${this.sandbox}`, `--id=${id}`, `--peerNodes=${peers}`, '--logLevel=info'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    this.all.push(proc);
+    const h: Host = { port, id, url: `http://127.0.0.1:${port}`, proc, tail: '' };
+    const keep = (b: Buffer) => {
+      h.tail = (h.tail + b.toString()).slice(-4096);
+    };
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    return h;
+  }
+
+  replace(old: Host, h: Host): void {
+    this.hosts[this.hosts.indexOf(old)] = h;
+  }
+
+  /** Every host in `hosts` lists `members` AVAILABLE members (and no more) and is available. */
+  async converged(hosts: Host[], members: number, notAvailable?: string): Promise<boolean> {
+    for (const h of hosts) {
+      const g = await getJson(`${h.url}/core/node-groups/default`);
+      const nodes = Object.values((g?.nodes ?? {}) as Record<string, { id: string; status: string }>);
+      if (nodes.filter((x) => x.status === 'AVAILABLE').length !== members) return false;
+      if (notAvailable && nodes.some((x) => x.id === notAvailable && x.status === 'AVAILABLE')) return false;
+      const a = await fetch(`${h.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+      if (a?.status !== 200) return false;
+    }
+    return true;
+  }
+
+  async waitFor(hosts: Host[], what: string, cond: () => Promise<boolean>, timeoutMs: number, pollMs = 20): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      const dead = hosts.find((h) => h.proc.exitCode !== null);
+      if (dead) throw new Error(`host ${dead.port} exited with ${dead.proc.exitCode} while waiting for ${what}:\n${dead.tail}`);
+      if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs / 1000} s`);
+      await sleep(pollMs);
+    }
+  }
+
+  /** Graceful stop (SIGTERM), SIGKILL after 30 s. */
+  async stop(h: Host): Promise<void> {
+    if (h.proc.exitCode !== null || h.proc.signalCode !== null) return;
+    const gone = new Promise((r) => h.proc.once('exit', r));
+    h.proc.kill('SIGTERM');
+    const t = setTimeout(() => h.proc.kill('SIGKILL'), 30_000);
+    await gone;
+    clearTimeout(t);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.all.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const gone = new Promise((r) => p.once('exit', r));
+        p.kill('SIGKILL');
+        await gone;
+      }),
+    );
+    await removeDir(this.sandbox);
+  }
+}
+
+async function getJson(url: string, headers: Record<string, string> = {}): Promise<Record<string, unknown> | undefined> {
+  try {
+    const r = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+    return (await r.json()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Example documents in `host`'s own index (a local direct COUNT query), or -1 while it does not answer. */
+async function localCount(host: Host): Promise<number> {
+  try {
+    const r = await fetch(`${host.url}/core/local-query-tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ taskInfo: { isDirect: true }, querySpec: { options: ['COUNT'], query: { term: { propertyName: 'documentKind', matchValue: EXAMPLE_KIND } } } }),
+      signal: AbortSignal.timeout(5000),
+    });
+    if (r.status !== 200) return -1;
+    return ((await r.json()) as { results?: { documentCount?: number } }).results?.documentCount ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
+async function factoryLinks(host: Host): Promise<string[]> {
+  const r = await getJson(`${host.url}/core/examples`);
+  return (r?.documentLinks as string[] | undefined) ?? [];
+}
+
+/** Creates `n` documents `<prefix>-<i>` spread over the hosts, 32 at a time; returns their links. */
+async function createDocs(hosts: Host[], prefix: string, n: number): Promise<string[]> {
+  const links: string[] = [];
+  let next = 0;
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < n) {
+        const i = next++;
+        const link = `/core/examples/${prefix}-${String(i).padStart(6, '0')}`;
+        const r = await fetch(`${hosts[i % hosts.length]!.url}/core/examples`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ documentSelfLink: link, name: `${prefix}-${i}`, keyValues: { a: 'b' } }),
+          signal: AbortSignal.timeout(60_000),
+        }).catch(() => undefined);
+        await r?.arrayBuffer();
+        if (r?.status === 200) links.push(link);
+        else failures++;
+      }
+    }),
+  );
+  if (failures) throw new Error(`${failures} of ${n} setup POSTs failed`);
+  return links.sort();
+}
+
+/** Each host's synchronization counters (`passes` 0 with many `linksChecked` = every write synchronized its link on demand). */
+async function synchStatsOf(hosts: Host[]): Promise<Record<string, unknown>[]> {
+  return Promise.all(hosts.map(async (h) => ({ port: h.port, ...((await getJson(`${h.url}/core/management`))?.synchStats as Record<string, unknown>) })));
+}
+
+const postBuild = (i: number) => ({ method: 'POST', path: '/core/examples', body: exampleBody(i) });
+
+async function measureWrites(connections: number, seconds: number, warmupSeconds: number, patchDocs: number): Promise<{ post: LoadFigures; patch: LoadFigures & { docs: number }; synchStatsAfterPost: Record<string, unknown>[] }> {
+  const g = await Group.start(3);
+  try {
+    const urls = g.hosts.map((h) => h.url);
+    log(`3 hosts on ${g.ports.join(', ')} converged; warm-up ${warmupSeconds} s, then ${seconds} s of replicated POST over ${connections} connections ...`);
+    let n = 0;
+    const build = () => postBuild(n++);
+    if (warmupSeconds > 0) await spreadLoad(urls, connections, { seconds: warmupSeconds }, build);
+    const post = await spreadLoad(urls, connections, { seconds }, build);
+    const synchStatsAfterPost = await synchStatsOf(g.hosts);
+    log(`POST: ${post.rps} ok/s, p99 ${post.p99Ms} ms, non-2xx ${post.non2xx}, errors ${post.errors}, timeouts ${post.timeouts}`);
+
+    const links = await createDocs(g.hosts, 'patch', patchDocs);
+    log(`${links.length} documents created; ${seconds} s of replicated PATCH rotating over them ...`);
+    let m = 0;
+    const patchBuild = () => {
+      const i = m++;
+      return { method: 'PATCH', path: links[i % links.length]!, body: `{"keyValues":{"a":"v${String(i % 1e8).padStart(8, '0')}"}}` };
+    };
+    const patch = await spreadLoad(urls, connections, { seconds }, patchBuild);
+    log(`PATCH: ${patch.rps} ok/s, p99 ${patch.p99Ms} ms, non-2xx ${patch.non2xx}, errors ${patch.errors}, timeouts ${patch.timeouts}`);
+    return { post, patch: { ...patch, docs: links.length }, synchStatsAfterPost };
+  } finally {
+    await g.close();
+  }
+}
+
+async function measureCatchUp(connections: number, missed: number, catchUpTimeoutMs: number): Promise<CatchUpResult> {
+  const g = await Group.start(3);
+  try {
+    // A few documents before the stop, so the stopped host has a log and an index to come back to.
+    await createDocs(g.hosts, 'before', 100);
+    await g.waitFor(g.hosts, 'holding the first 100 documents', async () => (await Promise.all(g.hosts.map(localCount))).every((c) => c === 100), 30_000, 50);
+    const victim = g.hosts[2]!;
+    const live = g.hosts.slice(0, 2);
+    log(`stopping host ${victim.port} (SIGTERM; sandbox ${g.sandbox}/${victim.port}, id ${victim.id}) ...`);
+    await g.stop(victim);
+    await g.waitFor(live, `2 live hosts available without ${victim.id}`, () => g.converged(live, 2, victim.id), 60_000, 50);
+
+    log(`${missed} POSTs of distinct documents through ports ${live.map((h) => h.port).join(', ')} (${connections} connections) ...`);
+    let n = 0;
+    const writes = await spreadLoad(
+      live.map((h) => h.url),
+      Math.min(connections, missed),
+      { amount: missed },
+      () => postBuild(n++),
+    );
+    log(`writes: ${writes.ok} ok at ${writes.rps} ok/s, p99 ${writes.p99Ms} ms, non-2xx ${writes.non2xx}, errors ${writes.errors}`);
+    const counts = await Promise.all(live.map(localCount));
+    if (counts[0] !== counts[1]) throw new Error(`the live hosts disagree before the restart: ${counts.join(' vs ')} documents`);
+    const expectedDocs = counts[0]!;
+    const missedUpdates = expectedDocs - 100;
+
+    log(`restarting host ${victim.port}; waiting until it holds ${expectedDocs} documents ...`);
+    const t0 = performance.now();
+    const back = g.spawn(victim.port);
+    g.replace(victim, back);
+    let listenMs = -1;
+    let availableMs = -1;
+    let catchUpMs = -1;
+    let held = -1;
+    const deadline = performance.now() + catchUpTimeoutMs;
+    while (performance.now() < deadline) {
+      if (back.proc.exitCode !== null) throw new Error(`restarted host exited with ${back.proc.exitCode}:\n${back.tail}`);
+      held = await localCount(back);
+      const now = performance.now() - t0;
+      if (held >= 0 && listenMs < 0) listenMs = Math.round(now);
+      if (held >= 0 && availableMs < 0) {
+        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        if (a?.status === 200) availableMs = Math.round(performance.now() - t0);
+      }
+      if (held === expectedDocs) {
+        catchUpMs = Math.round(now);
+        break;
+      }
+      await sleep(50);
+    }
+    const synchStats = await synchStatsOf(g.hosts);
+    const meaning = `${missedUpdates} POSTs of distinct documents (one new link at version 0 each, so ${missedUpdates} latest states to receive) made through the 2 live hosts while the third was stopped`;
+    if (catchUpMs < 0) {
+      const error = `the restarted host held ${held} of ${expectedDocs} documents ${Math.round(catchUpTimeoutMs / 1000)} s after its restart`;
+      log(`NOT caught up: ${error}; synchStats ${JSON.stringify(synchStats)}`);
+      return { meaning, missedUpdates, writes, expectedDocs, caughtUp: false, error, heldAtEnd: held, listenMs, availableMs, catchUpMs: null, updatesPerSec: 0, updatesPerSecAfterAvailable: 0, linksMatch: false, sampleChecked: 0, sampleMismatches: 0, synchStats };
+    }
+    if (availableMs < 0) availableMs = catchUpMs;
+    log(`caught up in ${catchUpMs} ms (port answering after ${listenMs} ms, group available after ${availableMs} ms)`);
+
+    // Same links as a live host, and sampled documents equal there and here.
+    const [mine, theirs] = await Promise.all([factoryLinks(back), factoryLinks(live[0]!)]);
+    mine.sort();
+    theirs.sort();
+    const linksMatch = mine.length === theirs.length && mine.every((l, i) => l === theirs[i]);
+    const sample = theirs.filter((_, i) => i % Math.max(1, Math.floor(theirs.length / 200)) === 0).slice(0, 200);
+    let sampleMismatches = 0;
+    for (const l of sample) {
+      const [a, b] = await Promise.all([getJson(`${back.url}${l}`, { pragma: 'xn-no-fwd' }), getJson(`${live[0]!.url}${l}`, { pragma: 'xn-no-fwd' })]);
+      if (!a || !b || a.name !== b.name || JSON.stringify(a.keyValues) !== JSON.stringify(b.keyValues) || a.documentVersion !== b.documentVersion) sampleMismatches++;
+    }
+    return {
+      meaning,
+      missedUpdates,
+      writes,
+      expectedDocs,
+      caughtUp: true,
+      heldAtEnd: held,
+      listenMs,
+      availableMs,
+      catchUpMs,
+      updatesPerSec: Math.round(missedUpdates / (catchUpMs / 1000)),
+      updatesPerSecAfterAvailable: Math.round(missedUpdates / (Math.max(1, catchUpMs - availableMs) / 1000)),
+      linksMatch,
+      sampleChecked: sample.length,
+      sampleMismatches,
+      synchStats,
+    };
+  } finally {
+    await g.close();
+  }
+}
+
+export async function benchReplication(
+  opts: { connections?: number; seconds?: number; warmupSeconds?: number; patchDocs?: number; missed?: number; catchUpTimeoutSeconds?: number; etcd?: boolean } = {},
+): Promise<ReplicationResult> {
+  const connections = opts.connections ?? 64;
+  const seconds = opts.seconds ?? 8;
+  const warmupSeconds = opts.warmupSeconds ?? 10;
+  const { post, patch, synchStatsAfterPost } = await measureWrites(connections, seconds, warmupSeconds, opts.patchDocs ?? 1000);
+  let etcd: EtcdOutcome | undefined;
+  if (opts.etcd ?? true) {
+    etcd = await benchEtcd({ connections, seconds, warmupSeconds });
+    if ('skipped' in etcd) log(`etcd part skipped: ${etcd.skipped}`);
+  }
+  const catchUp = await measureCatchUp(connections, opts.missed ?? 100_000, (opts.catchUpTimeoutSeconds ?? 120) * 1000);
+  const ratio = etcd && !('skipped' in etcd) ? Math.round((post.rps / etcd.put.rps) * 100) / 100 : undefined;
+  return { hosts: 3, connections, seconds, warmupSeconds, bodyBytes: exampleBody(0).length, post, patch, synchStatsAfterPost, ...(etcd ? { etcd } : {}), ...(ratio !== undefined ? { ratio } : {}), catchUp };
+}
+
+/** The rows `npm run bench` (run.ts) prints for this benchmark: measure, krypton, baseline, ratio. */
+export function replicationRows(r: ReplicationResult, fmt: (n: number, digits?: number) => string): [string, string, string, string][] {
+  const e = r.etcd && !('skipped' in r.etcd) ? r.etcd : undefined;
+  const skipped = r.etcd && 'skipped' in r.etcd ? `etcd skipped: ${r.etcd.skipped}` : 'etcd not run';
+  const c = r.catchUp;
+  const rows: [string, string, string, string][] = [
+    [
+      `replicated durable POST, ${r.hosts} hosts, ${r.connections} conns`,
+      `${fmt(r.post.rps)} req/s, p99 ${r.post.p99Ms} ms`,
+      e ? `etcd ${e.version} 3 members, put (same load) ${fmt(e.put.rps)} req/s, p99 ${e.put.p99Ms} ms` : skipped,
+      r.ratio !== undefined ? `${fmt(r.ratio, 2)} (goal >= 1.2)` : '(goal >= 1.2)',
+    ],
+    [`replicated durable PATCH, ${r.hosts} hosts, ${r.connections} conns, ${fmt(r.patch.docs)} docs`, `${fmt(r.patch.rps)} req/s, p99 ${r.patch.p99Ms} ms`, '', ''],
+    [
+      `catch-up of a host restarted after ${fmt(c.missedUpdates)} missed creates`,
+      c.caughtUp && c.catchUpMs !== null
+        ? `${fmt(c.updatesPerSec)} updates/s (${fmt(c.catchUpMs / 1000, 1)} s from restart, ${fmt((c.catchUpMs - c.availableMs) / 1000, 1)} s after rejoin)`
+        : `not caught up: ${c.error}`,
+      '',
+      '(goal >= 10,000 updates/s)',
+    ],
+  ];
+  const bad = [r.post, r.patch, c.writes, ...(e ? [e.put] : [])].some((f) => f.non2xx || f.errors || f.timeouts);
+  if (bad) {
+    const f = (x: LoadFigures) => `${x.non2xx}/${x.errors}/${x.timeouts}`;
+    rows.push(['replication non-2xx/errors/timeouts', `POST ${f(r.post)}, PATCH ${f(r.patch)}, catch-up writes ${f(c.writes)}`, e ? `etcd ${f(e.put)}` : '', '']);
+  }
+  return rows;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const args = process.argv.slice(2);
+  const flag = (name: string) => {
+    const a = args.find((x) => x.startsWith(`--${name}=`));
+    return a === undefined ? undefined : Number(a.slice(name.length + 3));
+  };
+  const quick = args.includes('quick') || args.includes('--quick');
+  console.log(
+    JSON.stringify(
+      await benchReplication({
+        seconds: flag('seconds') ?? (quick ? 3 : 8),
+        warmupSeconds: flag('warmup') ?? (quick ? 3 : 10),
+        missed: flag('missed') ?? (quick ? 10_000 : 100_000),
+        patchDocs: flag('patchDocs') ?? (quick ? 200 : 1000),
+        catchUpTimeoutSeconds: flag('catchUpTimeout') ?? (quick ? 60 : 120),
+        etcd: !args.includes('--no-etcd'),
+      }),
+    ),
+  );
+}
