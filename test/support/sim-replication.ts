@@ -31,16 +31,9 @@ import type { Epoch, Link, NodeId, Version } from '../../lib/ids.js';
 import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
 import { compareHeads, planLink, type Head, type SynchPlan } from '../../lib/synch/plan.js';
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded generator as the membership simulation, so a seed means one thing everywhere. */
+import { mulberry32 as prng } from './sim-network.js';
+export { prng };
 
 /** One host's latest state of one link (the parts of a ServiceDocument replication looks at). */
 export interface DocState {
