@@ -127,7 +127,7 @@ const headsArb = fc
     return heads(entries);
   });
 
-test('property: best is a maximum, ours on a tie; the result sorts at or after every copy', () => {
+test('property: best is a maximum, the most held on a tie, then ours; the result sorts at or after every copy', () => {
   fc.assert(
     fc.property(headsArb, (m) => {
       const p = planLink('s', m);
@@ -136,8 +136,15 @@ test('property: best is a maximum, ours on a tie; the result sorts at or after e
       assert.ok(p);
       assert.equal(m.get(p.source), p.best);
       for (const [, x] of held) assert.ok(compareHeads(p.best, x) >= 0);
+      // On an (epoch, version) tie the copy most replicas hold wins (an acknowledged write sits on a
+      // quorum); ours wins only among equally held copies.
       const own = m.get('s');
-      if (own && compareHeads(own, p.best) === 0) assert.is(p.source, 's');
+      const key = (h: Head) => `${h.epoch}:${h.version}:${h.owner ?? ''}`;
+      const count = (h: Head) => held.filter(([, x]) => key(x) === key(h)).length;
+      const tied = held.filter(([, x]) => compareHeads(x, p.best) === 0);
+      const most = Math.max(...tied.map(([, x]) => count(x)));
+      assert.is(count(p.best), most);
+      if (own && compareHeads(own, p.best) === 0 && count(own) === most) assert.is(p.source, 's');
       const maxEpoch = Math.max(...held.map(([, x]) => x.epoch));
       const maxVersion = Math.max(...held.map(([, x]) => x.version));
       if (p.best.owner !== 's') assert.equal(p.rewrite, { epoch: maxEpoch + 1, version: maxVersion + 1 });
