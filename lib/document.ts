@@ -89,3 +89,19 @@ export function parentLink(link: Link): Link {
   const i = link.lastIndexOf('/');
   return i <= 0 ? '/' : link.slice(0, i);
 }
+
+/** Xenon's ServiceDocumentQueryResult for a list of links: factory GETs and other listings. */
+export interface LinkList extends JsonObject {
+  documentLinks: string[];
+  documents?: Record<string, ServiceDocument>;
+  documentCount: number;
+  queryTimeMicros: number;
+  documentVersion: number;
+  documentUpdateTimeMicros: number;
+  documentExpirationTimeMicros: number;
+  documentOwner: string;
+}
+
+export function linkList(links: string[], owner: string, queryTimeMicros = 1): LinkList {
+  return { documentLinks: links, documentCount: links.length, queryTimeMicros, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: owner };
+}

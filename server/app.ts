@@ -9,12 +9,13 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
+import { linkList } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import type { JsonObject } from '../lib/document.js';
 import type { ServiceRegistry } from '../lib/service.js';
 import { readJsonBody } from './body.js';
 import type { DocumentStore } from './documents.js';
-import { toErrorResponse } from './http-errors.js';
+import { notAllowed, toErrorResponse } from './http-errors.js';
 import type { LogRing } from './process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
@@ -36,10 +37,6 @@ export interface AppDeps {
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
-
-function notAllowed(method: string): never {
-  throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
-}
 
 /** `x-xenon-rpl-quorum`: a number of successes, or `x-xenon-all` for every replica. */
 function requestedQuorum(ctx: Koa.Context): number | 'all' | undefined {
@@ -79,7 +76,7 @@ export function createApp(d: AppDeps): Koa {
 
   router.get('/', (ctx) => {
     const links = [...d.registry.factoryLinks(), ...QUERY_FACTORIES, '/core/management'];
-    ctx.body = { documentLinks: links, documentCount: links.length, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+    ctx.body = linkList(links, d.hostId);
   });
 
   router.get('/core/management', (ctx) => {
@@ -113,7 +110,7 @@ export function createApp(d: AppDeps): Koa {
     });
     router.get(factory, (ctx) => {
       const links = d.queries.taskLinks(factory);
-      ctx.body = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+      ctx.body = linkList(links, d.hostId);
     });
     router.all(factory, (ctx) => notAllowed(ctx.method));
     router.get(`${factory}/:id`, (ctx) => {
@@ -176,9 +173,10 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     if (!child) return next();
     if (!['GET', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) notAllowed(ctx.method);
     const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req);
-    const ownerPath = child.has('OWNER_SELECTION') && !pragmas(ctx).has('xn-no-fwd');
+    const prag = pragmas(ctx);
+    const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
     if (child.has('OWNER_SELECTION')) {
-      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: pragmas(ctx), arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
+      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
       if (!decision.local) return relay(ctx, decision.reply);
     }
     switch (ctx.method) {

@@ -6,7 +6,7 @@
  * or fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
  */
 
-import { type JsonObject, type NewLogRecord, type ServiceDocument } from '../lib/document.js';
+import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import type { Link, NodeId } from '../lib/ids.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../lib/service.js';
@@ -36,17 +36,6 @@ export interface DocumentStoreDeps {
 export interface WriteOptions {
   /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
   quorum?: number | 'all';
-}
-
-export interface FactoryList extends JsonObject {
-  documentLinks: string[];
-  documents?: Record<string, ServiceDocument>;
-  documentCount: number;
-  queryTimeMicros: number;
-  documentVersion: number;
-  documentUpdateTimeMicros: number;
-  documentExpirationTimeMicros: number;
-  documentOwner: string;
 }
 
 export class DocumentStore {
@@ -178,19 +167,11 @@ export class DocumentStore {
   }
 
   /** Factory GET from the local index (reference §2.2). */
-  list(factoryLink: Link, expand: boolean): FactoryList {
+  list(factoryLink: Link, expand: boolean): LinkList {
     const started = performance.now();
     const now = this.d.clock.nowMicros();
     const links = this.d.index.children(factoryLink, now);
-    const out: FactoryList = {
-      documentLinks: links,
-      documentCount: links.length,
-      queryTimeMicros: 0,
-      documentVersion: 0,
-      documentUpdateTimeMicros: 0,
-      documentExpirationTimeMicros: 0,
-      documentOwner: this.d.hostId,
-    };
+    const out = linkList(links, this.d.hostId, 0);
     if (expand) {
       const docs: Record<string, ServiceDocument> = {};
       for (const l of links) {

@@ -5,7 +5,7 @@
  */
 
 import { KINDS } from '../lib/document.js';
-import { isKryptonError, type ErrorCode } from '../lib/errors.js';
+import { isKryptonError, KryptonError, type ErrorCode } from '../lib/errors.js';
 
 const STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
@@ -49,3 +49,9 @@ export function toErrorResponse(e: unknown): { status: number; body: ServiceErro
   }
   return { status: 500, body: errorResponse(500, 'internal error'), internal: true };
 }
+
+/** Xenon's 405 for a known path that does not take this verb. */
+export function notAllowed(method: string): never {
+  throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
+}
+

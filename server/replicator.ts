@@ -216,16 +216,7 @@ export class Replicator {
       if (tracker.outcome === 'succeeded') settle();
       else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
     };
-    for (const n of set.targets) {
-      void this.channel(n, svc.def.nodeSelector).send(rec).then((r) => {
-        if (r.ok) tracker.success();
-        else {
-          tracker.failure(r.status);
-          this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
-        }
-        check();
-      });
-    }
+    this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
     return () => {
       tracker.success();
       check();
@@ -252,14 +243,22 @@ export class Replicator {
         else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
       };
       check();
-      for (const n of set.targets) {
-        void this.channel(n, svc.def.nodeSelector).send(rec).then((r) => {
-          if (r.ok) tracker.success();
-          else tracker.failure(r.status);
-          check();
-        });
-      }
+      this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
     });
+  }
+
+  /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
+  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, tracker: QuorumTracker, check: () => void): void {
+    for (const n of set.targets) {
+      void this.channel(n, selectorLink).send(rec).then((r) => {
+        if (r.ok) tracker.success();
+        else {
+          tracker.failure(r.status);
+          this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+        }
+        check();
+      });
+    }
   }
 
   /** Sends a record to one replica outside any client's quorum (synchronization pushes). */

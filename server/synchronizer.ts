@@ -17,7 +17,7 @@ import type { Link, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
 import { successThreshold } from '../lib/replication/quorum.js';
-import { headOf, planLink, type Head, type HeadTuple } from '../lib/synch/plan.js';
+import { headOf, headOfDoc, planLink, type Head, type HeadTuple } from '../lib/synch/plan.js';
 import type { DocumentIndex } from '../index/views.js';
 import type { Clock } from './clock.js';
 import type { DocumentStore } from './documents.js';
@@ -176,7 +176,7 @@ export class Synchronizer {
 
   private localHead(link: Link): Head | undefined {
     const doc = this.d.index.latest(link);
-    return doc ? { epoch: doc.documentEpoch ?? 0, version: doc.documentVersion, deleted: doc.documentUpdateAction === 'DELETE', owner: doc.documentOwner } : undefined;
+    return doc ? headOfDoc(doc) : undefined;
   }
 
   /** Is this host the owner of `link` and may it act on it now? */
@@ -207,7 +207,7 @@ export class Synchronizer {
             if (r?.status !== 200) return; // unreachable: neither a source nor a target this time
             answered.add(n.id);
             const doc = (r.body as { states?: Record<string, ServiceDocument> }).states?.[link];
-            m.set(n.id, doc ? { epoch: doc.documentEpoch ?? 0, version: doc.documentVersion, deleted: doc.documentUpdateAction === 'DELETE', owner: doc.documentOwner } : undefined);
+            m.set(n.id, doc ? headOfDoc(doc) : undefined);
           }),
         );
         await this.synchLinks(svc, new Map([[link, m]]), answered);

@@ -12,6 +12,7 @@
  * every copy anywhere and no replica's index can keep a stale "latest".
  */
 
+import type { ServiceDocument } from '../document.js';
 import type { Epoch, Link, NodeId, Version } from '../ids.js';
 
 export interface Head {
@@ -26,6 +27,11 @@ export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 
 
 export function headOf(t: HeadTuple): Head {
   return { epoch: t[1], version: t[2], deleted: t[3] === 1, owner: t[4] || undefined };
+}
+
+/** The head of a stored copy. */
+export function headOfDoc(doc: ServiceDocument): Head {
+  return { epoch: doc.documentEpoch ?? 0, version: doc.documentVersion, deleted: doc.documentUpdateAction === 'DELETE', owner: doc.documentOwner };
 }
 
 export function compareHeads(a: Head, b: Head): number {

@@ -7,7 +7,7 @@
 
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import { KINDS } from '../../lib/document.js';
+import { KINDS, linkList } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import { NODE_GROUPS_FACTORY_LINK } from '../../lib/group/types.js';
@@ -18,7 +18,7 @@ import type { DocumentStore } from '../documents.js';
 import { decodeBatch } from '../replicator.js';
 import type { Synchronizer } from '../synchronizer.js';
 import type { GroupRuntime, Groups } from '../groups.js';
-import { toErrorResponse } from '../http-errors.js';
+import { notAllowed, toErrorResponse } from '../http-errors.js';
 import type { PeerClient, PeerReply } from '../peers.js';
 import { HOP_HEADERS, originOf, withPragma } from '../routing.js';
 import type { Selectors } from '../selectors.js';
@@ -33,10 +33,6 @@ export interface ClusterDeps {
   operationTimeoutMicros: number;
   nowMicros(): number;
   pragmas(ctx: Koa.Context): Set<string>;
-}
-
-function notAllowed(method: string): never {
-  throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
 }
 
 export function relay(ctx: Koa.Context, reply: PeerReply): void {
@@ -56,7 +52,7 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
 
   router.get(NODE_GROUPS_FACTORY_LINK, (ctx) => {
     const links = d.groups.links();
-    ctx.body = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+    ctx.body = linkList(links, d.hostId);
   });
   router.post(NODE_GROUPS_FACTORY_LINK, async (ctx) => {
     ctx.body = await d.groups.create(await readJsonBody(ctx.req));
@@ -85,7 +81,7 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
 
   router.get('/core/node-selectors', (ctx) => {
     const links = ['/core/node-selectors/default', '/core/node-selectors/default-1x', '/core/node-selectors/default-3x'];
-    ctx.body = { documentLinks: links, documentCount: links.length, queryTimeMicros: 1, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: d.hostId };
+    ctx.body = linkList(links, d.hostId);
   });
   router.get('/core/node-selectors/:sel', (ctx) => {
     ctx.body = d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
