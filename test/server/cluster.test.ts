@@ -68,9 +68,12 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
     assert.is(g.status, 200);
     assert.is(g.body.documentOwner, 'host-2');
   }
-  const p = await hosts[2]!.client.patch('/core/examples/foo', { counter: 5 });
+  // The group's membership quorum is 1 here, so the owner alone would be enough; asking for 2
+  // makes the owner wait for one replica, and the header survives forwarding from host-3.
+  const p = await hosts[2]!.client.send('PATCH', '/core/examples/foo', { counter: 5 }, { 'x-xenon-rpl-quorum': '2' });
+  assert.is(p.status, 200);
   assert.is(p.body.documentVersion, 1);
-  // The owner answered once a quorum (2 of 3) held it durably; the third copy follows.
+  // The owner answered once 2 of 3 held it durably; the third copy follows.
   const localCopies = () => Promise.all(hosts.map((h) => h.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })));
   assert.ok((await localCopies()).filter((r) => r.body?.documentVersion === 1).length >= 2, 'a quorum holds version 1 when the client hears success');
   await waitFor('every replica at version 1', async () => (await localCopies()).every((r) => r.body?.documentVersion === 1));
