@@ -3,22 +3,26 @@
  * The `krypton` command. `krypton host [flags]` runs a host until SIGINT, SIGTERM or
  * `DELETE /core/management` stops it gracefully. Exit codes: 0 after a clean stop, 1 when the
  * host could not start or failed while running (the reason is printed), 2 for bad usage.
+ * `krypton log <command> DIR` reads a host's log (tools/log/cli.ts has its own exit codes).
  */
 
 import { isKryptonError } from '../lib/errors.js';
 import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
 import { Host } from '../server/host.js';
+import { runLog } from './log/cli.js';
+import { processIO } from './log/io.js';
 
 const USAGE = `usage: krypton <command> [flags]
 
 commands:
   host      run a host (Xenon-compatible REST API)
+  log       read a host's log: inspect, verify, replay, export, stats (krypton log --help)
   help      print this text
 
 krypton host flags (--flag=value or --flag value):
 ${flagHelp()}
 
-exit codes: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage`;
+exit codes of krypton host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage`;
 
 async function runHost(args: string[]): Promise<number> {
   let config;
@@ -50,11 +54,22 @@ async function runHost(args: string[]): Promise<number> {
   return 0;
 }
 
+async function runLogCommand(args: string[]): Promise<number> {
+  // `krypton log ... | head` closes the pipe early; that ends the output, it is not a failure.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
+  return runLog(args, processIO());
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'host':
       return runHost(rest);
+    case 'log':
+      return runLogCommand(rest);
     case 'help':
     case '--help':
     case '-h':
