@@ -108,10 +108,10 @@ export async function replayIndex(log: HostLog, point: Point, onlyLink: Link | u
 }
 
 function describePoint(point: Point, to: ReplayedTo): string {
-  const seq = to.seq > 0 ? `seq ${to.seq}` : 'before the first record';
-  if (point.kind === 'time') return `as of ${isoMicros(point.micros)} (${seq})`;
-  if (point.kind === 'seq' || to.read.end.kind !== 'end') return `as of ${seq}`;
-  return `as of ${seq}, the end of the log`;
+  if (point.kind === 'time') return `as of ${isoMicros(point.micros)} (${to.seq > 0 ? `seq ${to.seq}` : 'no record yet'})`;
+  if (to.seq === 0) return point.kind === 'end' && to.read.end.kind === 'end' ? 'as of the end of the log, which holds no records' : 'before the first record';
+  if (point.kind === 'seq' || to.read.end.kind !== 'end') return `as of seq ${to.seq}`;
+  return `as of seq ${to.seq}, the end of the log`;
 }
 
 export async function runReplay(ctx: CommandContext): Promise<number> {
