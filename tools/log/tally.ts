@@ -31,6 +31,8 @@ export interface LinkTally {
   deleted: boolean;
   /** The latest version's documentExpirationTimeMicros (0: none). */
   expiration: Micros;
+  /** Versions the index keeps for this link, looked up once: a lookup per record would cost a slice and a map probe. */
+  keep: number;
 }
 
 export type LinkStatus = 'live' | 'deleted' | 'expired';
@@ -55,14 +57,16 @@ export class HistoryTally {
   apply(r: LogRecord): void {
     const link = r.link;
     const state = r.state;
-    let t = this.links.get(link);
+    const t0 = this.links.get(link);
+    let t = t0;
     if (t !== undefined && (r.resetHistory === true || (t.expiration > 0 && t.expiration <= r.timeMicros))) {
       this.resets++;
       t = undefined;
     }
     const v = r.version;
     if (t === undefined) {
-      this.links.set(link, { first: v, last: v, list: undefined, deleted: isTombstone(state), expiration: expirationOf(state.documentExpirationTimeMicros) });
+      const keep = t0?.keep ?? retained(this.retentionFor(link));
+      this.links.set(link, { first: v, last: v, list: undefined, deleted: isTombstone(state), expiration: expirationOf(state.documentExpirationTimeMicros), keep });
       return;
     }
     const latest = t.list === undefined ? t.last : t.list[t.list.length - 1]!;
@@ -79,11 +83,11 @@ export class HistoryTally {
       while (list[i]! < v) i++;
       list.splice(i, 0, v);
     }
-    this.trim(link, t);
+    this.trim(t);
   }
 
-  private trim(link: Link, t: LinkTally): void {
-    const keep = retained(this.retentionFor(link));
+  private trim(t: LinkTally): void {
+    const keep = t.keep;
     if (t.list === undefined) {
       if (t.last - t.first + 1 > keep) t.first = t.last - keep + 1;
     } else if (t.list.length > keep) {
