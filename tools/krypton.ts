@@ -57,8 +57,8 @@ async function runHost(args: string[]): Promise<number> {
 async function runLogCommand(args: string[]): Promise<number> {
   // `krypton log ... | head` closes the pipe early; that ends the output, it is not a failure.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-    process.exit(0);
+    if (e.code !== 'EPIPE') process.stderr.write(`krypton log: cannot write to stdout: ${e.message}\n`);
+    process.exit(e.code === 'EPIPE' ? 0 : 1);
   });
   return runLog(args, processIO());
 }

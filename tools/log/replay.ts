@@ -38,28 +38,32 @@ export interface ReplayOptions {
   progress?: Progress;
 }
 
-/** Reads the log up to `point`, handing each record of the prefix to `apply`. */
-export async function replayPrefix(log: HostLog, point: Point, apply: (r: LogRecord) => void, opts: ReplayOptions = {}): Promise<ReplayedTo> {
-  let applied = 0;
+/** What a replay feeds: HistoryTally and DocumentIndex both are one. */
+export interface RecordSink {
+  apply(r: LogRecord): void;
+}
+
+/**
+ * Reads the log up to `point`, handing each record of the prefix to `sink`. One visitor does the
+ * point test and the bookkeeping: replay runs at decode speed, where every call per record shows.
+ */
+export async function replayPrefix(log: HostLog, point: Point, sink: RecordSink, opts: ReplayOptions = {}): Promise<ReplayedTo> {
+  const lastSeq = point.kind === 'seq' ? point.seq : Infinity;
+  const lastMicros = point.kind === 'time' ? point.micros : Infinity;
   let seq = 0;
   let latestMicros = 0;
-  const take = (r: LogRecord): void => {
-    apply(r);
-    applied++;
-    seq = r.seq;
-    if (r.timeMicros > latestMicros) latestMicros = r.timeMicros;
-  };
-  let visit: (r: LogRecord) => boolean | void;
-  if (point.kind === 'seq') {
-    const last = point.seq;
-    visit = (r) => (r.seq > last ? false : take(r));
-  } else if (point.kind === 'time') {
-    const last = point.micros;
-    visit = (r) => (r.timeMicros > last ? false : take(r));
-  } else {
-    visit = take;
-  }
-  const read = await readRecords(log, visit, opts.progress !== undefined ? { progress: opts.progress } : {});
+  const read = await readRecords(
+    log,
+    (r) => {
+      if (r.seq > lastSeq || r.timeMicros > lastMicros) return false;
+      sink.apply(r);
+      seq = r.seq;
+      if (r.timeMicros > latestMicros) latestMicros = r.timeMicros;
+    },
+    opts.progress !== undefined ? { progress: opts.progress } : {},
+  );
+  // The record that ended a stopped read was visited, not applied.
+  const applied = read.end.kind === 'stopped' ? read.visited - 1 : read.visited;
   return { read, applied, seq, latestMicros };
 }
 
@@ -77,7 +81,7 @@ export interface CountsReplay extends ReplayedTo {
 /** The replay behind `krypton log replay DIR` (and the benchmark): a HistoryTally of the prefix. */
 export async function replayCounts(log: HostLog, point: Point, opts: ReplayOptions = {}): Promise<CountsReplay> {
   const tally = new HistoryTally(hostRetentionFor);
-  const to = await replayPrefix(log, point, (r) => tally.apply(r), opts);
+  const to = await replayPrefix(log, point, tally, opts);
   return { ...to, tally };
 }
 
@@ -91,19 +95,14 @@ export interface IndexReplay extends ReplayedTo {
 export async function replayIndex(log: HostLog, point: Point, onlyLink: Link | undefined, opts: ReplayOptions = {}): Promise<IndexReplay> {
   const index = new DocumentIndex({ retentionFor: hostRetentionFor });
   const factories = new Set<Link>();
-  const apply =
-    onlyLink === undefined
-      ? (r: LogRecord): void => {
-          index.apply(r);
-          factories.add(parentLink(r.link));
-        }
-      : (r: LogRecord): void => {
-          if (r.link === onlyLink) {
-            index.apply(r);
-            factories.add(parentLink(r.link));
-          }
-        };
-  const to = await replayPrefix(log, point, apply, opts);
+  const sink: RecordSink = {
+    apply(r) {
+      if (onlyLink !== undefined && r.link !== onlyLink) return;
+      index.apply(r);
+      factories.add(parentLink(r.link));
+    },
+  };
+  const to = await replayPrefix(log, point, sink, opts);
   return { ...to, index, factories };
 }
 
