@@ -48,6 +48,13 @@ function requestedQuorum(ctx: Koa.Context): number | 'all' | undefined {
   return n;
 }
 
+/** The `x-xenon-*` headers of a request, forwarded with it so the owner honours them too. */
+function xenonHeaders(ctx: Koa.Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.headers)) if (k.startsWith('x-xenon-') && typeof v === 'string') out[k] = v;
+  return out;
+}
+
 function pragmas(ctx: Koa.Context): Set<string> {
   const raw = ctx.get('pragma');
   return new Set(raw ? raw.split(/[;,\s]+/).filter(Boolean) : []);
@@ -159,7 +166,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           const prepared = d.store.prepareCreate(factory, await readJsonBody(ctx.req));
           if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
             const body = { ...prepared.body, documentSelfLink: prepared.link };
-            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, prepared.link);
+            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number, xenonHeaders: xenonHeaders(ctx) }, factory.def.nodeSelector, prepared.link);
             if (!decision.local) return relay(ctx, decision.reply);
           }
           ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
@@ -176,7 +183,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     const prag = pragmas(ctx);
     const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
     if (child.has('OWNER_SELECTION')) {
-      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
+      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number, xenonHeaders: xenonHeaders(ctx) }, child.def.nodeSelector, path);
       if (!decision.local) return relay(ctx, decision.reply);
     }
     switch (ctx.method) {

@@ -21,6 +21,8 @@ export interface RoutedRequest {
   body: unknown;
   pragmas: ReadonlySet<string>;
   arrivalMicros: Micros;
+  /** Xenon request headers (`x-xenon-*`, e.g. the replication quorum) the owner must see too. */
+  xenonHeaders?: Record<string, string>;
 }
 
 export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
@@ -61,7 +63,7 @@ export class OwnerRouting {
         const reply = await this.d.peers.request(originOf(owner.groupReference) + req.url, {
           method: req.method,
           body,
-          headers: { pragma: withPragma(req.pragmas, 'xn-fwd') },
+          headers: { ...req.xenonHeaders, pragma: withPragma(req.pragmas, 'xn-fwd') },
           // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
           timeoutMs: Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
         });
