@@ -20,6 +20,8 @@ import type { LogRing } from './process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
 import { OwnerRouting } from './routing.js';
+import { TaskDriver } from './tasks.js';
+import { limits } from '../lib/limits.js';
 
 export interface AppDeps {
   registry: ServiceRegistry;
@@ -34,6 +36,7 @@ export interface AppDeps {
   requestStop(): void;
   cluster: Omit<ClusterDeps, 'pragmas'>;
   routing: OwnerRouting;
+  tasks: TaskDriver;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -164,12 +167,34 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           const prag = pragmas(ctx);
           // The entry host validates the body and fixes the link; the owner of that link runs the create.
           const prepared = d.store.prepareCreate(factory, await readJsonBody(ctx.req));
+          const task = TaskDriver.isTask(factory);
+          const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
           if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
             const body = { ...prepared.body, documentSelfLink: prepared.link };
-            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number, xenonHeaders: xenonHeaders(ctx) }, factory.def.nodeSelector, prepared.link);
+            const decision = await d.routing.route(
+              {
+                method: 'POST',
+                url: ctx.url,
+                body,
+                pragmas: prag,
+                arrivalMicros: ctx.state.arrivalMicros as number,
+                xenonHeaders: xenonHeaders(ctx),
+                // The owner holds a direct task's POST until the task ends: the hop waits as long.
+                ...(direct ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
+              },
+              factory.def.nodeSelector,
+              prepared.link,
+            );
             if (!decision.local) return relay(ctx, decision.reply);
           }
-          ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
+          const state = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
+          if (direct) {
+            ctx.body = await d.tasks.awaitTerminal(prepared.link);
+            return;
+          }
+          // A task's create only starts the work: Xenon answers 202 Accepted.
+          if (task && state.documentUpdateAction === 'POST') ctx.status = 202;
+          ctx.body = state;
           return;
         }
         default:

@@ -23,6 +23,8 @@ export interface RoutedRequest {
   arrivalMicros: Micros;
   /** Xenon request headers (`x-xenon-*`, e.g. the replication quorum) the owner must see too. */
   xenonHeaders?: Record<string, string>;
+  /** How long one forwarded hop may take, when the owner legitimately holds the request (direct tasks). */
+  hopTimeoutMs?: number;
 }
 
 export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
@@ -65,7 +67,7 @@ export class OwnerRouting {
           body,
           headers: { ...req.xenonHeaders, pragma: withPragma(req.pragmas, 'xn-fwd') },
           // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
-          timeoutMs: Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
+          timeoutMs: req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
         });
         return { local: false, reply };
       } catch (e) {
