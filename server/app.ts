@@ -21,6 +21,7 @@ import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.
 import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
 import { OwnerRouting } from './routing.js';
 import { TaskDriver } from './tasks.js';
+import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from './watches.js';
 import { limits } from '../lib/limits.js';
 
 export interface AppDeps {
@@ -37,6 +38,7 @@ export interface AppDeps {
   cluster: Omit<ClusterDeps, 'pragmas'>;
   routing: OwnerRouting;
   tasks: TaskDriver;
+  watches: Watches;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -157,6 +159,7 @@ export function createApp(d: AppDeps): Koa {
 function serviceRoutes(d: AppDeps): Koa.Middleware {
   return async (ctx, next) => {
     const path = ctx.path.length > 1 && ctx.path.endsWith('/') ? ctx.path.slice(0, -1) : ctx.path;
+    if (path.endsWith(SUBSCRIPTIONS_SUFFIX) || path.endsWith(STREAM_SUFFIX)) return watchRoutes(d, ctx, path, next);
     const factory = d.registry.factory(path);
     if (factory) {
       switch (ctx.method) {
@@ -235,3 +238,38 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
   };
 }
 
+
+/**
+ * `<link>/subscriptions` (GET lists, POST subscribes a callback, DELETE unsubscribes) and
+ * `<link>/subscriptions/stream` (server-sent events), for a document or a factory. Served by
+ * the host the client calls, never forwarded: every replica sees every update.
+ */
+async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa.Next): Promise<void> {
+  const stream = path.endsWith(STREAM_SUFFIX);
+  const link = path.slice(0, -(stream ? STREAM_SUFFIX : SUBSCRIPTIONS_SUFFIX).length);
+  const factory = d.registry.factory(link) !== undefined;
+  if (!factory && !d.registry.forChild(link)) return next();
+  const target = { link, factory };
+  if (stream) {
+    if (ctx.method !== 'GET') notAllowed(ctx.method);
+    const raw = ctx.get('last-event-id') || (typeof ctx.query.since === 'string' ? ctx.query.since : '');
+    if (raw && !/^\d+$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', 'Last-Event-ID and since must be a non-negative integer');
+    ctx.respond = false;
+    await d.watches.stream(target, raw ? Number(raw) : undefined, ctx.req, ctx.res);
+    return;
+  }
+  switch (ctx.method) {
+    case 'GET':
+      ctx.body = d.watches.subscriptions(link);
+      return;
+    case 'POST':
+      ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req));
+      return;
+    case 'DELETE':
+      if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req))) throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);
+      ctx.body = {};
+      return;
+    default:
+      notAllowed(ctx.method);
+  }
+}

@@ -27,6 +27,7 @@ import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
 import { ChangeFeed } from './changes.js';
 import { TaskDriver } from './tasks.js';
+import { Watches } from './watches.js';
 import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
 import { Synchronizer } from './synchronizer.js';
@@ -70,7 +71,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
   ) {}
 
   get port(): number {
@@ -188,6 +189,7 @@ export class Host {
       logger,
       operationTimeoutMicros: config.operationTimeoutMicros,
     });
+    const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
     store.attachCluster({ replicator, synch: synchronizer, hooks });
     const app = createApp({
@@ -202,9 +204,10 @@ export class Host {
       cluster: { groups, store, synchronizer, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
       routing,
       tasks,
+      watches,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -268,6 +271,7 @@ export class Host {
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();
+      this.cluster.watches.stop();
       const closed = new Promise<void>((r) => this.server.close(() => r()));
       // Peers gossip every second over kept-alive connections, which would keep close() waiting
       // for ever: answer everything from now on with `connection: close`, let accepted writes
