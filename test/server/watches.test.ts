@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { startHost, type TestHost } from '../support/hosts.js';
-import { openStream, type SseEvent, type SseStream } from '../support/sse.js';
+import { openStream, type SseEvent, type SseStream } from '../../tools/recipes/sse.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {

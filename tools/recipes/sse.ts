@@ -1,5 +1,5 @@
 /**
- * A minimal server-sent-events reader for tests and recipes: connects to a Krypton stream,
+ * A minimal server-sent-events reader (the recipes use it, and so do the tests): connects to a Krypton stream,
  * parses `id`/`event`/`data` fields into events, and records them in arrival order.
  */
 
