@@ -3,12 +3,15 @@
  * The `krypton` command. `krypton host [flags]` runs a host until SIGINT, SIGTERM or
  * `DELETE /core/management` stops it gracefully. Exit codes: 0 after a clean stop, 1 when the
  * host could not start or failed while running (the reason is printed), 2 for bad usage.
+ * `krypton log <command> DIR` reads a host's log (tools/log/cli.ts has its own exit codes).
  */
 
 import { isKryptonError } from '../lib/errors.js';
 import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
 import { Host } from '../server/host.js';
 import { whoOwns } from './owner.js';
+import { runLog } from './log/cli.js';
+import { processIO } from './log/io.js';
 
 const USAGE = `usage: krypton <command> [flags]
 
@@ -16,13 +19,15 @@ commands:
   host      run a host (Xenon-compatible REST API)
   owner     print which host owns a link: krypton owner --link /core/examples/x [--host URL] [--selector default] [--json]
             (the owner of a well-known link is the leader of a group of workers; see the README)
+  log       read a host's log: inspect, verify, replay, export, stats (krypton log --help)
   help      print this text
 
 krypton host flags (--flag=value or --flag value):
 ${flagHelp()}
 
 exit codes: host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage;
-            owner: 0 printed the owner, 1 the host could not answer, 2 bad usage`;
+            owner: 0 printed the owner, 1 the host could not answer, 2 bad usage;
+            log: see krypton log --help`;
 
 /** `krypton owner`: asks one host's node selector who owns a link. */
 async function runOwner(args: string[]): Promise<number> {
@@ -87,6 +92,15 @@ async function runHost(args: string[]): Promise<number> {
   return 0;
 }
 
+async function runLogCommand(args: string[]): Promise<number> {
+  // `krypton log ... | head` closes the pipe early; that ends the output, it is not a failure.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') process.stderr.write(`krypton log: cannot write to stdout: ${e.message}\n`);
+    process.exit(e.code === 'EPIPE' ? 0 : 1);
+  });
+  return runLog(args, processIO());
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -94,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
       return runHost(rest);
     case 'owner':
       return runOwner(rest);
+    case 'log':
+      return runLogCommand(rest);
     case 'help':
     case '--help':
     case '-h':

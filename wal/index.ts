@@ -11,6 +11,7 @@ export {
   readLog,
   scanLog,
   isTornTail,
+  findIntactFrame,
   READ_CHUNK_BYTES,
   type LogEntry,
   type ScanProblem,

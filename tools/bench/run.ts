@@ -6,7 +6,12 @@
  *   3. p50 of a selective term query and of an INCLUDE_ALL_VERSIONS query over 100k docs x 10 versions,
  *      and index bytes per version
  *   4. time for 3, 5 and 7 hosts to converge after start, and gossip bytes per second per host at rest
- * Figures move with the machine's load; compare ratios, not absolute numbers, across machines.
+ *   5. replication over 3 hosts against etcd, and catch-up of a restarted host
+ *   6. the log tools: `krypton log verify` and `krypton log replay` over 1M records vs the same bare
+ *      msgpackr decode loop (goal >= 0.7)
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools.
+ * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
+ * not absolute numbers, across machines.
  */
 
 import { execFile } from 'node:child_process';
@@ -16,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import type { benchCluster } from './cluster.js';
 import type { HttpFigures } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
+import type { LogToolsBenchResult } from './log-tools.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -38,33 +44,71 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools'] as const;
+type Step = (typeof STEPS)[number];
+const onlyArg = process.argv.find((a) => a.startsWith('--only='));
+const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
+const unknown = only?.filter((x) => !(STEPS as readonly string[]).includes(x)) ?? [];
+if (unknown.length > 0) {
+  log(`bench: unknown step(s) ${unknown.join(', ')}; the steps are ${STEPS.join(', ')}`);
+  process.exit(2);
+}
+const chosen = STEPS.filter((step) => only === undefined || only.includes(step));
+let stepNo = 0;
+/** Runs a step if chosen, numbering the chosen ones "n/total". */
+async function step<T>(name: Step, what: string, run: () => Promise<T>): Promise<T | undefined> {
+  if (!chosen.includes(name)) return undefined;
+  log(`${++stepNo}/${chosen.length} ${what} ...`);
+  return run();
+}
+
 log(`krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
-log('1/5 HTTP: bare koa echo, then krypton durable POST (64 connections) ...');
-const http = await child<{ krypton: HttpFigures; echo: HttpFigures; ratio: number }>('http.ts', quick ? ['3'] : []);
-log('2/5 log replay ...');
-const replay = await child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']);
-log('3/5 node groups: convergence of 3, 5, 7 hosts; gossip at rest ...');
-const cluster = await child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []);
-log('4/5 index queries ...');
-const idx = await child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']);
-log('5/5 replication: 3 hosts, replicated POST and PATCH, etcd baseline, catch-up of a restarted host ...');
-const repl = await child<ReplicationResult>('replication.ts', quick ? ['quick'] : []);
+const http = await step('http', 'HTTP: bare koa echo, then krypton durable POST (64 connections)', () =>
+  child<{ krypton: HttpFigures; echo: HttpFigures; ratio: number }>('http.ts', quick ? ['3'] : []),
+);
+const replay = await step('replay', 'log replay', () =>
+  child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']),
+);
+const cluster = await step('cluster', 'node groups: convergence of 3, 5, 7 hosts; gossip at rest', () => child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []));
+const idx = await step('index', 'index queries', () => child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']));
+const repl = await step('replication', 'replication: 3 hosts, replicated POST and PATCH, etcd baseline, catch-up of a restarted host', () =>
+  child<ReplicationResult>('replication.ts', quick ? ['quick'] : []),
+);
+const tools = await step('log-tools', 'log tools: verify and replay of a log written by WriteAheadLog', () => child<LogToolsBenchResult>('log-tools.ts', [quick ? '100000' : '1000000']));
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-const rows: [string, string, string, string][] = [
-  ['durable POST /core/examples, 64 conns', `${fmt(http.krypton.rps)} req/s, p99 ${http.krypton.p99Ms} ms`, `koa echo ${fmt(http.echo.rps)} req/s, p99 ${http.echo.p99Ms} ms`, `${fmt(http.ratio, 2)} (goal >= 0.6)`],
-  [`log replay at start, ${fmt(replay.records)} records`, `${fmt(replay.walRecordsPerSec)} rec/s`, `msgpackr decode loop ${fmt(replay.bareRecordsPerSec)} rec/s`, `${fmt(replay.ratio, 2)} (goal >= 0.7)`],
-  [`term query p50, ${fmt(idx.docs)} docs x ${idx.versions / idx.docs} versions`, `${fmt(idx.termP50Micros, 1)} µs`, '', ''],
-  ['INCLUDE_ALL_VERSIONS query p50 (one link)', `${fmt(idx.allVersionsP50Micros, 1)} µs`, '', ''],
-  ['index bytes per version', `${fmt(idx.bytesPerVersion)} B (states ${fmt(idx.stateBytesPerVersion)} + index ${fmt(idx.indexBytesPerVersion)})`, '', ''],
-];
-for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(join after 1 s, then 5 s stability window)']);
-rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
-if (http.krypton.non2xx || http.krypton.errors) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
-rows.push(...replicationRows(repl, fmt));
+const rows: [string, string, string, string][] = [];
+if (http !== undefined) {
+  rows.push(['durable POST /core/examples, 64 conns', `${fmt(http.krypton.rps)} req/s, p99 ${http.krypton.p99Ms} ms`, `koa echo ${fmt(http.echo.rps)} req/s, p99 ${http.echo.p99Ms} ms`, `${fmt(http.ratio, 2)} (goal >= 0.6)`]);
+}
+if (replay !== undefined) {
+  rows.push([`log replay at start, ${fmt(replay.records)} records`, `${fmt(replay.walRecordsPerSec)} rec/s`, `msgpackr decode loop ${fmt(replay.bareRecordsPerSec)} rec/s`, `${fmt(replay.ratio, 2)} (goal >= 0.7)`]);
+}
+if (idx !== undefined) {
+  rows.push(
+    [`term query p50, ${fmt(idx.docs)} docs x ${idx.versions / idx.docs} versions`, `${fmt(idx.termP50Micros, 1)} µs`, '', ''],
+    ['INCLUDE_ALL_VERSIONS query p50 (one link)', `${fmt(idx.allVersionsP50Micros, 1)} µs`, '', ''],
+    ['index bytes per version', `${fmt(idx.bytesPerVersion)} B (states ${fmt(idx.stateBytesPerVersion)} + index ${fmt(idx.indexBytesPerVersion)})`, '', ''],
+  );
+}
+if (cluster !== undefined) {
+  for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(join after 1 s, then 5 s stability window)']);
+  rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
+}
+if (http !== undefined && (http.krypton.non2xx || http.krypton.errors)) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
+if (repl !== undefined) rows.push(...replicationRows(repl, fmt));
+if (tools !== undefined) {
+  const of = `${fmt(tools.records)} records`;
+  const bare = `msgpackr decode loop ${fmt(tools.bareRecordsPerSec)} rec/s`;
+  rows.push(
+    [`krypton log verify, ${of}`, `${fmt(tools.verifyRecordsPerSec)} rec/s`, bare, `${fmt(tools.verifyRatio, 2)} (goal >= 0.7)`],
+    [`krypton log replay (counts), ${of}`, `${fmt(tools.replayRecordsPerSec)} rec/s`, bare, `${fmt(tools.replayRatio, 2)} (goal >= 0.7)`],
+    [`krypton log replay --link, ${of}`, `${fmt(tools.replayLinkRecordsPerSec)} rec/s`, bare, fmt(tools.replayLinkRatio, 2)],
+  );
+}
 
 if (json) {
-  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools }, null, 2) + '\n');
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n| measure | krypton | baseline (same run) | ratio |\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n`);

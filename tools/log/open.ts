@@ -1,0 +1,148 @@
+/**
+ * Finding and opening a host's log for the log tools, read-only. DIR may be a host folder
+ * (`<sandbox>/<port>`, which holds `log/`) or a sandbox holding exactly one such folder. The log is
+ * opened through a LogDirectory whose files can only be read: the tools share the folder with a
+ * host that may be running, so they must never create, append, truncate, remove or lock anything.
+ * (wal/'s disk backend would do, but it creates a missing folder on first use, and a tool that
+ * typos a path should get an error, not a new empty log.)
+ */
+
+import { constants } from 'node:fs';
+import { open as openFile, readdir, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { listSegments, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
+
+/** DIR cannot be used: exit code 2, like bad usage. */
+export class DirError extends Error {}
+
+export interface HostLog {
+  /** The host folder, as reached from the DIR the user gave (so messages show paths they know). */
+  readonly hostDir: string;
+  /** `<hostDir>/log`. */
+  readonly logPath: string;
+  readonly dir: LogDirectory;
+  /**
+   * The segments when the log was opened. Every command reads this list and no other, so a host
+   * starting a new segment meanwhile does not change what a command sees halfway through.
+   */
+  readonly segments: SegmentRef[];
+  /** Each segment's size when the log was opened (the last may grow while a host runs). */
+  readonly segmentBytes: number[];
+}
+
+/** The log's size when opened: what a progress bar counts towards. */
+export function totalBytes(log: HostLog): number {
+  return log.segmentBytes.reduce((n, b) => n + b, 0);
+}
+
+/** The path of a segment for messages: the log folder joined with the name. */
+export function segmentPath(log: HostLog, name: string): string {
+  return path.join(log.logPath, name);
+}
+
+export async function openHostLog(dirArg: string): Promise<HostLog> {
+  const hostDir = await resolveHostDir(dirArg);
+  const logPath = path.join(hostDir, 'log');
+  const dir = readOnlyDirectory(logPath);
+  let segments: SegmentRef[];
+  const segmentBytes: number[] = [];
+  try {
+    segments = await listSegments(dir);
+    for (const s of segments) segmentBytes.push((await stat(path.join(logPath, s.name))).size);
+  } catch (e) {
+    throw new DirError(`cannot read ${logPath}: ${errorText(e)}`);
+  }
+  return { hostDir, logPath, dir, segments, segmentBytes };
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+    throw new DirError(`cannot read ${p}: ${errorText(e)}`);
+  }
+}
+
+async function resolveHostDir(dirArg: string): Promise<string> {
+  if (!(await isDirectory(dirArg))) throw new DirError(`${dirArg} is not a folder`);
+  if (await isDirectory(path.join(dirArg, 'log'))) return dirArg;
+  let names: string[];
+  try {
+    names = (await readdir(dirArg)).sort();
+  } catch (e) {
+    throw new DirError(`cannot read ${dirArg}: ${errorText(e)}`);
+  }
+  const hosts: string[] = [];
+  for (const name of names) if (await isDirectory(path.join(dirArg, name, 'log'))) hosts.push(name);
+  if (hosts.length === 1) return path.join(dirArg, hosts[0]!);
+  if (hosts.length === 0) throw new DirError(`${dirArg} is neither a host folder (no log/ in it) nor a sandbox holding one`);
+  const shown = hosts.length > 5 ? `${hosts.slice(0, 5).join(', ')}, ...` : hosts.join(', ');
+  throw new DirError(`${dirArg} is a sandbox with ${hosts.length} host folders (${shown}); name one, e.g. ${path.join(dirArg, hosts[0]!)}`);
+}
+
+function errorText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  return err.code !== undefined ? err.code : String(err.message ?? e);
+}
+
+/** A LogDirectory over a folder that only lists and reads; anything else is a bug in the tools. */
+export function readOnlyDirectory(folder: string): LogDirectory {
+  const refuse = (what: string): never => {
+    throw new Error(`the log tools never write; refused to ${what} in ${folder}`);
+  };
+  return {
+    description: `read-only:${folder}`,
+    async list() {
+      return (await readdir(folder)).sort();
+    },
+    async open(name, mode) {
+      if (mode !== 'read') refuse(`open ${name} for ${mode}`);
+      if (name.includes('/') || name === '.' || name === '..') throw new Error(`bad log file name ${JSON.stringify(name)}`);
+      return new ReadOnlyFile(name, await openFile(path.join(folder, name), constants.O_RDONLY));
+    },
+    create: async (name) => refuse(`create ${name}`),
+    remove: async (name) => refuse(`remove ${name}`),
+    syncDirectory: async () => refuse('sync the folder'),
+  };
+}
+
+class ReadOnlyFile implements LogFile {
+  constructor(
+    readonly name: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = into ?? Buffer.allocUnsafe(length);
+    let filled = 0;
+    // A read may return less than asked before the end of the file; only 0 bytes means the end.
+    while (filled < length) {
+      const { bytesRead } = await this.handle.read(buf, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return filled === buf.length ? buf : buf.subarray(0, filled);
+  }
+
+  append(): Promise<void> {
+    return Promise.reject(new Error(`the log tools never write; refused to append to ${this.name}`));
+  }
+
+  datasync(): Promise<void> {
+    return Promise.reject(new Error(`the log tools never write; refused to sync ${this.name}`));
+  }
+
+  truncate(): Promise<void> {
+    return Promise.reject(new Error(`the log tools never write; refused to truncate ${this.name}`));
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
