@@ -54,6 +54,16 @@ export const limits = {
   synchConcurrencyMax: 256,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
+  /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */
+  taskStepsPerDriveMax: 10_000,
+  /** Longest a direct-task POST is held open waiting for its task to end. */
+  directTaskHoldMaxMicros: 600_000_000,
+  /** Open watches (callback subscriptions and event streams) one host serves. */
+  watchesMax: 10_000,
+  /** Notifications queued for one watch before it is dropped as too slow. */
+  watchQueueMax: 10_000,
+  /** Attempts to deliver one callback notification before the subscription is removed. */
+  notificationAttemptsMax: 5,
 } as const;
 
 export type Limits = typeof limits;

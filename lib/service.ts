@@ -12,6 +12,7 @@ import type { TSchema } from 'typebox';
 import { KryptonError } from './errors.js';
 import type { JsonObject, ServiceDocument } from './document.js';
 import type { Link, Micros, NodeId } from './ids.js';
+import type { TaskIO } from './task.js';
 
 export type ServiceOption =
   | 'PERSISTENCE'
@@ -67,6 +68,13 @@ export interface ServiceDefinition<S extends JsonObject = JsonObject> {
    * live child, and only while the node group is available. Returns a PATCH body or undefined.
    */
   handleMaintenance?(state: Stored<S>, ctx: ServiceContext): S | undefined;
+  /**
+   * Task services (lib/task.ts): the work of the state's current stage, run on the owner after
+   * each durable step until the stage is terminal. Returns the next self-PATCH, or undefined to
+   * stall (the owner retries on its next maintenance round). A stage may run again after a
+   * crash or an owner change, so its work must be safe to repeat.
+   */
+  runStage?(state: Stored<S>, io: TaskIO, ctx: ServiceContext): Promise<S | undefined>;
   /** Expiration a create or update should carry; the default takes the body's value. */
   expiration?(current: Stored<S> | undefined, body: S, ctx: ServiceContext): Micros;
 }

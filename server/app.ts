@@ -20,6 +20,9 @@ import type { LogRing } from './process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
 import { OwnerRouting } from './routing.js';
+import { TaskDriver } from './tasks.js';
+import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from './watches.js';
+import { limits } from '../lib/limits.js';
 
 export interface AppDeps {
   registry: ServiceRegistry;
@@ -34,6 +37,8 @@ export interface AppDeps {
   requestStop(): void;
   cluster: Omit<ClusterDeps, 'pragmas'>;
   routing: OwnerRouting;
+  tasks: TaskDriver;
+  watches: Watches;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -46,6 +51,13 @@ function requestedQuorum(ctx: Koa.Context): number | 'all' | undefined {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new KryptonError('INVALID_ARGUMENT', `x-xenon-rpl-quorum must be a positive integer or x-xenon-all, not '${raw}'`);
   return n;
+}
+
+/** The `x-xenon-*` headers of a request, forwarded with it so the owner honours them too. */
+function xenonHeaders(ctx: Koa.Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.headers)) if (k.startsWith('x-xenon-') && typeof v === 'string') out[k] = v;
+  return out;
 }
 
 function pragmas(ctx: Koa.Context): Set<string> {
@@ -147,6 +159,7 @@ export function createApp(d: AppDeps): Koa {
 function serviceRoutes(d: AppDeps): Koa.Middleware {
   return async (ctx, next) => {
     const path = ctx.path.length > 1 && ctx.path.endsWith('/') ? ctx.path.slice(0, -1) : ctx.path;
+    if (path.endsWith(SUBSCRIPTIONS_SUFFIX) || path.endsWith(STREAM_SUFFIX)) return watchRoutes(d, ctx, path, next);
     const factory = d.registry.factory(path);
     if (factory) {
       switch (ctx.method) {
@@ -157,12 +170,34 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
           const prag = pragmas(ctx);
           // The entry host validates the body and fixes the link; the owner of that link runs the create.
           const prepared = d.store.prepareCreate(factory, await readJsonBody(ctx.req));
+          const task = TaskDriver.isTask(factory);
+          const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
           if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
             const body = { ...prepared.body, documentSelfLink: prepared.link };
-            const decision = await d.routing.route({ method: 'POST', url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, factory.def.nodeSelector, prepared.link);
+            const decision = await d.routing.route(
+              {
+                method: 'POST',
+                url: ctx.url,
+                body,
+                pragmas: prag,
+                arrivalMicros: ctx.state.arrivalMicros as number,
+                xenonHeaders: xenonHeaders(ctx),
+                // The owner holds a direct task's POST until the task ends: the hop waits as long.
+                ...(direct ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
+              },
+              factory.def.nodeSelector,
+              prepared.link,
+            );
             if (!decision.local) return relay(ctx, decision.reply);
           }
-          ctx.body = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
+          const state = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
+          if (direct) {
+            ctx.body = await d.tasks.awaitTerminal(prepared.link);
+            return;
+          }
+          // A task's create only starts the work: Xenon answers 202 Accepted.
+          if (task && state.documentUpdateAction === 'POST') ctx.status = 202;
+          ctx.body = state;
           return;
         }
         default:
@@ -176,7 +211,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     const prag = pragmas(ctx);
     const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
     if (child.has('OWNER_SELECTION')) {
-      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number }, child.def.nodeSelector, path);
+      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number, xenonHeaders: xenonHeaders(ctx) }, child.def.nodeSelector, path);
       if (!decision.local) return relay(ctx, decision.reply);
     }
     switch (ctx.method) {
@@ -203,3 +238,38 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
   };
 }
 
+
+/**
+ * `<link>/subscriptions` (GET lists, POST subscribes a callback, DELETE unsubscribes) and
+ * `<link>/subscriptions/stream` (server-sent events), for a document or a factory. Served by
+ * the host the client calls, never forwarded: every replica sees every update.
+ */
+async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa.Next): Promise<void> {
+  const stream = path.endsWith(STREAM_SUFFIX);
+  const link = path.slice(0, -(stream ? STREAM_SUFFIX : SUBSCRIPTIONS_SUFFIX).length);
+  const factory = d.registry.factory(link) !== undefined;
+  if (!factory && !d.registry.forChild(link)) return next();
+  const target = { link, factory };
+  if (stream) {
+    if (ctx.method !== 'GET') notAllowed(ctx.method);
+    const raw = ctx.get('last-event-id') || (typeof ctx.query.since === 'string' ? ctx.query.since : '');
+    if (raw && !/^\d+$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', 'Last-Event-ID and since must be a non-negative integer');
+    ctx.respond = false;
+    await d.watches.stream(target, raw ? Number(raw) : undefined, ctx.req, ctx.res);
+    return;
+  }
+  switch (ctx.method) {
+    case 'GET':
+      ctx.body = d.watches.subscriptions(link);
+      return;
+    case 'POST':
+      ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req));
+      return;
+    case 'DELETE':
+      if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req))) throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);
+      ctx.body = {};
+      return;
+    default:
+      notAllowed(ctx.method);
+  }
+}

@@ -16,6 +16,7 @@ import type { WriteAheadLog } from '../wal/log.js';
 import type { Clock } from './clock.js';
 import { LinkQueues } from './link-queue.js';
 import type { ReplicaResult, Replicator } from './replicator.js';
+import type { ChangeFeed } from './changes.js';
 
 export interface DocumentStoreDeps {
   wal: WriteAheadLog;
@@ -23,6 +24,8 @@ export interface DocumentStoreDeps {
   registry: ServiceRegistry;
   clock: Clock;
   hostId: NodeId;
+  /** Told of every state the index applies, for direct tasks and watches. */
+  changes?: ChangeFeed;
   /** Called once when the log can no longer be trusted; the host stops. */
   onLogFailure(e: unknown): void;
   /** Ships owner writes to replicas; absent on a host that replicates nothing. */
@@ -62,6 +65,7 @@ export class DocumentStore {
       throw e;
     }
     this.d.index.apply(logged);
+    this.d.changes?.updated(logged.state);
     return logged.state;
   }
 
@@ -112,7 +116,8 @@ export class DocumentStore {
    * id). The entry host does this once, so a forwarded POST carries the link it was given.
    */
   prepareCreate(svc: RegisteredService, rawBody: unknown): { body: JsonObject; link: Link } {
-    if (rawBody === undefined) throw new KryptonError('INVALID_BODY', 'initial state is required');
+    // TaskService and StatefulService word the same refusal differently in Xenon.
+    if (rawBody === undefined) throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
     if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
       throw new KryptonError('INVALID_BODY', 'clone request not supported');
     }

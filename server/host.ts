@@ -16,6 +16,8 @@ import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { ServiceRegistry, type ServiceDefinition } from '../lib/service.js';
 import { example3xService, exampleService } from '../lib/services/example.js';
+import { exampleTaskService } from '../lib/services/example-task.js';
+import { slowTaskService } from '../lib/services/slow-task.js';
 import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
@@ -23,6 +25,9 @@ import { createApp } from './app.js';
 import { Groups } from './groups.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
+import { ChangeFeed } from './changes.js';
+import { TaskDriver } from './tasks.js';
+import { Watches } from './watches.js';
 import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
 import { Synchronizer } from './synchronizer.js';
@@ -66,7 +71,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
   ) {}
 
   get port(): number {
@@ -99,6 +104,8 @@ export class Host {
     const registry = new ServiceRegistry();
     registry.add(exampleService);
     registry.add(example3xService);
+    registry.add(exampleTaskService);
+    registry.add(slowTaskService);
     for (const s of opts.services ?? []) registry.add(s);
 
     const index = new DocumentIndex({ retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault) });
@@ -117,7 +124,9 @@ export class Host {
     logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
 
     let host: Host | undefined;
+    const changes = new ChangeFeed();
     const store = new DocumentStore({
+      changes,
       wal,
       index,
       registry,
@@ -166,7 +175,22 @@ export class Host {
       enabled: config.isPeerSynchronizationEnabled,
       hooks: { started: (svc, link) => hooks.started(svc, link) },
     });
-    const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger });
+    const tasks = new TaskDriver({
+      registry,
+      index,
+      store,
+      selectors,
+      changes,
+      queries,
+      peers,
+      selfUri: () => uri,
+      hostId: id,
+      clock,
+      logger,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    });
+    const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+    const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
     store.attachCluster({ replicator, synch: synchronizer, hooks });
     const app = createApp({
       registry,
@@ -179,9 +203,11 @@ export class Host {
       requestStop: () => void host?.stop(),
       cluster: { groups, store, synchronizer, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
       routing,
+      tasks,
+      watches,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -190,11 +216,13 @@ export class Host {
 
   private maintain(): void {
     void this.cluster.hooks.maintain();
+    this.cluster.tasks.sweep();
     const now = this.clock.nowMicros();
     this.queries.expire(now);
     if (now - this.lastExpiryMicros >= limits.expiryIntervalMicros) {
       this.lastExpiryMicros = now;
       const purged = this.index.expire(now);
+      for (const link of purged) this.cluster.changes.expired(link);
       if (purged.length) this.logger.info({ count: purged.length }, 'expired documents purged from the index');
     }
   }
@@ -242,6 +270,8 @@ export class Host {
       this.logger.info('stopping');
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
+      this.cluster.tasks.stop();
+      this.cluster.watches.stop();
       const closed = new Promise<void>((r) => this.server.close(() => r()));
       // Peers gossip every second over kept-alive connections, which would keep close() waiting
       // for ever: answer everything from now on with `connection: close`, let accepted writes

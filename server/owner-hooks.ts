@@ -15,12 +15,13 @@ import type { DocumentIndex } from '../index/views.js';
 import type { Clock } from './clock.js';
 import type { DocumentStore } from './documents.js';
 import type { Selectors } from './selectors.js';
+import type { TaskDriver } from './tasks.js';
 
 export class OwnerHooks {
   private maintaining = false;
 
   constructor(
-    private readonly d: { registry: ServiceRegistry; index: DocumentIndex; store: DocumentStore; selectors: Selectors; hostId: NodeId; clock: Clock; logger: Logger },
+    private readonly d: { registry: ServiceRegistry; index: DocumentIndex; store: DocumentStore; selectors: Selectors; hostId: NodeId; clock: Clock; logger: Logger; tasks?: TaskDriver },
   ) {}
 
   private owns(svc: RegisteredService, link: Link): boolean {
@@ -47,6 +48,7 @@ export class OwnerHooks {
 
   /** After a create answered on this host (the owner), or after this host took a document over. */
   started(svc: RegisteredService, link: Link): void {
+    this.d.tasks?.drive(svc, link);
     if (!svc.def.handleStart) return;
     setImmediate(() => {
       const doc = this.live(link);

@@ -21,6 +21,10 @@ export interface RoutedRequest {
   body: unknown;
   pragmas: ReadonlySet<string>;
   arrivalMicros: Micros;
+  /** Xenon request headers (`x-xenon-*`, e.g. the replication quorum) the owner must see too. */
+  xenonHeaders?: Record<string, string>;
+  /** How long one forwarded hop may take, when the owner legitimately holds the request (direct tasks). */
+  hopTimeoutMs?: number;
 }
 
 export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
@@ -61,9 +65,9 @@ export class OwnerRouting {
         const reply = await this.d.peers.request(originOf(owner.groupReference) + req.url, {
           method: req.method,
           body,
-          headers: { pragma: withPragma(req.pragmas, 'xn-fwd') },
+          headers: { ...req.xenonHeaders, pragma: withPragma(req.pragmas, 'xn-fwd') },
           // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
-          timeoutMs: Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
+          timeoutMs: req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
         });
         return { local: false, reply };
       } catch (e) {

@@ -9,6 +9,7 @@
 import { isKryptonError } from '../lib/errors.js';
 import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
 import { Host } from '../server/host.js';
+import { whoOwns } from './owner.js';
 import { runLog } from './log/cli.js';
 import { processIO } from './log/io.js';
 
@@ -16,13 +17,50 @@ const USAGE = `usage: krypton <command> [flags]
 
 commands:
   host      run a host (Xenon-compatible REST API)
+  owner     print which host owns a link: krypton owner --link /core/examples/x [--host URL] [--selector default] [--json]
+            (the owner of a well-known link is the leader of a group of workers; see the README)
   log       read a host's log: inspect, verify, replay, export, stats (krypton log --help)
   help      print this text
 
 krypton host flags (--flag=value or --flag value):
 ${flagHelp()}
 
-exit codes of krypton host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage`;
+exit codes: host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage;
+            owner: 0 printed the owner, 1 the host could not answer, 2 bad usage;
+            log: see krypton log --help`;
+
+/** `krypton owner`: asks one host's node selector who owns a link. */
+async function runOwner(args: string[]): Promise<number> {
+  const opts: Record<string, string> = { host: 'http://127.0.0.1:8000', selector: 'default' };
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json') {
+      json = true;
+      continue;
+    }
+    const m = /^--(link|host|selector)(?:=(.*))?$/.exec(a);
+    const value = m ? (m[2] ?? args[++i]) : undefined;
+    if (!m || value === undefined) {
+      process.stderr.write(`krypton owner: unknown or incomplete flag '${a}'\nusage: krypton owner --link /path [--host URL] [--selector default] [--json]\n`);
+      return 2;
+    }
+    opts[m[1]!] = value;
+  }
+  if (!opts.link?.startsWith('/')) {
+    process.stderr.write('krypton owner: --link /path is required\n');
+    return 2;
+  }
+  try {
+    const a = await whoOwns(opts.host!, opts.link, opts.selector);
+    if (json) process.stdout.write(JSON.stringify(a) + '\n');
+    else process.stdout.write(`${a.key} is owned by ${a.ownerNodeId} (${a.ownerNodeGroupReference}); ${a.availableNodeCount} available members; selector ${a.status}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`krypton owner: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
 
 async function runHost(args: string[]): Promise<number> {
   let config;
@@ -68,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'host':
       return runHost(rest);
+    case 'owner':
+      return runOwner(rest);
     case 'log':
       return runLogCommand(rest);
     case 'help':

@@ -1,8 +1,8 @@
 /**
  * Node groups with real processes on the seeds' own ports (8000-8002), so the tutorials' URLs and
  * bodies are used verbatim: seed 001's join, node-group GET and custom group with an OBSERVER;
- * seed 004's forwarding examples; failure detection after SIGKILL and recovery after restart;
- * seed 000 steps 4-7 (quorum 3, one host stopped, a POST waits until the quorum is relaxed).
+ * seed 004's forwarding examples; failure detection after SIGKILL and recovery after restart.
+ * Seed 000 (quorum 3, tasks, a POST waiting for the quorum) is test/e2e/seed-000.test.ts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -135,40 +135,6 @@ test('a SIGKILLed host is UNAVAILABLE within 3 s; restarted with its id, AVAILAB
     const restartedAt = Date.now();
     await waitFor('8002 AVAILABLE again everywhere', () => everyoneAvailable([...live(), clients.get(8002)!], ids), 5000);
     process.stderr.write(`    (failure detected in ${detectMs} ms, rejoined in ${Date.now() - restartedAt} ms)\n`);
-  });
-});
-
-test('seed 000 steps 4-7: quorum 3, one host stopped, the POST waits until the quorum is 2', async () => {
-  await withHosts(async (start, clients) => {
-    for (const port of [8000, 8001, 8002]) await start(port, [PEERS3, '--membershipQuorum=3']);
-    const ids = ['hostAtPort8000', 'hostAtPort8001', 'hostAtPort8002'];
-    const [c0, c1, c2] = [8000, 8001, 8002].map((p) => clients.get(p)!) as [Client, Client, Client];
-    await waitFor('group formed', () => everyoneAvailable([c0, c1, c2], ids), 20_000);
-    await waitFor('group available', async () => (await c0.get('/core/node-groups/default/available')).status === 200, 10_000);
-    // curl -X DELETE http://localhost:8002/core/management
-    assert.is((await c2.delete('/core/management')).status, 202);
-    await waitFor('8002 UNAVAILABLE', async () => (await statusOf(c0, 'hostAtPort8002')) === 'UNAVAILABLE', 5000);
-    let answered = false;
-    const post = c0.send('POST', '/core/examples', '{\n  "name": "example-1",\n  "counter": 1\n}\n', { 'Content-Type': 'application/json' }).then((r) => {
-      answered = true;
-      return r;
-    });
-    await waitFor('the group is unavailable', async () => (await c0.get('/core/node-groups/default/available')).status === 503);
-    assert.is(answered, false, 'the POST must wait while the quorum cannot be met');
-    const updateQuorum = `{
-    "isGroupUpdate" : true,
-    "membershipQuorum" : 2,
-    "kind" : "com:vmware:xenon:services:common:NodeGroupService:UpdateQuorumRequest"
-}`;
-    const q = await c0.send('PATCH', '/core/node-groups/default', updateQuorum, { 'Content-type': 'application/json' });
-    assert.is(q.status, 200);
-    const r = await post;
-    assert.is(r.status, 200);
-    assert.is(r.body.name, 'example-1');
-    for (const c of [c0, c1]) {
-      const g = await c.get<Group>('/core/node-groups/default');
-      assert.is(g.body.nodes[c === c0 ? 'hostAtPort8000' : 'hostAtPort8001']!.membershipQuorum, 2);
-    }
   });
 });
 

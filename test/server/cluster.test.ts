@@ -73,6 +73,10 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
   const p = await hosts[2]!.client.send('PATCH', '/core/examples/foo', { counter: 5 }, { 'x-xenon-rpl-quorum': '2' });
   assert.is(p.status, 200);
   assert.is(p.body.documentVersion, 1);
+  // The header reaches the owner: one larger than the member count is refused there.
+  const tooMany = await hosts[2]!.client.send('PATCH', '/core/examples/foo', { counter: 6 }, { 'x-xenon-rpl-quorum': '4' });
+  assert.is(tooMany.status, 400);
+  assert.is(tooMany.body.message, 'Requested quorum 4 is larger than member count 3');
   // The owner answered once 2 of 3 held it durably; the third copy follows.
   const localCopies = () => Promise.all(hosts.map((h) => h.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })));
   assert.ok((await localCopies()).filter((r) => r.body?.documentVersion === 1).length >= 2, 'a quorum holds version 1 when the client hears success');
