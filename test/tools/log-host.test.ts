@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startHost, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
+import { hostRetentionFor, knownFactories } from '../../tools/log/retention.js';
 import { cli, jsonLines } from './support.js';
 
 interface Doc {
@@ -185,6 +186,21 @@ test('a host appending all the while: verify and stats never mistake an append i
     assert.ok(last > 50, `reads overlapped the writes (last seen seq ${last})`);
   } finally {
     stop = true;
+    await h.close();
+  }
+});
+
+test('the tools know the retention of every factory a host serves', async () => {
+  const h = await startHost();
+  try {
+    const root = await h.client.get<{ documentLinks: string[] }>('/');
+    assert.is(root.status, 200);
+    const served = root.body.documentLinks.filter((l) => !['/core/query-tasks', '/core/local-query-tasks', '/core/management'].includes(l)).sort();
+    assert.ok(served.includes('/core/examples'));
+    assert.equal(knownFactories().sort(), served, 'tools/log/retention.ts lists the services server/host.ts registers');
+    assert.is(hostRetentionFor('/core/examples/x'), 100);
+    assert.is(hostRetentionFor('/app/unknown/x'), 1000);
+  } finally {
     await h.close();
   }
 });
