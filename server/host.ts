@@ -15,9 +15,7 @@ import { KINDS, type JsonObject } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { ServiceRegistry, type ServiceDefinition } from '../lib/service.js';
-import { example3xService, exampleService } from '../lib/services/example.js';
-import { exampleTaskService } from '../lib/services/example-task.js';
-import { slowTaskService } from '../lib/services/slow-task.js';
+import { BUILTIN_SERVICES } from '../lib/services/builtin.js';
 import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
@@ -102,10 +100,7 @@ export class Host {
     const clock = opts.clock ?? systemClock();
 
     const registry = new ServiceRegistry();
-    registry.add(exampleService);
-    registry.add(example3xService);
-    registry.add(exampleTaskService);
-    registry.add(slowTaskService);
+    for (const s of BUILTIN_SERVICES) registry.add(s);
     for (const s of opts.services ?? []) registry.add(s);
 
     const index = new DocumentIndex({ retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault) });

@@ -1,0 +1,18 @@
+/**
+ * The services every host runs, in registration order. One list, so the host (server/host.ts)
+ * and the log tools (tools/log/retention.ts, which may not import server/) agree on factories
+ * and version retention.
+ */
+
+import type { JsonObject } from '../document.js';
+import type { ServiceDefinition } from '../service.js';
+import { example3xService, exampleService } from './example.js';
+import { exampleTaskService } from './example-task.js';
+import { slowTaskService } from './slow-task.js';
+
+export const BUILTIN_SERVICES: readonly ServiceDefinition<JsonObject>[] = [
+  exampleService,
+  example3xService,
+  exampleTaskService,
+  slowTaskService,
+] as unknown as ServiceDefinition<JsonObject>[];
