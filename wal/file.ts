@@ -108,6 +108,21 @@ class DiskDirectory implements LogDirectory {
   }
 }
 
+/**
+ * Reads `length` bytes at `position`, or up to the end of the file. A read may return less than
+ * asked before the end; only 0 bytes means the end. Shared with the read-only log tools.
+ */
+export async function readFully(handle: FileHandle, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buf, filled, length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled === buf.length ? buf : buf.subarray(0, filled);
+}
+
 class DiskFile implements LogFile {
   constructor(
     readonly name: string,
@@ -118,15 +133,8 @@ class DiskFile implements LogFile {
     return (await this.handle.stat()).size;
   }
 
-  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
-    const buf = into ?? Buffer.allocUnsafe(length);
-    let filled = 0;
-    while (filled < length) {
-      const { bytesRead } = await this.handle.read(buf, filled, length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return filled === buf.length ? buf : buf.subarray(0, filled);
+  read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readFully(this.handle, position, length, into);
   }
 
   async append(buffers: Buffer[]): Promise<void> {

@@ -4,7 +4,7 @@
  */
 
 export { WriteAheadLog, type WriteAheadLogOptions, type WriteAheadLogStats } from './log.js';
-export { diskDirectory, MemoryDirectory, type LogDirectory, type LogFile } from './file.js';
+export { diskDirectory, MemoryDirectory, readFully, type LogDirectory, type LogFile } from './file.js';
 export { encodeRecord, decodeFrame, FORMAT_VERSION, HEADER_BYTES, type DecodedFrame } from './record.js';
 export { segmentName, parseSegmentName, listSegments, type SegmentRef } from './segment.js';
 export {

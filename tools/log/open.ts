@@ -11,7 +11,7 @@ import { constants } from 'node:fs';
 import { open as openFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { listSegments, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
+import { listSegments, readFully, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
 
 /** DIR cannot be used: exit code 2, like bad usage. */
 export class DirError extends Error {}
@@ -118,16 +118,8 @@ class ReadOnlyFile implements LogFile {
     return (await this.handle.stat()).size;
   }
 
-  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
-    const buf = into ?? Buffer.allocUnsafe(length);
-    let filled = 0;
-    // A read may return less than asked before the end of the file; only 0 bytes means the end.
-    while (filled < length) {
-      const { bytesRead } = await this.handle.read(buf, filled, length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return filled === buf.length ? buf : buf.subarray(0, filled);
+  read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readFully(this.handle, position, length, into);
   }
 
   append(): Promise<void> {
