@@ -25,11 +25,7 @@ export class OwnerHooks {
   ) {}
 
   private owns(svc: RegisteredService, link: Link): boolean {
-    try {
-      return this.d.selectors.owner(svc.def.nodeSelector, link).id === this.d.hostId;
-    } catch {
-      return false;
-    }
+    return this.d.selectors.ownedHere(svc.def.nodeSelector, link);
   }
 
   private live(link: Link): ServiceDocument | undefined {

@@ -72,6 +72,18 @@ export class Selectors {
     return ownerOf(this.group.group, key, spec.replicationFactor);
   }
 
+  /**
+   * Whether this host owns `key` under the selector now; false when no owner can be chosen.
+   * The synchronizer, owner hooks and task driver all ask this before acting as owner.
+   */
+  ownedHere(selectorLink: string, key: string): boolean {
+    try {
+      return this.owner(selectorLink, key).id === this.group.group.documentOwner;
+    } catch {
+      return false;
+    }
+  }
+
   get groupState() {
     return this.group.group;
   }

@@ -179,13 +179,8 @@ export class Synchronizer {
     return doc ? headOfDoc(doc) : undefined;
   }
 
-  /** Is this host the owner of `link` and may it act on it now? */
   private owns(svc: RegisteredService, link: Link): boolean {
-    try {
-      return this.d.selectors.owner(svc.def.nodeSelector, link).id === this.d.hostId;
-    } catch {
-      return false;
-    }
+    return this.d.selectors.ownedHere(svc.def.nodeSelector, link);
   }
 
   /**

@@ -78,11 +78,7 @@ export class TaskDriver {
   }
 
   private owns(svc: RegisteredService, link: Link): boolean {
-    try {
-      return this.d.selectors.owner(svc.def.nodeSelector, link).id === this.d.hostId;
-    } catch {
-      return false;
-    }
+    return this.d.selectors.ownedHere(svc.def.nodeSelector, link);
   }
 
   /** Starts driving `link` unless this host already is. */

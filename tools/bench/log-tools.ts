@@ -17,13 +17,12 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Unpackr } from 'msgpackr';
 import { KINDS, type LogRecord, type NewLogRecord, type UpdateAction } from '../../lib/document.js';
-import { diskDirectory, HEADER_BYTES, WriteAheadLog } from '../../wal/index.js';
-import { UNPACK_OPTIONS } from '../../wal/record.js';
+import { diskDirectory, WriteAheadLog } from '../../wal/index.js';
 import { openHostLog } from '../log/open.js';
 import { replayCounts, replayIndex } from '../log/replay.js';
 import { verifyLog } from '../log/verify.js';
+import { bareDecodeLoop } from './bare-decode.js';
 
 const ROUNDS = 3;
 const VERSIONS_PER_DOCUMENT = 10;
@@ -107,20 +106,7 @@ export async function benchLogTools(records: number): Promise<LogToolsBenchResul
     const log = await openHostLog(hostDir);
     const frames = Buffer.concat(await Promise.all(log.segments.map((s) => readFile(join(log.logPath, s.name)))));
 
-    // Bare: unpack each payload from the one buffer, with the log's own Unpackr options.
-    const unpackr = new Unpackr(UNPACK_OPTIONS);
-    const range = { start: 0, end: 0 };
-    const bare = (): number => {
-      let count = 0;
-      for (let off = 0; off < frames.length; ) {
-        range.start = off + HEADER_BYTES;
-        range.end = off + HEADER_BYTES + frames.readUInt32LE(off);
-        const r = unpackr.unpack(frames, range) as LogRecord;
-        if (r.seq > 0) count++;
-        off = range.end;
-      }
-      return count;
-    };
+    const bare = bareDecodeLoop(frames);
     const verify = async (): Promise<number> => {
       const report = await verifyLog(log);
       if (report.problems.length > 0) throw new Error(`verify found problems in the bench log: ${JSON.stringify(report.problems[0])}`);

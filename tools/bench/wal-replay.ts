@@ -9,10 +9,9 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Unpackr } from 'msgpackr';
 import { KINDS, type LogRecord } from '../../lib/document.js';
-import { WriteAheadLog, diskDirectory, encodeRecord, segmentName, HEADER_BYTES } from '../../wal/index.js';
-import { UNPACK_OPTIONS } from '../../wal/record.js';
+import { WriteAheadLog, diskDirectory, encodeRecord, segmentName } from '../../wal/index.js';
+import { bareDecodeLoop } from './bare-decode.js';
 
 const SEGMENT_BYTES = 64 * 1024 * 1024;
 const ROUNDS = 3;
@@ -86,20 +85,7 @@ export async function benchWalReplay(records: number): Promise<{ records: number
   try {
     const frames = await writeLog(dir, records);
 
-    // Bare: unpack each payload from the one buffer; same Unpackr options as wal/record.ts.
-    const unpackr = new Unpackr(UNPACK_OPTIONS);
-    const range = { start: 0, end: 0 };
-    const bare = (): number => {
-      let count = 0;
-      for (let off = 0; off < frames.length; ) {
-        range.start = off + HEADER_BYTES;
-        range.end = off + HEADER_BYTES + frames.readUInt32LE(off);
-        const r = unpackr.unpack(frames, range) as LogRecord;
-        if (r.seq > 0) count++;
-        off = range.end;
-      }
-      return count;
-    };
+    const bare = bareDecodeLoop(frames);
     const wal = async (): Promise<number> => {
       let count = 0;
       const log = await WriteAheadLog.open({ dir: diskDirectory(dir), onRecord: () => void count++ });
