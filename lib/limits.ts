@@ -64,6 +64,8 @@ export const limits = {
   watchQueueMax: 10_000,
   /** Attempts to deliver one callback notification before the subscription is removed. */
   notificationAttemptsMax: 5,
+  /** How long a connection to the HTTPS port may stay silent before its first byte, which says TLS or plain HTTP. */
+  firstByteTimeoutMicros: 10_000_000,
 } as const;
 
 export type Limits = typeof limits;

@@ -7,8 +7,20 @@
 import path from 'node:path';
 import { limits } from '../lib/limits.js';
 
+export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
+
 export interface Config {
+  /** HTTP port; -1 turns plain HTTP off (then securePort is required). */
   port: number;
+  /** HTTPS port; undefined when the host has no HTTPS listener. */
+  securePort?: number;
+  keyFile?: string;
+  certificateFile?: string;
+  keyPassphrase?: string;
+  /** PEM CA certificates trusted for peers (added to Node's defaults and NODE_EXTRA_CA_CERTS). */
+  caFile?: string;
+  /** Whether the HTTPS listener asks clients (peers) for a certificate, and whether it must verify. */
+  sslClientAuthMode: ClientAuthMode;
   bindAddress: string;
   sandbox: string;
   id?: string;
@@ -29,6 +41,7 @@ export const defaultConfig = (): Config => ({
   bindAddress: '127.0.0.1',
   sandbox: path.resolve('sandbox'),
   peerNodes: [],
+  sslClientAuthMode: 'NONE',
   operationTimeoutMicros: limits.operationTimeoutMicros,
   repairLog: false,
   isPeerSynchronizationEnabled: true,
@@ -37,7 +50,13 @@ export const defaultConfig = (): Config => ({
 
 type Kind = 'int' | 'string' | 'list' | 'bool';
 const FLAGS: Record<string, { kind: Kind; help: string }> = {
-  port: { kind: 'int', help: 'HTTP port (0 = ephemeral)' },
+  port: { kind: 'int', help: 'HTTP port (0 = ephemeral, -1 = no plain HTTP: needs --securePort)' },
+  securePort: { kind: 'int', help: 'HTTPS port (0 = ephemeral); needs --keyFile and --certificateFile' },
+  keyFile: { kind: 'string', help: 'PKCS#8 private key in PEM for HTTPS (encrypted: add --keyPassphrase)' },
+  certificateFile: { kind: 'string', help: 'X.509 certificate chain in PEM for HTTPS, leaf first' },
+  keyPassphrase: { kind: 'string', help: 'password of an encrypted --keyFile' },
+  caFile: { kind: 'string', help: 'PEM CA certificates trusted for https:// peers, besides the system ones and NODE_EXTRA_CA_CERTS' },
+  sslClientAuthMode: { kind: 'string', help: 'ask HTTPS clients for a certificate: NONE (default), WANT (verify if given), NEED (refuse without one)' },
   bindAddress: { kind: 'string', help: 'address to listen on, also used in groupReference' },
   sandbox: { kind: 'string', help: 'data folder; the port is appended: <sandbox>/<port>/' },
   id: { kind: 'string', help: 'host id (default: generated once and kept in the sandbox)' },
@@ -78,7 +97,21 @@ export function parseHostArgs(argv: readonly string[], base: Config = defaultCon
     }
     apply(cfg, name, spec.kind, value);
   }
+  validateConfig(cfg);
   return cfg;
+}
+
+/** Checks that need several flags at once; Host.start runs it too, for configs built in code. */
+export function validateConfig(cfg: Config): void {
+  const tlsFiles = cfg.keyFile !== undefined || cfg.certificateFile !== undefined;
+  if (cfg.securePort === undefined) {
+    if (cfg.port === -1) throw new ConfigError('--port=-1 turns plain HTTP off, so --securePort (with --keyFile and --certificateFile) is required');
+    if (tlsFiles || cfg.keyPassphrase !== undefined) throw new ConfigError('--keyFile, --certificateFile and --keyPassphrase only apply to HTTPS: add --securePort');
+    if (cfg.sslClientAuthMode !== 'NONE') throw new ConfigError('--sslClientAuthMode only applies to HTTPS: add --securePort');
+    return;
+  }
+  if (cfg.keyFile === undefined || cfg.certificateFile === undefined) throw new ConfigError('--securePort needs both --keyFile and --certificateFile');
+  if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw new ConfigError(`--port and --securePort cannot both be ${cfg.port}`);
 }
 
 function apply(cfg: Config, name: string, kind: Kind, value: string): void {
@@ -86,11 +119,29 @@ function apply(cfg: Config, name: string, kind: Kind, value: string): void {
   switch (name) {
     case 'port': {
       const n = toInt(value);
-      if (n === undefined || n < -1 || n > 65535) throw bad('(expected an integer port 0-65535)');
-      if (n === -1) throw bad('(plain HTTP cannot be turned off until HTTPS is supported)');
+      if (n === undefined || n < -1 || n > 65535) throw bad('(expected an integer port 0-65535, or -1 for no plain HTTP)');
       cfg.port = n;
       return;
     }
+    case 'securePort': {
+      const n = toInt(value);
+      if (n === undefined || n < 0 || n > 65535) throw bad('(expected an integer port 0-65535)');
+      cfg.securePort = n;
+      return;
+    }
+    case 'keyFile':
+    case 'certificateFile':
+    case 'caFile':
+      if (!value) throw bad('(expected a file)');
+      cfg[name] = path.resolve(value);
+      return;
+    case 'keyPassphrase':
+      cfg.keyPassphrase = value;
+      return;
+    case 'sslClientAuthMode':
+      if (value !== 'NONE' && value !== 'WANT' && value !== 'NEED') throw bad('(expected NONE, WANT or NEED)');
+      cfg.sslClientAuthMode = value;
+      return;
     case 'membershipQuorum': {
       const n = toInt(value);
       if (n === undefined || n < 1) throw bad('(expected an integer >= 1)');
@@ -116,13 +167,13 @@ function apply(cfg: Config, name: string, kind: Kind, value: string): void {
       cfg.bindAddress = value;
       return;
     case 'publicUri':
-      if (!isHttpUri(value)) throw bad('(expected an absolute http:// URI)');
+      if (!isHttpUri(value)) throw bad('(expected an absolute http:// or https:// URI)');
       cfg.publicUri = value.replace(/\/+$/, '');
       return;
     case 'peerNodes': {
       const list = value.split(',').map((s) => s.trim()).filter(Boolean).map(normalizePeer);
       const wrong = list.find((u) => !isHttpUri(u));
-      if (wrong) throw bad(`(peer '${wrong}' is not an http:// URI)`);
+      if (wrong) throw bad(`(peer '${wrong}' is not an http:// or https:// URI)`);
       cfg.peerNodes = list;
       return;
     }
@@ -148,18 +199,18 @@ function toInt(s: string): number | undefined {
 function isHttpUri(s: string): boolean {
   try {
     const u = new URL(s);
-    return u.protocol === 'http:' && u.hostname !== '';
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
   } catch {
     return false;
   }
 }
 
-/** Xenon gives scheme-less peers port 8000 and http. */
+/** Xenon gives scheme-less peers port 8000 and http; an https:// peer without a port means 443. */
 function normalizePeer(s: string): string {
   const withScheme = /^[a-z]+:\/\//.test(s) ? s : `http://${s}`;
   try {
     const u = new URL(withScheme);
-    if (!/:\d+$/.test(u.host)) u.port = '8000';
+    if (!/:\d+$/.test(u.host) && u.protocol === 'http:') u.port = '8000';
     return u.origin;
   } catch {
     return s;

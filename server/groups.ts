@@ -62,6 +62,7 @@ export class GroupRuntime {
   private persisting: Promise<void> | undefined;
   private pendingSnapshot: MembershipSnapshot | undefined;
   private stopped = false;
+  private readonly joinFailures = new Map<string, string>();
 
   constructor(
     readonly link: string,
@@ -187,7 +188,10 @@ export class GroupRuntime {
           case 'joinFetch':
             return this.d.peers.json(e.to, { method: 'GET', timeoutMs }).then(
               (r) => this.answer(r, (body) => ({ type: 'joinFetched', requestId: e.requestId, body }), { type: 'joinFailed', requestId: e.requestId }),
-              () => void this.feed({ type: 'joinFailed', requestId: e.requestId }),
+              (err) => {
+                this.warnJoinFailure(e.to, String(err));
+                void this.feed({ type: 'joinFailed', requestId: e.requestId });
+              },
             );
           case 'joinInsert':
             return this.d.peers.json(e.to, { method: 'POST', body: e.body, timeoutMs }).then(
@@ -217,6 +221,16 @@ export class GroupRuntime {
       case 'reply':
         return undefined;
     }
+  }
+
+  /**
+   * Joins are retried every maintenance round; the reason they fail (an untrusted certificate, a
+   * refused connection) is logged when it first appears or changes, not every second.
+   */
+  private warnJoinFailure(to: string, reason: string): void {
+    if (this.joinFailures.get(to) === reason) return;
+    this.joinFailures.set(to, reason);
+    this.d.logger.warn({ group: this.link, to, reason }, `cannot join through ${to}: ${reason}`);
   }
 
   private answer(r: { status: number; body: unknown }, ok: (body: NodeGroupState) => MembershipInput, failed: MembershipInput): void {

@@ -6,7 +6,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'fs-extra';
@@ -20,6 +20,8 @@ import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
+import { Listeners } from './listeners.js';
+import { loadTls } from './tls.js';
 import { Groups } from './groups.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
@@ -31,7 +33,7 @@ import { Selectors } from './selectors.js';
 import { Synchronizer } from './synchronizer.js';
 import { OwnerRouting } from './routing.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { validateConfig, type Config } from './config.js';
 import { DocumentStore } from './documents.js';
 import { createLogger, LogRing } from './process-log.js';
 import { QueryTasks } from './query-tasks.js';
@@ -65,39 +67,53 @@ export class Host {
     private readonly wal: WriteAheadLog,
     private readonly store: DocumentStore,
     private readonly queries: QueryTasks,
-    private readonly server: http.Server,
+    private readonly listeners: Listeners,
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
     readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
   ) {}
 
+  /** The plain HTTP port, or -1 when plain HTTP is off. */
   get port(): number {
-    const a = this.server.address();
-    return typeof a === 'object' && a ? a.port : this.config.port;
+    return this.listeners.http?.port ?? -1;
+  }
+
+  /** The HTTPS port, or -1 when the host has no HTTPS listener. */
+  get securePort(): number {
+    return this.listeners.https?.port ?? -1;
   }
 
   get uri(): string {
-    return this.config.publicUri ?? `http://${this.config.bindAddress}:${this.port}`;
+    return this.config.publicUri ?? defaultUri(this.config.bindAddress, this.listeners);
   }
 
   static async start(config: Config, opts: HostOptions = {}): Promise<Host> {
-    const dir = path.join(config.sandbox, String(config.port));
+    validateConfig(config);
+    // With plain HTTP off the sandbox is named after the HTTPS port, as an operator would look for it.
+    const dir = path.join(config.sandbox, String(config.port >= 0 ? config.port : config.securePort));
     await fs.ensureDir(dir);
     const lock = await acquireLock(path.join(dir, 'LOCK'));
+    const opened: { listeners?: Listeners } = {};
     try {
-      return await Host.startLocked(config, opts, dir, lock);
+      return await Host.startLocked(config, opts, dir, lock, opened);
     } catch (e) {
+      // Nothing may keep listening for a host that failed to start.
+      opened.listeners?.closeAllConnections();
+      await opened.listeners?.close();
       await lock.release();
       throw e;
     }
   }
 
-  private static async startLocked(config: Config, opts: HostOptions, dir: string, lock: Lock): Promise<Host> {
+  private static async startLocked(config: Config, opts: HostOptions, dir: string, lock: Lock, opened: { listeners?: Listeners }): Promise<Host> {
+    const clock = opts.clock ?? systemClock();
+    // Before anything is replayed or opened: a bad key or certificate is a one-line start failure.
+    const tls = await loadTls(config, clock.nowMicros() / 1000);
     const id = await loadOrCreateId(dir, config.id);
     const ring = new LogRing();
-    const logger = createLogger(config.logLevel, ring, { host: id, port: config.port });
-    const clock = opts.clock ?? systemClock();
+    const logger = createLogger(config.logLevel, ring, { host: id, port: config.port >= 0 ? config.port : config.securePort });
+    for (const w of tls?.warnings ?? []) logger.warn(w);
 
     const registry = new ServiceRegistry();
     for (const s of BUILTIN_SERVICES) registry.add(s);
@@ -135,21 +151,21 @@ export class Host {
     const queries = new QueryTasks({ index, clock, hostId: id });
     const startedMicros = clock.nowMicros();
 
-    // Listen first: with --port=0 the group references need the port the OS picked.
-    const server = http.createServer();
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.bindAddress, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    // Listen first: with --port=0 the group references need the port the OS picked. Requests
+    // that arrive before the app exists wait on `handler`.
+    let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+    const early: Array<() => void> = [];
+    const listeners = await Listeners.open({
+      port: config.port,
+      securePort: config.securePort,
+      bindAddress: config.bindAddress,
+      tls: tls?.server,
+      handler: (req, res) => (handler ? handler(req, res) : early.push(() => handler!(req, res))),
     });
-    const addr = server.address();
-    const port = typeof addr === 'object' && addr ? addr.port : config.port;
-    const uri = config.publicUri ?? `http://${config.bindAddress}:${port}`;
+    opened.listeners = listeners;
+    const uri = config.publicUri ?? defaultUri(config.bindAddress, listeners);
 
-    const peers = new PeerClient();
+    const peers = new PeerClient(tls?.client);
     const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
@@ -201,11 +217,15 @@ export class Host {
       tasks,
       watches,
     });
-    server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
+    const callback = app.callback();
+    handler = (req, res) => void callback(req, res);
+    for (const run of early.splice(0)) run();
+    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
-    logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
+    const on = listeners.all.map((l) => `${config.bindAddress}:${l.port}${l.scheme === 'https' ? ' (https)' : ''}`).join(' and ');
+    if (tls) logger.info({ certificate: tls.summary.subject, validTo: tls.summary.validTo, caFileCertificates: tls.summary.caCount, sslClientAuthMode: config.sslClientAuthMode }, 'HTTPS on');
+    logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${on}`);
     return host;
   }
 
@@ -228,7 +248,7 @@ export class Host {
       id: this.id,
       bindAddress: this.config.bindAddress,
       httpPort: this.port,
-      httpsPort: -1,
+      httpsPort: this.securePort,
       publicUri: this.uri,
       maintenanceIntervalMicros: MAINTENANCE_INTERVAL_MS * 1000,
       operationTimeoutMicros: this.config.operationTimeoutMicros,
@@ -267,15 +287,15 @@ export class Host {
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();
       this.cluster.watches.stop();
-      const closed = new Promise<void>((r) => this.server.close(() => r()));
+      const closed = this.listeners.close();
       // Peers gossip every second over kept-alive connections, which would keep close() waiting
       // for ever: answer everything from now on with `connection: close`, let accepted writes
       // finish, then cut what is left after a short grace.
-      this.server.on('request', (_req, res: http.ServerResponse) => res.setHeader('connection', 'close'));
-      this.server.closeIdleConnections();
+      this.listeners.onRequest((_req, res) => res.setHeader('connection', 'close'));
+      this.listeners.closeIdleConnections();
       await this.store.drain();
       await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
-      this.server.closeAllConnections();
+      this.listeners.closeAllConnections();
       await closed;
       await this.cluster.synchronizer.stop();
       await this.cluster.groups.stop();
@@ -287,6 +307,13 @@ export class Host {
     })();
     return this.stopping;
   }
+}
+
+/** http:// when plain HTTP is on (as Xenon), https:// otherwise. */
+function defaultUri(bindAddress: string, l: Listeners): string {
+  const listener = l.http ?? l.https!;
+  const host = bindAddress.includes(':') ? `[${bindAddress}]` : bindAddress;
+  return `${listener.scheme}://${host}:${listener.port}`;
 }
 
 async function loadOrCreateId(dir: string, requested: string | undefined): Promise<string> {

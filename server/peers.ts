@@ -5,6 +5,7 @@
  */
 
 import { Pool } from 'undici';
+import type { TlsClientOptions } from './tls.js';
 
 export interface PeerReply {
   status: number;
@@ -34,10 +35,18 @@ export class PeerClient {
   private closed = false;
   readonly stats: PeerStats = { requests: 0, failures: 0, bytesSent: 0, bytesReceived: 0 };
 
+  /**
+   * `tls`: the host's certificate, presented to https:// peers that ask for one, and the CAs their
+   * certificates are verified against. Without it https:// peers are verified against Node's
+   * default CAs (plus NODE_EXTRA_CA_CERTS) and no certificate is presented.
+   */
+  constructor(private readonly tls?: TlsClientOptions) {}
+
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
-      p = new Pool(origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1 });
+      const connect = this.tls && origin.startsWith('https:') ? { connect: { ...this.tls } } : {};
+      p = new Pool(origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1, ...connect });
       this.pools.set(origin, p);
     }
     return p;

@@ -28,7 +28,8 @@ export async function startHost(overrides: Partial<Config> = {}, sandbox?: strin
   const dir = sandbox ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'krypton-host-')));
   const config: Config = { ...defaultConfig(), port: 0, sandbox: dir, logLevel: 'silent', ...overrides };
   const host = await Host.start(config, options);
-  const client = new Client(host.uri);
+  // An https:// host is called with the CA it was given, as a user with the right trust store would.
+  const client = new Client(host.uri, config.caFile ? { ca: await fs.readFile(config.caFile, 'utf8') } : undefined);
   const th: TestHost = {
     host,
     client,

@@ -14,8 +14,14 @@ export interface Reply<T = Record<string, unknown>> {
 }
 
 export class Client {
-  private readonly agent = new Agent({ keepAliveTimeout: 1000 });
-  constructor(readonly base: string) {}
+  private readonly agent: Agent;
+  /** `tls`: CAs to trust (and a client certificate to present) for an https:// base. */
+  constructor(
+    readonly base: string,
+    tls?: { ca?: string; cert?: string; key?: string },
+  ) {
+    this.agent = new Agent({ keepAliveTimeout: 1000, ...(tls ? { connect: { ...tls } } : {}) });
+  }
 
   async send<T = Record<string, unknown>>(
     method: string,

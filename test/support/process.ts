@@ -31,11 +31,13 @@ export function runKrypton(args: string[]): { child: ChildProcess; output(): str
 
 export async function startHostProcess(args: string[], deadlineMs = 15_000): Promise<HostProcess> {
   const p = runKrypton(['host', ...args]);
+  let scheme = 'http';
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`host did not start in ${deadlineMs} ms:\n${p.output()}`)), deadlineMs);
     const check = () => {
-      const m = /listening on [^:]+:(\d+)/.exec(p.output());
+      const m = /listening on [^:]+:(\d+)( \(https\))?/.exec(p.output());
       if (m) {
+        if (m[2]) scheme = 'https';
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
@@ -49,7 +51,7 @@ export async function startHostProcess(args: string[], deadlineMs = 15_000): Pro
   return {
     ...p,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
       return p.exited;
