@@ -20,8 +20,8 @@ export interface HostProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function runKrypton(args: string[]): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [KRYPTON_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runKrypton(args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [KRYPTON_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -29,8 +29,8 @@ export function runKrypton(args: string[]): { child: ChildProcess; output(): str
   return { child, output: () => out, exited };
 }
 
-export async function startHostProcess(args: string[], deadlineMs = 15_000): Promise<HostProcess> {
-  const p = runKrypton(['host', ...args]);
+export async function startHostProcess(args: string[], deadlineMs = 15_000, env?: NodeJS.ProcessEnv): Promise<HostProcess> {
+  const p = runKrypton(['host', ...args], env);
   let scheme = 'http';
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`host did not start in ${deadlineMs} ms:\n${p.output()}`)), deadlineMs);
