@@ -10,6 +10,7 @@ import { isKryptonError } from '../lib/errors.js';
 import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
 import { Host } from '../server/host.js';
 import { whoOwns } from './owner.js';
+import { makeDevCerts } from './certs.js';
 import { runLog } from './log/cli.js';
 import { processIO } from './log/io.js';
 
@@ -20,6 +21,8 @@ commands:
   owner     print which host owns a link: krypton owner --link /core/examples/x [--host URL] [--selector default] [--json]
             (the owner of a well-known link is the leader of a group of workers; see the README)
   log       read a host's log: inspect, verify, replay, export, stats (krypton log --help)
+  certs     make a development CA and host certificate with openssl: krypton certs DIR [--host NAME_OR_IP]...
+            (ca.crt for --caFile, host.crt and host.key for --certificateFile and --keyFile; not for production)
   help      print this text
 
 krypton host flags (--flag=value or --flag value):
@@ -27,6 +30,7 @@ ${flagHelp()}
 
 exit codes: host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage;
             owner: 0 printed the owner, 1 the host could not answer, 2 bad usage;
+            certs: 0 written, 1 openssl failed, 2 bad usage;
             log: see krypton log --help`;
 
 /** `krypton owner`: asks one host's node selector who owns a link. */
@@ -58,6 +62,41 @@ async function runOwner(args: string[]): Promise<number> {
     return 0;
   } catch (e) {
     process.stderr.write(`krypton owner: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** `krypton certs DIR [--host H]...`: development certificates for HTTPS hosts. */
+async function runCerts(args: string[]): Promise<number> {
+  const hosts: string[] = [];
+  let dir: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--host(?:=(.*))?$/.exec(a);
+    if (m) {
+      const h = m[1] ?? args[++i];
+      if (!h) {
+        process.stderr.write('krypton certs: --host needs a name or an IP address\n');
+        return 2;
+      }
+      hosts.push(h);
+    } else if (!a.startsWith('--') && dir === undefined) dir = a;
+    else {
+      process.stderr.write(`krypton certs: unexpected argument '${a}'\nusage: krypton certs DIR [--host NAME_OR_IP]...\n`);
+      return 2;
+    }
+  }
+  if (!dir) {
+    process.stderr.write('usage: krypton certs DIR [--host NAME_OR_IP]...\n');
+    return 2;
+  }
+  try {
+    const c = await makeDevCerts(dir, hosts);
+    process.stdout.write(`wrote ${c.caCert}, ${c.hostCert} and ${c.hostKey} (valid 30 days, for 127.0.0.1, localhost${hosts.map((h) => ', ' + h).join('')})\n`);
+    process.stdout.write(`start a host with: krypton host --port=-1 --securePort=8000 --keyFile=${c.hostKey} --certificateFile=${c.hostCert} --caFile=${c.caCert}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`krypton certs: ${(e as Error).message}\n`);
     return 1;
   }
 }
@@ -110,6 +149,8 @@ async function main(argv: string[]): Promise<number> {
       return runOwner(rest);
     case 'log':
       return runLogCommand(rest);
+    case 'certs':
+      return runCerts(rest);
     case 'help':
     case '--help':
     case '-h':

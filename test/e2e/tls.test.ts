@@ -6,6 +6,7 @@
  * can; a wrong passphrase stops `krypton host` with one line and exit code 1. Certificates are
  * made by openssl for the test.
  */
+import fs from 'node:fs/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeCerts, type Certs } from '../support/certs.js';
@@ -106,6 +107,28 @@ test('a wrong passphrase stops krypton host with one line and exit code 1', asyn
   } finally {
     await dir.remove();
     await certs.remove();
+  }
+});
+
+test('krypton certs writes a CA and a host certificate a host starts with and clients trust', async () => {
+  const dir = await tempDir();
+  const procs: HostProcess[] = [];
+  try {
+    const made = runKrypton(['certs', `${dir.path}/certs`]);
+    assert.is(await made.exited, 0, made.output());
+    const f = (n: string) => `${dir.path}/certs/${n}`;
+    procs.push(await startHostProcess(['--port=-1', '--securePort=0', `--sandbox=${dir.path}`, `--keyFile=${f('host.key')}`, `--certificateFile=${f('host.crt')}`, `--caFile=${f('ca.crt')}`]));
+    const c = new Client(procs[0]!.url, { ca: await fs.readFile(f('ca.crt'), 'utf8') });
+    try {
+      assert.is((await c.get('/core/management')).status, 200);
+    } finally {
+      await c.close();
+    }
+    const usage = runKrypton(['certs']);
+    assert.is(await usage.exited, 2);
+  } finally {
+    for (const p of procs) await p.kill('SIGKILL');
+    await dir.remove();
   }
 });
 
