@@ -111,6 +111,7 @@ export function validateConfig(cfg: Config): void {
     return;
   }
   if (cfg.keyFile === undefined || cfg.certificateFile === undefined) throw new ConfigError('--securePort needs both --keyFile and --certificateFile');
+  if (cfg.sslClientAuthMode !== 'NONE' && cfg.caFile === undefined) throw new ConfigError(`--sslClientAuthMode=${cfg.sslClientAuthMode} needs --caFile: client certificates are verified against that CA only`);
   if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw new ConfigError(`--port and --securePort cannot both be ${cfg.port}`);
 }
 

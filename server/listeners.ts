@@ -77,12 +77,18 @@ export class Listeners {
           raw.add(socket);
           socket.once('close', () => raw.delete(socket));
           socket.setTimeout(limits.firstByteTimeoutMicros / 1000, () => socket.destroy());
-          socket.once('data', (chunk: Buffer) => {
-            if (chunk[0] !== TLS_HANDSHAKE) return refusePlainHttp(socket, url);
+          // Peek in paused mode ('readable' + read(1) + unshift): pausing a flowing socket before
+          // handing it over leaves the TLS layer not reading, and handshakes then stall for seconds.
+          socket.once('readable', () => {
+            const first = socket.read(1) as Buffer | null;
+            if (first === null) return; // closed before sending anything
+            if (first[0] !== TLS_HANDSHAKE) {
+              socket.unshift(first);
+              return refusePlainHttp(socket, url);
+            }
             socket.setTimeout(0);
-            socket.pause();
-            // The TLS socket reads what is buffered on the raw socket first, so nothing is lost.
-            socket.unshift(chunk);
+            // The TLS socket takes what is buffered on the raw socket first, so nothing is lost.
+            socket.unshift(first);
             server.emit('connection', socket);
           });
           socket.on('error', () => socket.destroy());

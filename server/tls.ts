@@ -25,14 +25,14 @@ export interface TlsServerOptions {
   minVersion: 'TLSv1.2';
 }
 
-/** Options for undici's `connect` when calling an https:// peer. */
+/**
+ * Options for undici's `connect` when calling an https:// peer. One secure context for every
+ * connection: given `ca`/`key`/`cert` instead, each new connection would parse the whole trust
+ * store again (some 140 certificates), and a burst of new peer connections then stalls for seconds.
+ */
 export interface TlsClientOptions {
-  ca?: string[];
-  key: string;
-  cert: string;
-  passphrase?: string;
+  secureContext: tls.SecureContext;
   rejectUnauthorized: true;
-  minVersion: 'TLSv1.2';
 }
 
 export interface TlsMaterial {
@@ -116,14 +116,12 @@ export async function loadTls(cfg: Config, nowMs: number): Promise<TlsMaterial |
   if (Date.parse(leaf.validTo) < nowMs) throw new TlsSetupError(`the certificate in --certificateFile ${certFile} expired on ${leaf.validTo}`);
   if (Date.parse(leaf.validFrom) > nowMs) throw new TlsSetupError(`the certificate in --certificateFile ${certFile} is not valid before ${leaf.validFrom}`);
 
-  let ca: string[] | undefined;
-  let caCount = 0;
-  if (cfg.caFile !== undefined) {
-    const caPem = await readFlagFile('caFile', cfg.caFile);
-    const certs = certificatesIn('caFile', cfg.caFile, caPem);
-    caCount = certs.length;
-    ca = [...(await defaultCAs()), ...certs.map((c) => c.toString())];
-  }
+  // Peers are verified against the system CAs, NODE_EXTRA_CA_CERTS and --caFile; client
+  // certificates (a member proving itself) only against --caFile, or any certificate a public CA
+  // signed would pass as a member.
+  let caFileCerts: string[] | undefined;
+  if (cfg.caFile !== undefined) caFileCerts = certificatesIn('caFile', cfg.caFile, await readFlagFile('caFile', cfg.caFile)).map((c) => c.toString());
+  const peerCa = caFileCerts ? [...(await defaultCAs()), ...caFileCerts] : undefined;
 
   const warnings: string[] = [];
   const host = cfg.publicUri ? new URL(cfg.publicUri).hostname.replace(/^\[|\]$/g, '') : cfg.bindAddress;
@@ -139,13 +137,16 @@ export async function loadTls(cfg: Config, nowMs: number): Promise<TlsMaterial |
       key: keyPem,
       cert: certPem,
       ...passphrase,
-      ...(ca ? { ca } : {}),
+      ...(caFileCerts ? { ca: caFileCerts } : {}),
       requestCert: mode !== 'NONE',
       rejectUnauthorized: mode === 'NEED',
       minVersion: 'TLSv1.2',
     },
-    client: { key: keyPem, cert: certPem, ...passphrase, ...(ca ? { ca } : {}), rejectUnauthorized: true, minVersion: 'TLSv1.2' },
-    summary: { subject: leaf.subject.replace(/\n/g, ', '), validTo: leaf.validTo, caCount },
+    client: {
+      secureContext: tls.createSecureContext({ key: keyPem, cert: certPem, ...passphrase, ...(peerCa ? { ca: peerCa } : {}), minVersion: 'TLSv1.2' }),
+      rejectUnauthorized: true,
+    },
+    summary: { subject: leaf.subject.replace(/\n/g, ', '), validTo: leaf.validTo, caCount: caFileCerts?.length ?? 0 },
     warnings,
   };
 }

@@ -205,6 +205,7 @@ t('flag combinations that cannot work are refused before anything starts', () =>
   bad(['--securePort=8000', '--keyFile=k', '--certificateFile=c'], /--port and --securePort cannot both be 8000/);
   bad(['--sslClientAuthMode=MAYBE'], /expected NONE, WANT or NEED/);
   bad(['--sslClientAuthMode=NEED'], /only applies to HTTPS/);
+  bad(['--securePort=8443', '--keyFile=k', '--certificateFile=c', '--sslClientAuthMode=WANT'], /--sslClientAuthMode=WANT needs --caFile/);
   bad(['--peerNodes=ftp://x:1'], /not an http:\/\/ or https:\/\/ URI/);
   const ok = parseHostArgs(['--port=-1', '--securePort=8000', '--keyFile=k.pem', '--certificateFile=c.pem', '--peerNodes=https://127.0.0.1:8000,https://127.0.0.1:8001']);
   assert.is(ok.port, -1);

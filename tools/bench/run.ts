@@ -9,7 +9,8 @@
  *   5. replication over 3 hosts against etcd, and catch-up of a restarted host
  *   6. the log tools: `krypton log verify` and `krypton log replay` over 1M records vs the same bare
  *      msgpackr decode loop (goal >= 0.7)
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools.
+ *   7. TLS overhead: replicated POST over 3 hosts speaking HTTPS vs the same on plain HTTP
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -23,6 +24,7 @@ import type { HttpFigures } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
 import type { LogToolsBenchResult } from './log-tools.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
+import { tlsRows, type TlsBenchResult } from './tls.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -44,7 +46,7 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools'] as const;
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls'] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -74,6 +76,7 @@ const idx = await step('index', 'index queries', () => child<IndexBenchResult>('
 const repl = await step('replication', 'replication: 3 hosts, replicated POST and PATCH, etcd baseline, catch-up of a restarted host', () =>
   child<ReplicationResult>('replication.ts', quick ? ['quick'] : []),
 );
+const tlsBench = await step('tls', 'TLS: replicated POST over 3 hosts with HTTPS vs plain HTTP, alternating', () => child<TlsBenchResult>('tls.ts', quick ? ['quick'] : []));
 const tools = await step('log-tools', 'log tools: verify and replay of a log written by WriteAheadLog', () => child<LogToolsBenchResult>('log-tools.ts', [quick ? '100000' : '1000000']));
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -106,9 +109,10 @@ if (tools !== undefined) {
     [`krypton log replay --link, ${of}`, `${fmt(tools.replayLinkRecordsPerSec)} rec/s`, bare, fmt(tools.replayLinkRatio, 2)],
   );
 }
+if (tlsBench !== undefined) rows.push(...tlsRows(tlsBench, fmt));
 
 if (json) {
-  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools }, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench }, null, 2) + '\n');
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n| measure | krypton | baseline (same run) | ratio |\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n`);
