@@ -1,7 +1,9 @@
 /**
  * The client hosts use to talk to each other: one undici Pool per peer origin, kept alive, so a
  * forwarded request or a gossip round reuses connections. Every call has a deadline; a refused
- * connection, a reset or a timeout comes back as a PeerError rather than a hang.
+ * connection, a reset or a timeout comes back as a PeerError rather than a hang. Requests carry
+ * the member headers (the peer secret, server/peer-auth.ts) unless marked external: a URL a
+ * client chose, such as a watch's callback, never sees them.
  */
 
 import { Pool } from 'undici';
@@ -34,6 +36,8 @@ export class PeerClient {
   private closed = false;
   readonly stats: PeerStats = { requests: 0, failures: 0, bytesSent: 0, bytesReceived: 0 };
 
+  constructor(private readonly opts: { memberHeaders?: Record<string, string> } = {}) {}
+
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
@@ -45,11 +49,11 @@ export class PeerClient {
 
   async request(
     url: string,
-    opts: { method: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number },
+    opts: { method: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number; external?: boolean },
   ): Promise<PeerReply> {
     if (this.closed) throw new PeerError(url, new Error('peer client closed'));
     const u = new URL(url);
-    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    const headers: Record<string, string> = opts.external ? { ...opts.headers } : { ...this.opts.memberHeaders, ...opts.headers };
     if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
     this.stats.requests++;
     this.stats.bytesSent += (opts.body?.length ?? 0) + u.pathname.length + u.search.length + 64;
