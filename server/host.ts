@@ -36,6 +36,9 @@ import { DocumentStore } from './documents.js';
 import { createLogger, LogRing } from './process-log.js';
 import { QueryTasks } from './query-tasks.js';
 import { acquireLock, type Lock } from './sandbox-lock.js';
+import { PeerAuth } from './peer-auth.js';
+import { AccessControl } from './authz.js';
+import { AdminBootstrap } from './authz-bootstrap.js';
 
 export interface HostOptions {
   /** Services besides the built-in ones. */
@@ -69,7 +72,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; access: AccessControl; admin?: AdminBootstrap },
   ) {}
 
   get port(): number {
@@ -98,6 +101,7 @@ export class Host {
     const ring = new LogRing();
     const logger = createLogger(config.logLevel, ring, { host: id, port: config.port });
     const clock = opts.clock ?? systemClock();
+    const peerAuth = await PeerAuth.fromConfig(config);
 
     const registry = new ServiceRegistry();
     for (const s of BUILTIN_SERVICES) registry.add(s);
@@ -149,7 +153,8 @@ export class Host {
     const port = typeof addr === 'object' && addr ? addr.port : config.port;
     const uri = config.publicUri ?? `http://${config.bindAddress}:${port}`;
 
-    const peers = new PeerClient();
+    const peers = new PeerClient({ memberHeaders: peerAuth.outgoingHeaders() });
+    peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
     const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
@@ -187,6 +192,19 @@ export class Host {
     const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
     store.attachCluster({ replicator, synch: synchronizer, hooks });
+    const access = new AccessControl({
+      enabled: config.isAuthorizationEnabled,
+      peerAuth,
+      registry,
+      index,
+      changes,
+      clock,
+      peers,
+      selfUri: () => uri,
+      selectors,
+      logger,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    });
     const app = createApp({
       registry,
       store,
@@ -200,9 +218,17 @@ export class Host {
       routing,
       tasks,
       watches,
+      access,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
+    let admin: AdminBootstrap | undefined;
+    if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
+      admin = new AdminBootstrap({ email: config.adminUser ?? 'admin@localhost', password: config.adminPassword, index, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+    } else if (config.isAuthorizationEnabled) {
+      logger.warn('authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles');
+    }
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, access, admin });
+    admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -234,7 +260,7 @@ export class Host {
       operationTimeoutMicros: this.config.operationTimeoutMicros,
       storageSandboxFileReference: `file:${this.dir}/`,
       isPeerSynchronizationEnabled: this.config.isPeerSynchronizationEnabled,
-      isAuthorizationEnabled: false,
+      isAuthorizationEnabled: this.config.isAuthorizationEnabled,
       isProcessOwner: true,
       initialPeerNodes: this.config.peerNodes,
       systemInfo: {
@@ -267,6 +293,7 @@ export class Host {
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();
       this.cluster.watches.stop();
+      this.cluster.admin?.stop();
       const closed = new Promise<void>((r) => this.server.close(() => r()));
       // Peers gossip every second over kept-alive connections, which would keep close() waiting
       // for ever: answer everything from now on with `connection: close`, let accepted writes
