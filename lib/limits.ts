@@ -72,6 +72,13 @@ export const limits = {
   authTokenLookupTimeoutMicros: 2_000_000,
   /** Longest password accepted on login or in a credentials write (scrypt reads all of it). */
   passwordCharsMax: 1024,
+  /**
+   * scrypt runs at once on libuv's thread pool, which the log's fsyncs share: a burst of logins
+   * must not hold every thread while writes wait for the disk.
+   */
+  passwordHashesConcurrentMax: 2,
+  /** Password hashes and checks waiting for a turn before further logins get 503. */
+  passwordHashesQueuedMax: 1000,
   /** Most memory (128 x N x r bytes) one scrypt check of a stored hash may take; a costlier hash is refused as malformed. */
   scryptMemoryBytesMax: 64 * 1024 * 1024,
 } as const;
