@@ -54,9 +54,19 @@ export interface Session {
   expiresMicros: number;
 }
 
+/** Tokens whose session link is remembered: every request with a token needs it. */
+const TOKEN_LINKS_CACHED_MAX = 10_000;
+const tokenLinks = new Map<string, string>();
+
 /** The session document of a token: named by its SHA-256, so the document reveals no token. */
 export function tokenLinkOf(token: string): string {
-  return `${TOKENS_LINK}/${crypto.createHash('sha256').update(token, 'utf8').digest('hex')}`;
+  let link = tokenLinks.get(token);
+  if (link === undefined) {
+    link = `${TOKENS_LINK}/${crypto.createHash('sha256').update(token, 'utf8').digest('hex')}`;
+    if (tokenLinks.size >= TOKEN_LINKS_CACHED_MAX) tokenLinks.clear();
+    tokenLinks.set(token, link);
+  }
+  return link;
 }
 
 function isLive(doc: ServiceDocument | undefined, now: number): doc is ServiceDocument {
