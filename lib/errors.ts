@@ -25,7 +25,9 @@ export type ErrorCode =
   | 'REPLICATION_FAILED'
   | 'STALE_EPOCH'
   | 'PEER_UNAVAILABLE'
-  | 'SHUTTING_DOWN';
+  | 'SHUTTING_DOWN'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN';
 
 /** Xenon's numeric error codes (ServiceErrorResponse.errorCode), where Xenon defines one. */
 export const XENON_ERROR_CODES = {

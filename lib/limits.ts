@@ -66,6 +66,23 @@ export const limits = {
   notificationAttemptsMax: 5,
   /** How long a connection to the HTTPS port may stay silent before its first byte, which says TLS or plain HTTP. */
   firstByteTimeoutMicros: 10_000_000,
+  /** How long a login token lives unless the LOGIN asks for less or more (Xenon: 1 h). */
+  authTokenLifetimeMicros: 3_600_000_000,
+  /** Longest session a LOGIN may ask for with `sessionExpirationSeconds` (7 days). */
+  authSessionSecondsMax: 7 * 24 * 3600,
+  /** How long a host waits for a token's owner when the token is not in its own index yet. */
+  authTokenLookupTimeoutMicros: 2_000_000,
+  /** Longest password accepted on login or in a credentials write (scrypt reads all of it). */
+  passwordCharsMax: 1024,
+  /**
+   * scrypt runs at once on libuv's thread pool, which the log's fsyncs share: a burst of logins
+   * must not hold every thread while writes wait for the disk.
+   */
+  passwordHashesConcurrentMax: 2,
+  /** Password hashes and checks waiting for a turn before further logins get 503. */
+  passwordHashesQueuedMax: 1000,
+  /** Most memory (128 x N x r bytes) one scrypt check of a stored hash may take; a costlier hash is refused as malformed. */
+  scryptMemoryBytesMax: 64 * 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;

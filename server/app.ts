@@ -23,6 +23,7 @@ import { OwnerRouting } from './routing.js';
 import { TaskDriver } from './tasks.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from './watches.js';
 import { limits } from '../lib/limits.js';
+import type { AccessControl } from './authz.js';
 
 export interface AppDeps {
   registry: ServiceRegistry;
@@ -39,6 +40,8 @@ export interface AppDeps {
   routing: OwnerRouting;
   tasks: TaskDriver;
   watches: Watches;
+  /** Peer endpoints, logins, roles (server/authz.ts); absent, every request is let through. */
+  access?: AccessControl;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -84,6 +87,8 @@ export function createApp(d: AppDeps): Koa {
     }
   });
 
+  if (d.access) app.use(d.access.middleware());
+
   const router = new Router();
 
   router.get('/', (ctx) => {
@@ -116,27 +121,27 @@ export function createApp(d: AppDeps): Koa {
 
   for (const factory of QUERY_FACTORIES) {
     router.post(factory, async (ctx) => {
-      const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req));
+      const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
       ctx.status = status;
       ctx.body = task;
     });
     router.get(factory, (ctx) => {
-      const links = d.queries.taskLinks(factory);
+      const links = d.queries.taskLinks(factory, d.access?.caller(ctx));
       ctx.body = linkList(links, d.hostId);
     });
     router.all(factory, (ctx) => notAllowed(ctx.method));
     router.get(`${factory}/:id`, (ctx) => {
-      ctx.body = d.queries.get(`${factory}/${ctx.params.id}`);
+      ctx.body = d.queries.get(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
     });
     router.delete(`${factory}/:id`, (ctx) => {
-      d.queries.delete(`${factory}/${ctx.params.id}`);
+      d.queries.delete(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
       ctx.body = {};
     });
     router.all(`${factory}/:id`, (ctx) => notAllowed(ctx.method));
   }
 
   router.get(`${PAGE_PATH}/:id`, (ctx) => {
-    ctx.body = d.queries.page(ctx.params.id!);
+    ctx.body = d.queries.page(ctx.params.id!, d.access?.caller(ctx));
   });
   router.get(PAGE_FORWARDING_PATH, (ctx) => {
     const { peer, path } = ctx.query;
@@ -144,7 +149,7 @@ export function createApp(d: AppDeps): Koa {
     if (typeof peer === 'string' && peer !== d.hostId) {
       throw new KryptonError('NOT_FOUND', `Service not found: unknown peer ${peer}`);
     }
-    ctx.body = d.queries.page(path.replace(/^.*\//, ''));
+    ctx.body = d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx));
   });
 
   clusterRoutes(router, { ...d.cluster, pragmas });
@@ -164,7 +169,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
     if (factory) {
       switch (ctx.method) {
         case 'GET':
-          ctx.body = d.store.list(path, ctx.querystring.includes('expand'));
+          ctx.body = d.store.list(path, ctx.querystring.includes('expand'), d.access?.scope(ctx).mayRead);
           return;
         case 'POST': {
           const prag = pragmas(ctx);
@@ -255,7 +260,7 @@ async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa
     const raw = ctx.get('last-event-id') || (typeof ctx.query.since === 'string' ? ctx.query.since : '');
     if (raw && !/^\d+$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', 'Last-Event-ID and since must be a non-negative integer');
     ctx.respond = false;
-    await d.watches.stream(target, raw ? Number(raw) : undefined, ctx.req, ctx.res);
+    await d.watches.stream(target, raw ? Number(raw) : undefined, ctx.req, ctx.res, d.access?.watchFilter(ctx));
     return;
   }
   switch (ctx.method) {
@@ -263,7 +268,7 @@ async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa
       ctx.body = d.watches.subscriptions(link);
       return;
     case 'POST':
-      ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req));
+      ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req), d.access?.watchFilter(ctx));
       return;
     case 'DELETE':
       if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req))) throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);

@@ -8,6 +8,9 @@ import path from 'node:path';
 import { limits } from '../lib/limits.js';
 
 export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
+export const PEER_SECRET_CHARS_MIN = 16;
+/** Printable ASCII without spaces: it travels in an HTTP header. */
+export const PEER_SECRET_SHAPE = new RegExp(`^[\\x21-\\x7e]{${PEER_SECRET_CHARS_MIN},}$`);
 
 export interface Config {
   /** HTTP port; -1 turns plain HTTP off (then securePort is required). */
@@ -32,6 +35,15 @@ export interface Config {
   isPeerSynchronizationEnabled: boolean;
   /** pino level for stdout; the in-memory process log always keeps info and above. */
   logLevel: string;
+  /** Shared secret that proves membership on peer endpoints (server/peer-auth.ts). */
+  peerSecret?: string;
+  /** File holding the shared secret (first line); read at start. */
+  peerSecretFile?: string;
+  /** Tokens, users and roles (server/authz.ts); off by default as in Xenon. */
+  isAuthorizationEnabled: boolean;
+  /** With authorization on, a user with every verb on `/`, created once the group is available. */
+  adminUser?: string;
+  adminPassword?: string;
 }
 
 export class ConfigError extends Error {}
@@ -46,6 +58,7 @@ export const defaultConfig = (): Config => ({
   repairLog: false,
   isPeerSynchronizationEnabled: true,
   logLevel: 'info',
+  isAuthorizationEnabled: false,
 });
 
 type Kind = 'int' | 'string' | 'list' | 'bool';
@@ -67,9 +80,11 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   repairLog: { kind: 'bool', help: 'truncate the log at the first damaged record instead of refusing to start' },
   isPeerSynchronizationEnabled: { kind: 'bool', help: 'synchronize documents with peers after membership changes' },
   logLevel: { kind: 'string', help: 'stdout log level: trace, debug, info, warn, error, silent' },
-  // Accepted for compatibility with xenon-host launch lines; authorization is not implemented yet.
-  adminPassword: { kind: 'string', help: '(accepted, unused: authorization is off)' },
-  adminUser: { kind: 'string', help: '(accepted, unused: authorization is off)' },
+  peerSecret: { kind: 'string', help: 'shared secret hosts of the group prove membership with (visible in ps: prefer --peerSecretFile)' },
+  peerSecretFile: { kind: 'string', help: 'file whose first line is the shared peer secret' },
+  isAuthorizationEnabled: { kind: 'bool', help: 'require a login token (POST /core/authn/basic) and a role for every request' },
+  adminUser: { kind: 'string', help: 'with authorization on: email of a user granted every verb on / (default admin@localhost)' },
+  adminPassword: { kind: 'string', help: 'with authorization on: that user\'s password' },
 };
 
 export function flagHelp(): string {
@@ -98,6 +113,8 @@ export function parseHostArgs(argv: readonly string[], base: Config = defaultCon
     apply(cfg, name, spec.kind, value);
   }
   validateConfig(cfg);
+  const problem = peerAuthConfigProblem(cfg);
+  if (problem) throw new ConfigError(problem);
   return cfg;
 }
 
@@ -182,7 +199,24 @@ function apply(cfg: Config, name: string, kind: Kind, value: string): void {
       if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(value)) throw bad('(expected a pino level)');
       cfg.logLevel = value;
       return;
+    case 'peerSecret':
+      if (!PEER_SECRET_SHAPE.test(value)) throw bad(`(expected at least ${PEER_SECRET_CHARS_MIN} printable characters, no spaces)`);
+      cfg.peerSecret = value;
+      return;
+    case 'peerSecretFile':
+      if (!value) throw bad('(expected a file)');
+      cfg.peerSecretFile = path.resolve(value);
+      return;
+    case 'adminUser':
+      if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw bad('(expected an email address)');
+      cfg.adminUser = value;
+      return;
+    case 'adminPassword':
+      if (!value) throw bad('(expected a password)');
+      cfg.adminPassword = value;
+      return;
     case 'repairLog':
+    case 'isAuthorizationEnabled':
     case 'isPeerSynchronizationEnabled': {
       if (value !== 'true' && value !== 'false') throw bad('(expected true or false)');
       cfg[name] = value === 'true';
@@ -216,4 +250,19 @@ function normalizePeer(s: string): string {
   } catch {
     return s;
   }
+}
+
+/**
+ * Flag combinations that cannot work, as one line, or undefined. With authorization on, hosts
+ * run each other's requests as the system user only once they have proved membership, so a host
+ * with peers needs a peer secret or required client certificates (`--sslClientAuthMode=NEED`,
+ * read here by name: the TLS flags live beside these).
+ */
+export function peerAuthConfigProblem(cfg: Config): string | undefined {
+  if (cfg.peerSecret !== undefined && cfg.peerSecretFile !== undefined) return 'give --peerSecret or --peerSecretFile, not both';
+  const clientCerts = (cfg as unknown as { sslClientAuthMode?: unknown }).sslClientAuthMode;
+  if (cfg.isAuthorizationEnabled && cfg.peerNodes.length > 0 && cfg.peerSecret === undefined && cfg.peerSecretFile === undefined && clientCerts !== 'NEED') {
+    return '--isAuthorizationEnabled with --peerNodes needs --peerSecret or --peerSecretFile (or --sslClientAuthMode=NEED) so the hosts can prove to each other that they are members';
+  }
+  return undefined;
 }

@@ -171,11 +171,12 @@ export class DocumentStore {
     return doc;
   }
 
-  /** Factory GET from the local index (reference §2.2). */
-  list(factoryLink: Link, expand: boolean): LinkList {
+  /** Factory GET from the local index (reference §2.2), only the children `mayRead` lets through when given. */
+  list(factoryLink: Link, expand: boolean, mayRead?: (link: Link) => boolean): LinkList {
     const started = performance.now();
     const now = this.d.clock.nowMicros();
-    const links = this.d.index.children(factoryLink, now);
+    const all = this.d.index.children(factoryLink, now);
+    const links = mayRead ? all.filter(mayRead) : all;
     const out = linkList(links, this.d.hostId, 0);
     if (expand) {
       const docs: Record<string, ServiceDocument> = {};

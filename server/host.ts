@@ -38,6 +38,9 @@ import { DocumentStore } from './documents.js';
 import { createLogger, LogRing } from './process-log.js';
 import { QueryTasks } from './query-tasks.js';
 import { acquireLock, type Lock } from './sandbox-lock.js';
+import { PeerAuth } from './peer-auth.js';
+import { AccessControl } from './authz.js';
+import { AdminBootstrap } from './authz-bootstrap.js';
 
 export interface HostOptions {
   /** Services besides the built-in ones. */
@@ -71,7 +74,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; access: AccessControl; admin?: AdminBootstrap },
   ) {}
 
   /** The plain HTTP port, or -1 when plain HTTP is off. */
@@ -114,6 +117,7 @@ export class Host {
     const ring = new LogRing();
     const logger = createLogger(config.logLevel, ring, { host: id, port: config.port >= 0 ? config.port : config.securePort });
     for (const w of tls?.warnings ?? []) logger.warn(w);
+    const peerAuth = await PeerAuth.fromConfig(config);
 
     const registry = new ServiceRegistry();
     for (const s of BUILTIN_SERVICES) registry.add(s);
@@ -165,7 +169,8 @@ export class Host {
     opened.listeners = listeners;
     const uri = config.publicUri ?? defaultUri(config.bindAddress, listeners);
 
-    const peers = new PeerClient(tls?.client);
+    const peers = new PeerClient({ tls: tls?.client, memberHeaders: peerAuth.outgoingHeaders() });
+    peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
     const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
@@ -203,6 +208,19 @@ export class Host {
     const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
     store.attachCluster({ replicator, synch: synchronizer, hooks });
+    const access = new AccessControl({
+      enabled: config.isAuthorizationEnabled,
+      peerAuth,
+      registry,
+      index,
+      changes,
+      clock,
+      peers,
+      selfUri: () => uri,
+      selectors,
+      logger,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    });
     const app = createApp({
       registry,
       store,
@@ -216,11 +234,19 @@ export class Host {
       routing,
       tasks,
       watches,
+      access,
     });
     const callback = app.callback();
     handler = (req, res) => void callback(req, res);
     for (const run of early.splice(0)) run();
-    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
+        let admin: AdminBootstrap | undefined;
+    if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
+      admin = new AdminBootstrap({ email: config.adminUser ?? 'admin@localhost', password: config.adminPassword, index, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+    } else if (config.isAuthorizationEnabled) {
+      logger.warn('authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles');
+    }
+    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, access, admin });
+    admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     const on = listeners.all.map((l) => `${config.bindAddress}:${l.port}${l.scheme === 'https' ? ' (https)' : ''}`).join(' and ');
@@ -254,7 +280,7 @@ export class Host {
       operationTimeoutMicros: this.config.operationTimeoutMicros,
       storageSandboxFileReference: `file:${this.dir}/`,
       isPeerSynchronizationEnabled: this.config.isPeerSynchronizationEnabled,
-      isAuthorizationEnabled: false,
+      isAuthorizationEnabled: this.config.isAuthorizationEnabled,
       isProcessOwner: true,
       initialPeerNodes: this.config.peerNodes,
       systemInfo: {
@@ -287,6 +313,7 @@ export class Host {
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();
       this.cluster.watches.stop();
+      this.cluster.admin?.stop();
       const closed = this.listeners.close();
       // Peers gossip every second over kept-alive connections, which would keep close() waiting
       // for ever: answer everything from now on with `connection: close`, let accepted writes

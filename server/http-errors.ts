@@ -28,6 +28,8 @@ const STATUS: Record<ErrorCode, number> = {
   STALE_EPOCH: 409,
   PEER_UNAVAILABLE: 503,
   SHUTTING_DOWN: 503,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
 };
 
 export interface ServiceErrorResponse {

@@ -1,7 +1,9 @@
 /**
  * The client hosts use to talk to each other: one undici Pool per peer origin, kept alive, so a
  * forwarded request or a gossip round reuses connections. Every call has a deadline; a refused
- * connection, a reset or a timeout comes back as a PeerError rather than a hang.
+ * connection, a reset or a timeout comes back as a PeerError rather than a hang. Requests carry
+ * the member headers (the peer secret, server/peer-auth.ts) unless marked external: a URL a
+ * client chose, such as a watch's callback, never sees them.
  */
 
 import { Pool } from 'undici';
@@ -37,15 +39,16 @@ export class PeerClient {
 
   /**
    * `tls`: the host's certificate, presented to https:// peers that ask for one, and the CAs their
-   * certificates are verified against. Without it https:// peers are verified against Node's
-   * default CAs (plus NODE_EXTRA_CA_CERTS) and no certificate is presented.
+   * certificates are verified against; without it https:// peers are verified against Node's
+   * default CAs (plus NODE_EXTRA_CA_CERTS) and no certificate is presented. `memberHeaders`: the
+   * proof of membership, sent to members and self, never with external requests.
    */
-  constructor(private readonly tls?: TlsClientOptions) {}
+  constructor(private readonly opts: { tls?: TlsClientOptions; memberHeaders?: Record<string, string> } = {}) {}
 
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
-      const connect = this.tls && origin.startsWith('https:') ? { connect: { ...this.tls } } : {};
+      const connect = this.opts.tls && origin.startsWith('https:') ? { connect: { ...this.opts.tls } } : {};
       p = new Pool(origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1, ...connect });
       this.pools.set(origin, p);
     }
@@ -54,11 +57,11 @@ export class PeerClient {
 
   async request(
     url: string,
-    opts: { method: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number },
+    opts: { method: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs: number; external?: boolean },
   ): Promise<PeerReply> {
     if (this.closed) throw new PeerError(url, new Error('peer client closed'));
     const u = new URL(url);
-    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    const headers: Record<string, string> = opts.external ? { ...opts.headers } : { ...this.opts.memberHeaders, ...opts.headers };
     if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
     this.stats.requests++;
     this.stats.bytesSent += (opts.body?.length ?? 0) + u.pathname.length + u.search.length + 64;

@@ -4,7 +4,9 @@
  * what outlives one request: non-direct tasks for polling and result snapshots for paging. A
  * snapshot holds the ordered hits of one run, so every page of a query sees the same answer even
  * while writes go on. Both stores are bounded (limits.queryTasksMax, limits.queryPagesMax) and
- * expire with the task (600 s by default).
+ * expire with the task (600 s by default). With authorization on, a query only sees documents
+ * its caller may read (filtered before counting and paging), and a task or page is visible only
+ * to the caller that created it.
  */
 
 import { KINDS, type JsonObject, type ServiceDocument } from '../lib/document.js';
@@ -14,6 +16,7 @@ import type { Micros, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { parseQuerySpec, querySpecToJson, type QueryPlan } from '../lib/query/spec.js';
 import type { DocumentIndex, QueryHit } from '../index/views.js';
+import type { ReadScope } from '../lib/authz.js';
 import type { Clock } from './clock.js';
 
 export interface QueryResults extends JsonObject {
@@ -41,6 +44,7 @@ export interface QueryTaskState extends JsonObject {
 }
 
 interface Snapshot {
+  owner: string | undefined;
   hits: QueryHit[];
   pageSize: number;
   plan: QueryPlan;
@@ -54,6 +58,8 @@ export const PAGE_PATH = '/core/query-page';
 export class QueryTasks {
   private readonly tasks = new Map<string, QueryTaskState>();
   private readonly snapshots = new Map<string, Snapshot>();
+  /** Who created each polled task, when a caller was named; others get 404. */
+  private readonly owners = new WeakMap<QueryTaskState, string>();
 
   constructor(private readonly d: { index: DocumentIndex; clock: Clock; hostId: NodeId }) {}
 
@@ -61,7 +67,7 @@ export class QueryTasks {
    * Handles a task POST to `factoryLink`. Direct tasks come back finished (200); others come back
    * CREATED (202) and finish on the next turn of the event loop, to be polled.
    */
-  create(factoryLink: string, raw: unknown): { status: number; task: QueryTaskState } {
+  create(factoryLink: string, raw: unknown, scope: ReadScope = {}): { status: number; task: QueryTaskState } {
     if (raw === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new KryptonError('INVALID_BODY', 'QueryTask body is required');
     }
@@ -98,16 +104,17 @@ export class QueryTasks {
       documentOwner: this.d.hostId,
     };
     if (isDirect) {
-      this.run(task, plan);
+      this.run(task, plan, scope);
       return { status: 200, task };
     }
     this.evictIfFull(this.tasks, limits.queryTasksMax);
     this.tasks.set(task.documentSelfLink, task);
+    if (scope.owner !== undefined) this.owners.set(task, scope.owner);
     const created = structuredClone(task);
     setImmediate(() => {
       task.taskInfo.stage = 'STARTED';
       try {
-        this.run(task, plan);
+        this.run(task, plan, scope);
       } catch (e) {
         task.taskInfo.stage = 'FAILED';
         task.failureMessage = e instanceof Error ? e.message : String(e);
@@ -116,25 +123,33 @@ export class QueryTasks {
     return { status: 202, task: created };
   }
 
-  get(link: string): QueryTaskState {
+  /** Whether a caller (`undefined`: one who sees everything) may see what `owner` created. */
+  private visible(owner: string | undefined, caller: string | undefined): boolean {
+    return caller === undefined || owner === undefined || owner === caller;
+  }
+
+  get(link: string, caller?: string): QueryTaskState {
     const t = this.tasks.get(link);
-    if (!t || t.documentExpirationTimeMicros <= this.d.clock.nowMicros()) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    if (!t || t.documentExpirationTimeMicros <= this.d.clock.nowMicros() || !this.visible(this.owners.get(t), caller)) {
+      throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    }
     return t;
   }
 
-  delete(link: string): void {
-    this.tasks.delete(link);
+  delete(link: string, caller?: string): void {
+    const t = this.tasks.get(link);
+    if (t && this.visible(this.owners.get(t), caller)) this.tasks.delete(link);
   }
 
-  taskLinks(factoryLink: string): string[] {
-    return [...this.tasks.keys()].filter((l) => l.startsWith(factoryLink + '/'));
+  taskLinks(factoryLink: string, caller?: string): string[] {
+    return [...this.tasks].filter(([l, t]) => l.startsWith(factoryLink + '/') && this.visible(this.owners.get(t), caller)).map(([l]) => l);
   }
 
   /** A page of a paged query: the task with `results` holding that page. */
-  page(pageId: string): QueryTaskState {
+  page(pageId: string, caller?: string): QueryTaskState {
     const m = /^(.+)-(\d+)$/.exec(pageId);
     const snap = m ? this.snapshots.get(m[1]!) : undefined;
-    if (!m || !snap || snap.expiresMicros <= this.d.clock.nowMicros()) {
+    if (!m || !snap || snap.expiresMicros <= this.d.clock.nowMicros() || !this.visible(snap.owner, caller)) {
       throw new KryptonError('NOT_FOUND', `Service not found: ${PAGE_PATH}/${pageId}`);
     }
     const pageNo = Number(m[2]);
@@ -157,9 +172,11 @@ export class QueryTasks {
     return `${PAGE_FORWARDING_PATH}?peer=${encodeURIComponent(this.d.hostId)}&path=${encodeURIComponent(pageId)}`;
   }
 
-  private run(task: QueryTaskState, plan: QueryPlan): void {
+  private run(task: QueryTaskState, plan: QueryPlan, scope: ReadScope): void {
     const started = performance.now();
-    const hits = this.d.index.query(plan, this.d.clock.nowMicros());
+    const all = this.d.index.query(plan, this.d.clock.nowMicros());
+    const { mayRead } = scope;
+    const hits = mayRead ? all.filter((h) => mayRead(h.link)) : all;
     let results: QueryResults;
     if (plan.count) {
       results = this.shape([], plan, hits.length, started);
@@ -168,7 +185,7 @@ export class QueryTasks {
       if (hits.length > 0) {
         const snapId = String(this.d.clock.nowMicros());
         this.evictIfFull(this.snapshots, limits.queryPagesMax);
-        this.snapshots.set(snapId, { hits, pageSize: plan.resultLimit, plan, task, expiresMicros: task.documentExpirationTimeMicros });
+        this.snapshots.set(snapId, { owner: scope.owner, hits, pageSize: plan.resultLimit, plan, task, expiresMicros: task.documentExpirationTimeMicros });
         results.nextPageLink = this.pageLink(`${snapId}-0`);
       }
     } else {

@@ -7,6 +7,8 @@
  * dropped, and a version this host skipped (it caught up by synchronization) is filled from its
  * index or fetched from the owner; only a version nobody retains any more becomes a `gap` event.
  * A stream client that loses its host reconnects to another with `Last-Event-ID` and continues.
+ * With authorization on, a watch only delivers events for documents its subscriber may read, and
+ * ends when the subscriber's session does (the `mayRead` filter throws).
  */
 
 import type http from 'node:http';
@@ -158,8 +160,9 @@ export class Watches {
     return undefined;
   }
 
-  private open(target: { link: Link; factory: boolean }, sink: (e: WatchEvent) => Promise<void>, onClose: (why?: string) => void): Watch {
+  private open(target: { link: Link; factory: boolean }, deliver: (e: WatchEvent) => Promise<void>, onClose: (why?: string) => void, mayRead?: (link: Link) => boolean): Watch {
     if (this.all.size >= limits.watchesMax) throw new KryptonError('LIMIT_EXCEEDED', `this host already serves ${limits.watchesMax} watches`);
+    const sink = mayRead ? (e: WatchEvent) => (mayRead(e.type === 'update' ? e.doc.documentSelfLink : e.link) ? deliver(e) : Promise.resolve()) : deliver;
     const w = new Watch(this, target, sink, onClose);
     this.all.add(w);
     const listen = (c: Change) => w.push(c);
@@ -187,7 +190,7 @@ export class Watches {
   }
 
   /** `GET <link>/subscriptions/stream`: answers with text/event-stream until the client leaves or the host stops. */
-  async stream(target: { link: Link; factory: boolean }, since: number | undefined, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async stream(target: { link: Link; factory: boolean }, since: number | undefined, req: http.IncomingMessage, res: http.ServerResponse, mayRead?: (link: Link) => boolean): Promise<void> {
     let ping: NodeJS.Timeout | undefined;
     const write = (chunk: string) =>
       new Promise<void>((resolve, reject) => {
@@ -201,7 +204,7 @@ export class Watches {
       if (ping) clearInterval(ping);
       if (why && !res.writableEnded && !res.destroyed) res.write(`event: error\ndata: ${JSON.stringify({ message: why })}\n\n`);
       res.end();
-    });
+    }, mayRead);
     this.stats.streamsOpened++;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(`: watching ${target.link}\n\n`);
@@ -214,7 +217,7 @@ export class Watches {
   }
 
   /** `POST <link>/subscriptions`: notifications go to `reference` with the update's action and state. */
-  subscribe(target: { link: Link; factory: boolean }, body: unknown): Subscriber {
+  subscribe(target: { link: Link; factory: boolean }, body: unknown, mayRead?: (link: Link) => boolean): Subscriber {
     const b = body as { reference?: unknown; replayState?: unknown } | null;
     if (!b || typeof b.reference !== 'string') throw new KryptonError('INVALID_BODY', 'reference is required');
     let url: URL;
@@ -233,7 +236,7 @@ export class Watches {
       const payload = e.type === 'expired' ? { documentSelfLink: e.link } : e.doc;
       for (let attempt = 1; ; attempt++) {
         try {
-          const r = await this.d.peers.request(sub.reference, { method, body: JSON.stringify(payload), headers: { pragma: 'xn-nt', 'x-krypton-watched-link': target.link }, timeoutMs: CALLBACK_TIMEOUT_MS });
+          const r = await this.d.peers.request(sub.reference, { method, body: JSON.stringify(payload), headers: { pragma: 'xn-nt', 'x-krypton-watched-link': target.link }, timeoutMs: CALLBACK_TIMEOUT_MS, external: true });
           if (r.status < 500) {
             sub.notificationCount++;
             this.stats.notificationsSent++;
@@ -250,7 +253,7 @@ export class Watches {
     };
     const w = this.open(target, sink, (why) => {
       if (why) this.d.logger.warn({ link: target.link, reference: sub.reference, why }, 'subscription removed');
-    });
+    }, mayRead);
     let subs = this.callbacks.get(target.link);
     if (!subs) this.callbacks.set(target.link, (subs = new Map()));
     subs.set(sub.reference, { sub, watch: w });

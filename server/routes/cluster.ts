@@ -7,6 +7,7 @@
 
 import type Router from '@koa/router';
 import type Koa from 'koa';
+import { AUTH_TOKEN_HEADER } from '../../lib/authz.js';
 import { KINDS, linkList } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
@@ -151,7 +152,7 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
           receivers.push(uri);
           selectedNodes[id] = n.groupReference;
           try {
-            const r = await d.peers.request(uri, { method: ctx.method, body: raw, headers: { pragma: withPragma(pragmas, 'xn-no-fwd') }, timeoutMs });
+            const r = await d.peers.request(uri, { method: ctx.method, body: raw, headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-no-fwd') }, timeoutMs });
             if (r.status >= 400) failures[uri] = safeJson(r.body) ?? toErrorResponse(new KryptonError('INVALID_ARGUMENT', `status ${r.status}`)).body;
             else jsonResponses[uri] = r.body.toString('utf8');
           } catch (e) {
@@ -183,8 +184,14 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     } else {
       origin = originOf(d.selectors.select(selLink, str(q.key) ?? path).ownerNodeGroupReference);
     }
-    relay(ctx, await d.peers.request(origin + url, { method: ctx.method, body: raw, headers: { pragma: withPragma(pragmas, 'xn-fwd') }, timeoutMs }));
+    relay(ctx, await d.peers.request(origin + url, { method: ctx.method, body: raw, headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-fwd') }, timeoutMs }));
   });
+}
+
+/** The caller's login token, so the target host checks the same user (server/authz.ts). */
+function callerToken(ctx: Koa.Context): Record<string, string> {
+  const token = ctx.get(AUTH_TOKEN_HEADER);
+  return token ? { [AUTH_TOKEN_HEADER]: token } : {};
 }
 
 function safeJson(b: Buffer): unknown {

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { benchCluster } from './cluster.js';
-import type { HttpFigures } from './http.js';
+import type { HttpBench } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
 import type { LogToolsBenchResult } from './log-tools.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
@@ -65,8 +65,8 @@ async function step<T>(name: Step, what: string, run: () => Promise<T>): Promise
 }
 
 log(`krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
-const http = await step('http', 'HTTP: bare koa echo, then krypton durable POST (64 connections)', () =>
-  child<{ krypton: HttpFigures; echo: HttpFigures; ratio: number }>('http.ts', quick ? ['3'] : []),
+const http = await step('http', 'HTTP: bare koa echo, then krypton durable POST (64 connections), without and with authorization', () =>
+  child<HttpBench>('http.ts', quick ? ['3'] : []),
 );
 const replay = await step('replay', 'log replay', () =>
   child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']),
@@ -83,6 +83,9 @@ const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDig
 const rows: [string, string, string, string][] = [];
 if (http !== undefined) {
   rows.push(['durable POST /core/examples, 64 conns', `${fmt(http.krypton.rps)} req/s, p99 ${http.krypton.p99Ms} ms`, `koa echo ${fmt(http.echo.rps)} req/s, p99 ${http.echo.p99Ms} ms`, `${fmt(http.ratio, 2)} (goal >= 0.6)`]);
+  rows.push(['same, authorization on (token + role check)', `${fmt(http.authz.rps)} req/s, p99 ${http.authz.p99Ms} ms`, `authorization off ${fmt(http.krypton.rps)} req/s`, fmt(http.authzRatio, 2)]);
+  rows.push(['GET of one document, 64 conns', `${fmt(http.get.rps)} req/s, p99 ${http.get.p99Ms} ms`, '', '']);
+  rows.push(['same, authorization on (token + role check)', `${fmt(http.authzGet.rps)} req/s, p99 ${http.authzGet.p99Ms} ms`, `authorization off ${fmt(http.get.rps)} req/s`, fmt(http.authzGetRatio, 2)]);
 }
 if (replay !== undefined) {
   rows.push([`log replay at start, ${fmt(replay.records)} records`, `${fmt(replay.walRecordsPerSec)} rec/s`, `msgpackr decode loop ${fmt(replay.bareRecordsPerSec)} rec/s`, `${fmt(replay.ratio, 2)} (goal >= 0.7)`]);
@@ -99,6 +102,7 @@ if (cluster !== undefined) {
   rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
 }
 if (http !== undefined && (http.krypton.non2xx || http.krypton.errors)) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
+if (http !== undefined && (http.authz.non2xx || http.authz.errors)) rows.push(['krypton with authorization non-2xx / errors', `${http.authz.non2xx} / ${http.authz.errors}`, '', '']);
 if (repl !== undefined) rows.push(...replicationRows(repl, fmt));
 if (tools !== undefined) {
   const of = `${fmt(tools.records)} records`;

@@ -19,10 +19,10 @@ export interface SseStream {
   close(): Promise<void>;
 }
 
-export async function openStream(url: string, lastEventId?: string): Promise<SseStream> {
+export async function openStream(url: string, lastEventId?: string, headers: Record<string, string> = {}): Promise<SseStream> {
   const agent = new Agent({ bodyTimeout: 0, headersTimeout: 10_000 });
   const ac = new AbortController();
-  const res = await request(url, { dispatcher: agent, signal: ac.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
+  const res = await request(url, { dispatcher: agent, signal: ac.signal, headers: lastEventId ? { ...headers, 'last-event-id': lastEventId } : headers });
   if (res.statusCode !== 200) {
     const text = await res.body.text();
     await agent.close();
