@@ -45,7 +45,7 @@ export class PeerAuth {
   static async fromConfig(config: Config): Promise<PeerAuth> {
     const problem = peerAuthConfigProblem(config);
     if (problem) throw new KryptonError('INVALID_ARGUMENT', problem);
-    const mode = (config as unknown as { sslClientAuthMode?: unknown }).sslClientAuthMode;
+    const mode = config.sslClientAuthMode;
     const clientCertificates = mode === 'WANT' || mode === 'NEED';
     let secret = config.peerSecret;
     if (config.peerSecretFile !== undefined) {

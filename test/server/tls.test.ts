@@ -162,6 +162,36 @@ t('with --sslClientAuthMode=NEED, peers present their certificate and clients wi
   }
 });
 
+t('with --sslClientAuthMode=WANT a verified client certificate proves membership: hosts join without a secret, others get 403', async ({ certs }) => {
+  const a = await startHost(secure(certs, { id: 'want-a', sslClientAuthMode: 'WANT' }));
+  const b = await startHost(secure(certs, { id: 'want-b', sslClientAuthMode: 'WANT' }));
+  const ca = await certs.read(certs.caCert);
+  const member = new Client(a.host.uri, { ca, cert: await certs.read(certs.hostCert), key: await certs.read(certs.hostKey) });
+  const rogue = new Client(a.host.uri, { ca, cert: await certs.read(certs.otherHostCert), key: await certs.read(certs.otherHostKey) });
+  try {
+    // No peer secret anywhere: gossip, joins and replication pass on the hosts' certificates.
+    assert.is(await join(b, a), 200);
+    await waitFor('two members by certificate', async () => (await members(a)).length === 2 && (await members(b)).length === 2, 20_000);
+    const created = await b.client.post('/core/examples', { name: 'by certificate' }, { 'x-xenon-rpl-quorum': '2' });
+    assert.is(created.status, 200, created.text);
+
+    const heads = { kind: 'heads', factoryLink: '/core/examples' };
+    const anonymous = await a.client.post('/core/node-selectors/default/synch', heads);
+    assert.is(anonymous.status, 403, 'no client certificate: not a member');
+    assert.is((await rogue.post('/core/node-selectors/default/synch', heads)).status, 403, 'a certificate from another CA: not a member');
+    assert.is((await member.post('/core/node-selectors/default/synch', heads)).status, 200, 'a certificate from the CA: a member');
+    const injected = await a.client.send('PATCH', created.body.documentSelfLink as string, { name: 'x', documentVersion: 9, documentEpoch: 9 }, { pragma: 'xn-rpl' });
+    assert.is(injected.status, 403);
+    // Clients without a certificate still use the API (WANT, not NEED).
+    assert.is((await a.client.get(created.body.documentSelfLink as string)).body.name, 'by certificate');
+  } finally {
+    await member.close();
+    await rogue.close();
+    await b.close();
+    await a.close();
+  }
+});
+
 t('bad key and certificate files stop the start with one line naming the flag', async ({ certs }) => {
   const dir = await tempDir();
   const start = (extra: Partial<Config>) =>
