@@ -98,6 +98,10 @@ export function allows(grants: readonly Grant[], verb: Verb, path: string): bool
  * resource under a different spelling, so they are refused.
  */
 export function authzPath(rawPath: string): string {
+  // The usual path has nothing to decode or refuse.
+  if (!rawPath.includes('%') && !rawPath.includes('//') && !rawPath.includes('/.')) {
+    return rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  }
   let p: string;
   try {
     p = decodeURIComponent(rawPath);

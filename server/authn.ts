@@ -123,14 +123,19 @@ export class Authn {
    * The session a token opens, or undefined when it is unknown, ended or expired, or its user
    * was deleted. Looks in this host's index first, then asks the session's owner.
    */
-  async session(token: string): Promise<Session | undefined> {
-    if (!isTokenShaped(token)) return undefined;
+  session(token: string): Session | undefined | Promise<Session | undefined> {
+    if (!tokenLinks.has(token) && !isTokenShaped(token)) return undefined;
     const tokenLink = tokenLinkOf(token);
-    let doc = this.d.index.latest(tokenLink);
-    if (doc === undefined && !this.d.selectors.ownedHere(tokenService.nodeSelector, tokenLink)) {
-      const r = await this.self('GET', tokenLink, undefined, limits.authTokenLookupTimeoutMicros).catch(() => undefined);
-      if (r?.status === 200) doc = r.body as ServiceDocument;
-    }
+    const doc = this.d.index.latest(tokenLink);
+    // Answered from this host's index when it can be: no promise on the common path.
+    if (doc !== undefined || this.d.selectors.ownedHere(tokenService.nodeSelector, tokenLink)) return this.sessionOf(doc, tokenLink);
+    return this.self('GET', tokenLink, undefined, limits.authTokenLookupTimeoutMicros).then(
+      (r) => this.sessionOf(r.status === 200 ? (r.body as ServiceDocument) : undefined, tokenLink),
+      () => undefined,
+    );
+  }
+
+  private sessionOf(doc: ServiceDocument | undefined, tokenLink: string): Session | undefined {
     const now = this.d.clock.nowMicros();
     if (!isLive(doc, now)) return undefined;
     const userLink = (doc as JsonObject).userLink;

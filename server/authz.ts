@@ -149,7 +149,8 @@ export class AccessControl {
         this.redact(ctx, raw);
         return;
       }
-      const principal = cls === 'peer' ? SYSTEM : await this.principalOf(ctx, isMember);
+      let principal = cls === 'peer' ? SYSTEM : this.principalOf(ctx, isMember);
+      if (principal instanceof Promise) principal = await principal;
       ctx.state.principal = principal;
       this.authorize(principal, ctx.method, path, target);
       await next();
@@ -199,11 +200,12 @@ export class AccessControl {
     return cookie;
   }
 
-  private async principalOf(ctx: Koa.Context, isMember: () => boolean): Promise<Principal> {
+  private principalOf(ctx: Koa.Context, isMember: () => boolean): Principal | Promise<Principal> {
     const token = this.presentedToken(ctx);
     if (token === undefined) return isMember() ? SYSTEM : GUEST;
-    const session = await this.authn.session(token);
-    return session ? { kind: 'user', link: session.userLink, session } : GUEST;
+    const session = this.authn.session(token);
+    const principal = (s: Session | undefined): Principal => (s ? { kind: 'user', link: s.userLink, session: s } : GUEST);
+    return session instanceof Promise ? session.then(principal) : principal(session);
   }
 
   private authorize(p: Principal, method: string, path: string, target: string | undefined): void {
