@@ -255,14 +255,13 @@ function normalizePeer(s: string): string {
 /**
  * Flag combinations that cannot work, as one line, or undefined. With authorization on, hosts
  * run each other's requests as the system user only once they have proved membership, so a host
- * with peers needs a peer secret or required client certificates (`--sslClientAuthMode=NEED`,
- * read here by name: the TLS flags live beside these).
+ * with peers needs a peer secret or client certificates (`--sslClientAuthMode` WANT or NEED:
+ * hosts always present theirs to peers, so either proves membership).
  */
 export function peerAuthConfigProblem(cfg: Config): string | undefined {
   if (cfg.peerSecret !== undefined && cfg.peerSecretFile !== undefined) return 'give --peerSecret or --peerSecretFile, not both';
-  const clientCerts = (cfg as unknown as { sslClientAuthMode?: unknown }).sslClientAuthMode;
-  if (cfg.isAuthorizationEnabled && cfg.peerNodes.length > 0 && cfg.peerSecret === undefined && cfg.peerSecretFile === undefined && clientCerts !== 'NEED') {
-    return '--isAuthorizationEnabled with --peerNodes needs --peerSecret or --peerSecretFile (or --sslClientAuthMode=NEED) so the hosts can prove to each other that they are members';
+  if (cfg.isAuthorizationEnabled && cfg.peerNodes.length > 0 && cfg.peerSecret === undefined && cfg.peerSecretFile === undefined && cfg.sslClientAuthMode === 'NONE') {
+    return '--isAuthorizationEnabled with --peerNodes needs --peerSecret or --peerSecretFile (or --sslClientAuthMode=WANT or NEED with certificates from --caFile) so the hosts can prove to each other that they are members';
   }
   return undefined;
 }
