@@ -220,7 +220,7 @@ authz('without a token, peer secret or role: 403 on every host', async ({ hosts 
 test('flag combinations that cannot work stop the start with one line', async () => {
   assert.throws(
     () => parseHostArgs(['--isAuthorizationEnabled', '--peerNodes=http://127.0.0.1:8001']),
-    (e: unknown) => e instanceof ConfigError && /needs --peerSecret or --peerSecretFile \(or --sslClientAuthMode=NEED\)/.test((e as Error).message),
+    (e: unknown) => e instanceof ConfigError && /needs --peerSecret or --peerSecretFile \(or --sslClientAuthMode=WANT or NEED with certificates from --caFile\)/.test((e as Error).message),
   );
   assert.throws(() => parseHostArgs(['--peerSecret=short']), (e: unknown) => e instanceof ConfigError && /at least 16/.test((e as Error).message));
   assert.throws(() => parseHostArgs([`--peerSecret=${SECRET}`, '--peerSecretFile=/tmp/x']), (e: unknown) => e instanceof ConfigError && /not both/.test((e as Error).message));
