@@ -60,6 +60,8 @@ export const limits = {
   synchRetryDelayMinMicros: 500_000,
   /** Longest wait between retries of deferred takeovers. */
   synchRetryDelayMaxMicros: 30_000_000,
+  /** Links an owner remembers to synchronize again because a replica refused its write for its epoch; the oldest is forgotten past it. */
+  synchRecheckLinksMax: 100_000,
   /** Promises one host keeps as a replica (one per link until a takeover spends it); past it new promise requests get 503. */
   promisesHeldMax: 1_000_000,
   /** Size past which the promise file is rewritten with only the promises still outstanding. */

@@ -28,6 +28,7 @@ import { TaskDriver } from './tasks.js';
 import { Watches } from './watches.js';
 import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
+import { PromiseStore } from './promises.js';
 import { Synchronizer } from './synchronizer.js';
 import { OwnerRouting } from './routing.js';
 import { systemClock, type Clock } from './clock.js';
@@ -69,7 +70,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; promises: PromiseStore },
   ) {}
 
   get port(): number {
@@ -117,6 +118,16 @@ export class Host {
     const replayMs = performance.now() - replayStarted;
     index.expire(clock.nowMicros());
     logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
+    // After the replay: a promise the log has since overtaken (held epoch at or past it) is spent.
+    const promises = await PromiseStore.open({
+      dir: diskDirectory(path.join(dir, 'promises')),
+      heldEpoch: (link) => {
+        const doc = index.latest(link);
+        return doc ? (doc.documentEpoch ?? 0) : undefined;
+      },
+      logger,
+      repair: config.repairLog,
+    });
 
     let host: Host | undefined;
     const changes = new ChangeFeed();
@@ -127,6 +138,7 @@ export class Host {
       registry,
       clock,
       hostId: id,
+      promises,
       onLogFailure: (e) => {
         logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
         void host?.stop();
@@ -164,6 +176,7 @@ export class Host {
       selectors,
       replicator,
       peers,
+      promises,
       clock,
       logger,
       operationTimeoutMicros: config.operationTimeoutMicros,
@@ -186,6 +199,7 @@ export class Host {
     });
     const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
+    replicator.onStaleEpoch = (link) => synchronizer.staleEpoch(link);
     store.attachCluster({ replicator, synch: synchronizer, hooks });
     const app = createApp({
       registry,
@@ -202,7 +216,7 @@ export class Host {
       watches,
     });
     server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, promises });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -281,6 +295,7 @@ export class Host {
       await this.cluster.groups.stop();
       await this.cluster.peers.close();
       await this.wal.close();
+      await this.cluster.promises.close();
       await this.lock.release();
       this.logger.info('stopped');
       this.resolveStopped();

@@ -6,7 +6,8 @@
  * the best copy's (its records would be refused there). A takeover then runs a prepare round: it
  * asks the link's replicas, itself included, to promise an epoch above everything discovery saw,
  * and plans only with the heads they return with their promises, read after them. It proceeds with
- * a quorum of promises, its own among them; replicas that refused because they are bound to a
+ * a quorum of promises, its own among them, once every replica asked has answered or failed (the
+ * caller adds what discovery read from those that did not promise); replicas that refused because they are bound to a
  * higher epoch make it ask again above that (a bounded number of times); too few answers defer the
  * link to a later retry. Pure: effects say whom to ask; the caller sends, feeds the replies back,
  * and schedules retries with RetrySchedule on its own clock.
@@ -70,7 +71,10 @@ export interface TakeoverTarget {
 export type TakeoverEffect =
   /** Ask `to` to promise these (link, epoch) pairs; the caller pages them and answers with answered() or failed(). */
   | { type: 'ask'; to: NodeId; asks: PromiseAsk[] }
-  /** Promised by a quorum: plan with planTakeover over `heads` (the promisers' heads, read after their promises). */
+  /**
+   * Promised by a quorum: plan with planTakeover over `heads` (the promisers' heads, read after
+   * their promises), completed with the discovery heads of the replicas that did not promise.
+   */
   | { type: 'ready'; link: Link; epoch: Epoch; heads: Map<NodeId, Head | undefined> }
   /** Not promised by enough replicas: nothing was written; retry later. */
   | { type: 'deferred'; link: Link; reason: string };
@@ -171,12 +175,14 @@ export class TakeoverRound {
 
   private check(r: LinkRound, effects: TakeoverEffect[], asks: Map<NodeId, PromiseAsk[]>): void {
     const { needed, link } = r.target;
-    if (r.grants.size >= needed && r.grants.has(this.selfId)) {
+    const hopeless = r.selfRefused || r.grants.size + r.waiting.size < needed;
+    // Ready once every replica answered (or failed): a quorum of promises is what makes it safe,
+    // every head beyond it only makes the best copy better informed.
+    if (!hopeless && r.waiting.size > 0) return;
+    if (!hopeless) {
       this.decide(r, effects, { type: 'ready', link, epoch: r.epoch, heads: r.grants });
       return;
     }
-    const hopeless = r.selfRefused || r.grants.size + r.waiting.size < needed;
-    if (!hopeless && r.waiting.size > 0) return;
     if (r.refusedFence >= r.epoch && r.proposals < this.proposalsMax) {
       // Someone holds or was promised a higher epoch: ask again above it.
       r.epoch = r.refusedFence + 1;
