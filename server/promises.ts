@@ -16,7 +16,6 @@
  */
 
 import { crc32 } from 'node:zlib';
-import type { Logger } from 'pino';
 import { KryptonError } from '../lib/errors.js';
 import type { Epoch, Link, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -37,11 +36,18 @@ interface Waiting {
   reject(e: unknown): void;
 }
 
+/** The part of pino's Logger the store uses. */
+export interface PromiseLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 export interface PromiseStoreOptions {
   dir: LogDirectory;
   /** The epoch of the state the index holds for a link (undefined: nothing). */
   heldEpoch(link: Link): Epoch | undefined;
-  logger: Logger;
+  logger: PromiseLogger;
   repair?: boolean;
 }
 
@@ -101,10 +107,11 @@ export class PromiseStore {
       }
       let at = 0;
       let damagedAt = -1;
+      let repaired = false;
       while (at < buf.length) {
         const nl = buf.indexOf(0x0a, at);
-        const line = decodeLine(buf.subarray(at, nl < 0 ? buf.length : nl));
-        if (!line || nl < 0) {
+        const line = nl < 0 ? undefined : decodeLine(buf.subarray(at, nl));
+        if (!line) {
           if (damagedAt < 0) damagedAt = at;
           if (nl < 0) break;
           at = nl + 1;
@@ -114,6 +121,7 @@ export class PromiseStore {
           const msg = `promise file damaged in ${name} at offset ${damagedAt}`;
           if (!this.o.repair) throw new KryptonError('LOG_CORRUPT', `${msg}: a good line follows (start with --repairLog to drop what follows it)`, { detail: { file: name, offset: damagedAt } });
           this.o.logger.error({ file: name, offset: damagedAt }, `${msg}; --repairLog: the promises after it are dropped`);
+          repaired = true;
           break;
         }
         for (const [link, epoch] of line.asks) {
@@ -122,7 +130,8 @@ export class PromiseStore {
         }
         at = nl + 1;
       }
-      if (damagedAt >= 0 && at >= buf.length) this.o.logger.warn({ file: name, offset: damagedAt }, 'torn tail of the promise file dropped (its request was never answered)');
+      // Damage with no good line after it is a write cut short by a crash: never answered.
+      if (damagedAt >= 0 && !repaired) this.o.logger.warn({ file: name, offset: damagedAt }, 'torn tail of the promise file dropped (its request was never answered)');
     }
     for (const [link, p] of this.held) if (promiseSpent(this.o.heldEpoch(link), p)) this.held.delete(link);
     await this.rewrite(names);
@@ -219,7 +228,6 @@ export class PromiseStore {
           this.stats.writes++;
           this.bytes += lines.reduce((n, l) => n + l.length, 0);
         }
-        for (const w of batch) w.resolve();
       } catch (e) {
         // After a failed write or sync nothing later in the file can be trusted: no more promises.
         this.broken ??= e;
@@ -228,6 +236,8 @@ export class PromiseStore {
         continue;
       }
       if (this.bytes > limits.promiseFileBytesMax) {
+        // Before answering, so the size stays bounded however fast requests come. The batch is
+        // durable in the old file whatever happens here (a start reads every file it finds).
         try {
           await this.rewrite([fileName(this.fileNo)]);
           this.stats.compactions++;
@@ -236,6 +246,7 @@ export class PromiseStore {
           this.o.logger.error({ err: String(e) }, 'rewriting the promise file failed; this host grants no more promises');
         }
       }
+      for (const w of batch) w.resolve();
     }
     // Cleared in the same turn as the last check, so a record() after it starts a new drain.
     this.draining = undefined;
