@@ -35,7 +35,7 @@ export interface DocumentStoreDeps {
    * Brings a link up to date from its replicas before the owner acts on it; checkEpoch refuses an
    * owner's write planned at an epoch older than one this host has promised for the link.
    */
-  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void>; checkEpoch(link: Link, epoch: Epoch): void };
+  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void>; checkEpoch(link: Link, epoch: Epoch, base: ServiceDocument | undefined): void };
   /** Promises this host made as a replica (server/promises.ts): records below them are refused. */
   promises?: { get(link: Link): Promised | undefined };
   /** Owner-only start handlers. */
@@ -141,8 +141,9 @@ export class DocumentStore {
     const { body, link } = prepared;
     await this.d.synch?.ensure(svc, link);
     const state = await this.queues.run(link, () => {
-      const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
-      this.d.synch?.checkEpoch(link, rec.epoch);
+      const cur = this.d.index.latest(link);
+      const rec = planCreate(svc, link, body, cur, opts, this.ctx());
+      this.d.synch?.checkEpoch(link, rec.epoch, cur);
       return this.commit(svc, rec, opts);
     });
     if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
@@ -155,8 +156,9 @@ export class DocumentStore {
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
     await this.d.synch?.ensure(svc, link);
     return this.queues.run(link, async () => {
-      const rec = planUpdate(svc, action, link, this.d.index.latest(link), body, this.ctx());
-      if (rec) this.d.synch?.checkEpoch(link, rec.epoch);
+      const cur = this.d.index.latest(link);
+      const rec = planUpdate(svc, action, link, cur, body, this.ctx());
+      if (rec) this.d.synch?.checkEpoch(link, rec.epoch, cur);
       return rec ? this.commit(svc, rec, opts) : undefined;
     });
   }

@@ -257,30 +257,46 @@ export class Synchronizer {
   }
 
   /**
-   * The owner's own fence, checked after a write is planned and before it is logged: once this
-   * host promised a later epoch for the link (to another host, or to its own takeover in
-   * progress), a write at an older epoch would be overwritten by that takeover, so it is refused
-   * (409) instead, and the link is synchronized again before the next write.
+   * The owner's own fence, checked after a write is planned on `base` and before it is logged.
+   * Once this host promised a later epoch for the link (to another host, or to its own takeover
+   * in progress), a write at an older epoch would be overwritten by that takeover; and an epoch
+   * another owner won (base stamped by it) is not this host's to write in: another host may write
+   * the same version in it. Either way the write is refused (409) and the link is synchronized
+   * again before the next one. (ensure() normally takes the link over first; this catches a
+   * record or promise that arrived in between.)
    */
-  checkEpoch(link: Link, epoch: number): void {
+  checkEpoch(link: Link, epoch: number, base: ServiceDocument | undefined): void {
     const promised = this.d.promises.get(link);
-    if (!promised || epoch >= promised.epoch) return;
-    this.staleEpoch(link);
-    throw new KryptonError('STALE_EPOCH', `Expected epoch: ${promised.epoch}, in update: ${epoch}`);
+    if (promised && epoch < promised.epoch) {
+      this.staleEpoch(link);
+      throw new KryptonError('STALE_EPOCH', `Expected epoch: ${promised.epoch}, in update: ${epoch}`);
+    }
+    if (base && this.foreignEpoch(base) && epoch === (base.documentEpoch ?? 0)) {
+      this.staleEpoch(link);
+      throw new KryptonError('STALE_EPOCH', `epoch ${epoch} of ${link} was taken by ${base.documentOwner ?? 'another host'}; try again`);
+    }
+  }
+
+  /** The latest state was stamped by another owner: writing on in its epoch needs a takeover first. */
+  private foreignEpoch(doc: ServiceDocument): boolean {
+    return this.d.enabled && doc.documentOwner !== this.d.hostId && this.peers().length > 0;
   }
 
   private needsSynch(svc: RegisteredService, link: Link): boolean {
     if (!this.d.enabled || !svc.has('REPLICATION') || this.peers().length === 0) return false;
     if (this.recheck.has(link)) return true;
-    const promised = this.d.promises.get(link);
-    if (promised) return true;
+    if (this.d.promises.get(link)) return true;
+    const doc = this.d.index.latest(link);
+    if (doc && this.foreignEpoch(doc)) return true;
     return this.completedGeneration < this.generation && !this.doneThisGeneration.has(link);
   }
 
   /**
-   * Brings one link up to date before its owner acts on it, while a pass has not covered it since
-   * the last membership change, or while this host is bound to a later epoch for it than the one
-   * it holds. Concurrent callers share one synchronization, a pass's included.
+   * Brings one link up to date before its owner acts on it: while a pass has not covered it since
+   * the last membership change, while this host is bound to a later epoch for it than the one it
+   * holds, or when its latest state was stamped by another owner (this host then takes it over
+   * under a new epoch rather than write on in one it never won). Concurrent callers share one
+   * synchronization, a pass's included.
    */
   async ensure(svc: RegisteredService, link: Link): Promise<void> {
     if (!this.needsSynch(svc, link)) return;
