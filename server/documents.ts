@@ -33,9 +33,10 @@ export interface DocumentStoreDeps {
   replicator?: Replicator;
   /**
    * Brings a link up to date from its replicas before the owner acts on it; checkEpoch refuses an
-   * owner's write planned at an epoch older than one this host has promised for the link.
+   * owner's write planned at an epoch older than one this host has promised for the link, or in an
+   * epoch another owner won (Synchronizer.checkEpoch).
    */
-  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void>; checkEpoch(link: Link, epoch: Epoch, base: ServiceDocument | undefined): void };
+  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void>; checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void };
   /** Promises this host made as a replica (server/promises.ts): records below them are refused. */
   promises?: { get(link: Link): Promised | undefined };
   /** Owner-only start handlers. */
@@ -143,7 +144,7 @@ export class DocumentStore {
     const state = await this.queues.run(link, () => {
       const cur = this.d.index.latest(link);
       const rec = planCreate(svc, link, body, cur, opts, this.ctx());
-      this.d.synch?.checkEpoch(link, rec.epoch, cur);
+      this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
       return this.commit(svc, rec, opts);
     });
     if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
@@ -158,7 +159,7 @@ export class DocumentStore {
     return this.queues.run(link, async () => {
       const cur = this.d.index.latest(link);
       const rec = planUpdate(svc, action, link, cur, body, this.ctx());
-      if (rec) this.d.synch?.checkEpoch(link, rec.epoch, cur);
+      if (rec) this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
       return rec ? this.commit(svc, rec, opts) : undefined;
     });
   }

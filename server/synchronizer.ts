@@ -265,7 +265,8 @@ export class Synchronizer {
    * again before the next one. (ensure() normally takes the link over first; this catches a
    * record or promise that arrived in between.)
    */
-  checkEpoch(link: Link, epoch: number, base: ServiceDocument | undefined): void {
+  checkEpoch(svc: RegisteredService, link: Link, epoch: number, base: ServiceDocument | undefined): void {
+    if (!svc.has('REPLICATION')) return;
     const promised = this.d.promises.get(link);
     if (promised && epoch < promised.epoch) {
       this.staleEpoch(link);
@@ -277,18 +278,24 @@ export class Synchronizer {
     }
   }
 
-  /** The latest state was stamped by another owner: writing on in its epoch needs a takeover first. */
-  private foreignEpoch(doc: ServiceDocument): boolean {
-    return this.d.enabled && doc.documentOwner !== this.d.hostId && this.peers().length > 0;
+  private stampedElsewhere(doc: ServiceDocument | undefined): boolean {
+    return doc !== undefined && doc.documentOwner !== this.d.hostId;
   }
 
+  /** The latest state was stamped by another owner: writing on in its epoch needs a takeover first. */
+  private foreignEpoch(doc: ServiceDocument): boolean {
+    return this.stampedElsewhere(doc) && this.d.enabled && this.peers().length > 0;
+  }
+
+  /** Cheap checks first: this runs before every owner write. */
   private needsSynch(svc: RegisteredService, link: Link): boolean {
-    if (!this.d.enabled || !svc.has('REPLICATION') || this.peers().length === 0) return false;
-    if (this.recheck.has(link)) return true;
-    if (this.d.promises.get(link)) return true;
-    const doc = this.d.index.latest(link);
-    if (doc && this.foreignEpoch(doc)) return true;
-    return this.completedGeneration < this.generation && !this.doneThisGeneration.has(link);
+    if (!this.d.enabled || !svc.has('REPLICATION')) return false;
+    const pending =
+      this.recheck.has(link) ||
+      this.d.promises.get(link) !== undefined ||
+      (this.completedGeneration < this.generation && !this.doneThisGeneration.has(link)) ||
+      this.stampedElsewhere(this.d.index.latest(link));
+    return pending && this.peers().length > 0;
   }
 
   /**
