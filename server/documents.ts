@@ -36,7 +36,11 @@ export interface DocumentStoreDeps {
    * owner's write planned at an epoch older than one this host has promised for the link, or in an
    * epoch another owner won (Synchronizer.checkEpoch).
    */
-  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void>; checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void };
+  synch?: {
+    ensure(svc: RegisteredService, link: Link): Promise<void>;
+    checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void;
+    preparedEpoch(link: Link): Epoch | undefined;
+  };
   /** Promises this host made as a replica (server/promises.ts): records below them are refused. */
   promises?: { get(link: Link): Promised | undefined };
   /** Owner-only start handlers. */
@@ -111,6 +115,8 @@ export class DocumentStore {
           if (decision === 'duplicate') return { ok: true };
           try {
             await this.appendLocal(rec);
+            // A promise this record spent is dropped now, before an expiry could purge its proof.
+            if (promised) this.d.promises?.get(rec.link);
             return { ok: true };
           } catch (e) {
             return { ok: false, status: 500, message: (e as Error).message };
@@ -143,7 +149,8 @@ export class DocumentStore {
     await this.d.synch?.ensure(svc, link);
     const state = await this.queues.run(link, () => {
       const cur = this.d.index.latest(link);
-      const rec = planCreate(svc, link, body, cur, opts, this.ctx());
+      const epochFloor = svc.has('REPLICATION') ? this.d.synch?.preparedEpoch(link) : undefined;
+      const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
       this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
       return this.commit(svc, rec, opts);
     });

@@ -116,9 +116,8 @@ export class Host {
       },
     });
     const replayMs = performance.now() - replayStarted;
-    index.expire(clock.nowMicros());
-    logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
-    // After the replay: a promise the log has since overtaken (held epoch at or past it) is spent.
+    // After the replay and before expired documents leave the index: a promise the log has since
+    // overtaken (held epoch at or past it) is spent, and the expired copy may be what proves it.
     const promises = await PromiseStore.open({
       dir: diskDirectory(path.join(dir, 'promises')),
       heldEpoch: (link) => {
@@ -128,6 +127,8 @@ export class Host {
       logger,
       repair: config.repairLog,
     });
+    index.expire(clock.nowMicros());
+    logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
 
     let host: Host | undefined;
     const changes = new ChangeFeed();

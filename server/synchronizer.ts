@@ -287,12 +287,27 @@ export class Synchronizer {
     return this.stampedElsewhere(doc) && this.d.enabled && this.peers().length > 0;
   }
 
+  /**
+   * The epoch this host prepared for a link nobody holds (its own promise, nothing taken over):
+   * a creation of the link is stamped with it (CreateOptions.epochFloor).
+   */
+  preparedEpoch(link: Link): number | undefined {
+    const promised = this.d.promises.get(link);
+    return promised?.by === this.d.hostId && !this.d.index.latest(link) ? promised.epoch : undefined;
+  }
+
+  /** A promise outstanding here, unless it is this host's own for a link nobody holds (a creation spends it). */
+  private promisePending(link: Link): boolean {
+    const promised = this.d.promises.get(link);
+    return promised !== undefined && (promised.by !== this.d.hostId || this.d.index.latest(link) !== undefined);
+  }
+
   /** Cheap checks first: this runs before every owner write. */
   private needsSynch(svc: RegisteredService, link: Link): boolean {
     if (!this.d.enabled || !svc.has('REPLICATION')) return false;
     const pending =
       this.recheck.has(link) ||
-      this.d.promises.get(link) !== undefined ||
+      this.promisePending(link) ||
       (this.completedGeneration < this.generation && !this.doneThisGeneration.has(link)) ||
       this.stampedElsewhere(this.d.index.latest(link));
     return pending && this.peers().length > 0;
@@ -371,9 +386,10 @@ export class Synchronizer {
       this.stats.lastPassMs = Math.round(performance.now() - started);
       this.d.logger.info({ generation, ms: this.stats.lastPassMs, checked: this.stats.linksChecked, pushed: this.stats.pushed, deferred }, 'synchronization pass finished');
     } catch (e) {
-      // A peer left mid-pass: the membership change that follows schedules another pass.
-      this.d.logger.warn({ err: String(e) }, 'synchronization pass failed; it runs again after the next membership change');
-      this.rerun = true;
+      // A peer left mid-pass (the membership change that follows schedules another pass) or keeps
+      // failing: try again after the same backoff as deferred takeovers, not in a tight loop.
+      this.d.logger.warn({ err: String(e) }, 'synchronization pass failed; it runs again after a backoff or the next membership change');
+      if (this.generation === generation) this.scheduleRetry();
     } finally {
       this.stats.running = false;
     }
@@ -537,6 +553,7 @@ export class Synchronizer {
         // this host serves it; if they cannot, nothing changes here and the link is retried.
         await this.d.replicator.shipBeforeCommit(svc, rec);
         await this.d.store.appendLocal(rec);
+        this.d.promises.get(link); // drops our promise, spent now, before an expiry could purge its proof
         if (plan.best.owner !== this.d.hostId) {
           this.stats.takenOver++;
           // The new owner runs the service's start handler, as Xenon restarts a service on its new owner.

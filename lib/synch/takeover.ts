@@ -3,7 +3,8 @@
  * synchronization first reads every replica's heads and fences (discovery) and decides, per link,
  * whether it only adopts and pushes a copy (planLink) or must write the link again under a new
  * epoch: when ownership moved, when copies diverged, or when some replica promised an epoch above
- * the best copy's (its records would be refused there). A takeover then runs a prepare round: it
+ * the best copy's (its records would be refused there), or, when nobody holds the link, when some
+ * replica is bound to an epoch for it anyway. A takeover then runs a prepare round: it
  * asks the link's replicas, itself included, to promise an epoch above everything discovery saw,
  * and plans only with the heads they return with their promises, read after them. It proceeds with
  * a quorum of promises, its own among them, once every replica asked has answered or failed (the
@@ -41,7 +42,10 @@ export function decideSynch(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | un
   }
   let maxFence = -1;
   for (const f of fences) maxFence = Math.max(maxFence, f);
-  if (!plan) return { plan, versionFloor };
+  // Nobody holds the link but some replica is bound to an epoch for it (a takeover that never
+  // landed, then the copy expired): creating it at epoch 0 would be refused there for good, so
+  // this host prepares an epoch above the fence to create it in (CreateOptions.epochFloor).
+  if (!plan) return maxFence > 0 ? { plan, takeoverEpoch: maxFence + 1, versionFloor } : { plan, versionFloor };
   const takeover = plan.rewrite !== undefined || maxFence > plan.best.epoch;
   return takeover ? { plan, takeoverEpoch: Math.max(maxEpoch, maxFence) + 1, versionFloor } : { plan, versionFloor };
 }

@@ -714,7 +714,17 @@ export class ReplicationSim {
     if (!h.synched.has(link) || h.recheck.has(link)) return true;
     if (this.promises === 'off') return false;
     const cur = h.index.get(link);
-    return this.promisedAt(h, link) !== undefined || (this.ownEpochOnly && cur !== undefined && cur.owner !== h.id);
+    // Its own promise for a link nobody holds is spent by a creation (Synchronizer.promisePending).
+    const promised = this.promisedAt(h, link);
+    if (promised && (promised.by !== h.id || cur !== undefined)) return true;
+    return this.ownEpochOnly && cur !== undefined && cur.owner !== h.id;
+  }
+
+  /** The epoch `h` prepared for a link nobody holds, which a creation takes (Synchronizer.preparedEpoch). */
+  preparedEpoch(h: ReplHost, link: Link): Epoch | undefined {
+    if (this.promises === 'off' || h.index.has(link)) return undefined;
+    const promised = this.promisedAt(h, link);
+    return promised?.by === h.id ? promised.epoch : undefined;
   }
 
   /** The owner's part of a write once its link is synchronized: plan, fence check, ship, append, count. */
@@ -749,7 +759,7 @@ export class ReplicationSim {
       version = cur.version + 1;
     } else {
       w.action = 'POST';
-      epoch = 0;
+      epoch = this.preparedEpoch(oh, link) ?? 0;
       version = 0;
     }
     // Synchronizer.checkEpoch: an owner bound to a later epoch than it holds does not log the write,

@@ -144,6 +144,41 @@ test('two hosts taking the same link over at once, with duplicated and reordered
   assert.ok(offLosses >= 10, `runs that lose an acknowledged write without the phase: ${offLosses} of 40`);
 });
 
+test('a link whose only copy vanished after its replicas promised an epoch can still be created, in an epoch above it', () => {
+  // Only X ever held the link (its creation reached nobody else: a failed write). Z takes it over:
+  // Y and Z promise, but the copy cannot be read from X, and then X is gone for good. Nobody
+  // holds the link, yet Y and Z refuse epoch 0 for it, so a creation at epoch 0 would fail forever.
+  const ids = ['h1', 'h2', 'h3'];
+  const link = '/l/0';
+  const [Z, X, Y] = ranked(link, ids) as [NodeId, NodeId, NodeId];
+  const sim = new ReplicationSim({ hosts: ids, synch: 'network', views: 'manual', synchRetries: 0, trace: true });
+  sim.crash(Z);
+  sim.refreshViews();
+  sim.filter = (p) => (p.kind === 'rpl' && p.from === X ? 'drop' : undefined);
+  assert.is(sim.write(X, link, 'put', { value: 'x' }).outcome, 'pending');
+  sim.drain();
+  sim.restart(Z);
+  sim.filter = (p) => (p.kind === 'fetch' || (p.kind === 'promise' && p.to === X) ? 'drop' : undefined);
+  sim.setView(Z, [X, Y]);
+  sim.drain();
+  assert.equal(sim.promisedAt(sim.host(Y), link), { epoch: 1, by: Z }, sim.trace.join('\n'));
+  assert.is(sim.host(Y).index.get(link), undefined);
+  sim.filter = undefined;
+  sim.crash(X);
+  sim.setView(Z, [Y]);
+  sim.setView(Y, [Z]);
+  sim.drain();
+  const created = sim.write(Z, link, 'put', { value: 'again' });
+  sim.drain();
+  assert.is(created.outcome, 'acked', sim.trace.slice(-20).join('\n'));
+  assert.ok(created.state!.epoch > 1, `created at epoch ${created.state!.epoch}, above the promise of epoch 1`);
+  assert.is(sim.host(Y).index.get(link)?.value, 'again');
+  // X comes back with its unacknowledged copy at epoch 0: the created link wins everywhere.
+  sim.settle();
+  assert.equal(sim.checkAll(), []);
+  assert.is(sim.host(X).index.get(link)?.value, 'again');
+});
+
 test('an owner does not write on in an epoch another owner took the link over with (found by the property below)', () => {
   // h1 believes it owns /l/a while h2 takes it over at epoch 2; h1, a replica too, takes h2's
   // takeover and then, as owner, would stamp its next version in epoch 2: the same version h2

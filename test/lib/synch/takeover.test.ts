@@ -31,7 +31,9 @@ test('discovery: a takeover when ownership moved, copies diverged, or a replica 
   const fenced = decideSynch('s', heads([['s', h(1, 4, 's')], ['a', h(1, 4, 's')]]), [3]);
   assert.is(fenced.takeoverEpoch, 4);
   assert.is(decideSynch('s', heads([['s', h(1, 4, 's')]]), [1]).takeoverEpoch, undefined, 'a fence at the held epoch changes nothing');
-  assert.equal(decideSynch('s', heads([['s', undefined]]), [5]), { plan: null, versionFloor: -1 });
+  assert.equal(decideSynch('s', heads([['s', undefined]])), { plan: null, versionFloor: -1 });
+  // Nobody holds it, but a replica is bound to epoch 5: prepare epoch 6 to create it in.
+  assert.equal(decideSynch('s', heads([['s', undefined], ['a', undefined]]), [5]), { plan: null, takeoverEpoch: 6, versionFloor: -1 });
 });
 
 test('planTakeover: the best promised copy, rewritten at the promised epoch above every known version', () => {
