@@ -52,6 +52,20 @@ export const limits = {
   synchPageLinksMax: 1000,
   /** Links synchronized at once during a pass. */
   synchConcurrencyMax: 256,
+  /** Links one promise request (a takeover's prepare phase) may name; the page size of that request. */
+  synchPromiseLinksMax: 1000,
+  /** Times one prepare round asks again with a higher epoch after replicas refused, before deferring the link. */
+  takeoverProposalsMax: 3,
+  /** First wait before deferred takeovers are tried again; doubles per failed retry. */
+  synchRetryDelayMinMicros: 500_000,
+  /** Longest wait between retries of deferred takeovers. */
+  synchRetryDelayMaxMicros: 30_000_000,
+  /** Links an owner remembers to synchronize again because a replica refused its write for its epoch; the oldest is forgotten past it. */
+  synchRecheckLinksMax: 100_000,
+  /** Promises one host keeps as a replica (one per link until a takeover spends it); past it new promise requests get 503. */
+  promisesHeldMax: 1_000_000,
+  /** Size past which the promise file is rewritten with only the promises still outstanding. */
+  promiseFileBytesMax: 4 * 1024 * 1024,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
   /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */

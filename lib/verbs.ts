@@ -110,6 +110,11 @@ function bodyNumber(body: JsonObject, field: string): number | undefined {
 export interface CreateOptions {
   /** Pragma xn-force-index-update: re-create over a tombstone, dropping the old history. */
   forceIndexUpdate: boolean;
+  /**
+   * The lowest epoch to create a link nobody holds in: the epoch its owner was promised for it
+   * (lib/synch/promise.ts), which replicas refuse anything older than.
+   */
+  epochFloor?: Epoch;
 }
 
 /**
@@ -156,7 +161,7 @@ export function planCreate(
     action: 'POST',
     version,
     // A re-create continues the link's epoch: replicas that saw a takeover refuse an older one.
-    epoch: existing?.documentEpoch ?? 0,
+    epoch: Math.max(existing?.documentEpoch ?? 0, opts.epochFloor ?? 0),
     expirationMicros,
     ctx,
     resetHistory,

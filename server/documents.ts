@@ -8,7 +8,8 @@
 
 import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
-import type { Link, NodeId } from '../lib/ids.js';
+import type { Epoch, Link, NodeId } from '../lib/ids.js';
+import { decideRecord, fenceOf, type Promised } from '../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../lib/service.js';
 import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../lib/verbs.js';
 import type { DocumentIndex } from '../index/views.js';
@@ -30,8 +31,18 @@ export interface DocumentStoreDeps {
   onLogFailure(e: unknown): void;
   /** Ships owner writes to replicas; absent on a host that replicates nothing. */
   replicator?: Replicator;
-  /** Brings a link up to date from its replicas before the owner acts on it. */
-  synch?: { ensure(svc: RegisteredService, link: Link): Promise<void> };
+  /**
+   * Brings a link up to date from its replicas before the owner acts on it; checkEpoch refuses an
+   * owner's write planned at an epoch older than one this host has promised for the link, or in an
+   * epoch another owner won (Synchronizer.checkEpoch).
+   */
+  synch?: {
+    ensure(svc: RegisteredService, link: Link): Promise<void>;
+    checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void;
+    preparedEpoch(link: Link): Epoch | undefined;
+  };
+  /** Promises this host made as a replica (server/promises.ts): records below them are refused. */
+  promises?: { get(link: Link): Promised | undefined };
   /** Owner-only start handlers. */
   hooks?: { started(svc: RegisteredService, link: Link): void };
 }
@@ -88,20 +99,24 @@ export class DocumentStore {
   /**
    * A replica's side of log shipping: each record is appended and indexed unless it is a copy
    * already held (acknowledged again: retries are harmless) or comes from an older epoch than the
-   * one held for its link (refused: fencing against a stale owner).
+   * one held or promised for its link (refused: fencing against a stale owner).
    */
   async applyReplicated(records: readonly NewLogRecord[]): Promise<ReplicaResult[]> {
     return Promise.all(
       records.map((rec) =>
         this.queues.run(rec.link, async (): Promise<ReplicaResult> => {
           const local = this.d.index.latest(rec.link);
-          const localEpoch = local?.documentEpoch ?? 0;
-          if (local && rec.epoch < localEpoch) {
-            return { ok: false, status: 409, message: `Expected epoch: ${localEpoch}, in update: ${rec.epoch}` };
+          const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
+          const promised = this.d.promises?.get(rec.link);
+          const decision = decideRecord(held, promised, rec);
+          if (decision === 'refuse') {
+            return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
           }
-          if (local && rec.epoch === localEpoch && rec.version <= local.documentVersion) return { ok: true };
+          if (decision === 'duplicate') return { ok: true };
           try {
             await this.appendLocal(rec);
+            // A promise this record spent is dropped now, before an expiry could purge its proof.
+            if (promised) this.d.promises?.get(rec.link);
             return { ok: true };
           } catch (e) {
             return { ok: false, status: 500, message: (e as Error).message };
@@ -133,7 +148,10 @@ export class DocumentStore {
     const { body, link } = prepared;
     await this.d.synch?.ensure(svc, link);
     const state = await this.queues.run(link, () => {
-      const rec = planCreate(svc, link, body, this.d.index.latest(link), opts, this.ctx());
+      const cur = this.d.index.latest(link);
+      const epochFloor = svc.has('REPLICATION') ? this.d.synch?.preparedEpoch(link) : undefined;
+      const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
+      this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
       return this.commit(svc, rec, opts);
     });
     if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
@@ -146,7 +164,9 @@ export class DocumentStore {
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
     await this.d.synch?.ensure(svc, link);
     return this.queues.run(link, async () => {
-      const rec = planUpdate(svc, action, link, this.d.index.latest(link), body, this.ctx());
+      const cur = this.d.index.latest(link);
+      const rec = planUpdate(svc, action, link, cur, body, this.ctx());
+      if (rec) this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
       return rec ? this.commit(svc, rec, opts) : undefined;
     });
   }

@@ -30,6 +30,7 @@ import { TaskDriver } from './tasks.js';
 import { Watches } from './watches.js';
 import { Replicator } from './replicator.js';
 import { Selectors } from './selectors.js';
+import { PromiseStore } from './promises.js';
 import { Synchronizer } from './synchronizer.js';
 import { OwnerRouting } from './routing.js';
 import { systemClock, type Clock } from './clock.js';
@@ -74,7 +75,7 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; access: AccessControl; admin?: AdminBootstrap },
+    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; promises: PromiseStore; access: AccessControl; admin?: AdminBootstrap },
   ) {}
 
   /** The plain HTTP port, or -1 when plain HTTP is off. */
@@ -135,6 +136,17 @@ export class Host {
       },
     });
     const replayMs = performance.now() - replayStarted;
+    // After the replay and before expired documents leave the index: a promise the log has since
+    // overtaken (held epoch at or past it) is spent, and the expired copy may be what proves it.
+    const promises = await PromiseStore.open({
+      dir: diskDirectory(path.join(dir, 'promises')),
+      heldEpoch: (link) => {
+        const doc = index.latest(link);
+        return doc ? (doc.documentEpoch ?? 0) : undefined;
+      },
+      logger,
+      repair: config.repairLog,
+    });
     index.expire(clock.nowMicros());
     logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
 
@@ -147,6 +159,7 @@ export class Host {
       registry,
       clock,
       hostId: id,
+      promises,
       onLogFailure: (e) => {
         logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
         void host?.stop();
@@ -185,6 +198,7 @@ export class Host {
       selectors,
       replicator,
       peers,
+      promises,
       clock,
       logger,
       operationTimeoutMicros: config.operationTimeoutMicros,
@@ -207,6 +221,7 @@ export class Host {
     });
     const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
+    replicator.onStaleEpoch = (link) => synchronizer.staleEpoch(link);
     store.attachCluster({ replicator, synch: synchronizer, hooks });
     const access = new AccessControl({
       enabled: config.isAuthorizationEnabled,
@@ -239,13 +254,13 @@ export class Host {
     const callback = app.callback();
     handler = (req, res) => void callback(req, res);
     for (const run of early.splice(0)) run();
-        let admin: AdminBootstrap | undefined;
+    let admin: AdminBootstrap | undefined;
     if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
       admin = new AdminBootstrap({ email: config.adminUser ?? 'admin@localhost', password: config.adminPassword, index, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     } else if (config.isAuthorizationEnabled) {
       logger.warn('authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles');
     }
-    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, access, admin });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, promises, access, admin });
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
@@ -328,6 +343,7 @@ export class Host {
       await this.cluster.groups.stop();
       await this.cluster.peers.close();
       await this.wal.close();
+      await this.cluster.promises.close();
       await this.lock.release();
       this.logger.info('stopped');
       this.resolveStopped();

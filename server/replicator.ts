@@ -152,6 +152,8 @@ export interface ReplicaSet {
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
   private opCounter = 0;
+  /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
+  onStaleEpoch: ((link: string) => void) | undefined;
 
   constructor(
     private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
@@ -254,6 +256,7 @@ export class Replicator {
         if (r.ok) tracker.success();
         else {
           tracker.failure(r.status);
+          if (r.status === 409) this.onStaleEpoch?.(rec.link);
           this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
         }
         check();

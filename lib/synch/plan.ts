@@ -23,7 +23,11 @@ export interface Head {
   deleted: boolean;
 }
 
-export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 | 1, owner: NodeId];
+/**
+ * A head on the wire; `fence`, when present, is an epoch the replica promised above the copy it
+ * holds (lib/synch/promise.ts): records below it are refused there.
+ */
+export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 | 1, owner: NodeId, fence?: Epoch];
 
 export function headOf(t: HeadTuple): Head {
   return { epoch: t[1], version: t[2], deleted: t[3] === 1, owner: t[4] || undefined };

@@ -109,7 +109,7 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
   router.all('/core/node-selectors/:sel/replication', (ctx) => notAllowed(ctx.method));
   router.post('/core/node-selectors/:sel/synch', async (ctx) => {
     d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
-    ctx.body = d.synchronizer.serve(await readJsonBody(ctx.req));
+    ctx.body = await d.synchronizer.serve(await readJsonBody(ctx.req));
   });
   router.get('/core/node-selectors/:sel/synch', (ctx) => {
     ctx.body = { ...d.synchronizer.stats, documentSelfLink: `/core/node-selectors/${ctx.params.sel}/synch` };

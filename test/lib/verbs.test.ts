@@ -35,6 +35,10 @@ test('create stamps the common fields in order and validates name', () => {
   assert.is(rec.timeMicros, 100);
   assert.is(rec.action, 'POST');
   assert.match(code(() => planCreate(svc, '/core/examples/a', {}, undefined, { forceIndexUpdate: false }, ctx(1)))!, /INVALID_BODY:0:name is required/);
+  assert.is(rec.epoch, 0);
+  // A link its replicas promised an epoch for, though nobody holds it, is created in that epoch.
+  const fenced = planCreate(svc, '/core/examples/a', { name: 'a' }, undefined, { forceIndexUpdate: false, epochFloor: 4 }, ctx(100));
+  assert.equal([fenced.epoch, fenced.state.documentEpoch, fenced.version], [4, 4, 0]);
 });
 
 test('create over live, deleted and expired states', () => {

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
+import { limits } from '../../lib/limits.js';
 import { startHost, type TestHost } from '../support/hosts.js';
 
 const t = suite<{ h: TestHost; seqBefore: number }>('bad input');
@@ -93,6 +94,44 @@ t('unknown paths are 404, unsupported verbs 405, with the error body', async ({ 
     isErrorBody(r.body, 405);
     assert.is(r.body.message, `Action not supported: ${method}`);
   }
+});
+
+t('bad synchronization promise requests are 400 and promise nothing', async ({ h }) => {
+  const url = '/core/node-selectors/default/synch';
+  const ok = { kind: 'promise', from: 'h9', factoryLink: '/core/examples', asks: [['/core/examples/base', 5]] };
+  const tooMany = Array.from({ length: limits.synchPromiseLinksMax + 1 }, (_, i) => [`/core/examples/x${i}`, 5]);
+  const cases: [string, unknown][] = [
+    ['no from', { ...ok, from: undefined }],
+    ['empty from', { ...ok, from: '' }],
+    ['from not a string', { ...ok, from: 7 }],
+    ['unknown factory', { ...ok, factoryLink: '/core/nothing' }],
+    ['a factory that is not replicated', { ...ok, factoryLink: '/core/query-tasks' }],
+    ['asks missing', { ...ok, asks: undefined }],
+    ['asks empty', { ...ok, asks: [] }],
+    ['asks not an array', { ...ok, asks: { '/core/examples/base': 5 } }],
+    ['asks past synchPromiseLinksMax', { ...ok, asks: tooMany }],
+    ['an ask that is not a pair', { ...ok, asks: [['/core/examples/base']] }],
+    ['a link outside the factory', { ...ok, asks: [['/core/other/base', 5]] }],
+    ['the factory itself', { ...ok, asks: [['/core/examples/', 5]] }],
+    ['a grandchild', { ...ok, asks: [['/core/examples/base/deeper', 5]] }],
+    ['epoch 0', { ...ok, asks: [['/core/examples/base', 0]] }],
+    ['a negative epoch', { ...ok, asks: [['/core/examples/base', -1]] }],
+    ['a fractional epoch', { ...ok, asks: [['/core/examples/base', 1.5]] }],
+    ['an epoch as a string', { ...ok, asks: [['/core/examples/base', '5']] }],
+    ['a link asked twice', { ...ok, asks: [['/core/examples/base', 5], ['/core/examples/base', 6]] }],
+    ['an unknown kind', { ...ok, kind: 'promises' }],
+    ['an array body', [ok]],
+  ];
+  for (const [why, body] of cases) {
+    const r = await h.client.post(url, body);
+    assert.is(r.status, 400, why);
+    isErrorBody(r.body, 400);
+  }
+  assert.is((await h.client.post(url, undefined)).status, 400, 'no body');
+  assert.is((await h.client.send('POST', url, '{"kind": "promise",')).status, 400, 'malformed JSON');
+  assert.is((await h.client.post('/core/node-selectors/nope/synch', ok)).status, 404, 'unknown selector');
+  const stats = await h.client.get<{ promisesGranted: number; promisesHeld: number }>(url);
+  assert.equal([stats.body.promisesGranted, stats.body.promisesHeld], [0, 0]);
 });
 
 t('nothing bad was appended to the log and the host still serves', async ({ h, seqBefore }) => {

@@ -22,14 +22,25 @@
  *   owners exist, as they do while membership catches up).
  * - synch 'atomic': a synchronization step reads the heads of the hosts it can reach, fetches the
  *   best copy and pushes the result in one step, without message faults; 'network': as the server
- *   does it, a heads request lost to a fault just leaves that peer out (Synchronizer.ensure) and the
- *   pushes travel the faulty network, their failures ignored (Synchronizer.applyPlan).
+ *   does it, over the faulty network and asynchronously (test/support/sim-synch.ts): discovery
+ *   reads that a fault loses leave that peer out, a takeover's prepare round (promise requests and
+ *   replies) and its write (shipped to a quorum before the new owner commits it) travel the
+ *   network, pushes are fire-and-forget, a client write waits for its link's synchronization, and
+ *   deferred takeovers are retried.
+ * And `promises` says what the prepare phase is: 'durable' (the server: replicas promise the new
+ * epoch before the heads are read, keep the promise across restarts and refuse older records and
+ * owner writes from then on), 'volatile' (promises forgotten by a restart) or 'off' (the server
+ * before the prepare phase: heads read without promises, takeover at planLink's epoch), so a
+ * scenario can show what the phase prevents.
  */
 
 import { selectNodes } from '../../lib/hash.js';
 import type { Epoch, Link, NodeId, Version } from '../../lib/ids.js';
 import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
 import { compareHeads, planLink, type Head, type SynchPlan } from '../../lib/synch/plan.js';
+import { decideRecord, promiseSpent, type Promised } from '../../lib/synch/promise.js';
+import { decideSynch, planTakeover } from '../../lib/synch/takeover.js';
+import { NetworkSynch } from './sim-synch.js';
 
 /** The same seeded generator as the membership simulation, so a seed means one thing everywhere. */
 import { mulberry32 as prng } from './sim-network.js';
@@ -45,6 +56,17 @@ export interface DocState {
   deleted: boolean;
   /** The client write whose content this is; synchronization rewrites keep it. */
   writeId: number;
+  /**
+   * The state the owner planned this write on (absent for a seeded state); synchronization copies
+   * keep it. Following it lists every write this content includes.
+   */
+  parent?: DocState;
+}
+
+/** Whether write `writeId` is part of `s`'s content: `s` is it, or was planned on a state that includes it. */
+export function includesWrite(s: DocState | undefined, writeId: number): boolean {
+  for (let at = s; at; at = at.parent) if (at.writeId === writeId) return true;
+  return false;
 }
 
 /** A replication record: the full new state of a link, as the server ships it. */
@@ -63,15 +85,12 @@ export interface ReplicaResult {
 export type ReplicaDecision = 'apply' | 'duplicate' | 'refuse';
 
 /**
- * The replica's rule, as DocumentStore.applyReplicated has it: an older epoch than held is refused
- * (409, fencing a stale owner); the same epoch at a version already reached is acknowledged as a
- * duplicate without appending; anything else is appended.
+ * The replica's rule, as DocumentStore.applyReplicated has it (lib/synch/promise.ts decideRecord):
+ * an older epoch than held or promised is refused (409, fencing a stale owner); the same epoch at a
+ * version already reached is acknowledged as a duplicate without appending; anything else is appended.
  */
-export function replicaDecision(held: Pick<DocState, 'epoch' | 'version'> | undefined, rec: Pick<DocState, 'epoch' | 'version'>): ReplicaDecision {
-  if (!held) return 'apply';
-  if (rec.epoch < held.epoch) return 'refuse';
-  if (rec.epoch === held.epoch && rec.version <= held.version) return 'duplicate';
-  return 'apply';
+export function replicaDecision(held: Pick<DocState, 'epoch' | 'version'> | undefined, rec: Pick<DocState, 'epoch' | 'version'>, promised?: Promised): ReplicaDecision {
+  return decideRecord(held, promised, rec);
 }
 
 export function headOfState(s: DocState | undefined): Head | undefined {
@@ -99,13 +118,20 @@ export class ReplHost {
   readonly log: LogEntry[] = [];
   /** Partition side. */
   side = 0;
+  /** Promises made as a replica (durable or not, as SimOptions.promises says). */
+  readonly promised = new Map<Link, Promised>();
+  /** Links whose owner saw its writes refused for their epoch: synchronized again first. */
+  readonly recheck = new Set<Link>();
+  /** Network synchronizations under way, per link, with who waits for each. */
+  readonly inFlight = new Map<Link, ((ok: boolean) => void)[]>();
 
   constructor(readonly id: NodeId, all: readonly NodeId[]) {
     this.view = new Set(all);
   }
 }
 
-export type Outcome = 'rejected' | 'noop' | 'pending' | 'acked' | 'failed';
+/** 'waiting': held by its owner until the link is synchronized (network synch), nothing appended yet. */
+export type Outcome = 'rejected' | 'noop' | 'waiting' | 'pending' | 'acked' | 'failed';
 
 export interface ClientWrite {
   /** Issue order; also the write's identity in DocState.writeId. */
@@ -139,7 +165,7 @@ export interface Faults {
   longDelayMs: number;
 }
 
-export type PacketKind = 'rpl' | 'ack' | 'heads' | 'fetch';
+export type PacketKind = 'rpl' | 'ack' | 'heads' | 'fetch' | 'promise' | 'promised';
 
 export interface PacketInfo {
   kind: PacketKind;
@@ -171,6 +197,16 @@ export interface SimOptions {
    * (epoch 0 always), 'held' keeps the tombstone's epoch as updates do.
    */
   recreateEpoch?: 'zero' | 'held';
+  /** The prepare phase: see the top of this file. Default 'durable'. */
+  promises?: 'durable' | 'volatile' | 'off';
+  /**
+   * With the prepare phase, an owner writes only in an epoch it won: one whose latest state
+   * another owner stamped is taken over first (Synchronizer.needsSynch). false turns that off, to
+   * show what it prevents. Default true; 'off' promises imply false.
+   */
+  ownEpochOnly?: boolean;
+  /** Retries of a deferred synchronization a pass makes (server: a retry timer with backoff). Default 3. */
+  synchRetries?: number;
   /** Keep a trace of what happened (for failure messages). */
   trace?: boolean;
 }
@@ -210,6 +246,12 @@ export interface SimStats {
   synchRewrites: number;
   synchAdopts: number;
   synchPushes: number;
+  promisesGranted: number;
+  promisesRefused: number;
+  /** Takeovers that did not happen for want of promises or of their write's quorum. */
+  takeoversDeferred: number;
+  /** Owner writes refused before logging because the owner itself promised a later epoch. */
+  ownWritesFenced: number;
 }
 
 const DEFAULT_FAULTS: Faults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 5, longDelayRate: 0, longDelayMs: 0 };
@@ -223,7 +265,10 @@ export class ReplicationSim {
   /** Breaches of the log invariant seen when they happened (property 3). */
   readonly violations: string[] = [];
   readonly trace: string[] = [];
-  readonly stats: SimStats = { packets: 0, dropped: 0, duplicated: 0, lost: 0, refused: 0, duplicatesAcked: 0, applied: 0, synchRewrites: 0, synchAdopts: 0, synchPushes: 0 };
+  readonly stats: SimStats = {
+    packets: 0, dropped: 0, duplicated: 0, lost: 0, refused: 0, duplicatesAcked: 0, applied: 0, synchRewrites: 0, synchAdopts: 0, synchPushes: 0,
+    promisesGranted: 0, promisesRefused: 0, takeoversDeferred: 0, ownWritesFenced: 0,
+  };
   faults: Faults;
   filter: ((p: PacketInfo) => FilterDecision) | undefined;
   readonly network: 'ordered' | 'raw';
@@ -234,6 +279,10 @@ export class ReplicationSim {
   readonly quorum: number;
   readonly factor: number | undefined;
   readonly recreateEpoch: 'zero' | 'held';
+  readonly promises: 'durable' | 'volatile' | 'off';
+  readonly synchRetries: number;
+  readonly ownEpochOnly: boolean;
+  private readonly net: NetworkSynch;
   private readonly rng: () => number;
   private events: TimedEvent[] = [];
   private seq = 0;
@@ -254,6 +303,10 @@ export class ReplicationSim {
     this.quorum = opts.membershipQuorum ?? Math.floor(this.ids.length / 2) + 1;
     this.factor = opts.replicationFactor;
     this.recreateEpoch = opts.recreateEpoch ?? 'held';
+    this.promises = opts.promises ?? 'durable';
+    this.synchRetries = opts.synchRetries ?? 3;
+    this.ownEpochOnly = this.promises !== 'off' && (opts.ownEpochOnly ?? true);
+    this.net = new NetworkSynch(this);
     this.faults = { ...DEFAULT_FAULTS, ...opts.faults };
     this.snapshotConnections();
   }
@@ -270,7 +323,8 @@ export class ReplicationSim {
 
   // ---- clock and events ----
 
-  private at(delayMs: number, run: () => void): void {
+  /** Runs `run` `delayMs` from now (for sim-synch.ts too). */
+  at(delayMs: number, run: () => void): void {
     const e: TimedEvent = { at: this.nowMs + delayMs, seq: this.seq++, run };
     // Binary insertion keeps (at, seq) order; queues stay small.
     let lo = 0;
@@ -345,6 +399,7 @@ export class ReplicationSim {
     if (!h.running) return;
     h.running = false;
     h.incarnation++;
+    h.inFlight.clear();
     // The owner's queued records die with it (its clients never hear back: in doubt).
     for (const k of [...this.channels.keys()]) if (k.startsWith(`${id}>`)) this.channels.delete(k);
     this.log(`crash ${id}`);
@@ -359,6 +414,8 @@ export class ReplicationSim {
     h.view = new Set([id]);
     h.generation++;
     h.synched.clear();
+    h.recheck.clear();
+    if (this.promises === 'volatile') h.promised.clear();
     this.log(`restart ${id}`);
     this.topologyChanged();
   }
@@ -456,7 +513,8 @@ export class ReplicationSim {
 
   // ---- packets ----
 
-  private send(info: PacketInfo, deliver: () => void): void {
+  /** One packet: dropped, delayed, duplicated by the faults and the filter (for sim-synch.ts too). */
+  send(info: PacketInfo, deliver: () => void): void {
     this.stats.packets++;
     const k = this.pairKey(info.from, info.to);
     const gen = this.connGen.get(k) ?? 0;
@@ -556,7 +614,7 @@ export class ReplicationSim {
    * Appends a state to a host's log and index. Every path goes through here, so this is where
    * property 3 is watched: a host's states of one link only ever move forward in (epoch, version).
    */
-  private append(h: ReplHost, link: Link, state: DocState, cause: AppendCause): void {
+  append(h: ReplHost, link: Link, state: DocState, cause: AppendCause): void {
     const held = h.index.get(link);
     if (held && (state.epoch < held.epoch || (state.epoch === held.epoch && state.version <= held.version))) {
       this.violations.push(`${h.id} ${cause} ${link} went from (${held.epoch},${held.version}) to (${state.epoch},${state.version})`);
@@ -565,10 +623,20 @@ export class ReplicationSim {
     h.log.push({ link, state, atMs: this.nowMs, cause });
   }
 
+  /** The promise `h` holds for `link`, if not spent (PromiseStore.get). */
+  promisedAt(h: ReplHost, link: Link): Promised | undefined {
+    const p = h.promised.get(link);
+    if (p && promiseSpent(h.index.get(link)?.epoch, p)) {
+      h.promised.delete(link);
+      return undefined;
+    }
+    return p;
+  }
+
   /** The replica side of a record (DocumentStore.applyReplicated). */
   applyReplicated(h: ReplHost, rec: Rec, from: NodeId): ReplicaResult {
     const held = h.index.get(rec.link);
-    const d = replicaDecision(held, rec.state);
+    const d = replicaDecision(held, rec.state, this.promisedAt(h, rec.link));
     this.log(`${h.id} <- ${from} ${rec.link} (${rec.state.epoch},${rec.state.version}) ${d}`);
     if (d === 'refuse') {
       this.stats.refused++;
@@ -619,8 +687,56 @@ export class ReplicationSim {
     const oh = this.host(ownerId);
     if (!this.available(oh) || this.ownerAt(oh, link) !== ownerId) return reject('owner disagrees');
     w.owner = ownerId;
-    if (!oh.synched.has(link) && !this.synchLink(ownerId, link)) return reject('synchronization failed');
+    const needs = this.needsSynch(oh, link);
+    if (this.synchMode === 'network') {
+      if (!needs) return this.commitWrite(w, oh, opts);
+      // The server's ensure(): the request waits on its owner for the link's synchronization.
+      w.outcome = 'waiting';
+      const inc = oh.incarnation;
+      this.net.ensure(ownerId, link, (ok) => {
+        w.outcome = 'rejected';
+        if (oh.incarnation !== inc) reject('owner crashed');
+        else if (!ok) reject('synchronization failed');
+        else this.commitWrite(w, oh, opts);
+      });
+      return w;
+    }
+    if (needs && !this.synchLink(ownerId, link)) return reject('synchronization failed');
+    return this.commitWrite(w, oh, opts);
+  }
 
+  /**
+   * Whether an owner synchronizes `link` before acting on it (Synchronizer.needsSynch): not done
+   * since its view changed, a write refused for its epoch, or (with the prepare phase) a promise
+   * outstanding or a latest state another owner stamped, whose epoch this host never won.
+   */
+  needsSynch(h: ReplHost, link: Link): boolean {
+    if (!h.synched.has(link) || h.recheck.has(link)) return true;
+    if (this.promises === 'off') return false;
+    const cur = h.index.get(link);
+    // Its own promise for a link nobody holds is spent by a creation (Synchronizer.promisePending).
+    const promised = this.promisedAt(h, link);
+    if (promised && (promised.by !== h.id || cur !== undefined)) return true;
+    return this.ownEpochOnly && cur !== undefined && cur.owner !== h.id;
+  }
+
+  /** The epoch `h` prepared for a link nobody holds, which a creation takes (Synchronizer.preparedEpoch). */
+  preparedEpoch(h: ReplHost, link: Link): Epoch | undefined {
+    if (this.promises === 'off' || h.index.has(link)) return undefined;
+    const promised = this.promisedAt(h, link);
+    return promised?.by === h.id ? promised.epoch : undefined;
+  }
+
+  /** The owner's part of a write once its link is synchronized: plan, fence check, ship, append, count. */
+  private commitWrite(w: ClientWrite, oh: ReplHost, opts: { quorum?: number | 'all' }): ClientWrite {
+    const { id, link, op, value } = w;
+    const ownerId = oh.id;
+    const reject = (reason: string) => {
+      w.outcome = 'rejected';
+      w.reason = reason;
+      this.log(`write #${id} ${op} ${link} at ${ownerId} rejected: ${reason}`);
+      return w;
+    };
     const cur = oh.index.get(link);
     let epoch: Epoch;
     let version: Version;
@@ -643,10 +759,26 @@ export class ReplicationSim {
       version = cur.version + 1;
     } else {
       w.action = 'POST';
-      epoch = 0;
+      epoch = this.preparedEpoch(oh, link) ?? 0;
       version = 0;
     }
+    // Synchronizer.checkEpoch: an owner bound to a later epoch than it holds does not log the write,
+    // nor one that would extend an epoch another owner won.
+    if (this.ownEpochOnly && cur && cur.owner !== ownerId && epoch === cur.epoch) {
+      oh.recheck.add(link);
+      this.stats.ownWritesFenced++;
+      w.status = 409;
+      return reject(`epoch ${epoch} is ${cur.owner}'s`);
+    }
+    const promised = this.promises === 'off' ? undefined : this.promisedAt(oh, link);
+    if (promised && epoch < promised.epoch) {
+      oh.recheck.add(link);
+      this.stats.ownWritesFenced++;
+      w.status = 409;
+      return reject(`Expected epoch: ${promised.epoch}, in update: ${epoch}`);
+    }
     const state: DocState = { epoch, version, owner: ownerId, value, deleted: op === 'delete', writeId: id };
+    if (cur) state.parent = cur;
     w.state = state;
     w.outcome = 'pending';
 
@@ -687,7 +819,11 @@ export class ReplicationSim {
       this.ship(ownerId, t, { link, state: { ...state } }, (r) => {
         if (oh.incarnation !== inc) return;
         if (r.ok) tracker.success();
-        else tracker.failure(r.status);
+        else {
+          tracker.failure(r.status);
+          // Replicator.onStaleEpoch: the owner synchronizes the link again before its next write.
+          if (r.status === 409 && this.promises !== 'off') oh.recheck.add(link);
+        }
         check();
       });
     }
@@ -705,14 +841,19 @@ export class ReplicationSim {
     const ownerId = this.ownerAt(eh, link);
     if (ownerId !== entry && !this.connected(entry, ownerId)) return undefined;
     const oh = this.host(ownerId);
-    if (!oh.synched.has(link) && !this.synchLink(ownerId, link)) return undefined;
+    if (this.synchMode === 'network') {
+      // Only the side effect: the synchronization runs on, over the network.
+      if (this.needsSynch(oh, link)) this.net.ensure(ownerId, link, () => undefined);
+      return oh.index.get(link);
+    }
+    if (this.needsSynch(oh, link) && !this.synchLink(ownerId, link)) return undefined;
     return oh.index.get(link);
   }
 
   // ---- synchronization ----
 
-  /** Does a synchronization request from `a` to `b` get through? */
-  private synchReaches(kind: 'heads' | 'fetch', a: NodeId, b: NodeId): boolean {
+  /** Does a synchronization read (discovery heads, a best copy) from `a` to `b` get through? (for sim-synch.ts too) */
+  synchReaches(kind: 'heads' | 'fetch', a: NodeId, b: NodeId): boolean {
     if (!this.connected(a, b)) return false;
     if (this.synchMode === 'atomic') return true;
     const d = this.filter?.({ kind, from: a, to: b });
@@ -722,25 +863,34 @@ export class ReplicationSim {
   }
 
   /**
-   * One link on its owner (Synchronizer.synchLinks + applyPlan): heads from the peers in view
-   * that answer (self included), planLink, fetch the best copy, adopt or rewrite it, push to the
-   * replicas the plan lists. False when the best copy could not be fetched.
+   * One link on its owner in one atomic step (synch 'atomic'; the network mode is sim-synch.ts):
+   * heads from the peers in view (self included), the decision (decideSynch, or planLink with
+   * promises 'off'), fetch the best copy, adopt it or take the link over, push to the replicas
+   * the plan lists. A takeover needs no prepare round here, as nothing can happen between the
+   * reads and the writes; it still takes the epoch and version the server's would. False when the
+   * best copy could not be fetched.
    */
   synchLink(ownerId: NodeId, link: Link): boolean {
+    if (this.synchMode === 'network') throw new Error('synchLink is the atomic mode; the network mode synchronizes through ensure()');
     const o = this.host(ownerId);
     const heads = new Map<NodeId, Head | undefined>();
     for (const p of this.ids) {
       if (p === ownerId || !o.view.has(p)) continue;
       if (this.synchReaches('heads', ownerId, p)) heads.set(p, headOfState(this.host(p).index.get(link)));
     }
-    // Replicas in view that did not answer count as holding nothing, so they get the result
-    // (Synchronizer.synchLinks does the same).
+    // Replicas in view that did not answer count as holding nothing, so they get the result.
     for (const p of this.replicaSetAt(o, link).targets) if (!heads.has(p)) heads.set(p, undefined);
     heads.set(ownerId, headOfState(o.index.get(link)));
-    const plan = planLink(ownerId, heads);
+    let plan: SynchPlan | null;
+    if (this.promises === 'off') plan = planLink(ownerId, heads);
+    else {
+      const d = decideSynch(ownerId, heads);
+      plan = d.takeoverEpoch === undefined ? d.plan : planTakeover(ownerId, heads, d.takeoverEpoch, d.versionFloor);
+    }
     this.synchs.push({ atMs: this.nowMs, host: ownerId, link, heads, plan });
     if (!plan) {
       o.synched.add(link);
+      o.recheck.delete(link);
       return true;
     }
     let base: DocState | undefined;
@@ -761,14 +911,10 @@ export class ReplicationSim {
     for (const p of plan.pushTo) {
       if (!targets.has(p)) continue;
       this.stats.synchPushes++;
-      const rec: Rec = { link, state: { ...result }, synch: true };
-      if (this.synchMode === 'atomic') {
-        if (this.connected(ownerId, p)) this.applyReplicated(this.host(p), rec, ownerId);
-      } else {
-        this.ship(ownerId, p, rec, () => undefined);
-      }
+      if (this.connected(ownerId, p)) this.applyReplicated(this.host(p), { link, state: { ...result }, synch: true }, ownerId);
     }
     o.synched.add(link);
+    o.recheck.delete(link);
     return true;
   }
 
@@ -781,11 +927,15 @@ export class ReplicationSim {
     return [...links].sort();
   }
 
-  /** A pass on one host: every link it owns now. */
+  /** A pass on one host: every link it owns now (network mode: started, each retried if deferred). */
   synchPass(id: NodeId): void {
     const h = this.host(id);
     if (!this.available(h)) return;
-    for (const l of this.knownLinks(id)) if (this.ownerAt(h, l) === id) this.synchLink(id, l);
+    for (const l of this.knownLinks(id)) {
+      if (this.ownerAt(h, l) !== id) continue;
+      if (this.synchMode === 'network') this.net.pass(id, l);
+      else this.synchLink(id, l);
+    }
   }
 
   /**
@@ -804,7 +954,11 @@ export class ReplicationSim {
       const before = this.totalAppends();
       for (const id of this.ids) {
         const h = this.host(id);
-        for (const l of this.knownLinks(id)) if (this.ownerAt(h, l) === id) this.synchLink(id, l);
+        for (const l of this.knownLinks(id)) {
+          if (this.ownerAt(h, l) !== id) continue;
+          if (this.synchMode === 'network') this.net.ensure(id, l, () => undefined, true);
+          else this.synchLink(id, l);
+        }
       }
       this.drain();
       if (this.totalAppends() === before) return round;
@@ -840,9 +994,11 @@ export class ReplicationSim {
   }
 
   /**
-   * Property 1: on every replica of its link, an acknowledged write is present, or was superseded
-   * by a write issued after it (acknowledged or in doubt), and the replica's (epoch, version) is
-   * not below the acknowledged one.
+   * Property 1: on every replica of its link, an acknowledged write is part of the state held (it
+   * is that state, or the state was planned, directly or through later writes, on one that
+   * included it; a write issued earlier but planned later, after waiting for its link's
+   * synchronization, can supersede it), and the replica's (epoch, version) is not below the
+   * acknowledged one.
    */
   checkAcknowledged(): string[] {
     const problems: string[] = [];
@@ -855,7 +1011,7 @@ export class ReplicationSim {
           continue;
         }
         if (compareHeads(headOfState(s)!, headOfState(w.state)!) < 0) problems.push(`${id} rolled ${w.link} back below acknowledged #${w.id} ${fmt(w.state)}: ${fmt(s)}`);
-        if (s.writeId < w.id) problems.push(`${id} lost acknowledged #${w.id} ${w.action} ${w.link} ${fmt(w.state)}: holds earlier write ${fmt(s)}`);
+        if (!includesWrite(s, w.id)) problems.push(`${id} lost acknowledged #${w.id} ${w.action} ${w.link} ${fmt(w.state)}: holds ${fmt(s)}, built without it`);
       }
     }
     return problems;

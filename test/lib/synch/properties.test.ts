@@ -11,9 +11,9 @@
  * The envelope these runs stay in, and why: membership views follow the network at once (views
  * 'consistent') and a synchronization step is atomic among the hosts it reaches (synch
  * 'atomic'); links exist on every host before the faults start; a forced re-create keeps the
- * tombstone's epoch. Outside it the server can lose acknowledged writes today; the skipped
- * scenarios in scenarios.test.ts next to this file show each way, and plan.test.ts the planLink
- * part.
+ * tombstone's epoch. prepare.test.ts next to this file searches outside it: synchronization over
+ * the faulty network with the takeover's prepare phase, and wrong membership views; the scripted
+ * scenarios are in scenarios.test.ts, the planLink part in plan.test.ts.
  */
 
 import { test } from 'uvu';

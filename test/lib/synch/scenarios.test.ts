@@ -2,9 +2,9 @@
  * Scripted synchronization scenarios on the simulated hosts (test/support/sim-replication.ts):
  * a restarted host caught up on the updates, deletions and creations it missed; a takeover that
  * carries an acknowledged write held by only some survivors; an owner that synchronizes a link on
- * demand before writing it. Then, skipped, the runs that lose acknowledged writes or leave
- * replicas apart today, each with the cause in its comment (the pure planLink cases are in
- * plan.test.ts, the random search in properties.test.ts).
+ * demand before writing it. Then the runs that lost acknowledged writes or left replicas apart,
+ * each with its cause and its fix in the comment (the pure planLink cases are in plan.test.ts,
+ * the random search in properties.test.ts, the prepare phase's own schedules in prepare.test.ts).
  */
 
 import { test } from 'uvu';
@@ -102,20 +102,19 @@ test('an owner synchronizes a link on demand before writing it after a membershi
   clean(sim);
 });
 
-// ---- known ways to lose writes (skipped: the simulation's 'network' synchronization models the
-// server as it was when these were found; see each comment for what the server does now) ----
+// ---- two ways the synchronizer lost acknowledged writes, fixed by the takeover's prepare phase
+// (replicas promise the new epoch before the new owner reads their heads; lib/synch/promise.ts,
+// takeover.ts). The simulation's 'network' synchronization is the server's (sim-synch.ts);
+// prepare.test.ts next to this file has more schedules, each of which loses a write without the
+// phase ----
 
-// server/synchronizer.ts: a takeover's new epoch is appended by the new owner and pushed
-// fire-and-forget (applyPlan ignores failed pushes), so an epoch can exist on one host only.
-// planLink then trusts "highest epoch wins": here h-B takes over at epoch 1 but its pushes are
-// lost, it is cut off, the majority goes on at epoch 0 and acknowledges "y", and after the heal
-// B's pass finds its own epoch-1 copy best (diverged, so rewritten at (1,2)) and pushes the old
-// content over the acknowledged write. Needs the takeover acknowledged by a quorum (and replicas
-// that have promised the new epoch) before the new owner appends or serves it.
-// Server now: the takeover is shipped with Replicator.shipBeforeCommit and committed only after a
-// quorum holds it, so this exact schedule (pushes lost) no longer commits epoch 1 on B. Still
-// open: replicas do not promise the new epoch before the heads are read (no prepare phase).
-test.skip('BUG synchronizer: an unacknowledged takeover epoch overrides a write acknowledged at the old epoch', () => {
+// Found as: a takeover's new epoch was appended by the new owner and pushed fire-and-forget, so it
+// could exist on one host only, and "highest epoch wins" then let it override a write the majority
+// acknowledged later at the old epoch. Here B takes over while every record of its takeover is
+// lost, is cut off, and the majority goes on and acknowledges "y"; after the heal B takes over
+// again. Now the takeover is committed only once a quorum took it (so B commits nothing) and the
+// replicas that promised B its epoch make C take the link over above it before writing "y".
+test('an unacknowledged takeover epoch never overrides a write acknowledged at the old epoch (was: BUG)', () => {
   const ids = ['h1', 'h2', 'h3'];
   // B owns the link among all three; C owns it among the other two.
   const link = '/l/0';
@@ -125,37 +124,39 @@ test.skip('BUG synchronizer: an unacknowledged takeover epoch overrides a write 
   sim.crash(B);
   assert.is(sim.write(C, link, 'put', { value: 'v0' }).owner, C);
   sim.drain();
-  // B comes back and takes over; its pushes are lost.
+  // B comes back and takes over; every record of its takeover is lost (its retries too).
   sim.filter = (p) => (p.kind === 'rpl' && p.from === B && p.recs?.some((r) => r.synch) ? 'drop' : undefined);
   sim.restart(B);
   sim.drain();
-  assert.equal([sim.host(B).index.get(link)?.epoch, sim.host(A).index.get(link)?.epoch], [1, 0]);
+  assert.is(sim.host(B).index.get(link), undefined, 'B committed no takeover');
+  for (const id of [A, C]) {
+    assert.equal([sim.host(id).index.get(link)?.epoch, sim.promisedAt(sim.host(id), link)?.by], [0, B], `${id} holds epoch 0, promised to B`);
+  }
   sim.filter = undefined;
   sim.partition([B], [A, C]);
   const y = sim.write(C, link, 'put', { value: 'y' });
   sim.drain();
   assert.is(y.outcome, 'acked');
+  assert.ok(y.state!.epoch > sim.promisedAt(sim.host(B), link)!.epoch, 'C wrote "y" above the epoch B was promised');
   sim.heal();
   sim.drain();
   sim.settle();
-  clean(sim); // h1/h2/h3 lost acknowledged "y": they hold (1,2) "v0"
+  clean(sim);
+  for (const id of ids) assert.is(sim.host(id).index.get(link)?.value, 'y', id);
 });
 
-// server/synchronizer.ts ensure(): a peer whose heads request fails is left out, and nothing
-// fences the old owner between the heads and the push. The old owner X's write is on its way to
-// Y when Z (the new owner after Z's restart) reads the link without X's heads; Y applies and
-// acknowledges X's write (quorum: X + Y), then Z's takeover, built from Y's earlier copy, arrives
-// at a higher epoch and replaces it on Y and X. Needs every replica's heads (or a quorum that
-// promised the new epoch and refuses older ones from then on) before a takeover.
-// Server now: an owner plans only with heads from a quorum of the replicas, which narrows this to
-// the window between reading heads and the takeover reaching the replicas; closing it needs the
-// same prepare/promise phase as above.
-test.skip("BUG synchronizer: a takeover built without a peer's heads drops a write acknowledged meanwhile", () => {
+// Found as: Synchronizer.ensure() left out a peer whose heads request failed, and nothing fenced
+// the old owner between the heads and the takeover. X's write is on its way to Y when Z (owner
+// again after its restart) reads the link without X's heads; Y took and acknowledged X's write,
+// then Z's takeover, built from Y's earlier copy, replaced it everywhere. Now Y promised Z the new
+// epoch before X's write arrives, refuses it, and the write fails instead of being lost; and Z's
+// takeover waits for X's promise too, whose head carries the write X logged.
+function heldOutPeer(promises: 'durable' | 'off') {
   const ids = ['h1', 'h2', 'h3'];
   const link = '/l/0';
   const { owner: Z, next: X, rest } = roles(link, ids);
   const Y = rest[0]!;
-  const sim = new ReplicationSim({ hosts: ids, synch: 'network', autoSynch: false, timeoutMs: 200 });
+  const sim = new ReplicationSim({ hosts: ids, synch: 'network', autoSynch: false, timeoutMs: 200, promises });
   sim.crash(Z);
   sim.write(X, link, 'put', { value: 'v0' });
   sim.drain();
@@ -167,12 +168,29 @@ test.skip("BUG synchronizer: a takeover built without a peer's heads drops a wri
   };
   const w = sim.write(X, link, 'put', { value: 'w' });
   sim.restart(Z);
-  sim.read(Z, link); // ensure: takes over from Y's copy
+  sim.read(Z, link); // ensure: takes over
   sim.runFor(20);
+  return { sim, w, Y, link };
+}
+
+test("a takeover built without a peer's heads never drops a write acknowledged meanwhile (was: BUG)", () => {
+  const { sim, w, Y, link } = heldOutPeer('durable');
+  assert.is(w.outcome, 'failed');
+  assert.is(w.status, 409, 'refused by Y for its epoch');
+  assert.is(sim.host(Y).index.get(link)?.value, 'v0');
+  sim.drain();
+  sim.settle();
+  clean(sim);
+  // X had logged "w" before it promised: its head carried it into the takeover.
+  assert.is(sim.host(Y).index.get(link)?.value, 'w');
+});
+
+test('without the prepare phase the same schedule acknowledges "w" and loses it', () => {
+  const { sim, w } = heldOutPeer('off');
   assert.is(w.outcome, 'acked');
   sim.drain();
   sim.settle();
-  clean(sim); // acknowledged "w" lost on every host
+  assert.match(sim.checkAll().join('\n'), new RegExp(`lost acknowledged #${w.id} PUT`));
 });
 
 // lib/synch/plan.ts (with lib/verbs.ts planCreate): a create that stayed on its owner A (the

@@ -1,0 +1,131 @@
+/**
+ * The new owner's side of a takeover (lib/synch/takeover.ts): when discovery calls for one, at
+ * which epoch, the plan built from the heads returned with the promises, and the prepare round:
+ * asks grouped per replica, ready with a quorum of promises (this host's own among them) once every
+ * replica answered or failed, asking again above a
+ * refusal, deferring when too few answer, ignoring stale and duplicate answers; the retry backoff.
+ */
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { limits } from '../../../lib/limits.js';
+import type { Head } from '../../../lib/synch/plan.js';
+import type { PromiseAnswer } from '../../../lib/synch/promise.js';
+import { decideSynch, planTakeover, RetrySchedule, TakeoverRound, type TakeoverEffect } from '../../../lib/synch/takeover.js';
+
+const h = (epoch: number, version: number, owner?: string): Head => ({ epoch, version, owner, deleted: false });
+const heads = (entries: [string, Head | undefined][]) => new Map(entries);
+const grant = (link: string, epoch: number, head: Head | undefined): PromiseAnswer => [link, epoch, 1, epoch, head ? [head.epoch, head.version, 0, head.owner ?? ''] : null];
+const refuse = (link: string, epoch: number, fence: number): PromiseAnswer => [link, epoch, 0, fence, null];
+const types = (effects: TakeoverEffect[]) => effects.map((e) => e.type);
+
+test('discovery: a takeover when ownership moved, copies diverged, or a replica promised above the best copy', () => {
+  assert.equal(decideSynch('s', heads([['s', h(1, 4, 's')], ['a', h(1, 4, 's')]])), { plan: { source: 's', best: h(1, 4, 's'), pushTo: [] }, versionFloor: 4 });
+  const moved = decideSynch('s', heads([['s', h(1, 4, 'a')], ['a', h(1, 4, 'a')]]));
+  assert.is(moved.takeoverEpoch, 2);
+  const diverged = decideSynch('s', heads([['s', h(2, 5, 's')], ['b', h(1, 9, 'x')]]));
+  assert.is(diverged.takeoverEpoch, 3, 'a divergence is settled under a new epoch too');
+  assert.is(diverged.versionFloor, 9);
+  // In agreement, but some replica is bound to epoch 3 by another host's unfinished takeover:
+  // this owner's records at epoch 1 would be refused there.
+  const fenced = decideSynch('s', heads([['s', h(1, 4, 's')], ['a', h(1, 4, 's')]]), [3]);
+  assert.is(fenced.takeoverEpoch, 4);
+  assert.is(decideSynch('s', heads([['s', h(1, 4, 's')]]), [1]).takeoverEpoch, undefined, 'a fence at the held epoch changes nothing');
+  assert.equal(decideSynch('s', heads([['s', undefined]])), { plan: null, versionFloor: -1 });
+  // Nobody holds it, but a replica is bound to epoch 5: prepare epoch 6 to create it in.
+  assert.equal(decideSynch('s', heads([['s', undefined], ['a', undefined]]), [5]), { plan: null, takeoverEpoch: 6, versionFloor: -1 });
+});
+
+test('planTakeover: the best promised copy, rewritten at the promised epoch above every known version', () => {
+  const p = planTakeover('s', heads([['s', h(0, 3, 'x')], ['a', h(0, 4, 'x')], ['b', undefined]]), 2, 7)!;
+  assert.equal(p, { source: 'a', best: h(0, 4, 'x'), rewrite: { epoch: 2, version: 8 }, pushTo: ['a', 'b'] });
+  assert.is(planTakeover('s', heads([['s', undefined], ['a', undefined]]), 2, 3), null);
+});
+
+test('a round asks every replica once per link, grouped, and is ready once all answered, with a quorum of promises', () => {
+  const r = new TakeoverRound('s', [
+    { link: '/l/1', replicas: ['s', 'a', 'b'], needed: 2, epoch: 1 },
+    { link: '/l/2', replicas: ['s', 'a', 'b'], needed: 2, epoch: 4 },
+  ]);
+  const start = r.start();
+  assert.equal(start, [
+    { type: 'ask', to: 's', asks: [['/l/1', 1], ['/l/2', 4]] },
+    { type: 'ask', to: 'a', asks: [['/l/1', 1], ['/l/2', 4]] },
+    { type: 'ask', to: 'b', asks: [['/l/1', 1], ['/l/2', 4]] },
+  ]);
+  assert.equal(r.answered('a', [grant('/l/1', 1, h(0, 2, 'x')), grant('/l/2', 4, h(3, 9, 'x'))]), []);
+  // A quorum promised; the round still waits for b's answer (or its failure) to see every head.
+  assert.equal(r.answered('s', [grant('/l/1', 1, h(0, 1, 'x')), grant('/l/2', 4, undefined)]), []);
+  const ready = [...r.answered('b', [grant('/l/1', 1, h(0, 3, 'x'))]), ...r.failed('b', [['/l/2', 4]])];
+  assert.equal(ready, [
+    { type: 'ready', link: '/l/1', epoch: 1, heads: heads([['a', h(0, 2, 'x')], ['s', h(0, 1, 'x')], ['b', h(0, 3, 'x')]]) },
+    { type: 'ready', link: '/l/2', epoch: 4, heads: heads([['a', h(3, 9, 'x')], ['s', undefined]]) },
+  ]);
+  assert.ok(r.done);
+  // b answers again late: nothing changes.
+  assert.equal(r.answered('b', [grant('/l/1', 1, h(0, 2, 'x'))]), []);
+});
+
+test("without this host's own promise a quorum of peers is not enough", () => {
+  const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['s', 'a', 'b'], needed: 2, epoch: 1 }]);
+  r.start();
+  assert.equal(r.answered('a', [grant('/l/1', 1, undefined)]), []);
+  assert.equal(r.answered('b', [grant('/l/1', 1, undefined)]), []);
+  assert.equal(types(r.failed('s', [['/l/1', 1]])), ['deferred']);
+});
+
+test('a refusal above the asked epoch makes the round ask everyone again above it', () => {
+  const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['s', 'a', 'b'], needed: 2, epoch: 1 }]);
+  r.start();
+  assert.equal(r.answered('s', [grant('/l/1', 1, h(0, 1, 'x'))]), []);
+  assert.equal(r.answered('a', [refuse('/l/1', 1, 3)]), []);
+  const again = r.answered('b', [refuse('/l/1', 1, 2)]);
+  assert.equal(again, [{ type: 'ask', to: 's', asks: [['/l/1', 4]] }, { type: 'ask', to: 'a', asks: [['/l/1', 4]] }, { type: 'ask', to: 'b', asks: [['/l/1', 4]] }]);
+  // Answers to the first proposal arriving late are ignored.
+  assert.equal(r.answered('b', [grant('/l/1', 1, h(0, 1, 'x'))]), []);
+  assert.equal(r.answered('s', [grant('/l/1', 4, h(0, 1, 'x'))]), []);
+  assert.equal(r.answered('b', [grant('/l/1', 4, h(0, 1, 'x'))]), []);
+  assert.equal(types(r.failed('a', [['/l/1', 4]])), ['ready']);
+});
+
+test('this host refusing (bound to another host) asks again at once; the asks stop after takeoverProposalsMax', () => {
+  const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['s', 'a', 'b'], needed: 2, epoch: 1 }], 2);
+  r.start();
+  assert.equal(types(r.answered('s', [refuse('/l/1', 1, 5)])), ['ask', 'ask', 'ask']);
+  const out = r.answered('s', [refuse('/l/1', 6, 8)]);
+  assert.equal(types(out), ['deferred']);
+  assert.match((out[0] as { reason: string }).reason, /refused up to epoch 8/);
+  assert.ok(r.done);
+});
+
+test('too few replicas reachable: deferred as soon as the quorum cannot be reached; duplicates count once', () => {
+  const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['s', 'a', 'b', 'c', 'd'], needed: 3, epoch: 2 }]);
+  r.start();
+  assert.equal(r.answered('s', [grant('/l/1', 2, undefined)]), []);
+  assert.equal(r.answered('a', [grant('/l/1', 2, undefined)]), []);
+  assert.equal(r.answered('a', [grant('/l/1', 2, undefined)]), [], 'a duplicate reply is not a second promise');
+  assert.equal(r.failed('b', [['/l/1', 2]]), []);
+  assert.equal(r.failed('c', [['/l/1', 2]]), []);
+  const out = r.failed('d', [['/l/1', 2]]);
+  assert.equal(types(out), ['deferred']);
+  assert.match((out[0] as { reason: string }).reason, /from 2 of 5 replicas \(3 needed/);
+});
+
+test('a link this host does not replicate is deferred at start', () => {
+  const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['a', 'b'], needed: 2, epoch: 2 }]);
+  assert.equal(types(r.start()), ['deferred']);
+  assert.ok(r.done);
+});
+
+test('retry schedule: doubling from the minimum up to the maximum, reset by a success', () => {
+  const s = new RetrySchedule();
+  assert.is(s.failed(1000), 1000 + limits.synchRetryDelayMinMicros);
+  assert.is(s.failed(1000), 1000 + 2 * limits.synchRetryDelayMinMicros);
+  for (let i = 0; i < 40; i++) s.failed(0);
+  assert.is(s.failed(0), limits.synchRetryDelayMaxMicros);
+  s.succeeded();
+  assert.is(s.failures, 0);
+  assert.is(s.failed(0), limits.synchRetryDelayMinMicros);
+});
+
+test.run();
