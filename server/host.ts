@@ -20,7 +20,9 @@ import { DocumentIndex } from '../index/views.js';
 import { diskDirectory } from '../wal/file.js';
 import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
+import { Forwarder } from './forwarder.js';
 import { Groups } from './groups.js';
+import { PeerEndpoints } from './peer-endpoints.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
 import { ChangeFeed } from './changes.js';
@@ -69,7 +71,18 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches },
+    readonly cluster: {
+      peers: PeerClient;
+      groups: Groups;
+      selectors: Selectors;
+      synchronizer: Synchronizer;
+      hooks: OwnerHooks;
+      tasks: TaskDriver;
+      changes: ChangeFeed;
+      watches: Watches;
+      forwarder: Forwarder;
+      replicator: Replicator;
+    },
   ) {}
 
   get port(): number {
@@ -153,7 +166,8 @@ export class Host {
     const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
-    const routing = new OwnerRouting({ selectors, peers, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
+    const forwarder = new Forwarder(peers);
+    const routing = new OwnerRouting({ selectors, peers, forwarder, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
     const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const synchronizer = new Synchronizer({
       hostId: id,
@@ -201,8 +215,12 @@ export class Host {
       tasks,
       watches,
     });
-    server.on('request', app.callback());
-    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches });
+    const koa = app.callback();
+    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros: () => clock.nowMicros() });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!peerEndpoints.handle(req, res)) void koa(req, res);
+    });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, forwarder, replicator });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${config.bindAddress}:${host.port}`);
@@ -248,6 +266,8 @@ export class Host {
       indexStats: this.index.stats() as unknown as JsonObject,
       peerStats: { ...this.cluster.peers.stats },
       synchStats: { ...this.cluster.synchronizer.stats },
+      forwardStats: { ...this.cluster.forwarder.stats },
+      replicationStats: { ...this.cluster.replicator.stats },
       parkedRequests: this.cluster.selectors.parkedCount,
       startTimeMicros: this.startedMicros,
       documentSelfLink: '/core/management',

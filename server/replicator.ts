@@ -3,9 +3,10 @@
  * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
  * most one request in flight and packs every record that queued up meanwhile into the next one
  * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
- * requests. The owner's own durable append counts as one success; the client is answered when
- * successes reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they
- * cannot.
+ * requests. A record is encoded once, whatever the number of replicas, and a batch is those
+ * encodings behind a header; the replica answers a msgpack list of results (peer-endpoints.ts).
+ * The owner's own durable append counts as one success; the client is answered when successes
+ * reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they cannot.
  */
 
 import { Packr, Unpackr } from 'msgpackr';
@@ -42,7 +43,40 @@ export interface ReplicationBatch {
 }
 
 export function encodeBatch(b: ReplicationBatch): Buffer {
-  return packr.pack(b);
+  return batchOf(b.from, b.records.map(encodeRecord));
+}
+
+/** One record as a batch carries it; a copy, since msgpackr reuses the memory pack() returns. */
+export function encodeRecord(rec: NewLogRecord): Buffer {
+  return Buffer.from(packr.pack(rec));
+}
+
+/** The msgpack map `{from, records: [...]}` around records already encoded. */
+function batchOf(from: string, records: readonly Buffer[]): Buffer {
+  const n = records.length;
+  let header: Buffer;
+  if (n < 16) header = Buffer.from([0x90 | n]);
+  else if (n < 0x10000) header = Buffer.from([0xdc, n >> 8, n & 0xff]);
+  else {
+    header = Buffer.alloc(5);
+    header[0] = 0xdd;
+    header.writeUInt32BE(n, 1);
+  }
+  return Buffer.concat([Buffer.from([0x82]), packr.pack('from'), packr.pack(from), packr.pack('records'), header, ...records]);
+}
+
+export function encodeResults(results: readonly ReplicaResult[]): Buffer {
+  return packr.pack(results);
+}
+
+/** A replica's answer to a batch of `count` records; anything else throws. */
+export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
+  const raw = unpackr.unpack(buf) as unknown;
+  if (!Array.isArray(raw) || raw.length !== count) throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
+  return raw.map((r: unknown) => {
+    const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
+    return o.ok === true ? { ok: true } : { ok: false, status: typeof o.status === 'number' ? o.status : 500, message: typeof o.message === 'string' ? o.message : 'malformed result' };
+  });
 }
 
 /** Decodes and checks a batch from the network: anything malformed is a 400, never a crash. */
@@ -72,8 +106,15 @@ export function decodeBatch(buf: Buffer): ReplicationBatch {
 }
 
 interface Queued {
-  rec: NewLogRecord;
+  /** The record, encoded (encodeRecord). */
+  bytes: Buffer;
   resolve(r: ReplicaResult): void;
+}
+
+export interface ReplicationStats {
+  /** Batches sent to replicas and the records they carried: records / batches is the batching achieved. */
+  batches: number;
+  records: number;
 }
 
 /** One ordered pipe to one peer. */
@@ -86,14 +127,15 @@ class PeerChannel {
     private readonly selfId: NodeId,
     private readonly peers: PeerClient,
     private readonly timeoutMs: number,
+    private readonly stats: ReplicationStats,
   ) {}
 
-  send(rec: NewLogRecord): Promise<ReplicaResult> {
+  send(bytes: Buffer): Promise<ReplicaResult> {
     if (this.queue.length >= limits.replicationQueueRecordsMax) {
       return Promise.resolve({ ok: false, status: 503, message: `replication queue to ${this.url} is full` });
     }
     return new Promise((resolve) => {
-      this.queue.push({ rec, resolve });
+      this.queue.push({ bytes, resolve });
       if (!this.pumping) void this.pump();
     });
   }
@@ -104,20 +146,23 @@ class PeerChannel {
       while (this.queue.length) {
         // Let appends made in this turn of the event loop join the batch.
         await null;
-        const batch: Queued[] = [];
-        let bytes = 0;
-        while (this.queue.length && batch.length < limits.replicationBatchRecordsMax) {
-          const next = this.queue[0]!;
-          const size = JSON.stringify(next.rec.state).length; // an estimate is enough for the bound
-          if (batch.length && bytes + size > limits.replicationBatchBytesMax / 2) break;
+        let count = 0;
+        // Room for the batch header too.
+        let bytes = 256;
+        while (count < this.queue.length && count < limits.replicationBatchRecordsMax) {
+          const size = this.queue[count]!.bytes.length;
+          if (count > 0 && bytes + size > limits.replicationBatchBytesMax) break;
           bytes += size;
-          batch.push(this.queue.shift()!);
+          count++;
         }
+        const batch = this.queue.splice(0, count);
+        this.stats.batches++;
+        this.stats.records += count;
         let results: ReplicaResult[];
         try {
           const r = await this.peers.request(this.url, {
             method: 'POST',
-            body: encodeBatch({ from: this.selfId, records: batch.map((q) => q.rec) }),
+            body: batchOf(this.selfId, batch.map((q) => q.bytes)),
             headers: { 'content-type': REPLICATION_CONTENT_TYPE, pragma: 'xn-rpl' },
             timeoutMs: this.timeoutMs,
           });
@@ -125,8 +170,7 @@ class PeerChannel {
             const msg = r.body.toString('utf8').slice(0, 500);
             results = batch.map(() => ({ ok: false, status: r.status, message: msg }));
           } else {
-            const parsed = JSON.parse(r.body.toString('utf8')) as { results?: ReplicaResult[] };
-            results = batch.map((_, i) => parsed.results?.[i] ?? { ok: false, status: 500, message: 'missing result' });
+            results = decodeResults(r.body, batch.length);
           }
         } catch (e) {
           results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
@@ -151,6 +195,7 @@ export interface ReplicaSet {
 
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
+  readonly stats: ReplicationStats = { batches: 0, records: 0 };
   private opCounter = 0;
 
   constructor(
@@ -180,7 +225,7 @@ export class Replicator {
     const url = `${originOf(node.groupReference)}${selectorLink}/replication`;
     let c = this.channels.get(url);
     if (!c) {
-      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000));
+      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000), this.stats);
       this.channels.set(url, c);
     }
     return c;
@@ -249,8 +294,10 @@ export class Replicator {
 
   /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
   private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, tracker: QuorumTracker, check: () => void): void {
+    if (set.targets.length === 0) return;
+    const bytes = encodeRecord(rec);
     for (const n of set.targets) {
-      void this.channel(n, selectorLink).send(rec).then((r) => {
+      void this.channel(n, selectorLink).send(bytes).then((r) => {
         if (r.ok) tracker.success();
         else {
           tracker.failure(r.status);
@@ -263,6 +310,6 @@ export class Replicator {
 
   /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
   push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
-    return this.channel(node, selectorLink).send(rec);
+    return this.channel(node, selectorLink).send(encodeRecord(rec));
   }
 }
