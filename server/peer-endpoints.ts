@@ -65,7 +65,7 @@ export class PeerEndpoints {
     const raw = await readRawBody(req, limits.replicationBatchBytesMax);
     if (!raw) throw new KryptonError('INVALID_BODY', 'replication batch is required');
     const batch = decodeBatch(raw);
-    const out = encodeResults(await this.d.store.applyReplicated(batch.records));
+    const out = encodeResults(await this.d.store.applyReplicated(batch.records, batch.bodies));
     res.writeHead(200, { 'content-type': REPLICATION_CONTENT_TYPE, 'content-length': out.length });
     res.end(out);
   }

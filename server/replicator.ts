@@ -3,8 +3,10 @@
  * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
  * most one request in flight and packs every record that queued up meanwhile into the next one
  * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
- * requests. A record is encoded once, whatever the number of replicas, and a batch is those
- * encodings behind a header; the replica answers a msgpack list of results (peer-endpoints.ts).
+ * requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
+ * of replicas, and the owner's and every replica's log frame is built around those same bytes;
+ * a batch is a msgpack sequence: a header `{from, count}` then the record bodies. The replica
+ * answers a msgpack list of results (peer-endpoints.ts).
  * The owner's own durable append counts as one success; the client is answered when successes
  * reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they cannot.
  */
@@ -21,7 +23,7 @@ import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { QuorumTracker, successThreshold } from '../lib/replication/quorum.js';
 import type { RegisteredService } from '../lib/service.js';
-import { UNPACK_OPTIONS } from '../wal/record.js';
+import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../wal/record.js';
 import type { PeerClient } from './peers.js';
 import { originOf } from './routing.js';
 import type { Selectors } from './selectors.js';
@@ -40,29 +42,17 @@ export interface ReplicaResult {
 export interface ReplicationBatch {
   from: NodeId;
   records: NewLogRecord[];
+  /** Each record's body as it came (encodeRecordBody's bytes), for the replica's log frames. */
+  bodies?: Buffer[];
 }
 
 export function encodeBatch(b: ReplicationBatch): Buffer {
-  return batchOf(b.from, b.records.map(encodeRecord));
+  return batchOf(b.from, b.bodies ?? b.records.map(encodeRecordBody));
 }
 
-/** One record as a batch carries it; a copy, since msgpackr reuses the memory pack() returns. */
-export function encodeRecord(rec: NewLogRecord): Buffer {
-  return Buffer.from(packr.pack(rec));
-}
-
-/** The msgpack map `{from, records: [...]}` around records already encoded. */
-function batchOf(from: string, records: readonly Buffer[]): Buffer {
-  const n = records.length;
-  let header: Buffer;
-  if (n < 16) header = Buffer.from([0x90 | n]);
-  else if (n < 0x10000) header = Buffer.from([0xdc, n >> 8, n & 0xff]);
-  else {
-    header = Buffer.alloc(5);
-    header[0] = 0xdd;
-    header.writeUInt32BE(n, 1);
-  }
-  return Buffer.concat([Buffer.from([0x82]), packr.pack('from'), packr.pack(from), packr.pack('records'), header, ...records]);
+/** A header `{from, count}`, then the records' bodies, each a msgpack value of its own. */
+function batchOf(from: string, bodies: readonly Buffer[]): Buffer {
+  return Buffer.concat([packr.pack({ from, count: bodies.length }), ...bodies]);
 }
 
 export function encodeResults(results: readonly ReplicaResult[]): Buffer {
@@ -79,34 +69,54 @@ export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
   });
 }
 
-/** Decodes and checks a batch from the network: anything malformed is a 400, never a crash. */
-export function decodeBatch(buf: Buffer): ReplicationBatch {
-  let raw: unknown;
+const REQUIRED_KEYS = BODY_KEYS.filter((k) => k !== 'resetHistory').join();
+
+/**
+ * Decodes and checks a batch from the network: anything malformed is a 400, never a crash. A
+ * record's keys must be exactly the log's, in its order, so its bytes can be the body of the
+ * replica's own log frame.
+ */
+export function decodeBatch(buf: Buffer): Required<ReplicationBatch> {
+  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
+  let header: { from?: unknown; count?: unknown } | undefined;
+  const records: NewLogRecord[] = [];
+  const bodies: Buffer[] = [];
   try {
-    raw = unpackr.unpack(buf);
+    unpackr.unpackMultiple(buf, (value: unknown, start?: number, end?: number) => {
+      if (header === undefined) {
+        if (!value || typeof value !== 'object') throw bad('the header is not a map');
+        header = value as { from?: unknown; count?: unknown };
+        if (typeof header.from !== 'string' || !Number.isInteger(header.count)) throw bad('from and count are required');
+        if ((header.count as number) > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
+        return;
+      }
+      if (records.length >= (header.count as number)) throw bad(`more records than the ${String(header.count)} announced`);
+      const r = value as Record<string, unknown>;
+      const state = r?.state as JsonObject | undefined;
+      if (
+        !r || typeof r !== 'object' ||
+        typeof r.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
+        !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
+        (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') ||
+        !state || typeof state !== 'object' || Array.isArray(state) || state.documentSelfLink !== r.link || state.documentVersion !== r.version ||
+        Object.keys(r).filter((k) => k !== 'resetHistory').join() !== REQUIRED_KEYS
+      ) {
+        throw bad(`record for ${String(r?.link)} is malformed`);
+      }
+      records.push(r as unknown as NewLogRecord);
+      bodies.push(buf.subarray(start, end));
+    });
   } catch (e) {
+    if (e instanceof KryptonError) throw e;
     throw new KryptonError('INVALID_BODY', `replication batch is not msgpack: ${(e as Error).message}`);
   }
-  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
-  if (!raw || typeof raw !== 'object') throw bad('not an object');
-  const { from, records } = raw as { from?: unknown; records?: unknown };
-  if (typeof from !== 'string' || !Array.isArray(records)) throw bad('from and records are required');
-  if (records.length > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
-  for (const r of records as Record<string, unknown>[]) {
-    const state = r?.state as JsonObject | undefined;
-    if (
-      typeof r?.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
-      !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
-      !state || typeof state !== 'object' || state.documentSelfLink !== r.link || state.documentVersion !== r.version
-    ) {
-      throw bad(`record for ${String(r?.link)} is malformed`);
-    }
-  }
-  return { from, records: records as NewLogRecord[] };
+  if (header === undefined) throw bad('empty');
+  if (records.length !== header.count) throw bad(`${records.length} records where ${String(header.count)} were announced`);
+  return { from: header.from as string, records, bodies };
 }
 
 interface Queued {
-  /** The record, encoded (encodeRecord). */
+  /** The record's body (encodeRecordBody). */
   bytes: Buffer;
   resolve(r: ReplicaResult): void;
 }
@@ -235,7 +245,7 @@ export class Replicator {
    * Starts shipping `rec` to its replicas; the returned function, called once the owner's own
    * append is durable, resolves at quorum or throws REPLICATION_FAILED.
    */
-  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all'): (() => Promise<void>) | undefined {
+  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all', body?: Buffer): (() => Promise<void>) | undefined {
     if (!svc.has('REPLICATION')) return undefined;
     const set = this.replicaSet(svc.def.nodeSelector, rec.link);
     if (set.eligible === 1) return undefined;
@@ -261,7 +271,7 @@ export class Replicator {
       if (tracker.outcome === 'succeeded') settle();
       else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
     };
-    this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
+    this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
     return () => {
       tracker.success();
       check();
@@ -288,14 +298,12 @@ export class Replicator {
         else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
       };
       check();
-      this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
+      this.fanOut(set, svc.def.nodeSelector, rec, encodeRecordBody(rec), tracker, check);
     });
   }
 
   /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
-  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, tracker: QuorumTracker, check: () => void): void {
-    if (set.targets.length === 0) return;
-    const bytes = encodeRecord(rec);
+  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, bytes: Buffer, tracker: QuorumTracker, check: () => void): void {
     for (const n of set.targets) {
       void this.channel(n, selectorLink).send(bytes).then((r) => {
         if (r.ok) tracker.success();
@@ -310,6 +318,6 @@ export class Replicator {
 
   /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
   push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
-    return this.channel(node, selectorLink).send(encodeRecord(rec));
+    return this.channel(node, selectorLink).send(encodeRecordBody(rec));
   }
 }

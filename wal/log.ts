@@ -125,8 +125,11 @@ export class WriteAheadLog {
     return { segments: this.segments.length, bytes: this.totalBytes, appends: this.appends, syncs: this.syncs, lastSeq: this.lastSeq };
   }
 
-  /** Gives the record the next seq now and resolves once it is durable. */
-  append(r: NewLogRecord): Promise<LogRecord> {
+  /**
+   * Gives the record the next seq now and resolves once it is durable. `body`, when given, is the
+   * record already encoded (encodeRecordBody); the frame is built around it.
+   */
+  append(r: NewLogRecord, body?: Buffer): Promise<LogRecord> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closing) {
       return Promise.reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
@@ -142,7 +145,7 @@ export class WriteAheadLog {
     if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
     let frame: Buffer;
     try {
-      frame = encodeRecord(record);
+      frame = encodeRecord(record, body);
     } catch (e) {
       // Refused before taking the seq, so a too-large record leaves no gap.
       return Promise.reject(e);
