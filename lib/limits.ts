@@ -57,6 +57,8 @@ export const limits = {
   /** Requests waiting to be forwarded to one owner before new ones get 503. */
   forwardQueueMax: 10_000,
   /** Heads one synchronization page carries. */
+  synchHeadsPageLinksMax: 10_000,
+  /** Links whose full states one synchronization fetch may ask for. */
   synchPageLinksMax: 1000,
   /** Links synchronized at once during a pass. */
   synchConcurrencyMax: 256,

@@ -54,6 +54,7 @@ export class Synchronizer {
   private doneThisGeneration = new Set<Link>();
   private readonly inFlight = new Map<Link, Promise<void>>();
   private passRunning: Promise<void> | undefined;
+  private readonly sortedCache = new Map<string, { version: number; links: Link[] }>();
   private rerun = false;
   private stopped = false;
   readonly stats: SynchStats = { passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, lastPassMs: 0, running: false };
@@ -118,12 +119,9 @@ export class Synchronizer {
     if (!req || typeof req !== 'object') throw new KryptonError('INVALID_BODY', 'SynchronizePeersRequest body is required');
     if (req.kind === 'heads') {
       if (typeof req.factoryLink !== 'string' || !this.d.registry.factory(req.factoryLink)) throw new KryptonError('INVALID_BODY', 'factoryLink must name a factory');
-      const limit = Math.min(limits.synchPageLinksMax, typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchPageLinksMax);
-      const links = this.d.index.linksUnder(req.factoryLink).sort();
-      let start = 0;
-      if (typeof req.after === 'string') {
-        while (start < links.length && links[start]! <= req.after) start++;
-      }
+      const limit = Math.min(limits.synchHeadsPageLinksMax, typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchHeadsPageLinksMax);
+      const links = this.sortedLinks(req.factoryLink);
+      const start = typeof req.after === 'string' ? upperBound(links, req.after) : 0;
       const page = links.slice(start, start + limit);
       const heads: HeadTuple[] = [];
       for (const l of page) {
@@ -142,6 +140,21 @@ export class Synchronizer {
       return { states };
     }
     throw new KryptonError('INVALID_BODY', 'unknown request');
+  }
+
+  /**
+   * The links under a factory in sorted order, sorted again only when the index's set of links
+   * changed: a peer pages through every head of a large factory, and sorting it for each page
+   * made serving a pass quadratic.
+   */
+  private sortedLinks(factoryLink: string): Link[] {
+    const version = this.d.index.linkSetVersion();
+    let c = this.sortedCache.get(factoryLink);
+    if (c?.version !== version) {
+      c = { version, links: this.d.index.linksUnder(factoryLink).sort() };
+      this.sortedCache.set(factoryLink, c);
+    }
+    return c.links;
   }
 
   private synchUrl(n: NodeState, svc: RegisteredService): string {
@@ -348,4 +361,16 @@ export class Synchronizer {
     this.stopped = true;
     return this.passRunning;
   }
+}
+
+/** The index of the first element of sorted `links` greater than `after`. */
+function upperBound(links: readonly string[], after: string): number {
+  let lo = 0;
+  let hi = links.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (links[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
