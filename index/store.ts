@@ -33,6 +33,8 @@ export class VersionStore {
   private readonly byLink = new Map<Link, number[]>();
   /** Links present under each parent (factory) link, so a listing never scans other factories. */
   private readonly byParent = new Map<Link, Set<Link>>();
+  /** Counts links appearing and leaving, so callers can cache what they derive from link lists. */
+  private linkSetChanges = 0;
   /** Links whose latest version has an expiration, with that time. */
   private readonly expiring = new Map<Link, Micros>();
   private readonly retentionFor: (link: Link) => number;
@@ -54,6 +56,7 @@ export class VersionStore {
     if (vids === undefined) {
       vids = [];
       this.byLink.set(link, vids);
+      this.linkSetChanges++;
       const parent = parentLink(link);
       let siblings = this.byParent.get(parent);
       if (siblings === undefined) {
@@ -138,6 +141,11 @@ export class VersionStore {
     return siblings === undefined ? [] : [...siblings];
   }
 
+  /** Changes whenever a link appears in or leaves the store. */
+  linkSetVersion(): number {
+    return this.linkSetChanges;
+  }
+
   linkCount(): number {
     return this.byLink.size;
   }
@@ -206,6 +214,7 @@ export class VersionStore {
     if (vids === undefined) return;
     for (const vid of vids) this.drop(vid);
     this.byLink.delete(link);
+    this.linkSetChanges++;
     this.expiring.delete(link);
     const parent = parentLink(link);
     const siblings = this.byParent.get(parent);

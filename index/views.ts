@@ -65,6 +65,14 @@ export class DocumentIndex {
     return this.store.linksUnder(factoryLink);
   }
 
+  /**
+   * Changes whenever a link appears in or leaves the index: what a caller derived from
+   * `linksUnder` (a sorted copy, say) stays right until it changes.
+   */
+  linkSetVersion(): number {
+    return this.store.linkSetVersion();
+  }
+
   /** Purges every version of links whose latest version expired before `nowMicros`; returns those links. */
   expire(nowMicros: Micros): Link[] {
     return this.store.expire(nowMicros);

@@ -48,7 +48,17 @@ export const limits = {
   replicationBatchBytesMax: 8 * 1024 * 1024,
   /** Records queued for one peer before further ones count as failures for that peer. */
   replicationQueueRecordsMax: 100_000,
+  /** Requests one batch forwarded to an owner may carry. */
+  forwardBatchItemsMax: 1024,
+  /** Bytes one batch forwarded to an owner may carry (also the forwarding endpoint's body limit). */
+  forwardBatchBytesMax: 8 * 1024 * 1024,
+  /** Forwarded batches in flight to one owner at once; requests arriving meanwhile go in the next batch. */
+  forwardBatchesInFlightMax: 2,
+  /** Requests waiting to be forwarded to one owner before new ones get 503. */
+  forwardQueueMax: 10_000,
   /** Heads one synchronization page carries. */
+  synchHeadsPageLinksMax: 10_000,
+  /** Links whose full states one synchronization fetch may ask for. */
   synchPageLinksMax: 1000,
   /** Links synchronized at once during a pass. */
   synchConcurrencyMax: 256,

@@ -19,10 +19,10 @@ import { notAllowed, toErrorResponse } from './http-errors.js';
 import type { LogRing } from './process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from './query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './routes/cluster.js';
-import { OwnerRouting } from './routing.js';
-import { TaskDriver } from './tasks.js';
+import { handleDocumentRequest, pragmasOf } from './document-requests.js';
+import type { OwnerRouting } from './routing.js';
+import type { TaskDriver } from './tasks.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from './watches.js';
-import { limits } from '../lib/limits.js';
 import type { AccessControl } from './authz.js';
 
 export interface AppDeps {
@@ -46,16 +46,6 @@ export interface AppDeps {
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
 
-/** `x-xenon-rpl-quorum`: a number of successes, or `x-xenon-all` for every replica. */
-function requestedQuorum(ctx: Koa.Context): number | 'all' | undefined {
-  const raw = ctx.get('x-xenon-rpl-quorum');
-  if (!raw) return undefined;
-  if (raw === 'x-xenon-all') return 'all';
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new KryptonError('INVALID_ARGUMENT', `x-xenon-rpl-quorum must be a positive integer or x-xenon-all, not '${raw}'`);
-  return n;
-}
-
 /** The `x-xenon-*` headers of a request, forwarded with it so the owner honours them too. */
 function xenonHeaders(ctx: Koa.Context): Record<string, string> {
   const out: Record<string, string> = {};
@@ -64,8 +54,7 @@ function xenonHeaders(ctx: Koa.Context): Record<string, string> {
 }
 
 function pragmas(ctx: Koa.Context): Set<string> {
-  const raw = ctx.get('pragma');
-  return new Set(raw ? raw.split(/[;,\s]+/).filter(Boolean) : []);
+  return pragmasOf(ctx.get('pragma'));
 }
 
 export function createApp(d: AppDeps): Koa {
@@ -165,84 +154,23 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
   return async (ctx, next) => {
     const path = ctx.path.length > 1 && ctx.path.endsWith('/') ? ctx.path.slice(0, -1) : ctx.path;
     if (path.endsWith(SUBSCRIPTIONS_SUFFIX) || path.endsWith(STREAM_SUFFIX)) return watchRoutes(d, ctx, path, next);
-    const factory = d.registry.factory(path);
-    if (factory) {
-      switch (ctx.method) {
-        case 'GET':
-          ctx.body = d.store.list(path, ctx.querystring.includes('expand'), d.access?.scope(ctx).mayRead);
-          return;
-        case 'POST': {
-          const prag = pragmas(ctx);
-          // The entry host validates the body and fixes the link; the owner of that link runs the create.
-          const prepared = d.store.prepareCreate(factory, await readJsonBody(ctx.req));
-          const task = TaskDriver.isTask(factory);
-          const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
-          if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
-            const body = { ...prepared.body, documentSelfLink: prepared.link };
-            const decision = await d.routing.route(
-              {
-                method: 'POST',
-                url: ctx.url,
-                body,
-                pragmas: prag,
-                arrivalMicros: ctx.state.arrivalMicros as number,
-                xenonHeaders: xenonHeaders(ctx),
-                // The owner holds a direct task's POST until the task ends: the hop waits as long.
-                ...(direct ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
-              },
-              factory.def.nodeSelector,
-              prepared.link,
-            );
-            if (!decision.local) return relay(ctx, decision.reply);
-          }
-          const state = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(ctx) });
-          if (direct) {
-            ctx.body = await d.tasks.awaitTerminal(prepared.link);
-            return;
-          }
-          // A task's create only starts the work: Xenon answers 202 Accepted.
-          if (task && state.documentUpdateAction === 'POST') ctx.status = 202;
-          ctx.body = state;
-          return;
-        }
-        default:
-          notAllowed(ctx.method);
-      }
-    }
-    const child = d.registry.forChild(path);
-    if (!child) return next();
-    if (!['GET', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) notAllowed(ctx.method);
-    const body = ctx.method === 'GET' ? undefined : await readJsonBody(ctx.req);
-    const prag = pragmas(ctx);
-    const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
-    if (child.has('OWNER_SELECTION')) {
-      const decision = await d.routing.route({ method: ctx.method, url: ctx.url, body, pragmas: prag, arrivalMicros: ctx.state.arrivalMicros as number, xenonHeaders: xenonHeaders(ctx) }, child.def.nodeSelector, path);
-      if (!decision.local) return relay(ctx, decision.reply);
-    }
-    switch (ctx.method) {
-      case 'GET': {
-        const v = ctx.query.documentVersion;
-        let version: number | undefined;
-        if (v !== undefined) {
-          version = Number(v);
-          if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
-        }
-        ctx.body = ownerPath ? await d.store.read(child, path, version) : d.store.get(path, version);
-        return;
-      }
-      case 'PUT':
-      case 'PATCH':
-      case 'DELETE': {
-        const state = await d.store.update(child, ctx.method, path, body, { quorum: requestedQuorum(ctx) });
-        ctx.body = state ?? {};
-        return;
-      }
-      default:
-        notAllowed(ctx.method);
-    }
+    const answer = await handleDocumentRequest(d, {
+      method: ctx.method,
+      path,
+      url: ctx.url,
+      querystring: ctx.querystring,
+      header: (name) => ctx.get(name),
+      xenonHeaders: () => xenonHeaders(ctx),
+      readBody: () => readJsonBody(ctx.req),
+      arrivalMicros: ctx.state.arrivalMicros as number,
+      ...(d.access?.enabled ? { mayRead: d.access.scope(ctx).mayRead } : {}),
+    });
+    if (answer === undefined) return next();
+    if ('relayed' in answer) return relay(ctx, answer.relayed);
+    ctx.status = answer.status;
+    ctx.body = answer.body;
   };
 }
-
 
 /**
  * `<link>/subscriptions` (GET lists, POST subscribes a callback, DELETE unsubscribes) and

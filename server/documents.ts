@@ -14,6 +14,7 @@ import type { RegisteredService, ServiceContext, ServiceRegistry } from '../lib/
 import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../lib/verbs.js';
 import type { DocumentIndex } from '../index/views.js';
 import type { WriteAheadLog } from '../wal/log.js';
+import { encodeRecordBody } from '../wal/record.js';
 import type { Clock } from './clock.js';
 import { LinkQueues } from './link-queue.js';
 import type { ReplicaResult, Replicator } from './replicator.js';
@@ -66,11 +67,14 @@ export class DocumentStore {
     return { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId };
   }
 
-  /** Appends a record durably and indexes it; nothing else (no replication). */
-  async appendLocal(rec: NewLogRecord): Promise<ServiceDocument> {
+  /**
+   * Appends a record durably and indexes it; nothing else (no replication). `body`, when the
+   * record is already encoded (encodeRecordBody), saves encoding it again for the log.
+   */
+  async appendLocal(rec: NewLogRecord, body?: Buffer): Promise<ServiceDocument> {
     let logged;
     try {
-      logged = await this.d.wal.append(rec);
+      logged = await this.d.wal.append(rec, body);
     } catch (e) {
       if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
       throw e;
@@ -85,8 +89,10 @@ export class DocumentStore {
    * quorum (this host included) holds it durably.
    */
   private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
-    const replicated = this.d.replicator?.start(svc, rec, opts.quorum);
-    const state = await this.appendLocal(rec);
+    // Encoded once, for this host's log and every replica's.
+    const body = this.d.replicator ? encodeRecordBody(rec) : undefined;
+    const replicated = this.d.replicator?.start(svc, rec, opts.quorum, body);
+    const state = await this.appendLocal(rec, body);
     if (replicated) await replicated();
     return state;
   }
@@ -101,9 +107,9 @@ export class DocumentStore {
    * already held (acknowledged again: retries are harmless) or comes from an older epoch than the
    * one held or promised for its link (refused: fencing against a stale owner).
    */
-  async applyReplicated(records: readonly NewLogRecord[]): Promise<ReplicaResult[]> {
+  async applyReplicated(records: readonly NewLogRecord[], bodies?: readonly Buffer[]): Promise<ReplicaResult[]> {
     return Promise.all(
-      records.map((rec) =>
+      records.map((rec, i) =>
         this.queues.run(rec.link, async (): Promise<ReplicaResult> => {
           const local = this.d.index.latest(rec.link);
           const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
@@ -114,7 +120,7 @@ export class DocumentStore {
           }
           if (decision === 'duplicate') return { ok: true };
           try {
-            await this.appendLocal(rec);
+            await this.appendLocal(rec, bodies?.[i]);
             // A promise this record spent is dropped now, before an expiry could purge its proof.
             if (promised) this.d.promises?.get(rec.link);
             return { ok: true };

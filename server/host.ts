@@ -22,7 +22,9 @@ import { WriteAheadLog } from '../wal/log.js';
 import { createApp } from './app.js';
 import { Listeners } from './listeners.js';
 import { loadTls } from './tls.js';
+import { Forwarder } from './forwarder.js';
 import { Groups } from './groups.js';
+import { PeerEndpoints } from './peer-endpoints.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
 import { ChangeFeed } from './changes.js';
@@ -75,7 +77,21 @@ export class Host {
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: { peers: PeerClient; groups: Groups; selectors: Selectors; synchronizer: Synchronizer; hooks: OwnerHooks; tasks: TaskDriver; changes: ChangeFeed; watches: Watches; promises: PromiseStore; access: AccessControl; admin?: AdminBootstrap },
+    readonly cluster: {
+      peers: PeerClient;
+      groups: Groups;
+      selectors: Selectors;
+      synchronizer: Synchronizer;
+      hooks: OwnerHooks;
+      tasks: TaskDriver;
+      changes: ChangeFeed;
+      watches: Watches;
+      forwarder: Forwarder;
+      replicator: Replicator;
+      promises: PromiseStore;
+      access: AccessControl;
+      admin?: AdminBootstrap;
+    },
   ) {}
 
   /** The plain HTTP port, or -1 when plain HTTP is off. */
@@ -187,7 +203,10 @@ export class Host {
     const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
     await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
     const selectors = new Selectors(groups.default, clock);
-    const routing = new OwnerRouting({ selectors, peers, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
+    const forwarder = new Forwarder(peers);
+    // With authorization on, each forwarded request travels on its own through the owner's koa
+    // app, where the caller's token is checked again; batches would skip that check.
+    const routing = new OwnerRouting({ selectors, peers, forwarder: config.isAuthorizationEnabled ? undefined : forwarder, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
     const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const synchronizer = new Synchronizer({
       hostId: id,
@@ -251,8 +270,14 @@ export class Host {
       watches,
       access,
     });
-    const callback = app.callback();
-    handler = (req, res) => void callback(req, res);
+    const koa = app.callback();
+    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros: () => clock.nowMicros() });
+    // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
+    // request goes on to koa, whose access middleware answers it 403.
+    handler = (req, res) => {
+      if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
+      void koa(req, res);
+    };
     for (const run of early.splice(0)) run();
     let admin: AdminBootstrap | undefined;
     if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
@@ -260,7 +285,7 @@ export class Host {
     } else if (config.isAuthorizationEnabled) {
       logger.warn('authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles');
     }
-    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, promises, access, admin });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, forwarder, replicator, promises, access, admin });
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
@@ -309,6 +334,8 @@ export class Host {
       indexStats: this.index.stats() as unknown as JsonObject,
       peerStats: { ...this.cluster.peers.stats },
       synchStats: { ...this.cluster.synchronizer.stats },
+      forwardStats: { ...this.cluster.forwarder.stats },
+      replicationStats: { ...this.cluster.replicator.stats },
       parkedRequests: this.cluster.selectors.parkedCount,
       startTimeMicros: this.startedMicros,
       documentSelfLink: '/core/management',

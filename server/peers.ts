@@ -89,6 +89,54 @@ export class PeerClient {
     }
   }
 
+  /**
+   * A request whose 2xx answer is read as it arrives: each chunk goes to `onChunk` (a batch of
+   * forwarded requests answers each one as soon as it is done). Any other status comes back with
+   * its whole body. The deadline covers the whole answer.
+   */
+  async streamed(
+    url: string,
+    opts: { method: string; body: Buffer; headers: Record<string, string>; timeoutMs: number },
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<{ status: number; body?: Buffer }> {
+    if (this.closed) throw new PeerError(url, new Error('peer client closed'));
+    const u = new URL(url);
+    this.stats.requests++;
+    this.stats.bytesSent += opts.body.length + u.pathname.length + 64;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    try {
+      const res = await this.pool(u.origin).request({
+        path: u.pathname + u.search,
+        method: opts.method as 'POST',
+        headers: opts.headers,
+        body: opts.body,
+        signal: ac.signal,
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+      });
+      let received = 64;
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        for await (const c of res.body) {
+          received += (c as Buffer).length;
+          onChunk(c as Buffer);
+        }
+        this.stats.bytesReceived += received;
+        return { status: res.statusCode };
+      }
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      this.stats.bytesReceived += received + body.length;
+      return { status: res.statusCode, body };
+    } catch (e) {
+      this.stats.failures++;
+      throw new PeerError(url, e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async json(url: string, opts: { method: string; body?: unknown; headers?: Record<string, string>; timeoutMs: number }): Promise<{ status: number; body: unknown }> {
     const r = await this.request(url, { ...opts, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
     let body: unknown;

@@ -3,9 +3,12 @@
  * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
  * most one request in flight and packs every record that queued up meanwhile into the next one
  * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
- * requests. The owner's own durable append counts as one success; the client is answered when
- * successes reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they
- * cannot.
+ * requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
+ * of replicas, and the owner's and every replica's log frame is built around those same bytes;
+ * a batch is a msgpack sequence: a header `{from, count}` then the record bodies. The replica
+ * answers a msgpack list of results (peer-endpoints.ts).
+ * The owner's own durable append counts as one success; the client is answered when successes
+ * reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they cannot.
  */
 
 import { Packr, Unpackr } from 'msgpackr';
@@ -20,7 +23,7 @@ import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { QuorumTracker, successThreshold } from '../lib/replication/quorum.js';
 import type { RegisteredService } from '../lib/service.js';
-import { UNPACK_OPTIONS } from '../wal/record.js';
+import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../wal/record.js';
 import type { PeerClient } from './peers.js';
 import { originOf } from './routing.js';
 import type { Selectors } from './selectors.js';
@@ -39,41 +42,89 @@ export interface ReplicaResult {
 export interface ReplicationBatch {
   from: NodeId;
   records: NewLogRecord[];
+  /** Each record's body as it came (encodeRecordBody's bytes), for the replica's log frames. */
+  bodies?: Buffer[];
 }
 
 export function encodeBatch(b: ReplicationBatch): Buffer {
-  return packr.pack(b);
+  return batchOf(b.from, b.bodies ?? b.records.map(encodeRecordBody));
 }
 
-/** Decodes and checks a batch from the network: anything malformed is a 400, never a crash. */
-export function decodeBatch(buf: Buffer): ReplicationBatch {
-  let raw: unknown;
+/** A header `{from, count}`, then the records' bodies, each a msgpack value of its own. */
+function batchOf(from: string, bodies: readonly Buffer[]): Buffer {
+  return Buffer.concat([packr.pack({ from, count: bodies.length }), ...bodies]);
+}
+
+export function encodeResults(results: readonly ReplicaResult[]): Buffer {
+  return packr.pack(results);
+}
+
+/** A replica's answer to a batch of `count` records; anything else throws. */
+export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
+  const raw = unpackr.unpack(buf) as unknown;
+  if (!Array.isArray(raw) || raw.length !== count) throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
+  return raw.map((r: unknown) => {
+    const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
+    return o.ok === true ? { ok: true } : { ok: false, status: typeof o.status === 'number' ? o.status : 500, message: typeof o.message === 'string' ? o.message : 'malformed result' };
+  });
+}
+
+const REQUIRED_KEYS = BODY_KEYS.filter((k) => k !== 'resetHistory').join();
+
+/**
+ * Decodes and checks a batch from the network: anything malformed is a 400, never a crash. A
+ * record's keys must be exactly the log's, in its order, so its bytes can be the body of the
+ * replica's own log frame.
+ */
+export function decodeBatch(buf: Buffer): Required<ReplicationBatch> {
+  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
+  let header: { from?: unknown; count?: unknown } | undefined;
+  const records: NewLogRecord[] = [];
+  const bodies: Buffer[] = [];
   try {
-    raw = unpackr.unpack(buf);
+    unpackr.unpackMultiple(buf, (value: unknown, start?: number, end?: number) => {
+      if (header === undefined) {
+        if (!value || typeof value !== 'object') throw bad('the header is not a map');
+        header = value as { from?: unknown; count?: unknown };
+        if (typeof header.from !== 'string' || !Number.isInteger(header.count)) throw bad('from and count are required');
+        if ((header.count as number) > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
+        return;
+      }
+      if (records.length >= (header.count as number)) throw bad(`more records than the ${String(header.count)} announced`);
+      const r = value as Record<string, unknown>;
+      const state = r?.state as JsonObject | undefined;
+      if (
+        !r || typeof r !== 'object' ||
+        typeof r.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
+        !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
+        (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') ||
+        !state || typeof state !== 'object' || Array.isArray(state) || state.documentSelfLink !== r.link || state.documentVersion !== r.version ||
+        Object.keys(r).filter((k) => k !== 'resetHistory').join() !== REQUIRED_KEYS
+      ) {
+        throw bad(`record for ${String(r?.link)} is malformed`);
+      }
+      records.push(r as unknown as NewLogRecord);
+      bodies.push(buf.subarray(start, end));
+    });
   } catch (e) {
+    if (e instanceof KryptonError) throw e;
     throw new KryptonError('INVALID_BODY', `replication batch is not msgpack: ${(e as Error).message}`);
   }
-  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
-  if (!raw || typeof raw !== 'object') throw bad('not an object');
-  const { from, records } = raw as { from?: unknown; records?: unknown };
-  if (typeof from !== 'string' || !Array.isArray(records)) throw bad('from and records are required');
-  if (records.length > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
-  for (const r of records as Record<string, unknown>[]) {
-    const state = r?.state as JsonObject | undefined;
-    if (
-      typeof r?.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
-      !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
-      !state || typeof state !== 'object' || state.documentSelfLink !== r.link || state.documentVersion !== r.version
-    ) {
-      throw bad(`record for ${String(r?.link)} is malformed`);
-    }
-  }
-  return { from, records: records as NewLogRecord[] };
+  if (header === undefined) throw bad('empty');
+  if (records.length !== header.count) throw bad(`${records.length} records where ${String(header.count)} were announced`);
+  return { from: header.from as string, records, bodies };
 }
 
 interface Queued {
-  rec: NewLogRecord;
+  /** The record's body (encodeRecordBody). */
+  bytes: Buffer;
   resolve(r: ReplicaResult): void;
+}
+
+export interface ReplicationStats {
+  /** Batches sent to replicas and the records they carried: records / batches is the batching achieved. */
+  batches: number;
+  records: number;
 }
 
 /** One ordered pipe to one peer. */
@@ -86,14 +137,15 @@ class PeerChannel {
     private readonly selfId: NodeId,
     private readonly peers: PeerClient,
     private readonly timeoutMs: number,
+    private readonly stats: ReplicationStats,
   ) {}
 
-  send(rec: NewLogRecord): Promise<ReplicaResult> {
+  send(bytes: Buffer): Promise<ReplicaResult> {
     if (this.queue.length >= limits.replicationQueueRecordsMax) {
       return Promise.resolve({ ok: false, status: 503, message: `replication queue to ${this.url} is full` });
     }
     return new Promise((resolve) => {
-      this.queue.push({ rec, resolve });
+      this.queue.push({ bytes, resolve });
       if (!this.pumping) void this.pump();
     });
   }
@@ -104,20 +156,23 @@ class PeerChannel {
       while (this.queue.length) {
         // Let appends made in this turn of the event loop join the batch.
         await null;
-        const batch: Queued[] = [];
-        let bytes = 0;
-        while (this.queue.length && batch.length < limits.replicationBatchRecordsMax) {
-          const next = this.queue[0]!;
-          const size = JSON.stringify(next.rec.state).length; // an estimate is enough for the bound
-          if (batch.length && bytes + size > limits.replicationBatchBytesMax / 2) break;
+        let count = 0;
+        // Room for the batch header too.
+        let bytes = 256;
+        while (count < this.queue.length && count < limits.replicationBatchRecordsMax) {
+          const size = this.queue[count]!.bytes.length;
+          if (count > 0 && bytes + size > limits.replicationBatchBytesMax) break;
           bytes += size;
-          batch.push(this.queue.shift()!);
+          count++;
         }
+        const batch = this.queue.splice(0, count);
+        this.stats.batches++;
+        this.stats.records += count;
         let results: ReplicaResult[];
         try {
           const r = await this.peers.request(this.url, {
             method: 'POST',
-            body: encodeBatch({ from: this.selfId, records: batch.map((q) => q.rec) }),
+            body: batchOf(this.selfId, batch.map((q) => q.bytes)),
             headers: { 'content-type': REPLICATION_CONTENT_TYPE, pragma: 'xn-rpl' },
             timeoutMs: this.timeoutMs,
           });
@@ -125,8 +180,7 @@ class PeerChannel {
             const msg = r.body.toString('utf8').slice(0, 500);
             results = batch.map(() => ({ ok: false, status: r.status, message: msg }));
           } else {
-            const parsed = JSON.parse(r.body.toString('utf8')) as { results?: ReplicaResult[] };
-            results = batch.map((_, i) => parsed.results?.[i] ?? { ok: false, status: 500, message: 'missing result' });
+            results = decodeResults(r.body, batch.length);
           }
         } catch (e) {
           results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
@@ -151,6 +205,7 @@ export interface ReplicaSet {
 
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
+  readonly stats: ReplicationStats = { batches: 0, records: 0 };
   private opCounter = 0;
   /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
   onStaleEpoch: ((link: string) => void) | undefined;
@@ -182,7 +237,7 @@ export class Replicator {
     const url = `${originOf(node.groupReference)}${selectorLink}/replication`;
     let c = this.channels.get(url);
     if (!c) {
-      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000));
+      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000), this.stats);
       this.channels.set(url, c);
     }
     return c;
@@ -192,7 +247,7 @@ export class Replicator {
    * Starts shipping `rec` to its replicas; the returned function, called once the owner's own
    * append is durable, resolves at quorum or throws REPLICATION_FAILED.
    */
-  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all'): (() => Promise<void>) | undefined {
+  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all', body?: Buffer): (() => Promise<void>) | undefined {
     if (!svc.has('REPLICATION')) return undefined;
     const set = this.replicaSet(svc.def.nodeSelector, rec.link);
     if (set.eligible === 1) return undefined;
@@ -218,7 +273,7 @@ export class Replicator {
       if (tracker.outcome === 'succeeded') settle();
       else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
     };
-    this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
+    this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
     return () => {
       tracker.success();
       check();
@@ -245,14 +300,14 @@ export class Replicator {
         else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
       };
       check();
-      this.fanOut(set, svc.def.nodeSelector, rec, tracker, check);
+      this.fanOut(set, svc.def.nodeSelector, rec, encodeRecordBody(rec), tracker, check);
     });
   }
 
   /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
-  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, tracker: QuorumTracker, check: () => void): void {
+  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, bytes: Buffer, tracker: QuorumTracker, check: () => void): void {
     for (const n of set.targets) {
-      void this.channel(n, selectorLink).send(rec).then((r) => {
+      void this.channel(n, selectorLink).send(bytes).then((r) => {
         if (r.ok) tracker.success();
         else {
           tracker.failure(r.status);
@@ -266,6 +321,6 @@ export class Replicator {
 
   /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
   push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
-    return this.channel(node, selectorLink).send(rec);
+    return this.channel(node, selectorLink).send(encodeRecordBody(rec));
   }
 }

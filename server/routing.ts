@@ -2,7 +2,9 @@
  * Gets an owner-selected request to its owner (reference §7.1). The entry host waits for the node
  * group to be available (parking, see selectors.ts), asks the selector for the owner of the key,
  * and either handles the request itself or forwards it with pragma `xn-fwd` and relays the
- * owner's answer unchanged. A forward that fails at the network level is retried on the next
+ * owner's answer unchanged. Forwards travel in batches per owner (forwarder.ts); a request the
+ * owner holds open for long (a direct task) goes on its own HTTP request instead, so it never
+ * holds a batch. A forward that fails at the network level is retried on the next
  * maintenance interval with a fresh owner choice (the dead owner is marked UNAVAILABLE by then)
  * until the operation deadline, after which the client gets 408.
  */
@@ -11,6 +13,7 @@ import { KryptonError } from '../lib/errors.js';
 import type { Micros, NodeId } from '../lib/ids.js';
 import type { Clock } from './clock.js';
 import { MAINTENANCE_INTERVAL_MICROS } from './groups.js';
+import type { Forwarder } from './forwarder.js';
 import { PeerError, type PeerClient, type PeerReply } from './peers.js';
 import type { Selectors } from './selectors.js';
 
@@ -42,7 +45,7 @@ export function withPragma(pragmas: ReadonlySet<string>, add: string): string {
 
 export class OwnerRouting {
   constructor(
-    private readonly d: { selectors: Selectors; peers: PeerClient; clock: Clock; hostId: NodeId; operationTimeoutMicros: Micros },
+    private readonly d: { selectors: Selectors; peers: PeerClient; forwarder?: Forwarder; clock: Clock; hostId: NodeId; operationTimeoutMicros: Micros },
   ) {}
 
   /** Whether this request skips routing: already forwarded, replicated or explicitly local. */
@@ -61,14 +64,24 @@ export class OwnerRouting {
       if (owner.id === this.d.hostId) return { local: true };
       const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
       if (remainingMs <= 0) break;
+      const origin = originOf(owner.groupReference);
+      const pragma = withPragma(req.pragmas, 'xn-fwd');
       try {
-        const reply = await this.d.peers.request(originOf(owner.groupReference) + req.url, {
-          method: req.method,
-          body,
-          headers: { ...req.xenonHeaders, pragma: withPragma(req.pragmas, 'xn-fwd') },
-          // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
-          timeoutMs: req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
-        });
+        const reply =
+          req.hopTimeoutMs !== undefined || this.d.forwarder === undefined
+            ? await this.d.peers.request(origin + req.url, {
+                method: req.method,
+                body,
+                headers: { ...req.xenonHeaders, pragma },
+                timeoutMs: req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
+              })
+            : await this.d.forwarder.send(
+                origin,
+                selectorLink,
+                { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body },
+                // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
+                Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
+              );
         return { local: false, reply };
       } catch (e) {
         if (!(e instanceof PeerError)) throw e;

@@ -75,6 +75,7 @@ export class Synchronizer {
   private doneThisGeneration = new Set<Link>();
   private readonly inFlight = new Map<Link, Promise<void>>();
   private passRunning: Promise<void> | undefined;
+  private readonly sortedCache = new Map<string, { version: number; links: Link[] }>();
   private rerun = false;
   private stopped = false;
   /** Links whose owner saw its writes refused for their epoch: synchronized again before the next one. */
@@ -171,12 +172,9 @@ export class Synchronizer {
     if (!req || typeof req !== 'object' || Array.isArray(req)) throw new KryptonError('INVALID_BODY', 'SynchronizePeersRequest body is required');
     if (req.kind === 'heads') {
       if (typeof req.factoryLink !== 'string' || !this.d.registry.factory(req.factoryLink)) throw new KryptonError('INVALID_BODY', 'factoryLink must name a factory');
-      const limit = Math.min(limits.synchPageLinksMax, typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchPageLinksMax);
-      const links = this.d.index.linksUnder(req.factoryLink).sort();
-      let start = 0;
-      if (typeof req.after === 'string') {
-        while (start < links.length && links[start]! <= req.after) start++;
-      }
+      const limit = Math.min(limits.synchHeadsPageLinksMax, typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchHeadsPageLinksMax);
+      const links = this.sortedLinks(req.factoryLink);
+      const start = typeof req.after === 'string' ? upperBound(links, req.after) : 0;
       const page = links.slice(start, start + limit);
       const heads: HeadTuple[] = [];
       for (const l of page) {
@@ -204,6 +202,21 @@ export class Synchronizer {
     }
     if (req.kind === 'promise') return this.takeovers.serve(req as unknown as Record<string, unknown>);
     throw new KryptonError('INVALID_BODY', 'unknown request');
+  }
+
+  /**
+   * The links under a factory in sorted order, sorted again only when the index's set of links
+   * changed: a peer pages through every head of a large factory, and sorting it for each page
+   * made serving a pass quadratic.
+   */
+  private sortedLinks(factoryLink: string): Link[] {
+    const version = this.d.index.linkSetVersion();
+    let c = this.sortedCache.get(factoryLink);
+    if (c?.version !== version) {
+      c = { version, links: this.d.index.linksUnder(factoryLink).sort() };
+      this.sortedCache.set(factoryLink, c);
+    }
+    return c.links;
   }
 
   private synchUrl(n: NodeState, svc: RegisteredService): string {
@@ -589,4 +602,16 @@ export class Synchronizer {
     clearTimeout(this.retryTimer);
     return this.passRunning;
   }
+}
+
+/** The index of the first element of sorted `links` greater than `after`. */
+function upperBound(links: readonly string[], after: string): number {
+  let lo = 0;
+  let hi = links.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (links[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -2,7 +2,9 @@
  * The write-ahead log: recovery at open, then durable appends with group commit. Seq numbers are
  * given at call time, so call order is seq order; an append resolves only after its bytes are
  * written and datasync'ed. One flusher loop takes every waiting record (within the batch limits)
- * into one writev and one datasync, and rotates to a new segment before one would overflow.
+ * into one durable write (appendDurable: a writev on an O_DSYNC handle, the same guarantee as
+ * writev then fdatasync in one trip to the disk), and rotates to a new segment before one would
+ * overflow.
  * A failed write or sync poisons the log: after it, nothing is known about what reached the disk,
  * so every waiting and later append fails with LOG_FAILED and the host is expected to stop.
  */
@@ -123,8 +125,11 @@ export class WriteAheadLog {
     return { segments: this.segments.length, bytes: this.totalBytes, appends: this.appends, syncs: this.syncs, lastSeq: this.lastSeq };
   }
 
-  /** Gives the record the next seq now and resolves once it is durable. */
-  append(r: NewLogRecord): Promise<LogRecord> {
+  /**
+   * Gives the record the next seq now and resolves once it is durable. `body`, when given, is the
+   * record already encoded (encodeRecordBody); the frame is built around it.
+   */
+  append(r: NewLogRecord, body?: Buffer): Promise<LogRecord> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closing) {
       return Promise.reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
@@ -140,7 +145,7 @@ export class WriteAheadLog {
     if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
     let frame: Buffer;
     try {
-      frame = encodeRecord(record);
+      frame = encodeRecord(record, body);
     } catch (e) {
       // Refused before taking the seq, so a too-large record leaves no gap.
       return Promise.reject(e);
@@ -180,8 +185,7 @@ export class WriteAheadLog {
         const frames = batch.map((w) => w.frame);
         const bytes = frames.reduce((n, f) => n + f.length, 0);
         const file = this.current!;
-        await file.append(frames);
-        await file.datasync();
+        await file.appendDurable(frames);
         this.syncs++;
         this.appends += batch.length;
         this.currentBytes += bytes;
@@ -227,7 +231,7 @@ export class WriteAheadLog {
 
   /**
    * Starts a new segment, named by its first seq, because the next record would pass the size
-   * limit. Every batch ends with a datasync, so the old segment is already durable and only needs
+   * limit. Every batch is written durably, so the old segment is already durable and only needs
    * closing; the directory sync makes the new name durable before any record in it is acknowledged.
    */
   private async rotate(firstSeq: Seq): Promise<void> {

@@ -8,7 +8,7 @@
 
 import { crc32 } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
-import type { LogRecord } from '../lib/document.js';
+import type { LogRecord, NewLogRecord } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
@@ -35,21 +35,58 @@ export type DecodedFrame =
   /** `claimedEnd` is where the header says the frame ends, when the header could be read. */
   | { kind: 'corrupt'; reason: string; claimedEnd?: number };
 
-/** Frames the record; refuses one whose frame would pass limits.recordBytesMax. */
-export function encodeRecord(r: LogRecord): Buffer {
+/** The keys of a record body, in the log's order (a frame's payload is `seq` then these). */
+export const BODY_KEYS = ['link', 'action', 'version', 'epoch', 'timeMicros', 'resetHistory', 'state'] as const;
+
+/**
+ * A record without its seq, as a msgpack map in the log's key order. Log shipping carries records
+ * this way, and a frame is these bytes behind the seq (encodeRecord's `body`), so a record is
+ * encoded once on its owner and never again on its replicas. A copy: msgpackr reuses the memory
+ * pack() returns.
+ */
+export function encodeRecordBody(r: NewLogRecord): Buffer {
+  return Buffer.from(packr.pack(bodyOf(r)));
+}
+
+function bodyOf(r: NewLogRecord): Record<string, unknown> {
   // Fixed key order keeps frames of equal records byte-identical, which the golden fixture relies on.
-  const body: Record<string, unknown> = {
-    seq: r.seq,
-    link: r.link,
-    action: r.action,
-    version: r.version,
-    epoch: r.epoch,
-    timeMicros: r.timeMicros,
-  };
+  const body: Record<string, unknown> = { link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros };
   if (r.resetHistory !== undefined) body.resetHistory = r.resetHistory;
   body.state = r.state;
-  const payload = packr.pack(body);
-  const frameBytes = HEADER_BYTES + payload.length;
+  return body;
+}
+
+/** msgpack's encoding of a seq (a positive safe integer), as msgpackr writes it. */
+function packSeq(seq: number): Buffer {
+  if (seq < 0x80) return Buffer.from([seq]);
+  if (seq < 0x100) return Buffer.from([0xcc, seq]);
+  if (seq < 0x10000) return Buffer.from([0xcd, seq >> 8, seq & 0xff]);
+  if (seq < 0x100000000) {
+    const b = Buffer.allocUnsafe(5);
+    b[0] = 0xce;
+    b.writeUInt32BE(seq, 1);
+    return b;
+  }
+  return Buffer.from(packr.pack(seq));
+}
+
+const SEQ_KEY = Buffer.from([0xa3, 0x73, 0x65, 0x71]); // fixstr "seq"
+
+/**
+ * Frames the record; refuses one whose frame would pass limits.recordBytesMax. `body`, when given,
+ * must be encodeRecordBody of the same record (or bytes equal to it): the frame is built around it
+ * without encoding the record again, byte for byte what encoding would give.
+ */
+export function encodeRecord(r: LogRecord, body?: Buffer): Buffer {
+  const b = body ?? packr.pack(bodyOf(r));
+  // msgpackr writes every plain object with a map16 header; a fixmap is valid msgpack too.
+  const fix = (b[0]! & 0xf0) === 0x80;
+  const keys = fix ? b[0]! & 0x0f : b[0] === 0xde ? b.readUInt16BE(1) : -1;
+  const entries = fix ? 1 : 3;
+  if (keys < 6 || keys > 7) throw new KryptonError('INVALID_ARGUMENT', `record body for ${r.link} is not a map of the record's fields`);
+  const seq = packSeq(r.seq);
+  const payloadBytes = 3 + SEQ_KEY.length + seq.length + b.length - entries;
+  const frameBytes = HEADER_BYTES + payloadBytes;
   if (frameBytes > limits.recordBytesMax) {
     throw new KryptonError(
       'LIMIT_EXCEEDED',
@@ -59,9 +96,15 @@ export function encodeRecord(r: LogRecord): Buffer {
   }
   // pack() returns a view into a slab it reuses; copying into our own frame makes it safe to queue.
   const frame = Buffer.allocUnsafe(frameBytes);
-  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(payloadBytes, 0);
   frame[8] = FORMAT_VERSION;
-  payload.copy(frame, HEADER_BYTES);
+  let at = HEADER_BYTES;
+  frame[at] = 0xde;
+  frame.writeUInt16BE(keys + 1, at + 1);
+  at += 3;
+  at += SEQ_KEY.copy(frame, at);
+  at += seq.copy(frame, at);
+  b.copy(frame, at, entries);
   frame.writeUInt32LE(crc32(frame.subarray(8)), 4);
   return frame;
 }

@@ -13,10 +13,8 @@ import { KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import { NODE_GROUPS_FACTORY_LINK } from '../../lib/group/types.js';
 import { selectNodes } from '../../lib/hash.js';
-import { limits } from '../../lib/limits.js';
-import { readJsonBody, readRawBody } from '../body.js';
+import { readJsonBody } from '../body.js';
 import type { DocumentStore } from '../documents.js';
-import { decodeBatch } from '../replicator.js';
 import type { Synchronizer } from '../synchronizer.js';
 import type { GroupRuntime, Groups } from '../groups.js';
 import { notAllowed, toErrorResponse } from '../http-errors.js';
@@ -98,15 +96,14 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
   });
   router.all('/core/node-selectors/:sel', (ctx) => notAllowed(ctx.method));
 
-  // Log shipping from owners (msgpack batches) and synchronization requests from peers.
-  router.post('/core/node-selectors/:sel/replication', async (ctx) => {
-    d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
-    const raw = await readRawBody(ctx.req, limits.replicationBatchBytesMax);
-    if (!raw) throw new KryptonError('INVALID_BODY', 'replication batch is required');
-    const batch = decodeBatch(raw);
-    ctx.body = { results: await d.store.applyReplicated(batch.records) };
-  });
-  router.all('/core/node-selectors/:sel/replication', (ctx) => notAllowed(ctx.method));
+  // POST of log shipping and of forwarded batches is served before koa (peer-endpoints.ts).
+  for (const endpoint of ['replication', 'forwarded']) {
+    router.all(`/core/node-selectors/:sel/${endpoint}`, (ctx) => {
+      d.selectors.state(`/core/node-selectors/${ctx.params.sel}`); // 404 for an unknown selector
+      notAllowed(ctx.method);
+    });
+  }
+  // Synchronization requests from peers.
   router.post('/core/node-selectors/:sel/synch', async (ctx) => {
     d.selectors.state(`/core/node-selectors/${ctx.params.sel}`);
     ctx.body = await d.synchronizer.serve(await readJsonBody(ctx.req));

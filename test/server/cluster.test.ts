@@ -4,6 +4,7 @@
  * helper works for each target, and with quorum 3 and one host stopped a POST waits until the
  * quorum is relaxed to 2 (seed 000 steps 4-7).
  */
+import { request } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
@@ -98,23 +99,27 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
 
 t('replicas refuse records from an older epoch, and retries are harmless', async ({ hosts }) => {
   const [a] = hosts as [TestHost];
-  const { encodeBatch, REPLICATION_CONTENT_TYPE } = await import('../../server/replicator.js');
+  const { encodeBatch, decodeResults, REPLICATION_CONTENT_TYPE } = await import('../../server/replicator.js');
   const current = (await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).body as Record<string, unknown> & { documentVersion: number };
-  const send = (epoch: number, version: number) =>
-    a.client.send<{ results: { ok: boolean; status?: number; message?: string }[] }>(
-      'POST',
-      '/core/node-selectors/default/replication',
-      encodeBatch({ from: 'host-2', records: [{ link: '/core/examples/foo', action: 'PATCH', version, epoch, timeMicros: 1, state: { ...current, documentVersion: version, documentEpoch: epoch } as never }] }),
-      { 'content-type': REPLICATION_CONTENT_TYPE },
-    );
-  const dup = await send(0, current.documentVersion);
-  assert.equal(dup.body.results, [{ ok: true }]);
+  // The answer is msgpack: read it as bytes.
+  const send = async (epoch: number, version: number) => {
+    const r = await request(`${a.host.uri}/core/node-selectors/default/replication`, {
+      method: 'POST',
+      body: encodeBatch({ from: 'host-2', records: [{ link: '/core/examples/foo', action: 'PATCH', version, epoch, timeMicros: 1, state: { ...current, documentVersion: version, documentEpoch: epoch } as never }] }),
+      headers: { 'content-type': REPLICATION_CONTENT_TYPE },
+    });
+    assert.is(r.statusCode, 200);
+    return decodeResults(Buffer.from(await r.body.arrayBuffer()), 1);
+  };
+  assert.equal(await send(0, current.documentVersion), [{ ok: true }]);
   // Raise the held epoch to 5, then a record from epoch 4 is fenced off.
-  assert.equal((await send(5, current.documentVersion + 1)).body.results, [{ ok: true }]);
-  const stale = await send(4, current.documentVersion + 2);
-  assert.equal(stale.body.results, [{ ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }]);
+  assert.equal(await send(5, current.documentVersion + 1), [{ ok: true }]);
+  assert.equal(await send(4, current.documentVersion + 2), [{ ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }]);
   const junk = await a.client.send('POST', '/core/node-selectors/default/replication', Buffer.from([0xc1, 0x00]), { 'content-type': REPLICATION_CONTENT_TYPE });
   assert.is(junk.status, 400);
+  assert.is((junk.body as { statusCode?: number }).statusCode, 400, "Xenon's error body");
+  assert.is((await a.client.get('/core/node-selectors/default/replication')).status, 405);
+  assert.is((await a.client.post('/core/node-selectors/nope/replication', {})).status, 404);
 });
 
 t('forwarding: KEY_HASH, PEER_ID, unknown peer 404, ALL', async ({ hosts }) => {

@@ -62,6 +62,11 @@ open('peer endpoints answer 403 without the secret and serve members', async ({ 
   assert.equal((await c.send('POST', '/core/node-selectors/default/replication', batch, { ...msgpack, ...member })).body, { results: [] });
   assert.is((await c.send('POST', '/core/node-selectors/default/replication', batch, { ...msgpack, [PEER_SECRET_HEADER]: `${SECRET}x` })).status, 403);
 
+  // Batched forwarding is served before koa; a non-member falls through to the access check.
+  const batched = await c.send('POST', '/core/node-selectors/default/forwarded', batch, msgpack);
+  assert.is(batched.status, 403);
+  assert.match(String(batched.body.message), /^forbidden: POST \/core\/node-selectors\/default\/forwarded accepts requests from members/);
+
   const heads = { kind: 'heads', factoryLink: '/core/examples' };
   assert.is((await c.send('POST', '/core/node-selectors/default/synch', heads)).status, 403);
   assert.is((await c.send('POST', '/core/node-selectors/default/synch', heads, member)).status, 200);

@@ -89,6 +89,26 @@ for (const backend of backends) {
     assert.equal(await dir.list(), ['00000000000000000001.log']);
   });
 
+  s('appendDurable appends after earlier appends and a truncate', async ({ dir }) => {
+    const f = await dir.create('d.log');
+    await f.appendDurable([Buffer.from('abc'), Buffer.from('def')]);
+    await f.append([Buffer.from('gh')]);
+    await f.appendDurable([Buffer.from('ij')]);
+    assert.is((await f.read(0, 20)).toString(), 'abcdefghij');
+    await f.truncate(3);
+    await f.appendDurable([Buffer.from('XY')]);
+    assert.is(await f.size(), 5);
+    assert.is((await f.read(0, 20)).toString(), 'abcXY');
+    await f.close();
+    const r = await dir.open('d.log', 'read');
+    assert.is.not(await code(r.appendDurable([Buffer.from('no')])), 'resolved', 'a read handle refuses it');
+    await r.close();
+    const a = await dir.open('d.log', 'append');
+    await a.appendDurable([Buffer.from('Z')]);
+    assert.is((await a.read(0, 20)).toString(), 'abcXYZ', 'a reopened file appends at its end');
+    await a.close();
+  });
+
   s('truncate cuts, and later appends go to the new end', async ({ dir }) => {
     const f = await dir.create('t.log');
     await f.append([Buffer.from('0123456789')]);
@@ -158,6 +178,21 @@ test('memory crash: a file exists after a crash only once its directory was sync
   assert.is(dir.crash().contents('a.log').toString(), 'durable-lost');
   // The original directory is untouched by taking crash images.
   assert.is(dir.contents('a.log').toString(), 'durable-lost');
+  await f.close();
+});
+
+test('memory crash: appendDurable is durable when it resolves, earlier plain appends with it', async () => {
+  const dir = new MemoryDirectory();
+  const f = await dir.create('a.log');
+  await dir.syncDirectory();
+  await f.append([Buffer.from('plain-')]);
+  await f.appendDurable([Buffer.from('durable')]);
+  assert.is(dir.crash().contents('a.log').toString(), 'plain-durable');
+  dir.failNextSync(new Error('EIO: sync failed'));
+  assert.match(await message(f.appendDurable([Buffer.from('-x')])), /EIO/);
+  assert.is(dir.crash().contents('a.log').toString(), 'plain-durable', 'a failed sync keeps nothing new');
+  dir.failNextAppend(new Error('ENOSPC: disk full'));
+  assert.match(await message(f.appendDurable([Buffer.from('-y')])), /ENOSPC/);
   await f.close();
 });
 

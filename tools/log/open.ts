@@ -130,6 +130,10 @@ class ReadOnlyFile implements LogFile {
     return Promise.reject(new Error(`the log tools never write; refused to sync ${this.name}`));
   }
 
+  appendDurable(): Promise<void> {
+    return Promise.reject(new Error(`the log tools never write; refused to append to ${this.name}`));
+  }
+
   truncate(): Promise<void> {
     return Promise.reject(new Error(`the log tools never write; refused to truncate ${this.name}`));
   }
