@@ -109,7 +109,7 @@ export class PeerClient {
       const res = await this.pool(u.origin).request({
         path: u.pathname + u.search,
         method: opts.method as 'POST',
-        headers: opts.headers,
+        headers: { ...this.opts.memberHeaders, ...opts.headers },
         body: opts.body,
         signal: ac.signal,
         headersTimeout: opts.timeoutMs,
