@@ -60,8 +60,8 @@ export const limits = {
   synchHeadsPageLinksMax: 10_000,
   /** Links whose full states one synchronization fetch may ask for. */
   synchPageLinksMax: 1000,
-  /** Links synchronized at once during a pass. */
-  synchConcurrencyMax: 256,
+  /** Links synchronized at once during a pass (their pushes travel in batches of up to replicationBatchRecordsMax). */
+  synchConcurrencyMax: 2048,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
   /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */
