@@ -19,7 +19,7 @@
 import type { JsonObject } from '../lib/document.js';
 import type { PlanQuery, RangeQuery, TermQuery } from '../lib/query/spec.js';
 import { someValueAt, type IndexedValue } from './fields.js';
-import type { Posting, Postings, VidAlive } from './postings.js';
+import { postingOf, type Posting, type Postings, type VidAlive } from './postings.js';
 
 export type DocPredicate = (doc: JsonObject) => boolean;
 
@@ -176,7 +176,7 @@ function scanValues(q: TermQuery, postings: Postings, alive: VidAlive): Candidat
   if (values === undefined) return NONE;
   const pred = termPredicate(q);
   const hits: Candidates[] = [];
-  for (const [value, p] of values) if (pred(value)) hits.push(fromPosting(p, alive));
+  for (const [value, s] of values) if (pred(value)) hits.push(fromPosting(postingOf(s), alive));
   return union(hits);
 }
 

@@ -10,6 +10,11 @@
  * `alive` test the owner passes in (an id is never reused while a posting can still hold it: ids
  * are only renumbered all at once, by `renumber`).
  *
+ * A value only one version holds (a document's self link, a unique name: most values of a large
+ * index) is kept as that version's id itself, not as a Posting: no object and no typed array per
+ * such value, which is most of an index's objects and so of its garbage collection. It becomes a
+ * Posting when a second version posts the value; readers get a one-id Posting made on demand.
+ *
  * Contract: a version's state must not change after it was posted, because removal re-reads it to
  * find its postings.
  */
@@ -24,6 +29,13 @@ export class Posting {
   ids: Int32Array = new Int32Array(2);
   n = 0;
   live = 0;
+
+  /** A posting of one live id. */
+  static of(vid: number): Posting {
+    const p = new Posting();
+    p.add(vid);
+    return p;
+  }
 
   add(vid: number): boolean {
     // The same version posting one value twice (tags ["a", "a"]) arrives back to back.
@@ -69,9 +81,16 @@ export class Posting {
   }
 }
 
+/** A value's posting, or the one live id holding it. */
+export type Slot = number | Posting;
+
+export function postingOf(s: Slot): Posting {
+  return typeof s === 'number' ? Posting.of(s) : s;
+}
+
 export class Postings {
-  /** propertyName → value → posting. */
-  private readonly fields = new Map<string, Map<string, Posting>>();
+  /** propertyName → value → posting (or the one id holding the value). */
+  private readonly fields = new Map<string, Map<string, Slot>>();
   private readonly alive: VidAlive;
 
   constructor(alive: VidAlive) {
@@ -86,12 +105,15 @@ export class Postings {
         values = new Map();
         this.fields.set(name, values);
       }
-      let p = values.get(value);
-      if (p === undefined) {
-        p = new Posting();
+      const s = values.get(value);
+      if (s === undefined) values.set(value, vid);
+      else if (typeof s !== 'number') s.add(vid);
+      // The same version posting one value twice (tags ["a", "a"]) arrives back to back.
+      else if (s !== vid) {
+        const p = Posting.of(s);
+        p.add(vid);
         values.set(value, p);
       }
-      p.add(vid);
     });
   }
 
@@ -102,30 +124,39 @@ export class Postings {
     forEachIndexedField(doc, (name, value) => {
       if (typeof value !== 'string') return;
       const values = this.fields.get(name);
-      const p = values?.get(value);
-      if (values === undefined || p === undefined || seen.has(p)) return;
-      seen.add(p);
-      p.removed(this.alive);
-      if (p.live <= 0) {
+      const s = values?.get(value);
+      if (values === undefined || s === undefined) return;
+      if (typeof s === 'number') {
+        // Held by this version alone (removed once: a second occurrence finds nothing).
         values.delete(value);
-        if (values.size === 0) this.fields.delete(name);
+      } else {
+        if (seen.has(s)) return;
+        seen.add(s);
+        s.removed(this.alive);
+        if (s.live > 0) return;
+        values.delete(value);
       }
+      if (values.size === 0) this.fields.delete(name);
     });
   }
 
   get(name: string, value: string): Posting | undefined {
-    return this.fields.get(name)?.get(value);
+    const s = this.fields.get(name)?.get(value);
+    return s === undefined ? undefined : postingOf(s);
   }
 
-  /** Every value posted under `name`, with its posting. */
-  valuesOf(name: string): ReadonlyMap<string, Posting> | undefined {
+  /** Every value posted under `name`, with its slot (postingOf reads it). */
+  valuesOf(name: string): ReadonlyMap<string, Slot> | undefined {
     return this.fields.get(name);
   }
 
   /** Renames every id through `map` (monotonic, so postings stay sorted) and drops dead ones. */
   renumber(map: Int32Array, aliveBefore: VidAlive): void {
     for (const values of this.fields.values()) {
-      for (const p of values.values()) p.compact(aliveBefore, map);
+      for (const [value, s] of values) {
+        if (typeof s === 'number') values.set(value, map[s]!);
+        else s.compact(aliveBefore, map);
+      }
     }
   }
 
@@ -135,7 +166,7 @@ export class Postings {
     let entries = 0;
     for (const values of this.fields.values()) {
       postings += values.size;
-      for (const p of values.values()) entries += p.live;
+      for (const s of values.values()) entries += typeof s === 'number' ? 1 : s.live;
     }
     return { postings, entries, fields: this.fields.size };
   }

@@ -60,8 +60,8 @@ export const limits = {
   synchHeadsPageLinksMax: 10_000,
   /** Links whose full states one synchronization fetch may ask for. */
   synchPageLinksMax: 1000,
-  /** Links synchronized at once during a pass. */
-  synchConcurrencyMax: 256,
+  /** Links synchronized at once during a pass (their pushes travel in batches of up to replicationBatchRecordsMax). */
+  synchConcurrencyMax: 2048,
   /** Links one promise request (a takeover's prepare phase) may name; the page size of that request. */
   synchPromiseLinksMax: 1000,
   /** Times one prepare round asks again with a higher epoch after replicas refused, before deferring the link. */

@@ -324,7 +324,7 @@ export class Host {
       isProcessOwner: true,
       initialPeerNodes: this.config.peerNodes,
       systemInfo: {
-        availableProcessorCount: os.cpus().length,
+        availableProcessorCount: os.availableParallelism(),
         freeMemoryByteCount: os.freemem(),
         totalMemoryByteCount: os.totalmem(),
         osName: os.type(),

@@ -240,14 +240,18 @@ export class Synchronizer {
     }
   }
 
+  /** Full latest states of `links` from one peer, its pages fetched at once. */
   private async fetchStates(n: NodeState, svc: RegisteredService, links: Link[]): Promise<Record<string, ServiceDocument>> {
-    const out: Record<string, ServiceDocument> = {};
-    for (let i = 0; i < links.length; i += limits.synchPageLinksMax) {
-      const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: links.slice(i, i + limits.synchPageLinksMax) }, timeoutMs: this.timeoutMs });
-      if (r.status !== 200) throw new Error(`fetch from ${n.id}: status ${r.status}`);
-      Object.assign(out, (r.body as { states: Record<string, ServiceDocument> }).states);
-    }
-    return out;
+    const pages: Link[][] = [];
+    for (let i = 0; i < links.length; i += limits.synchPageLinksMax) pages.push(links.slice(i, i + limits.synchPageLinksMax));
+    const answers = await Promise.all(
+      pages.map(async (page) => {
+        const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: page }, timeoutMs: this.timeoutMs });
+        if (r.status !== 200) throw new Error(`fetch from ${n.id}: status ${r.status}`);
+        return (r.body as { states: Record<string, ServiceDocument> }).states;
+      }),
+    );
+    return Object.assign({}, ...answers) as Record<string, ServiceDocument>;
   }
 
   private localHead(link: Link): Head | undefined {
