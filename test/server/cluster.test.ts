@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { startHost, type TestHost } from '../support/hosts.js';
+import { joinAll, startHost, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Group {
@@ -18,25 +18,10 @@ interface Group {
 
 const t = suite<{ hosts: TestHost[] }>('three hosts');
 
-async function allAvailable(hosts: TestHost[], n: number): Promise<boolean> {
-  for (const h of hosts) {
-    const g = await h.client.get<Group>('/core/node-groups/default');
-    const nodes = Object.values(g.body.nodes);
-    if (nodes.length !== n || nodes.some((x) => x.status !== 'AVAILABLE')) return false;
-    if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-  }
-  return true;
-}
-
 t.before(async (ctx) => {
   ctx.hosts = [];
   for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `host-${i + 1}` }));
-  const [a, b, c] = ctx.hosts as [TestHost, TestHost, TestHost];
-  for (const h of [b, c]) {
-    const r = await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${a.host.uri}/core/node-groups/default` });
-    assert.is(r.status, 200);
-  }
-  await waitFor('3 hosts available', () => allAvailable(ctx.hosts, 3), 20_000);
+  await joinAll(ctx.hosts);
 });
 t.after(async (ctx) => {
   for (const h of ctx.hosts) await h.close();

@@ -11,8 +11,7 @@ import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { selectNodes } from '../../lib/hash.js';
 import { AnswerReader, decodeForwardBatch, encodeAnswer, encodeForwardBatch, type ForwardItem } from '../../server/forwarder.js';
-import { startHost, type TestHost } from '../support/hosts.js';
-import { waitFor } from '../support/wait.js';
+import { joinAll, startHost, type TestHost } from '../support/hosts.js';
 
 test('codec: a batch reads back as written; malformed batches are INVALID_BODY', () => {
   const items: ForwardItem[] = [
@@ -55,23 +54,7 @@ const t = suite<{ hosts: TestHost[] }>('forwarding between three hosts');
 t.before(async (ctx) => {
   ctx.hosts = [];
   for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `host-${i + 1}` }));
-  const [a, b, c] = ctx.hosts as [TestHost, TestHost, TestHost];
-  for (const h of [b, c]) {
-    const r = await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${a.host.uri}/core/node-groups/default` });
-    assert.is(r.status, 200);
-  }
-  await waitFor(
-    '3 hosts available',
-    async () => {
-      for (const h of ctx.hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-      for (const h of ctx.hosts) {
-        const g = await h.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
-        if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
-      }
-      return true;
-    },
-    20_000,
-  );
+  await joinAll(ctx.hosts);
 });
 t.after(async (ctx) => {
   for (const h of ctx.hosts) await h.close();

@@ -17,27 +17,14 @@ import { ConfigError, defaultConfig, parseHostArgs } from '../../server/config.j
 import { Host } from '../../server/host.js';
 import { PEER_SECRET_HEADER } from '../../server/peer-auth.js';
 import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replicator.js';
-import { startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { joinAll, startHost, tempDir, type TestHost } from '../support/hosts.js';
 import type { Client } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 const SECRET = 'peer-secret-for-tests-0123456789';
 const member = { [PEER_SECRET_HEADER]: SECRET };
 
-async function group(hosts: TestHost[]): Promise<void> {
-  for (const h of hosts.slice(1)) {
-    const r = await h.client.send('POST', '/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default` }, member);
-    assert.is(r.status, 200, r.text);
-  }
-  await waitFor('3 hosts available', async () => {
-    for (const h of hosts) {
-      const g = await h.client.send<{ nodes: Record<string, { status: string }> }>('GET', '/core/node-groups/default', undefined, member);
-      if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
-      if ((await h.client.send('GET', '/core/node-groups/default/available', undefined, member)).status !== 200) return false;
-    }
-    return true;
-  }, 30_000);
-}
+const group = (hosts: TestHost[]) => joinAll(hosts, member);
 
 const open = suite<{ hosts: TestHost[] }>('peer secret, authorization off');
 

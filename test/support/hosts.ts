@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { defaultConfig, type Config } from '../../server/config.js';
 import { Host, type HostOptions } from '../../server/host.js';
+import { KINDS } from '../../lib/document.js';
 import { Client } from './http.js';
+import { waitFor } from './wait.js';
 
 export interface TestHost {
   host: Host;
@@ -46,4 +48,30 @@ export async function startHost(overrides: Partial<Config> = {}, sandbox?: strin
     },
   };
   return th;
+}
+
+/**
+ * Joins `hosts` into one group through the first with JoinPeerRequest (sending `headers`, the
+ * peer secret say, with every request) and waits until each lists all of them AVAILABLE and
+ * reports the group available.
+ */
+export async function joinAll(hosts: TestHost[], headers: Record<string, string> = {}, deadlineMs = 30_000): Promise<void> {
+  const link = '/core/node-groups/default';
+  for (const h of hosts.slice(1)) {
+    const r = await h.client.send('POST', link, { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}${link}` }, headers);
+    if (r.status !== 200) throw new Error(`join through ${hosts[0]!.host.uri} answered ${r.status}: ${r.text}`);
+  }
+  await waitFor(
+    `${hosts.length} hosts available`,
+    async () => {
+      for (const h of hosts) {
+        const g = await h.client.send<{ nodes: Record<string, { status: string }> }>('GET', link, undefined, headers);
+        const nodes = Object.values(g.body?.nodes ?? {});
+        if (nodes.length !== hosts.length || nodes.some((n) => n.status !== 'AVAILABLE')) return false;
+        if ((await h.client.send('GET', `${link}/available`, undefined, headers)).status !== 200) return false;
+      }
+      return true;
+    },
+    deadlineMs,
+  );
 }
