@@ -23,6 +23,7 @@ import { createApp } from './app.js';
 import { Forwarder } from './forwarder.js';
 import { Groups } from './groups.js';
 import { PeerEndpoints } from './peer-endpoints.js';
+import { DocumentEndpoint } from './document-endpoint.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
 import { ChangeFeed } from './changes.js';
@@ -216,9 +217,12 @@ export class Host {
       watches,
     });
     const koa = app.callback();
-    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros: () => clock.nowMicros() });
+    const nowMicros = () => clock.nowMicros();
+    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
+    const documentEndpoint = new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
+    // The hot paths skip koa; the koa app answers everything else (and still serves the same paths).
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!peerEndpoints.handle(req, res)) void koa(req, res);
+      if (!peerEndpoints.handle(req, res) && !documentEndpoint.handle(req, res)) void koa(req, res);
     });
     host = new Host(id, config, dir, logger, index, wal, store, queries, server, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, forwarder, replicator });
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
