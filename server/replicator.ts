@@ -17,7 +17,7 @@ import type { JsonObject, NewLogRecord, UpdateAction } from '../lib/document.js'
 import { UPDATE_ACTIONS } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { isEligibleOwner } from '../lib/group/rules.js';
-import type { NodeState } from '../lib/group/types.js';
+import type { NodeGroupState, NodeState } from '../lib/group/types.js';
 import { selectNodes } from '../lib/hash.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -195,16 +195,18 @@ class PeerChannel {
 
 export interface ReplicaSet {
   /** Members the record goes to, self excluded. */
-  targets: NodeState[];
+  readonly targets: readonly NodeState[];
   /** Members that count but cannot be reached (UNAVAILABLE, REPLACED): immediate failures. */
-  unreachable: number;
+  readonly unreachable: number;
   /** Replica set size, the owner included. */
-  eligible: number;
-  membershipQuorum: number;
+  readonly eligible: number;
+  readonly membershipQuorum: number;
 }
 
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
+  /** replicaSet's answer for selectors without a factor, for one group state. */
+  private allMembers: { group: NodeGroupState; selectorLink: string; set: ReplicaSet } | undefined;
   readonly stats: ReplicationStats = { batches: 0, records: 0 };
   private opCounter = 0;
 
@@ -212,8 +214,24 @@ export class Replicator {
     private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
   ) {}
 
-  /** Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N. */
+  /**
+   * Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N.
+   * Without a factor the answer is the same for every link, so it is computed once per group
+   * state (each membership step makes a new state object) and shared: callers must not change it.
+   */
   replicaSet(selectorLink: string, link: string): ReplicaSet {
+    const group = this.d.selectors.groupState;
+    const spec = this.d.selectors.spec(selectorLink);
+    if (!spec?.replicationFactor) {
+      if (this.allMembers?.group !== group || this.allMembers.selectorLink !== selectorLink) {
+        this.allMembers = { group, selectorLink, set: this.computeReplicaSet(selectorLink, link) };
+      }
+      return this.allMembers.set;
+    }
+    return this.computeReplicaSet(selectorLink, link);
+  }
+
+  private computeReplicaSet(selectorLink: string, link: string): ReplicaSet {
     const group = this.d.selectors.groupState;
     const spec = this.d.selectors.spec(selectorLink);
     const self = group.nodes[this.d.hostId];
