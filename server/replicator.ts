@@ -302,7 +302,7 @@ export class Replicator {
    * counted, the quorum is met; the caller appends it locally only after that. Used for
    * takeovers, so a new epoch never exists on the new owner alone.
    */
-  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord): Promise<void> {
+  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord, body?: Buffer): Promise<void> {
     const set = this.replicaSet(svc.def.nodeSelector, rec.link);
     if (set.eligible === 1) return;
     const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: rec.action });
@@ -316,7 +316,7 @@ export class Replicator {
         else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
       };
       check();
-      this.fanOut(set, svc.def.nodeSelector, rec, encodeRecordBody(rec), tracker, check);
+      this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
     });
   }
 

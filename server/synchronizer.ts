@@ -19,6 +19,7 @@ import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
 import { successThreshold } from '../lib/replication/quorum.js';
 import { headOf, headOfDoc, planLink, type Head, type HeadTuple } from '../lib/synch/plan.js';
 import type { DocumentIndex } from '../index/views.js';
+import { encodeRecordBody } from '../wal/record.js';
 import type { Clock } from './clock.js';
 import type { DocumentStore } from './documents.js';
 import type { GroupRuntime } from './groups.js';
@@ -331,8 +332,9 @@ export class Synchronizer {
         const rec: NewLogRecord = { link, action: state.documentUpdateAction, version: state.documentVersion, epoch: state.documentEpoch, timeMicros: now, state };
         // The replicas take the new epoch (and from then on refuse the old owner's records) before
         // this host serves it; if they cannot, nothing changes here and the next pass retries.
-        await this.d.replicator.shipBeforeCommit(svc, rec);
-        await this.d.store.appendLocal(rec);
+        const body = encodeRecordBody(rec);
+        await this.d.replicator.shipBeforeCommit(svc, rec, body);
+        await this.d.store.appendLocal(rec, body);
         if (plan.best.owner !== this.d.hostId) {
           this.stats.takenOver++;
           // The new owner runs the service's start handler, as Xenon restarts a service on its new owner.
