@@ -28,7 +28,15 @@ export function hex64(h: bigint): string {
 
 /** Xenon's generated id: hex(FNV64(hostId)) followed by hex(time in micros), no padding. */
 export function generateDocumentId(hostId: NodeId, nowMicros: Micros): string {
-  return hex64(fnv64(hostId)) + Math.trunc(nowMicros).toString(16);
+  return idPrefix(hostId) + Math.trunc(nowMicros).toString(16);
+}
+
+/** hex(FNV64(hostId)) of the last host id asked for: a host generates every id with its own. */
+let prefixOf: { hostId: NodeId; prefix: string } | undefined;
+
+function idPrefix(hostId: NodeId): string {
+  if (prefixOf?.hostId !== hostId) prefixOf = { hostId, prefix: hex64(fnv64(hostId)) };
+  return prefixOf.prefix;
 }
 
 /**

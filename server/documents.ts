@@ -48,6 +48,8 @@ export interface DocumentStoreDeps {
   hooks?: { started(svc: RegisteredService, link: Link): void };
 }
 
+const OK: ReplicaResult = { ok: true };
+
 export interface WriteOptions {
   /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
   quorum?: number | 'all';
@@ -105,31 +107,84 @@ export class DocumentStore {
   /**
    * A replica's side of log shipping: each record is appended and indexed unless it is a copy
    * already held (acknowledged again: retries are harmless) or comes from an older epoch than the
-   * one held or promised for its link (refused: fencing against a stale owner).
+   * one held or promised for its link (refused: fencing against a stale owner). The first record of each link
+   * with nothing queued on this host goes into one append for the whole batch (one durable write,
+   * one wait), its link held until then; the others wait behind their link as any update does.
    */
   async applyReplicated(records: readonly NewLogRecord[], bodies?: readonly Buffer[]): Promise<ReplicaResult[]> {
-    return Promise.all(
-      records.map((rec, i) =>
-        this.queues.run(rec.link, async (): Promise<ReplicaResult> => {
-          const local = this.d.index.latest(rec.link);
-          const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
-          const promised = this.d.promises?.get(rec.link);
-          const decision = decideRecord(held, promised, rec);
-          if (decision === 'refuse') {
-            return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
-          }
-          if (decision === 'duplicate') return { ok: true };
-          try {
+    const results = new Array<ReplicaResult>(records.length);
+    const together: number[] = [];
+    const behind: number[] = [];
+    const seen = new Set<Link>();
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      if (seen.has(rec.link) || !this.queues.idle(rec.link)) behind.push(i);
+      else {
+        const refused = this.fenced(rec);
+        if (refused) results[i] = refused;
+        else together.push(i);
+      }
+      seen.add(rec.link);
+    }
+    const waits: Promise<unknown>[] = [];
+    if (together.length > 0) {
+      const done = this.appendAllLocal(
+        together.map((i) => records[i]!),
+        together.map((i) => bodies?.[i]),
+      ).then(
+        () => together.forEach((i) => (results[i] = OK)),
+        (e: unknown) => together.forEach((i) => (results[i] = { ok: false, status: 500, message: (e as Error).message })),
+      );
+      this.queues.holdAll(together.map((i) => records[i]!.link), done);
+      waits.push(done);
+    }
+    for (const i of behind) {
+      const rec = records[i]!;
+      waits.push(
+        this.queues
+          .run(rec.link, async (): Promise<ReplicaResult> => {
+            const refused = this.fenced(rec);
+            if (refused) return refused;
             await this.appendLocal(rec, bodies?.[i]);
-            // A promise this record spent is dropped now, before an expiry could purge its proof.
-            if (promised) this.d.promises?.get(rec.link);
-            return { ok: true };
-          } catch (e) {
-            return { ok: false, status: 500, message: (e as Error).message };
-          }
-        }),
-      ),
-    );
+            this.d.promises?.get(rec.link); // drops a promise this record spent
+            return OK;
+          })
+          .then(
+            (r) => (results[i] = r),
+            (e: unknown) => (results[i] = { ok: false, status: 500, message: (e as Error).message }),
+          ),
+      );
+    }
+    await Promise.all(waits);
+    return results;
+  }
+
+  /** Why a replica takes no new record for `rec` (a copy it holds: ok; below the held or promised epoch: 409), if it does not. */
+  private fenced(rec: NewLogRecord): ReplicaResult | undefined {
+    const local = this.d.index.latest(rec.link);
+    const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
+    const promised = this.d.promises?.get(rec.link);
+    const decision = decideRecord(held, promised, rec);
+    if (decision === 'refuse') return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
+    if (decision === 'duplicate') return OK;
+    return undefined;
+  }
+
+  /** appendLocal for several records of distinct links: one durable write, then each is indexed in order. */
+  private async appendAllLocal(recs: NewLogRecord[], bodies: (Buffer | undefined)[]): Promise<void> {
+    let logged;
+    try {
+      logged = await this.d.wal.appendAll(recs, bodies);
+    } catch (e) {
+      if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
+      throw e;
+    }
+    for (const r of logged) {
+      this.d.index.apply(r);
+      this.d.changes?.updated(r.state);
+      // A promise this record spent is dropped now, before an expiry could purge its proof.
+      this.d.promises?.get(r.link);
+    }
   }
 
   /**

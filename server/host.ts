@@ -25,6 +25,7 @@ import { loadTls } from './tls.js';
 import { Forwarder } from './forwarder.js';
 import { Groups } from './groups.js';
 import { PeerEndpoints } from './peer-endpoints.js';
+import { DocumentEndpoint } from './document-endpoint.js';
 import { PeerClient } from './peers.js';
 import { OwnerHooks } from './owner-hooks.js';
 import { ChangeFeed } from './changes.js';
@@ -271,11 +272,16 @@ export class Host {
       access,
     });
     const koa = app.callback();
-    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros: () => clock.nowMicros() });
+    const nowMicros = () => clock.nowMicros();
+    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
+    // Document requests skip koa only while authorization is off: koa's access middleware checks
+    // each one's token when it is on.
+    const documentEndpoint = config.isAuthorizationEnabled ? undefined : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
     // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
     // request goes on to koa, whose access middleware answers it 403.
     handler = (req, res) => {
       if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
+      if (documentEndpoint?.handle(req, res)) return;
       void koa(req, res);
     };
     for (const run of early.splice(0)) run();

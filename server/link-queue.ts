@@ -37,6 +37,32 @@ export class LinkQueues {
     return result;
   }
 
+  /** Whether nothing is queued or running for `link`. */
+  idle(link: string): boolean {
+    return !this.entries.has(link);
+  }
+
+  /**
+   * Marks idle `links` (each named once) busy until `done` settles; updates queued for them
+   * meanwhile run after it. One wait is shared by the whole set: a replica holding the links of a
+   * batch it appends in one go pays one promise, not a chain per link.
+   */
+  holdAll(links: readonly string[], done: Promise<unknown>): void {
+    const settled = done.then(noop, noop);
+    const held = links.map((link) => {
+      if (this.entries.has(link)) throw new Error(`holdAll: ${link} is not idle`);
+      const e: Entry = { last: settled, pending: 1 };
+      this.entries.set(link, e);
+      return e;
+    });
+    void settled.then(() => {
+      links.forEach((link, i) => {
+        const e = held[i]!;
+        if (--e.pending === 0 && this.entries.get(link) === e) this.entries.delete(link);
+      });
+    });
+  }
+
   /** Resolves when every queued update has settled. */
   async drain(): Promise<void> {
     while (this.entries.size > 0) await Promise.all([...this.entries.values()].map((e) => e.last));

@@ -17,7 +17,7 @@ import type { JsonObject, NewLogRecord, UpdateAction } from '../lib/document.js'
 import { UPDATE_ACTIONS } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { isEligibleOwner } from '../lib/group/rules.js';
-import type { NodeState } from '../lib/group/types.js';
+import type { NodeGroupState, NodeState } from '../lib/group/types.js';
 import { selectNodes } from '../lib/hash.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -195,16 +195,18 @@ class PeerChannel {
 
 export interface ReplicaSet {
   /** Members the record goes to, self excluded. */
-  targets: NodeState[];
+  readonly targets: readonly NodeState[];
   /** Members that count but cannot be reached (UNAVAILABLE, REPLACED): immediate failures. */
-  unreachable: number;
+  readonly unreachable: number;
   /** Replica set size, the owner included. */
-  eligible: number;
-  membershipQuorum: number;
+  readonly eligible: number;
+  readonly membershipQuorum: number;
 }
 
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
+  /** replicaSet's answer for selectors without a factor, for one group state. */
+  private allMembers: { group: NodeGroupState; selectorLink: string; set: ReplicaSet } | undefined;
   readonly stats: ReplicationStats = { batches: 0, records: 0 };
   private opCounter = 0;
   /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
@@ -214,8 +216,24 @@ export class Replicator {
     private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
   ) {}
 
-  /** Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N. */
+  /**
+   * Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N.
+   * Without a factor the answer is the same for every link, so it is computed once per group
+   * state (each membership step makes a new state object) and shared: callers must not change it.
+   */
   replicaSet(selectorLink: string, link: string): ReplicaSet {
+    const group = this.d.selectors.groupState;
+    const spec = this.d.selectors.spec(selectorLink);
+    if (!spec?.replicationFactor) {
+      if (this.allMembers?.group !== group || this.allMembers.selectorLink !== selectorLink) {
+        this.allMembers = { group, selectorLink, set: this.computeReplicaSet(selectorLink, link) };
+      }
+      return this.allMembers.set;
+    }
+    return this.computeReplicaSet(selectorLink, link);
+  }
+
+  private computeReplicaSet(selectorLink: string, link: string): ReplicaSet {
     const group = this.d.selectors.groupState;
     const spec = this.d.selectors.spec(selectorLink);
     const self = group.nodes[this.d.hostId];
@@ -286,7 +304,7 @@ export class Replicator {
    * counted, the quorum is met; the caller appends it locally only after that. Used for
    * takeovers, so a new epoch never exists on the new owner alone.
    */
-  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord): Promise<void> {
+  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord, body?: Buffer): Promise<void> {
     const set = this.replicaSet(svc.def.nodeSelector, rec.link);
     if (set.eligible === 1) return;
     const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: rec.action });
@@ -300,7 +318,7 @@ export class Replicator {
         else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
       };
       check();
-      this.fanOut(set, svc.def.nodeSelector, rec, encodeRecordBody(rec), tracker, check);
+      this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
     });
   }
 

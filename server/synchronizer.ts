@@ -24,6 +24,7 @@ import { successThreshold } from '../lib/replication/quorum.js';
 import { headOf, headOfDoc, type Head, type HeadTuple, type SynchPlan } from '../lib/synch/plan.js';
 import { decideSynch, planTakeover, RetrySchedule, type TakeoverTarget } from '../lib/synch/takeover.js';
 import type { DocumentIndex } from '../index/views.js';
+import { encodeRecordBody } from '../wal/record.js';
 import type { Clock } from './clock.js';
 import type { DocumentStore } from './documents.js';
 import type { GroupRuntime } from './groups.js';
@@ -568,8 +569,9 @@ export class Synchronizer {
         const rec: NewLogRecord = { link, action: state.documentUpdateAction, version: state.documentVersion, epoch: state.documentEpoch, timeMicros: now, state };
         // The replicas take the new epoch (and from then on refuse the old owner's records) before
         // this host serves it; if they cannot, nothing changes here and the link is retried.
-        await this.d.replicator.shipBeforeCommit(svc, rec);
-        await this.d.store.appendLocal(rec);
+        const body = encodeRecordBody(rec);
+        await this.d.replicator.shipBeforeCommit(svc, rec, body);
+        await this.d.store.appendLocal(rec, body);
         this.d.promises.get(link); // drops our promise, spent now, before an expiry could purge its proof
         if (plan.best.owner !== this.d.hostId) {
           this.stats.takenOver++;

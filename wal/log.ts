@@ -130,34 +130,60 @@ export class WriteAheadLog {
    * record already encoded (encodeRecordBody); the frame is built around it.
    */
   append(r: NewLogRecord, body?: Buffer): Promise<LogRecord> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closing) {
-      return Promise.reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
-    }
-    if (this.waiting >= this.config.pendingAppendsMax) {
-      return Promise.reject(
+    return new Promise((resolve, reject) => this.enqueue([r], body === undefined ? undefined : [body], (records) => resolve(records[0]!), reject));
+  }
+
+  /**
+   * Appends records in order, their seqs consecutive, and resolves once the last (so all) is
+   * durable: one promise for a batch a replica receives. All or none: a record the log refuses
+   * (too large) refuses the whole call before any seq is taken. `bodies[i]`, when given, is
+   * records[i] already encoded.
+   */
+  appendAll(records: readonly NewLogRecord[], bodies?: readonly (Buffer | undefined)[]): Promise<LogRecord[]> {
+    return new Promise((resolve, reject) => this.enqueue(records, bodies, resolve, reject));
+  }
+
+  /** Queues the records' frames, calling `resolve` once the last is durable, or `reject`. */
+  private enqueue(
+    rs: readonly NewLogRecord[],
+    bodies: readonly (Buffer | undefined)[] | undefined,
+    resolve: (records: LogRecord[]) => void,
+    reject: (e: Error) => void,
+  ): void {
+    if (this.failure !== undefined) return reject(this.failure);
+    if (this.closing) return reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
+    if (rs.length === 0) return resolve([]);
+    if (this.waiting + rs.length > this.config.pendingAppendsMax) {
+      return reject(
         new KryptonError('LIMIT_EXCEEDED', `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`, {
           detail: { limit: this.config.pendingAppendsMax },
         }),
       );
     }
-    const record: LogRecord = { seq: this.nextSeq, link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros, state: r.state };
-    if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
-    let frame: Buffer;
-    try {
-      frame = encodeRecord(record, body);
-    } catch (e) {
-      // Refused before taking the seq, so a too-large record leaves no gap.
-      return Promise.reject(e);
+    const records: LogRecord[] = [];
+    const frames: Buffer[] = [];
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i]!;
+      const record: LogRecord = { seq: this.nextSeq + i, link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros, state: r.state };
+      if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
+      try {
+        frames.push(encodeRecord(record, bodies?.[i]));
+      } catch (e) {
+        // Refused before taking any seq, so a too-large record leaves no gap.
+        return reject(e as Error);
+      }
+      records.push(record);
     }
-    this.nextSeq++;
-    this.waiting++;
-    const promise = new Promise<LogRecord>((resolve, reject) => this.queue.push({ frame, record, resolve, reject }));
+    this.nextSeq += rs.length;
+    this.waiting += rs.length;
+    const last = records.length - 1;
+    for (let i = 0; i < last; i++) this.queue.push({ frame: frames[i]!, record: records[i]!, resolve: noop, reject });
+    // Seq order is durability order: the last record durable means all are.
+    this.queue.push({ frame: frames[last]!, record: records[last]!, resolve: () => resolve(records), reject });
     if (!this.flushing) {
       this.flushing = true;
       void this.flushLoop();
     }
-    return promise;
   }
 
   /** Makes waiting appends durable, then closes. Later appends fail; closing twice is fine. */
@@ -259,6 +285,8 @@ export class WriteAheadLog {
     for (const w of rejected) w.reject(this.failure);
   }
 }
+
+function noop(): void {}
 
 function positive(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {

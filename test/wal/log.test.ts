@@ -33,6 +33,42 @@ test('an empty folder gets a first segment; appends get seqs 1, 2, 3 in call ord
   assert.equal((await replayAll(dir)).map((r) => r.seq), [1, 2, 3]);
 });
 
+test('appendAll: consecutive seqs, one durable resolution for all, all or none when one is refused', async () => {
+  const dir = new MemoryDirectory();
+  const { log } = await openLog(dir, { pendingAppendsMax: 6 });
+  const single = log.append(newRecord(1));
+  const before = dir.crash();
+  const batch = log.appendAll([newRecord(2), newRecord(3), { ...newRecord(4), resetHistory: true }]);
+  assert.is(log.lastSeq, 4, 'seqs are given at call time');
+  const logged = await batch;
+  assert.equal(logged.map((r) => r.seq), [2, 3, 4]);
+  assert.equal(logged[2], withSeq(4, { ...newRecord(4), resetHistory: true }));
+  assert.equal((await replayAll(dir.crash())).map((r) => r.seq), [1, 2, 3, 4], 'durable when it resolves');
+  assert.equal(await replayAll(before), []);
+  await single;
+  // A record the log refuses takes the whole call down before any seq is taken.
+  const tooBig = await rejection(log.appendAll([newRecord(5), newRecord(6, 3 * 1024 * 1024)]));
+  assert.is(tooBig.code, 'LIMIT_EXCEEDED');
+  assert.is(log.lastSeq, 4);
+  // Past pendingAppendsMax the whole call is refused.
+  const held = [log.append(newRecord(5)), log.append(newRecord(6))];
+  assert.is((await rejection(log.appendAll([7, 8, 9, 10, 11].map((i) => newRecord(i))))).code, 'LIMIT_EXCEEDED');
+  await Promise.all(held);
+  assert.equal(await log.appendAll([]), []);
+  await log.close();
+  assert.equal((await replayAll(dir)).map((r) => r.seq), [1, 2, 3, 4, 5, 6]);
+});
+
+test('appendAll: a failed sync rejects the whole call and poisons the log', async () => {
+  const dir = new MemoryDirectory();
+  const { log } = await openLog(dir);
+  await log.append(newRecord(1));
+  dir.failNextSync(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+  assert.is((await rejection(log.appendAll([newRecord(2), newRecord(3)]))).code, 'LOG_FAILED');
+  assert.is((await rejection(log.append(newRecord(4)))).code, 'LOG_FAILED');
+  await log.close();
+});
+
 test('group commit: concurrent appends share syncs and resolve in seq order', async () => {
   const dir = new MemoryDirectory();
   const { log } = await openLog(dir);
