@@ -14,6 +14,11 @@ export const limits = {
   batchRecordsMax: 4096,
   /** Bytes one group commit may take into a single write + fdatasync. */
   batchBytesMax: 8 * 1024 * 1024,
+  /**
+   * Candidate ids an entry host tries when it generates a POSTed document's id, looking for one
+   * it owns itself (no forwarding hop); after this many it keeps the last and forwards it.
+   */
+  localIdTriesMax: 64,
   /** Appends waiting for the disk before new ones are refused. */
   pendingAppendsMax: 100_000,
   /** Updates queued behind one document before new ones get 503 (Xenon: 10 000). */

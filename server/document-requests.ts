@@ -71,11 +71,13 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
         return { status: 200, body: d.store.list(path, req.querystring.includes('expand'), req.mayRead) };
       case 'POST': {
         const prag = pragmasOf(req.header('pragma'));
-        // The entry host validates the body and fixes the link; the owner of that link runs the create.
-        const prepared = d.store.prepareCreate(factory, await req.readBody());
+        const routed = factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag);
+        // The entry host validates the body and fixes the link (one it owns, when it generates
+        // the id); the owner of that link runs the create.
+        const prepared = d.store.prepareCreate(factory, await req.readBody(), routed ? (link) => d.routing.ownedHere(factory.def.nodeSelector, link) : undefined);
         const task = TaskDriver.isTask(factory);
         const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
-        if (factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag)) {
+        if (routed) {
           const body = { ...prepared.body, documentSelfLink: prepared.link };
           const decision = await d.routing.route(
             {

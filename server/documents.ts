@@ -8,6 +8,7 @@
 
 import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import type { Epoch, Link, NodeId } from '../lib/ids.js';
 import { decideRecord, fenceOf, type Promised } from '../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../lib/service.js';
@@ -191,14 +192,21 @@ export class DocumentStore {
    * Validates a factory POST body and decides its child link (the client's suffix, or a generated
    * id). The entry host does this once, so a forwarded POST carries the link it was given.
    */
-  prepareCreate(svc: RegisteredService, rawBody: unknown): { body: JsonObject; link: Link } {
+  prepareCreate(svc: RegisteredService, rawBody: unknown, ownedHere?: (link: Link) => boolean): { body: JsonObject; link: Link } {
     // TaskService and StatefulService word the same refusal differently in Xenon.
     if (rawBody === undefined) throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
     if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
       throw new KryptonError('INVALID_BODY', 'clone request not supported');
     }
     const body = svc.parseBody(rawBody);
-    return { body, link: childLinkFor(svc.def.factoryLink, body.documentSelfLink, this.ctx()) };
+    const requested = body.documentSelfLink;
+    let link = childLinkFor(svc.def.factoryLink, requested, this.ctx());
+    if (ownedHere && (requested === undefined || requested === null || requested === '')) {
+      // An id this host generates may as well be one it owns: the create then runs here, with
+      // no forwarding hop. Each candidate takes a later clock reading, so all stay unique.
+      for (let i = 1; i < limits.localIdTriesMax && !ownedHere(link); i++) link = childLinkFor(svc.def.factoryLink, undefined, this.ctx());
+    }
+    return { body, link };
   }
 
   /**

@@ -53,6 +53,11 @@ export class OwnerRouting {
     return pragmas.has('xn-fwd') || pragmas.has('xn-no-fwd') || pragmas.has('xn-rpl');
   }
 
+  /** Whether this host would handle `key` itself now (false while the group is unavailable). */
+  ownedHere(selectorLink: string, key: string): boolean {
+    return this.d.selectors.available && this.d.selectors.ownedHere(selectorLink, key);
+  }
+
   async route(req: RoutedRequest, selectorLink: string, key: string): Promise<RouteDecision> {
     if (OwnerRouting.isLocalOnly(req.pragmas)) return { local: true };
     const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;

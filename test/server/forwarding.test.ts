@@ -107,6 +107,27 @@ t('concurrent requests entering a non-owner travel in batches, each with its own
   assert.is((await a.client.get(links[3]!)).status, 404);
 });
 
+t('a POST without a documentSelfLink gets an id its entry host owns: created there, not forwarded', async ({ hosts }) => {
+  const stats = () => Promise.all(hosts.map(async (h) => (await h.client.get<{ forwardStats: { requests: number } }>('/core/management')).body.forwardStats.requests));
+  const before = await stats();
+  const made = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 20 }, (_, k) => h.client.post('/core/examples', { name: `local-${i}-${k}` }))));
+  const links = new Set<string>();
+  made.forEach((r, j) => {
+    const entry = `host-${Math.floor(j / 20) + 1}`;
+    assert.is(r.status, 200);
+    const link = String(r.body.documentSelfLink);
+    links.add(link);
+    assert.is(owner(link), entry, `${link} is owned by the host it entered`);
+    assert.is(r.body.documentOwner, entry);
+    assert.match(link, /^\/core\/examples\/[0-9a-f]+$/);
+  });
+  assert.is(links.size, 60, 'every generated id is distinct');
+  assert.equal(await stats(), before, 'no POST was forwarded');
+  // The copies on the other hosts agree on the owner, as for any document.
+  const sample = [...links][7]!;
+  for (const h of hosts) assert.is((await h.client.get(sample)).body.documentOwner, owner(sample));
+});
+
 t('the forwarding endpoint answers a batch in frames and refuses bad ones', async ({ hosts }) => {
   const b = hosts[1]!;
   const url = `${b.host.uri}/core/node-selectors/default/forwarded`;
