@@ -23,6 +23,7 @@ import {
   type MembershipSnapshot,
   type MembershipState,
 } from '../lib/group/membership.js';
+import { groupHasQuorum } from '../lib/group/rules.js';
 import {
   classifyGroupPatch,
   classifyGroupPost,
@@ -94,6 +95,11 @@ export class GroupRuntime {
 
   isAvailable(now: Micros = this.d.clock.nowMicros()): boolean {
     return isAvailable(this.state, now);
+  }
+
+  /** Enough members AVAILABLE for the quorum, settled or not. */
+  hasQuorum(): boolean {
+    return groupHasQuorum(this.group);
   }
 
   onAvailability(cb: (available: boolean) => void): void {
@@ -308,12 +314,11 @@ export class Groups {
       for (const g of this.groups.values()) void g.tick();
     }, MAINTENANCE_INTERVAL_MICROS / 1000);
     this.timer.unref();
-    // Xenon joins one maintenance interval after start, through every listed peer at once.
+    // Xenon joins one maintenance interval after start; this host is ready once it listens, so
+    // it joins at once (through every listed peer) and a restarted host starts its stability
+    // window, and so its catch-up, a second earlier. A peer not up yet is retried every round.
     if (opts.peerNodes.length) {
-      const t = setTimeout(() => {
-        for (const p of opts.peerNodes) void def.join(groupReferenceOf(p, DEFAULT_GROUP_LINK), opts.membershipQuorum);
-      }, MAINTENANCE_INTERVAL_MICROS / 1000);
-      t.unref();
+      for (const p of opts.peerNodes) void def.join(groupReferenceOf(p, DEFAULT_GROUP_LINK), opts.membershipQuorum);
     }
   }
 
