@@ -8,7 +8,10 @@
  * quorum of the replicas promise a new epoch and return their heads, read after the promise; the
  * best of those is written at that epoch to the replicas before this host commits it. A link
  * whose promises fall short is retried later, with backoff. A host restarted after missing
- * updates is caught up by these pushes. Until a pass has covered a link, an owner that is asked
+ * updates is caught up by these pushes. The plain pushes (links this host owns and holds the best
+ * copy of) do not wait for the group to settle: they run during the stability window, when client
+ * writes are parked anyway, so a restarted host receives most of what it missed while the group
+ * is still settling (earlyPass). Until a pass has covered a link, an owner that is asked
  * for it synchronizes that one link first (on demand), so no request is answered from a stale
  * copy; so does an owner that finds its own writes of the link refused for their epoch.
  */
@@ -22,7 +25,7 @@ import { limits } from '../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
 import { successThreshold } from '../lib/replication/quorum.js';
 import { headOf, headOfDoc, type Head, type HeadTuple, type SynchPlan } from '../lib/synch/plan.js';
-import { decideSynch, planTakeover, RetrySchedule, type TakeoverTarget } from '../lib/synch/takeover.js';
+import { decideSynch, earlyPushPlan, planTakeover, RetrySchedule, type TakeoverTarget } from '../lib/synch/takeover.js';
 import type { DocumentIndex } from '../index/views.js';
 import { encodeRecordBody } from '../wal/record.js';
 import type { Clock } from './clock.js';
@@ -68,6 +71,8 @@ export interface SynchStats {
   promisesHeld: number;
   lastPassMs: number;
   running: boolean;
+  /** Copies pushed by early passes, while the group was settling. */
+  earlyPushed: number;
 }
 
 export class Synchronizer {
@@ -79,6 +84,9 @@ export class Synchronizer {
   private readonly sortedCache = new Map<string, { version: number; links: Link[] }>();
   private rerun = false;
   private stopped = false;
+  private earlyRunning: Promise<void> | undefined;
+  private earlyRerun = false;
+  private earlyGeneration = -1;
   /** Links whose owner saw its writes refused for their epoch: synchronized again before the next one. */
   private readonly recheck = new Set<Link>();
   private readonly retry = new RetrySchedule();
@@ -109,7 +117,7 @@ export class Synchronizer {
     this.takeovers = new Takeovers({ ...d, timeoutMs: this.timeoutMs });
     const promises = d.promises;
     this.stats = {
-      passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, takeoversDeferred: 0, lastPassMs: 0, running: false,
+      passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, takeoversDeferred: 0, lastPassMs: 0, running: false, earlyPushed: 0,
       get promisesGranted() {
         return promises.stats.granted;
       },
@@ -137,12 +145,14 @@ export class Synchronizer {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.schedule();
+    this.scheduleEarly();
   }
 
   private schedule(): void {
     if (!this.d.enabled || this.stopped || !this.d.group.isAvailable()) return;
     if (this.completedGeneration >= this.generation) return;
-    if (this.passRunning) {
+    // The settled pass starts once the early one ends: it then skips what that one pushed.
+    if (this.passRunning || this.earlyRunning) {
       this.rerun = true;
       return;
     }
@@ -153,6 +163,94 @@ export class Synchronizer {
         this.schedule();
       }
     });
+  }
+
+  /** Starts an early pass for this generation while the group settles, once per generation. */
+  private scheduleEarly(): void {
+    if (!this.d.enabled || this.stopped || this.d.group.isAvailable() || this.earlyGeneration >= this.generation) return;
+    if (!this.d.group.hasQuorum()) return;
+    if (this.earlyRunning || this.passRunning) {
+      this.earlyRerun = true;
+      return;
+    }
+    this.earlyGeneration = this.generation;
+    this.earlyRunning = this.earlyPass(this.generation).finally(() => {
+      this.earlyRunning = undefined;
+      if (this.earlyRerun) {
+        this.earlyRerun = false;
+        this.scheduleEarly();
+      }
+      this.schedule();
+    });
+  }
+
+  /**
+   * The part of a pass that needs no settled group: for each link this host owns now and holds
+   * the best copy of at an epoch no replica is fenced above, its copy goes to the replicas that
+   * lack it. Such a push cannot do harm under a view that later changes: a replica appends a
+   * record only above what it holds and refuses one below its fence, so a push never replaces a
+   * newer copy nor undoes a takeover. Everything else (takeovers, adopting a better copy, links a
+   * peer could not be asked about) waits for the settled pass, which skips the links done here
+   * unless the membership changed again. Any failure just leaves the work to that pass.
+   */
+  private async earlyPass(generation: number): Promise<void> {
+    const started = performance.now();
+    let pushed = 0;
+    try {
+      for (const link of this.d.registry.factoryLinks()) {
+        const svc = this.d.registry.factory(link)!;
+        if (!svc.has('REPLICATION')) continue;
+        const peersById = new Map(this.peers().map((n) => [n.id, n]));
+        if (peersById.size === 0) return;
+        const discovery: Discovery = { heads: new Map(), fences: new Map() };
+        await Promise.all([...peersById.values()].map((n) => this.fetchHeads(n, svc, discovery)));
+        for (const l of this.d.index.linksUnder(svc.def.factoryLink)) if (!discovery.heads.has(l)) discovery.heads.set(l, new Map());
+        const ready: [Link, SynchPlan, Set<NodeId>][] = [];
+        for (const l of discovery.heads.keys()) {
+          if (this.generation !== generation || this.stopped) return;
+          if (this.doneThisGeneration.has(l) || !this.owns(svc, l)) continue;
+          const { heads, set, fences, needed } = this.assemble(svc, l, discovery, new Set(peersById.keys()));
+          const plan = earlyPushPlan(this.d.hostId, heads, fences);
+          if (!plan) continue;
+          if (1 + set.targets.filter((n) => heads.has(n.id)).length < needed) continue;
+          ready.push([l, plan, new Set(set.targets.map((n) => n.id))]);
+        }
+        for (let i = 0; i < ready.length; i += limits.synchConcurrencyMax) {
+          if (this.generation !== generation || this.stopped) return;
+          await Promise.all(
+            ready.slice(i, i + limits.synchConcurrencyMax).map(async ([l, plan, replicas]) => {
+              const before = this.stats.pushFailures;
+              await this.applyPlan(svc, l, plan, undefined, peersById, replicas);
+              pushed += plan.pushTo.length;
+              this.stats.earlyPushed += plan.pushTo.length;
+              if (this.stats.pushFailures === before && this.generation === generation) this.doneThisGeneration.add(l);
+            }),
+          );
+        }
+      }
+    } catch (e) {
+      this.d.logger.debug({ err: String(e) }, 'early synchronization pass stopped; the settled pass does its work');
+    } finally {
+      if (pushed) this.d.logger.info({ generation, ms: Math.round(performance.now() - started), pushed }, 'early synchronization pass pushed copies while the group settles');
+    }
+  }
+
+  /**
+   * One link's heads as a pass plans with them: the peers' heads, an empty head for each replica
+   * that answered without the link, and ours; the fences known for it; its replica set and quorum.
+   */
+  private assemble(svc: RegisteredService, l: Link, discovery: Discovery, heardFrom: ReadonlySet<NodeId>) {
+    const heads = new Map<NodeId, Head | undefined>(discovery.heads.get(l));
+    const set = this.d.replicator.replicaSet(svc.def.nodeSelector, l);
+    for (const n of set.targets) if (!heads.has(n.id) && heardFrom.has(n.id)) heads.set(n.id, undefined);
+    heads.set(this.d.hostId, this.localHead(l));
+    const fences: number[] = [];
+    const peerFence = discovery.fences.get(l);
+    if (peerFence !== undefined) fences.push(peerFence);
+    const own = this.d.promises.get(l);
+    if (own) fences.push(own.epoch);
+    const needed = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: 'PUT' });
+    return { heads, set, fences, needed };
   }
 
   /** Links deferred by a pass are tried again by another pass after a backoff (lib RetrySchedule). */
@@ -455,23 +553,12 @@ export class Synchronizer {
     const takeovers: TakeoverTarget[] = [];
     const discovered = new Map<Link, Map<NodeId, Head | undefined>>();
     const floors = new Map<Link, number>();
+    // Replicas that answered but hold nothing must receive the link (on demand, only those
+    // that answered; in a pass, every peer answered or the pass failed).
+    const heardFrom: ReadonlySet<NodeId> = answered ?? new Set(peersById.keys());
     for (const l of slice) {
-      const m = new Map<NodeId, Head | undefined>(discovery.heads.get(l));
-      const set = this.d.replicator.replicaSet(svc.def.nodeSelector, l);
+      const { heads: m, set, fences, needed } = this.assemble(svc, l, discovery, heardFrom);
       replicas.set(l, new Set(set.targets.map((n) => n.id)));
-      // Replicas that answered but hold nothing must receive the link (on demand, only those
-      // that answered; in a pass, every peer answered or the pass failed).
-      const heardFrom: ReadonlySet<NodeId> = answered ?? new Set(peersById.keys());
-      for (const n of set.targets) {
-        if (!m.has(n.id) && heardFrom.has(n.id)) m.set(n.id, undefined);
-      }
-      m.set(this.d.hostId, this.localHead(l));
-      const fences: number[] = [];
-      const peerFence = discovery.fences.get(l);
-      if (peerFence !== undefined) fences.push(peerFence);
-      const own = this.d.promises.get(l);
-      if (own) fences.push(own.epoch);
-      const needed = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: 'PUT' });
       const decision = decideSynch(this.d.hostId, m, fences);
       if (decision.takeoverEpoch !== undefined) {
         // The prepare round gathers its own quorum of heads, read after the promises.

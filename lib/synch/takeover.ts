@@ -51,6 +51,20 @@ export function decideSynch(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | un
 }
 
 /**
+ * The plan of a link an owner may carry out before the group has settled (Synchronizer's early
+ * pass), or undefined: only a plain push of this host's own copy, the best there is, at an
+ * epoch no replica is fenced above, to replicas that lack it. Such a push cannot replace a newer
+ * copy or undo a takeover anywhere (a replica keeps a record only above what it holds, and
+ * refuses one below its fence), so a view of the group that later changes makes it at worst
+ * useless. Takeovers and adoptions wait for the settled pass.
+ */
+export function earlyPushPlan(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>, fences: Iterable<Epoch> = []): SynchPlan | undefined {
+  const { plan, takeoverEpoch } = decideSynch(selfId, heads, fences);
+  if (takeoverEpoch !== undefined || !plan || plan.rewrite || plan.source !== selfId || plan.pushTo.length === 0) return undefined;
+  return plan;
+}
+
+/**
  * The plan of a link whose replicas promised `epoch`: the best copy among the heads they returned
  * (null when none holds it), rewritten at `epoch` with a version above every copy known.
  */

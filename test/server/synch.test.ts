@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
+import { selectNodes } from '../../lib/hash.js';
 import { startHost, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
@@ -46,6 +47,54 @@ test('a restarted host receives every update and document it missed', async () =
     assert.is(Object.keys(views[2]!).length, 24);
     assert.is(views[2]!['/core/examples/d7']!.counter, 107);
     assert.is((await hosts[2]!.client.send('GET', '/core/examples/d3', undefined, { pragma: 'xn-no-fwd' })).status, 404);
+  } finally {
+    for (const h of hosts) await h.close();
+    for (const d of dirs) await d.remove();
+  }
+});
+
+test('while the group settles, the live owners already push a restarted host what it missed', async () => {
+  const dirs = await Promise.all([0, 1, 2].map(() => tempDir()));
+  const hosts: TestHost[] = [];
+  const base = 23400 + Math.floor(Math.random() * 500) * 3;
+  const available = async (h: TestHost) => (await h.client.get('/core/node-groups/default/available')).status === 200;
+  try {
+    for (let i = 0; i < 3; i++) hosts.push(await startHost({ id: `e${i}`, port: base + i }, dirs[i]!.path));
+    for (const h of hosts.slice(1)) await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default` });
+    await waitFor('group ready', async () => {
+      for (const h of hosts) {
+        if (!(await available(h))) return false;
+        const g = await h.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+        if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
+      }
+      return true;
+    }, 20_000);
+    await hosts[2]!.close();
+    await waitFor('e2 UNAVAILABLE and the group available again', async () => (await hosts[0]!.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default')).body.nodes.e2!.status === 'UNAVAILABLE' && (await available(hosts[0]!)) && (await available(hosts[1]!)), 20_000);
+    const links: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = await hosts[i % 2]!.client.post('/core/examples', { documentSelfLink: `m${i}`, name: `m${i}` });
+      assert.is(r.status, 200);
+      links.push(String(r.body.documentSelfLink));
+    }
+    // A long stability window on the live hosts: no settled pass runs there while this test waits.
+    for (const h of hosts.slice(0, 2)) assert.is((await h.client.patch('/core/node-groups/default', { config: { stableGroupMaintenanceIntervalCount: 60 } })).status, 200);
+
+    hosts[2] = await startHost({ id: 'e2', port: base + 2 }, dirs[2]!.path);
+    const ids = ['e0', 'e1', 'e2'].map((id) => ({ id, eligible: true }));
+    const keptByLive = links.filter((l) => selectNodes(l, ids, 1)[0] !== 'e2');
+    assert.ok(keptByLive.length > 10, `${keptByLive.length} links stay with the live owners`);
+    await waitFor('e2 holds every missed document the live hosts still own', async () => {
+      const held = (await hosts[2]!.client.get<{ documentLinks: string[] }>('/core/examples')).body.documentLinks;
+      return keptByLive.every((l) => held.includes(l));
+    }, 20_000);
+    assert.not.ok(await available(hosts[0]!), 'e0 is still inside its stability window');
+    assert.not.ok(await available(hosts[1]!), 'e1 is still inside its stability window');
+    const copy = await hosts[2]!.client.send('GET', keptByLive[0]!, undefined, { pragma: 'xn-no-fwd' });
+    assert.is(copy.status, 200);
+    assert.is(copy.body.name, keptByLive[0]!.slice('/core/examples/'.length));
+    const stats = (await hosts[0]!.client.get<{ synchStats: { earlyPushed: number; passes: number } }>('/core/management')).body.synchStats;
+    assert.ok(stats.earlyPushed > 0, 'e0 pushed early');
   } finally {
     for (const h of hosts) await h.close();
     for (const d of dirs) await d.remove();

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { limits } from '../../../lib/limits.js';
 import type { Head } from '../../../lib/synch/plan.js';
 import type { PromiseAnswer } from '../../../lib/synch/promise.js';
-import { decideSynch, planTakeover, RetrySchedule, TakeoverRound, type TakeoverEffect } from '../../../lib/synch/takeover.js';
+import { decideSynch, earlyPushPlan, planTakeover, RetrySchedule, TakeoverRound, type TakeoverEffect } from '../../../lib/synch/takeover.js';
 
 const h = (epoch: number, version: number, owner?: string): Head => ({ epoch, version, owner, deleted: false });
 const heads = (entries: [string, Head | undefined][]) => new Map(entries);
@@ -34,6 +34,15 @@ test('discovery: a takeover when ownership moved, copies diverged, or a replica 
   assert.equal(decideSynch('s', heads([['s', undefined]])), { plan: null, versionFloor: -1 });
   // Nobody holds it, but a replica is bound to epoch 5: prepare epoch 6 to create it in.
   assert.equal(decideSynch('s', heads([['s', undefined], ['a', undefined]]), [5]), { plan: null, takeoverEpoch: 6, versionFloor: -1 });
+});
+
+test('earlyPushPlan: only a plain push of our own best copy, never a takeover, an adoption or a push below a fence', () => {
+  assert.equal(earlyPushPlan('s', heads([['s', h(1, 4, 's')], ['a', undefined], ['b', h(1, 2, 's')]])), { source: 's', best: h(1, 4, 's'), pushTo: ['a', 'b'] });
+  assert.is(earlyPushPlan('s', heads([['s', h(1, 4, 's')], ['a', h(1, 4, 's')]])), undefined, 'nothing to push');
+  assert.is(earlyPushPlan('s', heads([['s', h(1, 4, 'a')], ['a', h(1, 4, 'a')], ['b', undefined]])), undefined, 'ownership moved: a takeover');
+  assert.is(earlyPushPlan('s', heads([['s', h(1, 3, 's')], ['a', h(1, 4, 's')]])), undefined, 'a better copy elsewhere: adopted later');
+  assert.is(earlyPushPlan('s', heads([['s', h(1, 4, 's')], ['a', undefined]]), [2]), undefined, 'a replica is fenced above our epoch');
+  assert.is(earlyPushPlan('s', heads([['s', undefined], ['a', undefined]])), undefined, 'nobody holds it');
 });
 
 test('planTakeover: the best promised copy, rewritten at the promised epoch above every known version', () => {
