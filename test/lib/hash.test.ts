@@ -11,6 +11,28 @@ test('FNV64 matches Xenon test vectors', () => {
   assert.is(fnv64('host-3'), -4222635789535084227n);
 });
 
+test('FNV64 on 32-bit halves equals the plain 64-bit BigInt form, for any UTF-16 string', () => {
+  const reference = (s: string): bigint => {
+    let h = 4695981039346656037n;
+    for (let i = 0; i < s.length; i++) {
+      h = BigInt.asIntN(64, h ^ BigInt((s.charCodeAt(i) * 2) << 8));
+      h = BigInt.asIntN(64, h * 1099511628211n);
+    }
+    return h;
+  };
+  // A fixed pseudo-random walk over lengths and code units, including the extremes.
+  let seed = 12345;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const samples = ['', 'a', '\uffff'.repeat(40), '\u0000', '/core/examples/9f1c2e', 'é€😀'];
+  for (let n = 0; n < 500; n++) {
+    let s = '';
+    const len = next() % 70;
+    for (let i = 0; i < len; i++) s += String.fromCharCode(n % 3 === 0 ? next() % 0x10000 : 32 + (next() % 95));
+    samples.push(s);
+  }
+  for (const s of samples) assert.is(fnv64(s), reference(s), JSON.stringify(s));
+});
+
 test('owner selection matches Xenon owner vectors', () => {
   const nodes = ['host-1', 'host-2', 'host-3'].map((id) => ({ id, eligible: true }));
   assert.equal(selectNodes('/core/examples/foo', nodes), ['host-2']);
