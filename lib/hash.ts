@@ -7,7 +7,6 @@
 import type { Link, Micros, NodeId } from './ids.js';
 
 const OFFSET_BASIS = 4695981039346656037n;
-const PRIME = 1099511628211n;
 const OFFSET_LO = Number(BigInt.asUintN(32, OFFSET_BASIS));
 const OFFSET_HI = Number(BigInt.asUintN(32, OFFSET_BASIS >> 32n));
 const PRIME_LOW = 0x1b3;

@@ -189,7 +189,7 @@ class Group {
       this.all.map(async (p) => {
         if (p.exitCode !== null || p.signalCode !== null) return;
         const gone = new Promise((r) => p.once('exit', r));
-        p.kill('SIGKILL');
+        p.kill(process.env.BENCH_CLOSE_SIGNAL === 'TERM' ? 'SIGTERM' : 'SIGKILL');
         await gone;
       }),
     );
