@@ -11,7 +11,8 @@
  * updates is caught up by these pushes. The plain pushes (links this host owns and holds the best
  * copy of) do not wait for the group to settle: they run during the stability window, when client
  * writes are parked anyway, so a restarted host receives most of what it missed while the group
- * is still settling (earlyPass). Until a pass has covered a link, an owner that is asked
+ * is still settling (earlyPass); an old owner also hands its copy of each link that moved to the
+ * new owner then, when every copy agrees, so the new owner's takeover need not fetch it. Until a pass has covered a link, an owner that is asked
  * for it synchronizes that one link first (on demand), so no request is answered from a stale
  * copy; so does an owner that finds its own writes of the link refused for their epoch.
  */
@@ -25,7 +26,7 @@ import { limits } from '../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
 import { successThreshold } from '../lib/replication/quorum.js';
 import { headOf, headOfDoc, type Head, type HeadTuple, type SynchPlan } from '../lib/synch/plan.js';
-import { decideSynch, earlyPushPlan, planTakeover, RetrySchedule, type TakeoverTarget } from '../lib/synch/takeover.js';
+import { decideSynch, earlyHandoffTarget, earlyPushPlan, planTakeover, RetrySchedule, type TakeoverTarget } from '../lib/synch/takeover.js';
 import type { DocumentIndex } from '../index/views.js';
 import { encodeRecordBody } from '../wal/record.js';
 import type { Clock } from './clock.js';
@@ -73,6 +74,8 @@ export interface SynchStats {
   running: boolean;
   /** Copies pushed by early passes, while the group was settling. */
   earlyPushed: number;
+  /** Copies of links that moved, handed by their old owner to the new one during early passes. */
+  earlyHandedOver: number;
 }
 
 export class Synchronizer {
@@ -117,7 +120,7 @@ export class Synchronizer {
     this.takeovers = new Takeovers({ ...d, timeoutMs: this.timeoutMs });
     const promises = d.promises;
     this.stats = {
-      passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, takeoversDeferred: 0, lastPassMs: 0, running: false, earlyPushed: 0,
+      passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, takeoversDeferred: 0, lastPassMs: 0, running: false, earlyPushed: 0, earlyHandedOver: 0,
       get promisesGranted() {
         return promises.stats.granted;
       },
@@ -206,10 +209,20 @@ export class Synchronizer {
         await Promise.all([...peersById.values()].map((n) => this.fetchHeads(n, svc, discovery)));
         for (const l of this.d.index.linksUnder(svc.def.factoryLink)) if (!discovery.heads.has(l)) discovery.heads.set(l, new Map());
         const ready: [Link, SynchPlan, Set<NodeId>][] = [];
+        const handoffs: [Link, NodeState][] = [];
+        const heardFrom = new Set(peersById.keys());
         for (const l of discovery.heads.keys()) {
           if (this.generation !== generation || this.stopped) return;
-          if (this.doneThisGeneration.has(l) || !this.owns(svc, l)) continue;
-          const { heads, set, fences, needed } = this.assemble(svc, l, discovery, new Set(peersById.keys()));
+          if (this.doneThisGeneration.has(l)) continue;
+          if (!this.owns(svc, l)) {
+            const owner = this.ownerOf(svc, l);
+            if (owner === undefined || !peersById.has(owner)) continue;
+            const { heads, fences } = this.assemble(svc, l, discovery, heardFrom);
+            const to = earlyHandoffTarget(this.d.hostId, owner, heads, fences);
+            if (to !== undefined) handoffs.push([l, peersById.get(to)!]);
+            continue;
+          }
+          const { heads, set, fences, needed } = this.assemble(svc, l, discovery, heardFrom);
           const plan = earlyPushPlan(this.d.hostId, heads, fences);
           if (!plan) continue;
           if (1 + set.targets.filter((n) => heads.has(n.id)).length < needed) continue;
@@ -224,6 +237,19 @@ export class Synchronizer {
               pushed += plan.pushTo.length;
               this.stats.earlyPushed += plan.pushTo.length;
               if (this.stats.pushFailures === before && this.generation === generation) this.doneThisGeneration.add(l);
+            }),
+          );
+        }
+        // Copies handed to their new owners; its own (settled) pass still takes each link over.
+        for (let i = 0; i < handoffs.length; i += limits.synchConcurrencyMax) {
+          if (this.generation !== generation || this.stopped) return;
+          await Promise.all(
+            handoffs.slice(i, i + limits.synchConcurrencyMax).map(async ([l, n]) => {
+              const doc = this.d.index.latest(l);
+              if (!doc) return;
+              const rec: NewLogRecord = { link: l, action: doc.documentUpdateAction, version: doc.documentVersion, epoch: doc.documentEpoch ?? 0, timeMicros: doc.documentUpdateTimeMicros, state: doc };
+              const r = await this.d.replicator.push(n, svc.def.nodeSelector, rec);
+              if (r.ok) this.stats.earlyHandedOver++;
             }),
           );
         }
@@ -360,6 +386,14 @@ export class Synchronizer {
 
   private owns(svc: RegisteredService, link: Link): boolean {
     return this.d.selectors.ownedHere(svc.def.nodeSelector, link);
+  }
+
+  private ownerOf(svc: RegisteredService, link: Link): NodeId | undefined {
+    try {
+      return this.d.selectors.owner(svc.def.nodeSelector, link).id;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -65,6 +65,25 @@ export function earlyPushPlan(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | 
 }
 
 /**
+ * For a link this host no longer owns, during the early pass: the new owner to hand this host's
+ * copy to, or undefined. Only when every copy there is agrees with ours (same epoch, version,
+ * owner and deletion), this host wrote it (it was the owner, so exactly one host hands it over),
+ * no replica is fenced, and the new owner answered without a copy. The new owner's takeover then
+ * finds the copy at home instead of fetching it; what it decides is unchanged, since the copy it
+ * receives is the one every holder agrees on, and a later write would be a newer head it prefers.
+ */
+export function earlyHandoffTarget(selfId: NodeId, ownerId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>, fences: Iterable<Epoch> = []): NodeId | undefined {
+  if (ownerId === selfId || !heads.has(ownerId) || heads.get(ownerId) !== undefined) return undefined;
+  for (const _ of fences) return undefined;
+  const ours = heads.get(selfId);
+  if (!ours || ours.owner !== selfId) return undefined;
+  for (const h of heads.values()) {
+    if (h && (h.epoch !== ours.epoch || h.version !== ours.version || h.owner !== ours.owner || h.deleted !== ours.deleted)) return undefined;
+  }
+  return ownerId;
+}
+
+/**
  * The plan of a link whose replicas promised `epoch`: the best copy among the heads they returned
  * (null when none holds it), rewritten at `epoch` with a version above every copy known.
  */

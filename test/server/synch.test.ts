@@ -53,7 +53,7 @@ test('a restarted host receives every update and document it missed', async () =
   }
 });
 
-test('while the group settles, the live owners already push a restarted host what it missed', async () => {
+test('while the group settles, a restarted host already receives what it missed: pushed by owners, handed over by old owners', async () => {
   const dirs = await Promise.all([0, 1, 2].map(() => tempDir()));
   const hosts: TestHost[] = [];
   const base = 23400 + Math.floor(Math.random() * 500) * 3;
@@ -83,18 +83,24 @@ test('while the group settles, the live owners already push a restarted host wha
     hosts[2] = await startHost({ id: 'e2', port: base + 2 }, dirs[2]!.path);
     const ids = ['e0', 'e1', 'e2'].map((id) => ({ id, eligible: true }));
     const keptByLive = links.filter((l) => selectNodes(l, ids, 1)[0] !== 'e2');
-    assert.ok(keptByLive.length > 10, `${keptByLive.length} links stay with the live owners`);
-    await waitFor('e2 holds every missed document the live hosts still own', async () => {
+    assert.ok(keptByLive.length > 10 && keptByLive.length < links.length, `${keptByLive.length} of ${links.length} links stay with the live owners`);
+    // The links e2 now owns come too: their old owners hand their copies over.
+    await waitFor('e2 holds every missed document', async () => {
       const held = (await hosts[2]!.client.get<{ documentLinks: string[] }>('/core/examples')).body.documentLinks;
-      return keptByLive.every((l) => held.includes(l));
+      return links.every((l) => held.includes(l));
     }, 20_000);
     assert.not.ok(await available(hosts[0]!), 'e0 is still inside its stability window');
     assert.not.ok(await available(hosts[1]!), 'e1 is still inside its stability window');
     const copy = await hosts[2]!.client.send('GET', keptByLive[0]!, undefined, { pragma: 'xn-no-fwd' });
     assert.is(copy.status, 200);
     assert.is(copy.body.name, keptByLive[0]!.slice('/core/examples/'.length));
-    const stats = (await hosts[0]!.client.get<{ synchStats: { earlyPushed: number; passes: number } }>('/core/management')).body.synchStats;
-    assert.ok(stats.earlyPushed > 0, 'e0 pushed early');
+    const moved = links.find((l) => !keptByLive.includes(l))!;
+    const handed = await hosts[2]!.client.send('GET', moved, undefined, { pragma: 'xn-no-fwd' });
+    assert.is(handed.status, 200);
+    assert.is(handed.body.name, moved.slice('/core/examples/'.length));
+    const stats = await Promise.all(hosts.slice(0, 2).map(async (h) => (await h.client.get<{ synchStats: { earlyPushed: number; earlyHandedOver: number } }>('/core/management')).body.synchStats));
+    assert.ok(stats.every((x) => x.earlyPushed > 0), 'both live hosts pushed early');
+    assert.is(stats[0]!.earlyHandedOver + stats[1]!.earlyHandedOver, links.length - keptByLive.length, 'each moved link was handed over once');
   } finally {
     for (const h of hosts) await h.close();
     for (const d of dirs) await d.remove();

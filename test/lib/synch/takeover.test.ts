@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { limits } from '../../../lib/limits.js';
 import type { Head } from '../../../lib/synch/plan.js';
 import type { PromiseAnswer } from '../../../lib/synch/promise.js';
-import { decideSynch, earlyPushPlan, planTakeover, RetrySchedule, TakeoverRound, type TakeoverEffect } from '../../../lib/synch/takeover.js';
+import { decideSynch, earlyHandoffTarget, earlyPushPlan, planTakeover, RetrySchedule, TakeoverRound, type TakeoverEffect } from '../../../lib/synch/takeover.js';
 
 const h = (epoch: number, version: number, owner?: string): Head => ({ epoch, version, owner, deleted: false });
 const heads = (entries: [string, Head | undefined][]) => new Map(entries);
@@ -43,6 +43,17 @@ test('earlyPushPlan: only a plain push of our own best copy, never a takeover, a
   assert.is(earlyPushPlan('s', heads([['s', h(1, 3, 's')], ['a', h(1, 4, 's')]])), undefined, 'a better copy elsewhere: adopted later');
   assert.is(earlyPushPlan('s', heads([['s', h(1, 4, 's')], ['a', undefined]]), [2]), undefined, 'a replica is fenced above our epoch');
   assert.is(earlyPushPlan('s', heads([['s', undefined], ['a', undefined]])), undefined, 'nobody holds it');
+});
+
+test('earlyHandoffTarget: the old owner hands a unanimous copy to a new owner that answered without one', () => {
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', h(1, 4, 'a')], ['b', h(1, 4, 'a')], ['r', undefined]])), 'r');
+  assert.is(earlyHandoffTarget('b', 'r', heads([['b', h(1, 4, 'a')], ['a', h(1, 4, 'a')], ['r', undefined]])), undefined, 'only the host that wrote it hands it over');
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', h(1, 4, 'a')], ['b', h(1, 5, 'a')], ['r', undefined]])), undefined, 'copies disagree');
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', h(1, 4, 'a')], ['r', h(1, 3, 'a')]])), undefined, 'the new owner holds a copy');
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', h(1, 4, 'a')]])), undefined, 'the new owner did not answer');
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', h(1, 4, 'a')], ['r', undefined]]), [2]), undefined, 'a replica is fenced');
+  assert.is(earlyHandoffTarget('a', 'a', heads([['a', h(1, 4, 'a')], ['r', undefined]])), undefined, 'still ours: earlyPushPlan decides');
+  assert.is(earlyHandoffTarget('a', 'r', heads([['a', { ...h(1, 4, 'a'), deleted: true }], ['b', h(1, 4, 'a')], ['r', undefined]])), undefined, 'a tombstone and a live copy differ');
 });
 
 test('planTakeover: the best promised copy, rewritten at the promised epoch above every known version', () => {
