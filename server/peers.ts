@@ -77,10 +77,9 @@ export class PeerClient {
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
       });
-      const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(c as Buffer);
-      this.stats.bytesReceived += chunks.reduce((n, c) => n + c.length, 0) + 64;
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+      const body = await readAll(res.body);
+      this.stats.bytesReceived += body.length + 64;
+      return { status: res.statusCode, headers: res.headers, body };
     } catch (e) {
       this.stats.failures++;
       throw new PeerError(url, e);
@@ -124,9 +123,7 @@ export class PeerClient {
         this.stats.bytesReceived += received;
         return { status: res.statusCode };
       }
-      const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(c as Buffer);
-      const body = Buffer.concat(chunks);
+      const body = await readAll(res.body);
       this.stats.bytesReceived += received + body.length;
       return { status: res.statusCode, body };
     } catch (e) {
@@ -153,4 +150,23 @@ export class PeerClient {
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
     this.pools.clear();
   }
+}
+
+/**
+ * A whole answer body. Stream events rather than `for await`, whose async iterator costs several
+ * microseconds per answer: every replication batch and forward reads one.
+ */
+function readAll(body: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let ended = false;
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+    body.once('error', reject);
+    // Destroyed without an error: the answer was cut off (settling twice is a no-op).
+    body.once('close', () => ended || reject(new Error('the answer was closed before its end')));
+  });
 }
