@@ -39,7 +39,7 @@ export interface DocumentStoreDeps {
    * epoch another owner won (Synchronizer.checkEpoch).
    */
   synch?: {
-    ensure(svc: RegisteredService, link: Link): Promise<void>;
+    ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
     checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void;
     preparedEpoch(link: Link): Epoch | undefined;
   };
@@ -215,7 +215,8 @@ export class DocumentStore {
    */
   async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean } & WriteOptions): Promise<ServiceDocument> {
     const { body, link } = prepared;
-    await this.d.synch?.ensure(svc, link);
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
     const state = await this.queues.run(link, () => {
       const cur = this.d.index.latest(link);
       const epochFloor = svc.has('REPLICATION') ? this.d.synch?.preparedEpoch(link) : undefined;
@@ -231,7 +232,8 @@ export class DocumentStore {
   async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown, opts: WriteOptions = {}): Promise<ServiceDocument | undefined> {
     if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
-    await this.d.synch?.ensure(svc, link);
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
     return this.queues.run(link, async () => {
       const cur = this.d.index.latest(link);
       const rec = planUpdate(svc, action, link, cur, body, this.ctx());
@@ -242,7 +244,8 @@ export class DocumentStore {
 
   /** Child GET on the owner: brought up to date from the replicas first when membership moved. */
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
-    await this.d.synch?.ensure(svc, link);
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
     return this.get(link, version);
   }
 

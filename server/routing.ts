@@ -61,12 +61,14 @@ export class OwnerRouting {
   async route(req: RoutedRequest, selectorLink: string, key: string): Promise<RouteDecision> {
     if (OwnerRouting.isLocalOnly(req.pragmas)) return { local: true };
     const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;
-    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    // Encoded only once a forward is due: most requests are handled where they arrive.
+    let body: string | undefined;
     let lastError: unknown;
     for (;;) {
-      await this.d.selectors.whenAvailable(deadline);
+      if (!this.d.selectors.passable) await this.d.selectors.whenAvailable(deadline);
       const owner = this.d.selectors.owner(selectorLink, key);
       if (owner.id === this.d.hostId) return { local: true };
+      if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
       const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
       if (remainingMs <= 0) break;
       const origin = originOf(owner.groupReference);

@@ -96,6 +96,11 @@ export class Selectors {
     return this.parked.length;
   }
 
+  /** Whether a request may go on now without waiting: the group is available and nothing is parked before it. */
+  get passable(): boolean {
+    return this.parked.length === 0 && this.group.isAvailable();
+  }
+
   /** Resolves when the group is available, at once if it is; fails at `deadlineMicros`. */
   whenAvailable(deadlineMicros: Micros): Promise<void> {
     if (this.parked.length === 0 && this.group.isAvailable()) return Promise.resolve();

@@ -470,8 +470,12 @@ export class Synchronizer {
    * under a new epoch rather than write on in one it never won). Concurrent callers share one
    * synchronization, a pass's included.
    */
-  async ensure(svc: RegisteredService, link: Link): Promise<void> {
-    if (!this.needsSynch(svc, link)) return;
+  ensure(svc: RegisteredService, link: Link): Promise<void> | undefined {
+    // Nearly always nothing to do: answered without a promise, so a write does not wait a tick.
+    return this.needsSynch(svc, link) ? this.synchOnDemand(svc, link) : undefined;
+  }
+
+  private async synchOnDemand(svc: RegisteredService, link: Link): Promise<void> {
     const running = this.inFlight.get(link);
     if (running) {
       // A pass's slice never rejects; another caller's on-demand failure is shared, as before.
