@@ -98,7 +98,7 @@ if (idx !== undefined) {
   );
 }
 if (cluster !== undefined) {
-  for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(join after 1 s, then 5 s stability window)']);
+  for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(joins as it starts listening, then the 5 s stability window)']);
   rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
 }
 if (http !== undefined && (http.krypton.non2xx || http.krypton.errors)) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
