@@ -27,6 +27,11 @@ export async function tempDir(prefix = 'krypton-test-'): Promise<{ path: string;
 }
 
 export async function startHost(overrides: Partial<Config> = {}, sandbox?: string, options: HostOptions = {}): Promise<TestHost> {
+  return start(overrides, sandbox, options, sandbox === undefined);
+}
+
+/** `ownsDir`: the sandbox was made here, so close() removes it, after any number of restarts. */
+async function start(overrides: Partial<Config>, sandbox: string | undefined, options: HostOptions, ownsDir: boolean): Promise<TestHost> {
   const dir = sandbox ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'krypton-host-')));
   const config: Config = { ...defaultConfig(), port: 0, sandbox: dir, logLevel: 'silent', ...overrides };
   const host = await Host.start(config, options);
@@ -39,12 +44,12 @@ export async function startHost(overrides: Partial<Config> = {}, sandbox?: strin
     async restart() {
       await client.close();
       await host.stop();
-      return startHost(overrides, dir, options);
+      return start(overrides, dir, options, ownsDir);
     },
     async close() {
       await client.close();
       await host.stop();
-      if (!sandbox) await fs.rm(dir, { recursive: true, force: true });
+      if (ownsDir) await fs.rm(dir, { recursive: true, force: true });
     },
   };
   return th;
