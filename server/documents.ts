@@ -75,13 +75,7 @@ export class DocumentStore {
    * record is already encoded (encodeRecordBody), saves encoding it again for the log.
    */
   async appendLocal(rec: NewLogRecord, body?: Buffer): Promise<ServiceDocument> {
-    let logged;
-    try {
-      logged = await this.d.wal.append(rec, body);
-    } catch (e) {
-      if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
-      throw e;
-    }
+    const logged = await this.logged(this.d.wal.append(rec, body));
     this.d.index.apply(logged);
     this.d.changes?.updated(logged.state);
     return logged.state;
@@ -171,15 +165,19 @@ export class DocumentStore {
     return undefined;
   }
 
-  /** appendLocal for several records of distinct links: one durable write, then each is indexed in order. */
-  private async appendAllLocal(recs: NewLogRecord[], bodies: (Buffer | undefined)[]): Promise<void> {
-    let logged;
+  /** A log append's outcome; a failed log stops the host (onLogFailure) and the error goes on to the caller. */
+  private async logged<T>(append: Promise<T>): Promise<T> {
     try {
-      logged = await this.d.wal.appendAll(recs, bodies);
+      return await append;
     } catch (e) {
       if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
       throw e;
     }
+  }
+
+  /** appendLocal for several records of distinct links: one durable write, then each is indexed in order. */
+  private async appendAllLocal(recs: NewLogRecord[], bodies: (Buffer | undefined)[]): Promise<void> {
+    const logged = await this.logged(this.d.wal.appendAll(recs, bodies));
     for (const r of logged) {
       this.d.index.apply(r);
       this.d.changes?.updated(r.state);
