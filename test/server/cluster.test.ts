@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { joinAll, startHost, type TestHost } from '../support/hosts.js';
+import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Group {
@@ -19,13 +19,9 @@ interface Group {
 const t = suite<{ hosts: TestHost[] }>('three hosts');
 
 t.before(async (ctx) => {
-  ctx.hosts = [];
-  for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `host-${i + 1}` }));
-  await joinAll(ctx.hosts);
+  ctx.hosts = await startGroup(3, (i) => ({ id: `host-${i + 1}` }));
 });
-t.after(async (ctx) => {
-  for (const h of ctx.hosts) await h.close();
-});
+t.after((ctx) => closeAll(ctx.hosts));
 
 t('every host picks the same owner, matching Xenon vectors', async ({ hosts }) => {
   for (const h of hosts) {

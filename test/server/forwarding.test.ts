@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { selectNodes } from '../../lib/hash.js';
 import { AnswerReader, decodeForwardBatch, encodeAnswer, encodeForwardBatch, type ForwardItem } from '../../server/forwarder.js';
-import { joinAll, startHost, type TestHost } from '../support/hosts.js';
+import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 
 test('codec: a batch reads back as written; malformed batches are INVALID_BODY', () => {
   const items: ForwardItem[] = [
@@ -52,13 +52,9 @@ test.run();
 const t = suite<{ hosts: TestHost[] }>('forwarding between three hosts');
 
 t.before(async (ctx) => {
-  ctx.hosts = [];
-  for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `host-${i + 1}` }));
-  await joinAll(ctx.hosts);
+  ctx.hosts = await startGroup(3, (i) => ({ id: `host-${i + 1}` }));
 });
-t.after(async (ctx) => {
-  for (const h of ctx.hosts) await h.close();
-});
+t.after((ctx) => closeAll(ctx.hosts));
 
 const owner = (link: string) => selectNodes(link, ['host-1', 'host-2', 'host-3'].map((id) => ({ id, eligible: true })), 1)[0]!;
 

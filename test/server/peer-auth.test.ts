@@ -17,25 +17,19 @@ import { ConfigError, defaultConfig, parseHostArgs } from '../../server/config.j
 import { Host } from '../../server/host.js';
 import { PEER_SECRET_HEADER } from '../../server/peer-auth.js';
 import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replicator.js';
-import { joinAll, startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { closeAll, startGroup, tempDir, type TestHost } from '../support/hosts.js';
 import type { Client } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 const SECRET = 'peer-secret-for-tests-0123456789';
 const member = { [PEER_SECRET_HEADER]: SECRET };
 
-const group = (hosts: TestHost[]) => joinAll(hosts, member);
-
 const open = suite<{ hosts: TestHost[] }>('peer secret, authorization off');
 
 open.before(async (ctx) => {
-  ctx.hosts = [];
-  for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `p${i}`, peerSecret: SECRET }));
-  await group(ctx.hosts);
+  ctx.hosts = await startGroup(3, (i) => ({ id: `p${i}`, peerSecret: SECRET }), member);
 });
-open.after(async (ctx) => {
-  for (const h of ctx.hosts) await h.close();
-});
+open.after((ctx) => closeAll(ctx.hosts));
 
 open('peer endpoints answer 403 without the secret and serve members', async ({ hosts }) => {
   const c = hosts[0]!.client;
@@ -149,15 +143,11 @@ async function login(c: Client, user: string, password: string): Promise<string>
 const authz = suite<{ hosts: TestHost[] }>('peer secret, authorization on');
 
 authz.before(async (ctx) => {
-  ctx.hosts = [];
-  for (let i = 0; i < 3; i++) ctx.hosts.push(await startHost({ id: `z${i}`, peerSecret: SECRET, isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: 'admin-pw' }));
-  await group(ctx.hosts);
+  ctx.hosts = await startGroup(3, (i) => ({ id: `z${i}`, peerSecret: SECRET, isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: 'admin-pw' }), member);
   // Every host bootstraps the same admin documents; they settle on one copy.
   for (const h of ctx.hosts) await h.host.cluster.admin!.ready;
 });
-authz.after(async (ctx) => {
-  for (const h of ctx.hosts) await h.close();
-});
+authz.after((ctx) => closeAll(ctx.hosts));
 
 authz('a token from one host works on every host; forwarded requests are checked again by the owner', async ({ hosts }) => {
   const [a, b, c] = hosts as [TestHost, TestHost, TestHost];

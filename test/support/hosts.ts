@@ -80,3 +80,23 @@ export async function joinAll(hosts: TestHost[], headers: Record<string, string>
     deadlineMs,
   );
 }
+
+/**
+ * Starts `count` hosts (host i with `configOf(i)`) and joins them with joinAll. If the group does
+ * not come together, the hosts already started are closed before the error goes on.
+ */
+export async function startGroup(count: number, configOf: (i: number) => Partial<Config>, headers: Record<string, string> = {}): Promise<TestHost[]> {
+  const hosts: TestHost[] = [];
+  try {
+    for (let i = 0; i < count; i++) hosts.push(await startHost(configOf(i)));
+    await joinAll(hosts, headers);
+  } catch (e) {
+    await closeAll(hosts);
+    throw e;
+  }
+  return hosts;
+}
+
+export async function closeAll(hosts: readonly TestHost[] | undefined): Promise<void> {
+  for (const h of hosts ?? []) await h.close();
+}
