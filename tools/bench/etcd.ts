@@ -11,8 +11,9 @@
  * latency histogram covers every request and its p99 is the p99 of the whole load. Throughput is
  * successful (2xx) responses per second of the run; failures are counted, not included.
  *
- * Runnable directly: `node --import tsx tools/bench/etcd.ts [seconds]` (10 s warm-up first); the
- * last line of stdout is the JSON result.
+ * `startEtcd` gives a running cluster to load in several rounds (replication.ts alternates them
+ * with Krypton's); `benchEtcd` measures etcd alone. Runnable directly: `node --import tsx
+ * tools/bench/etcd.ts [seconds]` (10 s warm-up first); the last line of stdout is the JSON result.
  */
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -248,10 +249,21 @@ async function healthy(clientUrl: string): Promise<boolean> {
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-export async function benchEtcd(opts: { connections?: number; seconds?: number; warmupSeconds?: number; install?: boolean } = {}): Promise<EtcdOutcome> {
-  const connections = opts.connections ?? 64;
-  const seconds = opts.seconds ?? 8;
-  const warmupSeconds = opts.warmupSeconds ?? 10;
+/** A running 3-member etcd cluster, ready for puts through its JSON gateway. */
+export interface EtcdCluster {
+  info: Omit<EtcdResult, 'put'>;
+  /** The members' process ids, for CPU accounting. */
+  pids: number[];
+  /**
+   * `seconds` of puts of distinct keys over `connections` connections (one counter across calls,
+   * so every put of every call writes a new key).
+   */
+  load(connections: number, seconds: number): Promise<LoadFigures>;
+  close(): Promise<void>;
+}
+
+/** Starts a 3-member etcd cluster on loopback ports; a reason instead when it cannot. */
+export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdCluster | { skipped: string }> {
   const found = await ensureEtcd(opts.install ?? true);
   if ('skipped' in found) return found;
   const bin = found.bin;
@@ -264,68 +276,7 @@ export async function benchEtcd(opts: { connections?: number; seconds?: number; 
   const initialCluster = names.map((n, i) => `${n}=${peerUrls[i]}`).join(',');
   const procs: ChildProcess[] = [];
   const logs: string[] = [];
-  try {
-    log(`etcd ${version} (${bin}): 3 members, clients on ${clientUrls.join(' ')}, data in ${dir}`);
-    names.forEach((name, i) => {
-      const out = fs.openSync(path.join(dir, `${name}.log`), 'w');
-      logs.push(path.join(dir, `${name}.log`));
-      const args = [
-        `--name=${name}`,
-        `--data-dir=${path.join(dir, name)}`,
-        `--listen-client-urls=${clientUrls[i]}`,
-        `--advertise-client-urls=${clientUrls[i]}`,
-        `--listen-peer-urls=${peerUrls[i]}`,
-        `--initial-advertise-peer-urls=${peerUrls[i]}`,
-        `--initial-cluster=${initialCluster}`,
-        '--initial-cluster-state=new',
-        `--initial-cluster-token=krypton-bench-${ports[0]}`,
-        '--logger=zap',
-        '--log-level=warn',
-      ];
-      procs.push(track(spawn(bin, args, { stdio: ['ignore', out, out] })));
-      fs.closeSync(out);
-    });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const dead = procs.findIndex((p) => p.exitCode !== null);
-      if (dead >= 0) {
-        const tail = fs.readFileSync(logs[dead]!, 'utf8').trim().split('\n').slice(-5).join('\n') || '(no output)';
-        return { skipped: `etcd member ${names[dead]} exited with ${procs[dead]!.exitCode} at start: ${tail}` };
-      }
-      if ((await Promise.all(clientUrls.map(healthy))).every(Boolean)) break;
-      if (Date.now() > deadline) return { skipped: 'the 3-member etcd cluster did not become healthy within 60 s' };
-      await sleep(100);
-    }
-    // Which gateway path does this version serve? 3.4+ answers /v3, 3.3 /v3beta, 3.2 /v3alpha.
-    let gateway: string | undefined;
-    for (const p of ['/v3/kv/put', '/v3beta/kv/put', '/v3alpha/kv/put']) {
-      const r = await post(`${clientUrls[0]}${p}`, { key: b64('probe'), value: b64('probe') });
-      if (r?.status === 200 && r.text.includes('header')) {
-        gateway = p;
-        break;
-      }
-    }
-    if (!gateway) return { skipped: `etcd ${version} answers none of /v3/kv/put, /v3beta/kv/put, /v3alpha/kv/put with 200` };
-    // Every member takes a put before the measure (a member may still be catching up the leader).
-    for (const u of clientUrls) {
-      const until = Date.now() + 20_000;
-      while ((await post(`${u}${gateway}`, { key: b64('probe'), value: b64('probe') }))?.status !== 200) {
-        if (Date.now() > until) return { skipped: `etcd member ${u} refused puts for 20 s` };
-        await sleep(100);
-      }
-    }
-    const valueBytes = exampleBody(0).length;
-    let n = 0;
-    const build = () => {
-      const i = n++;
-      return { method: 'POST', path: gateway, body: JSON.stringify({ key: b64(`bench/${String(i).padStart(10, '0')}`), value: b64(exampleBody(i)) }) };
-    };
-    log(`warm-up ${warmupSeconds} s, then ${seconds} s of ${connections} connections doing POST ${gateway} ...`);
-    if (warmupSeconds > 0) await spreadLoad(clientUrls, connections, { seconds: warmupSeconds }, build);
-    const put = await spreadLoad(clientUrls, connections, { seconds }, build);
-    log(`put: ${put.rps} ok/s, p99 ${put.p99Ms} ms, non-2xx ${put.non2xx}, errors ${put.errors}`);
-    return { version, binary: bin, members: 3, connections, gateway, valueBytes, put };
-  } finally {
+  const close = async () => {
     await Promise.all(
       procs.map(async (p) => {
         if (p.exitCode !== null || p.signalCode !== null) return;
@@ -337,6 +288,89 @@ export async function benchEtcd(opts: { connections?: number; seconds?: number; 
       }),
     );
     await removeDir(dir);
+  };
+  const skip = async (why: string) => {
+    await close();
+    return { skipped: why };
+  };
+  log(`etcd ${version} (${bin}): 3 members, clients on ${clientUrls.join(' ')}, data in ${dir}`);
+  names.forEach((name, i) => {
+    const out = fs.openSync(path.join(dir, `${name}.log`), 'w');
+    logs.push(path.join(dir, `${name}.log`));
+    const args = [
+      `--name=${name}`,
+      `--data-dir=${path.join(dir, name)}`,
+      `--listen-client-urls=${clientUrls[i]}`,
+      `--advertise-client-urls=${clientUrls[i]}`,
+      `--listen-peer-urls=${peerUrls[i]}`,
+      `--initial-advertise-peer-urls=${peerUrls[i]}`,
+      `--initial-cluster=${initialCluster}`,
+      '--initial-cluster-state=new',
+      `--initial-cluster-token=krypton-bench-${ports[0]}`,
+      '--logger=zap',
+      '--log-level=warn',
+    ];
+    procs.push(track(spawn(bin, args, { stdio: ['ignore', out, out] })));
+    fs.closeSync(out);
+  });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const dead = procs.findIndex((p) => p.exitCode !== null);
+    if (dead >= 0) {
+      const tail = fs.readFileSync(logs[dead]!, 'utf8').trim().split('\n').slice(-5).join('\n') || '(no output)';
+      return skip(`etcd member ${names[dead]} exited with ${procs[dead]!.exitCode} at start: ${tail}`);
+    }
+    if ((await Promise.all(clientUrls.map(healthy))).every(Boolean)) break;
+    if (Date.now() > deadline) return skip('the 3-member etcd cluster did not become healthy within 60 s');
+    await sleep(100);
+  }
+  // Which gateway path does this version serve? 3.4+ answers /v3, 3.3 /v3beta, 3.2 /v3alpha.
+  let gateway: string | undefined;
+  for (const p of ['/v3/kv/put', '/v3beta/kv/put', '/v3alpha/kv/put']) {
+    const r = await post(`${clientUrls[0]}${p}`, { key: b64('probe'), value: b64('probe') });
+    if (r?.status === 200 && r.text.includes('header')) {
+      gateway = p;
+      break;
+    }
+  }
+  if (!gateway) return skip(`etcd ${version} answers none of /v3/kv/put, /v3beta/kv/put, /v3alpha/kv/put with 200`);
+  // Every member takes a put before the measure (a member may still be catching up the leader).
+  for (const u of clientUrls) {
+    const until = Date.now() + 20_000;
+    while ((await post(`${u}${gateway}`, { key: b64('probe'), value: b64('probe') }))?.status !== 200) {
+      if (Date.now() > until) return skip(`etcd member ${u} refused puts for 20 s`);
+      await sleep(100);
+    }
+  }
+  const putPath = gateway;
+  let n = 0;
+  const build = () => {
+    const i = n++;
+    return { method: 'POST', path: putPath, body: JSON.stringify({ key: b64(`bench/${String(i).padStart(10, '0')}`), value: b64(exampleBody(i)) }) };
+  };
+  return {
+    info: { version, binary: bin, members: 3, connections: 0, gateway, valueBytes: exampleBody(0).length },
+    pids: procs.map((p) => p.pid!),
+    load: (connections, seconds) => spreadLoad(clientUrls, connections, { seconds }, build),
+    close,
+  };
+}
+
+/** etcd alone: warm-up, then `seconds` of puts. */
+export async function benchEtcd(opts: { connections?: number; seconds?: number; warmupSeconds?: number; install?: boolean } = {}): Promise<EtcdOutcome> {
+  const connections = opts.connections ?? 64;
+  const seconds = opts.seconds ?? 8;
+  const warmupSeconds = opts.warmupSeconds ?? 10;
+  const cluster = await startEtcd(opts);
+  if ('skipped' in cluster) return cluster;
+  try {
+    log(`warm-up ${warmupSeconds} s, then ${seconds} s of ${connections} connections doing POST ${cluster.info.gateway} ...`);
+    if (warmupSeconds > 0) await cluster.load(connections, warmupSeconds);
+    const put = await cluster.load(connections, seconds);
+    log(`put: ${put.rps} ok/s, p99 ${put.p99Ms} ms, non-2xx ${put.non2xx}, errors ${put.errors}`);
+    return { ...cluster.info, connections, put };
+  } finally {
+    await cluster.close();
   }
 }
 

@@ -3,16 +3,21 @@
  *
  *  1. Replicated durable writes. 64 connections dealt round-robin over the 3 hosts by one
  *     autocannon instance (22 + 21 + 21; one latency histogram, so p99 is the p99 of the whole
- *     load): POST /core/examples of distinct documents for `seconds`, then PATCH of `patchDocs`
- *     pre-created documents (requests rotate over them) for `seconds`. Every write entering a
- *     host is forwarded to its owner, appended durably there, shipped to the two other hosts and
+ *     load): POST /core/examples of distinct documents, then PATCH of `patchDocs` pre-created
+ *     documents (requests rotate over them) for `seconds`. Every write entering a host is
+ *     forwarded to its owner, appended durably there, shipped to the two other hosts and
  *     answered once a quorum (2 of 3) holds it. Throughput counts 2xx answers only. An
- *     unmeasured warm-up (`warmupSeconds`, 10 s) precedes the POST run, and etcd's put run
+ *     unmeasured warm-up (`warmupSeconds`, 10 s) precedes the POST runs, and etcd's put runs
  *     alike: a freshly formed group ramps from ~600 to ~3,800 POST/s over its first ~10 s of load
  *     on a 2-core machine (V8 tiering up in 3 hosts and the load generator), so a shorter
  *     warm-up measures the ramp, not the steady state.
  *  2. The same load against a 3-member etcd cluster's JSON gateway (etcd.ts), values of the
- *     POST body's size; `ratio` = Krypton POST / etcd put throughput (goal >= 1.2).
+ *     POST body's size. Both run side by side: after the warm-ups, `rounds` rounds (3) each load
+ *     Krypton then etcd for `seconds` (6 s), or etcd then Krypton, alternating. One run of each,
+ *     minutes apart, compared the machine's speed at two moments as much as the two systems: it
+ *     drifts by 10-15% over minutes here. `ratio` = Krypton POST / etcd put throughput over all
+ *     rounds (goal >= 1.2); each round's ratio is kept, and the cores the idle system used
+ *     meanwhile (`idleCores`, a few thousandths).
  *  3. Catch-up. In a fresh group of 3, one host is stopped with SIGTERM; once the two others
  *     are available again, `missed` POSTs of distinct documents go through them (64 connections
  *     over the two). "Missed updates" are these creates: each is one new link at version 0,
@@ -39,14 +44,15 @@
  * reported as such (`caughtUp: false`, what it held), not waited for.
  *
  * Runnable directly: `node --import tsx tools/bench/replication.ts [quick] [--no-etcd]
- * [--seconds=N] [--warmup=N] [--missed=N] [--patchDocs=N] [--catchUpTimeout=S]`; the last line of stdout is
+ * [--seconds=N] [--warmup=N] [--rounds=N] [--missed=N] [--patchDocs=N] [--catchUpTimeout=S]`; the last line of stdout is
  * the JSON result. $KRYPTON_BIN may name another build's dist/tools/krypton.js to compare builds.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchEtcd, exampleBody, freePorts, removeDir, sleep, spreadLoad, tempDir, track, type EtcdOutcome, type LoadFigures } from './etcd.js';
+import { exampleBody, freePorts, removeDir, sleep, spreadLoad, tempDir, track, startEtcd, type EtcdCluster, type EtcdOutcome, type LoadFigures } from './etcd.js';
 
 /** The host binary: this checkout's build, or another build's `krypton.js` named by $KRYPTON_BIN. */
 const KRYPTON = process.env.KRYPTON_BIN ? path.resolve(process.env.KRYPTON_BIN) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
@@ -92,7 +98,12 @@ export interface CatchUpResult {
 export interface ReplicationResult {
   hosts: number;
   connections: number;
+  /** Each measured run: every round's POST and put, and the PATCH run. */
   seconds: number;
+  /** Krypton POST and etcd put, back to back, `seconds` each; `post` and `etcd.put` sum them. */
+  rounds: PostRound[];
+  /** Cores the idle system used while the other was measured (averaged over the rounds). */
+  idleCores?: { kryptonWhileEtcd: number; etcdWhileKrypton: number };
   /** Unmeasured load before each measured run (Krypton POST and etcd put alike). */
   warmupSeconds: number;
   bodyBytes: number;
@@ -101,7 +112,7 @@ export interface ReplicationResult {
   /** Each host's synchStats right after the POST run. */
   synchStatsAfterPost: Record<string, unknown>[];
   etcd?: EtcdOutcome;
-  /** Krypton replicated POST throughput / etcd put throughput (goal >= 1.2); absent when etcd was skipped. */
+  /** Krypton replicated POST throughput / etcd put throughput over all rounds (goal >= 1.2); absent when etcd was skipped. */
   ratio?: number;
   catchUp: CatchUpResult;
 }
@@ -277,19 +288,134 @@ async function synchStatsOf(hosts: Host[]): Promise<Record<string, unknown>[]> {
 
 const postBuild = (i: number) => ({ method: 'POST', path: '/core/examples', body: exampleBody(i) });
 
-async function measureWrites(connections: number, seconds: number, warmupSeconds: number, patchDocs: number): Promise<{ post: LoadFigures; patch: LoadFigures & { docs: number }; synchStatsAfterPost: Record<string, unknown>[] }> {
+/** One round of the POST comparison: each system loaded for the same seconds, back to back. */
+export interface PostRound {
+  /** Which system was loaded first in this round (rounds alternate, so neither always goes first). */
+  first: 'krypton' | 'etcd';
+  kryptonRps: number;
+  etcdRps: number;
+  ratio: number;
+}
+
+/** Several runs of one load as one: counts and seconds summed, p50 the median run's, p99 the worst run's. */
+export function combineRuns(runs: LoadFigures[]): LoadFigures {
+  const sum = (f: (x: LoadFigures) => number) => runs.reduce((n, x) => n + f(x), 0);
+  const statusCodes: Record<string, number> = {};
+  for (const r of runs) for (const [k, v] of Object.entries(r.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+  const seconds = sum((x) => x.seconds);
+  const ok = sum((x) => x.ok);
+  const p50s = runs.map((x) => x.p50Ms).sort((a, b) => a - b);
+  return {
+    rps: seconds > 0 ? Math.round(ok / seconds) : 0,
+    p50Ms: p50s[Math.floor(p50s.length / 2)] ?? 0,
+    p99Ms: Math.max(0, ...runs.map((x) => x.p99Ms)),
+    ok,
+    non2xx: sum((x) => x.non2xx),
+    errors: sum((x) => x.errors),
+    timeouts: sum((x) => x.timeouts),
+    statusCodes,
+    seconds,
+  };
+}
+
+/** CPU seconds (user + system, every thread) the processes have used so far; undefined without /proc. */
+function cpuSeconds(pids: number[]): number | undefined {
+  try {
+    let ticks = 0;
+    for (const pid of pids) {
+      // Fields after the command name: utime and stime are the 12th and 13th.
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    // USER_HZ is 100 on every Linux this runs on.
+    return ticks / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+interface WritesResult {
+  post: LoadFigures;
+  etcd?: EtcdOutcome;
+  rounds: PostRound[];
+  idleCores?: { kryptonWhileEtcd: number; etcdWhileKrypton: number };
+  patch: LoadFigures & { docs: number };
+  synchStatsAfterPost: Record<string, unknown>[];
+}
+
+/**
+ * Krypton's group and etcd's cluster run side by side; after a warm-up of each, `rounds` rounds
+ * load one then the other for `seconds` each, the order alternating. This machine's speed drifts
+ * by 10-15% over minutes (both systems' figures move together), so measuring the two back to back
+ * many times compares them under the same conditions, where one run of each minutes apart did not.
+ * The idle system's CPU use during the other's runs is reported, to show it takes next to none.
+ */
+async function measureWrites(o: { connections: number; seconds: number; warmupSeconds: number; rounds: number; patchDocs: number; etcd: boolean }): Promise<WritesResult> {
+  const { connections, seconds, warmupSeconds } = o;
   const g = await Group.start(3);
+  let cluster: EtcdCluster | undefined;
   try {
     const urls = g.hosts.map((h) => h.url);
-    log(`3 hosts on ${g.ports.join(', ')} converged; warm-up ${warmupSeconds} s, then ${seconds} s of replicated POST over ${connections} connections ...`);
+    let etcd: EtcdOutcome | undefined;
+    if (o.etcd) {
+      const started = await startEtcd();
+      if ('skipped' in started) {
+        etcd = started;
+        log(`etcd part skipped: ${started.skipped}`);
+      } else cluster = started;
+    }
+    log(`3 hosts on ${g.ports.join(', ')} converged${cluster ? ', etcd running' : ''}; warm-up ${warmupSeconds} s each, then ${o.rounds} rounds of ${seconds} s of replicated POST${cluster ? ' and etcd put, alternating' : ''} over ${connections} connections ...`);
     let n = 0;
     const build = () => postBuild(n++);
-    if (warmupSeconds > 0) await spreadLoad(urls, connections, { seconds: warmupSeconds }, build);
-    const post = await spreadLoad(urls, connections, { seconds }, build);
+    const kryptonPids = g.hosts.map((h) => h.proc.pid!);
+    if (warmupSeconds > 0) {
+      await spreadLoad(urls, connections, { seconds: warmupSeconds }, build);
+      if (cluster) await cluster.load(connections, warmupSeconds);
+    }
+    const posts: LoadFigures[] = [];
+    const puts: LoadFigures[] = [];
+    const rounds: PostRound[] = [];
+    let idleK = 0;
+    let idleE = 0;
+    let idleSeconds = 0;
+    for (let r = 0; r < o.rounds; r++) {
+      const first = r % 2 === 0 || !cluster ? 'krypton' : 'etcd';
+      let k: LoadFigures | undefined;
+      let e: LoadFigures | undefined;
+      for (const which of first === 'krypton' ? (['krypton', 'etcd'] as const) : (['etcd', 'krypton'] as const)) {
+        if (which === 'etcd' && !cluster) continue;
+        const idlePids = which === 'krypton' ? (cluster?.pids ?? []) : kryptonPids;
+        const before = cpuSeconds(idlePids);
+        const f = which === 'krypton' ? await spreadLoad(urls, connections, { seconds }, build) : await cluster!.load(connections, seconds);
+        const after = cpuSeconds(idlePids);
+        if (before !== undefined && after !== undefined && idlePids.length > 0) {
+          if (which === 'krypton') idleE += after - before;
+          else idleK += after - before;
+          if (which === 'krypton') idleSeconds += f.seconds;
+        }
+        if (which === 'krypton') k = f;
+        else e = f;
+      }
+      posts.push(k!);
+      if (e) {
+        puts.push(e);
+        rounds.push({ first, kryptonRps: k!.rps, etcdRps: e.rps, ratio: Math.round((k!.rps / e.rps) * 100) / 100 });
+        log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s, etcd put ${e.rps} ok/s, ratio ${(k!.rps / e.rps).toFixed(2)} (${first} first)`);
+      } else log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s`);
+    }
+    const post = combineRuns(posts);
+    if (cluster) {
+      const put = combineRuns(puts);
+      etcd = { ...cluster.info, connections, put };
+      log(`etcd put: ${put.rps} ok/s, p99 ${put.p99Ms} ms, non-2xx ${put.non2xx}, errors ${put.errors}`);
+      await cluster.close();
+      cluster = undefined;
+    }
     const synchStatsAfterPost = await synchStatsOf(g.hosts);
     log(`POST: ${post.rps} ok/s, p99 ${post.p99Ms} ms, non-2xx ${post.non2xx}, errors ${post.errors}, timeouts ${post.timeouts}`);
+    const idleCores = rounds.length > 0 && idleSeconds > 0 ? { kryptonWhileEtcd: Math.round((idleK / idleSeconds) * 1000) / 1000, etcdWhileKrypton: Math.round((idleE / idleSeconds) * 1000) / 1000 } : undefined;
 
-    const links = await createDocs(g.hosts, 'patch', patchDocs);
+    const links = await createDocs(g.hosts, 'patch', o.patchDocs);
     log(`${links.length} documents created; ${seconds} s of replicated PATCH rotating over them ...`);
     let m = 0;
     const patchBuild = () => {
@@ -298,8 +424,9 @@ async function measureWrites(connections: number, seconds: number, warmupSeconds
     };
     const patch = await spreadLoad(urls, connections, { seconds }, patchBuild);
     log(`PATCH: ${patch.rps} ok/s, p99 ${patch.p99Ms} ms, non-2xx ${patch.non2xx}, errors ${patch.errors}, timeouts ${patch.timeouts}`);
-    return { post, patch: { ...patch, docs: links.length }, synchStatsAfterPost };
+    return { post, ...(etcd ? { etcd } : {}), rounds, ...(idleCores ? { idleCores } : {}), patch: { ...patch, docs: links.length }, synchStatsAfterPost };
   } finally {
+    await cluster?.close();
     await g.close();
   }
 }
@@ -411,20 +538,31 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
 }
 
 export async function benchReplication(
-  opts: { connections?: number; seconds?: number; warmupSeconds?: number; patchDocs?: number; missed?: number; catchUpTimeoutSeconds?: number; etcd?: boolean } = {},
+  opts: { connections?: number; seconds?: number; warmupSeconds?: number; rounds?: number; patchDocs?: number; missed?: number; catchUpTimeoutSeconds?: number; etcd?: boolean } = {},
 ): Promise<ReplicationResult> {
   const connections = opts.connections ?? 64;
-  const seconds = opts.seconds ?? 8;
+  const seconds = opts.seconds ?? 6;
   const warmupSeconds = opts.warmupSeconds ?? 10;
-  const { post, patch, synchStatsAfterPost } = await measureWrites(connections, seconds, warmupSeconds, opts.patchDocs ?? 1000);
-  let etcd: EtcdOutcome | undefined;
-  if (opts.etcd ?? true) {
-    etcd = await benchEtcd({ connections, seconds, warmupSeconds });
-    if ('skipped' in etcd) log(`etcd part skipped: ${etcd.skipped}`);
-  }
+  const rounds = opts.rounds ?? 3;
+  const w = await measureWrites({ connections, seconds, warmupSeconds, rounds, patchDocs: opts.patchDocs ?? 1000, etcd: opts.etcd ?? true });
   const catchUp = await measureCatchUp(connections, opts.missed ?? 100_000, (opts.catchUpTimeoutSeconds ?? 120) * 1000);
-  const ratio = etcd && !('skipped' in etcd) ? Math.round((post.rps / etcd.put.rps) * 100) / 100 : undefined;
-  return { hosts: 3, connections, seconds, warmupSeconds, bodyBytes: exampleBody(0).length, post, patch, synchStatsAfterPost, ...(etcd ? { etcd } : {}), ...(ratio !== undefined ? { ratio } : {}), catchUp };
+  const e = w.etcd && !('skipped' in w.etcd) ? w.etcd : undefined;
+  const ratio = e ? Math.round((w.post.rps / e.put.rps) * 100) / 100 : undefined;
+  return {
+    hosts: 3,
+    connections,
+    seconds,
+    warmupSeconds,
+    rounds: w.rounds,
+    bodyBytes: exampleBody(0).length,
+    post: w.post,
+    patch: w.patch,
+    synchStatsAfterPost: w.synchStatsAfterPost,
+    ...(w.etcd ? { etcd: w.etcd } : {}),
+    ...(ratio !== undefined ? { ratio } : {}),
+    ...(w.idleCores ? { idleCores: w.idleCores } : {}),
+    catchUp,
+  };
 }
 
 /** The rows `npm run bench` (run.ts) prints for this benchmark: measure, krypton, baseline, ratio. */
@@ -434,10 +572,10 @@ export function replicationRows(r: ReplicationResult, fmt: (n: number, digits?: 
   const c = r.catchUp;
   const rows: [string, string, string, string][] = [
     [
-      `replicated durable POST, ${r.hosts} hosts, ${r.connections} conns`,
+      `replicated durable POST, ${r.hosts} hosts, ${r.connections} conns, ${r.rounds.length || 1} x ${r.seconds} s`,
       `${fmt(r.post.rps)} req/s, p99 ${r.post.p99Ms} ms`,
-      e ? `etcd ${e.version} 3 members, put (same load) ${fmt(e.put.rps)} req/s, p99 ${e.put.p99Ms} ms` : skipped,
-      r.ratio !== undefined ? `${fmt(r.ratio, 2)} (goal >= 1.2)` : '(goal >= 1.2)',
+      e ? `etcd ${e.version} 3 members, put (same load, alternating rounds) ${fmt(e.put.rps)} req/s, p99 ${e.put.p99Ms} ms` : skipped,
+      r.ratio !== undefined ? `${fmt(r.ratio, 2)} (goal >= 1.2; rounds ${r.rounds.map((x) => fmt(x.ratio, 2)).join(', ')})` : '(goal >= 1.2)',
     ],
     [`replicated durable PATCH, ${r.hosts} hosts, ${r.connections} conns, ${fmt(r.patch.docs)} docs`, `${fmt(r.patch.rps)} req/s, p99 ${r.patch.p99Ms} ms`, '', ''],
     [
@@ -467,8 +605,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   console.log(
     JSON.stringify(
       await benchReplication({
-        seconds: flag('seconds') ?? (quick ? 3 : 8),
+        seconds: flag('seconds') ?? (quick ? 3 : 6),
         warmupSeconds: flag('warmup') ?? (quick ? 3 : 10),
+        rounds: flag('rounds') ?? (quick ? 2 : 3),
         missed: flag('missed') ?? (quick ? 10_000 : 100_000),
         patchDocs: flag('patchDocs') ?? (quick ? 200 : 1000),
         catchUpTimeoutSeconds: flag('catchUpTimeout') ?? (quick ? 60 : 120),
