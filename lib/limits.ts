@@ -8,6 +8,11 @@ export const limits = {
   bodyBytesMax: 1024 * 1024,
   /** A log segment is closed and a new one started once it passes this size. */
   segmentBytesMax: 64 * 1024 * 1024,
+  /**
+   * Zeros the log writes ahead of its appends, a stretch at a time (wal/file.ts): an append into
+   * space the file already has makes its durable write touch the data alone, not the file's size.
+   */
+  logPreallocateBytes: 8 * 1024 * 1024,
   /** Largest single log record (framing included); a larger one is refused before it reaches the disk. */
   recordBytesMax: 2 * 1024 * 1024,
   /** Records one group commit may take into a single write + fdatasync. */

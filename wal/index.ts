@@ -12,6 +12,7 @@ export {
   scanLog,
   isTornTail,
   findIntactFrame,
+  usedBytes,
   READ_CHUNK_BYTES,
   type LogEntry,
   type ScanProblem,

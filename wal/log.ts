@@ -28,6 +28,8 @@ export interface WriteAheadLogOptions {
   batchRecordsMax?: number;
   batchBytesMax?: number;
   pendingAppendsMax?: number;
+  /** Zeros written ahead of the appends at a time (wal/file.ts); 0 appends at the file's end. */
+  preallocateBytes?: number;
   logger?: LogLogger;
 }
 
@@ -53,6 +55,7 @@ interface Config {
   batchRecordsMax: number;
   batchBytesMax: number;
   pendingAppendsMax: number;
+  preallocateBytes: number;
 }
 
 export class WriteAheadLog {
@@ -92,6 +95,7 @@ export class WriteAheadLog {
       batchRecordsMax: positive('batchRecordsMax', opts.batchRecordsMax ?? limits.batchRecordsMax),
       batchBytesMax: positive('batchBytesMax', opts.batchBytesMax ?? limits.batchBytesMax),
       pendingAppendsMax: positive('pendingAppendsMax', opts.pendingAppendsMax ?? limits.pendingAppendsMax),
+      preallocateBytes: opts.preallocateBytes === 0 ? 0 : positive('preallocateBytes', opts.preallocateBytes ?? limits.logPreallocateBytes),
     };
     const { dir } = opts;
     const recovered = await recoverLog(dir, { onRecord: opts.onRecord, repair: opts.repair, logger: opts.logger });
@@ -100,11 +104,11 @@ export class WriteAheadLog {
     const last = segments.at(-1);
     if (last === undefined) {
       const name = segmentName(recovered.lastSeq + 1);
-      file = await dir.create(name);
+      file = await dir.create(name, { preallocateBytes: config.preallocateBytes });
       await dir.syncDirectory();
       segments.push({ name, firstSeq: recovered.lastSeq + 1, bytes: 0 });
     } else {
-      file = await dir.open(last.name, 'append');
+      file = await dir.open(last.name, 'append', { preallocateBytes: config.preallocateBytes });
     }
     const size = await file.size();
     segments.at(-1)!.bytes = size;
@@ -265,7 +269,7 @@ export class WriteAheadLog {
     this.current = undefined;
     await old.close();
     const name = segmentName(firstSeq);
-    this.current = await this.dir.create(name);
+    this.current = await this.dir.create(name, { preallocateBytes: this.config.preallocateBytes });
     await this.dir.syncDirectory();
     this.segments.push({ name, firstSeq, bytes: 0 });
     this.currentBytes = 0;

@@ -10,7 +10,7 @@ import type { LogRecord } from '../lib/document.js';
 import { KryptonError, invariant } from '../lib/errors.js';
 import type { Seq } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
-import type { LogDirectory } from './file.js';
+import type { LogDirectory, LogFile } from './file.js';
 import { ChecksumThread } from './checksum-thread.js';
 import { FORMAT_VERSION, HEADER_BYTES, decodeFrame, decodeVerifiedFrame } from './record.js';
 import { listSegments, type SegmentRef } from './segment.js';
@@ -44,6 +44,11 @@ export interface ScanProblem {
 export interface ScannedSegment extends SegmentRef {
   /** Bytes of intact frames (the whole file unless the problem is here). */
   validBytes: number;
+  /**
+   * Zeros after the last intact frame, up to the end of the file: space the writer had
+   * preallocated (wal/file.ts) and not yet used when it stopped without closing the file.
+   */
+  zeroBytes?: number;
 }
 
 export interface ScanResult {
@@ -69,6 +74,7 @@ export type RecordVisitor = (record: LogRecord, file: string, offset: number, by
 
 interface SegmentOutcome {
   validBytes: number;
+  zeroBytes?: number;
   fileBytes: number;
   nextSeq: Seq;
   records: number;
@@ -206,9 +212,12 @@ async function* scanSegment(
     };
 
     const cursor: Cursor = { next: expectedSeq, records: 0, at: 0 };
-    const outcome = (problem?: Cursor['problem']): SegmentOutcome => {
+    const outcome = async (problem?: Cursor['problem']): Promise<SegmentOutcome> => {
       const out: SegmentOutcome = { validBytes: cursor.at, fileBytes: size, nextSeq: cursor.next, records: cursor.records };
-      if (problem !== undefined) out.problem = { offset: cursor.at, ...problem };
+      // Zeros from a frame boundary to the end of the file are preallocated space, not damage:
+      // no frame is all zeros (its version byte is not 0).
+      if (problem !== undefined && problem.kind !== 'sequence' && (await zerosUpToEnd(file, cursor.at, size))) out.zeroBytes = size - cursor.at;
+      else if (problem !== undefined) out.problem = { offset: cursor.at, ...problem };
       return out;
     };
 
@@ -218,16 +227,16 @@ async function* scanSegment(
       const following = await receive();
       const verifiedEnd = await chunk.verified;
       const end = decodeChunk(chunk.buf, chunk.pos, verifiedEnd, fromSeq, seg.name, cursor, visit);
-      if (cursor.problem !== undefined) return outcome(cursor.problem);
+      if (cursor.problem !== undefined) return await outcome(cursor.problem);
       if (following === undefined) {
         const left = chunk.buf.length - end;
-        return left === 0 ? outcome() : outcome({ kind: 'truncated', reason: `file ends ${left} bytes into a frame` });
+        return await (left === 0 ? outcome() : outcome({ kind: 'truncated', reason: `file ends ${left} bytes into a frame` }));
       }
       invariant(following.pos === cursor.at, 'log chunks start on frame boundaries');
       chunk = following;
       yield;
     }
-    return outcome();
+    return await outcome();
   } finally {
     // Let a read finish before closing: a backend may not allow closing under a read.
     if (reading !== undefined) await (reading as Promise<Buffer>).catch(() => undefined);
@@ -270,6 +279,7 @@ async function* scanAll(dir: LogDirectory, opts: ScanOptions, visit: RecordVisit
         await gen.return(undefined as never);
       }
       segments[i]!.validBytes = out.validBytes;
+      if (out.zeroBytes !== undefined) segments[i]!.zeroBytes = out.zeroBytes;
       records += out.records;
       next = out.nextSeq;
       if (out.problem !== undefined) {
@@ -280,6 +290,47 @@ async function* scanAll(dir: LogDirectory, opts: ScanOptions, visit: RecordVisit
   } finally {
     await thread?.close();
   }
+}
+
+/**
+ * The bytes a segment's frames take, without the zeros a writer preallocated after them: hops from
+ * frame to frame by their length fields (no decoding) until an all-zero header whose remainder of
+ * the file is zeros too. Anything else (damage, a cut frame) counts to the end of the file, so
+ * nothing that is not plainly unused space is hidden. For sizes shown to people: the log tools.
+ */
+export async function usedBytes(dir: LogDirectory, name: string): Promise<number> {
+  const file = await dir.open(name, 'read');
+  try {
+    const size = await file.size();
+    let at = 0;
+    while (at + HEADER_BYTES <= size) {
+      const buf = await file.read(at, Math.min(READ_CHUNK_BYTES, size - at));
+      let off = 0;
+      while (off + HEADER_BYTES <= buf.length) {
+        const length = buf.readUInt32LE(off);
+        if (length === 0 && buf[off + 8] === 0) return (await zerosUpToEnd(file, at + off, size)) ? at + off : size;
+        if (HEADER_BYTES + length > limits.recordBytesMax) return size;
+        off += HEADER_BYTES + length;
+      }
+      if (off === 0) break;
+      at += off;
+    }
+    return size;
+  } finally {
+    await file.close();
+  }
+}
+
+/** True when the file holds only zero bytes from `from` to `to` (and at least one). */
+async function zerosUpToEnd(file: LogFile, from: number, to: number): Promise<boolean> {
+  if (to <= from) return false;
+  const step = 1024 * 1024;
+  const zeros = Buffer.alloc(Math.min(step, to - from));
+  for (let at = from; at < to; at += step) {
+    const buf = await file.read(at, Math.min(step, to - at));
+    if (buf.length === 0 || !buf.equals(zeros.subarray(0, buf.length))) return false;
+  }
+  return true;
 }
 
 async function fileSize(dir: LogDirectory, name: string): Promise<number> {

@@ -1,7 +1,8 @@
 /**
  * Recovery at open: replay every intact record, then decide what the first problem means. A torn
  * tail (reader.ts: isTornTail) is the normal result of a crash mid-write and is cut off with a
- * warning. Anything else is damage to acknowledged data: LOG_CORRUPT, unless the operator asked
+ * warning; zeros after the last record of the last segment (space preallocated by a writer that
+ * did not close the file) are cut too, as what they are. Anything else is damage to acknowledged data: LOG_CORRUPT, unless the operator asked
  * for repair, which cuts the log at the damage and drops every later segment. Nothing else in
  * the log layer truncates or deletes files.
  */
@@ -45,6 +46,13 @@ export async function recoverLog(dir: LogDirectory, opts: RecoverOptions): Promi
   const scan = await scanLog(dir, (record) => onRecord(record), { segments: refs, chunkBytes: opts.chunkBytes });
   const segments: RecoveredSegment[] = scan.segments.map((s) => ({ name: s.name, firstSeq: s.firstSeq, bytes: s.validBytes }));
   const p = scan.problem;
+  const last = scan.segments.at(-1);
+  if (p === undefined && last?.zeroBytes !== undefined) {
+    // The writer preallocates zeros ahead of its appends and cuts what is left when it closes the
+    // file; a host that did not stop cleanly leaves them. Appends continue at the last frame.
+    await cutAt(dir, last.name, last.validBytes);
+    opts.logger?.info({ file: last.name, offset: last.validBytes, zeroBytes: last.zeroBytes }, 'log: cut the unused preallocated space after the last record');
+  }
   if (p === undefined) {
     opts.logger?.info({ dir: dir.description, segments: segments.length, records: scan.records, lastSeq: scan.lastSeq }, 'log recovered');
     return { segments, lastSeq: scan.lastSeq, records: scan.records };

@@ -46,13 +46,18 @@ export interface CapturedLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   readonly warnings: { obj: Record<string, unknown>; msg: string }[];
+  readonly infos: { obj: Record<string, unknown>; msg: string }[];
 }
 
 export function captureLogger(): CapturedLogger {
   const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const infos: { obj: Record<string, unknown>; msg: string }[] = [];
   return {
     warnings,
-    info() {},
+    infos,
+    info(obj, msg) {
+      infos.push({ obj: obj as Record<string, unknown>, msg });
+    },
     warn(obj, msg) {
       warnings.push({ obj: obj as Record<string, unknown>, msg });
     },

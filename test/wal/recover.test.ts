@@ -252,4 +252,53 @@ test('disk: a torn tail cut by the file system is cut off on open', async () => 
   }
 });
 
+test('disk, preallocated: appends go into zeros written ahead; close cuts them; a crash image keeps every record and recovery cuts the zeros quietly', async () => {
+  const tmp = await tempDir();
+  const image = await tempDir();
+  try {
+    const { log } = await openLog(diskDirectory(tmp.path), { preallocateBytes: 64 * 1024 });
+    const written = await appendRange(log, 1, 40);
+    const name = segmentName(1);
+    const used = log.stats().bytes;
+    const file = path.join(tmp.path, name);
+    const size = (await fs.stat(file)).size;
+    assert.ok(size >= 64 * 1024 && size > used, `the file holds zeros ahead of the appends (${size} > ${used})`);
+    assert.ok((await fs.readFile(file)).subarray(used).every((b) => b === 0), 'zeros after the last frame');
+    // A crash now: every acknowledged append is durable, and the zeros are still there.
+    await fs.copyFile(file, path.join(image.path, name));
+    await log.close();
+    assert.is((await fs.stat(file)).size, used, 'a clean close cuts the zeros');
+
+    const logger = captureLogger();
+    const again = await openLog(diskDirectory(image.path), { preallocateBytes: 64 * 1024, logger });
+    assert.equal(again.replayed, written);
+    assert.is(logger.warnings.length, 0, 'unused preallocated space is not damage');
+    assert.ok(logger.infos.some((i) => i.msg.includes('preallocated') && i.obj.zeroBytes === size - used));
+    assert.is((await fs.stat(path.join(image.path, name))).size, used, 'recovery cut the zeros');
+    assert.is((await again.log.append(newRecord(41))).seq, 41, 'appends go on after the last record');
+    await again.log.close();
+    assert.equal((await replayAll(diskDirectory(image.path))).map((r) => r.seq), Array.from({ length: 41 }, (_, i) => i + 1));
+  } finally {
+    await tmp.remove();
+    await image.remove();
+  }
+});
+
+test('disk: zeros with an intact frame after them are damage, not preallocated space', async () => {
+  const tmp = await tempDir();
+  try {
+    const frame = (seq: number) => encodeRecord(withSeq(seq, newRecord(seq)));
+    const name = segmentName(1);
+    await fs.writeFile(path.join(tmp.path, name), Buffer.concat([frame(1), frame(2), Buffer.alloc(frame(3).length), frame(4), Buffer.alloc(4096)]));
+    const e = await rejection(openLog(diskDirectory(tmp.path)));
+    assert.is(e.code, 'LOG_CORRUPT');
+    // Zeros shorter than a frame header at the very end are unused space too.
+    await fs.writeFile(path.join(tmp.path, name), Buffer.concat([frame(1), frame(2), Buffer.alloc(5)]));
+    assert.equal((await replayAll(diskDirectory(tmp.path))).map((r) => r.seq), [1, 2]);
+    assert.is((await fs.stat(path.join(tmp.path, name))).size, frame(1).length + frame(2).length);
+  } finally {
+    await tmp.remove();
+  }
+});
+
 test.run();

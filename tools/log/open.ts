@@ -11,7 +11,7 @@ import { constants } from 'node:fs';
 import { open as openFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { listSegments, readFully, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
+import { listSegments, readFully, usedBytes, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
 
 /** DIR cannot be used: exit code 2, like bad usage. */
 export class DirError extends Error {}
@@ -27,7 +27,11 @@ export interface HostLog {
    * starting a new segment meanwhile does not change what a command sees halfway through.
    */
   readonly segments: SegmentRef[];
-  /** Each segment's size when the log was opened (the last may grow while a host runs). */
+  /**
+   * Each segment's size when the log was opened (the last may grow while a host runs), without the
+   * zeros a host writes ahead of its appends (wal/file.ts): sizes read the same while it runs and
+   * after it stopped.
+   */
   readonly segmentBytes: number[];
 }
 
@@ -50,6 +54,10 @@ export async function openHostLog(dirArg: string): Promise<HostLog> {
   try {
     segments = await listSegments(dir);
     for (const s of segments) segmentBytes.push((await stat(path.join(logPath, s.name))).size);
+    // Only the last segment is written to, so only it can end in unused zeros (save after a crash
+    // mid-rotation, where the zeros then count as bytes of the file).
+    const last = segments.length - 1;
+    if (last >= 0) segmentBytes[last] = await usedBytes(dir, segments[last]!.name);
   } catch (e) {
     throw new DirError(`cannot read ${logPath}: ${errorText(e)}`);
   }

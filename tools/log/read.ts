@@ -6,9 +6,10 @@
  * damage. `verify` reads past damage and has its own loop in verify.ts.
  *
  * A running host may be appending to the last segment while we read it. scanLog reads each file up
- * to the size it had when opened, so a frame the host was writing at that instant looks cut off;
- * before calling that a torn tail we look again, and a frame that has meanwhile been completed is
- * simply where our snapshot ends.
+ * to the size it had when opened, so a frame the host was writing at that instant looks cut off,
+ * or, in the zeros the host writes ahead of its appends, not there yet while frames after it are;
+ * before calling that damage or a torn tail we look again, and a frame that has meanwhile been
+ * completed is simply where our snapshot ends.
  */
 
 import type { LogRecord } from '../../lib/document.js';
@@ -78,19 +79,22 @@ export async function readRecords(log: HostLog, visit: Visit, opts: ReadOptions 
  * end of our snapshot of a segment a running host is still appending to ('in-flight').
  */
 export async function judgeProblem(log: HostLog, p: ScanProblem, expectedSeq: Seq): Promise<'corrupt' | 'torn' | 'in-flight'> {
-  if (!(await isTornTail(log.dir, p, log.segments.length))) return 'corrupt';
-  return (await completedSince(log, p.file, p.offset, p.fileBytes, expectedSeq)) ? 'in-flight' : 'torn';
+  // First, since the host may have written past the problem since (into preallocated zeros, the
+  // file not growing), and a frame written after ours would otherwise look like damage.
+  if (p.segment === log.segments.length - 1 && (await completedSince(log, p.file, p.offset, expectedSeq))) return 'in-flight';
+  return (await isTornTail(log.dir, p, log.segments.length)) ? 'torn' : 'corrupt';
 }
 
 /**
- * Whether a file has grown past `scannedBytes` since it was scanned and now holds an intact frame
- * with the expected seq at `offset`: then the cut frame was an append in progress.
+ * Whether the last segment now holds an intact frame with the expected seq at `offset`, where the
+ * scan found a cut frame or zeros: then that was an append in progress (a cut frame, or a frame
+ * not yet written into preallocated space, never becomes intact otherwise).
  */
-export async function completedSince(log: HostLog, name: string, offset: number, scannedBytes: number, expectedSeq: Seq): Promise<boolean> {
+export async function completedSince(log: HostLog, name: string, offset: number, expectedSeq: Seq): Promise<boolean> {
   const file = await log.dir.open(name, 'read');
   try {
     const size = await file.size();
-    if (size <= scannedBytes) return false;
+    if (size <= offset) return false;
     const buf = await file.read(offset, Math.min(size - offset, limits.recordBytesMax));
     const frame = decodeFrame(buf, 0);
     return frame.kind === 'record' && frame.record.seq === expectedSeq;

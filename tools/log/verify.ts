@@ -146,13 +146,14 @@ async function checkRest(
           firstReported = false;
           next = seq;
         } else {
+          // A running host may have written here since (see read.ts): our snapshot ends here then.
+          if (isLast && next !== undefined && (await completedSince(log, name, off, next))) return next;
           const resume = await findIntactFrame(log.dir, name, off + 1, size);
           if (resume === undefined) {
             if (!isLast) {
               problems.push({ file: name, offset: off, kind: 'corrupt', reason: `${problem.reason}; nothing intact follows in this segment (${size - off} bytes)` });
               return undefined;
             }
-            if (next !== undefined && (await completedSince(log, name, off, size, next))) return next;
             const what = problem.kind === 'truncated' ? problem.reason : `${problem.reason}, then garbage to the end of the file: ${size - off} bytes`;
             problems.push({ file: name, offset: off, kind: 'torn-tail', reason: `the host's recovery would cut the log here (${what})` });
             return next;
