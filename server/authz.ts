@@ -18,7 +18,6 @@
  */
 
 import type Koa from 'koa';
-import type { Logger } from 'pino';
 import {
   allows,
   AUTH_COOKIE,
@@ -47,16 +46,12 @@ import { limits } from '../lib/limits.js';
 import { classifyGroupBody, classifyRequest, isForwardingPath, pragmasOf, type RequestClass } from '../lib/peer-requests.js';
 import type { ServiceRegistry } from '../lib/service.js';
 import { CREDENTIALS_KIND } from '../lib/services/authz-credentials.js';
-import type { DocumentIndex } from '../index/views.js';
-import { Authn, type Session } from './authn.js';
+import { Authn, type AuthnDeps, type Session } from './authn.js';
 import { readJsonBody, readRawBody, replaceBody } from './body.js';
 import type { ChangeFeed } from './changes.js';
-import type { Clock } from './clock.js';
 import { hashPassword } from './passwords.js';
 import type { PeerAuth } from './peer-auth.js';
-import type { PeerClient } from './peers.js';
 import { PAGE_PATH } from './query-tasks.js';
-import type { Selectors } from './selectors.js';
 
 export type Principal =
   | { kind: 'system'; link: typeof SYSTEM_USER_LINK }
@@ -69,19 +64,13 @@ const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
 /** Distinct principals whose grants are remembered between role changes. */
 const GRANTS_CACHED_MAX = 10_000;
 
-export interface AccessControlDeps {
+/** Everything sessions need (they are built from the same deps), plus what access checks need. */
+export interface AccessControlDeps extends AuthnDeps {
   /** --isAuthorizationEnabled. */
   enabled: boolean;
   peerAuth: PeerAuth;
   registry: ServiceRegistry;
-  index: DocumentIndex;
   changes: ChangeFeed;
-  clock: Clock;
-  peers: PeerClient;
-  selfUri: () => string;
-  selectors: Selectors;
-  logger: Logger;
-  operationTimeoutMicros: number;
 }
 
 function forbidden(why?: string): KryptonError {
