@@ -58,6 +58,8 @@ export const limits = {
   replicationBatchBytesMax: 8 * 1024 * 1024,
   /** Records queued for one peer before further ones count as failures for that peer. */
   replicationQueueRecordsMax: 100_000,
+  /** Request URLs whose parsed origin and path a host's peer client keeps; the cache starts over when full. */
+  peerUrlsCachedMax: 1024,
   /** Requests one batch forwarded to an owner may carry. */
   forwardBatchItemsMax: 1024,
   /** Bytes one batch forwarded to an owner may carry (also the forwarding endpoint's body limit). */
