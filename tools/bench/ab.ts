@@ -23,12 +23,12 @@ interface Group {
   n: number;
 }
 
-async function startGroup(bin: string): Promise<Group> {
+async function startGroup(bin: string, env: Record<string, string> = {}): Promise<Group> {
   const sandbox = await tempDir('krypton-bench-ab-');
   const ports = await freePorts(3);
   const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',');
   const procs = ports.map((port) =>
-    track(spawn(process.execPath, [bin, 'host', `--port=${port}`, `--sandbox=${sandbox}`, `--id=ab-${port}`, `--peerNodes=${peers}`, '--logLevel=error'], { stdio: ['ignore', 'ignore', 'inherit'] })),
+    track(spawn(process.execPath, [bin, 'host', `--port=${port}`, `--sandbox=${sandbox}`, `--id=ab-${port}`, `--peerNodes=${peers}`, '--logLevel=error'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })),
   );
   const g: Group = { urls: ports.map((p) => `http://127.0.0.1:${p}`), procs, sandbox, n: 0 };
   const deadline = Date.now() + 60_000;
@@ -64,14 +64,17 @@ if (!a || !b) {
   process.stderr.write('usage: ab.ts --a=<build>/dist/tools/krypton.js --b=<build>/dist/tools/krypton.js [--rounds=4] [--seconds=6] [--warmup=10]\n');
   process.exit(2);
 }
+/** `--a-env=K=V,K2=V2`: environment variables for one side's hosts only (a libuv or V8 setting, say). */
+const envOf = (side: string): Record<string, string> =>
+  Object.fromEntries((value(`${side}-env`) ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const rounds = Number(value('rounds') ?? 4);
 const seconds = Number(value('seconds') ?? 6);
 const warmup = Number(value('warmup') ?? 10);
 const groups: Group[] = [];
 try {
-  const A = await startGroup(path.resolve(a));
+  const A = await startGroup(path.resolve(a), envOf('a'));
   groups.push(A);
-  const B = await startGroup(path.resolve(b));
+  const B = await startGroup(path.resolve(b), envOf('b'));
   groups.push(B);
   await load(A, warmup);
   await load(B, warmup);
