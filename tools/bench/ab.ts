@@ -7,7 +7,9 @@
  * 10-15% here); back to back, under the same conditions, a 5% change shows.
  *
  * `node --import tsx tools/bench/ab.ts --a=<old>/dist/tools/krypton.js --b=dist/tools/krypton.js
- * [--rounds=4] [--seconds=6] [--warmup=10]`; the last line of stdout is the JSON result.
+ * [--rounds=4] [--seconds=6] [--warmup=10] [--a-env=K=V,...] [--b-env=K=V,...]`; the last line of
+ * stdout is the JSON result. The env flags compare one build under two settings (a libuv or V8
+ * environment variable) when both sides name the same build.
  * Not part of `npm run bench`: a tool for judging a change before it lands.
  */
 
@@ -61,7 +63,7 @@ const value = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.sl
 const a = value('a');
 const b = value('b');
 if (!a || !b) {
-  process.stderr.write('usage: ab.ts --a=<build>/dist/tools/krypton.js --b=<build>/dist/tools/krypton.js [--rounds=4] [--seconds=6] [--warmup=10]\n');
+  process.stderr.write('usage: ab.ts --a=<build>/dist/tools/krypton.js --b=<build>/dist/tools/krypton.js [--rounds=4] [--seconds=6] [--warmup=10] [--a-env=K=V,...] [--b-env=K=V,...]\n');
   process.exit(2);
 }
 /** `--a-env=K=V,K2=V2`: environment variables for one side's hosts only (a libuv or V8 setting, say). */

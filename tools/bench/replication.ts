@@ -12,8 +12,9 @@
  *     on a 2-core machine (V8 tiering up in 3 hosts and the load generator), so a shorter
  *     warm-up measures the ramp, not the steady state.
  *  2. The same load against a 3-member etcd cluster's JSON gateway (etcd.ts), values of the
- *     POST body's size. Both run side by side: after the warm-ups, `rounds` rounds (3) each load
- *     Krypton then etcd for `seconds` (6 s), or etcd then Krypton, alternating. One run of each,
+ *     POST body's size. Both run side by side: after the warm-ups, `rounds` rounds (4) each load
+ *     Krypton then etcd for `seconds` (6 s), or etcd then Krypton, alternating; an even number,
+ *     so each system goes first as often as the other. One run of each,
  *     minutes apart, compared the machine's speed at two moments as much as the two systems: it
  *     drifts by 10-15% over minutes here. `ratio` = Krypton POST / etcd put throughput over all
  *     rounds (goal >= 1.2); each round's ratio is kept, and the cores the idle system used
@@ -543,7 +544,7 @@ export async function benchReplication(
   const connections = opts.connections ?? 64;
   const seconds = opts.seconds ?? 6;
   const warmupSeconds = opts.warmupSeconds ?? 10;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? 4;
   const w = await measureWrites({ connections, seconds, warmupSeconds, rounds, patchDocs: opts.patchDocs ?? 1000, etcd: opts.etcd ?? true });
   const catchUp = await measureCatchUp(connections, opts.missed ?? 100_000, (opts.catchUpTimeoutSeconds ?? 120) * 1000);
   const e = w.etcd && !('skipped' in w.etcd) ? w.etcd : undefined;
@@ -607,7 +608,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
       await benchReplication({
         seconds: flag('seconds') ?? (quick ? 3 : 6),
         warmupSeconds: flag('warmup') ?? (quick ? 3 : 10),
-        rounds: flag('rounds') ?? (quick ? 2 : 3),
+        rounds: flag('rounds') ?? (quick ? 2 : 4),
         missed: flag('missed') ?? (quick ? 10_000 : 100_000),
         patchDocs: flag('patchDocs') ?? (quick ? 200 : 1000),
         catchUpTimeoutSeconds: flag('catchUpTimeout') ?? (quick ? 60 : 120),
