@@ -92,6 +92,12 @@ export const limits = {
   processLogLinesMax: 1000,
   /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */
   taskStepsPerDriveMax: 10_000,
+  /** Wait before a task whose stage failed runs again: one maintenance round, doubling per failure in a row... */
+  taskRetryMinMicros: 1_000_000,
+  /** ...up to a minute. */
+  taskRetryMaxMicros: 60_000_000,
+  /** Failing tasks whose next try a host keeps track of; past it the longest-known one is forgotten (and retried at once). */
+  taskRetriesTrackedMax: 100_000,
   /** Longest a direct-task POST is held open waiting for its task to end. */
   directTaskHoldMaxMicros: 600_000_000,
   /** Open watches (callback subscriptions and event streams) one host serves. */

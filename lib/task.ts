@@ -10,6 +10,7 @@ import Type from 'typebox';
 import { KryptonError } from './errors.js';
 import type { JsonObject } from './document.js';
 import type { Link, Micros } from './ids.js';
+import { limits } from './limits.js';
 
 export const TASK_STAGES = ['CREATED', 'STARTED', 'FINISHED', 'FAILED', 'CANCELLED'] as const;
 export type TaskStage = (typeof TASK_STAGES)[number];
@@ -36,6 +37,17 @@ export const taskInfoSchema = Type.Object({
   failure: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()])),
   durationMicros: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
 });
+
+/**
+ * How long the owner waits before running a task's stage again after `failures` failures in a
+ * row (the stage threw, or its self-PATCH failed): one maintenance round, doubling per failure up
+ * to a minute. A task that keeps failing then costs a stage run and a warning a minute, not one
+ * per maintenance round for as long as it lives.
+ */
+export function taskRetryDelayMicros(failures: number): Micros {
+  if (failures <= 0) return 0;
+  return Math.min(limits.taskRetryMaxMicros, limits.taskRetryMinMicros * 2 ** Math.min(failures - 1, 30));
+}
 
 export function isTerminal(stage: TaskStage | undefined): boolean {
   return stage === 'FINISHED' || stage === 'FAILED' || stage === 'CANCELLED';

@@ -15,7 +15,7 @@ import { KryptonError } from '../lib/errors.js';
 import type { Link, Micros, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../lib/service.js';
-import { isTerminal, type TaskIO, type TaskStage } from '../lib/task.js';
+import { isTerminal, taskRetryDelayMicros, type TaskIO, type TaskStage } from '../lib/task.js';
 import { isExpired } from '../lib/verbs.js';
 import type { DocumentIndex } from '../index/views.js';
 import type { ChangeFeed } from './changes.js';
@@ -46,6 +46,8 @@ const stageOf = (doc: ServiceDocument): TaskStage | undefined => (doc as { taskI
 export class TaskDriver {
   private readonly driving = new Set<Link>();
   private readonly delays = new Set<() => void>();
+  /** Tasks whose last step failed: failures in a row, and when the maintenance sweep may run them again. */
+  private readonly failing = new Map<Link, { failures: number; retryAtMicros: Micros }>();
   private stopped = false;
   readonly stats = { stagesRun: 0, stageFailures: 0, resumed: 0 };
   private readonly io: TaskIO;
@@ -95,16 +97,19 @@ export class TaskDriver {
       try {
         state = await this.d.store.read(svc, link);
       } catch {
+        this.failing.delete(link);
         return; // deleted, expired or unreadable: nothing to drive
       }
-      if (isTerminal(stageOf(state))) return;
+      if (isTerminal(stageOf(state))) {
+        this.failing.delete(link);
+        return;
+      }
       let body: JsonObject | undefined;
       try {
         this.stats.stagesRun++;
         body = await svc.def.runStage!(state, this.io, { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId });
       } catch (e) {
-        this.stats.stageFailures++;
-        this.d.logger.warn({ link, err: (e as Error).message }, 'task stage failed; retried on the next maintenance round');
+        this.failed(link, e, 'task stage failed');
         return;
       }
       // The stage's result is only ours to apply while we still own the task; otherwise the new
@@ -113,15 +118,33 @@ export class TaskDriver {
       try {
         await this.d.store.update(svc, 'PATCH', link, body);
       } catch (e) {
-        this.stats.stageFailures++;
-        this.d.logger.warn({ link, err: (e as Error).message }, 'task self-PATCH failed; retried on the next maintenance round');
+        this.failed(link, e, 'task self-PATCH failed');
         return;
       }
+      this.failing.delete(link);
     }
     this.d.logger.warn({ link }, `task took ${limits.taskStepsPerDriveMax} steps in one drive; continuing on the next maintenance round`);
   }
 
-  /** Every live, unfinished task this host owns and is not yet driving starts (again). */
+  /** Counts a failed step of `link` and puts its next try off (taskRetryDelayMicros). */
+  private failed(link: Link, e: unknown, what: string): void {
+    this.stats.stageFailures++;
+    const failures = (this.failing.get(link)?.failures ?? 0) + 1;
+    const delay = taskRetryDelayMicros(failures);
+    // Re-inserted, so the map's first entry is the one that failed longest ago.
+    this.failing.delete(link);
+    if (this.failing.size >= limits.taskRetriesTrackedMax) this.failing.delete(this.failing.keys().next().value!);
+    this.failing.set(link, { failures, retryAtMicros: this.d.clock.nowMicros() + delay });
+    this.d.logger.warn({ link, err: (e as Error)?.message ?? String(e), failures, retryInMs: Math.round(delay / 1000) }, `${what}; retried by a maintenance round after the delay`);
+  }
+
+  /** Failed steps in a row of a task, and when it may run again; undefined once a step succeeded. For tests and management. */
+  retryOf(link: Link): { failures: number; retryAtMicros: Micros } | undefined {
+    const f = this.failing.get(link);
+    return f && { ...f };
+  }
+
+  /** Every live, unfinished task this host owns and is not yet driving starts (again), unless it failed and its retry is not yet due. */
   sweep(): void {
     if (this.stopped || !this.d.selectors.available) return;
     const now = this.d.clock.nowMicros();
@@ -131,7 +154,11 @@ export class TaskDriver {
       for (const link of this.d.index.children(factory, now)) {
         if (this.driving.has(link)) continue;
         const doc = this.d.index.latest(link);
-        if (!doc || isExpired(doc, now) || isTerminal(stageOf(doc)) || !this.owns(svc, link)) continue;
+        if (!doc || isExpired(doc, now) || isTerminal(stageOf(doc))) {
+          this.failing.delete(link);
+          continue;
+        }
+        if (!this.owns(svc, link) || (this.failing.get(link)?.retryAtMicros ?? 0) > now) continue;
         this.stats.resumed++;
         this.drive(svc, link);
       }
