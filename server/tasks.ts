@@ -138,7 +138,7 @@ export class TaskDriver {
     this.d.logger.warn({ link, err: (e as Error)?.message ?? String(e), failures, retryInMs: Math.round(delay / 1000) }, `${what}; retried by a maintenance round after the delay`);
   }
 
-  /** Failed steps in a row of a task, and when it may run again; undefined once a step succeeded. For tests and management. */
+  /** Failed steps in a row of a task, and when it may run again; undefined once a step succeeded (for tests). */
   retryOf(link: Link): { failures: number; retryAtMicros: Micros } | undefined {
     const f = this.failing.get(link);
     return f && { ...f };
