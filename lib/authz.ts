@@ -3,7 +3,7 @@
  * how a role's path prefixes and user links cover a path, which verbs a principal's roles grant
  * on a path, how a request maps to the resource it touches (a watch reads its document), and the
  * small parsers the login route needs (HTTP Basic credentials, cookies, token shape). The host
- * (server/authz.ts) resolves who is calling and asks these functions what that caller may do.
+ * (server/auth/authz.ts) resolves who is calling and asks these functions what that caller may do.
  *
  * Krypton's model is Xenon's with one simplification: a role names its users (`userLinks`) and
  * the paths it covers (`pathPrefixes`) directly, where Xenon points at a user group and a

@@ -1,6 +1,6 @@
 /**
  * Krypton's one error class and its stable codes. Every failure a client or operator can see is a
- * KryptonError with a string code; server/http-errors.ts is the only place that turns codes into
+ * KryptonError with a string code; server/net/http-errors.ts is the only place that turns codes into
  * HTTP statuses and Xenon's ServiceErrorResponse. Broken invariants are not KryptonErrors: they
  * are assertion failures that crash loudly (see `invariant`).
  */

@@ -7,8 +7,8 @@
  */
 
 import { isKryptonError } from '../lib/errors.js';
-import { ConfigError, flagHelp, parseHostArgs } from '../server/config.js';
-import { Host } from '../server/host.js';
+import { ConfigError, flagHelp, parseHostArgs } from '../server/base/config.js';
+import { Host } from '../server/host/host.js';
 import { whoOwns } from './owner.js';
 import { makeDevCerts } from './certs.js';
 import { runLog } from './log/cli.js';

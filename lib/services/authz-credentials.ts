@@ -1,10 +1,10 @@
 /**
  * AuthCredentialsService (`/core/auth/credentials`, Xenon's path and fields): a user's password,
  * found by `userEmail`. Clients send `privateKey` (the password) as in Xenon; the host replaces it
- * with `privateKeyHash` (scrypt with a per-credential salt, server/passwords.ts) before the write
+ * with `privateKeyHash` (scrypt with a per-credential salt, server/auth/passwords.ts) before the write
  * reaches this service, so only the hash is ever logged, replicated or indexed. A body that
  * still carries `privateKey` here bypassed that step and is refused. Responses never include the
- * hash (server/authz.ts redacts it).
+ * hash (server/auth/authz.ts redacts it).
  */
 
 import Type from 'typebox';

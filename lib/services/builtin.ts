@@ -1,5 +1,5 @@
 /**
- * The services every host runs, in registration order. One list, so the host (server/host.ts)
+ * The services every host runs, in registration order. One list, so the host (server/host/host.ts)
  * and the log tools (tools/log/retention.ts, which may not import server/) agree on factories
  * and version retention.
  */

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replicator.js';
+import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replication/replicator.js';
 import { Client } from '../support/http.js';
 import { tempDir } from '../support/hosts.js';
 import { runKrypton, startHostProcess, type HostProcess } from '../support/process.js';

@@ -9,7 +9,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { adminLinks } from '../../server/authz-bootstrap.js';
+import { adminLinks } from '../../server/auth/authz-bootstrap.js';
 import { openStream } from '../../tools/recipes/sse.js';
 import { shiftableClock, type ShiftableClock } from '../support/clock.js';
 import { startHost, type TestHost } from '../support/hosts.js';

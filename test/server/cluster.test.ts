@@ -80,7 +80,7 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
 
 t('replicas refuse records from an older epoch, and retries are harmless', async ({ hosts }) => {
   const [a] = hosts as [TestHost];
-  const { encodeBatch, decodeResults, REPLICATION_CONTENT_TYPE } = await import('../../server/replicator.js');
+  const { encodeBatch, decodeResults, REPLICATION_CONTENT_TYPE } = await import('../../server/replication/replicator.js');
   const current = (await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).body as Record<string, unknown> & { documentVersion: number };
   // The answer is msgpack: read it as bytes.
   const send = async (epoch: number, version: number) => {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
-import { ConfigError, parseHostArgs } from '../../server/config.js';
+import { ConfigError, parseHostArgs } from '../../server/base/config.js';
 
 test('Xenon flag names in both --flag=value and --flag value forms', () => {
   const c = parseHostArgs(['--port=8001', '--sandbox', '/tmp/x', '--id=hostAtPort8001', '--bindAddress', '0.0.0.0', '--peerNodes=http://127.0.0.1:8000,127.0.0.1:8001', '--membershipQuorum', '2']);

@@ -1,5 +1,5 @@
 /**
- * Document requests are served before koa (server/document-endpoint.ts): answers carry koa's
+ * Document requests are served before koa (server/http/document-endpoint.ts): answers carry koa's
  * shapes (JSON with its content type and length, Xenon's error body), and what that endpoint
  * does not take (HEAD, watch paths, other routes) still reaches the koa app.
  */

@@ -1,5 +1,5 @@
 /**
- * Batched forwarding (server/forwarder.ts, server/peer-endpoints.ts): requests entering a host
+ * Batched forwarding (server/routing/forwarder.ts, server/http/peer-endpoints.ts): requests entering a host
  * other than their owner travel to the owner packed in batches, and each still gets its own
  * answer, errors included; the answer stream survives any cut into chunks; the endpoint refuses
  * malformed batches with Xenon's error body.
@@ -10,7 +10,7 @@ import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { selectNodes } from '../../lib/hash.js';
-import { AnswerReader, decodeForwardBatch, encodeAnswer, encodeForwardBatch, type ForwardItem } from '../../server/forwarder.js';
+import { AnswerReader, decodeForwardBatch, encodeAnswer, encodeForwardBatch, type ForwardItem } from '../../server/routing/forwarder.js';
 import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 
 test('codec: a batch reads back as written; malformed batches are INVALID_BODY', () => {

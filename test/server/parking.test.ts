@@ -46,7 +46,7 @@ test('parked requests run in order as soon as the group is available', async () 
 });
 
 test('past the pending-request limit new requests get 503', async () => {
-  const { Selectors } = await import('../../server/selectors.js');
+  const { Selectors } = await import('../../server/membership/selectors.js');
   const listeners: ((a: boolean) => void)[] = [];
   const group = { isAvailable: () => false, onAvailability: (cb: (a: boolean) => void) => listeners.push(cb), group: { nodes: {}, documentOwner: 'x' } };
   const clock = { nowMicros: () => Date.now() * 1000, observe: () => {} };

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { limits } from '../../lib/limits.js';
-import { hashPassword, passwordWork, verifyDecoy, verifyPassword } from '../../server/passwords.js';
+import { hashPassword, passwordWork, verifyDecoy, verifyPassword } from '../../server/auth/passwords.js';
 
 test('a hash verifies its password only, with a fresh salt each time', async () => {
   const a = await hashPassword('correct horse');

@@ -1,5 +1,5 @@
 /**
- * The client hosts talk to each other with (server/peers.ts): answers come back whole with their
+ * The client hosts talk to each other with (server/net/peers.ts): answers come back whole with their
  * status and headers, member headers go to members only, and every way a peer can fail (refused,
  * silent past the deadline, cut off mid-answer, client closed) is a PeerError, never a hang.
  */
@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PeerClient, PeerError } from '../../server/peers.js';
+import { PeerClient, PeerError } from '../../server/net/peers.js';
 
 interface Seen {
   method: string;

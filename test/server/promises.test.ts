@@ -1,5 +1,5 @@
 /**
- * The durable promise table (server/promises.ts) on the memory file backend, whose crash() keeps
+ * The durable promise table (server/synch/promises.ts) on the memory file backend, whose crash() keeps
  * only what was synced: a promise whose write resolved survives a crash, one still being written
  * does not (its reply never left); spent promises are dropped at open; a torn tail is cut with a
  * warning, damage followed by good lines is LOG_CORRUPT unless repairing; the file is rewritten with
@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { limits } from '../../lib/limits.js';
 import type { PromiseAsk } from '../../lib/synch/promise.js';
-import { encodeLine, PromiseStore, type PromiseLogger } from '../../server/promises.js';
+import { encodeLine, PromiseStore, type PromiseLogger } from '../../server/synch/promises.js';
 import { MemoryDirectory } from '../../wal/file.js';
 
 interface Captured extends PromiseLogger {

@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewLogRecord } from '../../lib/document.js';
 import { KINDS } from '../../lib/document.js';
-import { decodeResults, encodeBatch, REPLICATION_CONTENT_TYPE, type ReplicaResult } from '../../server/replicator.js';
+import { decodeResults, encodeBatch, REPLICATION_CONTENT_TYPE, type ReplicaResult } from '../../server/replication/replicator.js';
 import { startHost, tempDir, type TestHost } from '../support/hosts.js';
 
 function rec(id: string, version: number, epoch: number, name: string): NewLogRecord {

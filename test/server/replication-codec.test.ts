@@ -1,5 +1,5 @@
 /**
- * The log-shipping codec (server/replicator.ts): a batch is a header then record bodies, read back
+ * The log-shipping codec (server/replication/replicator.ts): a batch is a header then record bodies, read back
  * with each record's own bytes (the replica's log frames are built around them); anything
  * malformed is INVALID_BODY, never a crash or a half-read batch.
  */
@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewLogRecord } from '../../lib/document.js';
 import { limits } from '../../lib/limits.js';
-import { decodeBatch, decodeResults, encodeBatch, encodeResults } from '../../server/replicator.js';
+import { decodeBatch, decodeResults, encodeBatch, encodeResults } from '../../server/replication/replicator.js';
 import { encodeRecordBody } from '../../wal/record.js';
 
 const packr = new Packr({ useRecords: false });

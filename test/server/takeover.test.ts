@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import type { Config } from '../../server/config.js';
+import type { Config } from '../../server/base/config.js';
 import { startHost, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 

@@ -1,5 +1,5 @@
 /**
- * A task whose step keeps failing is retried with a growing delay (server/tasks.ts with
+ * A task whose step keeps failing is retried with a growing delay (server/tasks/tasks.ts with
  * lib/task.ts taskRetryDelayMicros): the maintenance sweep skips it until its retry is due, the
  * delay doubles per failure in a row up to a minute, and a step that succeeds clears it. The
  * driver runs over stub parts with a manual clock, so every sweep is decided by the clock alone.
@@ -11,7 +11,7 @@ import type { JsonObject, ServiceDocument } from '../../lib/document.js';
 import { limits } from '../../lib/limits.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { taskRetryDelayMicros } from '../../lib/task.js';
-import { TaskDriver, type TaskDriverDeps } from '../../server/tasks.js';
+import { TaskDriver, type TaskDriverDeps } from '../../server/tasks/tasks.js';
 import { waitFor } from '../support/wait.js';
 
 test('the retry delay doubles from one maintenance round up to a minute', () => {

@@ -3,7 +3,7 @@
  * (gossip, stability windows) while a test jumps past an expiry without waiting for it.
  */
 
-import { systemClock, type Clock } from '../../server/clock.js';
+import { systemClock, type Clock } from '../../server/base/clock.js';
 
 export interface ShiftableClock extends Clock {
   advance(micros: number): void;

@@ -7,8 +7,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultConfig, type Config } from '../../server/config.js';
-import { Host, type HostOptions } from '../../server/host.js';
+import { defaultConfig, type Config } from '../../server/base/config.js';
+import { Host, type HostOptions } from '../../server/host/host.js';
 import { KINDS } from '../../lib/document.js';
 import { Client } from './http.js';
 import { waitFor } from './wait.js';

@@ -1,8 +1,8 @@
 /**
  * A deterministic simulation of Krypton's replication and synchronization, built on the pure
  * decisions under test (lib/replication/quorum.ts, lib/synch/plan.ts, lib/hash.ts selectNodes)
- * and on rules copied from the server (server/replicator.ts, server/synchronizer.ts,
- * server/documents.ts applyReplicated), so that scenario and property tests can check the
+ * and on rules copied from the server (server/replication/replicator.ts, server/synch/synchronizer.ts,
+ * server/documents/documents.ts applyReplicated), so that scenario and property tests can check the
  * acceptance properties without sockets or disks: acknowledged writes survive, replicas converge,
  * no replica goes back to an older epoch.
  *

@@ -1,6 +1,6 @@
 /**
  * Synchronization over the simulated network (ReplicationSim with synch 'network'), shaped like
- * server/synchronizer.ts and server/takeover.ts and driven by the same pure decisions
+ * server/synch/synchronizer.ts and server/synch/takeover.ts and driven by the same pure decisions
  * (lib/synch/plan.ts, takeover.ts, promise.ts): discovery reads of heads and fences that a fault
  * can lose, then either an adoption with fire-and-forget pushes, or a takeover: a prepare round
  * whose promise requests and replies are packets (dropped, delayed, duplicated, reordered like any

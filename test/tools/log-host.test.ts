@@ -200,7 +200,7 @@ test('the tools know the retention of every factory a host serves', async () => 
     assert.is(root.status, 200);
     const served = root.body.documentLinks.filter((l) => !['/core/query-tasks', '/core/local-query-tasks', '/core/management'].includes(l)).sort();
     assert.ok(served.includes('/core/examples'));
-    assert.equal(knownFactories().sort(), served, 'tools/log/retention.ts lists the services server/host.ts registers');
+    assert.equal(knownFactories().sort(), served, 'tools/log/retention.ts lists the services server/host/host.ts registers');
     assert.is(hostRetentionFor('/core/examples/x'), 100);
     assert.is(hostRetentionFor('/app/unknown/x'), 1000);
   } finally {

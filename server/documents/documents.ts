@@ -1,0 +1,288 @@
+/**
+ * The document pipeline of one host: a write is serialized behind earlier writes to the same
+ * link, planned by the pure rules in lib/verbs.ts against the index's latest state, appended to
+ * the write-ahead log, and applied to the index only once the log says it is durable; only then
+ * does the caller get the new state. Reads come straight from the index. A log failure (a write
+ * or fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
+ */
+
+import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
+import type { Epoch, Link, NodeId } from '../../lib/ids.js';
+import { decideRecord, fenceOf, type Promised } from '../../lib/synch/promise.js';
+import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
+import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../../lib/verbs.js';
+import type { DocumentIndex } from '../../index/views.js';
+import type { WriteAheadLog } from '../../wal/log.js';
+import { encodeRecordBody } from '../../wal/record.js';
+import type { Clock } from '../base/clock.js';
+import { LinkQueues } from './link-queue.js';
+import type { ReplicaResult, Replicator } from '../replication/replicator.js';
+import type { ChangeFeed } from './changes.js';
+
+export interface DocumentStoreDeps {
+  wal: WriteAheadLog;
+  index: DocumentIndex;
+  registry: ServiceRegistry;
+  clock: Clock;
+  hostId: NodeId;
+  /** Told of every state the index applies, for direct tasks and watches. */
+  changes?: ChangeFeed;
+  /** Called once when the log can no longer be trusted; the host stops. */
+  onLogFailure(e: unknown): void;
+  /** Ships owner writes to replicas; absent on a host that replicates nothing. */
+  replicator?: Replicator;
+  /**
+   * Brings a link up to date from its replicas before the owner acts on it; checkEpoch refuses an
+   * owner's write planned at an epoch older than one this host has promised for the link, or in an
+   * epoch another owner won (Synchronizer.checkEpoch).
+   */
+  synch?: {
+    ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
+    checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void;
+    preparedEpoch(link: Link): Epoch | undefined;
+  };
+  /** Promises this host made as a replica (server/synch/promises.ts): records below them are refused. */
+  promises?: { get(link: Link): Promised | undefined };
+  /** Owner-only start handlers. */
+  hooks?: { started(svc: RegisteredService, link: Link): void };
+}
+
+const OK: ReplicaResult = { ok: true };
+
+export interface WriteOptions {
+  /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
+  quorum?: number | 'all';
+}
+
+export class DocumentStore {
+  private readonly queues = new LinkQueues();
+
+  constructor(private readonly d: DocumentStoreDeps) {}
+
+  /** Cluster parts arrive after the port is open (they need the host's address). */
+  attachCluster(parts: Pick<DocumentStoreDeps, 'replicator' | 'synch' | 'hooks'>): void {
+    Object.assign(this.d, parts);
+  }
+
+  private ctx(): ServiceContext {
+    return { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId };
+  }
+
+  /**
+   * Appends a record durably and indexes it; nothing else (no replication). `body`, when the
+   * record is already encoded (encodeRecordBody), saves encoding it again for the log.
+   */
+  async appendLocal(rec: NewLogRecord, body?: Buffer): Promise<ServiceDocument> {
+    const logged = await this.logged(this.d.wal.append(rec, body));
+    this.d.index.apply(logged);
+    this.d.changes?.updated(logged.state);
+    return logged.state;
+  }
+
+  /**
+   * An owner's write: shipped to the replicas while it is appended here, answered once the
+   * quorum (this host included) holds it durably.
+   */
+  private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
+    // Encoded once, for this host's log and every replica's.
+    const body = this.d.replicator ? encodeRecordBody(rec) : undefined;
+    const replicated = this.d.replicator?.start(svc, rec, opts.quorum, body);
+    const state = await this.appendLocal(rec, body);
+    if (replicated) await replicated();
+    return state;
+  }
+
+  /** Runs `fn` after every earlier update of `link` on this host, in order. */
+  serialized<T>(link: Link, fn: () => Promise<T>): Promise<T> {
+    return this.queues.run(link, fn);
+  }
+
+  /**
+   * A replica's side of log shipping: each record is appended and indexed unless it is a copy
+   * already held (acknowledged again: retries are harmless) or comes from an older epoch than the
+   * one held or promised for its link (refused: fencing against a stale owner). The first record of each link
+   * with nothing queued on this host goes into one append for the whole batch (one durable write,
+   * one wait), its link held until then; the others wait behind their link as any update does.
+   */
+  async applyReplicated(records: readonly NewLogRecord[], bodies?: readonly Buffer[]): Promise<ReplicaResult[]> {
+    const results = new Array<ReplicaResult>(records.length);
+    const together: number[] = [];
+    const behind: number[] = [];
+    const seen = new Set<Link>();
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      if (seen.has(rec.link) || !this.queues.idle(rec.link)) behind.push(i);
+      else {
+        const refused = this.fenced(rec);
+        if (refused) results[i] = refused;
+        else together.push(i);
+      }
+      seen.add(rec.link);
+    }
+    const waits: Promise<unknown>[] = [];
+    if (together.length > 0) {
+      const done = this.appendAllLocal(
+        together.map((i) => records[i]!),
+        together.map((i) => bodies?.[i]),
+      ).then(
+        () => together.forEach((i) => (results[i] = OK)),
+        (e: unknown) => together.forEach((i) => (results[i] = { ok: false, status: 500, message: (e as Error).message })),
+      );
+      this.queues.holdAll(together.map((i) => records[i]!.link), done);
+      waits.push(done);
+    }
+    for (const i of behind) {
+      const rec = records[i]!;
+      waits.push(
+        this.queues
+          .run(rec.link, async (): Promise<ReplicaResult> => {
+            const refused = this.fenced(rec);
+            if (refused) return refused;
+            await this.appendLocal(rec, bodies?.[i]);
+            this.d.promises?.get(rec.link); // drops a promise this record spent
+            return OK;
+          })
+          .then(
+            (r) => (results[i] = r),
+            (e: unknown) => (results[i] = { ok: false, status: 500, message: (e as Error).message }),
+          ),
+      );
+    }
+    await Promise.all(waits);
+    return results;
+  }
+
+  /** Why a replica takes no new record for `rec` (a copy it holds: ok; below the held or promised epoch: 409), if it does not. */
+  private fenced(rec: NewLogRecord): ReplicaResult | undefined {
+    const local = this.d.index.latest(rec.link);
+    const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
+    const promised = this.d.promises?.get(rec.link);
+    const decision = decideRecord(held, promised, rec);
+    if (decision === 'refuse') return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
+    if (decision === 'duplicate') return OK;
+    return undefined;
+  }
+
+  /** A log append's outcome; a failed log stops the host (onLogFailure) and the error goes on to the caller. */
+  private async logged<T>(append: Promise<T>): Promise<T> {
+    try {
+      return await append;
+    } catch (e) {
+      if (e instanceof KryptonError && e.code === 'LOG_FAILED') this.d.onLogFailure(e);
+      throw e;
+    }
+  }
+
+  /** appendLocal for several records of distinct links: one durable write, then each is indexed in order. */
+  private async appendAllLocal(recs: NewLogRecord[], bodies: (Buffer | undefined)[]): Promise<void> {
+    const logged = await this.logged(this.d.wal.appendAll(recs, bodies));
+    for (const r of logged) {
+      this.d.index.apply(r);
+      this.d.changes?.updated(r.state);
+      // A promise this record spent is dropped now, before an expiry could purge its proof.
+      this.d.promises?.get(r.link);
+    }
+  }
+
+  /**
+   * Validates a factory POST body and decides its child link (the client's suffix, or a generated
+   * id). The entry host does this once, so a forwarded POST carries the link it was given.
+   */
+  prepareCreate(svc: RegisteredService, rawBody: unknown, ownedHere?: (link: Link) => boolean): { body: JsonObject; link: Link } {
+    // TaskService and StatefulService word the same refusal differently in Xenon.
+    if (rawBody === undefined) throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
+    if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
+      throw new KryptonError('INVALID_BODY', 'clone request not supported');
+    }
+    const body = svc.parseBody(rawBody);
+    const requested = body.documentSelfLink;
+    let link = childLinkFor(svc.def.factoryLink, requested, this.ctx());
+    if (ownedHere && (requested === undefined || requested === null || requested === '')) {
+      // An id this host generates may as well be one it owns: the create then runs here, with
+      // no forwarding hop. Each candidate takes a later clock reading, so all stay unique.
+      for (let i = 1; i < limits.localIdTriesMax && !ownedHere(link); i++) link = childLinkFor(svc.def.factoryLink, undefined, this.ctx());
+    }
+    return { body, link };
+  }
+
+  /**
+   * Factory POST of a body already checked by prepareCreate. Returns the new state (or, for
+   * IDEMPOTENT_POST over a live link, the PUT result).
+   */
+  async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean } & WriteOptions): Promise<ServiceDocument> {
+    const { body, link } = prepared;
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
+    const state = await this.queues.run(link, () => {
+      const cur = this.d.index.latest(link);
+      const epochFloor = svc.has('REPLICATION') ? this.d.synch?.preparedEpoch(link) : undefined;
+      const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
+      this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
+      return this.commit(svc, rec, opts);
+    });
+    if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
+    return state;
+  }
+
+  /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */
+  async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown, opts: WriteOptions = {}): Promise<ServiceDocument | undefined> {
+    if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
+    const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
+    return this.queues.run(link, async () => {
+      const cur = this.d.index.latest(link);
+      const rec = planUpdate(svc, action, link, cur, body, this.ctx());
+      if (rec) this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
+      return rec ? this.commit(svc, rec, opts) : undefined;
+    });
+  }
+
+  /** Child GET on the owner: brought up to date from the replicas first when membership moved. */
+  async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
+    const synching = this.d.synch?.ensure(svc, link);
+    if (synching) await synching;
+    return this.get(link, version);
+  }
+
+  /** Child GET: the latest state, or one retained version. */
+  get(link: Link, version?: number): ServiceDocument {
+    const now = this.d.clock.nowMicros();
+    if (version !== undefined) {
+      const doc = this.d.index.version(link, version);
+      if (!doc) throw notFound(`${link}?documentVersion=${version}`);
+      return doc;
+    }
+    const doc = this.d.index.latest(link);
+    if (!doc || isExpired(doc, now)) throw notFound(link);
+    if (doc.documentUpdateAction === 'DELETE') throw markedDeletedNotFound(link);
+    return doc;
+  }
+
+  /** Factory GET from the local index (reference §2.2), only the children `mayRead` lets through when given. */
+  list(factoryLink: Link, expand: boolean, mayRead?: (link: Link) => boolean): LinkList {
+    const started = performance.now();
+    const now = this.d.clock.nowMicros();
+    const all = this.d.index.children(factoryLink, now);
+    const links = mayRead ? all.filter(mayRead) : all;
+    const out = linkList(links, this.d.hostId, 0);
+    if (expand) {
+      const docs: Record<string, ServiceDocument> = {};
+      for (const l of links) {
+        const doc = this.d.index.latest(l);
+        if (doc) docs[l] = doc;
+      }
+      out.documents = docs;
+    }
+    out.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
+    return out;
+  }
+
+  /** Waits for every update already accepted to finish (used by graceful stop). */
+  drain(): Promise<void> {
+    return this.queues.drain();
+  }
+}
+

@@ -1,0 +1,208 @@
+/**
+ * The HTTP surface of one host, as a koa app: management and query-task routes on @koa/router,
+ * then every registered factory and its children. Each route parses its input once, calls the
+ * document store or query tasks, and answers Xenon's shapes; every failure passes through one
+ * error middleware that answers Xenon's ServiceErrorResponse. Unknown paths are 404 and known
+ * paths with a verb they do not support are 405, both with the error body.
+ */
+
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from 'pino';
+import { linkList } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
+import type { JsonObject } from '../../lib/document.js';
+import type { ServiceRegistry } from '../../lib/service.js';
+import { readJsonBody } from '../net/body.js';
+import type { DocumentStore } from '../documents/documents.js';
+import { notAllowed, toErrorResponse } from '../net/http-errors.js';
+import type { LogRing } from '../base/process-log.js';
+import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query-tasks.js';
+import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
+import { handleDocumentRequest, pragmasOf } from './document-requests.js';
+import type { OwnerRouting } from '../routing/routing.js';
+import type { TaskDriver } from '../tasks/tasks.js';
+import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from '../watches/watches.js';
+import type { AccessControl } from '../auth/authz.js';
+
+export interface AppDeps {
+  registry: ServiceRegistry;
+  store: DocumentStore;
+  queries: QueryTasks;
+  logger: Logger;
+  ring: LogRing;
+  hostId: string;
+  /** ServiceHostState for GET /core/management. */
+  hostState(): JsonObject;
+  /** Begins a graceful stop after the current response is sent. */
+  requestStop(): void;
+  cluster: Omit<ClusterDeps, 'pragmas'>;
+  routing: OwnerRouting;
+  tasks: TaskDriver;
+  watches: Watches;
+  /** Peer endpoints, logins, roles (server/auth/authz.ts); absent, every request is let through. */
+  access?: AccessControl;
+}
+
+const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
+
+/** The `x-xenon-*` headers of a request, forwarded with it so the owner honours them too. */
+function xenonHeaders(ctx: Koa.Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.headers)) if (k.startsWith('x-xenon-') && typeof v === 'string') out[k] = v;
+  return out;
+}
+
+function pragmas(ctx: Koa.Context): Set<string> {
+  return pragmasOf(ctx.get('pragma'));
+}
+
+export function createApp(d: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+
+  app.use(async (ctx, next) => {
+    ctx.state.arrivalMicros = d.cluster.nowMicros();
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new KryptonError('NOT_FOUND', `Service not found: ${ctx.origin}${ctx.url}`);
+      }
+    } catch (e) {
+      const { status, body, internal } = toErrorResponse(e);
+      if (internal) d.logger.error({ err: e, method: ctx.method, url: ctx.url }, 'request failed with an internal error');
+      ctx.status = status;
+      ctx.body = body;
+    }
+  });
+
+  if (d.access) app.use(d.access.middleware());
+
+  const router = new Router();
+
+  router.get('/', (ctx) => {
+    const links = [...d.registry.factoryLinks(), ...QUERY_FACTORIES, '/core/management'];
+    ctx.body = linkList(links, d.hostId);
+  });
+
+  router.get('/core/management', (ctx) => {
+    ctx.body = d.hostState();
+  });
+  router.delete('/core/management', (ctx) => {
+    ctx.status = 202;
+    ctx.body = {};
+    ctx.res.once('finish', () => d.requestStop());
+  });
+  router.patch('/core/management', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const kind = body && typeof body === 'object' ? (body as JsonObject).kind : undefined;
+    throw new KryptonError('INVALID_BODY', kind ? 'unknown request' : 'kind is required');
+  });
+  router.all('/core/management', (ctx) => notAllowed(ctx.method));
+
+  router.get('/core/management/process-log', (ctx) => {
+    const raw = ctx.query.lineCount;
+    const n = raw === undefined ? 1000 : Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new KryptonError('INVALID_ARGUMENT', 'lineCount must be a non-negative integer');
+    ctx.body = { items: d.ring.tail(n), documentSelfLink: '/core/management/process-log', documentKind: 'com:vmware:xenon:services:common:LogService:LogServiceState' };
+  });
+  router.all('/core/management/process-log', (ctx) => notAllowed(ctx.method));
+
+  for (const factory of QUERY_FACTORIES) {
+    router.post(factory, async (ctx) => {
+      const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
+      ctx.status = status;
+      ctx.body = task;
+    });
+    router.get(factory, (ctx) => {
+      const links = d.queries.taskLinks(factory, d.access?.caller(ctx));
+      ctx.body = linkList(links, d.hostId);
+    });
+    router.all(factory, (ctx) => notAllowed(ctx.method));
+    router.get(`${factory}/:id`, (ctx) => {
+      ctx.body = d.queries.get(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
+    });
+    router.delete(`${factory}/:id`, (ctx) => {
+      d.queries.delete(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
+      ctx.body = {};
+    });
+    router.all(`${factory}/:id`, (ctx) => notAllowed(ctx.method));
+  }
+
+  router.get(`${PAGE_PATH}/:id`, (ctx) => {
+    ctx.body = d.queries.page(ctx.params.id!, d.access?.caller(ctx));
+  });
+  router.get(PAGE_FORWARDING_PATH, (ctx) => {
+    const { peer, path } = ctx.query;
+    if (typeof path !== 'string' || !path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
+    if (typeof peer === 'string' && peer !== d.hostId) {
+      throw new KryptonError('NOT_FOUND', `Service not found: unknown peer ${peer}`);
+    }
+    ctx.body = d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx));
+  });
+
+  clusterRoutes(router, { ...d.cluster, pragmas });
+
+  // Services first: one map lookup decides, where the router would try every route's pattern.
+  app.use(serviceRoutes(d));
+  app.use(router.routes());
+  return app;
+}
+
+/** Factories and their children, looked up in the registry rather than one route per service. */
+function serviceRoutes(d: AppDeps): Koa.Middleware {
+  return async (ctx, next) => {
+    const path = ctx.path.length > 1 && ctx.path.endsWith('/') ? ctx.path.slice(0, -1) : ctx.path;
+    if (path.endsWith(SUBSCRIPTIONS_SUFFIX) || path.endsWith(STREAM_SUFFIX)) return watchRoutes(d, ctx, path, next);
+    const answer = await handleDocumentRequest(d, {
+      method: ctx.method,
+      path,
+      url: ctx.url,
+      querystring: ctx.querystring,
+      header: (name) => ctx.get(name),
+      xenonHeaders: () => xenonHeaders(ctx),
+      readBody: () => readJsonBody(ctx.req),
+      arrivalMicros: ctx.state.arrivalMicros as number,
+      ...(d.access?.enabled ? { mayRead: d.access.scope(ctx).mayRead } : {}),
+    });
+    if (answer === undefined) return next();
+    if ('relayed' in answer) return relay(ctx, answer.relayed);
+    ctx.status = answer.status;
+    ctx.body = answer.body;
+  };
+}
+
+/**
+ * `<link>/subscriptions` (GET lists, POST subscribes a callback, DELETE unsubscribes) and
+ * `<link>/subscriptions/stream` (server-sent events), for a document or a factory. Served by
+ * the host the client calls, never forwarded: every replica sees every update.
+ */
+async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa.Next): Promise<void> {
+  const stream = path.endsWith(STREAM_SUFFIX);
+  const link = path.slice(0, -(stream ? STREAM_SUFFIX : SUBSCRIPTIONS_SUFFIX).length);
+  const factory = d.registry.factory(link) !== undefined;
+  if (!factory && !d.registry.forChild(link)) return next();
+  const target = { link, factory };
+  if (stream) {
+    if (ctx.method !== 'GET') notAllowed(ctx.method);
+    const raw = ctx.get('last-event-id') || (typeof ctx.query.since === 'string' ? ctx.query.since : '');
+    if (raw && !/^\d+$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', 'Last-Event-ID and since must be a non-negative integer');
+    ctx.respond = false;
+    await d.watches.stream(target, raw ? Number(raw) : undefined, ctx.req, ctx.res, d.access?.watchFilter(ctx));
+    return;
+  }
+  switch (ctx.method) {
+    case 'GET':
+      ctx.body = d.watches.subscriptions(link);
+      return;
+    case 'POST':
+      ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req), d.access?.watchFilter(ctx));
+      return;
+    case 'DELETE':
+      if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req))) throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);
+      ctx.body = {};
+      return;
+    default:
+      notAllowed(ctx.method);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The two endpoints hosts call on each other for every replicated write, served straight from
+ * node's 'request' event rather than through koa (they are the busiest routes of a group, and
+ * only peers call them):
+ *  - `POST <selector>/replication`: a msgpack batch of log records from an owner (replicator.ts),
+ *    appended here; answered with a msgpack list of one result per record.
+ *  - `POST <selector>/forwarded`: a msgpack batch of requests other hosts forwarded to this owner
+ *    (forwarder.ts), each run through handleDocumentRequest as if it had come on its own; the
+ *    answers stream back one frame each, as each request finishes.
+ * Anything else (another verb, an unknown selector) goes on to the koa app, which answers it as
+ * before (405, 404). A bad batch gets a 4xx with Xenon's error body, never a half-applied write.
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { KryptonError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
+import { readRawBody } from '../net/body.js';
+import { handleDocumentRequest, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
+import type { DocumentStore } from '../documents/documents.js';
+import { FORWARDED_SUFFIX, decodeForwardBatch, encodeAnswer, type ForwardItem } from '../routing/forwarder.js';
+import { toErrorResponse } from '../net/http-errors.js';
+import { REPLICATION_CONTENT_TYPE, decodeBatch, encodeResults } from '../replication/replicator.js';
+import type { Selectors } from '../membership/selectors.js';
+
+const REPLICATION_SUFFIX = '/replication';
+const SELECTORS_PREFIX = '/core/node-selectors/';
+
+export interface PeerEndpointDeps extends DocumentRequestDeps {
+  store: DocumentStore;
+  selectors: Selectors;
+  logger: Logger;
+  nowMicros(): number;
+}
+
+export class PeerEndpoints {
+  constructor(private readonly d: PeerEndpointDeps) {}
+
+  /** Takes the request when it is one of the two endpoints; false leaves it to the koa app. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = req.url ?? '';
+    if (req.method !== 'POST' || !url.startsWith(SELECTORS_PREFIX)) return false;
+    let run: (() => Promise<void>) | undefined;
+    if (url.endsWith(REPLICATION_SUFFIX) && this.d.selectors.spec(url.slice(0, -REPLICATION_SUFFIX.length))) run = () => this.replication(req, res);
+    else if (url.endsWith(FORWARDED_SUFFIX) && this.d.selectors.spec(url.slice(0, -FORWARDED_SUFFIX.length))) run = () => this.forwarded(req, res);
+    if (!run) return false;
+    run().catch((e: unknown) => this.fail(req, res, e));
+    return true;
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    const { status, body, internal } = toErrorResponse(e);
+    if (internal) this.d.logger.error({ err: e, method: req.method, url: req.url }, 'request failed with an internal error');
+    if (res.headersSent) {
+      // The stream of answers had begun: cutting it makes the sender fail what is unanswered.
+      res.destroy();
+      return;
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private async replication(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req, limits.replicationBatchBytesMax);
+    if (!raw) throw new KryptonError('INVALID_BODY', 'replication batch is required');
+    const batch = decodeBatch(raw);
+    const out = encodeResults(await this.d.store.applyReplicated(batch.records, batch.bodies));
+    res.writeHead(200, { 'content-type': REPLICATION_CONTENT_TYPE, 'content-length': out.length });
+    res.end(out);
+  }
+
+  private async forwarded(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req, limits.forwardBatchBytesMax);
+    if (!raw) throw new KryptonError('INVALID_BODY', 'forwarded batch is required');
+    const items = decodeForwardBatch(raw);
+    res.writeHead(200, { 'content-type': REPLICATION_CONTENT_TYPE });
+    // Answers finished in the same turn go out in one write.
+    let out: Buffer[] = [];
+    let flushing = false;
+    const flush = () => {
+      flushing = false;
+      if (out.length && !res.destroyed) res.write(out.length === 1 ? out[0] : Buffer.concat(out));
+      out = [];
+    };
+    await Promise.all(
+      items.map(async (item, i) => {
+        const { status, text } = await this.answer(item);
+        out.push(encodeAnswer(i, status, text));
+        if (!flushing) {
+          flushing = true;
+          setImmediate(flush);
+        }
+      }),
+    );
+    flush();
+    res.end();
+  }
+
+  /** One forwarded request, answered as its own HTTP request would have been. */
+  private async answer(item: ForwardItem): Promise<{ status: number; text: string }> {
+    const q = item.url.indexOf('?');
+    const rawPath = q < 0 ? item.url : item.url.slice(0, q);
+    const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+    let answer: DocumentAnswer | undefined;
+    try {
+      answer = await handleDocumentRequest(this.d, {
+        method: item.method,
+        path,
+        url: item.url,
+        querystring: q < 0 ? '' : item.url.slice(q + 1),
+        header: (name) => (name === 'pragma' ? item.pragma : (item.xenonHeaders[name] ?? '')),
+        xenonHeaders: () => item.xenonHeaders,
+        readBody: async () => {
+          if (item.body === undefined || item.body.trim() === '') return undefined;
+          try {
+            return JSON.parse(item.body) as unknown;
+          } catch (e) {
+            throw new KryptonError('INVALID_BODY', `malformed JSON body: ${(e as Error).message}`);
+          }
+        },
+        arrivalMicros: this.d.nowMicros(),
+      });
+      if (answer === undefined) throw new KryptonError('NOT_FOUND', `Service not found: ${item.url}`);
+    } catch (e) {
+      const { status, body, internal } = toErrorResponse(e);
+      if (internal) this.d.logger.error({ err: e, method: item.method, url: item.url }, 'forwarded request failed with an internal error');
+      return { status, text: JSON.stringify(body) };
+    }
+    if ('relayed' in answer) return { status: answer.relayed.status, text: answer.relayed.body.toString('utf8') };
+    return { status: answer.status, text: JSON.stringify(answer.body) };
+  }
+}

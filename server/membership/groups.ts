@@ -1,0 +1,339 @@
+/**
+ * Runs node groups: each group is the pure membership machine of lib/group fed with ticks (every
+ * maintenance interval), HTTP requests and peer replies, whose effects this module carries out:
+ * gossip and join requests through the peer client, snapshots written to the sandbox (so
+ * membership and quorum survive a restart), and availability changes announced to listeners
+ * (the selectors' parked requests). Effects run in the order the machine emitted them.
+ */
+
+import path from 'node:path';
+import fs from 'fs-extra';
+import type { Logger } from 'pino';
+import { KINDS } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
+import type { Micros, NodeId } from '../../lib/ids.js';
+import {
+  createMembership,
+  isAvailable,
+  parseMembershipSnapshot,
+  quorumFanOutFailed,
+  step,
+  type MembershipEffect,
+  type MembershipInput,
+  type MembershipSnapshot,
+  type MembershipState,
+} from '../../lib/group/membership.js';
+import { groupHasQuorum } from '../../lib/group/rules.js';
+import {
+  classifyGroupPatch,
+  classifyGroupPost,
+  DEFAULT_GROUP_LINK,
+  groupReferenceOf,
+  NODE_GROUPS_FACTORY_LINK,
+  parseNodeGroupCreateRequest,
+  parseNodeGroupState,
+  type NodeGroupState,
+  type NodeOption,
+  type NodeGroupConfig,
+} from '../../lib/group/types.js';
+import type { Clock } from '../base/clock.js';
+import { PeerClient } from '../net/peers.js';
+
+export const MAINTENANCE_INTERVAL_MICROS = 1_000_000;
+
+export interface GroupDeps {
+  selfId: NodeId;
+  publicUri: string;
+  dir: string;
+  peers: PeerClient;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class GroupRuntime {
+  private state: MembershipState;
+  private readonly listeners: ((available: boolean) => void)[] = [];
+  private readonly changeListeners: (() => void)[] = [];
+  /**
+   * Availability as last announced to listeners. Compared after every step rather than recomputed
+   * before it, because availability also changes with time alone (the stability window running
+   * out between two ticks), and that change must be announced too.
+   */
+  private announcedAvailable = false;
+  private persisting: Promise<void> | undefined;
+  private pendingSnapshot: MembershipSnapshot | undefined;
+  private stopped = false;
+  private readonly joinFailures = new Map<string, string>();
+
+  constructor(
+    readonly link: string,
+    private readonly d: GroupDeps,
+    opts: { membershipQuorum?: number; peerNodeCount?: number; options?: NodeOption[]; config?: Partial<NodeGroupConfig> },
+  ) {
+    this.state = createMembership(
+      {
+        selfId: d.selfId,
+        groupReference: groupReferenceOf(d.publicUri, link),
+        groupLink: link,
+        membershipQuorum: opts.membershipQuorum,
+        peerNodeCount: opts.peerNodeCount,
+        options: opts.options,
+        config: opts.config,
+        maintenanceIntervalMicros: MAINTENANCE_INTERVAL_MICROS,
+      },
+      d.clock.nowMicros(),
+    );
+  }
+
+  get group(): NodeGroupState {
+    return this.state.group;
+  }
+
+  get snapshotFile(): string {
+    return path.join(this.d.dir, 'node-groups', `${this.link.slice(NODE_GROUPS_FACTORY_LINK.length + 1)}.json`);
+  }
+
+  isAvailable(now: Micros = this.d.clock.nowMicros()): boolean {
+    return isAvailable(this.state, now);
+  }
+
+  /** Enough members AVAILABLE for the quorum, settled or not. */
+  hasQuorum(): boolean {
+    return groupHasQuorum(this.group);
+  }
+
+  onAvailability(cb: (available: boolean) => void): void {
+    this.listeners.push(cb);
+  }
+
+  /** Called after any membership change (join, status change, quorum, expiry). */
+  onChanged(cb: () => void): void {
+    this.changeListeners.push(cb);
+  }
+
+  /** Loads the snapshot this group left in the sandbox, if any; a damaged one is logged and ignored. */
+  async restore(): Promise<void> {
+    if (!(await fs.pathExists(this.snapshotFile))) return;
+    try {
+      const snapshot = parseMembershipSnapshot(await fs.readJson(this.snapshotFile));
+      await this.feed({ type: 'restored', snapshot });
+      this.d.logger.info({ group: this.link, nodes: Object.keys(this.group.nodes).length }, 'membership restored from the sandbox');
+    } catch (e) {
+      this.d.logger.warn({ group: this.link, err: e }, 'membership snapshot unreadable; starting alone');
+    }
+  }
+
+  tick(): Promise<unknown> {
+    return this.feed({ type: 'tick' });
+  }
+
+  join(memberGroupReference: string, membershipQuorum?: number): Promise<unknown> {
+    return this.feed({ type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference, ...(membershipQuorum ? { membershipQuorum } : {}) } });
+  }
+
+  async handlePost(raw: unknown): Promise<NodeGroupState> {
+    const post = classifyGroupPost(raw, this.link);
+    return this.replyOf(await this.feed(post.type === 'join' ? { type: 'join', request: post.request } : { type: 'nodeStateReceived', node: post.node }));
+  }
+
+  async handlePatch(raw: unknown): Promise<NodeGroupState> {
+    const patch = classifyGroupPatch(raw, this.link);
+    if (patch.type === 'gossip') return this.replyOf(await this.feed({ type: 'gossipReceived', body: patch.state }));
+    if (patch.type === 'config') return this.replyOf(await this.feed({ type: 'configPatched', config: patch.config }));
+    const effects = await this.feed({ type: 'updateQuorum', request: patch.request }, { awaitQuorumFanOut: true });
+    const failures = effects.filter((e) => e.type === 'quorumFailure').length;
+    const sent = effects.filter((e) => e.type === 'send' && e.purpose === 'quorumUpdate').length;
+    if (quorumFanOutFailed(sent, failures)) throw new KryptonError('QUORUM_UNAVAILABLE', 'Majority of nodes failed request');
+    return this.replyOf(effects);
+  }
+
+  stop(): Promise<void> | undefined {
+    this.stopped = true;
+    return this.persisting;
+  }
+
+  private replyOf(effects: RunEffect[]): NodeGroupState {
+    const reply = effects.find((e) => e.type === 'reply');
+    return reply && reply.type === 'reply' ? reply.body : this.group;
+  }
+
+  /**
+   * Steps the machine and carries out its effects. Replies to gossip and joins come back as
+   * further inputs; with `awaitQuorumFanOut` the quorum PATCHes to peers are awaited so the
+   * caller can count failures (Xenon answers 500 when a majority failed).
+   */
+  private async feed(input: MembershipInput, opts: { awaitQuorumFanOut?: boolean } = {}): Promise<RunEffect[]> {
+    const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
+    this.state = state;
+    const out: RunEffect[] = [...effects];
+    const waits: Promise<void>[] = [];
+    for (const e of effects) {
+      const w = this.run(e, out);
+      if (w && opts.awaitQuorumFanOut && e.type === 'send' && e.purpose === 'quorumUpdate') waits.push(w);
+    }
+    await Promise.all(waits);
+    const nowAvailable = this.isAvailable();
+    if (nowAvailable !== this.announcedAvailable) {
+      this.announcedAvailable = nowAvailable;
+      for (const l of this.listeners) l(nowAvailable);
+    }
+    return out;
+  }
+
+  private run(e: MembershipEffect, out: RunEffect[]): Promise<void> | undefined {
+    const timeoutMs = Math.max(1000, Math.floor(this.group.config.peerRequestTimeoutMicros / 1000));
+    switch (e.type) {
+      case 'send':
+        if (this.stopped) return undefined;
+        switch (e.purpose) {
+          case 'gossip':
+            return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs }).then(
+              (r) => this.answer(r, (body) => ({ type: 'gossipReplied', peerId: e.peerId, requestId: e.requestId, body }), { type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId }),
+              () => void this.feed({ type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId }),
+            );
+          case 'joinFetch':
+            return this.d.peers.json(e.to, { method: 'GET', timeoutMs }).then(
+              (r) => this.answer(r, (body) => ({ type: 'joinFetched', requestId: e.requestId, body }), { type: 'joinFailed', requestId: e.requestId }),
+              (err) => {
+                this.warnJoinFailure(e.to, String(err));
+                void this.feed({ type: 'joinFailed', requestId: e.requestId });
+              },
+            );
+          case 'joinInsert':
+            return this.d.peers.json(e.to, { method: 'POST', body: e.body, timeoutMs }).then(
+              () => undefined,
+              (err) => this.d.logger.warn({ group: this.link, to: e.to, err: String(err) }, 'could not insert self into peer group'),
+            );
+          case 'quorumUpdate':
+            return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs }).then(
+              (r) => void (r.status >= 400 && out.push({ type: 'quorumFailure' })),
+              () => void out.push({ type: 'quorumFailure' }),
+            );
+        }
+        return undefined;
+      case 'persist':
+        this.persist(e.snapshot);
+        return undefined;
+      case 'log':
+        this.d.logger.info({ group: this.link }, e.message);
+        return undefined;
+      case 'changed':
+        this.d.logger.info({ group: this.link, changes: e.changes }, 'node group changed');
+        for (const l of this.changeListeners) l();
+        return undefined;
+      case 'availability':
+        this.d.logger.info({ group: this.link, available: e.available }, e.available ? 'node group available' : 'node group unavailable');
+        return undefined;
+      case 'reply':
+        return undefined;
+    }
+  }
+
+  /**
+   * Joins are retried every maintenance round; the reason they fail (an untrusted certificate, a
+   * refused connection) is logged when it first appears or changes, not every second.
+   */
+  private warnJoinFailure(to: string, reason: string): void {
+    if (this.joinFailures.get(to) === reason) return;
+    this.joinFailures.set(to, reason);
+    this.d.logger.warn({ group: this.link, to, reason }, `cannot join through ${to}: ${reason}`);
+  }
+
+  private answer(r: { status: number; body: unknown }, ok: (body: NodeGroupState) => MembershipInput, failed: MembershipInput): void {
+    let input = failed;
+    if (r.status < 300) {
+      try {
+        input = ok(parseNodeGroupState(r.body, this.link));
+      } catch {
+        input = failed;
+      }
+    }
+    void this.feed(input);
+  }
+
+  /** Writes the newest snapshot atomically; writes that arrive meanwhile are coalesced into one. */
+  private persist(snapshot: MembershipSnapshot): void {
+    this.pendingSnapshot = snapshot;
+    if (this.persisting) return;
+    this.persisting = (async () => {
+      while (this.pendingSnapshot) {
+        const s = this.pendingSnapshot;
+        this.pendingSnapshot = undefined;
+        try {
+          const tmp = `${this.snapshotFile}.tmp`;
+          await fs.outputJson(tmp, s);
+          await fs.rename(tmp, this.snapshotFile);
+        } catch (err) {
+          this.d.logger.error({ group: this.link, err }, 'could not persist membership');
+        }
+      }
+      this.persisting = undefined;
+    })();
+  }
+}
+
+type RunEffect = MembershipEffect | { type: 'quorumFailure' };
+
+/** Every node group on this host, the default one first. */
+export class Groups {
+  private readonly groups = new Map<string, GroupRuntime>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly d: GroupDeps) {}
+
+  get default(): GroupRuntime {
+    return this.groups.get(DEFAULT_GROUP_LINK)!;
+  }
+
+  get(link: string): GroupRuntime | undefined {
+    return this.groups.get(link);
+  }
+
+  links(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  /** Starts the default group and every custom group whose snapshot is in the sandbox. */
+  async start(opts: { membershipQuorum?: number; peerNodes: string[] }): Promise<void> {
+    const selfOrigin = new URL(this.d.publicUri).origin;
+    const others = opts.peerNodes.filter((p) => new URL(p).origin !== selfOrigin);
+    const def = new GroupRuntime(DEFAULT_GROUP_LINK, this.d, { membershipQuorum: opts.membershipQuorum, peerNodeCount: others.length });
+    this.groups.set(DEFAULT_GROUP_LINK, def);
+    await def.restore();
+    const dir = path.join(this.d.dir, 'node-groups');
+    for (const f of (await fs.pathExists(dir)) ? await fs.readdir(dir) : []) {
+      const m = /^(.+)\.json$/.exec(f);
+      if (!m || m[1] === 'default') continue;
+      const g = new GroupRuntime(`${NODE_GROUPS_FACTORY_LINK}/${m[1]}`, this.d, {});
+      this.groups.set(g.link, g);
+      await g.restore();
+    }
+    // A lone host becomes available on its first tick; do not make it wait a whole interval.
+    for (const g of this.groups.values()) await g.tick();
+    this.timer = setInterval(() => {
+      for (const g of this.groups.values()) void g.tick();
+    }, MAINTENANCE_INTERVAL_MICROS / 1000);
+    this.timer.unref();
+    // Xenon joins one maintenance interval after start; this host is ready once it listens, so
+    // it joins at once (through every listed peer) and a restarted host starts its stability
+    // window, and so its catch-up, a second earlier. A peer not up yet is retried every round.
+    if (opts.peerNodes.length) {
+      for (const p of opts.peerNodes) void def.join(groupReferenceOf(p, DEFAULT_GROUP_LINK), opts.membershipQuorum);
+    }
+  }
+
+  /** POST /core/node-groups: a custom group on this host. */
+  async create(raw: unknown): Promise<NodeGroupState> {
+    const req = parseNodeGroupCreateRequest(raw, this.d.selfId);
+    if (this.groups.has(req.groupLink)) throw new KryptonError('ALREADY_EXISTS', `Service already started: ${req.groupLink}`);
+    const g = new GroupRuntime(req.groupLink, this.d, { options: req.localNodeOptions, config: req.config });
+    this.groups.set(req.groupLink, g);
+    await g.tick();
+    return g.group;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all([...this.groups.values()].map((g) => g.stop()));
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Node selectors (reference §6) on top of the default node group: who owns a key, the selector
+ * state, and the gate every owner-selected request passes: while the group is unavailable
+ * (membership not settled, or fewer AVAILABLE members than the quorum) requests are parked in a
+ * bounded queue and released in order as soon as it is available again; a parked request that
+ * reaches its deadline fails with 408, and past limits.pendingRequestsMax new ones get 503.
+ */
+
+import { KryptonError } from '../../lib/errors.js';
+import type { Micros } from '../../lib/ids.js';
+import { limits } from '../../lib/limits.js';
+import { nodeSelectorState, ownerOf, selectOwner, type NodeSelectorState, type SelectOwnerResponse, type SelectorSpec } from '../../lib/group/selector.js';
+import type { Clock } from '../base/clock.js';
+import { MAINTENANCE_INTERVAL_MICROS, type GroupRuntime } from './groups.js';
+
+export const SELECTOR_SPECS: readonly SelectorSpec[] = [
+  { selectorLink: '/core/node-selectors/default' },
+  { selectorLink: '/core/node-selectors/default-1x', replicationFactor: 1 },
+  { selectorLink: '/core/node-selectors/default-3x', replicationFactor: 3 },
+];
+
+interface Parked {
+  resolve(): void;
+  reject(e: unknown): void;
+  timer: NodeJS.Timeout;
+}
+
+export class Selectors {
+  private readonly parked: Parked[] = [];
+  private readonly notified = new Map<string, number>();
+
+  constructor(
+    private readonly group: GroupRuntime,
+    private readonly clock: Clock,
+    private readonly pendingMax: number = limits.pendingRequestsMax,
+  ) {
+    group.onAvailability((available) => available && this.release());
+    // The stability window can end without any input; the group's tick also re-checks.
+    const t = setInterval(() => this.group.isAvailable() && this.release(), MAINTENANCE_INTERVAL_MICROS / 1000);
+    t.unref();
+    this.timer = t;
+  }
+
+  private readonly timer: NodeJS.Timeout;
+
+  spec(link: string): SelectorSpec | undefined {
+    return SELECTOR_SPECS.find((s) => s.selectorLink === link);
+  }
+
+  state(link: string): NodeSelectorState {
+    const spec = this.spec(link);
+    if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    const q = this.notified.get(link);
+    return nodeSelectorState(q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q }, this.group.group, this.clock.nowMicros(), MAINTENANCE_INTERVAL_MICROS);
+  }
+
+  /** Records a quorum change the way Xenon's selectors learn of it (§6.2). */
+  quorumNotified(quorum: number): void {
+    for (const s of SELECTOR_SPECS) this.notified.set(s.selectorLink, quorum);
+  }
+
+  select(link: string, key: string): SelectOwnerResponse {
+    const spec = this.spec(link);
+    if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    return selectOwner(this.group.group, key, spec.replicationFactor);
+  }
+
+  /** The owner of `key` under selector `link`, for routing. */
+  owner(link: string, key: string): { id: string; groupReference: string } {
+    const spec = this.spec(link);
+    if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+    return ownerOf(this.group.group, key, spec.replicationFactor);
+  }
+
+  /**
+   * Whether this host owns `key` under the selector now; false when no owner can be chosen.
+   * The synchronizer, owner hooks and task driver all ask this before acting as owner.
+   */
+  ownedHere(selectorLink: string, key: string): boolean {
+    try {
+      return this.owner(selectorLink, key).id === this.group.group.documentOwner;
+    } catch {
+      return false;
+    }
+  }
+
+  get groupState() {
+    return this.group.group;
+  }
+
+  get available(): boolean {
+    return this.group.isAvailable();
+  }
+
+  get parkedCount(): number {
+    return this.parked.length;
+  }
+
+  /** Whether a request may go on now without waiting: the group is available and nothing is parked before it. */
+  get passable(): boolean {
+    return this.parked.length === 0 && this.group.isAvailable();
+  }
+
+  /** Resolves when the group is available, at once if it is; fails at `deadlineMicros`. */
+  whenAvailable(deadlineMicros: Micros): Promise<void> {
+    if (this.parked.length === 0 && this.group.isAvailable()) return Promise.resolve();
+    const now = this.clock.nowMicros();
+    if (deadlineMicros <= now) return Promise.reject(new KryptonError('TIMEOUT', 'Operation already expired, will not queue'));
+    if (this.parked.length >= this.pendingMax) {
+      return Promise.reject(new KryptonError('LIMIT_EXCEEDED', `pending request queue limit exceeded: ${this.pendingMax} requests wait for the node group`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const p: Parked = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const i = this.parked.indexOf(p);
+          if (i >= 0) this.parked.splice(i, 1);
+          reject(new KryptonError('TIMEOUT', `Request timed out: the node group was not available (quorum ${this.group.group.nodes[this.group.group.documentOwner ?? '']?.membershipQuorum ?? '?'}) within the operation timeout`));
+        }, Math.ceil((deadlineMicros - now) / 1000)),
+      };
+      this.parked.push(p);
+    });
+  }
+
+  private release(): void {
+    const waiting = this.parked.splice(0);
+    for (const p of waiting) {
+      clearTimeout(p.timer);
+      p.resolve();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const p of this.parked.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(new KryptonError('SHUTTING_DOWN', 'host is stopping'));
+    }
+  }
+}

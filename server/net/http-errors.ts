@@ -1,0 +1,59 @@
+/**
+ * The one place that maps KryptonError codes to HTTP statuses and Xenon's ServiceErrorResponse
+ * body (reference §3.7). Anything that is not a KryptonError is a bug: it is logged with its
+ * stack and answered 500 with a generic message, never with internals.
+ */
+
+import { KINDS } from '../../lib/document.js';
+import { isKryptonError, KryptonError, type ErrorCode } from '../../lib/errors.js';
+
+const STATUS: Record<ErrorCode, number> = {
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  MARKED_DELETED: 409,
+  VERSION_CONFLICT: 400,
+  INVALID_BODY: 400,
+  INVALID_ID: 400,
+  INVALID_QUERY: 400,
+  INVALID_ARGUMENT: 400,
+  METHOD_NOT_ALLOWED: 405,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  QUORUM_UNAVAILABLE: 503,
+  TIMEOUT: 408,
+  LIMIT_EXCEEDED: 503,
+  LOG_CORRUPT: 500,
+  LOG_FAILED: 500,
+  REPLICATION_FAILED: 500,
+  STALE_EPOCH: 409,
+  PEER_UNAVAILABLE: 503,
+  SHUTTING_DOWN: 503,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+};
+
+export interface ServiceErrorResponse {
+  message: string;
+  statusCode: number;
+  documentKind: string;
+  errorCode: number;
+}
+
+export function errorResponse(statusCode: number, message: string, errorCode = 0): ServiceErrorResponse {
+  return { message, statusCode, documentKind: KINDS.serviceErrorResponse, errorCode };
+}
+
+/** Status and body for any thrown value; `internal` tells the caller to log it as a bug. */
+export function toErrorResponse(e: unknown): { status: number; body: ServiceErrorResponse; internal: boolean } {
+  if (isKryptonError(e)) {
+    const status = STATUS[e.code];
+    return { status, body: errorResponse(status, e.message, e.xenonErrorCode), internal: false };
+  }
+  return { status: 500, body: errorResponse(500, 'internal error'), internal: true };
+}
+
+/** Xenon's 405 for a known path that does not take this verb. */
+export function notAllowed(method: string): never {
+  throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
+}
+

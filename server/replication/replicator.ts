@@ -1,0 +1,344 @@
+/**
+ * Log shipping from an owner to its replicas (reference §7, Krypton's way): each update's record
+ * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
+ * most one request in flight and packs every record that queued up meanwhile into the next one
+ * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
+ * requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
+ * of replicas, and the owner's and every replica's log frame is built around those same bytes;
+ * a batch is a msgpack sequence: a header `{from, count}` then the record bodies. The replica
+ * answers a msgpack list of results (peer-endpoints.ts).
+ * The owner's own durable append counts as one success; the client is answered when successes
+ * reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they cannot.
+ */
+
+import { Packr, Unpackr } from 'msgpackr';
+import type { Logger } from 'pino';
+import type { JsonObject, NewLogRecord, UpdateAction } from '../../lib/document.js';
+import { UPDATE_ACTIONS } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
+import { isEligibleOwner } from '../../lib/group/rules.js';
+import type { NodeGroupState, NodeState } from '../../lib/group/types.js';
+import { selectNodes } from '../../lib/hash.js';
+import type { NodeId } from '../../lib/ids.js';
+import { limits } from '../../lib/limits.js';
+import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
+import type { RegisteredService } from '../../lib/service.js';
+import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../../wal/record.js';
+import type { PeerClient } from '../net/peers.js';
+import { originOf } from '../routing/routing.js';
+import type { Selectors } from '../membership/selectors.js';
+
+export const REPLICATION_CONTENT_TYPE = 'application/x-msgpack';
+const packr = new Packr({ useRecords: false });
+// The log's own decode options, so a record reads back the same from the wire as from disk.
+const unpackr = new Unpackr(UNPACK_OPTIONS);
+
+export interface ReplicaResult {
+  ok: boolean;
+  status?: number;
+  message?: string;
+}
+
+export interface ReplicationBatch {
+  from: NodeId;
+  records: NewLogRecord[];
+  /** Each record's body as it came (encodeRecordBody's bytes), for the replica's log frames. */
+  bodies?: Buffer[];
+}
+
+export function encodeBatch(b: ReplicationBatch): Buffer {
+  return batchOf(b.from, b.bodies ?? b.records.map(encodeRecordBody));
+}
+
+/** A header `{from, count}`, then the records' bodies, each a msgpack value of its own. */
+function batchOf(from: string, bodies: readonly Buffer[]): Buffer {
+  return Buffer.concat([packr.pack({ from, count: bodies.length }), ...bodies]);
+}
+
+export function encodeResults(results: readonly ReplicaResult[]): Buffer {
+  return packr.pack(results);
+}
+
+/** A replica's answer to a batch of `count` records; anything else throws. */
+export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
+  const raw = unpackr.unpack(buf) as unknown;
+  if (!Array.isArray(raw) || raw.length !== count) throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
+  return raw.map((r: unknown) => {
+    const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
+    return o.ok === true ? { ok: true } : { ok: false, status: typeof o.status === 'number' ? o.status : 500, message: typeof o.message === 'string' ? o.message : 'malformed result' };
+  });
+}
+
+const REQUIRED_KEYS = BODY_KEYS.filter((k) => k !== 'resetHistory').join();
+
+/**
+ * Decodes and checks a batch from the network: anything malformed is a 400, never a crash. A
+ * record's keys must be exactly the log's, in its order, so its bytes can be the body of the
+ * replica's own log frame.
+ */
+export function decodeBatch(buf: Buffer): Required<ReplicationBatch> {
+  const bad = (why: string) => new KryptonError('INVALID_BODY', `invalid replication batch: ${why}`);
+  let header: { from?: unknown; count?: unknown } | undefined;
+  const records: NewLogRecord[] = [];
+  const bodies: Buffer[] = [];
+  try {
+    unpackr.unpackMultiple(buf, (value: unknown, start?: number, end?: number) => {
+      if (header === undefined) {
+        if (!value || typeof value !== 'object') throw bad('the header is not a map');
+        header = value as { from?: unknown; count?: unknown };
+        if (typeof header.from !== 'string' || !Number.isInteger(header.count)) throw bad('from and count are required');
+        if ((header.count as number) > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
+        return;
+      }
+      if (records.length >= (header.count as number)) throw bad(`more records than the ${String(header.count)} announced`);
+      const r = value as Record<string, unknown>;
+      const state = r?.state as JsonObject | undefined;
+      if (
+        !r || typeof r !== 'object' ||
+        typeof r.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
+        !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
+        (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') ||
+        !state || typeof state !== 'object' || Array.isArray(state) || state.documentSelfLink !== r.link || state.documentVersion !== r.version ||
+        Object.keys(r).filter((k) => k !== 'resetHistory').join() !== REQUIRED_KEYS
+      ) {
+        throw bad(`record for ${String(r?.link)} is malformed`);
+      }
+      records.push(r as unknown as NewLogRecord);
+      bodies.push(buf.subarray(start, end));
+    });
+  } catch (e) {
+    if (e instanceof KryptonError) throw e;
+    throw new KryptonError('INVALID_BODY', `replication batch is not msgpack: ${(e as Error).message}`);
+  }
+  if (header === undefined) throw bad('empty');
+  if (records.length !== header.count) throw bad(`${records.length} records where ${String(header.count)} were announced`);
+  return { from: header.from as string, records, bodies };
+}
+
+interface Queued {
+  /** The record's body (encodeRecordBody). */
+  bytes: Buffer;
+  resolve(r: ReplicaResult): void;
+}
+
+export interface ReplicationStats {
+  /** Batches sent to replicas and the records they carried: records / batches is the batching achieved. */
+  batches: number;
+  records: number;
+}
+
+/** One ordered pipe to one peer. */
+class PeerChannel {
+  private readonly queue: Queued[] = [];
+  private pumping = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly selfId: NodeId,
+    private readonly peers: PeerClient,
+    private readonly timeoutMs: number,
+    private readonly stats: ReplicationStats,
+  ) {}
+
+  send(bytes: Buffer): Promise<ReplicaResult> {
+    if (this.queue.length >= limits.replicationQueueRecordsMax) {
+      return Promise.resolve({ ok: false, status: 503, message: `replication queue to ${this.url} is full` });
+    }
+    return new Promise((resolve) => {
+      this.queue.push({ bytes, resolve });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length) {
+        // Let appends made in this turn of the event loop join the batch.
+        await null;
+        let count = 0;
+        // Room for the batch header too.
+        let bytes = 256;
+        while (count < this.queue.length && count < limits.replicationBatchRecordsMax) {
+          const size = this.queue[count]!.bytes.length;
+          if (count > 0 && bytes + size > limits.replicationBatchBytesMax) break;
+          bytes += size;
+          count++;
+        }
+        const batch = this.queue.splice(0, count);
+        this.stats.batches++;
+        this.stats.records += count;
+        let results: ReplicaResult[];
+        try {
+          const r = await this.peers.request(this.url, {
+            method: 'POST',
+            body: batchOf(this.selfId, batch.map((q) => q.bytes)),
+            headers: { 'content-type': REPLICATION_CONTENT_TYPE, pragma: 'xn-rpl' },
+            timeoutMs: this.timeoutMs,
+          });
+          if (r.status >= 300) {
+            const msg = r.body.toString('utf8').slice(0, 500);
+            results = batch.map(() => ({ ok: false, status: r.status, message: msg }));
+          } else {
+            results = decodeResults(r.body, batch.length);
+          }
+        } catch (e) {
+          results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
+        }
+        batch.forEach((q, i) => q.resolve(results[i]!));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+export interface ReplicaSet {
+  /** Members the record goes to, self excluded. */
+  readonly targets: readonly NodeState[];
+  /** Members that count but cannot be reached (UNAVAILABLE, REPLACED): immediate failures. */
+  readonly unreachable: number;
+  /** Replica set size, the owner included. */
+  readonly eligible: number;
+  readonly membershipQuorum: number;
+}
+
+export class Replicator {
+  private readonly channels = new Map<string, PeerChannel>();
+  /** replicaSet's answer for selectors without a factor, for one group state. */
+  private allMembers: { group: NodeGroupState; selectorLink: string; set: ReplicaSet } | undefined;
+  readonly stats: ReplicationStats = { batches: 0, records: 0 };
+  private opCounter = 0;
+  /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
+  onStaleEpoch: ((link: string) => void) | undefined;
+
+  constructor(
+    private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
+  ) {}
+
+  /**
+   * Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N.
+   * Without a factor the answer is the same for every link, so it is computed once per group
+   * state (each membership step makes a new state object) and shared: callers must not change it.
+   */
+  replicaSet(selectorLink: string, link: string): ReplicaSet {
+    const group = this.d.selectors.groupState;
+    const spec = this.d.selectors.spec(selectorLink);
+    if (!spec?.replicationFactor) {
+      if (this.allMembers?.group !== group || this.allMembers.selectorLink !== selectorLink) {
+        this.allMembers = { group, selectorLink, set: this.computeReplicaSet(selectorLink, link) };
+      }
+      return this.allMembers.set;
+    }
+    return this.computeReplicaSet(selectorLink, link);
+  }
+
+  private computeReplicaSet(selectorLink: string, link: string): ReplicaSet {
+    const group = this.d.selectors.groupState;
+    const spec = this.d.selectors.spec(selectorLink);
+    const self = group.nodes[this.d.hostId];
+    const membershipQuorum = self?.membershipQuorum ?? 1;
+    const members = Object.values(group.nodes).filter((n) => !n.options.includes('OBSERVER'));
+    let chosen: NodeState[];
+    if (spec?.replicationFactor) {
+      const ids = selectNodes(link, members.map((n) => ({ id: n.id, eligible: isEligibleOwner(n) })), spec.replicationFactor);
+      chosen = ids.map((id) => group.nodes[id]!);
+    } else {
+      chosen = members;
+    }
+    const others = chosen.filter((n) => n.id !== this.d.hostId);
+    const reachable = others.filter((n) => n.status !== 'UNAVAILABLE' && n.status !== 'REPLACED');
+    return { targets: reachable, unreachable: others.length - reachable.length, eligible: others.length + 1, membershipQuorum };
+  }
+
+  channel(node: NodeState, selectorLink: string): PeerChannel {
+    const url = `${originOf(node.groupReference)}${selectorLink}/replication`;
+    let c = this.channels.get(url);
+    if (!c) {
+      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000), this.stats);
+      this.channels.set(url, c);
+    }
+    return c;
+  }
+
+  /**
+   * Starts shipping `rec` to its replicas; the returned function, called once the owner's own
+   * append is durable, resolves at quorum or throws REPLICATION_FAILED.
+   */
+  start(svc: RegisteredService, rec: NewLogRecord, requested?: number | 'all', body?: Buffer): (() => Promise<void>) | undefined {
+    if (!svc.has('REPLICATION')) return undefined;
+    const set = this.replicaSet(svc.def.nodeSelector, rec.link);
+    if (set.eligible === 1) return undefined;
+    let threshold: number;
+    try {
+      threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, requested, action: rec.action });
+    } catch (e) {
+      throw new KryptonError('INVALID_ARGUMENT', (e as Error).message);
+    }
+    const tracker = new QuorumTracker(set.eligible, threshold);
+    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    const opId = `${this.d.hostId}-${++this.opCounter}`;
+    let settle!: () => void;
+    let fail!: (e: KryptonError) => void;
+    const done = new Promise<void>((res, rej) => {
+      settle = res;
+      fail = rej;
+    });
+    // The quorum may fail before the caller awaits it (while the owner's own append runs); the
+    // caller still sees the rejection, but it must not count as unhandled meanwhile.
+    done.catch(() => undefined);
+    const check = () => {
+      if (tracker.outcome === 'succeeded') settle();
+      else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
+    };
+    this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
+    return () => {
+      tracker.success();
+      check();
+      return done;
+    };
+  }
+
+  /**
+   * Ships a record to its replicas and resolves once enough of them hold it that, with this host
+   * counted, the quorum is met; the caller appends it locally only after that. Used for
+   * takeovers, so a new epoch never exists on the new owner alone.
+   */
+  async shipBeforeCommit(svc: RegisteredService, rec: NewLogRecord, body?: Buffer): Promise<void> {
+    const set = this.replicaSet(svc.def.nodeSelector, rec.link);
+    if (set.eligible === 1) return;
+    const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: rec.action });
+    // This host is the one success not counted here.
+    const tracker = new QuorumTracker(set.eligible - 1, threshold - 1);
+    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    // Every replica is sent the record; the wait ends at quorum (at once when this host is enough).
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (tracker.outcome === 'succeeded') resolve();
+        else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
+      };
+      check();
+      this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
+    });
+  }
+
+  /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
+  private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, bytes: Buffer, tracker: QuorumTracker, check: () => void): void {
+    for (const n of set.targets) {
+      void this.channel(n, selectorLink).send(bytes).then((r) => {
+        if (r.ok) tracker.success();
+        else {
+          tracker.failure(r.status);
+          if (r.status === 409) this.onStaleEpoch?.(rec.link);
+          this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+        }
+        check();
+      });
+    }
+  }
+
+  /** Sends a record to one replica outside any client's quorum (synchronization pushes). */
+  push(node: NodeState, selectorLink: string, rec: NewLogRecord): Promise<ReplicaResult> {
+    return this.channel(node, selectorLink).send(encodeRecordBody(rec));
+  }
+}
