@@ -101,8 +101,7 @@ export function rangePredicate(q: RangeQuery): (v: IndexedValue) => boolean {
   if (r.type === 'DOUBLE') {
     const min = r.min ?? -Infinity;
     const max = r.max ?? Infinity;
-    return (v) =>
-      typeof v === 'number' && (r.isMinInclusive ? v >= min : v > min) && (r.isMaxInclusive ? v <= max : v < max);
+    return (v) => typeof v === 'number' && (r.isMinInclusive ? v >= min : v > min) && (r.isMaxInclusive ? v <= max : v < max);
   }
   const lo = r.min === null ? -Infinity : Math.trunc(r.min) + (r.isMinInclusive ? 0 : 1);
   const hi = r.max === null ? Infinity : Math.trunc(r.max) - (r.isMaxInclusive ? 0 : 1);

@@ -103,5 +103,13 @@ export interface LinkList extends JsonObject {
 }
 
 export function linkList(links: string[], owner: string, queryTimeMicros = 1): LinkList {
-  return { documentLinks: links, documentCount: links.length, queryTimeMicros, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: owner };
+  return {
+    documentLinks: links,
+    documentCount: links.length,
+    queryTimeMicros,
+    documentVersion: 0,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
+    documentOwner: owner,
+  };
 }

@@ -33,7 +33,26 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /** A self-signed CA: `<name>.crt` and `<name>.key` in `dir`. */
 export async function makeCa(dir: string, name: string, commonName: string, days = 30): Promise<void> {
-  await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${commonName}`, '-days', String(days)], dir);
+  await openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-subj',
+      `/CN=${commonName}`,
+      '-days',
+      String(days),
+    ],
+    dir,
+  );
 }
 
 /** A P-256 key (`<name>.key`, PKCS#8 PEM) and a certificate for `hosts` signed by CA `ca`. */
@@ -42,14 +61,36 @@ export async function makeHostCert(dir: string, ca: string, name: string, hosts:
   await openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${hosts[0]}`, '-out', `${name}.csr`], dir);
   const san = hosts.map((h) => (net.isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
   await fs.writeFile(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
-  await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', String(days), '-extfile', `${name}.ext`], dir);
+  await openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      String(days),
+      '-extfile',
+      `${name}.ext`,
+    ],
+    dir,
+  );
   await fs.rm(path.join(dir, `${name}.csr`));
   await fs.rm(path.join(dir, `${name}.ext`));
 }
 
 /** Writes `<name>-encrypted.key`: `<name>.key` encrypted with `passphrase` (PKCS#8, AES-256). */
 export async function encryptKey(dir: string, name: string, passphrase: string): Promise<void> {
-  await openssl(['pkcs8', '-topk8', '-in', `${name}.key`, '-out', `${name}-encrypted.key`, '-v2', 'aes-256-cbc', '-passout', `pass:${passphrase}`], dir);
+  await openssl(
+    ['pkcs8', '-topk8', '-in', `${name}.key`, '-out', `${name}-encrypted.key`, '-v2', 'aes-256-cbc', '-passout', `pass:${passphrase}`],
+    dir,
+  );
 }
 
 export async function makeDevCerts(dir: string, hosts: string[] = [], days = 30): Promise<DevCerts> {

@@ -46,7 +46,9 @@ async function runOwner(args: string[]): Promise<number> {
     const m = /^--(link|host|selector)(?:=(.*))?$/.exec(a);
     const value = m ? (m[2] ?? args[++i]) : undefined;
     if (!m || value === undefined) {
-      process.stderr.write(`krypton owner: unknown or incomplete flag '${a}'\nusage: krypton owner --link /path [--host URL] [--selector default] [--json]\n`);
+      process.stderr.write(
+        `krypton owner: unknown or incomplete flag '${a}'\nusage: krypton owner --link /path [--host URL] [--selector default] [--json]\n`,
+      );
       return 2;
     }
     opts[m[1]!] = value;
@@ -58,7 +60,10 @@ async function runOwner(args: string[]): Promise<number> {
   try {
     const a = await whoOwns(opts.host!, opts.link, opts.selector);
     if (json) process.stdout.write(JSON.stringify(a) + '\n');
-    else process.stdout.write(`${a.key} is owned by ${a.ownerNodeId} (${a.ownerNodeGroupReference}); ${a.availableNodeCount} available members; selector ${a.status}\n`);
+    else
+      process.stdout.write(
+        `${a.key} is owned by ${a.ownerNodeId} (${a.ownerNodeGroupReference}); ${a.availableNodeCount} available members; selector ${a.status}\n`,
+      );
     return 0;
   } catch (e) {
     process.stderr.write(`krypton owner: ${(e as Error).message}\n`);
@@ -92,8 +97,12 @@ async function runCerts(args: string[]): Promise<number> {
   }
   try {
     const c = await makeDevCerts(dir, hosts);
-    process.stdout.write(`wrote ${c.caCert}, ${c.hostCert} and ${c.hostKey} (valid 30 days, for 127.0.0.1, localhost${hosts.map((h) => ', ' + h).join('')})\n`);
-    process.stdout.write(`start a host with: krypton host --port=-1 --securePort=8000 --keyFile=${c.hostKey} --certificateFile=${c.hostCert} --caFile=${c.caCert}\n`);
+    process.stdout.write(
+      `wrote ${c.caCert}, ${c.hostCert} and ${c.hostKey} (valid 30 days, for 127.0.0.1, localhost${hosts.map((h) => ', ' + h).join('')})\n`,
+    );
+    process.stdout.write(
+      `start a host with: krypton host --port=-1 --securePort=8000 --keyFile=${c.hostKey} --certificateFile=${c.hostCert} --caFile=${c.caCert}\n`,
+    );
     return 0;
   } catch (e) {
     process.stderr.write(`krypton certs: ${(e as Error).message}\n`);
@@ -118,7 +127,8 @@ async function runHost(args: string[]): Promise<number> {
   } catch (e) {
     const msg = isKryptonError(e) ? `${e.code}: ${e.message}` : (e as Error).message;
     process.stderr.write(`krypton host: cannot start: ${msg}\n`);
-    if (isKryptonError(e) && e.code === 'LOG_CORRUPT') process.stderr.write('krypton host: start with --repairLog to truncate the log at the damage (records after it are lost)\n');
+    if (isKryptonError(e) && e.code === 'LOG_CORRUPT')
+      process.stderr.write('krypton host: start with --repairLog to truncate the log at the damage (records after it are lost)\n');
     return 1;
   }
   const onSignal = (sig: string) => {

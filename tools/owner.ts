@@ -23,8 +23,14 @@ export async function whoOwns(hostUrl: string, link: string, selector = 'default
   const st = await request(sel, opts);
   const status = ((await st.body.json()) as { status?: string }).status ?? 'UNKNOWN';
   // A selector that is not AVAILABLE parks owner requests until it is; say so instead of waiting.
-  if (status !== 'AVAILABLE') throw new Error(`the node selector on ${base} is ${status}: no owner can be chosen until the group has its quorum`);
-  const r = await request(sel, { ...opts, method: 'POST', body: JSON.stringify({ key: link }), headers: { 'content-type': 'application/json' } });
+  if (status !== 'AVAILABLE')
+    throw new Error(`the node selector on ${base} is ${status}: no owner can be chosen until the group has its quorum`);
+  const r = await request(sel, {
+    ...opts,
+    method: 'POST',
+    body: JSON.stringify({ key: link }),
+    headers: { 'content-type': 'application/json' },
+  });
   const body = (await r.body.json()) as OwnerAnswer & { message?: string };
   if (r.statusCode !== 200) throw new Error(`${sel} answered ${r.statusCode}: ${body.message ?? JSON.stringify(body)}`);
   return { ...body, status };

@@ -449,7 +449,6 @@ export class MemoryDirectory implements LogDirectory {
     if (state === undefined) throw fsError('ENOENT', `no such file ${name}`);
     return state;
   }
-
 }
 
 class MemoryFile implements LogFile {

@@ -134,7 +134,9 @@ export class WriteAheadLog {
    * record already encoded (encodeRecordBody); the frame is built around it.
    */
   append(r: NewLogRecord, body?: Buffer): Promise<LogRecord> {
-    return new Promise((resolve, reject) => this.enqueue([r], body === undefined ? undefined : [body], (records) => resolve(records[0]!), reject));
+    return new Promise((resolve, reject) =>
+      this.enqueue([r], body === undefined ? undefined : [body], (records) => resolve(records[0]!), reject),
+    );
   }
 
   /**
@@ -155,20 +157,33 @@ export class WriteAheadLog {
     reject: (e: Error) => void,
   ): void {
     if (this.failure !== undefined) return reject(this.failure);
-    if (this.closing) return reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
+    if (this.closing)
+      return reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
     if (rs.length === 0) return resolve([]);
     if (this.waiting + rs.length > this.config.pendingAppendsMax) {
       return reject(
-        new KryptonError('LIMIT_EXCEEDED', `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`, {
-          detail: { limit: this.config.pendingAppendsMax },
-        }),
+        new KryptonError(
+          'LIMIT_EXCEEDED',
+          `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`,
+          {
+            detail: { limit: this.config.pendingAppendsMax },
+          },
+        ),
       );
     }
     const records: LogRecord[] = [];
     const frames: Buffer[] = [];
     for (let i = 0; i < rs.length; i++) {
       const r = rs[i]!;
-      const record: LogRecord = { seq: this.nextSeq + i, link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros, state: r.state };
+      const record: LogRecord = {
+        seq: this.nextSeq + i,
+        link: r.link,
+        action: r.action,
+        version: r.version,
+        epoch: r.epoch,
+        timeMicros: r.timeMicros,
+        state: r.state,
+      };
       if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
       try {
         frames.push(encodeRecord(record, bodies?.[i]));
@@ -210,7 +225,8 @@ export class WriteAheadLog {
       await null;
       while (this.queue.length > 0 && this.failure === undefined) {
         const first = this.queue[0]!;
-        if (this.currentBytes > 0 && this.currentBytes + first.frame.length > this.config.segmentBytesMax) await this.rotate(first.record.seq);
+        if (this.currentBytes > 0 && this.currentBytes + first.frame.length > this.config.segmentBytesMax)
+          await this.rotate(first.record.seq);
         batch = this.takeBatch();
         const frames = batch.map((w) => w.frame);
         const bytes = frames.reduce((n, f) => n + f.length, 0);
@@ -281,9 +297,13 @@ export class WriteAheadLog {
   private poison(cause: unknown, batch: Waiting[]): void {
     const message = cause instanceof Error ? cause.message : String(cause);
     const file = this.segments.at(-1)?.name ?? '';
-    this.failure = new KryptonError('LOG_FAILED', `log write failed in ${this.dir.description} ${file}: ${message}; no more appends are accepted`, {
-      detail: { file },
-    });
+    this.failure = new KryptonError(
+      'LOG_FAILED',
+      `log write failed in ${this.dir.description} ${file}: ${message}; no more appends are accepted`,
+      {
+        detail: { file },
+      },
+    );
     this.logger?.warn({ file, err: message }, 'log failed');
     const rejected = [...batch, ...this.queue];
     this.queue = [];

@@ -145,7 +145,15 @@ interface Cursor {
  * problem (left in cursor.problem). Returns the offset reached. A plain function, apart from the
  * generator below, so the hot loop compiles to straight code.
  */
-function decodeChunk(buf: Buffer, pos: number, verifiedEnd: number, fromSeq: Seq, name: string, cursor: Cursor, visit: RecordVisitor): number {
+function decodeChunk(
+  buf: Buffer,
+  pos: number,
+  verifiedEnd: number,
+  fromSeq: Seq,
+  name: string,
+  cursor: Cursor,
+  visit: RecordVisitor,
+): number {
   let off = 0;
   let next = cursor.next;
   let records = 0;
@@ -216,7 +224,8 @@ async function* scanSegment(
       const out: SegmentOutcome = { validBytes: cursor.at, fileBytes: size, nextSeq: cursor.next, records: cursor.records };
       // Zeros from a frame boundary to the end of the file are preallocated space, not damage:
       // no frame is all zeros (its version byte is not 0).
-      if (problem !== undefined && problem.kind !== 'sequence' && (await zerosUpToEnd(file, cursor.at, size))) out.zeroBytes = size - cursor.at;
+      if (problem !== undefined && problem.kind !== 'sequence' && (await zerosUpToEnd(file, cursor.at, size)))
+        out.zeroBytes = size - cursor.at;
       else if (problem !== undefined) out.problem = { offset: cursor.at, ...problem };
       return out;
     };
@@ -263,7 +272,12 @@ async function* scanAll(dir: LogDirectory, opts: ScanOptions, visit: RecordVisit
       if (seg.firstSeq !== next) {
         const reason = `segment starts at seq ${seg.firstSeq}, expected ${next}`;
         const fileBytes = await fileSize(dir, seg.name);
-        return { segments, lastSeq: next - 1, records, problem: { file: seg.name, segment: i, offset: 0, kind: 'sequence', reason, fileBytes } };
+        return {
+          segments,
+          lastSeq: next - 1,
+          records,
+          problem: { file: seg.name, segment: i, offset: 0, kind: 'sequence', reason, fileBytes },
+        };
       }
       const gen = scanSegment(dir, seg, next, fromSeq, chunkBytes, buffers, checksums, visit);
       let out: SegmentOutcome;

@@ -88,11 +88,9 @@ export function encodeRecord(r: LogRecord, body?: Buffer): Buffer {
   const payloadBytes = 3 + SEQ_KEY.length + seq.length + b.length - entries;
   const frameBytes = HEADER_BYTES + payloadBytes;
   if (frameBytes > limits.recordBytesMax) {
-    throw new KryptonError(
-      'LIMIT_EXCEEDED',
-      `log record for ${r.link} is ${frameBytes} bytes; the limit is ${limits.recordBytesMax}`,
-      { detail: { link: r.link, bytes: frameBytes, limit: limits.recordBytesMax } },
-    );
+    throw new KryptonError('LIMIT_EXCEEDED', `log record for ${r.link} is ${frameBytes} bytes; the limit is ${limits.recordBytesMax}`, {
+      detail: { link: r.link, bytes: frameBytes, limit: limits.recordBytesMax },
+    });
   }
   // pack() returns a view into a slab it reuses; copying into our own frame makes it safe to queue.
   const frame = Buffer.allocUnsafe(frameBytes);

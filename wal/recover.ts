@@ -51,7 +51,10 @@ export async function recoverLog(dir: LogDirectory, opts: RecoverOptions): Promi
     // The writer preallocates zeros ahead of its appends and cuts what is left when it closes the
     // file; a host that did not stop cleanly leaves them. Appends continue at the last frame.
     await cutAt(dir, last.name, last.validBytes);
-    opts.logger?.info({ file: last.name, offset: last.validBytes, zeroBytes: last.zeroBytes }, 'log: cut the unused preallocated space after the last record');
+    opts.logger?.info(
+      { file: last.name, offset: last.validBytes, zeroBytes: last.zeroBytes },
+      'log: cut the unused preallocated space after the last record',
+    );
   }
   if (p === undefined) {
     opts.logger?.info({ dir: dir.description, segments: segments.length, records: scan.records, lastSeq: scan.lastSeq }, 'log recovered');

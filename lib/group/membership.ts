@@ -22,13 +22,31 @@
 import { KINDS } from '../document.js';
 import type { Link, Micros, NodeId } from '../ids.js';
 import {
-  emptyOutcome, expireEntries, isGroupAvailable, isGroupSettled, groupHasQuorum, markPeer,
-  mergeEntry, mergeGroup, mergeSelf, type MergeContext, type MergeOutcome,
+  emptyOutcome,
+  expireEntries,
+  isGroupAvailable,
+  isGroupSettled,
+  groupHasQuorum,
+  markPeer,
+  mergeEntry,
+  mergeGroup,
+  mergeSelf,
+  type MergeContext,
+  type MergeOutcome,
 } from './rules.js';
 import {
-  DEFAULT_GROUP_LINK, GROUP_DEFAULTS, defaultGroupConfig, defaultMembershipQuorum, normalizeGroupReference,
-  type JoinPeerRequest, type NodeGroupChange, type NodeGroupConfig, type NodeGroupState, type NodeOption,
-  type NodeState, type UpdateQuorumRequest,
+  DEFAULT_GROUP_LINK,
+  GROUP_DEFAULTS,
+  defaultGroupConfig,
+  defaultMembershipQuorum,
+  normalizeGroupReference,
+  type JoinPeerRequest,
+  type NodeGroupChange,
+  type NodeGroupConfig,
+  type NodeGroupState,
+  type NodeOption,
+  type NodeState,
+  type UpdateQuorumRequest,
 } from './types.js';
 import { snapshotOf, type MembershipSnapshot } from './snapshot.js';
 
@@ -172,7 +190,10 @@ class Run {
   reply = false;
   inserts: string[] = [];
 
-  constructor(state: MembershipState, readonly ctx: StepContext) {
+  constructor(
+    state: MembershipState,
+    readonly ctx: StepContext,
+  ) {
     this.s = structuredClone(state) as Draft;
   }
 
@@ -186,7 +207,13 @@ class Run {
 
   mctx(): MergeContext {
     const s = this.s;
-    return { selfId: s.selfId, selfReference: s.selfReference, groupLink: s.group.documentSelfLink, nowMicros: this.ctx.nowMicros, config: s.group.config };
+    return {
+      selfId: s.selfId,
+      selfReference: s.selfReference,
+      groupLink: s.group.documentSelfLink,
+      nowMicros: this.ctx.nowMicros,
+      config: s.group.config,
+    };
   }
 
   requestId(): number {
@@ -246,7 +273,14 @@ class Run {
     }
     if (this.out.touched || this.configChanged) this.effects.push({ type: 'persist', snapshot: snapshotOf(g, s.selfId) });
     for (const to of this.inserts) {
-      this.effects.push({ type: 'send', purpose: 'joinInsert', requestId: this.requestId(), to, method: 'POST', body: structuredClone(this.self) });
+      this.effects.push({
+        type: 'send',
+        purpose: 'joinInsert',
+        requestId: this.requestId(),
+        to,
+        method: 'POST',
+        body: structuredClone(this.self),
+      });
     }
     if (this.gossip) this.sendGossip();
     if (this.reply) this.effects.push({ type: 'reply', body: structuredClone(g) });
@@ -270,7 +304,15 @@ class Run {
     const fanOut = Math.min(n - 1, Math.max(Math.floor(Math.log10(n - 1)), GROUP_DEFAULTS.gossipPeersMax));
     const body = this.s.group;
     for (const p of peers.slice(0, fanOut)) {
-      this.effects.push({ type: 'send', purpose: 'gossip', requestId: this.requestId(), peerId: p.id, to: p.groupReference, method: 'PATCH', body: structuredClone(body) });
+      this.effects.push({
+        type: 'send',
+        purpose: 'gossip',
+        requestId: this.requestId(),
+        peerId: p.id,
+        to: p.groupReference,
+        method: 'PATCH',
+        body: structuredClone(body),
+      });
     }
   }
 }
@@ -386,7 +428,11 @@ function onJoin(run: Run, req: JoinPeerRequest): void {
   const existing = run.s.joins.findIndex((j) => j.memberGroupReference === req.memberGroupReference);
   if (existing >= 0) run.s.joins.splice(existing, 1);
   const requestId = run.requestId();
-  run.s.joins.push({ memberGroupReference: req.memberGroupReference, requestId, deadlineMicros: run.ctx.nowMicros + run.s.joinRetryWindowMicros });
+  run.s.joins.push({
+    memberGroupReference: req.memberGroupReference,
+    requestId,
+    deadlineMicros: run.ctx.nowMicros + run.s.joinRetryWindowMicros,
+  });
   run.effects.push({ type: 'send', purpose: 'joinFetch', requestId, to: req.memberGroupReference, method: 'GET' });
 }
 
@@ -400,7 +446,15 @@ function onUpdateQuorum(run: Run, req: UpdateQuorumRequest): void {
   const body: UpdateQuorumRequest = { ...req, isGroupUpdate: false };
   for (const n of Object.values(run.nodes)) {
     if (n.id === run.s.selfId || n.status !== 'AVAILABLE') continue;
-    run.effects.push({ type: 'send', purpose: 'quorumUpdate', requestId: run.requestId(), peerId: n.id, to: n.groupReference, method: 'PATCH', body: { ...body } });
+    run.effects.push({
+      type: 'send',
+      purpose: 'quorumUpdate',
+      requestId: run.requestId(),
+      peerId: n.id,
+      to: n.groupReference,
+      method: 'PATCH',
+      body: { ...body },
+    });
   }
 }
 

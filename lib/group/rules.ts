@@ -29,7 +29,15 @@
 
 import { KINDS } from '../document.js';
 import type { Link, Micros, NodeId } from '../ids.js';
-import { GROUP_DEFAULTS, normalizeGroupReference, type NodeGroupChange, type NodeGroupConfig, type NodeGroupState, type NodeState, type NodeStatus } from './types.js';
+import {
+  GROUP_DEFAULTS,
+  normalizeGroupReference,
+  type NodeGroupChange,
+  type NodeGroupConfig,
+  type NodeGroupState,
+  type NodeState,
+  type NodeStatus,
+} from './types.js';
 
 export const STATUS_RANK: Readonly<Record<NodeStatus, number>> = {
   UNKNOWN: 0,
@@ -42,7 +50,14 @@ export const STATUS_RANK: Readonly<Record<NodeStatus, number>> = {
 /** The fields a merge is about; times and selfLink are bookkeeping and never decide anything. */
 export function entryContentKey(n: NodeState): string {
   const props = n.customProperties ? Object.entries(n.customProperties).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : [];
-  return JSON.stringify([n.status, [...n.options].sort(), n.membershipQuorum, n.locationQuorum, normalizeGroupReference(n.groupReference), props]);
+  return JSON.stringify([
+    n.status,
+    [...n.options].sort(),
+    n.membershipQuorum,
+    n.locationQuorum,
+    normalizeGroupReference(n.groupReference),
+    props,
+  ]);
 }
 
 export function sameContent(a: NodeState, b: NodeState): boolean {
@@ -173,7 +188,13 @@ export function mergeGroup(nodes: Record<NodeId, NodeState>, remote: NodeGroupSt
  * A peer written off by this host: UNAVAILABLE (a failed probe) or REPLACED (someone else answers
  * at its address). Only on the transition, one version above what we hold.
  */
-export function markPeer(nodes: Record<NodeId, NodeState>, id: NodeId, status: 'UNAVAILABLE' | 'REPLACED', ctx: MergeContext, out: MergeOutcome): void {
+export function markPeer(
+  nodes: Record<NodeId, NodeState>,
+  id: NodeId,
+  status: 'UNAVAILABLE' | 'REPLACED',
+  ctx: MergeContext,
+  out: MergeOutcome,
+): void {
   const n = nodes[id];
   if (!n || id === ctx.selfId || n.status === status || n.status === 'REPLACED') return;
   nodes[id] = {
@@ -193,7 +214,11 @@ export function expireEntries(nodes: Record<NodeId, NodeState>, ctx: MergeContex
   const removed: NodeId[] = [];
   for (const n of Object.values(nodes)) {
     if (n.id === ctx.selfId) continue;
-    if ((n.status === 'UNAVAILABLE' || n.status === 'REPLACED') && n.documentExpirationTimeMicros > 0 && n.documentExpirationTimeMicros <= ctx.nowMicros) {
+    if (
+      (n.status === 'UNAVAILABLE' || n.status === 'REPLACED') &&
+      n.documentExpirationTimeMicros > 0 &&
+      n.documentExpirationTimeMicros <= ctx.nowMicros
+    ) {
       delete nodes[n.id];
       removed.push(n.id);
     }

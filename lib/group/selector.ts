@@ -31,7 +31,11 @@ export function ownerOf(group: NodeGroupState, key: string, replicationFactor?: 
   const ids = Object.keys(nodes);
   if (ids.length === 1) return { id: ids[0]!, groupReference: nodes[ids[0]!]!.groupReference };
   const count = replicationFactor === undefined || replicationFactor <= 0 ? 1 : replicationFactor;
-  const [id] = selectNodes(key, ids.map((i) => ({ id: i, eligible: isEligibleOwner(nodes[i]!) })), count);
+  const [id] = selectNodes(
+    key,
+    ids.map((i) => ({ id: i, eligible: isEligibleOwner(nodes[i]!) })),
+    count,
+  );
   if (id === undefined) {
     const q = localEntry(group)?.membershipQuorum ?? 1;
     throw new KryptonError('QUORUM_UNAVAILABLE', `Available nodes: 0, quorum: ${q}`);
@@ -99,7 +103,12 @@ export interface SelectorSpec {
   notifiedMembershipQuorum?: number;
 }
 
-export function nodeSelectorState(spec: SelectorSpec, group: NodeGroupState, nowMicros: Micros, maintenanceIntervalMicros: Micros): NodeSelectorState {
+export function nodeSelectorState(
+  spec: SelectorSpec,
+  group: NodeGroupState,
+  nowMicros: Micros,
+  maintenanceIntervalMicros: Micros,
+): NodeSelectorState {
   const s: NodeSelectorState = {
     nodeGroupLink: group.documentSelfLink,
     membershipQuorum: spec.notifiedMembershipQuorum ?? 0,

@@ -38,8 +38,18 @@ export function snapshotOf(group: NodeGroupState, selfId: NodeId): MembershipSna
 export function parseMembershipSnapshot(raw: unknown): MembershipSnapshot {
   const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   if (o.format !== 1) throw new KryptonError('INVALID_BODY', 'membership snapshot: unknown format');
-  if (typeof o.selfId !== 'string' || typeof o.groupLink !== 'string') throw new KryptonError('INVALID_BODY', 'membership snapshot: selfId and groupLink are required');
-  const g = parseNodeGroupState({ documentOwner: o.selfId, nodes: o.nodes, config: o.config, membershipUpdateTimeMicros: o.membershipUpdateTimeMicros, documentVersion: o.documentVersion }, o.groupLink);
+  if (typeof o.selfId !== 'string' || typeof o.groupLink !== 'string')
+    throw new KryptonError('INVALID_BODY', 'membership snapshot: selfId and groupLink are required');
+  const g = parseNodeGroupState(
+    {
+      documentOwner: o.selfId,
+      nodes: o.nodes,
+      config: o.config,
+      membershipUpdateTimeMicros: o.membershipUpdateTimeMicros,
+      documentVersion: o.documentVersion,
+    },
+    o.groupLink,
+  );
   return {
     format: 1,
     selfId: o.selfId,

@@ -17,7 +17,12 @@ export const NODE_OPTIONS = ['PEER', 'OBSERVER'] as const;
 export type NodeOption = (typeof NODE_OPTIONS)[number];
 
 export const NODE_GROUP_CHANGES = [
-  'SELF_CHANGE', 'QUORUM_CHANGED', 'PEER_ADDED', 'PEER_STATUS_CHANGE', 'PEER_UNAVAILABLE', 'PEER_EXPIRED',
+  'SELF_CHANGE',
+  'QUORUM_CHANGED',
+  'PEER_ADDED',
+  'PEER_STATUS_CHANGE',
+  'PEER_UNAVAILABLE',
+  'PEER_EXPIRED',
 ] as const;
 export type NodeGroupChange = (typeof NODE_GROUP_CHANGES)[number];
 
@@ -306,9 +311,7 @@ export function parseNodeGroupState(raw: unknown, groupLink?: Link): NodeGroupSt
   };
 }
 
-export type GroupPost =
-  | { type: 'join'; request: JoinPeerRequest }
-  | { type: 'nodeState'; node: NodeState };
+export type GroupPost = { type: 'join'; request: JoinPeerRequest } | { type: 'nodeState'; node: NodeState };
 
 /** A POST to a group is a JoinPeerRequest (by kind or by its field) or a NodeState insert. */
 export function classifyGroupPost(raw: unknown, groupLink?: Link): GroupPost {

@@ -15,8 +15,19 @@ export type RangeType = 'LONG' | 'DOUBLE' | 'DATE';
 export type SortOrder = 'ASC' | 'DESC';
 /** Xenon's ServiceDocumentDescription.TypeName, as accepted in `propertyType`. */
 export type PropertyType =
-  | 'LONG' | 'STRING' | 'BYTES' | 'PODO' | 'COLLECTION' | 'MAP' | 'BOOLEAN' | 'DOUBLE'
-  | 'InternetAddressV4' | 'InternetAddressV6' | 'DATE' | 'URI' | 'ENUM';
+  | 'LONG'
+  | 'STRING'
+  | 'BYTES'
+  | 'PODO'
+  | 'COLLECTION'
+  | 'MAP'
+  | 'BOOLEAN'
+  | 'DOUBLE'
+  | 'InternetAddressV4'
+  | 'InternetAddressV6'
+  | 'DATE'
+  | 'URI'
+  | 'ENUM';
 
 /**
  * Every QueryOption name Xenon 1.7 knows, in its enum (ordinal) order: Xenon serializes the
@@ -24,17 +35,40 @@ export type PropertyType =
  * late and its relative order is not confirmed.
  */
 export const XENON_QUERY_OPTIONS = [
-  'CONTINUOUS', 'COUNT', 'DO_NOT_REFRESH', 'TOP_RESULTS', 'EXPAND_CONTENT', 'EXPAND_BINARY_CONTENT',
-  'EXPAND_BUILTIN_CONTENT_ONLY', 'EXPAND_LINKS', 'INCLUDE_ALL_VERSIONS', 'INCLUDE_DELETED', 'SORT',
-  'TASK', 'BROADCAST', 'OWNER_SELECTION', 'SELECT_LINKS', 'GROUP_BY', 'TIME_SNAPSHOT',
-  'EXPAND_SELECTED_FIELDS', 'READ_AFTER_WRITE_CONSISTENCY', 'CONTINUOUS_STOP_MATCH', 'SINGLE_USE',
-  'FORWARD_ONLY', 'INDEXED_METADATA',
+  'CONTINUOUS',
+  'COUNT',
+  'DO_NOT_REFRESH',
+  'TOP_RESULTS',
+  'EXPAND_CONTENT',
+  'EXPAND_BINARY_CONTENT',
+  'EXPAND_BUILTIN_CONTENT_ONLY',
+  'EXPAND_LINKS',
+  'INCLUDE_ALL_VERSIONS',
+  'INCLUDE_DELETED',
+  'SORT',
+  'TASK',
+  'BROADCAST',
+  'OWNER_SELECTION',
+  'SELECT_LINKS',
+  'GROUP_BY',
+  'TIME_SNAPSHOT',
+  'EXPAND_SELECTED_FIELDS',
+  'READ_AFTER_WRITE_CONSISTENCY',
+  'CONTINUOUS_STOP_MATCH',
+  'SINGLE_USE',
+  'FORWARD_ONLY',
+  'INDEXED_METADATA',
 ] as const;
 export type XenonQueryOption = (typeof XENON_QUERY_OPTIONS)[number];
 
 /** Options Krypton implements. */
 export const SUPPORTED_QUERY_OPTIONS = [
-  'EXPAND_CONTENT', 'COUNT', 'INCLUDE_ALL_VERSIONS', 'INCLUDE_DELETED', 'SORT', 'TOP_RESULTS',
+  'EXPAND_CONTENT',
+  'COUNT',
+  'INCLUDE_ALL_VERSIONS',
+  'INCLUDE_DELETED',
+  'SORT',
+  'TOP_RESULTS',
 ] as const satisfies readonly XenonQueryOption[];
 
 /**
@@ -43,7 +77,11 @@ export const SUPPORTED_QUERY_OPTIONS = [
  * and Krypton's in-memory index gives the same answers without them.
  */
 export const IGNORED_QUERY_OPTIONS = [
-  'DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK',
+  'DO_NOT_REFRESH',
+  'FORWARD_ONLY',
+  'SINGLE_USE',
+  'INDEXED_METADATA',
+  'TASK',
 ] as const satisfies readonly XenonQueryOption[];
 
 export type QueryOptionName = (typeof SUPPORTED_QUERY_OPTIONS)[number] | (typeof IGNORED_QUERY_OPTIONS)[number];
@@ -156,8 +194,19 @@ const MATCH_TYPES: readonly MatchType[] = ['TERM', 'PHRASE', 'WILDCARD', 'PREFIX
 const RANGE_TYPES: readonly RangeType[] = ['LONG', 'DOUBLE', 'DATE'];
 const SORT_ORDERS: readonly SortOrder[] = ['ASC', 'DESC'];
 const PROPERTY_TYPES: readonly PropertyType[] = [
-  'LONG', 'STRING', 'BYTES', 'PODO', 'COLLECTION', 'MAP', 'BOOLEAN', 'DOUBLE',
-  'InternetAddressV4', 'InternetAddressV6', 'DATE', 'URI', 'ENUM',
+  'LONG',
+  'STRING',
+  'BYTES',
+  'PODO',
+  'COLLECTION',
+  'MAP',
+  'BOOLEAN',
+  'DOUBLE',
+  'InternetAddressV4',
+  'InternetAddressV6',
+  'DATE',
+  'URI',
+  'ENUM',
 ];
 /** querySpec fields that change results in Xenon but that Krypton does not implement. */
 const UNSUPPORTED_FIELDS = ['expectedResultCount', 'timeSnapshotBoundaryMicros', 'offset'] as const;
@@ -272,8 +321,7 @@ function parseOptions(raw: unknown): QueryOptionName[] {
   for (const o of raw) {
     if (typeof o !== 'string') fail('querySpec.options must contain strings');
     if (!(XENON_QUERY_OPTIONS as readonly string[]).includes(o)) fail(`unknown query option: ${o}`);
-    const accepted = (SUPPORTED_QUERY_OPTIONS as readonly string[]).includes(o) ||
-      (IGNORED_QUERY_OPTIONS as readonly string[]).includes(o);
+    const accepted = (SUPPORTED_QUERY_OPTIONS as readonly string[]).includes(o) || (IGNORED_QUERY_OPTIONS as readonly string[]).includes(o);
     if (!accepted) fail(`${o} is not supported`);
     seen.add(o);
   }

@@ -33,7 +33,8 @@ function shape(s: CredentialsState): CredentialsState {
   if (s.userLink != null) out.userLink = s.userLink;
   out.type = s.type ?? 'Password';
   if (s.privateKeyHash == null) throw new KryptonError('INVALID_BODY', 'privateKey is required');
-  if (!parsePasswordHash(s.privateKeyHash, limits.scryptMemoryBytesMax)) throw new KryptonError('INVALID_BODY', 'privateKeyHash is not a scrypt hash this host can check');
+  if (!parsePasswordHash(s.privateKeyHash, limits.scryptMemoryBytesMax))
+    throw new KryptonError('INVALID_BODY', 'privateKeyHash is not a scrypt hash this host can check');
   out.privateKeyHash = s.privateKeyHash;
   return out;
 }

@@ -38,7 +38,10 @@ function links(v: string[] | null | undefined, field: string): string[] {
 
 function shape(s: RoleState): RoleState {
   if (s.userGroupLink != null || s.resourceGroupLink != null) {
-    throw new KryptonError('INVALID_BODY', 'userGroupLink and resourceGroupLink are not supported: name users in userLinks and paths in pathPrefixes');
+    throw new KryptonError(
+      'INVALID_BODY',
+      'userGroupLink and resourceGroupLink are not supported: name users in userLinks and paths in pathPrefixes',
+    );
   }
   const userLinks = links(s.userLinks, 'userLinks');
   const pathPrefixes = links(s.pathPrefixes, 'pathPrefixes');

@@ -38,7 +38,8 @@ export const tokenService = defineService<TokenState>({
     documentExpirationTimeMicros: nullable(Type.Integer({ minimum: 0 })),
   }),
   create(body) {
-    if (!body.documentExpirationTimeMicros) throw new KryptonError('INVALID_BODY', 'documentExpirationTimeMicros is required: a session always ends');
+    if (!body.documentExpirationTimeMicros)
+      throw new KryptonError('INVALID_BODY', 'documentExpirationTimeMicros is required: a session always ends');
     return shape(body);
   },
   put: (_current, body) => shape(body),

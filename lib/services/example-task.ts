@@ -9,7 +9,15 @@ import Type from 'typebox';
 import { KryptonError } from '../errors.js';
 import { KINDS, type JsonObject } from '../document.js';
 import { defineService } from '../service.js';
-import { failedPatch, isTerminal, stagePatch, TASK_DEFAULT_LIFETIME_MICROS, taskInfoSchema, validateTransition, type TaskServiceState } from '../task.js';
+import {
+  failedPatch,
+  isTerminal,
+  stagePatch,
+  TASK_DEFAULT_LIFETIME_MICROS,
+  taskInfoSchema,
+  validateTransition,
+  type TaskServiceState,
+} from '../task.js';
 
 export const EXAMPLE_SUB_STAGES = ['QUERY_EXAMPLES', 'DELETE_EXAMPLES'] as const;
 export type ExampleSubStage = (typeof EXAMPLE_SUB_STAGES)[number];
@@ -103,8 +111,13 @@ export const exampleTaskService = defineService<ExampleTaskState>({
     if (state.documentUpdateAction === 'POST') return stagePatch(state, 'STARTED', { subStage: state.subStage ?? 'QUERY_EXAMPLES' });
     switch (state.subStage) {
       case 'QUERY_EXAMPLES': {
-        const kindClause = { occurance: 'MUST_OCCUR', term: { propertyName: 'documentKind', matchValue: KINDS.example, matchType: 'TERM' } };
-        const query = state.customQueryClause ? { booleanClauses: [kindClause, { ...state.customQueryClause, occurance: 'MUST_OCCUR' }] } : kindClause;
+        const kindClause = {
+          occurance: 'MUST_OCCUR',
+          term: { propertyName: 'documentKind', matchValue: KINDS.example, matchType: 'TERM' },
+        };
+        const query = state.customQueryClause
+          ? { booleanClauses: [kindClause, { ...state.customQueryClause, occurance: 'MUST_OCCUR' }] }
+          : kindClause;
         const finished = await io.query({ taskInfo: { isDirect: true }, querySpec: { query } });
         return stagePatch(state, 'STARTED', { subStage: 'DELETE_EXAMPLES', exampleQueryTask: finished });
       }

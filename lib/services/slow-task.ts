@@ -9,7 +9,14 @@ import Type from 'typebox';
 import { KryptonError } from '../errors.js';
 import type { JsonObject } from '../document.js';
 import { defineService } from '../service.js';
-import { isTerminal, stagePatch, TASK_DEFAULT_LIFETIME_MICROS, taskInfoSchema, validateTransition, type TaskServiceState } from '../task.js';
+import {
+  isTerminal,
+  stagePatch,
+  TASK_DEFAULT_LIFETIME_MICROS,
+  taskInfoSchema,
+  validateTransition,
+  type TaskServiceState,
+} from '../task.js';
 
 export const SLOW_TASK_KIND = 'krypton:SlowTaskService:SlowTaskState';
 /** A step may not be longer than this, so a forgotten task cannot pin an owner for hours. */
@@ -67,7 +74,12 @@ export const slowTaskService = defineService<SlowTaskState>({
     validateTransition(current, body);
     // Steps only move forward: a repeated step (after a crash) lands on the same count, never below.
     const step = Math.max(current.step ?? 0, body.step ?? 0);
-    const out: SlowTaskState = { ...current, taskInfo: { ...current.taskInfo, stage: body.taskInfo!.stage }, step, ranOn: body.ranOn ?? current.ranOn ?? [] };
+    const out: SlowTaskState = {
+      ...current,
+      taskInfo: { ...current.taskInfo, stage: body.taskInfo!.stage },
+      step,
+      ranOn: body.ranOn ?? current.ranOn ?? [],
+    };
     if (body.failureMessage != null) out.failureMessage = body.failureMessage;
     return stripCommon(out);
   },

@@ -35,7 +35,12 @@ export function headOf(t: HeadTuple): Head {
 
 /** The head of a stored copy. */
 export function headOfDoc(doc: ServiceDocument): Head {
-  return { epoch: doc.documentEpoch ?? 0, version: doc.documentVersion, deleted: doc.documentUpdateAction === 'DELETE', owner: doc.documentOwner };
+  return {
+    epoch: doc.documentEpoch ?? 0,
+    version: doc.documentVersion,
+    deleted: doc.documentUpdateAction === 'DELETE',
+    owner: doc.documentOwner,
+  };
 }
 
 export function compareHeads(a: Head, b: Head): number {

@@ -39,8 +39,10 @@ export type PromiseDecision =
 
 /** Whether a replica holding `heldEpoch` (undefined: nothing) and `promised` grants `ask`. */
 export function decidePromise(heldEpoch: Epoch | undefined, promised: Promised | undefined, ask: Promised): PromiseDecision {
-  if (promised && ask.epoch === promised.epoch && ask.by === promised.by && !promiseSpent(heldEpoch, promised)) return { granted: true, record: false };
-  if ((heldEpoch === undefined || ask.epoch > heldEpoch) && (!promised || ask.epoch > promised.epoch)) return { granted: true, record: true };
+  if (promised && ask.epoch === promised.epoch && ask.by === promised.by && !promiseSpent(heldEpoch, promised))
+    return { granted: true, record: false };
+  if ((heldEpoch === undefined || ask.epoch > heldEpoch) && (!promised || ask.epoch > promised.epoch))
+    return { granted: true, record: true };
   return { granted: false, fence: fenceOf(heldEpoch, promised) };
 }
 

@@ -58,7 +58,11 @@ export function decideSynch(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | un
  * refuses one below its fence), so a view of the group that later changes makes it at worst
  * useless. Takeovers and adoptions wait for the settled pass.
  */
-export function earlyPushPlan(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>, fences: Iterable<Epoch> = []): SynchPlan | undefined {
+export function earlyPushPlan(
+  selfId: NodeId,
+  heads: ReadonlyMap<NodeId, Head | undefined>,
+  fences: Iterable<Epoch> = [],
+): SynchPlan | undefined {
   const { plan, takeoverEpoch } = decideSynch(selfId, heads, fences);
   if (takeoverEpoch !== undefined || !plan || plan.rewrite || plan.source !== selfId || plan.pushTo.length === 0) return undefined;
   return plan;
@@ -72,13 +76,19 @@ export function earlyPushPlan(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | 
  * finds the copy at home instead of fetching it; what it decides is unchanged, since the copy it
  * receives is the one every holder agrees on, and a later write would be a newer head it prefers.
  */
-export function earlyHandoffTarget(selfId: NodeId, ownerId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>, fences: Iterable<Epoch> = []): NodeId | undefined {
+export function earlyHandoffTarget(
+  selfId: NodeId,
+  ownerId: NodeId,
+  heads: ReadonlyMap<NodeId, Head | undefined>,
+  fences: Iterable<Epoch> = [],
+): NodeId | undefined {
   if (ownerId === selfId || !heads.has(ownerId) || heads.get(ownerId) !== undefined) return undefined;
   for (const _ of fences) return undefined;
   const ours = heads.get(selfId);
   if (!ours || ours.owner !== selfId) return undefined;
   for (const h of heads.values()) {
-    if (h && (h.epoch !== ours.epoch || h.version !== ours.version || h.owner !== ours.owner || h.deleted !== ours.deleted)) return undefined;
+    if (h && (h.epoch !== ours.epoch || h.version !== ours.version || h.owner !== ours.owner || h.deleted !== ours.deleted))
+      return undefined;
   }
   return ownerId;
 }
@@ -87,12 +97,22 @@ export function earlyHandoffTarget(selfId: NodeId, ownerId: NodeId, heads: Reado
  * The plan of a link whose replicas promised `epoch`: the best copy among the heads they returned
  * (null when none holds it), rewritten at `epoch` with a version above every copy known.
  */
-export function planTakeover(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | undefined>, epoch: Epoch, versionFloor: Version): SynchPlan | null {
+export function planTakeover(
+  selfId: NodeId,
+  heads: ReadonlyMap<NodeId, Head | undefined>,
+  epoch: Epoch,
+  versionFloor: Version,
+): SynchPlan | null {
   const plan = planLink(selfId, heads);
   if (!plan) return null;
   let maxVersion = versionFloor;
   for (const h of heads.values()) if (h) maxVersion = Math.max(maxVersion, h.version);
-  return { source: plan.source, best: plan.best, rewrite: { epoch, version: maxVersion + 1 }, pushTo: [...heads.keys()].filter((n) => n !== selfId) };
+  return {
+    source: plan.source,
+    best: plan.best,
+    rewrite: { epoch, version: maxVersion + 1 },
+    pushTo: [...heads.keys()].filter((n) => n !== selfId),
+  };
 }
 
 export interface TakeoverTarget {
@@ -139,7 +159,16 @@ export class TakeoverRound {
   ) {
     for (const t of targets) {
       if (this.links.has(t.link)) continue;
-      this.links.set(t.link, { target: t, epoch: t.epoch, proposals: 0, waiting: new Set(), grants: new Map(), refusedFence: -1, selfRefused: false, decided: false });
+      this.links.set(t.link, {
+        target: t,
+        epoch: t.epoch,
+        proposals: 0,
+        waiting: new Set(),
+        grants: new Map(),
+        refusedFence: -1,
+        selfRefused: false,
+        decided: false,
+      });
       this.open++;
     }
   }
@@ -227,7 +256,11 @@ export class TakeoverRound {
       return;
     }
     const why = r.refusedFence >= 0 ? `refused up to epoch ${r.refusedFence}` : 'unreachable or not answering';
-    this.decide(r, effects, { type: 'deferred', link, reason: `promises for epoch ${r.epoch} from ${r.grants.size} of ${r.target.replicas.length} replicas (${needed} needed, this host's own included); others ${why}` });
+    this.decide(r, effects, {
+      type: 'deferred',
+      link,
+      reason: `promises for epoch ${r.epoch} from ${r.grants.size} of ${r.target.replicas.length} replicas (${needed} needed, this host's own included); others ${why}`,
+    });
   }
 
   private decide(r: LinkRound, effects: TakeoverEffect[], e: TakeoverEffect): void {

@@ -85,7 +85,10 @@ export class Authn {
     if (type === 'LOGOUT') return this.logout(ctx, presentedToken);
     if (type !== 'LOGIN') throw new KryptonError('INVALID_BODY', `unknown requestType '${String(type)}' (expected LOGIN or LOGOUT)`);
     const seconds = body.sessionExpirationSeconds;
-    if (seconds != null && (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > limits.authSessionSecondsMax)) {
+    if (
+      seconds != null &&
+      (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1 || seconds > limits.authSessionSecondsMax)
+    ) {
       throw new KryptonError('INVALID_BODY', `sessionExpirationSeconds must be an integer from 1 to ${limits.authSessionSecondsMax}`);
     }
     const creds = parseBasicAuthorization(ctx.get('authorization') || undefined);
@@ -93,27 +96,38 @@ export class Authn {
       ctx.set('WWW-Authenticate', 'Basic realm="xenon"');
       throw new KryptonError('UNAUTHORIZED', 'Basic credentials are required: Authorization: Basic base64(email:password)');
     }
-    if (creds.kind === 'malformed') throw new KryptonError('INVALID_ARGUMENT', 'malformed Authorization header: expected Basic base64(email:password)');
+    if (creds.kind === 'malformed')
+      throw new KryptonError('INVALID_ARGUMENT', 'malformed Authorization header: expected Basic base64(email:password)');
     const userLink = this.userByEmail(creds.user);
-    const ok = userLink !== undefined && creds.password.length <= limits.passwordCharsMax
-      ? await this.passwordMatches(creds.user, creds.password)
-      : await verifyDecoy(creds.password.slice(0, limits.passwordCharsMax));
+    const ok =
+      userLink !== undefined && creds.password.length <= limits.passwordCharsMax
+        ? await this.passwordMatches(creds.user, creds.password)
+        : await verifyDecoy(creds.password.slice(0, limits.passwordCharsMax));
     if (!ok || userLink === undefined) throw new KryptonError('FORBIDDEN', 'forbidden');
 
     const lifetimeMicros = typeof seconds === 'number' ? seconds * 1_000_000 : limits.authTokenLifetimeMicros;
     const token = crypto.randomBytes(32).toString('base64url');
     const expiresMicros = this.d.clock.nowMicros() + lifetimeMicros;
-    const r = await this.self('POST', TOKENS_LINK, { documentSelfLink: tokenLinkOf(token), userLink, documentExpirationTimeMicros: expiresMicros });
-    if (r.status !== 200) throw new KryptonError('PEER_UNAVAILABLE', `the session could not be recorded (${r.status}): ${messageOf(r.body)}`);
+    const r = await this.self('POST', TOKENS_LINK, {
+      documentSelfLink: tokenLinkOf(token),
+      userLink,
+      documentExpirationTimeMicros: expiresMicros,
+    });
+    if (r.status !== 200)
+      throw new KryptonError('PEER_UNAVAILABLE', `the session could not be recorded (${r.status}): ${messageOf(r.body)}`);
     ctx.set(AUTH_TOKEN_HEADER, token);
-    ctx.append('Set-Cookie', `${AUTH_COOKIE}=${token}; Path=/; Max-Age=${Math.floor(lifetimeMicros / 1_000_000)}; HttpOnly; SameSite=Strict`);
+    ctx.append(
+      'Set-Cookie',
+      `${AUTH_COOKIE}=${token}; Path=/; Max-Age=${Math.floor(lifetimeMicros / 1_000_000)}; HttpOnly; SameSite=Strict`,
+    );
     ctx.body = { requestType: 'LOGIN', userLink, expirationTimeMicros: expiresMicros };
   }
 
   private async logout(ctx: Koa.Context, token: string | undefined): Promise<void> {
     if (token !== undefined && isTokenShaped(token)) {
       const r = await this.self('DELETE', tokenLinkOf(token), {});
-      if (r.status !== 200) throw new KryptonError('PEER_UNAVAILABLE', `the session could not be ended (${r.status}): ${messageOf(r.body)}`);
+      if (r.status !== 200)
+        throw new KryptonError('PEER_UNAVAILABLE', `the session could not be ended (${r.status}): ${messageOf(r.body)}`);
     }
     ctx.append('Set-Cookie', `${AUTH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`);
     ctx.body = { requestType: 'LOGOUT' };
@@ -174,7 +188,12 @@ export class Authn {
   }
 
   /** A request to this host as the system user: it routes the write to the owner like any other. */
-  private self(method: string, path: string, body: unknown, timeoutMicros = this.d.operationTimeoutMicros): Promise<{ status: number; body: unknown }> {
+  private self(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMicros = this.d.operationTimeoutMicros,
+  ): Promise<{ status: number; body: unknown }> {
     return this.d.peers.json(this.d.selfUri() + path, { method, body, timeoutMs: Math.max(1, Math.floor(timeoutMicros / 1000)) });
   }
 }

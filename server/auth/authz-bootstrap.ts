@@ -71,7 +71,10 @@ export class AdminBootstrap {
     const links = adminLinks(email);
     const user = await this.call('GET', links.user);
     if (user.status !== 200 || (user.body as JsonObject).email !== email) {
-      await this.write(user.status === 200 ? 'PUT' : 'POST', user.status === 200 ? links.user : USERS_LINK, { documentSelfLink: links.user, email });
+      await this.write(user.status === 200 ? 'PUT' : 'POST', user.status === 200 ? links.user : USERS_LINK, {
+        documentSelfLink: links.user,
+        email,
+      });
     }
     const local = this.d.index.latest(links.credentials) as JsonObject | undefined;
     if (!(local && local.documentUpdateAction !== 'DELETE' && (await verifyPassword(password, local.privateKeyHash)))) {
@@ -93,8 +96,18 @@ export class AdminBootstrap {
     if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${(r.body as { message?: string } | undefined)?.message ?? ''}`);
   }
 
-  private call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
-    return this.d.peers.json(this.d.selfUri() + path, { method, body, headers, timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000) });
+  private call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: unknown }> {
+    return this.d.peers.json(this.d.selfUri() + path, {
+      method,
+      body,
+      headers,
+      timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+    });
   }
 }
 

@@ -126,11 +126,14 @@ export class AccessControl {
         if (forwarded !== 'client') cls = forwarded;
       }
       if (cls === 'group-body') cls = classifyGroupBody(ctx.method, await readJsonBody(ctx.req));
-      if (enforced && cls === 'peer' && !isMember()) throw forbidden(`${ctx.method} ${target ?? path} accepts requests from members of the node group only`);
+      if (enforced && cls === 'peer' && !isMember())
+        throw forbidden(`${ctx.method} ${target ?? path} accepts requests from members of the node group only`);
       // A join makes this host call the new peer with the secret: only those who hold it, or
       // (with authorization on) users granted POST on the group, may point it somewhere.
       if (cls === 'join' && this.d.peerAuth.source === 'configured' && !enabled && !isMember()) {
-        throw forbidden('a JoinPeerRequest needs the peer secret while authorization is off, since the host sends that secret to the new peer');
+        throw forbidden(
+          'a JoinPeerRequest needs the peer secret while authorization is off, since the host sends that secret to the new peer',
+        );
       }
       await this.guardSecrets(ctx, raw);
       if (!enabled) {
@@ -262,8 +265,10 @@ export class AccessControl {
       const body = await readJsonBody(ctx.req);
       if (!isObject(body) || body.privateKey === undefined || body.privateKey === null) return;
       const { privateKey, ...rest } = body;
-      if (typeof privateKey !== 'string' || privateKey === '') throw new KryptonError('INVALID_BODY', 'privateKey must be a non-empty string');
-      if (privateKey.length > limits.passwordCharsMax) throw new KryptonError('INVALID_BODY', `privateKey is longer than ${limits.passwordCharsMax} characters`);
+      if (typeof privateKey !== 'string' || privateKey === '')
+        throw new KryptonError('INVALID_BODY', 'privateKey must be a non-empty string');
+      if (privateKey.length > limits.passwordCharsMax)
+        throw new KryptonError('INVALID_BODY', `privateKey is longer than ${limits.passwordCharsMax} characters`);
       rest[PASSWORD_HASH_FIELD] = await hashPassword(privateKey);
       replaceBody(ctx.req, Buffer.from(JSON.stringify(rest)));
       return;
@@ -278,12 +283,21 @@ export class AccessControl {
 
   /** Drops stored password hashes from whatever this response carries. */
   private redact(ctx: Koa.Context, raw: string): void {
-    if (!(raw.startsWith(CREDENTIALS_LINK) || raw.startsWith('/core/query-tasks') || raw.startsWith('/core/local-query-tasks') || raw.startsWith(PAGE_PATH))) return;
+    if (
+      !(
+        raw.startsWith(CREDENTIALS_LINK) ||
+        raw.startsWith('/core/query-tasks') ||
+        raw.startsWith('/core/local-query-tasks') ||
+        raw.startsWith(PAGE_PATH)
+      )
+    )
+      return;
     const body: unknown = ctx.body;
     if (!isObject(body)) return;
     let out = withoutHash(body);
     if (isObject(out.documents)) out = { ...out, documents: documentsWithoutHash(out.documents) };
-    if (isObject(out.results) && isObject(out.results.documents)) out = { ...out, results: { ...out.results, documents: documentsWithoutHash(out.results.documents) } };
+    if (isObject(out.results) && isObject(out.results.documents))
+      out = { ...out, results: { ...out.results, documents: documentsWithoutHash(out.results.documents) } };
     if (out !== body) ctx.body = out;
   }
 }

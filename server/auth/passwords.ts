@@ -22,14 +22,17 @@ const waiting: (() => void)[] = [];
 
 async function scrypt(password: string, salt: Buffer, keyBytes: number, cost: { N: number; r: number; p: number }): Promise<Buffer> {
   if (running >= limits.passwordHashesConcurrentMax) {
-    if (waiting.length >= limits.passwordHashesQueuedMax) throw new KryptonError('LIMIT_EXCEEDED', `more than ${limits.passwordHashesQueuedMax} password checks are waiting; try again`);
+    if (waiting.length >= limits.passwordHashesQueuedMax)
+      throw new KryptonError('LIMIT_EXCEEDED', `more than ${limits.passwordHashesQueuedMax} password checks are waiting; try again`);
     await new Promise<void>((r) => waiting.push(r));
   } else {
     running++;
   }
   try {
     return await new Promise<Buffer>((resolve, reject) => {
-      crypto.scrypt(password, salt, keyBytes, { ...cost, maxmem: 128 * cost.N * cost.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+      crypto.scrypt(password, salt, keyBytes, { ...cost, maxmem: 128 * cost.N * cost.r + 1024 * 1024 }, (err, key) =>
+        err ? reject(err) : resolve(key),
+      );
     });
   } finally {
     // The turn passes straight to the next waiter, so `running` counts it already.

@@ -59,7 +59,10 @@ export class PeerAuth {
     }
     if (secret !== undefined) {
       if (!PEER_SECRET_SHAPE.test(secret)) {
-        throw new KryptonError('INVALID_ARGUMENT', `the peer secret needs at least ${PEER_SECRET_CHARS_MIN} printable characters and no spaces`);
+        throw new KryptonError(
+          'INVALID_ARGUMENT',
+          `the peer secret needs at least ${PEER_SECRET_CHARS_MIN} printable characters and no spaces`,
+        );
       }
       return new PeerAuth(secret, 'configured', clientCertificates);
     }
@@ -94,7 +97,9 @@ export class PeerAuth {
   /** The one start-time line about open peer endpoints. */
   warnIfOpen(logger: Logger, hasPeers: boolean): void {
     if (!this.enforced && hasPeers) {
-      logger.warn('peer endpoints (replication, synchronization, gossip) accept requests from anyone: start every host with --peerSecretFile (or client certificates) to limit them to members');
+      logger.warn(
+        'peer endpoints (replication, synchronization, gossip) accept requests from anyone: start every host with --peerSecretFile (or client certificates) to limit them to members',
+      );
     }
   }
 }

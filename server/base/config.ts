@@ -69,12 +69,15 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   certificateFile: { kind: 'string', help: 'X.509 certificate chain in PEM for HTTPS, leaf first' },
   keyPassphrase: { kind: 'string', help: 'password of an encrypted --keyFile' },
   caFile: { kind: 'string', help: 'PEM CA certificates trusted for https:// peers, besides the system ones and NODE_EXTRA_CA_CERTS' },
-  sslClientAuthMode: { kind: 'string', help: 'ask HTTPS clients for a certificate: NONE (default), WANT (verify if given), NEED (refuse without one)' },
+  sslClientAuthMode: {
+    kind: 'string',
+    help: 'ask HTTPS clients for a certificate: NONE (default), WANT (verify if given), NEED (refuse without one)',
+  },
   bindAddress: { kind: 'string', help: 'address to listen on, also used in groupReference' },
   sandbox: { kind: 'string', help: 'data folder; the port is appended: <sandbox>/<port>/' },
   id: { kind: 'string', help: 'host id (default: generated once and kept in the sandbox)' },
   publicUri: { kind: 'string', help: 'URI other hosts should use to reach this one' },
-  peerNodes: { kind: 'list', help: 'comma-separated peer URIs; this host\'s own URI is skipped' },
+  peerNodes: { kind: 'list', help: "comma-separated peer URIs; this host's own URI is skipped" },
   membershipQuorum: { kind: 'int', help: 'available members required before owner-selected requests run' },
   operationTimeoutMicros: { kind: 'int', help: 'how long a request may wait before 408 (default 60000000)' },
   repairLog: { kind: 'bool', help: 'truncate the log at the first damaged record instead of refusing to start' },
@@ -84,7 +87,7 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   peerSecretFile: { kind: 'string', help: 'file whose first line is the shared peer secret' },
   isAuthorizationEnabled: { kind: 'bool', help: 'require a login token (POST /core/authn/basic) and a role for every request' },
   adminUser: { kind: 'string', help: 'with authorization on: email of a user granted every verb on / (default admin@localhost)' },
-  adminPassword: { kind: 'string', help: 'with authorization on: that user\'s password' },
+  adminPassword: { kind: 'string', help: "with authorization on: that user's password" },
 };
 
 export function flagHelp(): string {
@@ -122,13 +125,19 @@ export function parseHostArgs(argv: readonly string[], base: Config = defaultCon
 export function validateConfig(cfg: Config): void {
   const tlsFiles = cfg.keyFile !== undefined || cfg.certificateFile !== undefined;
   if (cfg.securePort === undefined) {
-    if (cfg.port === -1) throw new ConfigError('--port=-1 turns plain HTTP off, so --securePort (with --keyFile and --certificateFile) is required');
-    if (tlsFiles || cfg.keyPassphrase !== undefined) throw new ConfigError('--keyFile, --certificateFile and --keyPassphrase only apply to HTTPS: add --securePort');
+    if (cfg.port === -1)
+      throw new ConfigError('--port=-1 turns plain HTTP off, so --securePort (with --keyFile and --certificateFile) is required');
+    if (tlsFiles || cfg.keyPassphrase !== undefined)
+      throw new ConfigError('--keyFile, --certificateFile and --keyPassphrase only apply to HTTPS: add --securePort');
     if (cfg.sslClientAuthMode !== 'NONE') throw new ConfigError('--sslClientAuthMode only applies to HTTPS: add --securePort');
     return;
   }
-  if (cfg.keyFile === undefined || cfg.certificateFile === undefined) throw new ConfigError('--securePort needs both --keyFile and --certificateFile');
-  if (cfg.sslClientAuthMode !== 'NONE' && cfg.caFile === undefined) throw new ConfigError(`--sslClientAuthMode=${cfg.sslClientAuthMode} needs --caFile: client certificates are verified against that CA only`);
+  if (cfg.keyFile === undefined || cfg.certificateFile === undefined)
+    throw new ConfigError('--securePort needs both --keyFile and --certificateFile');
+  if (cfg.sslClientAuthMode !== 'NONE' && cfg.caFile === undefined)
+    throw new ConfigError(
+      `--sslClientAuthMode=${cfg.sslClientAuthMode} needs --caFile: client certificates are verified against that CA only`,
+    );
   if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw new ConfigError(`--port and --securePort cannot both be ${cfg.port}`);
 }
 
@@ -189,7 +198,11 @@ function apply(cfg: Config, name: string, kind: Kind, value: string): void {
       cfg.publicUri = value.replace(/\/+$/, '');
       return;
     case 'peerNodes': {
-      const list = value.split(',').map((s) => s.trim()).filter(Boolean).map(normalizePeer);
+      const list = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(normalizePeer);
       const wrong = list.find((u) => !isHttpUri(u));
       if (wrong) throw bad(`(peer '${wrong}' is not an http:// or https:// URI)`);
       cfg.peerNodes = list;
@@ -260,7 +273,13 @@ function normalizePeer(s: string): string {
  */
 export function peerAuthConfigProblem(cfg: Config): string | undefined {
   if (cfg.peerSecret !== undefined && cfg.peerSecretFile !== undefined) return 'give --peerSecret or --peerSecretFile, not both';
-  if (cfg.isAuthorizationEnabled && cfg.peerNodes.length > 0 && cfg.peerSecret === undefined && cfg.peerSecretFile === undefined && cfg.sslClientAuthMode === 'NONE') {
+  if (
+    cfg.isAuthorizationEnabled &&
+    cfg.peerNodes.length > 0 &&
+    cfg.peerSecret === undefined &&
+    cfg.peerSecretFile === undefined &&
+    cfg.sslClientAuthMode === 'NONE'
+  ) {
     return '--isAuthorizationEnabled with --peerNodes needs --peerSecret or --peerSecretFile (or --sslClientAuthMode=WANT or NEED with certificates from --caFile) so the hosts can prove to each other that they are members';
   }
   return undefined;

@@ -130,7 +130,10 @@ export class DocumentStore {
         () => together.forEach((i) => (results[i] = OK)),
         (e: unknown) => together.forEach((i) => (results[i] = { ok: false, status: 500, message: (e as Error).message })),
       );
-      this.queues.holdAll(together.map((i) => records[i]!.link), done);
+      this.queues.holdAll(
+        together.map((i) => records[i]!.link),
+        done,
+      );
       waits.push(done);
     }
     for (const i of behind) {
@@ -160,7 +163,8 @@ export class DocumentStore {
     const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
     const promised = this.d.promises?.get(rec.link);
     const decision = decideRecord(held, promised, rec);
-    if (decision === 'refuse') return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
+    if (decision === 'refuse')
+      return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
     if (decision === 'duplicate') return OK;
     return undefined;
   }
@@ -192,8 +196,14 @@ export class DocumentStore {
    */
   prepareCreate(svc: RegisteredService, rawBody: unknown, ownedHere?: (link: Link) => boolean): { body: JsonObject; link: Link } {
     // TaskService and StatefulService word the same refusal differently in Xenon.
-    if (rawBody === undefined) throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
-    if (rawBody !== null && typeof rawBody === 'object' && 'documentSourceLink' in rawBody && (rawBody as JsonObject).documentSourceLink != null) {
+    if (rawBody === undefined)
+      throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
+    if (
+      rawBody !== null &&
+      typeof rawBody === 'object' &&
+      'documentSourceLink' in rawBody &&
+      (rawBody as JsonObject).documentSourceLink != null
+    ) {
       throw new KryptonError('INVALID_BODY', 'clone request not supported');
     }
     const body = svc.parseBody(rawBody);
@@ -211,7 +221,11 @@ export class DocumentStore {
    * Factory POST of a body already checked by prepareCreate. Returns the new state (or, for
    * IDEMPOTENT_POST over a live link, the PUT result).
    */
-  async create(svc: RegisteredService, prepared: { body: JsonObject; link: Link }, opts: { forceIndexUpdate: boolean } & WriteOptions): Promise<ServiceDocument> {
+  async create(
+    svc: RegisteredService,
+    prepared: { body: JsonObject; link: Link },
+    opts: { forceIndexUpdate: boolean } & WriteOptions,
+  ): Promise<ServiceDocument> {
     const { body, link } = prepared;
     const synching = this.d.synch?.ensure(svc, link);
     if (synching) await synching;
@@ -227,7 +241,13 @@ export class DocumentStore {
   }
 
   /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */
-  async update(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', link: Link, rawBody: unknown, opts: WriteOptions = {}): Promise<ServiceDocument | undefined> {
+  async update(
+    svc: RegisteredService,
+    action: 'PUT' | 'PATCH' | 'DELETE',
+    link: Link,
+    rawBody: unknown,
+    opts: WriteOptions = {},
+  ): Promise<ServiceDocument | undefined> {
     if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
     const synching = this.d.synch?.ensure(svc, link);
@@ -285,4 +305,3 @@ export class DocumentStore {
     return this.queues.drain();
   }
 }
-

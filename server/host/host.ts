@@ -127,7 +127,13 @@ export class Host {
     }
   }
 
-  private static async startLocked(config: Config, opts: HostOptions, dir: string, lock: Lock, opened: { listeners?: Listeners }): Promise<Host> {
+  private static async startLocked(
+    config: Config,
+    opts: HostOptions,
+    dir: string,
+    lock: Lock,
+    opened: { listeners?: Listeners },
+  ): Promise<Host> {
     const clock = opts.clock ?? systemClock();
     // Before anything is replayed or opened: a bad key or certificate is a one-line start failure.
     const tls = await loadTls(config, clock.nowMicros() / 1000);
@@ -141,7 +147,9 @@ export class Host {
     for (const s of BUILTIN_SERVICES) registry.add(s);
     for (const s of opts.services ?? []) registry.add(s);
 
-    const index = new DocumentIndex({ retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault) });
+    const index = new DocumentIndex({
+      retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
+    });
     const replayStarted = performance.now();
     const wal = await WriteAheadLog.open({
       dir: diskDirectory(path.join(dir, 'log')),
@@ -207,7 +215,14 @@ export class Host {
     const forwarder = new Forwarder(peers);
     // With authorization on, each forwarded request travels on its own through the owner's koa
     // app, where the caller's token is checked again; batches would skip that check.
-    const routing = new OwnerRouting({ selectors, peers, forwarder: config.isAuthorizationEnabled ? undefined : forwarder, clock, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros });
+    const routing = new OwnerRouting({
+      selectors,
+      peers,
+      forwarder: config.isAuthorizationEnabled ? undefined : forwarder,
+      clock,
+      hostId: id,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    });
     const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros: config.operationTimeoutMicros });
     const synchronizer = new Synchronizer({
       hostId: id,
@@ -239,7 +254,14 @@ export class Host {
       logger,
       operationTimeoutMicros: config.operationTimeoutMicros,
     });
-    const watches = new Watches({ index, changes, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+    const watches = new Watches({
+      index,
+      changes,
+      peers,
+      selfUri: () => uri,
+      logger,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    });
     const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
     replicator.onStaleEpoch = (link) => synchronizer.staleEpoch(link);
     store.attachCluster({ replicator, synch: synchronizer, hooks });
@@ -265,7 +287,16 @@ export class Host {
       hostId: id,
       hostState: () => host!.hostState(),
       requestStop: () => void host?.stop(),
-      cluster: { groups, store, synchronizer, selectors, peers, hostId: id, operationTimeoutMicros: config.operationTimeoutMicros, nowMicros: () => clock.nowMicros() },
+      cluster: {
+        groups,
+        store,
+        synchronizer,
+        selectors,
+        peers,
+        hostId: id,
+        operationTimeoutMicros: config.operationTimeoutMicros,
+        nowMicros: () => clock.nowMicros(),
+      },
       routing,
       tasks,
       watches,
@@ -276,7 +307,9 @@ export class Host {
     const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
     // Document requests skip koa only while authorization is off: koa's access middleware checks
     // each one's token when it is on.
-    const documentEndpoint = config.isAuthorizationEnabled ? undefined : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
+    const documentEndpoint = config.isAuthorizationEnabled
+      ? undefined
+      : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
     // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
     // request goes on to koa, whose access middleware answers it 403.
     handler = (req, res) => {
@@ -287,16 +320,49 @@ export class Host {
     for (const run of early.splice(0)) run();
     let admin: AdminBootstrap | undefined;
     if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
-      admin = new AdminBootstrap({ email: config.adminUser ?? 'admin@localhost', password: config.adminPassword, index, peers, selfUri: () => uri, logger, operationTimeoutMicros: config.operationTimeoutMicros });
+      admin = new AdminBootstrap({
+        email: config.adminUser ?? 'admin@localhost',
+        password: config.adminPassword,
+        index,
+        peers,
+        selfUri: () => uri,
+        logger,
+        operationTimeoutMicros: config.operationTimeoutMicros,
+      });
     } else if (config.isAuthorizationEnabled) {
-      logger.warn('authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles');
+      logger.warn(
+        'authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles',
+      );
     }
-    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, { peers, groups, selectors, synchronizer, hooks, tasks, changes, watches, forwarder, replicator, promises, access, admin });
+    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, {
+      peers,
+      groups,
+      selectors,
+      synchronizer,
+      hooks,
+      tasks,
+      changes,
+      watches,
+      forwarder,
+      replicator,
+      promises,
+      access,
+      admin,
+    });
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
     const on = listeners.all.map((l) => `${config.bindAddress}:${l.port}${l.scheme === 'https' ? ' (https)' : ''}`).join(' and ');
-    if (tls) logger.info({ certificate: tls.summary.subject, validTo: tls.summary.validTo, caFileCertificates: tls.summary.caCount, sslClientAuthMode: config.sslClientAuthMode }, 'HTTPS on');
+    if (tls)
+      logger.info(
+        {
+          certificate: tls.summary.subject,
+          validTo: tls.summary.validTo,
+          caFileCertificates: tls.summary.caCount,
+          sslClientAuthMode: config.sslClientAuthMode,
+        },
+        'HTTPS on',
+      );
     logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${on}`);
     return host;
   }

@@ -104,7 +104,11 @@ export function createApp(d: AppDeps): Koa {
     const raw = ctx.query.lineCount;
     const n = raw === undefined ? 1000 : Number(raw);
     if (!Number.isInteger(n) || n < 0) throw new KryptonError('INVALID_ARGUMENT', 'lineCount must be a non-negative integer');
-    ctx.body = { items: d.ring.tail(n), documentSelfLink: '/core/management/process-log', documentKind: 'com:vmware:xenon:services:common:LogService:LogServiceState' };
+    ctx.body = {
+      items: d.ring.tail(n),
+      documentSelfLink: '/core/management/process-log',
+      documentKind: 'com:vmware:xenon:services:common:LogService:LogServiceState',
+    };
   });
   router.all('/core/management/process-log', (ctx) => notAllowed(ctx.method));
 
@@ -199,7 +203,8 @@ async function watchRoutes(d: AppDeps, ctx: Koa.Context, path: string, next: Koa
       ctx.body = d.watches.subscribe(target, await readJsonBody(ctx.req), d.access?.watchFilter(ctx));
       return;
     case 'DELETE':
-      if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req))) throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);
+      if (!d.watches.unsubscribe(link, await readJsonBody(ctx.req)))
+        throw new KryptonError('NOT_FOUND', `no subscription with that reference on ${link}`);
       ctx.body = {};
       return;
     default:

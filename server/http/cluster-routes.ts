@@ -136,7 +136,11 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     if (target === 'ALL') {
       const nodes = Object.values(g.nodes).filter(isEligibleOwner);
       const ids = spec.replicationFactor
-        ? selectNodes(str(q.key) ?? path, nodes.map((n) => ({ id: n.id, eligible: true })), spec.replicationFactor)
+        ? selectNodes(
+            str(q.key) ?? path,
+            nodes.map((n) => ({ id: n.id, eligible: true })),
+            spec.replicationFactor,
+          )
         : nodes.map((n) => n.id);
       const receivers: string[] = [];
       const selectedNodes: Record<string, string> = {};
@@ -149,8 +153,14 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
           receivers.push(uri);
           selectedNodes[id] = n.groupReference;
           try {
-            const r = await d.peers.request(uri, { method: ctx.method, body: raw, headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-no-fwd') }, timeoutMs });
-            if (r.status >= 400) failures[uri] = safeJson(r.body) ?? toErrorResponse(new KryptonError('INVALID_ARGUMENT', `status ${r.status}`)).body;
+            const r = await d.peers.request(uri, {
+              method: ctx.method,
+              body: raw,
+              headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-no-fwd') },
+              timeoutMs,
+            });
+            if (r.status >= 400)
+              failures[uri] = safeJson(r.body) ?? toErrorResponse(new KryptonError('INVALID_ARGUMENT', `status ${r.status}`)).body;
             else jsonResponses[uri] = r.body.toString('utf8');
           } catch (e) {
             failures[uri] = { message: (e as Error).message, statusCode: 500, documentKind: KINDS.serviceErrorResponse, errorCode: 0 };
@@ -181,7 +191,15 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     } else {
       origin = originOf(d.selectors.select(selLink, str(q.key) ?? path).ownerNodeGroupReference);
     }
-    relay(ctx, await d.peers.request(origin + url, { method: ctx.method, body: raw, headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-fwd') }, timeoutMs }));
+    relay(
+      ctx,
+      await d.peers.request(origin + url, {
+        method: ctx.method,
+        body: raw,
+        headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-fwd') },
+        timeoutMs,
+      }),
+    );
   });
 }
 

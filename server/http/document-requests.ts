@@ -54,7 +54,8 @@ function requestedQuorum(req: DocumentRequest): number | 'all' | undefined {
   if (!raw) return undefined;
   if (raw === 'x-xenon-all') return 'all';
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new KryptonError('INVALID_ARGUMENT', `x-xenon-rpl-quorum must be a positive integer or x-xenon-all, not '${raw}'`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new KryptonError('INVALID_ARGUMENT', `x-xenon-rpl-quorum must be a positive integer or x-xenon-all, not '${raw}'`);
   return n;
 }
 
@@ -74,7 +75,11 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
         const routed = factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag);
         // The entry host validates the body and fixes the link (one it owns, when it generates
         // the id); the owner of that link runs the create.
-        const prepared = d.store.prepareCreate(factory, await req.readBody(), routed ? (link) => d.routing.ownedHere(factory.def.nodeSelector, link) : undefined);
+        const prepared = d.store.prepareCreate(
+          factory,
+          await req.readBody(),
+          routed ? (link) => d.routing.ownedHere(factory.def.nodeSelector, link) : undefined,
+        );
         const task = TaskDriver.isTask(factory);
         const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
         if (routed) {
@@ -95,7 +100,10 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
           );
           if (!decision.local) return { relayed: decision.reply };
         }
-        const state = await d.store.create(factory, prepared, { forceIndexUpdate: prag.has('xn-force-index-update'), quorum: requestedQuorum(req) });
+        const state = await d.store.create(factory, prepared, {
+          forceIndexUpdate: prag.has('xn-force-index-update'),
+          quorum: requestedQuorum(req),
+        });
         if (direct) return { status: 200, body: await d.tasks.awaitTerminal(prepared.link) };
         // A task's create only starts the work: Xenon answers 202 Accepted.
         return { status: task && state.documentUpdateAction === 'POST' ? 202 : 200, body: state };
@@ -111,7 +119,11 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
   const prag = pragmasOf(req.header('pragma'));
   const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
   if (child.has('OWNER_SELECTION')) {
-    const decision = await d.routing.route({ method, url: req.url, body, pragmas: prag, arrivalMicros: req.arrivalMicros, xenonHeaders: req.xenonHeaders() }, child.def.nodeSelector, path);
+    const decision = await d.routing.route(
+      { method, url: req.url, body, pragmas: prag, arrivalMicros: req.arrivalMicros, xenonHeaders: req.xenonHeaders() },
+      child.def.nodeSelector,
+      path,
+    );
     if (!decision.local) return { relayed: decision.reply };
   }
   switch (method) {
@@ -119,7 +131,8 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
       const v = new URLSearchParams(req.querystring).getAll('documentVersion');
       let version: number | undefined;
       if (v.length > 0) {
-        if (v.length > 1 || !/^\d+$/.test(v[0]!)) throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
+        if (v.length > 1 || !/^\d+$/.test(v[0]!))
+          throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
         version = Number(v[0]);
       }
       return { status: 200, body: ownerPath ? await d.store.read(child, path, version) : d.store.get(path, version) };

@@ -41,8 +41,10 @@ export class PeerEndpoints {
     const url = req.url ?? '';
     if (req.method !== 'POST' || !url.startsWith(SELECTORS_PREFIX)) return false;
     let run: (() => Promise<void>) | undefined;
-    if (url.endsWith(REPLICATION_SUFFIX) && this.d.selectors.spec(url.slice(0, -REPLICATION_SUFFIX.length))) run = () => this.replication(req, res);
-    else if (url.endsWith(FORWARDED_SUFFIX) && this.d.selectors.spec(url.slice(0, -FORWARDED_SUFFIX.length))) run = () => this.forwarded(req, res);
+    if (url.endsWith(REPLICATION_SUFFIX) && this.d.selectors.spec(url.slice(0, -REPLICATION_SUFFIX.length)))
+      run = () => this.replication(req, res);
+    else if (url.endsWith(FORWARDED_SUFFIX) && this.d.selectors.spec(url.slice(0, -FORWARDED_SUFFIX.length)))
+      run = () => this.forwarded(req, res);
     if (!run) return false;
     run().catch((e: unknown) => this.fail(req, res, e));
     return true;

@@ -128,12 +128,17 @@ export class GroupRuntime {
   }
 
   join(memberGroupReference: string, membershipQuorum?: number): Promise<unknown> {
-    return this.feed({ type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference, ...(membershipQuorum ? { membershipQuorum } : {}) } });
+    return this.feed({
+      type: 'join',
+      request: { kind: KINDS.joinPeerRequest, memberGroupReference, ...(membershipQuorum ? { membershipQuorum } : {}) },
+    });
   }
 
   async handlePost(raw: unknown): Promise<NodeGroupState> {
     const post = classifyGroupPost(raw, this.link);
-    return this.replyOf(await this.feed(post.type === 'join' ? { type: 'join', request: post.request } : { type: 'nodeStateReceived', node: post.node }));
+    return this.replyOf(
+      await this.feed(post.type === 'join' ? { type: 'join', request: post.request } : { type: 'nodeStateReceived', node: post.node }),
+    );
   }
 
   async handlePatch(raw: unknown): Promise<NodeGroupState> {
@@ -188,12 +193,21 @@ export class GroupRuntime {
         switch (e.purpose) {
           case 'gossip':
             return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs }).then(
-              (r) => this.answer(r, (body) => ({ type: 'gossipReplied', peerId: e.peerId, requestId: e.requestId, body }), { type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId }),
+              (r) =>
+                this.answer(r, (body) => ({ type: 'gossipReplied', peerId: e.peerId, requestId: e.requestId, body }), {
+                  type: 'gossipFailed',
+                  peerId: e.peerId,
+                  requestId: e.requestId,
+                }),
               () => void this.feed({ type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId }),
             );
           case 'joinFetch':
             return this.d.peers.json(e.to, { method: 'GET', timeoutMs }).then(
-              (r) => this.answer(r, (body) => ({ type: 'joinFetched', requestId: e.requestId, body }), { type: 'joinFailed', requestId: e.requestId }),
+              (r) =>
+                this.answer(r, (body) => ({ type: 'joinFetched', requestId: e.requestId, body }), {
+                  type: 'joinFailed',
+                  requestId: e.requestId,
+                }),
               (err) => {
                 this.warnJoinFailure(e.to, String(err));
                 void this.feed({ type: 'joinFailed', requestId: e.requestId });

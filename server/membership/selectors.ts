@@ -9,7 +9,14 @@
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
-import { nodeSelectorState, ownerOf, selectOwner, type NodeSelectorState, type SelectOwnerResponse, type SelectorSpec } from '../../lib/group/selector.js';
+import {
+  nodeSelectorState,
+  ownerOf,
+  selectOwner,
+  type NodeSelectorState,
+  type SelectOwnerResponse,
+  type SelectorSpec,
+} from '../../lib/group/selector.js';
 import type { Clock } from '../base/clock.js';
 import { MAINTENANCE_INTERVAL_MICROS, type GroupRuntime } from './groups.js';
 
@@ -51,7 +58,12 @@ export class Selectors {
     const spec = this.spec(link);
     if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
     const q = this.notified.get(link);
-    return nodeSelectorState(q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q }, this.group.group, this.clock.nowMicros(), MAINTENANCE_INTERVAL_MICROS);
+    return nodeSelectorState(
+      q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q },
+      this.group.group,
+      this.clock.nowMicros(),
+      MAINTENANCE_INTERVAL_MICROS,
+    );
   }
 
   /** Records a quorum change the way Xenon's selectors learn of it (§6.2). */
@@ -107,17 +119,27 @@ export class Selectors {
     const now = this.clock.nowMicros();
     if (deadlineMicros <= now) return Promise.reject(new KryptonError('TIMEOUT', 'Operation already expired, will not queue'));
     if (this.parked.length >= this.pendingMax) {
-      return Promise.reject(new KryptonError('LIMIT_EXCEEDED', `pending request queue limit exceeded: ${this.pendingMax} requests wait for the node group`));
+      return Promise.reject(
+        new KryptonError('LIMIT_EXCEEDED', `pending request queue limit exceeded: ${this.pendingMax} requests wait for the node group`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const p: Parked = {
         resolve,
         reject,
-        timer: setTimeout(() => {
-          const i = this.parked.indexOf(p);
-          if (i >= 0) this.parked.splice(i, 1);
-          reject(new KryptonError('TIMEOUT', `Request timed out: the node group was not available (quorum ${this.group.group.nodes[this.group.group.documentOwner ?? '']?.membershipQuorum ?? '?'}) within the operation timeout`));
-        }, Math.ceil((deadlineMicros - now) / 1000)),
+        timer: setTimeout(
+          () => {
+            const i = this.parked.indexOf(p);
+            if (i >= 0) this.parked.splice(i, 1);
+            reject(
+              new KryptonError(
+                'TIMEOUT',
+                `Request timed out: the node group was not available (quorum ${this.group.group.nodes[this.group.group.documentOwner ?? '']?.membershipQuorum ?? '?'}) within the operation timeout`,
+              ),
+            );
+          },
+          Math.ceil((deadlineMicros - now) / 1000),
+        ),
       };
       this.parked.push(p);
     });

@@ -56,4 +56,3 @@ export function toErrorResponse(e: unknown): { status: number; body: ServiceErro
 export function notAllowed(method: string): never {
   throw new KryptonError('METHOD_NOT_ALLOWED', `Action not supported: ${method}`);
 }
-

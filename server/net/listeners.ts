@@ -60,7 +60,13 @@ export class Listeners {
     return this.all.find((l) => l.scheme === 'https');
   }
 
-  static async open(opts: { port: number; securePort?: number; bindAddress: string; tls?: TlsServerOptions; handler: Handler }): Promise<Listeners> {
+  static async open(opts: {
+    port: number;
+    securePort?: number;
+    bindAddress: string;
+    tls?: TlsServerOptions;
+    handler: Handler;
+  }): Promise<Listeners> {
     const out: Listener[] = [];
     try {
       if (opts.port >= 0) {

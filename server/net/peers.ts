@@ -17,7 +17,10 @@ export interface PeerReply {
 }
 
 export class PeerError extends Error {
-  constructor(readonly url: string, cause: unknown) {
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
     super(`request to ${url} failed: ${(cause as Error)?.message ?? String(cause)}`);
   }
 }
@@ -95,7 +98,14 @@ export class PeerClient {
    * per request, client and server together. Every replication batch and gossip round pays it.
    * `stream`: where a 2xx answer's chunks go instead of into the returned body.
    */
-  private send(url: string, method: string, headers: Record<string, string>, body: string | Buffer | undefined, timeoutMs: number, stream?: (chunk: Buffer) => void): Promise<PeerReply> {
+  private send(
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body: string | Buffer | undefined,
+    timeoutMs: number,
+    stream?: (chunk: Buffer) => void,
+  ): Promise<PeerReply> {
     if (this.closed) return Promise.reject(new PeerError(url, new Error('peer client closed')));
     let target: Target;
     try {
@@ -184,7 +194,10 @@ export class PeerClient {
     return t;
   }
 
-  async json(url: string, opts: { method: string; body?: unknown; headers?: Record<string, string>; timeoutMs: number }): Promise<{ status: number; body: unknown }> {
+  async json(
+    url: string,
+    opts: { method: string; body?: unknown; headers?: Record<string, string>; timeoutMs: number },
+  ): Promise<{ status: number; body: unknown }> {
     const r = await this.request(url, { ...opts, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
     let body: unknown;
     try {

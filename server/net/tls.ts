@@ -53,7 +53,14 @@ async function readFlagFile(flag: string, file: string): Promise<string> {
     return await fs.readFile(file, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'it is a folder' : err.message;
+    const why =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'it is a folder'
+            : err.message;
     throw new TlsSetupError(`cannot read --${flag} ${file}: ${why}`);
   }
 }
@@ -113,21 +120,26 @@ export async function loadTls(cfg: Config, nowMs: number): Promise<TlsMaterial |
   if (!leaf.checkPrivateKey(key)) {
     throw new TlsSetupError(`--keyFile ${keyFile} does not belong to the certificate in --certificateFile ${certFile}`);
   }
-  if (Date.parse(leaf.validTo) < nowMs) throw new TlsSetupError(`the certificate in --certificateFile ${certFile} expired on ${leaf.validTo}`);
-  if (Date.parse(leaf.validFrom) > nowMs) throw new TlsSetupError(`the certificate in --certificateFile ${certFile} is not valid before ${leaf.validFrom}`);
+  if (Date.parse(leaf.validTo) < nowMs)
+    throw new TlsSetupError(`the certificate in --certificateFile ${certFile} expired on ${leaf.validTo}`);
+  if (Date.parse(leaf.validFrom) > nowMs)
+    throw new TlsSetupError(`the certificate in --certificateFile ${certFile} is not valid before ${leaf.validFrom}`);
 
   // Peers are verified against the system CAs, NODE_EXTRA_CA_CERTS and --caFile; client
   // certificates (a member proving itself) only against --caFile, or any certificate a public CA
   // signed would pass as a member.
   let caFileCerts: string[] | undefined;
-  if (cfg.caFile !== undefined) caFileCerts = certificatesIn('caFile', cfg.caFile, await readFlagFile('caFile', cfg.caFile)).map((c) => c.toString());
+  if (cfg.caFile !== undefined)
+    caFileCerts = certificatesIn('caFile', cfg.caFile, await readFlagFile('caFile', cfg.caFile)).map((c) => c.toString());
   const peerCa = caFileCerts ? [...(await defaultCAs()), ...caFileCerts] : undefined;
 
   const warnings: string[] = [];
   const host = cfg.publicUri ? new URL(cfg.publicUri).hostname.replace(/^\[|\]$/g, '') : cfg.bindAddress;
   const names = net.isIP(host) ? leaf.checkIP(host) : leaf.checkHost(host);
   if (!names && host !== '0.0.0.0' && host !== '::') {
-    warnings.push(`the certificate in --certificateFile ${certFile} does not name ${host} (subject alt names: ${leaf.subjectAltName ?? 'none'}); peers that verify it will refuse this host`);
+    warnings.push(
+      `the certificate in --certificateFile ${certFile} does not name ${host} (subject alt names: ${leaf.subjectAltName ?? 'none'}); peers that verify it will refuse this host`,
+    );
   }
 
   const mode = cfg.sslClientAuthMode;
@@ -143,7 +155,13 @@ export async function loadTls(cfg: Config, nowMs: number): Promise<TlsMaterial |
       minVersion: 'TLSv1.2',
     },
     client: {
-      secureContext: tls.createSecureContext({ key: keyPem, cert: certPem, ...passphrase, ...(peerCa ? { ca: peerCa } : {}), minVersion: 'TLSv1.2' }),
+      secureContext: tls.createSecureContext({
+        key: keyPem,
+        cert: certPem,
+        ...passphrase,
+        ...(peerCa ? { ca: peerCa } : {}),
+        minVersion: 'TLSv1.2',
+      }),
       rejectUnauthorized: true,
     },
     summary: { subject: leaf.subject.replace(/\n/g, ', '), validTo: leaf.validTo, caCount: caFileCerts?.length ?? 0 },

@@ -62,10 +62,17 @@ export function encodeResults(results: readonly ReplicaResult[]): Buffer {
 /** A replica's answer to a batch of `count` records; anything else throws. */
 export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
   const raw = unpackr.unpack(buf) as unknown;
-  if (!Array.isArray(raw) || raw.length !== count) throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
+  if (!Array.isArray(raw) || raw.length !== count)
+    throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
   return raw.map((r: unknown) => {
     const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
-    return o.ok === true ? { ok: true } : { ok: false, status: typeof o.status === 'number' ? o.status : 500, message: typeof o.message === 'string' ? o.message : 'malformed result' };
+    return o.ok === true
+      ? { ok: true }
+      : {
+          ok: false,
+          status: typeof o.status === 'number' ? o.status : 500,
+          message: typeof o.message === 'string' ? o.message : 'malformed result',
+        };
   });
 }
 
@@ -87,19 +94,30 @@ export function decodeBatch(buf: Buffer): Required<ReplicationBatch> {
         if (!value || typeof value !== 'object') throw bad('the header is not a map');
         header = value as { from?: unknown; count?: unknown };
         if (typeof header.from !== 'string' || !Number.isInteger(header.count)) throw bad('from and count are required');
-        if ((header.count as number) > limits.replicationBatchRecordsMax) throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
+        if ((header.count as number) > limits.replicationBatchRecordsMax)
+          throw bad(`more than ${limits.replicationBatchRecordsMax} records`);
         return;
       }
       if (records.length >= (header.count as number)) throw bad(`more records than the ${String(header.count)} announced`);
       const r = value as Record<string, unknown>;
       const state = r?.state as JsonObject | undefined;
       if (
-        !r || typeof r !== 'object' ||
-        typeof r.link !== 'string' || !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
-        !Number.isInteger(r.version) || !Number.isInteger(r.epoch) || typeof r.timeMicros !== 'number' ||
+        !r ||
+        typeof r !== 'object' ||
+        typeof r.link !== 'string' ||
+        !UPDATE_ACTIONS.includes(r.action as UpdateAction) ||
+        !Number.isInteger(r.version) ||
+        !Number.isInteger(r.epoch) ||
+        typeof r.timeMicros !== 'number' ||
         (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') ||
-        !state || typeof state !== 'object' || Array.isArray(state) || state.documentSelfLink !== r.link || state.documentVersion !== r.version ||
-        Object.keys(r).filter((k) => k !== 'resetHistory').join() !== REQUIRED_KEYS
+        !state ||
+        typeof state !== 'object' ||
+        Array.isArray(state) ||
+        state.documentSelfLink !== r.link ||
+        state.documentVersion !== r.version ||
+        Object.keys(r)
+          .filter((k) => k !== 'resetHistory')
+          .join() !== REQUIRED_KEYS
       ) {
         throw bad(`record for ${String(r?.link)} is malformed`);
       }
@@ -172,7 +190,10 @@ class PeerChannel {
         try {
           const r = await this.peers.request(this.url, {
             method: 'POST',
-            body: batchOf(this.selfId, batch.map((q) => q.bytes)),
+            body: batchOf(
+              this.selfId,
+              batch.map((q) => q.bytes),
+            ),
             headers: { 'content-type': REPLICATION_CONTENT_TYPE, pragma: 'xn-rpl' },
             timeoutMs: this.timeoutMs,
           });
@@ -241,7 +262,11 @@ export class Replicator {
     const members = Object.values(group.nodes).filter((n) => !n.options.includes('OBSERVER'));
     let chosen: NodeState[];
     if (spec?.replicationFactor) {
-      const ids = selectNodes(link, members.map((n) => ({ id: n.id, eligible: isEligibleOwner(n) })), spec.replicationFactor);
+      const ids = selectNodes(
+        link,
+        members.map((n) => ({ id: n.id, eligible: isEligibleOwner(n) })),
+        spec.replicationFactor,
+      );
       chosen = ids.map((id) => group.nodes[id]!);
     } else {
       chosen = members;
@@ -315,7 +340,13 @@ export class Replicator {
     await new Promise<void>((resolve, reject) => {
       const check = () => {
         if (tracker.outcome === 'succeeded') resolve();
-        else if (tracker.outcome === 'failed') reject(new KryptonError('REPLICATION_FAILED', tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`)));
+        else if (tracker.outcome === 'failed')
+          reject(
+            new KryptonError(
+              'REPLICATION_FAILED',
+              tracker.message(`takeover ${rec.action}`, rec.link, `${this.d.hostId}-${++this.opCounter}`),
+            ),
+          );
       };
       check();
       this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
@@ -325,15 +356,17 @@ export class Replicator {
   /** Sends `rec` to every reachable replica, counting each answer on `tracker`, then calls `check`. */
   private fanOut(set: ReplicaSet, selectorLink: string, rec: NewLogRecord, bytes: Buffer, tracker: QuorumTracker, check: () => void): void {
     for (const n of set.targets) {
-      void this.channel(n, selectorLink).send(bytes).then((r) => {
-        if (r.ok) tracker.success();
-        else {
-          tracker.failure(r.status);
-          if (r.status === 409) this.onStaleEpoch?.(rec.link);
-          this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
-        }
-        check();
-      });
+      void this.channel(n, selectorLink)
+        .send(bytes)
+        .then((r) => {
+          if (r.ok) tracker.success();
+          else {
+            tracker.failure(r.status);
+            if (r.status === 409) this.onStaleEpoch?.(rec.link);
+            this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+          }
+          check();
+        });
     }
   }
 

@@ -69,7 +69,8 @@ export function decodeForwardBatch(buf: Buffer): ForwardItem[] {
       xenonHeaders[k] = v;
     }
     if (body !== null && typeof body !== 'string') throw bad(`request ${i} has a body that is not text`);
-    if (typeof body === 'string' && Buffer.byteLength(body) > limits.bodyBytesMax) throw bad(`request ${i} has a body over ${limits.bodyBytesMax} bytes`);
+    if (typeof body === 'string' && Buffer.byteLength(body) > limits.bodyBytesMax)
+      throw bad(`request ${i} has a body over ${limits.bodyBytesMax} bytes`);
     return { method, url, pragma, xenonHeaders, body: body ?? undefined };
   });
 }
@@ -136,7 +137,9 @@ class ForwardChannel {
 
   send(item: ForwardItem, timeoutMs: number): Promise<PeerReply> {
     if (this.queue.length >= limits.forwardQueueMax) {
-      return Promise.reject(new KryptonError('LIMIT_EXCEEDED', `forwarding queue to ${this.url} is full: ${limits.forwardQueueMax} requests wait`));
+      return Promise.reject(
+        new KryptonError('LIMIT_EXCEEDED', `forwarding queue to ${this.url} is full: ${limits.forwardQueueMax} requests wait`),
+      );
     }
     return new Promise((resolve, reject) => {
       const bytes = item.url.length + (item.body === undefined ? 0 : Buffer.byteLength(item.body)) + item.pragma.length + 64;
@@ -190,19 +193,21 @@ class ForwardChannel {
     this.peers
       .streamed(
         this.url,
-        { method: 'POST', body: encodeForwardBatch(batch.map((p) => p.item)), headers: { 'content-type': CONTENT_TYPE, pragma: 'xn-fwd' }, timeoutMs },
+        {
+          method: 'POST',
+          body: encodeForwardBatch(batch.map((p) => p.item)),
+          headers: { 'content-type': CONTENT_TYPE, pragma: 'xn-fwd' },
+          timeoutMs,
+        },
         (chunk) => reader.push(chunk),
       )
-      .then(
-        (r) => {
-          if (r.status !== 200) {
-            failRest(new PeerError(this.url, new Error(`status ${r.status}: ${r.body?.toString('utf8').slice(0, 300) ?? ''}`)));
-          } else if (answered < batch.length) {
-            failRest(new PeerError(this.url, new Error(`the owner answered ${answered} of ${batch.length} requests`)));
-          }
-        },
-        failRest,
-      )
+      .then((r) => {
+        if (r.status !== 200) {
+          failRest(new PeerError(this.url, new Error(`status ${r.status}: ${r.body?.toString('utf8').slice(0, 300) ?? ''}`)));
+        } else if (answered < batch.length) {
+          failRest(new PeerError(this.url, new Error(`the owner answered ${answered} of ${batch.length} requests`)));
+        }
+      }, failRest)
       .finally(() => {
         this.inFlight--;
         this.schedule();

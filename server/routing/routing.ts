@@ -45,7 +45,14 @@ export function withPragma(pragmas: ReadonlySet<string>, add: string): string {
 
 export class OwnerRouting {
   constructor(
-    private readonly d: { selectors: Selectors; peers: PeerClient; forwarder?: Forwarder; clock: Clock; hostId: NodeId; operationTimeoutMicros: Micros },
+    private readonly d: {
+      selectors: Selectors;
+      peers: PeerClient;
+      forwarder?: Forwarder;
+      clock: Clock;
+      hostId: NodeId;
+      operationTimeoutMicros: Micros;
+    },
   ) {}
 
   /** Whether this request skips routing: already forwarded, replicated or explicitly local. */

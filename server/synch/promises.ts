@@ -119,7 +119,10 @@ export class PromiseStore {
         }
         if (damagedAt >= 0) {
           const msg = `promise file damaged in ${name} at offset ${damagedAt}`;
-          if (!this.o.repair) throw new KryptonError('LOG_CORRUPT', `${msg}: a good line follows (start with --repairLog to drop what follows it)`, { detail: { file: name, offset: damagedAt } });
+          if (!this.o.repair)
+            throw new KryptonError('LOG_CORRUPT', `${msg}: a good line follows (start with --repairLog to drop what follows it)`, {
+              detail: { file: name, offset: damagedAt },
+            });
           this.o.logger.error({ file: name, offset: damagedAt }, `${msg}; --repairLog: the promises after it are dropped`);
           repaired = true;
           break;
@@ -131,7 +134,8 @@ export class PromiseStore {
         at = nl + 1;
       }
       // Damage with no good line after it is a write cut short by a crash: never answered.
-      if (damagedAt >= 0 && !repaired) this.o.logger.warn({ file: name, offset: damagedAt }, 'torn tail of the promise file dropped (its request was never answered)');
+      if (damagedAt >= 0 && !repaired)
+        this.o.logger.warn({ file: name, offset: damagedAt }, 'torn tail of the promise file dropped (its request was never answered)');
     }
     for (const [link, p] of this.held) if (promiseSpent(this.o.heldEpoch(link), p)) this.held.delete(link);
     await this.rewrite(names);
@@ -152,7 +156,8 @@ export class PromiseStore {
     }
     const lines: Buffer[] = [];
     for (const [by, asks] of byHost) {
-      for (let i = 0; i < asks.length; i += limits.synchPromiseLinksMax) lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax)));
+      for (let i = 0; i < asks.length; i += limits.synchPromiseLinksMax)
+        lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax)));
     }
     const next = await this.o.dir.create(fileName(++this.fileNo));
     if (lines.length) await next.append(lines);
@@ -189,7 +194,10 @@ export class PromiseStore {
   /** Refuses a request that would push the table past limits.promisesHeldMax. */
   checkRoom(count: number): void {
     if (this.held.size + count > limits.promisesHeldMax) {
-      throw new KryptonError('LIMIT_EXCEEDED', `this host holds ${this.held.size} synchronization promises; the limit is ${limits.promisesHeldMax}`);
+      throw new KryptonError(
+        'LIMIT_EXCEEDED',
+        `this host holds ${this.held.size} synchronization promises; the limit is ${limits.promisesHeldMax}`,
+      );
     }
   }
 
@@ -212,7 +220,10 @@ export class PromiseStore {
   }
 
   private brokenError(): KryptonError {
-    return new KryptonError('LOG_FAILED', `the promise file could not be written: ${String((this.broken as Error)?.message ?? this.broken)}`);
+    return new KryptonError(
+      'LOG_FAILED',
+      `the promise file could not be written: ${String((this.broken as Error)?.message ?? this.broken)}`,
+    );
   }
 
   private async drain(): Promise<void> {

@@ -26,7 +26,14 @@ import { limits } from '../../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
 import { successThreshold } from '../../lib/replication/quorum.js';
 import { headOf, headOfDoc, type Head, type HeadTuple, type SynchPlan } from '../../lib/synch/plan.js';
-import { decideSynch, earlyHandoffTarget, earlyPushPlan, planTakeover, RetrySchedule, type TakeoverTarget } from '../../lib/synch/takeover.js';
+import {
+  decideSynch,
+  earlyHandoffTarget,
+  earlyPushPlan,
+  planTakeover,
+  RetrySchedule,
+  type TakeoverTarget,
+} from '../../lib/synch/takeover.js';
 import type { DocumentIndex } from '../../index/views.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
@@ -120,7 +127,18 @@ export class Synchronizer {
     this.takeovers = new Takeovers({ ...d, timeoutMs: this.timeoutMs });
     const promises = d.promises;
     this.stats = {
-      passes: 0, linksChecked: 0, adopted: 0, takenOver: 0, pushed: 0, pushFailures: 0, skippedNoQuorum: 0, takeoversDeferred: 0, lastPassMs: 0, running: false, earlyPushed: 0, earlyHandedOver: 0,
+      passes: 0,
+      linksChecked: 0,
+      adopted: 0,
+      takenOver: 0,
+      pushed: 0,
+      pushFailures: 0,
+      skippedNoQuorum: 0,
+      takeoversDeferred: 0,
+      lastPassMs: 0,
+      running: false,
+      earlyPushed: 0,
+      earlyHandedOver: 0,
       get promisesGranted() {
         return promises.stats.granted;
       },
@@ -247,7 +265,14 @@ export class Synchronizer {
             handoffs.slice(i, i + limits.synchConcurrencyMax).map(async ([l, n]) => {
               const doc = this.d.index.latest(l);
               if (!doc) return;
-              const rec: NewLogRecord = { link: l, action: doc.documentUpdateAction, version: doc.documentVersion, epoch: doc.documentEpoch ?? 0, timeMicros: doc.documentUpdateTimeMicros, state: doc };
+              const rec: NewLogRecord = {
+                link: l,
+                action: doc.documentUpdateAction,
+                version: doc.documentVersion,
+                epoch: doc.documentEpoch ?? 0,
+                timeMicros: doc.documentUpdateTimeMicros,
+                state: doc,
+              };
               const r = await this.d.replicator.push(n, svc.def.nodeSelector, rec);
               if (r.ok) this.stats.earlyHandedOver++;
             }),
@@ -257,7 +282,11 @@ export class Synchronizer {
     } catch (e) {
       this.d.logger.debug({ err: String(e) }, 'early synchronization pass stopped; the settled pass does its work');
     } finally {
-      if (pushed) this.d.logger.info({ generation, ms: Math.round(performance.now() - started), pushed }, 'early synchronization pass pushed copies while the group settles');
+      if (pushed)
+        this.d.logger.info(
+          { generation, ms: Math.round(performance.now() - started), pushed },
+          'early synchronization pass pushed copies while the group settles',
+        );
     }
   }
 
@@ -284,20 +313,34 @@ export class Synchronizer {
     if (this.stopped || this.retryTimer) return;
     const now = this.d.clock.nowMicros();
     const due = this.retry.failed(now);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.schedule();
-    }, Math.ceil((due - now) / 1000));
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.schedule();
+      },
+      Math.ceil((due - now) / 1000),
+    );
     this.retryTimer.unref();
   }
 
   /** Serves a peer's synchronization request: heads of a factory in pages, full latest states, or promises. */
-  async serve(raw: unknown): Promise<{ heads: HeadTuple[]; next?: string } | { states: Record<string, ServiceDocument>; fences?: Record<string, number> } | { promises: unknown[] }> {
+  async serve(
+    raw: unknown,
+  ): Promise<
+    | { heads: HeadTuple[]; next?: string }
+    | { states: Record<string, ServiceDocument>; fences?: Record<string, number> }
+    | { promises: unknown[] }
+  > {
     const req = raw as SynchRequest | undefined;
-    if (!req || typeof req !== 'object' || Array.isArray(req)) throw new KryptonError('INVALID_BODY', 'SynchronizePeersRequest body is required');
+    if (!req || typeof req !== 'object' || Array.isArray(req))
+      throw new KryptonError('INVALID_BODY', 'SynchronizePeersRequest body is required');
     if (req.kind === 'heads') {
-      if (typeof req.factoryLink !== 'string' || !this.d.registry.factory(req.factoryLink)) throw new KryptonError('INVALID_BODY', 'factoryLink must name a factory');
-      const limit = Math.min(limits.synchHeadsPageLinksMax, typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchHeadsPageLinksMax);
+      if (typeof req.factoryLink !== 'string' || !this.d.registry.factory(req.factoryLink))
+        throw new KryptonError('INVALID_BODY', 'factoryLink must name a factory');
+      const limit = Math.min(
+        limits.synchHeadsPageLinksMax,
+        typeof req.limit === 'number' && req.limit > 0 ? req.limit : limits.synchHeadsPageLinksMax,
+      );
       const links = this.sortedLinks(req.factoryLink);
       const start = typeof req.after === 'string' ? upperBound(links, req.after) : 0;
       const page = links.slice(start, start + limit);
@@ -305,7 +348,13 @@ export class Synchronizer {
       for (const l of page) {
         const doc = this.d.index.latest(l);
         if (!doc) continue;
-        const t: HeadTuple = [l, doc.documentEpoch ?? 0, doc.documentVersion, doc.documentUpdateAction === 'DELETE' ? 1 : 0, doc.documentOwner ?? ''];
+        const t: HeadTuple = [
+          l,
+          doc.documentEpoch ?? 0,
+          doc.documentVersion,
+          doc.documentUpdateAction === 'DELETE' ? 1 : 0,
+          doc.documentOwner ?? '',
+        ];
         const promised = this.d.promises.get(l);
         if (promised) t.push(promised.epoch);
         heads.push(t);
@@ -313,7 +362,8 @@ export class Synchronizer {
       return start + limit < links.length ? { heads, next: page[page.length - 1]! } : { heads };
     }
     if (req.kind === 'fetch') {
-      if (!Array.isArray(req.links) || req.links.length > limits.synchPageLinksMax) throw new KryptonError('INVALID_BODY', `links must be an array of at most ${limits.synchPageLinksMax}`);
+      if (!Array.isArray(req.links) || req.links.length > limits.synchPageLinksMax)
+        throw new KryptonError('INVALID_BODY', `links must be an array of at most ${limits.synchPageLinksMax}`);
       const states: Record<string, ServiceDocument> = {};
       const fences: Record<string, number> = {};
       for (const l of req.links) {
@@ -351,7 +401,11 @@ export class Synchronizer {
   private async fetchHeads(n: NodeState, svc: RegisteredService, out: Discovery): Promise<void> {
     let after: string | undefined;
     for (;;) {
-      const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'heads', factoryLink: svc.def.factoryLink, after }, timeoutMs: this.timeoutMs });
+      const r = await this.d.peers.json(this.synchUrl(n, svc), {
+        method: 'POST',
+        body: { kind: 'heads', factoryLink: svc.def.factoryLink, after },
+        timeoutMs: this.timeoutMs,
+      });
       if (r.status !== 200) throw new Error(`heads from ${n.id}: status ${r.status}`);
       const page = r.body as { heads: HeadTuple[]; next?: string };
       for (const t of page.heads) {
@@ -371,7 +425,11 @@ export class Synchronizer {
     for (let i = 0; i < links.length; i += limits.synchPageLinksMax) pages.push(links.slice(i, i + limits.synchPageLinksMax));
     const answers = await Promise.all(
       pages.map(async (page) => {
-        const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: page }, timeoutMs: this.timeoutMs });
+        const r = await this.d.peers.json(this.synchUrl(n, svc), {
+          method: 'POST',
+          body: { kind: 'fetch', links: page },
+          timeoutMs: this.timeoutMs,
+        });
         if (r.status !== 200) throw new Error(`fetch from ${n.id}: status ${r.status}`);
         return (r.body as { states: Record<string, ServiceDocument> }).states;
       }),
@@ -491,7 +549,9 @@ export class Synchronizer {
         const answered = new Set<NodeId>();
         await Promise.all(
           this.peers().map(async (n) => {
-            const r = await this.d.peers.json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: [link] }, timeoutMs: this.timeoutMs }).catch(() => undefined);
+            const r = await this.d.peers
+              .json(this.synchUrl(n, svc), { method: 'POST', body: { kind: 'fetch', links: [link] }, timeoutMs: this.timeoutMs })
+              .catch(() => undefined);
             if (r?.status !== 200) return; // unreachable: neither a source nor a target this time
             answered.add(n.id);
             const body = r.body as { states?: Record<string, ServiceDocument>; fences?: Record<string, unknown> };
@@ -538,7 +598,10 @@ export class Synchronizer {
       }
       this.stats.passes++;
       this.stats.lastPassMs = Math.round(performance.now() - started);
-      this.d.logger.info({ generation, ms: this.stats.lastPassMs, checked: this.stats.linksChecked, pushed: this.stats.pushed, deferred }, 'synchronization pass finished');
+      this.d.logger.info(
+        { generation, ms: this.stats.lastPassMs, checked: this.stats.linksChecked, pushed: this.stats.pushed, deferred },
+        'synchronization pass finished',
+      );
     } catch (e) {
       // A peer left mid-pass (the membership change that follows schedules another pass) or keeps
       // failing: try again after the same backoff as deferred takeovers, not in a tight loop.
@@ -555,7 +618,12 @@ export class Synchronizer {
    * missing from it is unreachable, not empty); a pass has heard from every peer or failed.
    * Returns why each link left for later could not be settled now.
    */
-  private async synchLinks(svc: RegisteredService, discovery: Discovery, generation: number, answered?: ReadonlySet<NodeId>): Promise<string[]> {
+  private async synchLinks(
+    svc: RegisteredService,
+    discovery: Discovery,
+    generation: number,
+    answered?: ReadonlySet<NodeId>,
+  ): Promise<string[]> {
     const links = [...discovery.heads.keys()].filter((l) => this.owns(svc, l));
     const peersById = new Map(this.peers().map((n) => [n.id, n]));
     const urls = new Map([...peersById].map(([id, n]) => [id, this.synchUrl(n, svc)]));
@@ -690,8 +758,21 @@ export class Synchronizer {
           return undefined;
         }
         const now = this.d.clock.nowMicros();
-        const state = { ...base, documentEpoch: plan.rewrite.epoch, documentVersion: plan.rewrite.version, documentOwner: this.d.hostId, documentUpdateTimeMicros: now };
-        const rec: NewLogRecord = { link, action: state.documentUpdateAction, version: state.documentVersion, epoch: state.documentEpoch, timeMicros: now, state };
+        const state = {
+          ...base,
+          documentEpoch: plan.rewrite.epoch,
+          documentVersion: plan.rewrite.version,
+          documentOwner: this.d.hostId,
+          documentUpdateTimeMicros: now,
+        };
+        const rec: NewLogRecord = {
+          link,
+          action: state.documentUpdateAction,
+          version: state.documentVersion,
+          epoch: state.documentEpoch,
+          timeMicros: now,
+          state,
+        };
         // The replicas take the new epoch (and from then on refuse the old owner's records) before
         // this host serves it; if they cannot, nothing changes here and the link is retried.
         const body = encodeRecordBody(rec);
@@ -705,7 +786,14 @@ export class Synchronizer {
         }
         return rec;
       }
-      const rec: NewLogRecord = { link, action: base.documentUpdateAction, version: base.documentVersion, epoch: base.documentEpoch ?? 0, timeMicros: base.documentUpdateTimeMicros, state: base };
+      const rec: NewLogRecord = {
+        link,
+        action: base.documentUpdateAction,
+        version: base.documentVersion,
+        epoch: base.documentEpoch ?? 0,
+        timeMicros: base.documentUpdateTimeMicros,
+        state: base,
+      };
       if (plan.source !== this.d.hostId) {
         await this.d.store.appendLocal(rec);
         this.stats.adopted++;

@@ -36,7 +36,8 @@ export function parsePromiseRequest(raw: Record<string, unknown>, registry: Serv
   const bad = (why: string) => new KryptonError('INVALID_BODY', `promise request: ${why}`);
   const { from, factoryLink, asks } = raw;
   if (typeof from !== 'string' || from === '' || from.length > limits.documentIdCharsMax) throw bad('from must name the asking host');
-  if (typeof factoryLink !== 'string' || !registry.factory(factoryLink)?.has('REPLICATION')) throw bad('factoryLink must name a replicated factory');
+  if (typeof factoryLink !== 'string' || !registry.factory(factoryLink)?.has('REPLICATION'))
+    throw bad('factoryLink must name a replicated factory');
   if (!Array.isArray(asks) || asks.length === 0 || asks.length > limits.synchPromiseLinksMax) {
     throw bad(`asks must be an array of 1 to ${limits.synchPromiseLinksMax} [link, epoch] pairs`);
   }
@@ -45,7 +46,13 @@ export function parsePromiseRequest(raw: Record<string, unknown>, registry: Serv
   for (const a of asks as unknown[]) {
     if (!Array.isArray(a) || a.length !== 2) throw bad('each ask must be a [link, epoch] pair');
     const [link, epoch] = a as unknown[];
-    if (typeof link !== 'string' || !link.startsWith(prefix) || link.length === prefix.length || link.indexOf('/', prefix.length) >= 0 || link.length > prefix.length + limits.documentIdCharsMax) {
+    if (
+      typeof link !== 'string' ||
+      !link.startsWith(prefix) ||
+      link.length === prefix.length ||
+      link.indexOf('/', prefix.length) >= 0 ||
+      link.length > prefix.length + limits.documentIdCharsMax
+    ) {
       throw bad(`${JSON.stringify(link)} is not a child of ${factoryLink}`);
     }
     if (!Number.isSafeInteger(epoch) || (epoch as number) < 1) throw bad(`the epoch for ${link} must be an integer of at least 1`);
@@ -108,7 +115,11 @@ export class Takeovers {
    * The new owner's prepare round over `targets` (links of `svc`); `urls` maps each peer to its
    * selector's `/synch` URL. Resolves once every link is ready or deferred.
    */
-  async prepare(svc: RegisteredService, targets: readonly TakeoverTarget[], urls: ReadonlyMap<NodeId, string>): Promise<{ ready: ReadyTakeover[]; deferred: DeferredTakeover[] }> {
+  async prepare(
+    svc: RegisteredService,
+    targets: readonly TakeoverTarget[],
+    urls: ReadonlyMap<NodeId, string>,
+  ): Promise<{ ready: ReadyTakeover[]; deferred: DeferredTakeover[] }> {
     const round = new TakeoverRound(this.d.hostId, targets);
     const ready: ReadyTakeover[] = [];
     const deferred: DeferredTakeover[] = [];
@@ -119,7 +130,9 @@ export class Takeovers {
           else if (e.type === 'deferred') deferred.push(e);
           else {
             for (const page of pages(e.asks)) {
-              void this.ask(svc, e.to, page, urls).then((answers) => run(answers ? round.answered(e.to, answers) : round.failed(e.to, page)));
+              void this.ask(svc, e.to, page, urls).then((answers) =>
+                run(answers ? round.answered(e.to, answers) : round.failed(e.to, page)),
+              );
             }
           }
         }
@@ -130,7 +143,12 @@ export class Takeovers {
     return { ready, deferred };
   }
 
-  private async ask(svc: RegisteredService, to: NodeId, asks: PromiseAsk[], urls: ReadonlyMap<NodeId, string>): Promise<PromiseAnswer[] | undefined> {
+  private async ask(
+    svc: RegisteredService,
+    to: NodeId,
+    asks: PromiseAsk[],
+    urls: ReadonlyMap<NodeId, string>,
+  ): Promise<PromiseAnswer[] | undefined> {
     if (to === this.d.hostId) return this.answer(to, asks).catch(() => undefined);
     const url = urls.get(to);
     if (!url) return undefined;

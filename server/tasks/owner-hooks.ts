@@ -21,7 +21,16 @@ export class OwnerHooks {
   private maintaining = false;
 
   constructor(
-    private readonly d: { registry: ServiceRegistry; index: DocumentIndex; store: DocumentStore; selectors: Selectors; hostId: NodeId; clock: Clock; logger: Logger; tasks?: TaskDriver },
+    private readonly d: {
+      registry: ServiceRegistry;
+      index: DocumentIndex;
+      store: DocumentStore;
+      selectors: Selectors;
+      hostId: NodeId;
+      clock: Clock;
+      logger: Logger;
+      tasks?: TaskDriver;
+    },
   ) {}
 
   private owns(svc: RegisteredService, link: Link): boolean {

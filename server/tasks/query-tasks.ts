@@ -88,9 +88,10 @@ export class QueryTasks {
     if (exp !== undefined && exp !== null && (typeof exp !== 'number' || !Number.isInteger(exp) || exp < 0)) {
       throw new KryptonError('INVALID_BODY', 'documentExpirationTimeMicros must be a non-negative integer');
     }
-    const id = typeof body.documentSelfLink === 'string' && body.documentSelfLink
-      ? body.documentSelfLink.replace(/^.*\//, '')
-      : generateDocumentId(this.d.hostId, now);
+    const id =
+      typeof body.documentSelfLink === 'string' && body.documentSelfLink
+        ? body.documentSelfLink.replace(/^.*\//, '')
+        : generateDocumentId(this.d.hostId, now);
     const task: QueryTaskState = {
       taskInfo: { stage: 'CREATED', isDirect },
       querySpec: querySpecToJson(plan) as unknown as JsonObject,
@@ -185,7 +186,14 @@ export class QueryTasks {
       if (hits.length > 0) {
         const snapId = String(this.d.clock.nowMicros());
         this.evictIfFull(this.snapshots, limits.queryPagesMax);
-        this.snapshots.set(snapId, { owner: scope.owner, hits, pageSize: plan.resultLimit, plan, task, expiresMicros: task.documentExpirationTimeMicros });
+        this.snapshots.set(snapId, {
+          owner: scope.owner,
+          hits,
+          pageSize: plan.resultLimit,
+          plan,
+          task,
+          expiresMicros: task.documentExpirationTimeMicros,
+        });
         results.nextPageLink = this.pageLink(`${snapId}-0`);
       }
     } else {

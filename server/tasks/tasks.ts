@@ -59,8 +59,13 @@ export class TaskDriver {
         return done as JsonObject;
       },
       delete: async (link) => {
-        const reply = await this.d.peers.request(this.d.selfUri() + link, { method: 'DELETE', body: '{}', timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000) });
-        if (reply.status >= 400) throw new KryptonError('PEER_UNAVAILABLE', `DELETE ${link}: ${reply.status} ${reply.body.toString('utf8').slice(0, 200)}`);
+        const reply = await this.d.peers.request(this.d.selfUri() + link, {
+          method: 'DELETE',
+          body: '{}',
+          timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+        });
+        if (reply.status >= 400)
+          throw new KryptonError('PEER_UNAVAILABLE', `DELETE ${link}: ${reply.status} ${reply.body.toString('utf8').slice(0, 200)}`);
       },
       delay: (ms) =>
         new Promise<void>((resolve) => {
@@ -135,7 +140,10 @@ export class TaskDriver {
     this.failing.delete(link);
     if (this.failing.size >= limits.taskRetriesTrackedMax) this.failing.delete(this.failing.keys().next().value!);
     this.failing.set(link, { failures, retryAtMicros: this.d.clock.nowMicros() + delay });
-    this.d.logger.warn({ link, err: (e as Error)?.message ?? String(e), failures, retryInMs: Math.round(delay / 1000) }, `${what}; retried by a maintenance round after the delay`);
+    this.d.logger.warn(
+      { link, err: (e as Error)?.message ?? String(e), failures, retryInMs: Math.round(delay / 1000) },
+      `${what}; retried by a maintenance round after the delay`,
+    );
   }
 
   /** Failed steps in a row of a task, and when it may run again; undefined once a step succeeded (for tests). */
@@ -199,10 +207,16 @@ export class TaskDriver {
       const now = this.d.clock.nowMicros();
       const expiry = current?.documentExpirationTimeMicros ? current.documentExpirationTimeMicros - now : Infinity;
       const holdMicros = Math.min(expiry, limits.directTaskHoldMaxMicros);
-      timer = setTimeout(() => {
-        const msg = holdMicros === expiry ? 'Task expired' : `Direct task still running after ${Math.round(holdMicros / 1e6)} s; GET ${link} for its progress`;
-        finish(() => reject(new KryptonError('TIMEOUT', msg)));
-      }, Math.max(0, Math.ceil(holdMicros / 1000)));
+      timer = setTimeout(
+        () => {
+          const msg =
+            holdMicros === expiry
+              ? 'Task expired'
+              : `Direct task still running after ${Math.round(holdMicros / 1e6)} s; GET ${link} for its progress`;
+          finish(() => reject(new KryptonError('TIMEOUT', msg)));
+        },
+        Math.max(0, Math.ceil(holdMicros / 1000)),
+      );
     });
   }
 

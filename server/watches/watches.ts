@@ -149,7 +149,10 @@ export class Watches {
     const local = this.d.index.version(link, version);
     if (local) return local;
     try {
-      const r = await this.d.peers.json(`${this.d.selfUri()}${link}?documentVersion=${version}`, { method: 'GET', timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000) });
+      const r = await this.d.peers.json(`${this.d.selfUri()}${link}?documentVersion=${version}`, {
+        method: 'GET',
+        timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+      });
       if (r.status === 200) {
         this.stats.gapsFilled++;
         return r.body as ServiceDocument;
@@ -160,9 +163,17 @@ export class Watches {
     return undefined;
   }
 
-  private open(target: { link: Link; factory: boolean }, deliver: (e: WatchEvent) => Promise<void>, onClose: (why?: string) => void, mayRead?: (link: Link) => boolean): Watch {
-    if (this.all.size >= limits.watchesMax) throw new KryptonError('LIMIT_EXCEEDED', `this host already serves ${limits.watchesMax} watches`);
-    const sink = mayRead ? (e: WatchEvent) => (mayRead(e.type === 'update' ? e.doc.documentSelfLink : e.link) ? deliver(e) : Promise.resolve()) : deliver;
+  private open(
+    target: { link: Link; factory: boolean },
+    deliver: (e: WatchEvent) => Promise<void>,
+    onClose: (why?: string) => void,
+    mayRead?: (link: Link) => boolean,
+  ): Watch {
+    if (this.all.size >= limits.watchesMax)
+      throw new KryptonError('LIMIT_EXCEEDED', `this host already serves ${limits.watchesMax} watches`);
+    const sink = mayRead
+      ? (e: WatchEvent) => (mayRead(e.type === 'update' ? e.doc.documentSelfLink : e.link) ? deliver(e) : Promise.resolve())
+      : deliver;
     const w = new Watch(this, target, sink, onClose);
     this.all.add(w);
     const listen = (c: Change) => w.push(c);
@@ -185,12 +196,19 @@ export class Watches {
     }
     if (since === undefined) return [];
     const out: ServiceDocument[] = [];
-    for (const l of this.d.index.linksUnder(target.link)) for (const d of this.d.index.versions(l)) if (d.documentUpdateTimeMicros > since) out.push(d);
+    for (const l of this.d.index.linksUnder(target.link))
+      for (const d of this.d.index.versions(l)) if (d.documentUpdateTimeMicros > since) out.push(d);
     return out.sort((a, b) => a.documentUpdateTimeMicros - b.documentUpdateTimeMicros || a.documentVersion - b.documentVersion);
   }
 
   /** `GET <link>/subscriptions/stream`: answers with text/event-stream until the client leaves or the host stops. */
-  async stream(target: { link: Link; factory: boolean }, since: number | undefined, req: http.IncomingMessage, res: http.ServerResponse, mayRead?: (link: Link) => boolean): Promise<void> {
+  async stream(
+    target: { link: Link; factory: boolean },
+    since: number | undefined,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    mayRead?: (link: Link) => boolean,
+  ): Promise<void> {
     let ping: NodeJS.Timeout | undefined;
     const write = (chunk: string) =>
       new Promise<void>((resolve, reject) => {
@@ -200,13 +218,23 @@ export class Watches {
         else res.once('drain', resolve);
       });
     const sink = (e: WatchEvent) => write(formatEvent(e, target.factory));
-    const w = this.open(target, sink, (why) => {
-      if (ping) clearInterval(ping);
-      if (why && !res.writableEnded && !res.destroyed) res.write(`event: error\ndata: ${JSON.stringify({ message: why })}\n\n`);
-      res.end();
-    }, mayRead);
+    const w = this.open(
+      target,
+      sink,
+      (why) => {
+        if (ping) clearInterval(ping);
+        if (why && !res.writableEnded && !res.destroyed) res.write(`event: error\ndata: ${JSON.stringify({ message: why })}\n\n`);
+        res.end();
+      },
+      mayRead,
+    );
     this.stats.streamsOpened++;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(`: watching ${target.link}\n\n`);
     req.once('close', () => w.close());
     ping = setInterval(() => void write(': ping\n\n').catch(() => w.close()), STREAM_PING_MS);
@@ -226,17 +254,29 @@ export class Watches {
     } catch {
       throw new KryptonError('INVALID_BODY', `reference is not a URI: ${b.reference}`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new KryptonError('INVALID_BODY', 'reference must be an http or https URI');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new KryptonError('INVALID_BODY', 'reference must be an http or https URI');
     const existing = this.callbacks.get(target.link)?.get(b.reference);
     if (existing) return existing.sub;
-    const sub: Subscriber = { reference: b.reference, replayState: b.replayState === true, notificationCount: 0, failedNotificationCount: 0 };
+    const sub: Subscriber = {
+      reference: b.reference,
+      replayState: b.replayState === true,
+      notificationCount: 0,
+      failedNotificationCount: 0,
+    };
     const sink = async (e: WatchEvent) => {
       if (e.type === 'gap') return; // a callback has no way to be told; the next state follows
       const method = e.type === 'expired' ? 'DELETE' : e.doc.documentUpdateAction;
       const payload = e.type === 'expired' ? { documentSelfLink: e.link } : e.doc;
       for (let attempt = 1; ; attempt++) {
         try {
-          const r = await this.d.peers.request(sub.reference, { method, body: JSON.stringify(payload), headers: { pragma: 'xn-nt', 'x-krypton-watched-link': target.link }, timeoutMs: CALLBACK_TIMEOUT_MS, external: true });
+          const r = await this.d.peers.request(sub.reference, {
+            method,
+            body: JSON.stringify(payload),
+            headers: { pragma: 'xn-nt', 'x-krypton-watched-link': target.link },
+            timeoutMs: CALLBACK_TIMEOUT_MS,
+            external: true,
+          });
           if (r.status < 500) {
             sub.notificationCount++;
             this.stats.notificationsSent++;
@@ -251,9 +291,14 @@ export class Watches {
         await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
     };
-    const w = this.open(target, sink, (why) => {
-      if (why) this.d.logger.warn({ link: target.link, reference: sub.reference, why }, 'subscription removed');
-    }, mayRead);
+    const w = this.open(
+      target,
+      sink,
+      (why) => {
+        if (why) this.d.logger.warn({ link: target.link, reference: sub.reference, why }, 'subscription removed');
+      },
+      mayRead,
+    );
     let subs = this.callbacks.get(target.link);
     if (!subs) this.callbacks.set(target.link, (subs = new Map()));
     subs.set(sub.reference, { sub, watch: w });

@@ -31,13 +31,29 @@ test('peer endpoints for members, read-only role, no token: the three checks on 
     const secretFile = path.join(dir.path, 'peer-secret');
     await fs.writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 });
     for (const port of PORTS) {
-      procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=hostAtPort${port}`, PEERS, `--peerSecretFile=${secretFile}`, '--isAuthorizationEnabled', `--adminUser=${ADMIN}`, '--adminPassword=e2e-admin-pw']));
+      procs.push(
+        await startHostProcess([
+          `--port=${port}`,
+          `--sandbox=${dir.path}`,
+          `--id=hostAtPort${port}`,
+          PEERS,
+          `--peerSecretFile=${secretFile}`,
+          '--isAuthorizationEnabled',
+          `--adminUser=${ADMIN}`,
+          '--adminPassword=e2e-admin-pw',
+        ]),
+      );
     }
     const [c0, c1, c2] = clients as [Client, Client, Client];
-    await waitFor('group available', async () => {
-      for (const c of clients) if ((await c.send('GET', '/core/node-groups/default/available', undefined, member)).status !== 200) return false;
-      return true;
-    }, 30_000);
+    await waitFor(
+      'group available',
+      async () => {
+        for (const c of clients)
+          if ((await c.send('GET', '/core/node-groups/default/available', undefined, member)).status !== 200) return false;
+        return true;
+      },
+      30_000,
+    );
 
     // 1. Non-members are refused on peer endpoints; members are served.
     const batch = encodeBatch({ from: 'intruder', records: [] });
@@ -47,20 +63,50 @@ test('peer endpoints for members, read-only role, no token: the three checks on 
     const pragma = await c1.send('PATCH', '/core/examples/anything', { name: 'x', documentVersion: 5 }, { pragma: 'xn-rpl' });
     assert.is(pragma.status, 403);
     assert.match(String(pragma.body.message), /members of the node group only/);
-    assert.is((await c0.send('POST', '/core/node-selectors/default/replication', batch, { 'content-type': REPLICATION_CONTENT_TYPE, ...member })).status, 200);
+    assert.is(
+      (await c0.send('POST', '/core/node-selectors/default/replication', batch, { 'content-type': REPLICATION_CONTENT_TYPE, ...member }))
+        .status,
+      200,
+    );
 
     // The admin exists once the group is available; it sets up a read-only user.
-    const admin = await waitFor('admin login', async () => {
-      const r = await c0.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic(ADMIN, 'e2e-admin-pw') });
-      return r.status === 200 ? (r.headers['x-xenon-auth-token'] as string) : undefined;
-    }, 30_000);
-    for (const id of ['e1', 'e2', 'e3']) assert.is((await c0.send('POST', '/core/examples', { documentSelfLink: id, name: id }, as(admin))).status, 200);
-    assert.is((await c1.send('POST', '/core/authz/users', { documentSelfLink: 'viewer', email: 'viewer@localhost' }, as(admin))).status, 200);
-    assert.is((await c2.send('POST', '/core/auth/credentials', { userEmail: 'viewer@localhost', privateKey: 'viewer-pw' }, as(admin))).status, 200);
-    assert.is((await c0.send('POST', '/core/authz/roles', { userLinks: ['/core/authz/users/viewer'], pathPrefixes: ['/core/examples'], verbs: ['GET'], policy: 'ALLOW' }, as(admin))).status, 200);
+    const admin = await waitFor(
+      'admin login',
+      async () => {
+        const r = await c0.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic(ADMIN, 'e2e-admin-pw') });
+        return r.status === 200 ? (r.headers['x-xenon-auth-token'] as string) : undefined;
+      },
+      30_000,
+    );
+    for (const id of ['e1', 'e2', 'e3'])
+      assert.is((await c0.send('POST', '/core/examples', { documentSelfLink: id, name: id }, as(admin))).status, 200);
+    assert.is(
+      (await c1.send('POST', '/core/authz/users', { documentSelfLink: 'viewer', email: 'viewer@localhost' }, as(admin))).status,
+      200,
+    );
+    assert.is(
+      (await c2.send('POST', '/core/auth/credentials', { userEmail: 'viewer@localhost', privateKey: 'viewer-pw' }, as(admin))).status,
+      200,
+    );
+    assert.is(
+      (
+        await c0.send(
+          'POST',
+          '/core/authz/roles',
+          { userLinks: ['/core/authz/users/viewer'], pathPrefixes: ['/core/examples'], verbs: ['GET'], policy: 'ALLOW' },
+          as(admin),
+        )
+      ).status,
+      200,
+    );
 
     // 2. A read-only role: GET on every host (forwarded to each owner with the token), no PATCH.
-    const login = await c1.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic('viewer@localhost', 'viewer-pw') });
+    const login = await c1.send(
+      'POST',
+      '/core/authn/basic',
+      { requestType: 'LOGIN' },
+      { authorization: basic('viewer@localhost', 'viewer-pw') },
+    );
     assert.is(login.status, 200, login.text);
     const viewer = login.headers['x-xenon-auth-token'] as string;
     for (const c of clients) {

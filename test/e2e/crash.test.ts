@@ -31,9 +31,15 @@ test('SIGKILL during concurrent writes loses no acknowledged write', async () =>
       for (let i = 0; !stop; i++) {
         const link = `/core/examples/w${w}-${i % 5}`;
         try {
-          const r = i < 5
-            ? await client.post<Doc>('/core/examples', { documentSelfLink: `w${w}-${i}`, name: `w${w}`, counter: i, keyValues: { at: String(i) } })
-            : await client.patch<Doc>(link, { counter: i, keyValues: { at: String(i) } });
+          const r =
+            i < 5
+              ? await client.post<Doc>('/core/examples', {
+                  documentSelfLink: `w${w}-${i}`,
+                  name: `w${w}`,
+                  counter: i,
+                  keyValues: { at: String(i) },
+                })
+              : await client.patch<Doc>(link, { counter: i, keyValues: { at: String(i) } });
           if (r.status === 200) {
             const prev = acked.get(link);
             if (!prev || r.body.documentVersion > prev.documentVersion) acked.set(link, r.body);
@@ -56,7 +62,10 @@ test('SIGKILL during concurrent writes loses no acknowledged write', async () =>
     for (const [link, doc] of acked) {
       const now = await client.get<Doc>(link);
       assert.is(now.status, 200, link);
-      assert.ok(now.body.documentVersion >= doc.documentVersion, `${link} went back from v${doc.documentVersion} to v${now.body.documentVersion}`);
+      assert.ok(
+        now.body.documentVersion >= doc.documentVersion,
+        `${link} went back from v${doc.documentVersion} to v${now.body.documentVersion}`,
+      );
       const atAck = await client.get<Doc>(`${link}?documentVersion=${doc.documentVersion}`);
       assert.equal(atAck.body, doc, `${link} v${doc.documentVersion} content`);
     }

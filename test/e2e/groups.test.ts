@@ -28,7 +28,9 @@ async function everyoneAvailable(clients: Client[], ids: string[]): Promise<bool
   return true;
 }
 
-async function withHosts(fn: (start: (port: number, extra?: string[]) => Promise<HostProcess>, clients: Map<number, Client>) => Promise<void>): Promise<void> {
+async function withHosts(
+  fn: (start: (port: number, extra?: string[]) => Promise<HostProcess>, clients: Map<number, Client>) => Promise<void>,
+): Promise<void> {
   const dir = await tempDir();
   const procs: HostProcess[] = [];
   const clients = new Map<number, Client>();
@@ -80,19 +82,26 @@ test('seed 001: two hosts join from --peerNodes; custom group with an OBSERVER',
 "membershipQuorum": 1,
 "localNodeOptions": [ "OBSERVER" ]
 }`;
-    assert.is((await c1.send('POST', '/core/node-groups/hello-node-group', observerJoin, { 'Content-Type': 'application/json' })).status, 200);
-    await waitFor('both hosts list the same nodes, 8001 as OBSERVER', async () => {
-      const a = (await c0.get<Group>('/core/node-groups/hello-node-group')).body.nodes;
-      const b = (await c1.get<Group>('/core/node-groups/hello-node-group')).body.nodes;
-      return (
-        Object.keys(a).length === 2 &&
-        a.hostAtPort8001?.status === 'AVAILABLE' &&
-        a.hostAtPort8000?.status === 'AVAILABLE' &&
-        JSON.stringify(a.hostAtPort8001.options) === '["OBSERVER"]' &&
-        JSON.stringify(Object.keys(b).sort()) === JSON.stringify(Object.keys(a).sort()) &&
-        b.hostAtPort8001?.status === 'AVAILABLE'
-      );
-    }, 15_000);
+    assert.is(
+      (await c1.send('POST', '/core/node-groups/hello-node-group', observerJoin, { 'Content-Type': 'application/json' })).status,
+      200,
+    );
+    await waitFor(
+      'both hosts list the same nodes, 8001 as OBSERVER',
+      async () => {
+        const a = (await c0.get<Group>('/core/node-groups/hello-node-group')).body.nodes;
+        const b = (await c1.get<Group>('/core/node-groups/hello-node-group')).body.nodes;
+        return (
+          Object.keys(a).length === 2 &&
+          a.hostAtPort8001?.status === 'AVAILABLE' &&
+          a.hostAtPort8000?.status === 'AVAILABLE' &&
+          JSON.stringify(a.hostAtPort8001.options) === '["OBSERVER"]' &&
+          JSON.stringify(Object.keys(b).sort()) === JSON.stringify(Object.keys(a).sort()) &&
+          b.hostAtPort8001?.status === 'AVAILABLE'
+        );
+      },
+      15_000,
+    );
   });
 });
 
@@ -103,16 +112,27 @@ test('seed 004: forwarding to ALL, KEY_HASH and PEER_ID; an unknown peer is 404'
     const c0 = clients.get(8000)!;
     await waitFor('group formed', () => everyoneAvailable([c0, clients.get(8001)!], ['hostAtPort8000', 'hostAtPort8001']), 15_000);
     // curl "http://192.168.1.27:8000/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL"
-    const all = await c0.get<{ receivers: string[]; jsonResponses: Record<string, string> }>('/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL');
+    const all = await c0.get<{ receivers: string[]; jsonResponses: Record<string, string> }>(
+      '/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL',
+    );
     assert.is(all.status, 200);
-    assert.equal([...all.body.receivers].sort(), ['http://127.0.0.1:8000/core/management/process-log', 'http://127.0.0.1:8001/core/management/process-log']);
-    const key = await c0.get<{ items: string[] }>('/core/node-selectors/default/forwarding?path=/core/management/process-log&target=KEY_HASH');
+    assert.equal([...all.body.receivers].sort(), [
+      'http://127.0.0.1:8000/core/management/process-log',
+      'http://127.0.0.1:8001/core/management/process-log',
+    ]);
+    const key = await c0.get<{ items: string[] }>(
+      '/core/node-selectors/default/forwarding?path=/core/management/process-log&target=KEY_HASH',
+    );
     assert.is(key.status, 200);
     assert.ok(Array.isArray(key.body.items));
-    const peer = await c0.get<{ documentOwner: string }>('/core/node-selectors/default/forwarding?path=/core/examples&target=PEER_ID&peer=hostAtPort8001');
+    const peer = await c0.get<{ documentOwner: string }>(
+      '/core/node-selectors/default/forwarding?path=/core/examples&target=PEER_ID&peer=hostAtPort8001',
+    );
     assert.is(peer.status, 200);
     assert.is(peer.body.documentOwner, 'hostAtPort8001');
-    const unknown = await c0.get('/core/node-selectors/default/forwarding?path=/core/examples&target=PEER_ID&peer=55016fd0-7cbb-45ee-bc0c-32767c49ec6');
+    const unknown = await c0.get(
+      '/core/node-selectors/default/forwarding?path=/core/examples&target=PEER_ID&peer=55016fd0-7cbb-45ee-bc0c-32767c49ec6',
+    );
     assert.is(unknown.status, 404);
     const sel = await c0.get('/core/node-selectors/default-3x');
     assert.is(sel.body.replicationFactor, 3);
@@ -129,7 +149,13 @@ test('a SIGKILLed host is UNAVAILABLE within 3 s; restarted with its id, AVAILAB
     await waitFor('group formed', () => everyoneAvailable([...live(), clients.get(8002)!], ids), 20_000);
     await victim.kill('SIGKILL');
     const killedAt = Date.now();
-    await waitFor('8002 UNAVAILABLE on both others', async () => (await statusOf(live()[0]!, 'hostAtPort8002')) === 'UNAVAILABLE' && (await statusOf(live()[1]!, 'hostAtPort8002')) === 'UNAVAILABLE', 3000);
+    await waitFor(
+      '8002 UNAVAILABLE on both others',
+      async () =>
+        (await statusOf(live()[0]!, 'hostAtPort8002')) === 'UNAVAILABLE' &&
+        (await statusOf(live()[1]!, 'hostAtPort8002')) === 'UNAVAILABLE',
+      3000,
+    );
     const detectMs = Date.now() - killedAt;
     await start(8002, [PEERS3]);
     const restartedAt = Date.now();

@@ -31,13 +31,18 @@ test('exactly one leader before and after the leader host is killed', async () =
   const procs = new Map<string, HostProcess>();
   let workers: LeaderWorker[] = [];
   try {
-    for (const port of PORTS) procs.set(`http://127.0.0.1:${port}`, await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=host${port}`, PEERS]));
+    for (const port of PORTS)
+      procs.set(`http://127.0.0.1:${port}`, await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=host${port}`, PEERS]));
     workers = [...procs.keys()].map((u) => new LeaderWorker(u, LINK));
-    const first = await waitFor('one leader', async () => {
-      const a = await leaders(workers);
-      const b = await leaders(workers);
-      return a.length === 1 && b.length === 1 && a[0] === b[0] ? a[0] : undefined;
-    }, 20_000);
+    const first = await waitFor(
+      'one leader',
+      async () => {
+        const a = await leaders(workers);
+        const b = await leaders(workers);
+        return a.length === 1 && b.length === 1 && a[0] === b[0] ? a[0] : undefined;
+      },
+      20_000,
+    );
     for (let i = 0; i < 5; i++) assert.equal(await leaders(workers), [first], 'still exactly one leader');
     assert.ok((await ownerFromCli(first)).startsWith(first), 'krypton owner names the leader');
 
@@ -46,12 +51,19 @@ test('exactly one leader before and after the leader host is killed', async () =
     // While failure detection runs there may be no leader for a moment, never two.
     // (waitFor swallows a failing probe, so two leaders are recorded and asserted afterwards.)
     const seen: string[][] = [];
-    const next = await waitFor('a new leader', async () => {
-      const now = await leaders(rest);
-      seen.push(now);
-      return now.length === 1 ? now[0] : undefined;
-    }, 20_000);
-    assert.ok(seen.every((l) => l.length <= 1), `two leaders at once: ${JSON.stringify(seen)}`);
+    const next = await waitFor(
+      'a new leader',
+      async () => {
+        const now = await leaders(rest);
+        seen.push(now);
+        return now.length === 1 ? now[0] : undefined;
+      },
+      20_000,
+    );
+    assert.ok(
+      seen.every((l) => l.length <= 1),
+      `two leaders at once: ${JSON.stringify(seen)}`,
+    );
     assert.is.not(next, first);
     for (let i = 0; i < 5; i++) assert.equal(await leaders(rest), [next], 'still exactly one leader');
     assert.ok((await ownerFromCli(next)).startsWith(next));

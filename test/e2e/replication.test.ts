@@ -28,10 +28,17 @@ const local = { pragma: 'xn-no-fwd' };
 class Cluster {
   procs = new Map<number, HostProcess>();
   clients = new Map<number, Client>();
-  constructor(readonly ports: number[], readonly sandbox: string, readonly extra: string[] = []) {}
+  constructor(
+    readonly ports: number[],
+    readonly sandbox: string,
+    readonly extra: string[] = [],
+  ) {}
 
   async start(port: number): Promise<void> {
-    this.procs.set(port, await startHostProcess([`--port=${port}`, `--sandbox=${this.sandbox}`, `--id=hostAtPort${port}`, peersOf(this.ports), ...this.extra]));
+    this.procs.set(
+      port,
+      await startHostProcess([`--port=${port}`, `--sandbox=${this.sandbox}`, `--id=hostAtPort${port}`, peersOf(this.ports), ...this.extra]),
+    );
     await this.clients.get(port)?.close();
     this.clients.set(port, new Client(`http://127.0.0.1:${port}`));
   }
@@ -90,7 +97,9 @@ test('seed 001: a POST on one host is listed by every host; a GET through any ho
     await cl.startAll();
     await waitFor('group', () => cl.ready(), 20_000);
     // $ curl -X POST -H "Content-type: application/json" -d '{"documentSelfLink":"one","name":"example one"}' http://localhost:8000/core/examples
-    const post = await cl.c(8000).send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', { 'Content-type': 'application/json' });
+    const post = await cl
+      .c(8000)
+      .send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', { 'Content-type': 'application/json' });
     assert.is(post.status, 200);
     for (const p of [8001, 8000]) {
       const list = await cl.c(p).get<{ documentLinks: string[]; documentCount: number; documentOwner: string }>('/core/examples');
@@ -120,9 +129,10 @@ test('seed 002: 3 hosts, quorum 2, writers on all; two hosts SIGKILLed and resta
         const id = `w${port}-${w}-${i % 4}`;
         try {
           const c = cl.c(port);
-          const r = i < 4
-            ? await c.post<Doc>('/core/examples', { documentSelfLink: id, name: id, counter: i, keyValues: { at: String(i) } })
-            : await c.patch<Doc>(`/core/examples/${id}`, { counter: i, keyValues: { at: String(i) } });
+          const r =
+            i < 4
+              ? await c.post<Doc>('/core/examples', { documentSelfLink: id, name: id, counter: i, keyValues: { at: String(i) } })
+              : await c.patch<Doc>(`/core/examples/${id}`, { counter: i, keyValues: { at: String(i) } });
           if (r.status === 200) {
             const prev = acked.get(r.body.documentSelfLink);
             if (!prev || r.body.documentVersion > prev.documentVersion) acked.set(r.body.documentSelfLink, r.body);
@@ -149,21 +159,35 @@ test('seed 002: 3 hosts, quorum 2, writers on all; two hosts SIGKILLed and resta
     // Every copy converges: same epoch, version and content for every link on every host.
     const snapshot = async (p: number) => (await cl.c(p).get<{ documents: Record<string, Doc> }>('/core/examples?expand')).body.documents;
     let views: Record<string, Doc>[] = [];
-    await waitFor('all three hosts hold identical documents', async () => {
-      if (!(await cl.quiet())) return false;
-      views = await Promise.all(ports.map(snapshot));
-      // Listing order is each host's own; compare link by link.
-      const canon = views.map((v) => JSON.stringify(Object.keys(v).sort().map((k) => v[k])));
-      return canon[0] === canon[1] && canon[1] === canon[2];
-    }, 60_000);
+    await waitFor(
+      'all three hosts hold identical documents',
+      async () => {
+        if (!(await cl.quiet())) return false;
+        views = await Promise.all(ports.map(snapshot));
+        // Listing order is each host's own; compare link by link.
+        const canon = views.map((v) =>
+          JSON.stringify(
+            Object.keys(v)
+              .sort()
+              .map((k) => v[k]),
+          ),
+        );
+        return canon[0] === canon[1] && canon[1] === canon[2];
+      },
+      60_000,
+    );
     for (const [link, doc] of acked) {
       for (const [i, view] of views.entries()) {
         const held = view[link];
         assert.ok(held, `${link} missing on ${ports[i]}`);
-        assert.ok(held.documentVersion >= doc.documentVersion, `${link} on ${ports[i]} went back from v${doc.documentVersion} to v${held.documentVersion}`);
+        assert.ok(
+          held.documentVersion >= doc.documentVersion,
+          `${link} on ${ports[i]} went back from v${doc.documentVersion} to v${held.documentVersion}`,
+        );
         if (held.documentVersion === doc.documentVersion) assert.equal(held.keyValues, doc.keyValues, `${link} content on ${ports[i]}`);
         // A version above the acknowledged one is either a later write or a takeover, which keeps content.
-        if (held.documentVersion > doc.documentVersion) assert.ok(Number(held.keyValues!.at) >= Number(doc.keyValues!.at), `${link} content went back on ${ports[i]}`);
+        if (held.documentVersion > doc.documentVersion)
+          assert.ok(Number(held.keyValues!.at) >= Number(doc.keyValues!.at), `${link} content went back on ${ports[i]}`);
       }
     }
     assert.ok(acked.size >= 20);
@@ -176,7 +200,11 @@ test('5 hosts, /core/examples-3x: each document on exactly 3 hosts, readable wit
   await withCluster(ports, async (cl) => {
     await cl.startAll();
     await waitFor('group', () => cl.ready(), 30_000);
-    for (let i = 0; i < 12; i++) assert.is((await cl.c(ports[i % 5]!).post('/core/examples-3x', { documentSelfLink: `d${i}`, name: `d${i}`, counter: i })).status, 200);
+    for (let i = 0; i < 12; i++)
+      assert.is(
+        (await cl.c(ports[i % 5]!).post('/core/examples-3x', { documentSelfLink: `d${i}`, name: `d${i}`, counter: i })).status,
+        200,
+      );
     const holders = async (link: string, among = ports) => {
       const out: number[] = [];
       for (const p of among) if ((await cl.c(p).send('GET', link, undefined, local)).status === 200) out.push(p);
@@ -199,24 +227,44 @@ test('5 hosts, /core/examples-3x: each document on exactly 3 hosts, readable wit
     assert.ok((await holders('/core/examples-3x/d5', live)).includes(survivor));
     // Until the live hosts notice the kills, an update fails fast with Xenon's Success/Fail message
     // (its replicas look alive but refuse connections); once they have, it succeeds on the rest.
-    await waitFor('the kills are seen', async () => {
-      for (const p of live) {
-        const g = await cl.c(p).get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
-        if (g.body.nodes[`hostAtPort${gone1}`]?.status !== 'UNAVAILABLE' || g.body.nodes[`hostAtPort${gone2}`]?.status !== 'UNAVAILABLE') return false;
-      }
-      return true;
-    }, 5000);
+    await waitFor(
+      'the kills are seen',
+      async () => {
+        for (const p of live) {
+          const g = await cl.c(p).get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+          if (g.body.nodes[`hostAtPort${gone1}`]?.status !== 'UNAVAILABLE' || g.body.nodes[`hostAtPort${gone2}`]?.status !== 'UNAVAILABLE')
+            return false;
+        }
+        return true;
+      },
+      5000,
+    );
     const patched = await cl.c(live[0]!).patch<Doc>('/core/examples-3x/d5', { counter: 50 });
     assert.is(patched.status, 200);
     await cl.start(gone1);
     await cl.start(gone2);
     await waitFor('group back', () => cl.ready(), 30_000);
-    await waitFor('the 3 replicas of d5 agree', async () => {
-      if (!(await cl.quiet())) return false;
-      const set = (await cl.c(8000).post<{ selectedNodes: { id: string }[] }>('/core/node-selectors/default-3x', { key: '/core/examples-3x/d5' })).body.selectedNodes.map((n) => Number(n.id.slice(-4)));
-      const copies = await Promise.all(set.map((p) => cl.c(p).send<Doc>('GET', '/core/examples-3x/d5', undefined, local)));
-      return set.length === 3 && copies.every((c) => c.status === 200 && c.body.counter === 50 && c.body.documentVersion === copies[0]!.body.documentVersion && c.body.documentEpoch === copies[0]!.body.documentEpoch);
-    }, 60_000);
+    await waitFor(
+      'the 3 replicas of d5 agree',
+      async () => {
+        if (!(await cl.quiet())) return false;
+        const set = (
+          await cl.c(8000).post<{ selectedNodes: { id: string }[] }>('/core/node-selectors/default-3x', { key: '/core/examples-3x/d5' })
+        ).body.selectedNodes.map((n) => Number(n.id.slice(-4)));
+        const copies = await Promise.all(set.map((p) => cl.c(p).send<Doc>('GET', '/core/examples-3x/d5', undefined, local)));
+        return (
+          set.length === 3 &&
+          copies.every(
+            (c) =>
+              c.status === 200 &&
+              c.body.counter === 50 &&
+              c.body.documentVersion === copies[0]!.body.documentVersion &&
+              c.body.documentEpoch === copies[0]!.body.documentEpoch,
+          )
+        );
+      },
+      60_000,
+    );
   });
 });
 
@@ -233,7 +281,9 @@ test('whole-group shutdown and restore: every document, version and deletion is 
       const lists = await Promise.all(ports.map((p) => cl.c(p).get<{ documentCount: number }>('/core/examples')));
       return lists.every((l) => l.body.documentCount === 8);
     });
-    const before = await Promise.all(ports.map(async (p) => (await cl.c(p).get<{ documents: Record<string, Doc> }>('/core/examples?expand')).body.documents));
+    const before = await Promise.all(
+      ports.map(async (p) => (await cl.c(p).get<{ documents: Record<string, Doc> }>('/core/examples?expand')).body.documents),
+    );
     for (const p of ports) await cl.kill(p, 'SIGTERM');
     await cl.startAll();
     await waitFor('group back', () => cl.ready(), 30_000);

@@ -80,7 +80,9 @@ test('seed 000: tasks run on their owners, wait for quorum, and are all FINISHED
   const clients: Client[] = [];
   const start = async (port: number, quorum: number) => {
     // java -Dxenon.NodeState.membershipQuorum=N ... ExampleServiceHost --sandbox --port --peerNodes --id
-    procs.push(await startHostProcess([`--membershipQuorum=${quorum}`, `--sandbox=${dir.path}`, `--port=${port}`, PEERS, `--id=hostAtPort${port}`]));
+    procs.push(
+      await startHostProcess([`--membershipQuorum=${quorum}`, `--sandbox=${dir.path}`, `--port=${port}`, PEERS, `--id=hostAtPort${port}`]),
+    );
     const c = new Client(`http://localhost:${port}`);
     clients.push(c);
     return c;
@@ -111,7 +113,11 @@ test('seed 000: tasks run on their owners, wait for quorum, and are all FINISHED
 
     // 3. The tasks go through their stages: versions 0-3 of each.
     for (const t of tasks) {
-      await waitFor(`${t.documentSelfLink} FINISHED`, async () => (await c0.get<Task>(t.documentSelfLink)).body.taskInfo?.stage === 'FINISHED', 20_000);
+      await waitFor(
+        `${t.documentSelfLink} FINISHED`,
+        async () => (await c0.get<Task>(t.documentSelfLink)).body.taskInfo?.stage === 'FINISHED',
+        20_000,
+      );
     }
     const q = await c0.send<{ taskInfo: { stage: string }; results: Links }>('POST', '/core/query-tasks', queryBody, JSON_TYPE);
     assert.is(q.status, 200);
@@ -125,7 +131,11 @@ test('seed 000: tasks run on their owners, wait for quorum, and are all FINISHED
     // 4. Stop one node.
     assert.is((await c2.delete('/core/management')).status, 202);
     await procs[2]!.exited;
-    await waitFor('8002 UNAVAILABLE', async () => (await c0.get<Group>('/core/node-groups/default')).body.nodes.hostAtPort8002?.status === 'UNAVAILABLE', 10_000);
+    await waitFor(
+      '8002 UNAVAILABLE',
+      async () => (await c0.get<Group>('/core/node-groups/default')).body.nodes.hostAtPort8002?.status === 'UNAVAILABLE',
+      10_000,
+    );
 
     // 5. A new task waits: quorum 3, two hosts.
     let answered = false;
@@ -155,10 +165,14 @@ test('seed 000: tasks run on their owners, wait for quorum, and are all FINISHED
     await waitFor('8002 AVAILABLE again', () => everyoneAvailable([c0, c1, c2], IDS), 20_000);
     await waitFor('8002 lists all three tasks', async () => (await c2.get<Links>('/core/example-tasks')).body.documentCount === 3, 20_000);
     for (const t of tasks) {
-      const done = await waitFor(`${t.documentSelfLink} FINISHED on 8002`, async () => {
-        const r = await c2.get<Task>(t.documentSelfLink);
-        return r.body.taskInfo?.stage === 'FINISHED' ? r.body : undefined;
-      }, 20_000);
+      const done = await waitFor(
+        `${t.documentSelfLink} FINISHED on 8002`,
+        async () => {
+          const r = await c2.get<Task>(t.documentSelfLink);
+          return r.body.taskInfo?.stage === 'FINISHED' ? r.body : undefined;
+        },
+        20_000,
+      );
       assert.is(done.taskLifetime, 300);
       assert.is(done.exampleQueryTask?.taskInfo.stage, 'FINISHED');
       assert.is(done.documentVersion >= 3, true);

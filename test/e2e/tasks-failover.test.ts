@@ -33,10 +33,14 @@ test('a slow task whose owner is SIGKILLed mid-stage finishes once on another ho
       procs.set(id, await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${id}`, PEERS]));
       clients.set(id, new Client(`http://127.0.0.1:${port}`));
     }
-    await waitFor('group available everywhere', async () => {
-      for (const c of clients.values()) if ((await c.get('/core/node-groups/default/available')).status !== 200) return false;
-      return true;
-    }, 20_000);
+    await waitFor(
+      'group available everywhere',
+      async () => {
+        for (const c of clients.values()) if ((await c.get('/core/node-groups/default/available')).status !== 200) return false;
+        return true;
+      },
+      20_000,
+    );
 
     const post = await clients.get('host8000')!.post<SlowTask>('/core/slow-tasks', { steps: 4, stepMillis: 1500 });
     assert.is(post.status, 202);
@@ -45,13 +49,21 @@ test('a slow task whose owner is SIGKILLed mid-stage finishes once on another ho
     const survivors = [...clients.keys()].filter((id) => id !== owner);
     const watcher = clients.get(survivors[0]!)!;
     // Kill the owner once step 1 is durable, i.e. while it works on step 2.
-    await waitFor('step 1 replicated', async () => ((await watcher.send<SlowTask>('GET', link, undefined, { pragma: 'xn-no-fwd' })).body.step ?? 0) >= 1, 15_000);
+    await waitFor(
+      'step 1 replicated',
+      async () => ((await watcher.send<SlowTask>('GET', link, undefined, { pragma: 'xn-no-fwd' })).body.step ?? 0) >= 1,
+      15_000,
+    );
     await procs.get(owner)!.kill('SIGKILL');
 
-    const done = await waitFor('FINISHED on a survivor', async () => {
-      const r = await watcher.get<SlowTask>(link);
-      return r.status === 200 && r.body.taskInfo?.stage === 'FINISHED' ? r.body : undefined;
-    }, 45_000);
+    const done = await waitFor(
+      'FINISHED on a survivor',
+      async () => {
+        const r = await watcher.get<SlowTask>(link);
+        return r.status === 200 && r.body.taskInfo?.stage === 'FINISHED' ? r.body : undefined;
+      },
+      45_000,
+    );
     assert.is(done.step, 4);
     assert.ok(survivors.includes(done.documentOwner), `finished on ${done.documentOwner}`);
     assert.is(done.ranOn.length, 4);

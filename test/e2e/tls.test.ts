@@ -49,12 +49,19 @@ test('two hosts join and replicate over TLS; plain HTTP is refused; a host witho
     procs.push(await startHostProcess([...secureArgs(8000, dir.path, certs), `--caFile=${certs.caCert}`, PEERS]));
     procs.push(await startHostProcess([...secureArgs(8001, dir.path, certs, 'encrypted'), `--caFile=${certs.caCert}`, PEERS]));
     assert.is(procs[0]!.url, 'https://127.0.0.1:8000');
-    await waitFor('both hosts available over TLS', async () => (await available(c0)).length === 2 && (await available(c1)).length === 2, 30_000);
+    await waitFor(
+      'both hosts available over TLS',
+      async () => (await available(c0)).length === 2 && (await available(c1)).length === 2,
+      30_000,
+    );
     const g = await c0.get<{ nodes: Record<string, { groupReference: string }> }>('/core/node-groups/default');
     assert.is(g.body.nodes.hostAtPort8001!.groupReference, 'https://127.0.0.1:8001/core/node-groups/default');
 
     // Seed 001's replication walk-through, over https.
-    const post = await c0.send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', { 'Content-type': 'application/json', 'x-xenon-rpl-quorum': '2' });
+    const post = await c0.send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', {
+      'Content-type': 'application/json',
+      'x-xenon-rpl-quorum': '2',
+    });
     assert.is(post.status, 200, post.text);
     for (const c of [c0, c1]) {
       const list = await c.get<{ documentLinks: string[] }>('/core/examples');
@@ -70,9 +77,16 @@ test('two hosts join and replicate over TLS; plain HTTP is refused; a host witho
     assert.match(refused.body.message as string, 'use https://127.0.0.1:8000/');
 
     // A third host that does not trust the CA: its joins fail on the certificate, and nobody lists it.
-    const lost = await startHostProcess([...secureArgs(8002, dir.path, certs), '--peerNodes=https://127.0.0.1:8000,https://127.0.0.1:8001,https://127.0.0.1:8002']);
+    const lost = await startHostProcess([
+      ...secureArgs(8002, dir.path, certs),
+      '--peerNodes=https://127.0.0.1:8000,https://127.0.0.1:8001,https://127.0.0.1:8002',
+    ]);
     procs.push(lost);
-    await waitFor('the untrusting host logs why it cannot join', () => /cannot join through https:\/\/127\.0\.0\.1:800[01].*certificate/i.test(lost.output()), 20_000);
+    await waitFor(
+      'the untrusting host logs why it cannot join',
+      () => /cannot join through https:\/\/127\.0\.0\.1:800[01].*certificate/i.test(lost.output()),
+      20_000,
+    );
     assert.equal(await available(c0), ['hostAtPort8000', 'hostAtPort8001']);
     assert.equal(await available(c2), ['hostAtPort8002']);
     await lost.kill('SIGKILL');
@@ -100,10 +114,20 @@ test('a wrong passphrase stops krypton host with one line and exit code 1', asyn
   const certs = await makeCerts();
   const dir = await tempDir();
   try {
-    const p = runKrypton(['host', '--port=-1', '--securePort=0', `--sandbox=${dir.path}`, `--keyFile=${certs.hostKeyEncrypted}`, '--keyPassphrase=nope', `--certificateFile=${certs.hostCert}`]);
+    const p = runKrypton([
+      'host',
+      '--port=-1',
+      '--securePort=0',
+      `--sandbox=${dir.path}`,
+      `--keyFile=${certs.hostKeyEncrypted}`,
+      '--keyPassphrase=nope',
+      `--certificateFile=${certs.hostCert}`,
+    ]);
     assert.is(await p.exited, 1);
     const lines = p.output().trim().split('\n');
-    assert.equal(lines, [`krypton host: cannot start: --keyPassphrase does not decrypt --keyFile ${certs.hostKeyEncrypted} (wrong passphrase)`]);
+    assert.equal(lines, [
+      `krypton host: cannot start: --keyPassphrase does not decrypt --keyFile ${certs.hostKeyEncrypted} (wrong passphrase)`,
+    ]);
   } finally {
     await dir.remove();
     await certs.remove();
@@ -117,7 +141,16 @@ test('krypton certs writes a CA and a host certificate a host starts with and cl
     const made = runKrypton(['certs', `${dir.path}/certs`]);
     assert.is(await made.exited, 0, made.output());
     const f = (n: string) => `${dir.path}/certs/${n}`;
-    procs.push(await startHostProcess(['--port=-1', '--securePort=0', `--sandbox=${dir.path}`, `--keyFile=${f('host.key')}`, `--certificateFile=${f('host.crt')}`, `--caFile=${f('ca.crt')}`]));
+    procs.push(
+      await startHostProcess([
+        '--port=-1',
+        '--securePort=0',
+        `--sandbox=${dir.path}`,
+        `--keyFile=${f('host.key')}`,
+        `--certificateFile=${f('host.crt')}`,
+        `--caFile=${f('ca.crt')}`,
+      ]),
+    );
     const c = new Client(procs[0]!.url, { ca: await fs.readFile(f('ca.crt'), 'utf8') });
     try {
       assert.is((await c.get('/core/management')).status, 200);

@@ -45,12 +45,38 @@ const opArb: fc.Arbitrary<Op> = fc.record(
 );
 
 const leafArb = fc.oneof(
-  fc.record({ propertyName: fc.constant('name'), matchValue: fc.constantFrom(...NAMES, 'x*', '?', '*y'), matchType: fc.constantFrom('TERM', 'PREFIX', 'WILDCARD') }, { noNullPrototype: true }),
+  fc.record(
+    {
+      propertyName: fc.constant('name'),
+      matchValue: fc.constantFrom(...NAMES, 'x*', '?', '*y'),
+      matchType: fc.constantFrom('TERM', 'PREFIX', 'WILDCARD'),
+    },
+    { noNullPrototype: true },
+  ),
   fc.record({ propertyName: fc.constant('tags.item'), matchValue: fc.constantFrom(...TAGS) }, { noNullPrototype: true }),
   fc.record({ propertyName: fc.constant('kv.k'), matchValue: fc.constantFrom('v1', 'v2') }, { noNullPrototype: true }),
-  fc.record({ propertyName: fc.constant('documentSelfLink'), matchValue: fc.constantFrom('/f/', '/g', '/f/a'), matchType: fc.constantFrom('PREFIX', 'TERM') }, { noNullPrototype: true }),
   fc.record(
-    { propertyName: fc.constant('n'), range: fc.record({ type: fc.constantFrom('LONG', 'DOUBLE'), min: fc.integer({ min: 0, max: 9 }), max: fc.integer({ min: 9, max: 12 }), isMinInclusive: fc.boolean(), isMaxInclusive: fc.boolean() }, { noNullPrototype: true }) },
+    {
+      propertyName: fc.constant('documentSelfLink'),
+      matchValue: fc.constantFrom('/f/', '/g', '/f/a'),
+      matchType: fc.constantFrom('PREFIX', 'TERM'),
+    },
+    { noNullPrototype: true },
+  ),
+  fc.record(
+    {
+      propertyName: fc.constant('n'),
+      range: fc.record(
+        {
+          type: fc.constantFrom('LONG', 'DOUBLE'),
+          min: fc.integer({ min: 0, max: 9 }),
+          max: fc.integer({ min: 9, max: 12 }),
+          isMinInclusive: fc.boolean(),
+          isMaxInclusive: fc.boolean(),
+        },
+        { noNullPrototype: true },
+      ),
+    },
     { noNullPrototype: true },
   ),
 );
@@ -124,7 +150,11 @@ test('property: indexed queries equal a brute-force scan', () => {
         next.set(link, version + 1);
         const fields: Record<string, JsonValue> = { name: op.name, tags: op.tags, n: op.n };
         if (op.k !== undefined) fields.kv = { k: op.k };
-        const state = doc(link, version, fields, { action: op.del ? 'DELETE' : version === 0 ? 'POST' : 'PUT', expiration: op.expiration, time });
+        const state = doc(link, version, fields, {
+          action: op.del ? 'DELETE' : version === 0 ? 'POST' : 'PUT',
+          expiration: op.expiration,
+          time,
+        });
         idx.apply(rec(state, { resetHistory: op.reset }));
         let h = model.get(link) ?? [];
         const latest = h[h.length - 1];
@@ -154,7 +184,10 @@ test('property: indexed queries equal a brute-force scan', () => {
       }
       expected.sort((a, b) => b.doc.documentVersion - a.doc.documentVersion || a.order - b.order);
       const got = idx.query(plan, NOW).map((h) => `${h.link}@${h.version}`);
-      assert.equal(got, expected.map((e) => `${e.doc.documentSelfLink}@${e.doc.documentVersion}`));
+      assert.equal(
+        got,
+        expected.map((e) => `${e.doc.documentSelfLink}@${e.doc.documentVersion}`),
+      );
       const count = () => [...model.values()].reduce((n, h) => n + h.length, 0);
       assert.equal(idx.stats(), { links: model.size, versions: count() });
       // Purging changes what is held, never what a query sees.
@@ -165,7 +198,10 @@ test('property: indexed queries equal a brute-force scan', () => {
       for (const [link] of due) model.delete(link);
       assert.equal(idx.expire(NOW).sort(), due.map(([link]) => link).sort());
       assert.equal(idx.stats(), { links: model.size, versions: count() });
-      assert.equal(idx.query(plan, NOW).map((h) => `${h.link}@${h.version}`), got);
+      assert.equal(
+        idx.query(plan, NOW).map((h) => `${h.link}@${h.version}`),
+        got,
+      );
     }),
     { numRuns: 400 },
   );

@@ -9,8 +9,21 @@ function sample(): DocumentIndex {
   const idx = new DocumentIndex({ retentionFor: () => 100 });
   put(idx, `${EX}/a`, 0, { name: 'Alpha one', counter: 1, price: 1.5, keyValues: { k: 'v1' }, tags: ['red', 'blue'], enabled: true });
   put(idx, `${EX}/b`, 0, { name: 'alpha-two', counter: 2, price: 2.5, keyValues: { k: 'v2' }, tags: ['red'], enabled: false });
-  put(idx, `${EX}/c`, 0, { name: 'beta', counter: 3, price: 3.0, keyValues: { k: 'v1', other: 'o' }, tags: [], taskInfo: { stage: 'STARTED' } });
-  put(idx, '/core/example-tasks/t', 0, { name: 'task', counter: 10, taskInfo: { stage: 'FINISHED', isDirect: false } }, { kind: 'task-kind' });
+  put(idx, `${EX}/c`, 0, {
+    name: 'beta',
+    counter: 3,
+    price: 3.0,
+    keyValues: { k: 'v1', other: 'o' },
+    tags: [],
+    taskInfo: { stage: 'STARTED' },
+  });
+  put(
+    idx,
+    '/core/example-tasks/t',
+    0,
+    { name: 'task', counter: 10, taskInfo: { stage: 'FINISHED', isDirect: false } },
+    { kind: 'task-kind' },
+  );
   return idx;
 }
 
@@ -50,13 +63,25 @@ const range = (propertyName: string, r: Record<string, unknown>) => ({ term: { p
 test('ranges: LONG and DOUBLE, inclusive and exclusive, open ends, truncated LONG bounds', () => {
   const idx = sample();
   const r = (name: string, spec: Record<string, unknown>) => links(run(idx, q(range(name, spec))));
-  assert.equal(r('counter', { type: 'LONG', min: 1, max: 3, isMinInclusive: true, isMaxInclusive: true }), [`${EX}/a`, `${EX}/b`, `${EX}/c`]);
+  assert.equal(r('counter', { type: 'LONG', min: 1, max: 3, isMinInclusive: true, isMaxInclusive: true }), [
+    `${EX}/a`,
+    `${EX}/b`,
+    `${EX}/c`,
+  ]);
   assert.equal(r('counter', { type: 'LONG', min: 1, max: 3 }), [`${EX}/b`]);
   assert.equal(r('counter', { type: 'LONG', min: 3, isMinInclusive: true }), [`${EX}/c`, '/core/example-tasks/t']);
   assert.equal(r('counter', { type: 'LONG', max: 2, isMaxInclusive: true }), [`${EX}/a`, `${EX}/b`]);
-  assert.equal(r('counter', { type: 'LONG', min: 1.9, max: 2.1, isMinInclusive: true, isMaxInclusive: true }), [`${EX}/a`, `${EX}/b`], 'bounds become 1 and 2');
+  assert.equal(
+    r('counter', { type: 'LONG', min: 1.9, max: 2.1, isMinInclusive: true, isMaxInclusive: true }),
+    [`${EX}/a`, `${EX}/b`],
+    'bounds become 1 and 2',
+  );
   assert.equal(r('price', { type: 'DOUBLE', min: 1.5, max: 3.0 }), [`${EX}/b`]);
-  assert.equal(r('price', { type: 'DOUBLE', min: 1.5, max: 3.0, isMinInclusive: true, isMaxInclusive: true }), [`${EX}/a`, `${EX}/b`, `${EX}/c`]);
+  assert.equal(r('price', { type: 'DOUBLE', min: 1.5, max: 3.0, isMinInclusive: true, isMaxInclusive: true }), [
+    `${EX}/a`,
+    `${EX}/b`,
+    `${EX}/c`,
+  ]);
   assert.equal(r('price', { type: 'DOUBLE', min: 2.4, max: 2.6 }), [`${EX}/b`]);
   assert.equal(r('documentUpdateTimeMicros', { type: 'DATE', min: 1000, max: 1000, isMinInclusive: true, isMaxInclusive: true }).length, 4);
   assert.equal(r('name', { type: 'LONG', min: 0 }), [], 'strings are not in numeric ranges');
@@ -80,13 +105,23 @@ test('booleans: MUST, MUST_NOT, SHOULD and nesting (§9.3)', () => {
   const v1 = term('keyValues.k', 'v1');
   assert.equal(r(b([red, v1])), [`${EX}/a`]);
   assert.equal(r(b([red, term('keyValues.k', 'v1', undefined, 'MUST_NOT_OCCUR')])), [`${EX}/b`]);
-  assert.equal(r(b([red, term('name', 'nomatch', undefined, 'SHOULD_OCCUR')])), [`${EX}/a`, `${EX}/b`], 'SHOULD is optional next to a MUST');
-  assert.equal(r(b([term('name', 'beta', undefined, 'SHOULD_OCCUR'), term('name', 'task', undefined, 'SHOULD_OCCUR')])), [`${EX}/c`, '/core/example-tasks/t']);
+  assert.equal(
+    r(b([red, term('name', 'nomatch', undefined, 'SHOULD_OCCUR')])),
+    [`${EX}/a`, `${EX}/b`],
+    'SHOULD is optional next to a MUST',
+  );
+  assert.equal(r(b([term('name', 'beta', undefined, 'SHOULD_OCCUR'), term('name', 'task', undefined, 'SHOULD_OCCUR')])), [
+    `${EX}/c`,
+    '/core/example-tasks/t',
+  ]);
   assert.equal(r(b([term('name', 'beta', undefined, 'MUST_NOT_OCCUR')])), [], 'only MUST_NOT matches nothing');
   assert.equal(r(b([])), []);
   assert.equal(r(b([b([red, v1], 'SHOULD_OCCUR'), b([term('name', 'task')], 'SHOULD_OCCUR')])), [`${EX}/a`, '/core/example-tasks/t']);
   assert.equal(r(b([term('documentSelfLink', `${EX}/`, 'PREFIX'), b([red, v1], 'MUST_NOT_OCCUR')])), [`${EX}/b`, `${EX}/c`]);
-  assert.equal(r(b([range('counter', { type: 'LONG', min: 2, isMinInclusive: true }), term('tags.item', 'red', undefined, 'MUST_NOT_OCCUR')])), [`${EX}/c`, '/core/example-tasks/t']);
+  assert.equal(
+    r(b([range('counter', { type: 'LONG', min: 2, isMinInclusive: true }), term('tags.item', 'red', undefined, 'MUST_NOT_OCCUR')])),
+    [`${EX}/c`, '/core/example-tasks/t'],
+  );
   // At the top Xenon ignores a term's occurance but honours a boolean's.
   assert.equal(r(term('name', 'beta', undefined, 'MUST_NOT_OCCUR')), [`${EX}/c`]);
   assert.equal(r(b([red], 'MUST_NOT_OCCUR')), []);
@@ -102,17 +137,27 @@ test('INCLUDE_ALL_VERSIONS: newest version first, ties in indexing order, tombst
   const all = { query: term('documentKind', 'task'), options: ['INCLUDE_ALL_VERSIONS'] };
   assert.equal(links(run(idx, all), true), [
     `${t1}?documentVersion=4`,
-    `${t1}?documentVersion=3`, `${t2}?documentVersion=3`,
-    `${t1}?documentVersion=2`, `${t2}?documentVersion=2`,
-    `${t1}?documentVersion=1`, `${t2}?documentVersion=1`,
-    `${t1}?documentVersion=0`, `${t2}?documentVersion=0`,
+    `${t1}?documentVersion=3`,
+    `${t2}?documentVersion=3`,
+    `${t1}?documentVersion=2`,
+    `${t2}?documentVersion=2`,
+    `${t1}?documentVersion=1`,
+    `${t2}?documentVersion=1`,
+    `${t1}?documentVersion=0`,
+    `${t2}?documentVersion=0`,
   ]);
   const hit = run(idx, all)[1]!;
   assert.is(hit.doc.stage, 's3');
   assert.equal(links(run(idx, { query: term('documentKind', 'task') })), [t2]);
-  assert.equal(links(run(idx, { query: term('documentKind', 'task'), options: ['INCLUDE_DELETED'] }), true), [`${t1}?documentVersion=4`, `${t2}?documentVersion=3`]);
+  assert.equal(links(run(idx, { query: term('documentKind', 'task'), options: ['INCLUDE_DELETED'] }), true), [
+    `${t1}?documentVersion=4`,
+    `${t2}?documentVersion=3`,
+  ]);
   // Older versions match on their own fields.
-  assert.equal(links(run(idx, { query: term('stage', 's1'), options: ['INCLUDE_ALL_VERSIONS'] }), true), [`${t1}?documentVersion=1`, `${t2}?documentVersion=1`]);
+  assert.equal(links(run(idx, { query: term('stage', 's1'), options: ['INCLUDE_ALL_VERSIONS'] }), true), [
+    `${t1}?documentVersion=1`,
+    `${t2}?documentVersion=1`,
+  ]);
   assert.equal(links(run(idx, { query: term('stage', 's1') })), []);
 });
 
@@ -141,10 +186,17 @@ test('SORT: strings and numbers, ASC and DESC, several terms, missing values las
   assert.equal(sorted({ propertyName: 'n', propertyType: 'LONG' }), ['/s/3', '/s/1', '/s/4', '/s/2', '/s/5'], 'numeric, not lexicographic');
   assert.equal(sorted({ propertyName: 'n', propertyType: 'LONG' }, { sortOrder: 'DESC' }), ['/s/2', '/s/4', '/s/1', '/s/3', '/s/5']);
   assert.equal(
-    sorted({ propertyName: 'g', propertyType: 'STRING' }, { additionalSortTerms: [{ propertyName: 'n', propertyType: 'LONG', sortOrder: 'DESC' }] }),
+    sorted(
+      { propertyName: 'g', propertyType: 'STRING' },
+      { additionalSortTerms: [{ propertyName: 'n', propertyType: 'LONG', sortOrder: 'DESC' }] },
+    ),
     ['/s/1', '/s/3', '/s/5', '/s/2', '/s/4'],
   );
-  assert.equal(sorted({ propertyName: 'g', propertyType: 'STRING' }, { sortOrder: 'DESC' }), ['/s/2', '/s/4', '/s/1', '/s/3', '/s/5'], 'ties in indexing order');
+  assert.equal(
+    sorted({ propertyName: 'g', propertyType: 'STRING' }, { sortOrder: 'DESC' }),
+    ['/s/2', '/s/4', '/s/1', '/s/3', '/s/5'],
+    'ties in indexing order',
+  );
 });
 
 test('default order of latest versions: higher version first, then indexing order', () => {

@@ -44,7 +44,13 @@ export function rec(state: ServiceDocument, extra: Partial<LogRecord> = {}): Log
 }
 
 /** Applies `doc(link, version, fields, o)`. */
-export function put(idx: DocumentIndex, link: string, version: number, fields: Record<string, JsonValue> = {}, o: DocOpts = {}): ServiceDocument {
+export function put(
+  idx: DocumentIndex,
+  link: string,
+  version: number,
+  fields: Record<string, JsonValue> = {},
+  o: DocOpts = {},
+): ServiceDocument {
   const d = doc(link, version, fields, o);
   idx.apply(rec(d));
   return d;

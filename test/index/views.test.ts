@@ -59,7 +59,10 @@ test('a repeated version replaces the held one; a missing older one slots in by 
   assert.is(idx.latest(`${EX}/a`), again);
   assert.is(idx.postingSize('name', 'two'), 0);
   const one = put(idx, `${EX}/a`, 1, { name: 'one' });
-  assert.equal(idx.versions(`${EX}/a`).map((d) => d.documentVersion), [0, 1, 2]);
+  assert.equal(
+    idx.versions(`${EX}/a`).map((d) => d.documentVersion),
+    [0, 1, 2],
+  );
   assert.is(idx.version(`${EX}/a`, 1), one);
   assert.is(idx.latest(`${EX}/a`), again);
   assert.equal(links(run(idx, { query: term('name', 'one') })), [], 'an older version is not the latest');
@@ -70,7 +73,10 @@ test('an older version beyond retention is not kept', () => {
   put(idx, '/f/a', 5);
   put(idx, '/f/a', 6);
   put(idx, '/f/a', 1, { name: 'late' });
-  assert.equal(idx.versions('/f/a').map((d) => d.documentVersion), [5, 6]);
+  assert.equal(
+    idx.versions('/f/a').map((d) => d.documentVersion),
+    [5, 6],
+  );
   assert.is(idx.postingSize('name', 'late'), 0);
 });
 

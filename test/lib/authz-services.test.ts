@@ -56,15 +56,28 @@ test('credentials hold a hash, never a password', () => {
   assert.match(refusal(() => make({ userEmail: 'a@b', privateKey: 'secret' }))!, /unhashed/);
   assert.match(refusal(() => make({ userEmail: 'a@b' }))!, /privateKey is required/);
   assert.match(refusal(() => make({ userEmail: 'a@b', privateKeyHash: 'md5$abc' }))!, /not a scrypt hash/);
-  const patched = planUpdate(svc, 'PATCH', '/core/auth/credentials/c', s, svc.parseBody({ type: 'Password' }), { ...ctx, nowMicros: 2_000 });
+  const patched = planUpdate(svc, 'PATCH', '/core/auth/credentials/c', s, svc.parseBody({ type: 'Password' }), {
+    ...ctx,
+    nowMicros: 2_000,
+  });
   assert.is(patched!.state.privateKeyHash, HASH);
 });
 
 test('a session always ends, and keeps its end through a DELETE', () => {
   const svc = registerService(tokenService);
   const link = '/core/authz/tokens/abc';
-  assert.match(refusal(() => planCreate(svc, link, svc.parseBody({ userLink: '/core/authz/users/u' }), undefined, opts, ctx))!, /always ends/);
-  const s = planCreate(svc, link, svc.parseBody({ userLink: '/core/authz/users/u', documentExpirationTimeMicros: 5_000 }), undefined, opts, ctx).state;
+  assert.match(
+    refusal(() => planCreate(svc, link, svc.parseBody({ userLink: '/core/authz/users/u' }), undefined, opts, ctx))!,
+    /always ends/,
+  );
+  const s = planCreate(
+    svc,
+    link,
+    svc.parseBody({ userLink: '/core/authz/users/u', documentExpirationTimeMicros: 5_000 }),
+    undefined,
+    opts,
+    ctx,
+  ).state;
   assert.is(s.documentExpirationTimeMicros, 5_000);
   const del = planUpdate(svc, 'DELETE', link, s, undefined, { ...ctx, nowMicros: 2_000 });
   assert.is(del!.state.documentExpirationTimeMicros, 5_000);

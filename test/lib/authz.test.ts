@@ -57,7 +57,11 @@ test('roles add up per user; nothing is allowed without one', () => {
 });
 
 test('stored roles are read defensively: only ALLOW roles with users, paths and known verbs count', () => {
-  assert.equal(ruleOf({ policy: 'ALLOW', userLinks: ['/u'], pathPrefixes: ['/p'], verbs: ['GET', 'FLY'] }), { userLinks: ['/u'], pathPrefixes: ['/p'], verbs: ['GET'] });
+  assert.equal(ruleOf({ policy: 'ALLOW', userLinks: ['/u'], pathPrefixes: ['/p'], verbs: ['GET', 'FLY'] }), {
+    userLinks: ['/u'],
+    pathPrefixes: ['/p'],
+    verbs: ['GET'],
+  });
   assert.is(ruleOf({ policy: 'DENY', userLinks: ['/u'], pathPrefixes: ['/p'], verbs: ['GET'] }), undefined);
   assert.is(ruleOf({ policy: 'ALLOW', userLinks: [], pathPrefixes: ['/p'], verbs: ['GET'] }), undefined);
   assert.is(ruleOf({ policy: 'ALLOW', userLinks: ['/u'], pathPrefixes: '/p', verbs: ['GET'] }), undefined);
@@ -74,7 +78,11 @@ test('authorization paths are decoded and may not hide one path behind another',
   assert.is(authzPath('/core/examples/'), '/core/examples');
   assert.is(authzPath('/'), '/');
   for (const bad of ['/core/examples/../authz/tokens', '/core/./examples', '/core//examples', '/core/examples%2Fx', '/core/%E0%A4%A']) {
-    assert.throws(() => authzPath(bad), (e: unknown) => e instanceof KryptonError && e.code === 'INVALID_ARGUMENT', bad);
+    assert.throws(
+      () => authzPath(bad),
+      (e: unknown) => e instanceof KryptonError && e.code === 'INVALID_ARGUMENT',
+      bad,
+    );
   }
 });
 

@@ -21,7 +21,10 @@ test('node-group POST and PATCH are decided by their body', () => {
   assert.is(classifyRequest('PATCH', '/core/node-groups/hello', none), 'group-body');
   assert.is(classifyRequest('GET', '/core/node-groups/default', none), 'client');
   assert.is(classifyRequest('POST', '/core/node-groups', none), 'client'); // a custom group on this host
-  assert.is(classifyGroupBody('POST', { kind: KINDS.joinPeerRequest, memberGroupReference: 'http://h:8000/core/node-groups/default' }), 'join');
+  assert.is(
+    classifyGroupBody('POST', { kind: KINDS.joinPeerRequest, memberGroupReference: 'http://h:8000/core/node-groups/default' }),
+    'join',
+  );
   assert.is(classifyGroupBody('POST', { memberGroupReference: 'http://h:8000/core/node-groups/default' }), 'join');
   assert.is(classifyGroupBody('POST', { id: 'h2', groupReference: 'http://h2/core/node-groups/default', status: 'AVAILABLE' }), 'peer');
   assert.is(classifyGroupBody('POST', undefined), 'peer');

@@ -41,13 +41,29 @@ async function login(c: Client, user: string, password: string, body: Record<str
 }
 
 /** Creates a user with a password and one role; returns the user's link. */
-async function addUser(c: Client, adminToken: string, email: string, password: string, role: { pathPrefixes: string[]; verbs: string[] }): Promise<string> {
+async function addUser(
+  c: Client,
+  adminToken: string,
+  email: string,
+  password: string,
+  role: { pathPrefixes: string[]; verbs: string[] },
+): Promise<string> {
   const id = email.replace(/@.*/, '');
   const u = await c.send('POST', '/core/authz/users', { documentSelfLink: id, email }, as(adminToken));
   assert.is(u.status, 200, u.text);
-  const cr = await c.send('POST', '/core/auth/credentials', { documentSelfLink: id, userEmail: email, privateKey: password }, as(adminToken));
+  const cr = await c.send(
+    'POST',
+    '/core/auth/credentials',
+    { documentSelfLink: id, userEmail: email, privateKey: password },
+    as(adminToken),
+  );
   assert.is(cr.status, 200, cr.text);
-  const r = await c.send('POST', '/core/authz/roles', { documentSelfLink: id, userLinks: [`/core/authz/users/${id}`], policy: 'ALLOW', ...role }, as(adminToken));
+  const r = await c.send(
+    'POST',
+    '/core/authz/roles',
+    { documentSelfLink: id, userLinks: [`/core/authz/users/${id}`], policy: 'ALLOW', ...role },
+    as(adminToken),
+  );
   assert.is(r.status, 200, r.text);
   return `/core/authz/users/${id}`;
 }
@@ -56,7 +72,9 @@ const t = suite<{ h: TestHost; clock: ShiftableClock; admin: string; reader: str
 
 t.before(async (ctx) => {
   ctx.clock = shiftableClock();
-  ctx.h = await startHost({ isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: ADMIN_PASSWORD }, undefined, { clock: ctx.clock });
+  ctx.h = await startHost({ isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: ADMIN_PASSWORD }, undefined, {
+    clock: ctx.clock,
+  });
   await ctx.h.host.cluster.admin!.ready;
   const c = ctx.h.client;
   ctx.admin = await login(c, ADMIN, ADMIN_PASSWORD);
@@ -91,7 +109,11 @@ t('without a token: 403 with Xenon error body; lists answer empty, as for Xenon 
   // A token that is not a session is the guest, like no token.
   assert.is((await c.send('GET', '/core/examples/pub-1', undefined, as('x'.repeat(43)))).status, 403);
   // The host still works: it reports authorization truthfully to those who may ask.
-  assert.is((await c.send<{ isAuthorizationEnabled: boolean }>('GET', '/core/management', undefined, as((await login(c, ADMIN, ADMIN_PASSWORD))))).body.isAuthorizationEnabled, true);
+  assert.is(
+    (await c.send<{ isAuthorizationEnabled: boolean }>('GET', '/core/management', undefined, as(await login(c, ADMIN, ADMIN_PASSWORD))))
+      .body.isAuthorizationEnabled,
+    true,
+  );
 });
 
 t('login failures follow Xenon: 401 without credentials, 400 malformed, 403 unknown user or wrong password', async ({ h }) => {
@@ -102,13 +124,22 @@ t('login failures follow Xenon: 401 without credentials, 400 malformed, 403 unkn
   assert.is(none.body.statusCode, 401);
   assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: 'Bearer x' })).status, 400);
   assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic(ADMIN, 'wrong') })).status, 403);
-  assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic('nobody@localhost', 'x') })).status, 403);
-  assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'DANCE' }, { authorization: basic(ADMIN, ADMIN_PASSWORD) })).status, 400);
+  assert.is(
+    (await c.send('POST', '/core/authn/basic', { requestType: 'LOGIN' }, { authorization: basic('nobody@localhost', 'x') })).status,
+    403,
+  );
+  assert.is(
+    (await c.send('POST', '/core/authn/basic', { requestType: 'DANCE' }, { authorization: basic(ADMIN, ADMIN_PASSWORD) })).status,
+    400,
+  );
   assert.is((await c.send('GET', '/core/authn/basic')).status, 405);
   // No requestType means LOGIN, as in Xenon; the cookie carries the same token.
   const r = await c.send('POST', '/core/authn/basic', {}, { authorization: basic(ADMIN, ADMIN_PASSWORD) });
   assert.is(r.status, 200);
-  assert.match(String(r.headers['set-cookie']), new RegExp(`^xenon-auth-cookie=${r.headers['x-xenon-auth-token'] as string}; Path=/; Max-Age=3600`));
+  assert.match(
+    String(r.headers['set-cookie']),
+    new RegExp(`^xenon-auth-cookie=${r.headers['x-xenon-auth-token'] as string}; Path=/; Max-Age=3600`),
+  );
 });
 
 t('a read-only role can GET but not PATCH, and only under its prefixes; a cookie works like the header', async ({ h, reader }) => {
@@ -133,14 +164,20 @@ t('factory lists and queries only show what the caller may GET, counted and page
   assert.is((await c.send<List>('GET', '/core/examples', undefined, as(admin))).body.documentCount, 3);
 
   const kind = { term: { propertyName: 'documentKind', matchValue: KINDS.example } };
-  const q = (options: string[], extra: Record<string, unknown> = {}) => ({ taskInfo: { isDirect: true }, querySpec: { options, query: kind, ...extra } });
+  const q = (options: string[], extra: Record<string, unknown> = {}) => ({
+    taskInfo: { isDirect: true },
+    querySpec: { options, query: kind, ...extra },
+  });
   const expanded = await c.send<Task>('POST', '/core/query-tasks', q(['EXPAND_CONTENT']), as(reader));
   assert.equal([...expanded.body.results.documentLinks].sort(), ['/core/examples/pub-1', '/core/examples/pub-2']);
   assert.is((await c.send<Task>('POST', '/core/local-query-tasks', q(['COUNT']), as(reader))).body.results.documentCount, 2);
   assert.is((await c.send<Task>('POST', '/core/query-tasks', q(['COUNT']), as(admin))).body.results.documentCount, 3);
   assert.is((await c.send<Task>('POST', '/core/query-tasks', q(['COUNT']))).body.results.documentCount, 0);
   const all = await c.send<Task>('POST', '/core/query-tasks', q(['INCLUDE_ALL_VERSIONS']), as(reader));
-  assert.ok(all.body.results.documentLinks.every((l) => l.startsWith('/core/examples/pub-')), all.text);
+  assert.ok(
+    all.body.results.documentLinks.every((l) => l.startsWith('/core/examples/pub-')),
+    all.text,
+  );
 
   // Pages hold one filtered hit each, and are the creator's alone.
   const paged = await c.send<Task>('POST', '/core/query-tasks', q([], { resultLimit: 1 }), as(reader));
@@ -158,10 +195,17 @@ t('factory lists and queries only show what the caller may GET, counted and page
   // A polled task is visible to its creator (and the system), not to other callers.
   const polled = await c.send<Task>('POST', '/core/query-tasks', { querySpec: { query: kind } }, as(admin));
   assert.is(polled.status, 202);
-  await waitFor('task finished', async () => (await c.send<Task>('GET', polled.body.documentSelfLink, undefined, as(admin))).body.taskInfo.stage === 'FINISHED');
+  await waitFor(
+    'task finished',
+    async () => (await c.send<Task>('GET', polled.body.documentSelfLink, undefined, as(admin))).body.taskInfo.stage === 'FINISHED',
+  );
   assert.is((await c.send('GET', polled.body.documentSelfLink, undefined, as(reader))).status, 404);
-  assert.not.ok((await c.send<List>('GET', '/core/query-tasks', undefined, as(reader))).body.documentLinks.includes(polled.body.documentSelfLink));
-  assert.ok((await c.send<List>('GET', '/core/query-tasks', undefined, as(admin))).body.documentLinks.includes(polled.body.documentSelfLink));
+  assert.not.ok(
+    (await c.send<List>('GET', '/core/query-tasks', undefined, as(reader))).body.documentLinks.includes(polled.body.documentSelfLink),
+  );
+  assert.ok(
+    (await c.send<List>('GET', '/core/query-tasks', undefined, as(admin))).body.documentLinks.includes(polled.body.documentSelfLink),
+  );
 });
 
 t('password hashes never leave the host and cannot be queried', async ({ h, admin }) => {
@@ -177,10 +221,26 @@ t('password hashes never leave the host and cannot be queried', async ({ h, admi
   const list = await c.send<List>('GET', '/core/auth/credentials?expand', undefined, as(admin));
   assert.ok(list.body.documentCount >= 2);
   assert.not.ok(list.text.includes('privateKeyHash'), list.text);
-  const q = await c.send<Task>('POST', '/core/query-tasks', { taskInfo: { isDirect: true }, querySpec: { options: ['EXPAND_CONTENT', 'INCLUDE_ALL_VERSIONS'], query: { term: { propertyName: 'userEmail', matchValue: ADMIN } } } }, as(admin));
+  const q = await c.send<Task>(
+    'POST',
+    '/core/query-tasks',
+    {
+      taskInfo: { isDirect: true },
+      querySpec: { options: ['EXPAND_CONTENT', 'INCLUDE_ALL_VERSIONS'], query: { term: { propertyName: 'userEmail', matchValue: ADMIN } } },
+    },
+    as(admin),
+  );
   assert.ok(q.body.results.documentLinks.length >= 1);
   assert.not.ok(q.text.includes('privateKeyHash'), q.text);
-  const probe = await c.send('POST', '/core/query-tasks', { taskInfo: { isDirect: true }, querySpec: { query: { term: { propertyName: 'privateKeyHash', matchValue: 'scrypt*', matchType: 'WILDCARD' } } } }, as(admin));
+  const probe = await c.send(
+    'POST',
+    '/core/query-tasks',
+    {
+      taskInfo: { isDirect: true },
+      querySpec: { query: { term: { propertyName: 'privateKeyHash', matchValue: 'scrypt*', matchType: 'WILDCARD' } } },
+    },
+    as(admin),
+  );
   assert.is(probe.status, 400);
   const patched = await c.send('PATCH', '/core/auth/credentials/reader', { privateKey: 'reader-pw-2' }, as(admin));
   assert.is(patched.status, 200);
@@ -196,8 +256,20 @@ t('session documents belong to the system user alone, admin included', async ({ 
   const c = h.client;
   assert.is((await c.send('GET', '/core/authz/tokens', undefined, as(admin))).status, 200);
   assert.equal((await c.send<List>('GET', '/core/authz/tokens', undefined, as(admin))).body.documentLinks, []);
-  assert.is((await c.send('POST', '/core/authz/tokens', { userLink: '/core/authz/users/reader', documentExpirationTimeMicros: 1e18 }, as(admin))).status, 403);
-  const q = await c.send<Task>('POST', '/core/query-tasks', { taskInfo: { isDirect: true }, querySpec: { options: ['COUNT'], query: { term: { propertyName: 'documentKind', matchValue: 'krypton:authz:AuthTokenState' } } } }, as(admin));
+  assert.is(
+    (await c.send('POST', '/core/authz/tokens', { userLink: '/core/authz/users/reader', documentExpirationTimeMicros: 1e18 }, as(admin)))
+      .status,
+    403,
+  );
+  const q = await c.send<Task>(
+    'POST',
+    '/core/query-tasks',
+    {
+      taskInfo: { isDirect: true },
+      querySpec: { options: ['COUNT'], query: { term: { propertyName: 'documentKind', matchValue: 'krypton:authz:AuthTokenState' } } },
+    },
+    as(admin),
+  );
   assert.is(q.body.results.documentCount, 0);
 });
 
@@ -210,16 +282,25 @@ t('a factory watch delivers only what its subscriber may read, and ends with the
     assert.is((await c.send('PATCH', '/core/examples/priv-1', { name: 'secret' }, as(admin))).status, 200);
     assert.is((await c.send('PATCH', '/core/examples/pub-2', { name: 'visible' }, as(admin))).status, 200);
     await waitFor('pub-2 update', () => stream.events.some((e) => (e.data as { name?: string } | undefined)?.name === 'visible'));
-    assert.not.ok(stream.events.some((e) => JSON.stringify(e.data).includes('priv-1')), JSON.stringify(stream.events));
+    assert.not.ok(
+      stream.events.some((e) => JSON.stringify(e.data).includes('priv-1')),
+      JSON.stringify(stream.events),
+    );
     assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'LOGOUT' }, as(token))).status, 200);
     assert.is((await c.send('PATCH', '/core/examples/pub-2', { name: 'after logout' }, as(admin))).status, 200);
     await stream.ended;
-    assert.ok(stream.events.some((e) => e.event === 'error'), JSON.stringify(stream.events));
+    assert.ok(
+      stream.events.some((e) => e.event === 'error'),
+      JSON.stringify(stream.events),
+    );
     assert.not.ok(stream.events.some((e) => (e.data as { name?: string } | undefined)?.name === 'after logout'));
   } finally {
     await stream.close();
   }
-  assert.is((await c.send('GET', '/core/examples/priv-1/subscriptions', undefined, as(await login(c, 'reader@localhost', 'reader-pw')))).status, 403);
+  assert.is(
+    (await c.send('GET', '/core/examples/priv-1/subscriptions', undefined, as(await login(c, 'reader@localhost', 'reader-pw')))).status,
+    403,
+  );
 });
 
 t('sessions expire with the clock, or end with LOGOUT', async ({ h, clock }) => {
@@ -241,13 +322,21 @@ t('sessions expire with the clock, or end with LOGOUT', async ({ h, clock }) => 
   assert.match(String(out.headers['set-cookie']), /xenon-auth-cookie=; Path=\/; Max-Age=0/);
   assert.is((await c.send('GET', '/core/examples/pub-1', undefined, as(other))).status, 403);
   assert.is((await c.send('POST', '/core/authn/basic', { requestType: 'LOGOUT' })).status, 200);
-  assert.is((await c.send('POST', '/core/authn/basic', { sessionExpirationSeconds: 0 }, { authorization: basic(ADMIN, ADMIN_PASSWORD) })).status, 400);
+  assert.is(
+    (await c.send('POST', '/core/authn/basic', { sessionExpirationSeconds: 0 }, { authorization: basic(ADMIN, ADMIN_PASSWORD) })).status,
+    400,
+  );
 });
 
 t('tasks run under authorization: the owner calls itself as a member', async ({ h }) => {
   const c = h.client;
   const admin = await login(c, ADMIN, ADMIN_PASSWORD);
-  const r = await c.send<{ taskInfo: { stage: string }; documentSelfLink: string }>('POST', '/core/example-tasks', { taskInfo: { isDirect: true } }, as(admin));
+  const r = await c.send<{ taskInfo: { stage: string }; documentSelfLink: string }>(
+    'POST',
+    '/core/example-tasks',
+    { taskInfo: { isDirect: true } },
+    as(admin),
+  );
   assert.is(r.status, 200, r.text);
   assert.is(r.body.taskInfo.stage, 'FINISHED');
   assert.equal((await c.send<List>('GET', '/core/examples', undefined, as(admin))).body.documentLinks, []);
@@ -261,7 +350,10 @@ t('the admin bootstrap writes nothing twice: a restart leaves its documents alon
   ctx.h = await ctx.h.restart();
   await ctx.h.host.cluster.admin!.ready;
   assert.equal(versions(), before);
-  assert.is((await ctx.h.client.send('GET', '/core/management', undefined, as(await login(ctx.h.client, ADMIN, ADMIN_PASSWORD)))).status, 200);
+  assert.is(
+    (await ctx.h.client.send('GET', '/core/management', undefined, as(await login(ctx.h.client, ADMIN, ADMIN_PASSWORD)))).status,
+    200,
+  );
 });
 
 t.run();

@@ -29,7 +29,12 @@ t.after(async (ctx) => {
 });
 
 t('malformed JSON is 400', async ({ h }) => {
-  for (const [method, path] of [['POST', '/core/examples'], ['PATCH', '/core/examples/base'], ['PUT', '/core/examples/base'], ['POST', '/core/query-tasks']] as const) {
+  for (const [method, path] of [
+    ['POST', '/core/examples'],
+    ['PATCH', '/core/examples/base'],
+    ['PUT', '/core/examples/base'],
+    ['POST', '/core/query-tasks'],
+  ] as const) {
     const r = await h.client.send(method, path, '{"name": "x",');
     assert.is(r.status, 400, `${method} ${path}`);
     isErrorBody(r.body, 400);
@@ -67,7 +72,10 @@ t('unknown kinds and unknown query options are 400', async ({ h }) => {
   const m = await h.client.patch('/core/management', { kind: 'com:example:Nope' });
   assert.is(m.status, 400);
   isErrorBody(m.body, 400);
-  const q = await h.client.post('/core/query-tasks', { taskInfo: { isDirect: true }, querySpec: { options: ['NOPE'], query: { term: { propertyName: 'name', matchValue: 'x' } } } });
+  const q = await h.client.post('/core/query-tasks', {
+    taskInfo: { isDirect: true },
+    querySpec: { options: ['NOPE'], query: { term: { propertyName: 'name', matchValue: 'x' } } },
+  });
   assert.is(q.status, 400);
   isErrorBody(q.body, 400);
   const noSpec = await h.client.post('/core/query-tasks', { taskInfo: { isDirect: true } });
@@ -88,7 +96,14 @@ t('unknown paths are 404, unsupported verbs 405, with the error body', async ({ 
   isErrorBody(nf.body, 404);
   assert.is(nf.body.errorCode, -2147483648);
   assert.is((await h.client.get('/core/examples/base/deeper')).status, 404);
-  for (const [method, path] of [['PATCH', '/core/examples'], ['PUT', '/core/examples'], ['DELETE', '/core/examples'], ['POST', '/core/examples/base'], ['PUT', '/core/management'], ['PATCH', '/core/query-tasks']] as const) {
+  for (const [method, path] of [
+    ['PATCH', '/core/examples'],
+    ['PUT', '/core/examples'],
+    ['DELETE', '/core/examples'],
+    ['POST', '/core/examples/base'],
+    ['PUT', '/core/management'],
+    ['PATCH', '/core/query-tasks'],
+  ] as const) {
     const r = await h.client.send(method, path, '{}');
     assert.is(r.status, 405, `${method} ${path}`);
     isErrorBody(r.body, 405);
@@ -118,7 +133,16 @@ t('bad synchronization promise requests are 400 and promise nothing', async ({ h
     ['a negative epoch', { ...ok, asks: [['/core/examples/base', -1]] }],
     ['a fractional epoch', { ...ok, asks: [['/core/examples/base', 1.5]] }],
     ['an epoch as a string', { ...ok, asks: [['/core/examples/base', '5']] }],
-    ['a link asked twice', { ...ok, asks: [['/core/examples/base', 5], ['/core/examples/base', 6]] }],
+    [
+      'a link asked twice',
+      {
+        ...ok,
+        asks: [
+          ['/core/examples/base', 5],
+          ['/core/examples/base', 6],
+        ],
+      },
+    ],
     ['an unknown kind', { ...ok, kind: 'promises' }],
     ['an array body', [ok]],
   ];

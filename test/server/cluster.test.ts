@@ -61,7 +61,10 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
   assert.is(tooMany.body.message, 'Requested quorum 4 is larger than member count 3');
   // The owner answered once 2 of 3 held it durably; the third copy follows.
   const localCopies = () => Promise.all(hosts.map((h) => h.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })));
-  assert.ok((await localCopies()).filter((r) => r.body?.documentVersion === 1).length >= 2, 'a quorum holds version 1 when the client hears success');
+  assert.ok(
+    (await localCopies()).filter((r) => r.body?.documentVersion === 1).length >= 2,
+    'a quorum holds version 1 when the client hears success',
+  );
   await waitFor('every replica at version 1', async () => (await localCopies()).every((r) => r.body?.documentVersion === 1));
   for (const local of await localCopies()) {
     assert.is(local.body.counter, 5);
@@ -81,12 +84,26 @@ t('a POST and later requests entering a non-owner run on the owner', async ({ ho
 t('replicas refuse records from an older epoch, and retries are harmless', async ({ hosts }) => {
   const [a] = hosts as [TestHost];
   const { encodeBatch, decodeResults, REPLICATION_CONTENT_TYPE } = await import('../../server/replication/replicator.js');
-  const current = (await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).body as Record<string, unknown> & { documentVersion: number };
+  const current = (await a.client.send('GET', '/core/examples/foo', undefined, { pragma: 'xn-no-fwd' })).body as Record<string, unknown> & {
+    documentVersion: number;
+  };
   // The answer is msgpack: read it as bytes.
   const send = async (epoch: number, version: number) => {
     const r = await request(`${a.host.uri}/core/node-selectors/default/replication`, {
       method: 'POST',
-      body: encodeBatch({ from: 'host-2', records: [{ link: '/core/examples/foo', action: 'PATCH', version, epoch, timeMicros: 1, state: { ...current, documentVersion: version, documentEpoch: epoch } as never }] }),
+      body: encodeBatch({
+        from: 'host-2',
+        records: [
+          {
+            link: '/core/examples/foo',
+            action: 'PATCH',
+            version,
+            epoch,
+            timeMicros: 1,
+            state: { ...current, documentVersion: version, documentEpoch: epoch } as never,
+          },
+        ],
+      }),
       headers: { 'content-type': REPLICATION_CONTENT_TYPE },
     });
     assert.is(r.statusCode, 200);
@@ -96,7 +113,9 @@ t('replicas refuse records from an older epoch, and retries are harmless', async
   // Raise the held epoch to 5, then a record from epoch 4 is fenced off.
   assert.equal(await send(5, current.documentVersion + 1), [{ ok: true }]);
   assert.equal(await send(4, current.documentVersion + 2), [{ ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }]);
-  const junk = await a.client.send('POST', '/core/node-selectors/default/replication', Buffer.from([0xc1, 0x00]), { 'content-type': REPLICATION_CONTENT_TYPE });
+  const junk = await a.client.send('POST', '/core/node-selectors/default/replication', Buffer.from([0xc1, 0x00]), {
+    'content-type': REPLICATION_CONTENT_TYPE,
+  });
   assert.is(junk.status, 400);
   assert.is((junk.body as { statusCode?: number }).statusCode, 400, "Xenon's error body");
   assert.is((await a.client.get('/core/node-selectors/default/replication')).status, 405);
@@ -108,15 +127,23 @@ t('forwarding: KEY_HASH, PEER_ID, unknown peer 404, ALL', async ({ hosts }) => {
   const key = await a.client.get('/core/node-selectors/default/forwarding?path=/core/examples/foo&target=KEY_HASH');
   assert.is(key.status, 200);
   assert.is(key.body.name, 'routed');
-  const peer = await a.client.get<{ documentOwner: string }>(`/core/node-selectors/default/forwarding?path=/core/management&target=PEER_ID&peer=host-3`);
+  const peer = await a.client.get<{ documentOwner: string }>(
+    `/core/node-selectors/default/forwarding?path=/core/management&target=PEER_ID&peer=host-3`,
+  );
   assert.is(peer.body.documentOwner, 'host-3');
   const unknown = await a.client.get('/core/node-selectors/default/forwarding?path=/core/management&target=PEER_ID&peer=nobody');
   assert.is(unknown.status, 404);
   assert.is((await a.client.get('/core/node-selectors/default/forwarding?target=ALL')).body.message, 'link uri parameter is required');
-  assert.is((await a.client.get('/core/node-selectors/default/forwarding?path=/core/management')).body.message, 'destination uri parameter is required');
-  const all = await b.client.get<{ receivers: string[]; jsonResponses: Record<string, string>; failures: Record<string, unknown>; nodeCount: number }>(
-    '/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL',
+  assert.is(
+    (await a.client.get('/core/node-selectors/default/forwarding?path=/core/management')).body.message,
+    'destination uri parameter is required',
   );
+  const all = await b.client.get<{
+    receivers: string[];
+    jsonResponses: Record<string, string>;
+    failures: Record<string, unknown>;
+    nodeCount: number;
+  }>('/core/node-selectors/default/forwarding?path=/core/management/process-log&target=ALL');
   assert.is(all.status, 200);
   assert.is(all.body.receivers.length, 3);
   assert.is(Object.keys(all.body.jsonResponses).length, 3);
@@ -127,7 +154,11 @@ t('forwarding: KEY_HASH, PEER_ID, unknown peer 404, ALL', async ({ hosts }) => {
 
 t('quorum 3, one host stopped: a POST waits; UpdateQuorumRequest to 2 lets it finish', async ({ hosts }) => {
   const [a, b, c] = hosts as [TestHost, TestHost, TestHost];
-  const q3 = await a.client.patch('/core/node-groups/default', { isGroupUpdate: true, membershipQuorum: 3, kind: KINDS.updateQuorumRequest });
+  const q3 = await a.client.patch('/core/node-groups/default', {
+    isGroupUpdate: true,
+    membershipQuorum: 3,
+    kind: KINDS.updateQuorumRequest,
+  });
   assert.is(q3.status, 200);
   await waitFor('quorum 3 everywhere', async () => {
     for (const h of hosts) {
@@ -138,7 +169,11 @@ t('quorum 3, one host stopped: a POST waits; UpdateQuorumRequest to 2 lets it fi
   });
   assert.is((await c.client.delete('/core/management')).status, 202);
   await c.host.stopped;
-  await waitFor('host-3 UNAVAILABLE on host-1', async () => (await a.client.get<Group>('/core/node-groups/default')).body.nodes['host-3']!.status === 'UNAVAILABLE', 5000);
+  await waitFor(
+    'host-3 UNAVAILABLE on host-1',
+    async () => (await a.client.get<Group>('/core/node-groups/default')).body.nodes['host-3']!.status === 'UNAVAILABLE',
+    5000,
+  );
 
   let done = false;
   const pending = b.client.post('/core/examples', { documentSelfLink: 'blocked', name: 'waits' }).then((r) => {
@@ -148,7 +183,11 @@ t('quorum 3, one host stopped: a POST waits; UpdateQuorumRequest to 2 lets it fi
   // The group is short of its quorum: the POST is parked, not failed.
   await waitFor('request parked', async () => (await a.client.get('/core/node-groups/default/available')).status === 503);
   assert.is(done, false);
-  const q2 = await a.client.patch('/core/node-groups/default', { isGroupUpdate: true, membershipQuorum: 2, kind: KINDS.updateQuorumRequest });
+  const q2 = await a.client.patch('/core/node-groups/default', {
+    isGroupUpdate: true,
+    membershipQuorum: 2,
+    kind: KINDS.updateQuorumRequest,
+  });
   assert.is(q2.status, 200);
   const r = await pending;
   assert.is(r.status, 200);

@@ -4,7 +4,17 @@ import path from 'node:path';
 import { ConfigError, parseHostArgs } from '../../server/base/config.js';
 
 test('Xenon flag names in both --flag=value and --flag value forms', () => {
-  const c = parseHostArgs(['--port=8001', '--sandbox', '/tmp/x', '--id=hostAtPort8001', '--bindAddress', '0.0.0.0', '--peerNodes=http://127.0.0.1:8000,127.0.0.1:8001', '--membershipQuorum', '2']);
+  const c = parseHostArgs([
+    '--port=8001',
+    '--sandbox',
+    '/tmp/x',
+    '--id=hostAtPort8001',
+    '--bindAddress',
+    '0.0.0.0',
+    '--peerNodes=http://127.0.0.1:8000,127.0.0.1:8001',
+    '--membershipQuorum',
+    '2',
+  ]);
   assert.is(c.port, 8001);
   assert.is(c.sandbox, path.resolve('/tmp/x'));
   assert.is(c.id, 'hostAtPort8001');
@@ -36,7 +46,11 @@ test('unknown flags and bad values say what is wrong', () => {
     [['--id=has space'], /bad value for --id/],
   ];
   for (const [args, re] of bad) {
-    assert.throws(() => parseHostArgs(args), (e: unknown) => e instanceof ConfigError && re.test((e as Error).message), args.join(' '));
+    assert.throws(
+      () => parseHostArgs(args),
+      (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
+      args.join(' '),
+    );
   }
 });
 

@@ -27,7 +27,9 @@ test('document requests answer as koa did; other requests still reach koa', asyn
     assert.is(missing.body.statusCode, 404);
     assert.is((await h.client.get('/core/examples/e1?documentVersion=x')).status, 400);
     assert.is((await h.client.get('/core/examples/e1?documentVersion=0')).body.name, 'one');
-    const huge = await h.client.send('PATCH', '/core/examples/e1', JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10) }), { 'content-type': 'application/json' });
+    const huge = await h.client.send('PATCH', '/core/examples/e1', JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10) }), {
+      'content-type': 'application/json',
+    });
     assert.is(huge.status, 413);
 
     // Not taken before koa: HEAD (405, no body), watch routes, management.

@@ -33,8 +33,14 @@ t('POST with a suffix creates version 0 with Xenon fields', async ({ h }) => {
 });
 
 t('POST accepts /suffix and full links, generates ids from the host hash', async ({ h }) => {
-  assert.is((await h.client.post<Doc>('/core/examples', { documentSelfLink: '/slash', name: 'a' })).body.documentSelfLink, '/core/examples/slash');
-  assert.is((await h.client.post<Doc>('/core/examples', { documentSelfLink: '/core/examples/full', name: 'a' })).body.documentSelfLink, '/core/examples/full');
+  assert.is(
+    (await h.client.post<Doc>('/core/examples', { documentSelfLink: '/slash', name: 'a' })).body.documentSelfLink,
+    '/core/examples/slash',
+  );
+  assert.is(
+    (await h.client.post<Doc>('/core/examples', { documentSelfLink: '/core/examples/full', name: 'a' })).body.documentSelfLink,
+    '/core/examples/full',
+  );
   const gen = await h.client.post<Doc>('/core/examples', { name: 'generated' });
   assert.is(gen.status, 200);
   assert.ok(gen.body.documentSelfLink.startsWith('/core/examples/' + hex64(fnv64(h.host.id))), gen.body.documentSelfLink);
@@ -117,7 +123,7 @@ t('DELETE tombstones; GET 404; re-POST 409 unless xn-force-index-update', async 
   const g = await h.client.get('/core/examples/del');
   assert.is(g.status, 404);
   assert.is(g.body.errorCode, -2147483646);
-  assert.not.ok(((await h.client.get<{ documentLinks: string[] }>('/core/examples')).body.documentLinks).includes('/core/examples/del'));
+  assert.not.ok((await h.client.get<{ documentLinks: string[] }>('/core/examples')).body.documentLinks.includes('/core/examples/del'));
   const again = await h.client.post('/core/examples', { documentSelfLink: 'del', name: 'c' });
   assert.is(again.status, 409);
   assert.is(again.body.errorCode, -2147483646);
@@ -153,7 +159,12 @@ t('GET ?documentVersion=N returns that version', async ({ h }) => {
 });
 
 t('factory GET lists children; ?expand adds documents', async ({ h }) => {
-  const list = await h.client.get<{ documentLinks: string[]; documentCount: number; documentOwner: string; documents?: Record<string, Doc> }>('/core/examples');
+  const list = await h.client.get<{
+    documentLinks: string[];
+    documentCount: number;
+    documentOwner: string;
+    documents?: Record<string, Doc>;
+  }>('/core/examples');
   assert.ok(list.body.documentLinks.includes('/core/examples/one'));
   assert.is(list.body.documentCount, list.body.documentLinks.length);
   assert.is(list.body.documentOwner, h.host.id);
@@ -178,9 +189,14 @@ t('an expired document disappears from GET and the factory list', async ({ h }) 
 
 t('concurrent PATCHes to one document are serialized: every version exactly once', async ({ h }) => {
   await h.client.post('/core/examples', { documentSelfLink: 'race', name: 'r', counter: 0 });
-  const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => h.client.patch<Doc>('/core/examples/race', { counter: i + 1, tags: [`t${i}`] })));
+  const replies = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => h.client.patch<Doc>('/core/examples/race', { counter: i + 1, tags: [`t${i}`] })),
+  );
   const versions = replies.map((r) => r.body.documentVersion).sort((a, b) => a - b);
-  assert.equal(versions, Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.equal(
+    versions,
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
   const final = await h.client.get<Doc & { tags: string[] }>('/core/examples/race');
   assert.is(final.body.documentVersion, 40);
   assert.is(final.body.counter, 40);

@@ -28,13 +28,41 @@ test('codec: a batch reads back as written; malformed batches are INVALID_BODY',
     return 'no error';
   };
   const p = new Packr({ useRecords: false });
-  assert.is(code(() => decodeForwardBatch(Buffer.from([0xc1]))), 'INVALID_BODY', 'not msgpack');
-  assert.is(code(() => decodeForwardBatch(p.pack({ a: 1 }))), 'INVALID_BODY', 'not a list');
-  assert.is(code(() => decodeForwardBatch(p.pack([['TRACE', '/x', 'xn-fwd', {}, null]]))), 'INVALID_BODY', 'unknown method');
-  assert.is(code(() => decodeForwardBatch(p.pack([['GET', 'x', 'xn-fwd', {}, null]]))), 'INVALID_BODY', 'path without /');
-  assert.is(code(() => decodeForwardBatch(p.pack([['GET', '/x', 'xn-fwd', { host: 'evil' }, null]]))), 'INVALID_BODY', 'a header other than x-xenon-*');
-  assert.is(code(() => decodeForwardBatch(p.pack([['POST', '/x', 'xn-fwd', {}, 5]]))), 'INVALID_BODY', 'a body that is not text');
-  assert.is(code(() => decodeForwardBatch(p.pack(Array.from({ length: 1025 }, () => ['GET', '/x', '', {}, null])))), 'INVALID_BODY', 'over the item limit');
+  assert.is(
+    code(() => decodeForwardBatch(Buffer.from([0xc1]))),
+    'INVALID_BODY',
+    'not msgpack',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack({ a: 1 }))),
+    'INVALID_BODY',
+    'not a list',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['TRACE', '/x', 'xn-fwd', {}, null]]))),
+    'INVALID_BODY',
+    'unknown method',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['GET', 'x', 'xn-fwd', {}, null]]))),
+    'INVALID_BODY',
+    'path without /',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['GET', '/x', 'xn-fwd', { host: 'evil' }, null]]))),
+    'INVALID_BODY',
+    'a header other than x-xenon-*',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['POST', '/x', 'xn-fwd', {}, 5]]))),
+    'INVALID_BODY',
+    'a body that is not text',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack(Array.from({ length: 1025 }, () => ['GET', '/x', '', {}, null])))),
+    'INVALID_BODY',
+    'over the item limit',
+  );
 });
 
 test('answer frames are read back whatever the chunks', () => {
@@ -43,7 +71,15 @@ test('answer frames are read back whatever the chunks', () => {
     const got: [number, number, string][] = [];
     const r = new AnswerReader((i, s, t) => got.push([i, s, t]));
     for (let at = 0; at < frames.length; at += size) r.push(frames.subarray(at, at + size));
-    assert.equal(got, [[1, 200, '{"a":1}'], [0, 409, '{"message":"é"}'], [2, 404, '{}']], `chunks of ${size}`);
+    assert.equal(
+      got,
+      [
+        [1, 200, '{"a":1}'],
+        [0, 409, '{"message":"é"}'],
+        [2, 404, '{}'],
+      ],
+      `chunks of ${size}`,
+    );
   }
 });
 
@@ -56,7 +92,12 @@ t.before(async (ctx) => {
 });
 t.after((ctx) => closeAll(ctx.hosts));
 
-const owner = (link: string) => selectNodes(link, ['host-1', 'host-2', 'host-3'].map((id) => ({ id, eligible: true })), 1)[0]!;
+const owner = (link: string) =>
+  selectNodes(
+    link,
+    ['host-1', 'host-2', 'host-3'].map((id) => ({ id, eligible: true })),
+    1,
+  )[0]!;
 
 t('concurrent requests entering a non-owner travel in batches, each with its own answer', async ({ hosts }) => {
   const a = hosts[0]!;
@@ -64,7 +105,9 @@ t('concurrent requests entering a non-owner travel in batches, each with its own
   const links: string[] = [];
   for (let i = 0; links.length < 60; i++) if (owner(`/core/examples/fw-${i}`) !== 'host-1') links.push(`/core/examples/fw-${i}`);
   const before = (await a.client.get<{ forwardStats: { batches: number; requests: number } }>('/core/management')).body.forwardStats;
-  const created = await Promise.all(links.map((l, i) => a.client.post('/core/examples', { documentSelfLink: l, name: `n${i}`, counter: i })));
+  const created = await Promise.all(
+    links.map((l, i) => a.client.post('/core/examples', { documentSelfLink: l, name: `n${i}`, counter: i })),
+  );
   created.forEach((r, i) => {
     assert.is(r.status, 200);
     assert.is(r.body.documentSelfLink, links[i]);
@@ -104,9 +147,14 @@ t('concurrent requests entering a non-owner travel in batches, each with its own
 });
 
 t('a POST without a documentSelfLink gets an id its entry host owns: created there, not forwarded', async ({ hosts }) => {
-  const stats = () => Promise.all(hosts.map(async (h) => (await h.client.get<{ forwardStats: { requests: number } }>('/core/management')).body.forwardStats.requests));
+  const stats = () =>
+    Promise.all(
+      hosts.map(async (h) => (await h.client.get<{ forwardStats: { requests: number } }>('/core/management')).body.forwardStats.requests),
+    );
   const before = await stats();
-  const made = await Promise.all(hosts.flatMap((h, i) => Array.from({ length: 20 }, (_, k) => h.client.post('/core/examples', { name: `local-${i}-${k}` }))));
+  const made = await Promise.all(
+    hosts.flatMap((h, i) => Array.from({ length: 20 }, (_, k) => h.client.post('/core/examples', { name: `local-${i}-${k}` }))),
+  );
   const links = new Set<string>();
   made.forEach((r, j) => {
     const entry = `host-${Math.floor(j / 20) + 1}`;
@@ -145,7 +193,9 @@ t('the forwarding endpoint answers a batch in frames and refuses bad ones', asyn
   assert.is(answers.get(2)![0], 400);
   assert.match(String(answers.get(2)![1].message), /malformed JSON body/);
 
-  const junk = await b.client.send('POST', '/core/node-selectors/default/forwarded', Buffer.from([0x93, 0xc1]), { 'content-type': 'application/x-msgpack' });
+  const junk = await b.client.send('POST', '/core/node-selectors/default/forwarded', Buffer.from([0x93, 0xc1]), {
+    'content-type': 'application/x-msgpack',
+  });
   assert.is(junk.status, 400);
   assert.is(junk.body.statusCode, 400);
   assert.is(junk.body.documentKind, KINDS.serviceErrorResponse);

@@ -44,23 +44,40 @@ test('start and maintenance run on the owner only, and move with ownership', asy
   const hosts: TestHost[] = [];
   try {
     for (let i = 0; i < 3; i++) hosts.push(await startHost({ id: `h${i}` }, dirs[i]!.path, { services: [tickers] }));
-    for (const h of hosts.slice(1)) await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default` });
-    await waitFor('group', async () => {
-      for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-      return true;
-    }, 20_000);
+    for (const h of hosts.slice(1))
+      await h.client.post('/core/node-groups/default', {
+        kind: KINDS.joinPeerRequest,
+        memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
+      });
+    await waitFor(
+      'group',
+      async () => {
+        for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+        return true;
+      },
+      20_000,
+    );
     const created = await hosts[0]!.client.post<Ticker & { documentOwner: string }>('/test/tickers', { documentSelfLink: 't1' });
     assert.is(created.status, 200);
     const owner = created.body.documentOwner;
     const get = (h: TestHost) => h.client.get<Ticker & { documentOwner: string; documentVersion: number }>('/test/tickers/t1');
-    const first = await waitFor('started and ticking', async () => {
-      const g = await get(hosts[0]!);
-      return g.body.starts === 1 && (g.body.ticks ?? 0) >= 2 ? g.body : undefined;
-    }, 10_000);
+    const first = await waitFor(
+      'started and ticking',
+      async () => {
+        const g = await get(hosts[0]!);
+        return g.body.starts === 1 && (g.body.ticks ?? 0) >= 2 ? g.body : undefined;
+      },
+      10_000,
+    );
     assert.is(first.startedBy, owner);
     // Every version was written by the owner: handlers never ran anywhere else.
     for (let v = 1; v <= first.documentVersion; v++) {
-      const old = await hosts[0]!.client.send<Ticker & { documentOwner: string }>('GET', `/test/tickers/t1?documentVersion=${v}`, undefined, { pragma: 'xn-no-fwd' });
+      const old = await hosts[0]!.client.send<Ticker & { documentOwner: string }>(
+        'GET',
+        `/test/tickers/t1?documentVersion=${v}`,
+        undefined,
+        { pragma: 'xn-no-fwd' },
+      );
       assert.is(old.body.documentOwner, owner, `v${v}`);
       if (old.body.tickedBy) assert.is(old.body.tickedBy, owner);
     }
@@ -69,10 +86,16 @@ test('start and maintenance run on the owner only, and move with ownership', asy
     const ticksBefore = first.ticks!;
     await hosts[ownerIndex]!.close();
     const rest = hosts.filter((_, i) => i !== ownerIndex);
-    const after = await waitFor('a new owner carries on', async () => {
-      const g = await get(rest[0]!);
-      return g.status === 200 && g.body.documentOwner !== owner && g.body.starts === 2 && (g.body.ticks ?? 0) > ticksBefore + 1 ? g.body : undefined;
-    }, 30_000);
+    const after = await waitFor(
+      'a new owner carries on',
+      async () => {
+        const g = await get(rest[0]!);
+        return g.status === 200 && g.body.documentOwner !== owner && g.body.starts === 2 && (g.body.ticks ?? 0) > ticksBefore + 1
+          ? g.body
+          : undefined;
+      },
+      30_000,
+    );
     assert.is(after.tickedBy, after.documentOwner);
     assert.is(after.startedBy, after.documentOwner);
     hosts.splice(ownerIndex, 1);

@@ -37,7 +37,9 @@ test('parked requests run in order as soon as the group is available', async () 
   const h = await startHost({ peerNodes: [UNREACHABLE] });
   try {
     const replies = Array.from({ length: 5 }, (_, i) => h.client.post('/core/examples', { documentSelfLink: `p${i}`, name: `p${i}` }));
-    await waitFor('requests parked', async () => ((await h.client.get<{ parkedRequests: number }>('/core/management')).body.parkedRequests === 5 ? true : undefined));
+    await waitFor('requests parked', async () =>
+      (await h.client.get<{ parkedRequests: number }>('/core/management')).body.parkedRequests === 5 ? true : undefined,
+    );
     await h.client.patch('/core/node-groups/default', { kind: KINDS.updateQuorumRequest, membershipQuorum: 1, isGroupUpdate: false });
     for (const r of await Promise.all(replies)) assert.is(r.status, 200);
   } finally {
@@ -48,7 +50,11 @@ test('parked requests run in order as soon as the group is available', async () 
 test('past the pending-request limit new requests get 503', async () => {
   const { Selectors } = await import('../../server/membership/selectors.js');
   const listeners: ((a: boolean) => void)[] = [];
-  const group = { isAvailable: () => false, onAvailability: (cb: (a: boolean) => void) => listeners.push(cb), group: { nodes: {}, documentOwner: 'x' } };
+  const group = {
+    isAvailable: () => false,
+    onAvailability: (cb: (a: boolean) => void) => listeners.push(cb),
+    group: { nodes: {}, documentOwner: 'x' },
+  };
   const clock = { nowMicros: () => Date.now() * 1000, observe: () => {} };
   const sel = new Selectors(group as never, clock, 2);
   const a = sel.whenAvailable(clock.nowMicros() + 60_000_000);
@@ -67,7 +73,11 @@ test('membership and quorum are kept in the sandbox across a restart', async () 
   const dir = await tempDir();
   let h = await startHost({ id: 'keeper' }, dir.path);
   try {
-    const q = await h.client.patch('/core/node-groups/default', { kind: KINDS.updateQuorumRequest, membershipQuorum: 3, isGroupUpdate: false });
+    const q = await h.client.patch('/core/node-groups/default', {
+      kind: KINDS.updateQuorumRequest,
+      membershipQuorum: 3,
+      isGroupUpdate: false,
+    });
     assert.is(q.status, 200);
     const file = path.join(dir.path, '0', 'node-groups', 'default.json');
     await waitFor('snapshot written', async () => JSON.parse(await fs.readFile(file, 'utf8')) as unknown);

@@ -44,7 +44,10 @@ open('peer endpoints answer 403 without the secret and serve members', async ({ 
   const served = await c.send('POST', '/core/node-selectors/default/replication', batch, { ...msgpack, ...member });
   assert.is(served.status, 200);
   assert.is(served.headers['content-type'], REPLICATION_CONTENT_TYPE);
-  assert.is((await c.send('POST', '/core/node-selectors/default/replication', batch, { ...msgpack, [PEER_SECRET_HEADER]: `${SECRET}x` })).status, 403);
+  assert.is(
+    (await c.send('POST', '/core/node-selectors/default/replication', batch, { ...msgpack, [PEER_SECRET_HEADER]: `${SECRET}x` })).status,
+    403,
+  );
 
   // Batched forwarding is served before koa; a non-member falls through to the access check.
   const batched = await c.send('POST', '/core/node-selectors/default/forwarded', batch, msgpack);
@@ -71,11 +74,16 @@ open('peer endpoints answer 403 without the secret and serve members', async ({ 
   assert.is(refusedJoin.status, 403);
   assert.match(String(refusedJoin.body.message), /JoinPeerRequest needs the peer secret/);
   // Client requests to the group stay open.
-  const quorum = await c.send('PATCH', '/core/node-groups/default', { kind: KINDS.updateQuorumRequest, membershipQuorum: 2, isGroupUpdate: false });
+  const quorum = await c.send('PATCH', '/core/node-groups/default', {
+    kind: KINDS.updateQuorumRequest,
+    membershipQuorum: 2,
+    isGroupUpdate: false,
+  });
   assert.is(quorum.status, 200, quorum.text);
 
   // The forwarding helper is judged by the request it forwards.
-  const fwd = (path: string, target = 'PEER_ID&peer=p1') => `/core/node-selectors/default/forwarding?path=${encodeURIComponent(path)}&target=${target}`;
+  const fwd = (path: string, target = 'PEER_ID&peer=p1') =>
+    `/core/node-selectors/default/forwarding?path=${encodeURIComponent(path)}&target=${target}`;
   assert.is((await c.send('POST', fwd('/core/node-selectors/default/synch'), heads)).status, 403);
   assert.is((await c.send('PATCH', fwd('/core/node-groups/default', 'ALL'), state)).status, 403);
   assert.is((await c.send('POST', fwd('/core/node-selectors/default/synch'), heads, member)).status, 200);
@@ -86,7 +94,10 @@ open('members prove themselves to each other: writes replicate, gossip flows', a
   const r = await hosts[2]!.client.post('/core/examples', { documentSelfLink: 'everywhere', name: 'e' });
   assert.is(r.status, 200, r.text);
   for (const h of hosts) {
-    await waitFor(`copy on ${h.host.id}`, async () => (await h.client.send('GET', '/core/examples/everywhere', undefined, { pragma: 'xn-no-fwd' })).status === 200);
+    await waitFor(
+      `copy on ${h.host.id}`,
+      async () => (await h.client.send('GET', '/core/examples/everywhere', undefined, { pragma: 'xn-no-fwd' })).status === 200,
+    );
   }
 });
 
@@ -100,13 +111,26 @@ open('the secret is compared as equal-length digests with timingSafeEqual', asyn
   try {
     const c = hosts[1]!.client;
     for (const presented of ['x', SECRET.slice(0, -1), `${SECRET}${'y'.repeat(100)}`]) {
-      assert.is((await c.send('POST', '/core/node-selectors/default/synch', { kind: 'heads', factoryLink: '/core/examples' }, { [PEER_SECRET_HEADER]: presented })).status, 403);
+      assert.is(
+        (
+          await c.send(
+            'POST',
+            '/core/node-selectors/default/synch',
+            { kind: 'heads', factoryLink: '/core/examples' },
+            { [PEER_SECRET_HEADER]: presented },
+          )
+        ).status,
+        403,
+      );
     }
   } finally {
     crypto.timingSafeEqual = original;
   }
   assert.ok(lengths.length >= 3, JSON.stringify(lengths));
-  assert.ok(lengths.every(([a, b]) => a === 32 && b === 32), JSON.stringify(lengths));
+  assert.ok(
+    lengths.every(([a, b]) => a === 32 && b === 32),
+    JSON.stringify(lengths),
+  );
 });
 
 open('a watch callback goes to its subscriber without the secret', async ({ hosts }) => {
@@ -143,7 +167,11 @@ async function login(c: Client, user: string, password: string): Promise<string>
 const authz = suite<{ hosts: TestHost[] }>('peer secret, authorization on');
 
 authz.before(async (ctx) => {
-  ctx.hosts = await startGroup(3, (i) => ({ id: `z${i}`, peerSecret: SECRET, isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: 'admin-pw' }), member);
+  ctx.hosts = await startGroup(
+    3,
+    (i) => ({ id: `z${i}`, peerSecret: SECRET, isAuthorizationEnabled: true, adminUser: ADMIN, adminPassword: 'admin-pw' }),
+    member,
+  );
   // Every host bootstraps the same admin documents; they settle on one copy.
   for (const h of ctx.hosts) await h.host.cluster.admin!.ready;
 });
@@ -158,8 +186,28 @@ authz('a token from one host works on every host; forwarded requests are checked
     assert.is(r.status, 200, r.text);
   }
   assert.is((await b.client.send('POST', '/core/authz/users', { documentSelfLink: 'ro', email: 'ro@localhost' }, as(admin))).status, 200);
-  assert.is((await c.client.send('POST', '/core/auth/credentials', { documentSelfLink: 'ro', userEmail: 'ro@localhost', privateKey: 'ro-pw' }, as(admin))).status, 200);
-  assert.is((await a.client.send('POST', '/core/authz/roles', { documentSelfLink: 'ro', userLinks: ['/core/authz/users/ro'], pathPrefixes: ['/core/examples'], verbs: ['GET'], policy: 'ALLOW' }, as(admin))).status, 200);
+  assert.is(
+    (
+      await c.client.send(
+        'POST',
+        '/core/auth/credentials',
+        { documentSelfLink: 'ro', userEmail: 'ro@localhost', privateKey: 'ro-pw' },
+        as(admin),
+      )
+    ).status,
+    200,
+  );
+  assert.is(
+    (
+      await a.client.send(
+        'POST',
+        '/core/authz/roles',
+        { documentSelfLink: 'ro', userLinks: ['/core/authz/users/ro'], pathPrefixes: ['/core/examples'], verbs: ['GET'], policy: 'ALLOW' },
+        as(admin),
+      )
+    ).status,
+    200,
+  );
 
   const reader = await login(b.client, 'ro@localhost', 'ro-pw');
   const owners = new Set<string>();
@@ -176,7 +224,10 @@ authz('a token from one host works on every host; forwarded requests are checked
   // The owner does not take a member's word for who the caller is: the token travels and is checked.
   const sel = await a.client.send<{ ownerNodeId: string }>('POST', '/core/node-selectors/default', { key: '/core/examples/f1' }, as(admin));
   const owner = hosts.find((h) => h.host.id === sel.body.ownerNodeId)!;
-  assert.is((await owner.client.send('PATCH', '/core/examples/f1', { name: 'no' }, { ...member, ...as(reader), pragma: 'xn-fwd' })).status, 403);
+  assert.is(
+    (await owner.client.send('PATCH', '/core/examples/f1', { name: 'no' }, { ...member, ...as(reader), pragma: 'xn-fwd' })).status,
+    403,
+  );
   assert.is((await owner.client.send('PATCH', '/core/examples/f1', { name: 'system' }, { ...member, pragma: 'xn-fwd' })).status, 200);
   assert.is((await owner.client.send('PATCH', '/core/examples/f1', { name: 'no' }, { pragma: 'xn-fwd' })).status, 403);
 
@@ -189,7 +240,10 @@ authz('a token from one host works on every host; forwarded requests are checked
   // LOGOUT on one host ends the session on every host.
   assert.is((await c.client.send('POST', '/core/authn/basic', { requestType: 'LOGOUT' }, as(reader))).status, 200);
   for (const h of hosts) {
-    await waitFor(`session ended on ${h.host.id}`, async () => (await h.client.send('GET', '/core/examples/f1', undefined, as(reader))).status === 403);
+    await waitFor(
+      `session ended on ${h.host.id}`,
+      async () => (await h.client.send('GET', '/core/examples/f1', undefined, as(reader))).status === 403,
+    );
   }
 });
 
@@ -197,25 +251,58 @@ authz('without a token, peer secret or role: 403 on every host', async ({ hosts 
   for (const h of hosts) {
     assert.is((await h.client.get('/core/examples/f1')).status, 403);
     assert.is((await h.client.post('/core/examples', { name: 'x' })).status, 403);
-    assert.is((await h.client.send('PATCH', '/core/node-groups/default', { kind: KINDS.updateQuorumRequest, membershipQuorum: 1 })).status, 403);
-    assert.is((await h.client.send('POST', '/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: 'http://127.0.0.1:9/core/node-groups/default' })).status, 403);
+    assert.is(
+      (await h.client.send('PATCH', '/core/node-groups/default', { kind: KINDS.updateQuorumRequest, membershipQuorum: 1 })).status,
+      403,
+    );
+    assert.is(
+      (
+        await h.client.send('POST', '/core/node-groups/default', {
+          kind: KINDS.joinPeerRequest,
+          memberGroupReference: 'http://127.0.0.1:9/core/node-groups/default',
+        })
+      ).status,
+      403,
+    );
   }
 });
 
 test('flag combinations that cannot work stop the start with one line', async () => {
   assert.throws(
     () => parseHostArgs(['--isAuthorizationEnabled', '--peerNodes=http://127.0.0.1:8001']),
-    (e: unknown) => e instanceof ConfigError && /needs --peerSecret or --peerSecretFile \(or --sslClientAuthMode=WANT or NEED with certificates from --caFile\)/.test((e as Error).message),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /needs --peerSecret or --peerSecretFile \(or --sslClientAuthMode=WANT or NEED with certificates from --caFile\)/.test(
+        (e as Error).message,
+      ),
   );
-  assert.throws(() => parseHostArgs(['--peerSecret=short']), (e: unknown) => e instanceof ConfigError && /at least 16/.test((e as Error).message));
-  assert.throws(() => parseHostArgs([`--peerSecret=${SECRET}`, '--peerSecretFile=/tmp/x']), (e: unknown) => e instanceof ConfigError && /not both/.test((e as Error).message));
-  const ok = parseHostArgs(['--isAuthorizationEnabled', '--peerNodes=http://127.0.0.1:8001', `--peerSecret=${SECRET}`, '--adminPassword=pw']);
+  assert.throws(
+    () => parseHostArgs(['--peerSecret=short']),
+    (e: unknown) => e instanceof ConfigError && /at least 16/.test((e as Error).message),
+  );
+  assert.throws(
+    () => parseHostArgs([`--peerSecret=${SECRET}`, '--peerSecretFile=/tmp/x']),
+    (e: unknown) => e instanceof ConfigError && /not both/.test((e as Error).message),
+  );
+  const ok = parseHostArgs([
+    '--isAuthorizationEnabled',
+    '--peerNodes=http://127.0.0.1:8001',
+    `--peerSecret=${SECRET}`,
+    '--adminPassword=pw',
+  ]);
   assert.is(ok.isAuthorizationEnabled, true);
   assert.is(ok.adminPassword, 'pw');
 
   const dir = await tempDir();
   try {
-    const config = { ...defaultConfig(), port: 0, sandbox: dir.path, logLevel: 'silent', isAuthorizationEnabled: true, peerNodes: ['http://127.0.0.1:1'] };
+    const config = {
+      ...defaultConfig(),
+      port: 0,
+      sandbox: dir.path,
+      logLevel: 'silent',
+      isAuthorizationEnabled: true,
+      peerNodes: ['http://127.0.0.1:1'],
+    };
     await Host.start(config).then(
       () => assert.unreachable('started'),
       (e: Error) => assert.match(e.message, /needs --peerSecret/),

@@ -18,7 +18,9 @@ interface Seen {
 }
 
 /** A server answering each request with `answer`; the requests it saw are in `seen`. */
-async function serve(answer: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
+async function serve(
+  answer: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void,
+): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -76,7 +78,13 @@ test('an external request never carries the member headers', async () => {
   const s = await serve((_req, res) => res.end('ok'));
   const client = new PeerClient({ memberHeaders: { 'x-krypton-peer': 'secret' } });
   try {
-    const r = await client.request(`${s.url}/callback`, { method: 'POST', body: '{}', headers: { 'x-a': 'b' }, timeoutMs: 5000, external: true });
+    const r = await client.request(`${s.url}/callback`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'x-a': 'b' },
+      timeoutMs: 5000,
+      external: true,
+    });
     assert.is(r.body.toString(), 'ok');
     assert.is(s.seen[0]!.headers['x-krypton-peer'], undefined);
     assert.is(s.seen[0]!.headers['x-a'], 'b');

@@ -27,7 +27,11 @@ function logger(): Captured {
   };
 }
 
-function open(dir: MemoryDirectory, held = new Map<string, number>(), opts: { repair?: boolean; log?: Captured } = {}): Promise<PromiseStore> {
+function open(
+  dir: MemoryDirectory,
+  held = new Map<string, number>(),
+  opts: { repair?: boolean; log?: Captured } = {},
+): Promise<PromiseStore> {
   return PromiseStore.open({ dir, heldEpoch: (l) => held.get(l), logger: opts.log ?? logger(), repair: opts.repair ?? false });
 }
 
@@ -45,7 +49,10 @@ const files = async (dir: MemoryDirectory) => (await dir.list()).filter((n) => n
 test('a promise whose write resolved survives a crash; one still being written does not', async () => {
   const dir = new MemoryDirectory();
   const s = await open(dir);
-  await grant(s, 'z', [['/core/examples/a', 2], ['/core/examples/b', 5]]);
+  await grant(s, 'z', [
+    ['/core/examples/a', 2],
+    ['/core/examples/b', 5],
+  ]);
   s.hold('/core/examples/c', { epoch: 3, by: 'z' }, Promise.resolve());
   const writing = s.write('z', [['/core/examples/c', 3]]);
   const image = dir.crash(); // taken before the write of c was synced
@@ -63,7 +70,10 @@ test('a promise whose write resolved survives a crash; one still being written d
 test('the highest promise per link wins; promises the log has overtaken are spent and dropped', async () => {
   const dir = new MemoryDirectory();
   const s = await open(dir);
-  await grant(s, 'x', [['/core/examples/a', 2], ['/core/examples/b', 2]]);
+  await grant(s, 'x', [
+    ['/core/examples/a', 2],
+    ['/core/examples/b', 2],
+  ]);
   await grant(s, 'y', [['/core/examples/a', 4]]);
   await s.close();
   // The log replayed a takeover of b at epoch 2: that promise is spent.
@@ -96,7 +106,10 @@ test('a torn tail is cut with a warning; damage followed by good lines is LOG_CO
   const log = logger();
   const t = await open(torn, new Map(), { log });
   assert.equal([t.get('/core/examples/a')?.epoch, t.get('/core/examples/b')?.epoch, t.get('/core/examples/c')], [2, 2, undefined]);
-  assert.ok(log.lines.some((l) => l.level === 'warn' && /torn tail/.test(l.msg)), JSON.stringify(log.lines));
+  assert.ok(
+    log.lines.some((l) => l.level === 'warn' && /torn tail/.test(l.msg)),
+    JSON.stringify(log.lines),
+  );
   await t.close();
 
   const flipped = dir.crash();
@@ -109,7 +122,10 @@ test('a torn tail is cut with a warning; damage followed by good lines is LOG_CO
     assert.match((e as Error).message, new RegExp(`at offset ${lineLen}`));
   }
   const repaired = await open(flipped, new Map(), { repair: true });
-  assert.equal([repaired.get('/core/examples/a')?.epoch, repaired.get('/core/examples/b'), repaired.get('/core/examples/c')], [2, undefined, undefined]);
+  assert.equal(
+    [repaired.get('/core/examples/a')?.epoch, repaired.get('/core/examples/b'), repaired.get('/core/examples/c')],
+    [2, undefined, undefined],
+  );
   await repaired.close();
 });
 

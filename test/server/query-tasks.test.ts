@@ -23,7 +23,13 @@ const kindQuery = { term: { propertyName: 'documentKind', matchValue: KINDS.exam
 t.before(async (ctx) => {
   ctx.h = await startHost();
   for (let i = 0; i < 25; i++) {
-    await ctx.h.client.post('/core/examples', { documentSelfLink: `q${String(i).padStart(2, '0')}`, name: `name-${i}`, counter: i, keyValues: { parity: i % 2 ? 'odd' : 'even' }, tags: [`t${i % 3}`] });
+    await ctx.h.client.post('/core/examples', {
+      documentSelfLink: `q${String(i).padStart(2, '0')}`,
+      name: `name-${i}`,
+      counter: i,
+      keyValues: { parity: i % 2 ? 'odd' : 'even' },
+      tags: [`t${i % 3}`],
+    });
   }
   await ctx.h.client.delete('/core/examples/q00');
 });
@@ -34,40 +40,71 @@ t.after(async (ctx) => {
 const direct = (querySpec: unknown) => ({ taskInfo: { isDirect: true }, querySpec });
 
 t('direct term query with EXPAND_CONTENT', async ({ h }) => {
-  const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['EXPAND_CONTENT'], query: { term: { propertyName: 'name', matchValue: 'name-7' } } }));
+  const r = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({ options: ['EXPAND_CONTENT'], query: { term: { propertyName: 'name', matchValue: 'name-7' } } }),
+  );
   assert.is(r.status, 200);
   assert.equal(r.body.results.documentLinks, ['/core/examples/q07']);
   assert.is(r.body.results.documents!['/core/examples/q07']!.counter, 7);
 });
 
 t('nested names, booleans, ranges, COUNT, deleted excluded unless INCLUDE_DELETED', async ({ h }) => {
-  const odd = await h.client.post<Task>('/core/local-query-tasks', direct({ options: ['COUNT'], query: { booleanClauses: [
-    { occurance: 'MUST_OCCUR', term: { propertyName: 'keyValues.parity', matchValue: 'odd' } },
-    { occurance: 'MUST_NOT_OCCUR', term: { propertyName: 'tags.item', matchValue: 't0' } },
-  ] } }));
+  const odd = await h.client.post<Task>(
+    '/core/local-query-tasks',
+    direct({
+      options: ['COUNT'],
+      query: {
+        booleanClauses: [
+          { occurance: 'MUST_OCCUR', term: { propertyName: 'keyValues.parity', matchValue: 'odd' } },
+          { occurance: 'MUST_NOT_OCCUR', term: { propertyName: 'tags.item', matchValue: 't0' } },
+        ],
+      },
+    }),
+  );
   assert.is(odd.status, 200);
   const expected = Array.from({ length: 25 }, (_, i) => i).filter((i) => i % 2 === 1 && i % 3 !== 0).length;
   assert.is(odd.body.results.documentCount, expected);
   assert.equal(odd.body.results.documentLinks, []);
-  const range = await h.client.post<Task>('/core/query-tasks', direct({ query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 0, max: 3, isMinInclusive: true, isMaxInclusive: false } } } }));
+  const range = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({
+      query: { term: { propertyName: 'counter', range: { type: 'LONG', min: 0, max: 3, isMinInclusive: true, isMaxInclusive: false } } },
+    }),
+  );
   assert.equal([...range.body.results.documentLinks].sort(), ['/core/examples/q01', '/core/examples/q02']);
-  const withDeleted = await h.client.post<Task>('/core/query-tasks', direct({ options: ['INCLUDE_DELETED'], query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }));
+  const withDeleted = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({ options: ['INCLUDE_DELETED'], query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }),
+  );
   assert.equal(withDeleted.body.results.documentLinks, ['/core/examples/q00']);
-  const without = await h.client.post<Task>('/core/query-tasks', direct({ query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }));
+  const without = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({ query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q00' } } }),
+  );
   assert.equal(without.body.results.documentLinks, []);
 });
 
 t('SORT and TOP_RESULTS', async ({ h }) => {
-  const r = await h.client.post<Task>('/core/query-tasks', direct({
-    options: ['SORT', 'TOP_RESULTS'], resultLimit: 3, sortOrder: 'DESC',
-    sortTerm: { propertyName: 'counter', propertyType: 'LONG' }, query: kindQuery,
-  }));
+  const r = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({
+      options: ['SORT', 'TOP_RESULTS'],
+      resultLimit: 3,
+      sortOrder: 'DESC',
+      sortTerm: { propertyName: 'counter', propertyType: 'LONG' },
+      query: kindQuery,
+    }),
+  );
   assert.equal(r.body.results.documentLinks, ['/core/examples/q24', '/core/examples/q23', '/core/examples/q22']);
   assert.is(r.body.results.nextPageLink, undefined);
 });
 
 t('resultLimit pages through nextPageLink and prevPageLink over a stable snapshot', async ({ h }) => {
-  const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['SORT'], resultLimit: 10, sortTerm: { propertyName: 'name', propertyType: 'STRING' }, query: kindQuery }));
+  const r = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({ options: ['SORT'], resultLimit: 10, sortTerm: { propertyName: 'name', propertyType: 'STRING' }, query: kindQuery }),
+  );
   assert.equal(r.body.results.documentLinks, []);
   assert.is(r.body.results.documentCount, 0);
   assert.match(r.body.results.nextPageLink!, /^\/core\/query-page-forwarding\?peer=/);
@@ -99,7 +136,9 @@ t('resultLimit pages through nextPageLink and prevPageLink over a stable snapsho
 });
 
 t('non-direct tasks answer 202 CREATED and are polled to FINISHED', async ({ h }) => {
-  const r = await h.client.post<Task>('/core/query-tasks', { querySpec: { query: { term: { propertyName: 'name', matchValue: 'name-3' } } } });
+  const r = await h.client.post<Task>('/core/query-tasks', {
+    querySpec: { query: { term: { propertyName: 'name', matchValue: 'name-3' } } },
+  });
   assert.is(r.status, 202);
   assert.is(r.body.taskInfo.stage, 'CREATED');
   const done = await waitFor('task finished', async () => {

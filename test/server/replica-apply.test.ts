@@ -21,12 +21,26 @@ function rec(id: string, version: number, epoch: number, name: string): NewLogRe
     version,
     epoch,
     timeMicros: t,
-    state: { name, documentSelfLink: link, documentKind: KINDS.example, documentVersion: version, documentEpoch: epoch, documentOwner: 'elsewhere', documentUpdateTimeMicros: t, documentUpdateAction: version === 0 ? 'POST' : 'PATCH', documentExpirationTimeMicros: 0 },
+    state: {
+      name,
+      documentSelfLink: link,
+      documentKind: KINDS.example,
+      documentVersion: version,
+      documentEpoch: epoch,
+      documentOwner: 'elsewhere',
+      documentUpdateTimeMicros: t,
+      documentUpdateAction: version === 0 ? 'POST' : 'PATCH',
+      documentExpirationTimeMicros: 0,
+    },
   };
 }
 
 async function ship(h: TestHost, records: NewLogRecord[]): Promise<ReplicaResult[]> {
-  const r = await request(`${h.host.uri}/core/node-selectors/default/replication`, { method: 'POST', body: encodeBatch({ from: 'elsewhere', records }), headers: { 'content-type': REPLICATION_CONTENT_TYPE } });
+  const r = await request(`${h.host.uri}/core/node-selectors/default/replication`, {
+    method: 'POST',
+    body: encodeBatch({ from: 'elsewhere', records }),
+    headers: { 'content-type': REPLICATION_CONTENT_TYPE },
+  });
   assert.is(r.statusCode, 200);
   return decodeResults(Buffer.from(await r.body.arrayBuffer()), records.length);
 }
@@ -52,7 +66,11 @@ test('one batch: appended together, same-link records in order, held copies ackn
     assert.equal(answers, [ok, ok, { ok: false, status: 409, message: 'Expected epoch: 3, in update: 2' }, ok]);
     assert.is((await h.client.get('/core/examples/c')).body.name, 'c0');
     assert.is((await h.client.get('/core/examples/b')).body.name, 'b1');
-    assert.is((await h.client.get<{ logStats: { appends: number } }>('/core/management')).body.logStats.appends, 6, 'nothing appended for the copy or the refusal');
+    assert.is(
+      (await h.client.get<{ logStats: { appends: number } }>('/core/management')).body.logStats.appends,
+      6,
+      'nothing appended for the copy or the refusal',
+    );
 
     h = await h.restart();
     assert.is((await h.client.get('/core/examples/a')).body.name, 'a2', 'replayed from the log');

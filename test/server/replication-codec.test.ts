@@ -22,7 +22,15 @@ function rec(i: number, extra: Partial<NewLogRecord> = {}): NewLogRecord {
     epoch: 2,
     timeMicros: 1_700_000_000_000_000 + i,
     ...extra,
-    state: { name: `n${i}`, documentSelfLink: link, documentVersion: i, documentKind: 'k', documentUpdateTimeMicros: 1, documentUpdateAction: 'PATCH', documentExpirationTimeMicros: 0 },
+    state: {
+      name: `n${i}`,
+      documentSelfLink: link,
+      documentVersion: i,
+      documentKind: 'k',
+      documentUpdateTimeMicros: 1,
+      documentUpdateAction: 'PATCH',
+      documentExpirationTimeMicros: 0,
+    },
   };
 }
 
@@ -46,21 +54,68 @@ test('a batch reads back with each record and its own bytes', () => {
 
 test('malformed batches are INVALID_BODY', () => {
   const ok = encodeRecordBody(rec(1));
-  assert.is(code(() => decodeBatch(Buffer.from([0xc1]))), 'INVALID_BODY', 'not msgpack');
-  assert.is(code(() => decodeBatch(Buffer.alloc(0))), 'INVALID_BODY', 'empty');
-  assert.is(code(() => decodeBatch(packr.pack([1]))), 'INVALID_BODY', 'header not a map');
-  assert.is(code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 2 }), ok]))), 'INVALID_BODY', 'fewer records than announced');
-  assert.is(code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 0 }), ok]))), 'INVALID_BODY', 'more records than announced');
-  assert.is(code(() => decodeBatch(packr.pack({ from: 'x', count: limits.replicationBatchRecordsMax + 1 }))), 'INVALID_BODY', 'over the limit');
+  assert.is(
+    code(() => decodeBatch(Buffer.from([0xc1]))),
+    'INVALID_BODY',
+    'not msgpack',
+  );
+  assert.is(
+    code(() => decodeBatch(Buffer.alloc(0))),
+    'INVALID_BODY',
+    'empty',
+  );
+  assert.is(
+    code(() => decodeBatch(packr.pack([1]))),
+    'INVALID_BODY',
+    'header not a map',
+  );
+  assert.is(
+    code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 2 }), ok]))),
+    'INVALID_BODY',
+    'fewer records than announced',
+  );
+  assert.is(
+    code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 0 }), ok]))),
+    'INVALID_BODY',
+    'more records than announced',
+  );
+  assert.is(
+    code(() => decodeBatch(packr.pack({ from: 'x', count: limits.replicationBatchRecordsMax + 1 }))),
+    'INVALID_BODY',
+    'over the limit',
+  );
   const withExtra = packr.pack({ ...rec(1), seq: 9 });
-  assert.is(code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), withExtra]))), 'INVALID_BODY', 'a key the log does not have');
+  assert.is(
+    code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), withExtra]))),
+    'INVALID_BODY',
+    'a key the log does not have',
+  );
   const r = rec(1);
-  const reordered = packr.pack({ action: r.action, link: r.link, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros, state: r.state });
-  assert.is(code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), reordered]))), 'INVALID_BODY', 'keys out of the log order');
+  const reordered = packr.pack({
+    action: r.action,
+    link: r.link,
+    version: r.version,
+    epoch: r.epoch,
+    timeMicros: r.timeMicros,
+    state: r.state,
+  });
+  assert.is(
+    code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), reordered]))),
+    'INVALID_BODY',
+    'keys out of the log order',
+  );
   const wrongLink = encodeRecordBody({ ...rec(1), link: '/core/examples/other' });
-  assert.is(code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), wrongLink]))), 'INVALID_BODY', 'state of another link');
+  assert.is(
+    code(() => decodeBatch(Buffer.concat([packr.pack({ from: 'x', count: 1 }), wrongLink]))),
+    'INVALID_BODY',
+    'state of another link',
+  );
   const cut = encodeBatch({ from: 'x', records: [rec(1)] });
-  assert.is(code(() => decodeBatch(cut.subarray(0, cut.length - 3))), 'INVALID_BODY', 'cut short');
+  assert.is(
+    code(() => decodeBatch(cut.subarray(0, cut.length - 3))),
+    'INVALID_BODY',
+    'cut short',
+  );
 });
 
 test('results read back; a wrong count throws', () => {

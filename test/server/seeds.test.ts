@@ -22,12 +22,21 @@ t('seed 001: empty factory GET has the tutorial shape', async ({ h }) => {
   assert.is(r.status, 200);
   const { queryTimeMicros, ...rest } = r.body;
   assert.type(queryTimeMicros, 'number');
-  assert.equal(rest, { documentLinks: [], documentCount: 0, documentVersion: 0, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, documentOwner: 'hostAtPort8000' });
+  assert.equal(rest, {
+    documentLinks: [],
+    documentCount: 0,
+    documentVersion: 0,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
+    documentOwner: 'hostAtPort8000',
+  });
 });
 
 t('seed 001: POST {"documentSelfLink":"one","name":"example one"}, list it, GET it', async ({ h }) => {
   // $ curl -X POST -H "Content-type: application/json" -d '{"documentSelfLink":"one","name":"example one"}' http://localhost:8000/core/examples
-  const post = await h.client.send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', { 'Content-type': 'application/json' });
+  const post = await h.client.send('POST', '/core/examples', '{"documentSelfLink":"one","name":"example one"}', {
+    'Content-type': 'application/json',
+  });
   assert.is(post.status, 200);
   const list = await h.client.get('/core/examples');
   assert.equal(list.body.documentLinks, ['/core/examples/one']);
@@ -52,7 +61,9 @@ t('seed 000: example-1.body is created; curl without -H still parses JSON', asyn
   assert.is(r.status, 200);
   assert.is(r.body.counter, 1);
   // curl -d without a content type sends application/x-www-form-urlencoded.
-  const form = await h.client.send('POST', '/core/examples', '{"name":"example-2"}', { 'content-type': 'application/x-www-form-urlencoded' });
+  const form = await h.client.send('POST', '/core/examples', '{"name":"example-2"}', {
+    'content-type': 'application/x-www-form-urlencoded',
+  });
   assert.is(form.status, 200);
 });
 
@@ -75,13 +86,22 @@ t('seed 000: query.body verbatim answers a FINISHED direct task in the tutorial 
 }`;
   const r = await h.client.send('POST', '/core/query-tasks', queryBody, { 'Content-Type': 'application/json' });
   assert.is(r.status, 200);
-  const task = r.body as { taskInfo: Record<string, unknown>; querySpec: Record<string, unknown>; results: Record<string, unknown>; documentOwner: string };
+  const task = r.body as {
+    taskInfo: Record<string, unknown>;
+    querySpec: Record<string, unknown>;
+    results: Record<string, unknown>;
+    documentOwner: string;
+  };
   assert.is(task.taskInfo.stage, 'FINISHED');
   assert.is(task.taskInfo.isDirect, true);
   assert.type(task.taskInfo.durationMicros, 'number');
   assert.equal(task.querySpec.query, {
     occurance: 'MUST_OCCUR',
-    term: { propertyName: 'documentKind', matchValue: 'com:vmware:xenon:services:common:ExampleTaskService:ExampleTaskServiceState', matchType: 'TERM' },
+    term: {
+      propertyName: 'documentKind',
+      matchValue: 'com:vmware:xenon:services:common:ExampleTaskService:ExampleTaskServiceState',
+      matchType: 'TERM',
+    },
   });
   assert.is(task.querySpec.resultLimit, 2147483647);
   assert.equal(task.querySpec.options, ['INCLUDE_ALL_VERSIONS']);
@@ -98,7 +118,11 @@ t('seed 000 shape on examples: INCLUDE_ALL_VERSIONS lists every version, newest 
     querySpec: { options: ['INCLUDE_ALL_VERSIONS'], query: { term: { matchValue: KINDS.example, propertyName: 'documentKind' } } },
   });
   const links = r.body.results.documentLinks.filter((l) => l.startsWith('/core/examples/one?'));
-  assert.equal(links, ['/core/examples/one?documentVersion=2', '/core/examples/one?documentVersion=1', '/core/examples/one?documentVersion=0']);
+  assert.equal(links, [
+    '/core/examples/one?documentVersion=2',
+    '/core/examples/one?documentVersion=1',
+    '/core/examples/one?documentVersion=0',
+  ]);
   for (const l of links) assert.is((await h.client.get(l)).status, 200);
 });
 

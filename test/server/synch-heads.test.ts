@@ -17,7 +17,12 @@ test('heads pages cover every link once, in order, and see links added meanwhile
     for (let i = 10; i < 35; i++) await create(`m${i}`);
     assert.is((await h.client.delete('/core/examples/m12')).status, 200);
     const page = async (after?: string) => {
-      const r = await h.client.post<Page>('/core/node-selectors/default/synch', { kind: 'heads', factoryLink: '/core/examples', limit: 10, after });
+      const r = await h.client.post<Page>('/core/node-selectors/default/synch', {
+        kind: 'heads',
+        factoryLink: '/core/examples',
+        limit: 10,
+        after,
+      });
       assert.is(r.status, 200);
       return r.body;
     };

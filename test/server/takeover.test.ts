@@ -24,26 +24,36 @@ type Answer = [string, number, 0 | 1, number, [number, number, 0 | 1, string] | 
 const LINK = '/core/examples/fenced';
 const SYNCH = '/core/node-selectors/default/synch';
 
-async function cluster(extra: Partial<Config>): Promise<{ hosts: TestHost[]; base: number; dirs: { path: string; remove(): Promise<void> }[] }> {
+async function cluster(
+  extra: Partial<Config>,
+): Promise<{ hosts: TestHost[]; base: number; dirs: { path: string; remove(): Promise<void> }[] }> {
   const dirs = await Promise.all([0, 1, 2].map(() => tempDir()));
   // Fixed ports: a restarted host must come back at the address its peers know.
   const base = 24900 + Math.floor(Math.random() * 500) * 3;
   const hosts: TestHost[] = [];
   for (let i = 0; i < 3; i++) hosts.push(await startHost({ id: `h${i}`, port: base + i, membershipQuorum: 2, ...extra }, dirs[i]!.path));
-  for (const h of hosts.slice(1)) await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default` });
+  for (const h of hosts.slice(1))
+    await h.client.post('/core/node-groups/default', {
+      kind: KINDS.joinPeerRequest,
+      memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
+    });
   await ready(hosts);
   return { hosts, base, dirs };
 }
 
 async function ready(hosts: TestHost[]): Promise<void> {
-  await waitFor('group ready', async () => {
-    for (const h of hosts) {
-      if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-      const g = await h.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
-      if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
-    }
-    return true;
-  }, 20_000);
+  await waitFor(
+    'group ready',
+    async () => {
+      for (const h of hosts) {
+        if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+        const g = await h.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+        if (Object.values(g.body.nodes).filter((n) => n.status === 'AVAILABLE').length !== 3) return false;
+      }
+      return true;
+    },
+    20_000,
+  );
 }
 
 /** The copy a host holds itself (no forwarding to the owner). */
@@ -74,7 +84,10 @@ test("after a promise, the old owner's late write is refused and fails its quoru
     const before = await owner.client.patch<Doc>(LINK, { counter: 2 });
     assert.is(before.status, 200, before.text);
     const { documentEpoch: e0, documentVersion: v0 } = before.body;
-    await waitFor('the replicas hold version v0', async () => (await local(y)).documentVersion === v0 && (await local(z)).documentVersion === v0);
+    await waitFor(
+      'the replicas hold version v0',
+      async () => (await local(y)).documentVersion === v0 && (await local(z)).documentVersion === v0,
+    );
 
     // z takes the link over: its replicas (z itself and y) promise epoch e0+1 and return their heads.
     for (const r of [await promise(z, z.host.id, e0 + 1), await promise(y, z.host.id, e0 + 1)]) {
@@ -100,7 +113,7 @@ test("after a promise, the old owner's late write is refused and fails its quoru
     assert.is(next.status, 200, next.text);
     assert.is(next.body.documentEpoch, e0 + 2);
     assert.is(next.body.counter, 4);
-    await waitFor('every host holds the owner\'s write at the new epoch', async () => {
+    await waitFor("every host holds the owner's write at the new epoch", async () => {
       const ds = await Promise.all(hosts.map(local));
       return ds.every((d) => d.documentEpoch === e0 + 2 && d.documentVersion === next.body.documentVersion && d.counter === 4);
     });
@@ -120,12 +133,18 @@ test('a promise outlives a restart of the replica that made it', async () => {
     const { owner, others } = await roles(hosts);
     const [y, z] = others as [TestHost, TestHost];
     const { documentEpoch: e0, documentVersion: v0 } = await local(owner);
-    await waitFor('the replicas hold the document', async () => (await local(y)).documentVersion === v0 && (await local(z)).documentVersion === v0);
+    await waitFor(
+      'the replicas hold the document',
+      async () => (await local(y)).documentVersion === v0 && (await local(z)).documentVersion === v0,
+    );
     for (const h of [y, z]) assert.is((await promise(h, z.host.id, e0 + 1)).body.promises[0]![2], 1);
 
     const yi = hosts.indexOf(y);
     await y.close();
-    hosts[yi] = await startHost({ id: y.host.id, port: base + yi, membershipQuorum: 2, isPeerSynchronizationEnabled: false }, dirs[yi]!.path);
+    hosts[yi] = await startHost(
+      { id: y.host.id, port: base + yi, membershipQuorum: 2, isPeerSynchronizationEnabled: false },
+      dirs[yi]!.path,
+    );
     await ready(hosts);
     const restarted = hosts[yi]!;
     const heads = await restarted.client.post<{ heads: unknown[][] }>(SYNCH, { kind: 'heads', factoryLink: '/core/examples' });

@@ -58,7 +58,10 @@ t('an example task queries and deletes every example in versions 0 to 3', async 
     taskInfo: { isDirect: true },
     querySpec: { options: ['INCLUDE_ALL_VERSIONS'], query: { term: { matchValue: KINDS.exampleTask, propertyName: 'documentKind' } } },
   });
-  assert.equal(versions.body.results.documentLinks, [3, 2, 1, 0].map((v) => `${link}?documentVersion=${v}`));
+  assert.equal(
+    versions.body.results.documentLinks,
+    [3, 2, 1, 0].map((v) => `${link}?documentVersion=${v}`),
+  );
   const stages = [];
   for (let v = 0; v <= 3; v++) {
     const old = await h.client.get<Task>(`${link}?documentVersion=${v}`);
@@ -106,10 +109,12 @@ t('a slow task stopped mid-run resumes after a restart; a finished one is not re
   assert.is(post.status, 202);
   const link = post.body.documentSelfLink;
   await waitFor('step 1 durable', async () => ((await ctx.h.client.get<Task>(link)).body.step ?? 0) >= 1);
-  const finishedExample = (await ctx.h.client.post<{ results: { documentLinks: string[] } }>('/core/query-tasks', {
-    taskInfo: { isDirect: true },
-    querySpec: { query: { term: { matchValue: KINDS.exampleTask, propertyName: 'documentKind' } } },
-  })).body.results.documentLinks[0]!;
+  const finishedExample = (
+    await ctx.h.client.post<{ results: { documentLinks: string[] } }>('/core/query-tasks', {
+      taskInfo: { isDirect: true },
+      querySpec: { query: { term: { matchValue: KINDS.exampleTask, propertyName: 'documentKind' } } },
+    })
+  ).body.results.documentLinks[0]!;
   const finishedVersion = (await ctx.h.client.get<Task>(finishedExample)).body.documentVersion;
   ctx.h = await ctx.h.restart();
   const done = await waitFor('FINISHED after restart', async () => {

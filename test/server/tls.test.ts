@@ -43,7 +43,10 @@ async function members(h: TestHost): Promise<string[]> {
 }
 
 async function join(h: TestHost, to: TestHost): Promise<number> {
-  const r = await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${to.host.uri}/core/node-groups/default` });
+  const r = await h.client.post('/core/node-groups/default', {
+    kind: KINDS.joinPeerRequest,
+    memberGroupReference: `${to.host.uri}/core/node-groups/default`,
+  });
   return r.status;
 }
 
@@ -115,13 +118,23 @@ t('a host that does not trust the CA cannot join', async ({ certs }) => {
   try {
     // Xenon accepts a JoinPeerRequest and joins in the background, retrying; the reason it cannot
     // is in the joining host's log.
-    const r = await lostClient.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${a.host.uri}/core/node-groups/default` });
+    const r = await lostClient.post('/core/node-groups/default', {
+      kind: KINDS.joinPeerRequest,
+      memberGroupReference: `${a.host.uri}/core/node-groups/default`,
+    });
     assert.is(r.status, 200);
-    await waitFor('the joining host logs why it cannot join', async () => {
-      const log = await lostClient.get<{ items: string[] }>('/core/management/process-log');
-      return log.body.items.some((l) => /cannot join through https:.*certificate/i.test(l));
-    }, 20_000);
-    for (const [c, id] of [[a.client, 'trusted'], [lostClient, 'no-ca']] as const) {
+    await waitFor(
+      'the joining host logs why it cannot join',
+      async () => {
+        const log = await lostClient.get<{ items: string[] }>('/core/management/process-log');
+        return log.body.items.some((l) => /cannot join through https:.*certificate/i.test(l));
+      },
+      20_000,
+    );
+    for (const [c, id] of [
+      [a.client, 'trusted'],
+      [lostClient, 'no-ca'],
+    ] as const) {
       const g = await c.get<{ nodes: Record<string, unknown> }>('/core/node-groups/default');
       assert.equal(Object.keys(g.body.nodes), [id], `${id} stays alone`);
     }
@@ -152,9 +165,18 @@ t('with --sslClientAuthMode=NEED, peers present their certificate and clients wi
     );
     assert.not.match(byRogue, /^answered/, 'a certificate from another CA must not get an answer');
 
-    const r = await bAsPeer.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${a.host.uri}/core/node-groups/default` });
+    const r = await bAsPeer.post('/core/node-groups/default', {
+      kind: KINDS.joinPeerRequest,
+      memberGroupReference: `${a.host.uri}/core/node-groups/default`,
+    });
     assert.is(r.status, 200, r.text);
-    await waitFor('two members over mutual TLS', async () => (await aAsPeer.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default')).body.nodes['need-b']?.status === 'AVAILABLE', 20_000);
+    await waitFor(
+      'two members over mutual TLS',
+      async () =>
+        (await aAsPeer.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default')).body.nodes['need-b']?.status ===
+        'AVAILABLE',
+      20_000,
+    );
   } finally {
     for (const c of [aAsPeer, bAsPeer, rogue]) await c.close();
     await b.close();
@@ -162,35 +184,43 @@ t('with --sslClientAuthMode=NEED, peers present their certificate and clients wi
   }
 });
 
-t('with --sslClientAuthMode=WANT a verified client certificate proves membership: hosts join without a secret, others get 403', async ({ certs }) => {
-  const a = await startHost(secure(certs, { id: 'want-a', sslClientAuthMode: 'WANT' }));
-  const b = await startHost(secure(certs, { id: 'want-b', sslClientAuthMode: 'WANT' }));
-  const ca = await certs.read(certs.caCert);
-  const member = new Client(a.host.uri, { ca, cert: await certs.read(certs.hostCert), key: await certs.read(certs.hostKey) });
-  const rogue = new Client(a.host.uri, { ca, cert: await certs.read(certs.otherHostCert), key: await certs.read(certs.otherHostKey) });
-  try {
-    // No peer secret anywhere: gossip, joins and replication pass on the hosts' certificates.
-    assert.is(await join(b, a), 200);
-    await waitFor('two members by certificate', async () => (await members(a)).length === 2 && (await members(b)).length === 2, 20_000);
-    const created = await b.client.post('/core/examples', { name: 'by certificate' }, { 'x-xenon-rpl-quorum': '2' });
-    assert.is(created.status, 200, created.text);
+t(
+  'with --sslClientAuthMode=WANT a verified client certificate proves membership: hosts join without a secret, others get 403',
+  async ({ certs }) => {
+    const a = await startHost(secure(certs, { id: 'want-a', sslClientAuthMode: 'WANT' }));
+    const b = await startHost(secure(certs, { id: 'want-b', sslClientAuthMode: 'WANT' }));
+    const ca = await certs.read(certs.caCert);
+    const member = new Client(a.host.uri, { ca, cert: await certs.read(certs.hostCert), key: await certs.read(certs.hostKey) });
+    const rogue = new Client(a.host.uri, { ca, cert: await certs.read(certs.otherHostCert), key: await certs.read(certs.otherHostKey) });
+    try {
+      // No peer secret anywhere: gossip, joins and replication pass on the hosts' certificates.
+      assert.is(await join(b, a), 200);
+      await waitFor('two members by certificate', async () => (await members(a)).length === 2 && (await members(b)).length === 2, 20_000);
+      const created = await b.client.post('/core/examples', { name: 'by certificate' }, { 'x-xenon-rpl-quorum': '2' });
+      assert.is(created.status, 200, created.text);
 
-    const heads = { kind: 'heads', factoryLink: '/core/examples' };
-    const anonymous = await a.client.post('/core/node-selectors/default/synch', heads);
-    assert.is(anonymous.status, 403, 'no client certificate: not a member');
-    assert.is((await rogue.post('/core/node-selectors/default/synch', heads)).status, 403, 'a certificate from another CA: not a member');
-    assert.is((await member.post('/core/node-selectors/default/synch', heads)).status, 200, 'a certificate from the CA: a member');
-    const injected = await a.client.send('PATCH', created.body.documentSelfLink as string, { name: 'x', documentVersion: 9, documentEpoch: 9 }, { pragma: 'xn-rpl' });
-    assert.is(injected.status, 403);
-    // Clients without a certificate still use the API (WANT, not NEED).
-    assert.is((await a.client.get(created.body.documentSelfLink as string)).body.name, 'by certificate');
-  } finally {
-    await member.close();
-    await rogue.close();
-    await b.close();
-    await a.close();
-  }
-});
+      const heads = { kind: 'heads', factoryLink: '/core/examples' };
+      const anonymous = await a.client.post('/core/node-selectors/default/synch', heads);
+      assert.is(anonymous.status, 403, 'no client certificate: not a member');
+      assert.is((await rogue.post('/core/node-selectors/default/synch', heads)).status, 403, 'a certificate from another CA: not a member');
+      assert.is((await member.post('/core/node-selectors/default/synch', heads)).status, 200, 'a certificate from the CA: a member');
+      const injected = await a.client.send(
+        'PATCH',
+        created.body.documentSelfLink as string,
+        { name: 'x', documentVersion: 9, documentEpoch: 9 },
+        { pragma: 'xn-rpl' },
+      );
+      assert.is(injected.status, 403);
+      // Clients without a certificate still use the API (WANT, not NEED).
+      assert.is((await a.client.get(created.body.documentSelfLink as string)).body.name, 'by certificate');
+    } finally {
+      await member.close();
+      await rogue.close();
+      await b.close();
+      await a.close();
+    }
+  },
+);
 
 t('bad key and certificate files stop the start with one line naming the flag', async ({ certs }) => {
   const dir = await tempDir();
@@ -237,7 +267,13 @@ t('flag combinations that cannot work are refused before anything starts', () =>
   bad(['--sslClientAuthMode=NEED'], /only applies to HTTPS/);
   bad(['--securePort=8443', '--keyFile=k', '--certificateFile=c', '--sslClientAuthMode=WANT'], /--sslClientAuthMode=WANT needs --caFile/);
   bad(['--peerNodes=ftp://x:1'], /not an http:\/\/ or https:\/\/ URI/);
-  const ok = parseHostArgs(['--port=-1', '--securePort=8000', '--keyFile=k.pem', '--certificateFile=c.pem', '--peerNodes=https://127.0.0.1:8000,https://127.0.0.1:8001']);
+  const ok = parseHostArgs([
+    '--port=-1',
+    '--securePort=8000',
+    '--keyFile=k.pem',
+    '--certificateFile=c.pem',
+    '--peerNodes=https://127.0.0.1:8000,https://127.0.0.1:8001',
+  ]);
   assert.is(ok.port, -1);
   assert.is(ok.securePort, 8000);
   assert.equal(ok.peerNodes, ['https://127.0.0.1:8000', 'https://127.0.0.1:8001']);

@@ -23,7 +23,11 @@ const updates = (events: SseEvent[]) => events.filter((e) => e.event === 'update
 
 function assertSequence(docs: Doc[], what: string): void {
   const versions = docs.map((d) => d.documentVersion);
-  assert.equal(versions, versions.map((_, i) => i), `${what}: versions ${versions.join(',')}`);
+  assert.equal(
+    versions,
+    versions.map((_, i) => i),
+    `${what}: versions ${versions.join(',')}`,
+  );
   const counters = docs.map((d) => d.counter);
   for (let i = 1; i < counters.length; i++) assert.ok(counters[i]! >= counters[i - 1]!, `${what}: counters ${counters.join(',')}`);
   for (let c = 0; c <= 10; c++) assert.ok(counters.includes(c), `${what}: counter ${c} missing from ${counters.join(',')}`);
@@ -46,12 +50,20 @@ test('every version in order across an owner change: stream, resumed stream, cal
   try {
     for (let i = 0; i < 3; i++) hosts.push(await startHost({ id: `w${i}` }));
     for (const h of hosts.slice(1)) {
-      await h.client.post('/core/node-groups/default', { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`, membershipQuorum: 2 });
+      await h.client.post('/core/node-groups/default', {
+        kind: KINDS.joinPeerRequest,
+        memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
+        membershipQuorum: 2,
+      });
     }
-    await waitFor('group available', async () => {
-      for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-      return true;
-    }, 20_000);
+    await waitFor(
+      'group available',
+      async () => {
+        for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+        return true;
+      },
+      20_000,
+    );
     const link = '/core/examples/watched';
     const sel = await hosts[0]!.client.post<{ ownerNodeId: string }>('/core/node-selectors/default', { key: link });
     const owner = hosts.find((h) => h.host.id === sel.body.ownerNodeId)!;
@@ -68,7 +80,8 @@ test('every version in order across an owner change: stream, resumed stream, cal
     assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: 'watched', name: 'w', counter: 0 })).status, 200);
     for (let c = 1; c <= 5; c++) assert.is((await hosts[c % 3]!.client.patch(link, { counter: c })).status, 200);
     await waitFor('every host at version 5', async () => {
-      for (const h of hosts) if ((await h.client.send<Doc>('GET', link, undefined, { pragma: 'xn-no-fwd' })).body.documentVersion !== 5) return false;
+      for (const h of hosts)
+        if ((await h.client.send<Doc>('GET', link, undefined, { pragma: 'xn-no-fwd' })).body.documentVersion !== 5) return false;
       return true;
     });
     await waitFor('owner stream saw version 5', () => updates(onOwner.events).some((d) => d.documentVersion === 5));
@@ -78,10 +91,14 @@ test('every version in order across an owner change: stream, resumed stream, cal
     await onOwner.ended;
     const resumed = await openStream(`${other.host.uri}${link}/subscriptions/stream`, onOwner.lastEventId());
     streams.push(resumed);
-    await waitFor('a new owner', async () => {
-      const g = await survivor.client.get<Doc>(link);
-      return g.status === 200 && g.body.documentOwner !== owner.host.id;
-    }, 30_000);
+    await waitFor(
+      'a new owner',
+      async () => {
+        const g = await survivor.client.get<Doc>(link);
+        return g.status === 200 && g.body.documentOwner !== owner.host.id;
+      },
+      30_000,
+    );
     for (let c = 6; c <= 10; c++) assert.is((await hosts[c % 2]!.client.patch(link, { counter: c })).status, 200);
 
     const last = (events: SseEvent[]) => updates(events).some((d) => d.counter === 10);
@@ -91,7 +108,10 @@ test('every version in order across an owner change: stream, resumed stream, cal
 
     assertSequence(updates(onSurvivor.events), 'stream on a survivor');
     assertSequence([...updates(onOwner.events), ...updates(resumed.events)], 'owner stream + resumed stream');
-    assertSequence(received.map((r) => r.body), 'callback');
+    assertSequence(
+      received.map((r) => r.body),
+      'callback',
+    );
     assert.is(received[0]!.method, 'POST');
     assert.is(received[1]!.method, 'PATCH');
     const newOwner = updates(onSurvivor.events).at(-1)!.documentOwner;
@@ -99,7 +119,10 @@ test('every version in order across an owner change: stream, resumed stream, cal
 
     // Unsubscribe: no more notifications.
     assert.is((await survivor.client.send('DELETE', `${link}/subscriptions`, { reference: sinkUrl })).status, 200);
-    assert.equal(Object.keys((await survivor.client.get<{ subscribers: Record<string, unknown> }>(`${link}/subscriptions`)).body.subscribers), []);
+    assert.equal(
+      Object.keys((await survivor.client.get<{ subscribers: Record<string, unknown> }>(`${link}/subscriptions`)).body.subscribers),
+      [],
+    );
   } finally {
     for (const s of streams) await s.close();
     for (const h of hosts) await h.close();
@@ -117,7 +140,10 @@ test('factory streams, resume by time, and bad input', async () => {
     await h.client.post('/core/examples', { documentSelfLink: 'b', name: 'b' });
     await h.client.patch('/core/examples/a', { counter: 1 });
     await waitFor('three updates', () => updates(s.events).length === 3);
-    assert.equal(updates(s.events).map((d) => `${(d as unknown as { documentSelfLink: string }).documentSelfLink}@${d.documentVersion}`), ['/core/examples/a@0', '/core/examples/b@0', '/core/examples/a@1']);
+    assert.equal(
+      updates(s.events).map((d) => `${(d as unknown as { documentSelfLink: string }).documentSelfLink}@${d.documentVersion}`),
+      ['/core/examples/a@0', '/core/examples/b@0', '/core/examples/a@1'],
+    );
     // Resuming after the first event replays the two later ones.
     const r = await openStream(`${h.host.uri}/core/examples/subscriptions/stream`, s.events[0]!.id);
     streams.push(r);

@@ -63,7 +63,12 @@ async function start(overrides: Partial<Config>, sandbox: string | undefined, op
 export async function joinAll(hosts: TestHost[], headers: Record<string, string> = {}, deadlineMs = 30_000): Promise<void> {
   const link = '/core/node-groups/default';
   for (const h of hosts.slice(1)) {
-    const r = await h.client.send('POST', link, { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}${link}` }, headers);
+    const r = await h.client.send(
+      'POST',
+      link,
+      { kind: KINDS.joinPeerRequest, memberGroupReference: `${hosts[0]!.host.uri}${link}` },
+      headers,
+    );
     if (r.status !== 200) throw new Error(`join through ${hosts[0]!.host.uri} answered ${r.status}: ${r.text}`);
   }
   await waitFor(
@@ -85,7 +90,11 @@ export async function joinAll(hosts: TestHost[], headers: Record<string, string>
  * Starts `count` hosts (host i with `configOf(i)`) and joins them with joinAll. If the group does
  * not come together, the hosts already started are closed before the error goes on.
  */
-export async function startGroup(count: number, configOf: (i: number) => Partial<Config>, headers: Record<string, string> = {}): Promise<TestHost[]> {
+export async function startGroup(
+  count: number,
+  configOf: (i: number) => Partial<Config>,
+  headers: Record<string, string> = {},
+): Promise<TestHost[]> {
   const hosts: TestHost[] = [];
   try {
     for (let i = 0; i < count; i++) hosts.push(await startHost(configOf(i)));

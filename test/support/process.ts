@@ -20,7 +20,10 @@ export interface HostProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function runKrypton(args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
+export function runKrypton(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [KRYPTON_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));

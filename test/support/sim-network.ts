@@ -9,12 +9,25 @@
  */
 
 import {
-  createMembership, step, type MembershipEffect, type MembershipInput, type MembershipOptions,
-  type MembershipSnapshot, type MembershipState, type SendEffect,
+  createMembership,
+  step,
+  type MembershipEffect,
+  type MembershipInput,
+  type MembershipOptions,
+  type MembershipSnapshot,
+  type MembershipState,
+  type SendEffect,
 } from '../../lib/group/membership.js';
 import {
-  DEFAULT_GROUP_LINK, parseNodeGroupState, parseNodeState, parseUpdateQuorumRequest,
-  type JoinPeerRequest, type NodeGroupChange, type NodeGroupConfig, type NodeOption, type NodeStatus,
+  DEFAULT_GROUP_LINK,
+  parseNodeGroupState,
+  parseNodeState,
+  parseUpdateQuorumRequest,
+  type JoinPeerRequest,
+  type NodeGroupChange,
+  type NodeGroupConfig,
+  type NodeOption,
+  type NodeStatus,
   type UpdateQuorumRequest,
 } from '../../lib/group/types.js';
 import { KINDS } from '../../lib/document.js';
@@ -67,7 +80,10 @@ export class SimHost {
   readonly availability: { atMs: number; available: boolean }[] = [];
   id: string;
 
-  constructor(readonly spec: SimHostSpec, readonly index: number) {
+  constructor(
+    readonly spec: SimHostSpec,
+    readonly index: number,
+  ) {
     this.id = spec.id ?? spec.name;
   }
 
@@ -166,7 +182,10 @@ export class SimNetwork {
   }
 
   join(name: string, target: string, extra: Partial<JoinPeerRequest> = {}): MembershipEffect[] {
-    return this.input(name, { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: this.reference(target), ...extra } });
+    return this.input(name, {
+      type: 'join',
+      request: { kind: KINDS.joinPeerRequest, memberGroupReference: this.reference(target), ...extra },
+    });
   }
 
   updateQuorum(name: string, req: { isGroupUpdate: boolean; membershipQuorum?: number; locationQuorum?: number }): MembershipEffect[] {
@@ -368,7 +387,12 @@ export class SimNetwork {
           const effects = this.stepHost(target, { type: 'gossipReceived', body: parseNodeGroupState(wire(e.body), this.groupLink) });
           const reply = effects.find((x) => x.type === 'reply');
           if (!reply || reply.type !== 'reply') throw new Error('gossipReceived gave no reply');
-          answer({ type: 'gossipReplied', peerId: e.peerId, requestId: e.requestId, body: parseNodeGroupState(wire(reply.body), this.groupLink) });
+          answer({
+            type: 'gossipReplied',
+            peerId: e.peerId,
+            requestId: e.requestId,
+            body: parseNodeGroupState(wire(reply.body), this.groupLink),
+          });
           break;
         }
         case 'joinFetch':

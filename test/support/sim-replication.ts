@@ -89,7 +89,11 @@ export type ReplicaDecision = 'apply' | 'duplicate' | 'refuse';
  * an older epoch than held or promised is refused (409, fencing a stale owner); the same epoch at a
  * version already reached is acknowledged as a duplicate without appending; anything else is appended.
  */
-export function replicaDecision(held: Pick<DocState, 'epoch' | 'version'> | undefined, rec: Pick<DocState, 'epoch' | 'version'>, promised?: Promised): ReplicaDecision {
+export function replicaDecision(
+  held: Pick<DocState, 'epoch' | 'version'> | undefined,
+  rec: Pick<DocState, 'epoch' | 'version'>,
+  promised?: Promised,
+): ReplicaDecision {
   return decideRecord(held, promised, rec);
 }
 
@@ -125,7 +129,10 @@ export class ReplHost {
   /** Network synchronizations under way, per link, with who waits for each. */
   readonly inFlight = new Map<Link, ((ok: boolean) => void)[]>();
 
-  constructor(readonly id: NodeId, all: readonly NodeId[]) {
+  constructor(
+    readonly id: NodeId,
+    all: readonly NodeId[],
+  ) {
     this.view = new Set(all);
   }
 }
@@ -266,8 +273,20 @@ export class ReplicationSim {
   readonly violations: string[] = [];
   readonly trace: string[] = [];
   readonly stats: SimStats = {
-    packets: 0, dropped: 0, duplicated: 0, lost: 0, refused: 0, duplicatesAcked: 0, applied: 0, synchRewrites: 0, synchAdopts: 0, synchPushes: 0,
-    promisesGranted: 0, promisesRefused: 0, takeoversDeferred: 0, ownWritesFenced: 0,
+    packets: 0,
+    dropped: 0,
+    duplicated: 0,
+    lost: 0,
+    refused: 0,
+    duplicatesAcked: 0,
+    applied: 0,
+    synchRewrites: 0,
+    synchAdopts: 0,
+    synchPushes: 0,
+    promisesGranted: 0,
+    promisesRefused: 0,
+    takeoversDeferred: 0,
+    ownWritesFenced: 0,
   };
   faults: Faults;
   filter: ((p: PacketInfo) => FilterDecision) | undefined;
@@ -492,7 +511,10 @@ export class ReplicationSim {
 
   /** The owner of `link` as `h` sees it. */
   ownerAt(h: ReplHost, link: Link): NodeId {
-    return selectNodes(link, this.ids.map((id) => ({ id, eligible: h.view.has(id) })))[0]!;
+    return selectNodes(
+      link,
+      this.ids.map((id) => ({ id, eligible: h.view.has(id) })),
+    )[0]!;
   }
 
   /**
@@ -500,7 +522,13 @@ export class ReplicationSim {
    * eligible ones; members outside the view count as immediate failures.
    */
   replicaSetAt(h: ReplHost, link: Link): { members: NodeId[]; targets: NodeId[]; unreachable: number; eligible: number } {
-    const members = this.factor ? selectNodes(link, this.ids.map((id) => ({ id, eligible: h.view.has(id) })), this.factor) : [...this.ids];
+    const members = this.factor
+      ? selectNodes(
+          link,
+          this.ids.map((id) => ({ id, eligible: h.view.has(id) })),
+          this.factor,
+        )
+      : [...this.ids];
     const others = members.filter((id) => id !== h.id);
     const targets = others.filter((id) => h.view.has(id));
     return { members, targets, unreachable: others.length - targets.length, eligible: others.length + 1 };
@@ -508,7 +536,13 @@ export class ReplicationSim {
 
   /** Replicas of `link` once every host is up and sees every other. */
   finalReplicas(link: Link): NodeId[] {
-    return this.factor ? selectNodes(link, this.ids.map((id) => ({ id, eligible: true })), this.factor) : [...this.ids];
+    return this.factor
+      ? selectNodes(
+          link,
+          this.ids.map((id) => ({ id, eligible: true })),
+          this.factor,
+        )
+      : [...this.ids];
   }
 
   // ---- packets ----
@@ -600,12 +634,17 @@ export class ReplicationSim {
     const batch = ch.queue.splice(0);
     ch.inFlight = true;
     const [from, to] = key.split('>') as [NodeId, NodeId];
-    this.rpc(from, to, batch.map((q) => q.rec), (results) => {
-      batch.forEach((q, i) => q.done(results[i]!));
-      if (this.channels.get(key) !== ch) return; // the sender crashed meanwhile
-      ch.inFlight = false;
-      this.pump(key, ch);
-    });
+    this.rpc(
+      from,
+      to,
+      batch.map((q) => q.rec),
+      (results) => {
+        batch.forEach((q, i) => q.done(results[i]!));
+        if (this.channels.get(key) !== ch) return; // the sender crashed meanwhile
+        ch.inFlight = false;
+        this.pump(key, ch);
+      },
+    );
   }
 
   // ---- storage ----
@@ -654,7 +693,18 @@ export class ReplicationSim {
   /** Seeds a link on every listed host at once, as if created and fully replicated earlier. */
   seed(link: Link, value: string, on: readonly NodeId[] = this.ids): ClientWrite {
     const owner = this.ownerAt(this.host(on[0]!), link);
-    const w: ClientWrite = { id: this.writes.length + 1, link, op: 'put', value, entry: owner, owner, action: 'POST', outcome: 'acked', issuedAtMs: this.nowMs, settledAtMs: this.nowMs };
+    const w: ClientWrite = {
+      id: this.writes.length + 1,
+      link,
+      op: 'put',
+      value,
+      entry: owner,
+      owner,
+      action: 'POST',
+      outcome: 'acked',
+      issuedAtMs: this.nowMs,
+      settledAtMs: this.nowMs,
+    };
     w.state = { epoch: 0, version: 0, owner, value, deleted: false, writeId: w.id };
     this.writes.push(w);
     for (const id of on) this.append(this.host(id), link, { ...w.state }, 'write');
@@ -905,7 +955,9 @@ export class ReplicationSim {
       this.append(o, link, { ...base }, 'adopt');
     }
     const result = o.index.get(link)!;
-    this.log(`synch ${ownerId} ${link} best ${plan.source} (${plan.best.epoch},${plan.best.version}) -> (${result.epoch},${result.version}) push ${plan.pushTo.join(',')}`);
+    this.log(
+      `synch ${ownerId} ${link} best ${plan.source} (${plan.best.epoch},${plan.best.version}) -> (${result.epoch},${result.version}) push ${plan.pushTo.join(',')}`,
+    );
     // Only the link's replica set receives it, as applyPlan filters.
     const targets = new Set(this.replicaSetAt(o, link).targets);
     for (const p of plan.pushTo) {
@@ -986,8 +1038,17 @@ export class ReplicationSim {
       const states = reps.map((id) => this.host(id).index.get(link));
       const first = states[0];
       states.forEach((s, i) => {
-        const same = s && first && s.epoch === first.epoch && s.version === first.version && s.value === first.value && s.deleted === first.deleted && s.owner === first.owner && s.writeId === first.writeId;
-        if (!same && !(s === undefined && first === undefined)) problems.push(`${link}: ${reps[0]} holds ${fmt(first)} but ${reps[i]} holds ${fmt(s)}`);
+        const same =
+          s &&
+          first &&
+          s.epoch === first.epoch &&
+          s.version === first.version &&
+          s.value === first.value &&
+          s.deleted === first.deleted &&
+          s.owner === first.owner &&
+          s.writeId === first.writeId;
+        if (!same && !(s === undefined && first === undefined))
+          problems.push(`${link}: ${reps[0]} holds ${fmt(first)} but ${reps[i]} holds ${fmt(s)}`);
       });
     }
     return problems;
@@ -1010,8 +1071,10 @@ export class ReplicationSim {
           problems.push(`acknowledged #${w.id} ${w.action} ${w.link} missing on ${id}`);
           continue;
         }
-        if (compareHeads(headOfState(s)!, headOfState(w.state)!) < 0) problems.push(`${id} rolled ${w.link} back below acknowledged #${w.id} ${fmt(w.state)}: ${fmt(s)}`);
-        if (!includesWrite(s, w.id)) problems.push(`${id} lost acknowledged #${w.id} ${w.action} ${w.link} ${fmt(w.state)}: holds ${fmt(s)}, built without it`);
+        if (compareHeads(headOfState(s)!, headOfState(w.state)!) < 0)
+          problems.push(`${id} rolled ${w.link} back below acknowledged #${w.id} ${fmt(w.state)}: ${fmt(s)}`);
+        if (!includesWrite(s, w.id))
+          problems.push(`${id} lost acknowledged #${w.id} ${w.action} ${w.link} ${fmt(w.state)}: holds ${fmt(s)}, built without it`);
       }
     }
     return problems;

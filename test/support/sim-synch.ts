@@ -63,7 +63,8 @@ export class NetworkSynch {
         if (ok || attempt >= this.sim.synchRetries) return;
         const delayMs = Math.min(limits.synchRetryDelayMaxMicros, limits.synchRetryDelayMinMicros * 2 ** attempt) / 1000;
         this.sim.at(delayMs, () => {
-          if (o.incarnation !== inc || o.generation !== generation || !this.sim.available(o) || this.sim.ownerAt(o, link) !== ownerId) return;
+          if (o.incarnation !== inc || o.generation !== generation || !this.sim.available(o) || this.sim.ownerAt(o, link) !== ownerId)
+            return;
           this.pass(ownerId, link, attempt + 1);
         });
       },
@@ -90,7 +91,8 @@ export class NetworkSynch {
     const set = sim.replicaSetAt(o, link);
     const needed = successThreshold({ eligible: set.eligible, membershipQuorum: sim.quorum, action: 'PUT' });
     const heard = 1 + set.targets.filter((t) => heads.has(t)).length;
-    const record = (plan: SynchPlan | null, hs: Map<NodeId, Head | undefined>) => sim.synchs.push({ atMs: sim.nowMs, host: o.id, link, heads: hs, plan });
+    const record = (plan: SynchPlan | null, hs: Map<NodeId, Head | undefined>) =>
+      sim.synchs.push({ atMs: sim.nowMs, host: o.id, link, heads: hs, plan });
 
     if (!withPromises) {
       // The server before the prepare phase: every plan made from a quorum of discovery heads.
@@ -182,7 +184,9 @@ export class NetworkSynch {
       if (!this.stillOurs(o, link, rw.epoch)) return this.defer(o, link, `promise for epoch ${rw.epoch} overtaken before commit`, done);
       sim.stats.synchRewrites++;
       sim.append(o, link, state, 'rewrite');
-      sim.log(`synch ${o.id} ${link} took over from ${plan.source} (${plan.best.epoch},${plan.best.version}) -> (${rw.epoch},${rw.version})`);
+      sim.log(
+        `synch ${o.id} ${link} took over from ${plan.source} (${plan.best.epoch},${plan.best.version}) -> (${rw.epoch},${rw.version})`,
+      );
       done(true);
     };
     for (const t of set.targets) {

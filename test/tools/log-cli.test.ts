@@ -15,7 +15,22 @@ test('--help lists every command, its flags and the exit codes, on stdout with e
   for (const argv of [['--help'], ['help'], ['verify', '--help'], ['-h']]) {
     const run = await cli(argv);
     assert.is(run.code, 0, argv.join(' '));
-    for (const word of ['inspect', 'verify', 'replay', 'export', 'stats', '--at-seq', '--at-time', '--all-versions', '--from-seq', '--limit', '--kind', '--action', '--json', 'exit codes:']) {
+    for (const word of [
+      'inspect',
+      'verify',
+      'replay',
+      'export',
+      'stats',
+      '--at-seq',
+      '--at-time',
+      '--all-versions',
+      '--from-seq',
+      '--limit',
+      '--kind',
+      '--action',
+      '--json',
+      'exit codes:',
+    ]) {
       assert.ok(run.stdout.includes(word), `help mentions ${word}`);
     }
     assert.match(run.stdout, /\n {2}0 {2}done/);
@@ -31,20 +46,41 @@ test('bad usage: one line on stderr naming the mistake, exit 2', async () => {
   const sb = await fixtureSandbox();
   try {
     const cases: [string[], string][] = [
-      [['frobnicate', sb.path], "krypton log: unknown command 'frobnicate'; the commands are inspect, verify, replay, export, stats (krypton log --help)"],
+      [
+        ['frobnicate', sb.path],
+        "krypton log: unknown command 'frobnicate'; the commands are inspect, verify, replay, export, stats (krypton log --help)",
+      ],
       [['inspect'], 'krypton log inspect: DIR is missing (a host folder <sandbox>/<port>, or a sandbox holding one) (krypton log --help)'],
       [['inspect', sb.path, sb.host], `krypton log inspect: one DIR expected, got 2: ${sb.path} ${sb.host} (krypton log --help)`],
       [['inspect', sb.path, '--bogus'], 'krypton log inspect: unknown flag --bogus (krypton log --help)'],
       [['verify', sb.path, '--link', 'x'], 'krypton log verify: unknown flag --link (krypton log --help)'],
-      [['inspect', sb.path, '--limit', '0'], "krypton log inspect: --limit must be a whole number of at least 1, got '0' (krypton log --help)"],
-      [['inspect', sb.path, '--from-seq=-3'], "krypton log inspect: --from-seq must be a whole number of at least 1, got '-3' (krypton log --help)"],
+      [
+        ['inspect', sb.path, '--limit', '0'],
+        "krypton log inspect: --limit must be a whole number of at least 1, got '0' (krypton log --help)",
+      ],
+      [
+        ['inspect', sb.path, '--from-seq=-3'],
+        "krypton log inspect: --from-seq must be a whole number of at least 1, got '-3' (krypton log --help)",
+      ],
       [['inspect', sb.path, '--limit'], 'krypton log inspect: --limit needs a value (krypton log --help)'],
       [['inspect', sb.path, '--json=yes'], 'krypton log inspect: --json takes no value (krypton log --help)'],
       [['inspect', sb.path, '--json', '--json'], 'krypton log inspect: --json given twice (krypton log --help)'],
-      [['inspect', sb.path, '--action', 'GET'], "krypton log inspect: --action must be one of POST, PUT, PATCH, DELETE (or several, comma-separated), got 'GET' (krypton log --help)"],
-      [['replay', sb.path, '--at-seq', '2', '--at-time', '5'], 'krypton log replay: give --at-seq or --at-time, not both (krypton log --help)'],
-      [['replay', sb.path, '--at-time', 'yesterday'], "krypton log replay: --at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got 'yesterday' (krypton log --help)"],
-      [['export', sb.path, '--at-seq', 'x'], "krypton log export: --at-seq must be a whole number of at least 0, got 'x' (krypton log --help)"],
+      [
+        ['inspect', sb.path, '--action', 'GET'],
+        "krypton log inspect: --action must be one of POST, PUT, PATCH, DELETE (or several, comma-separated), got 'GET' (krypton log --help)",
+      ],
+      [
+        ['replay', sb.path, '--at-seq', '2', '--at-time', '5'],
+        'krypton log replay: give --at-seq or --at-time, not both (krypton log --help)',
+      ],
+      [
+        ['replay', sb.path, '--at-time', 'yesterday'],
+        "krypton log replay: --at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got 'yesterday' (krypton log --help)",
+      ],
+      [
+        ['export', sb.path, '--at-seq', 'x'],
+        "krypton log export: --at-seq must be a whole number of at least 0, got 'x' (krypton log --help)",
+      ],
     ];
     for (const [argv, message] of cases) {
       const run = await cli(argv);
@@ -65,7 +101,10 @@ test('DIR: a host folder, or a sandbox with exactly one; anything else is exit 2
     assert.equal([run.code, run.stderr], [2, `krypton log stats: ${missing} is not a folder\n`]);
 
     run = await cli(['stats', dir.path]);
-    assert.equal([run.code, run.stderr], [2, `krypton log stats: ${dir.path} is neither a host folder (no log/ in it) nor a sandbox holding one\n`]);
+    assert.equal(
+      [run.code, run.stderr],
+      [2, `krypton log stats: ${dir.path} is neither a host folder (no log/ in it) nor a sandbox holding one\n`],
+    );
 
     await fs.writeFile(path.join(dir.path, 'file'), 'x');
     run = await cli(['stats', path.join(dir.path, 'file')]);
@@ -75,7 +114,10 @@ test('DIR: a host folder, or a sandbox with exactly one; anything else is exit 2
     await fs.mkdir(path.join(dir.path, '8000', 'log'), { recursive: true });
     await fs.mkdir(path.join(dir.path, '8001', 'log'), { recursive: true });
     run = await cli(['stats', dir.path]);
-    assert.equal([run.code, run.stderr], [2, `krypton log stats: ${dir.path} is a sandbox with 2 host folders (8000, 8001); name one, e.g. ${path.join(dir.path, '8000')}\n`]);
+    assert.equal(
+      [run.code, run.stderr],
+      [2, `krypton log stats: ${dir.path} is a sandbox with 2 host folders (8000, 8001); name one, e.g. ${path.join(dir.path, '8000')}\n`],
+    );
 
     // An empty log is a log: nothing in it, nothing wrong with it.
     run = await cli(['verify', path.join(dir.path, '8001')]);

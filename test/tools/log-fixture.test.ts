@@ -143,7 +143,10 @@ test('replay counts live, deleted and expired documents and held versions per fa
     assert.equal([at0.records, at0.factories], [0, []]);
     // A time between records: the prefix stamped at or before it.
     const t = await counts('--at-time', '2023-11-14T22:13:20.002500Z');
-    assert.equal([t.asOf.seq, t.records, t.factories], [2, 2, [{ factory: '/core/examples', live: 1, deleted: 0, expired: 0, versions: 2 }]]);
+    assert.equal(
+      [t.asOf.seq, t.records, t.factories],
+      [2, 2, [{ factory: '/core/examples', live: 1, deleted: 0, expired: 0, versions: 2 }]],
+    );
     const exact = await counts('--at-time', String(expected[4]!.timeMicros));
     assert.equal([exact.asOf.seq, exact.factories], [5, [{ factory: '/core/examples', live: 1, deleted: 0, expired: 0, versions: 1 }]]);
     const past = await cli(['replay', sb.path, '--at-seq', '99']);
@@ -160,7 +163,13 @@ test('replay --link prints the document as it stood: live, deleted, or absent (e
   try {
     const end = await cli(['replay', sb.path, '--link', ONE, '--json']);
     assert.is(end.code, 0);
-    assert.equal(JSON.parse(end.stdout), { documentSelfLink: ONE, status: 'live', asOf: { seq: 6, timeMicros: NOW_MICROS }, versions: 1, state: expected[4]!.state });
+    assert.equal(JSON.parse(end.stdout), {
+      documentSelfLink: ONE,
+      status: 'live',
+      asOf: { seq: 6, timeMicros: NOW_MICROS },
+      versions: 1,
+      state: expected[4]!.state,
+    });
 
     const deleted = await cli(['replay', sb.path, '--link', ONE, '--at-seq', '4', '--json']);
     assert.is(deleted.code, 0);
@@ -192,7 +201,10 @@ test('export prints live documents, or every held version, as JSON lines ordered
     assert.is(latest.stderr, 'krypton log export: 2 live documents, as of seq 6\n');
 
     const all = await cli(['export', sb.path, '--all-versions', '--at-seq', '4']);
-    assert.equal(jsonLines(all), expected.slice(0, 4).map((r) => r.state));
+    assert.equal(
+      jsonLines(all),
+      expected.slice(0, 4).map((r) => r.state),
+    );
     assert.is(all.stderr, 'krypton log export: 4 versions of 1 document, as of seq 4\n');
     // The tombstone is the latest there, so a plain export has nothing live.
     assert.equal(jsonLines(await cli(['export', sb.path, '--at-seq', '4'])), []);
@@ -210,7 +222,14 @@ test('stats: segments, bytes, records per action and kind, seq and time span, li
     const json = await cli(['stats', sb.path, '--json']);
     assert.is(json.code, 0);
     assert.equal(JSON.parse(json.stdout), {
-      segments: { count: 2, bytes: 2503, files: [{ name: SEG1, firstSeq: 1, bytes: 1206 }, { name: SEG4, firstSeq: 4, bytes: 1297 }] },
+      segments: {
+        count: 2,
+        bytes: 2503,
+        files: [
+          { name: SEG1, firstSeq: 1, bytes: 1206 },
+          { name: SEG4, firstSeq: 4, bytes: 1297 },
+        ],
+      },
       records: 6,
       firstSeq: 1,
       lastSeq: 6,
@@ -254,17 +273,30 @@ test('torn tail: verify reports it (exit 1); the other commands stop there with 
       'FAILED: 1 problem; 2 segments, 5 intact records (seq 1 to 5), 2,403 bytes',
     ]);
     const vjson = JSON.parse((await cli(['verify', '--json', sb.path])).stdout) as { problems: unknown[] };
-    assert.equal(vjson.problems, [{ file: SEG4, offset: 813, kind: 'torn-tail', reason: "the host's recovery would cut the log here (file ends 384 bytes into a frame)", path: seg4 }]);
+    assert.equal(vjson.problems, [
+      {
+        file: SEG4,
+        offset: 813,
+        kind: 'torn-tail',
+        reason: "the host's recovery would cut the log here (file ends 384 bytes into a frame)",
+        path: seg4,
+      },
+    ]);
 
     const warning = `warning: torn tail in ${seg4} at offset 813 (file ends 384 bytes into a frame); the log ends after seq 5, where the host's recovery would cut it\n`;
     const inspect = await cli(['inspect', '--json', sb.path]);
     assert.is(inspect.code, 0);
-    assert.equal(jsonLines<{ seq: number }>(inspect).map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.equal(
+      jsonLines<{ seq: number }>(inspect).map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
     assert.is(inspect.stderr, `krypton log inspect: ${warning}`);
 
     const replay = await cli(['replay', '--json', sb.path]);
     assert.is(replay.code, 0);
-    assert.equal((JSON.parse(replay.stdout) as { factories: unknown }).factories, [{ factory: '/core/examples', live: 1, deleted: 0, expired: 0, versions: 1 }]);
+    assert.equal((JSON.parse(replay.stdout) as { factories: unknown }).factories, [
+      { factory: '/core/examples', live: 1, deleted: 0, expired: 0, versions: 1 },
+    ]);
     assert.is(replay.stderr, `krypton log replay: ${warning}`);
 
     const exported = await cli(['export', sb.path]);
@@ -292,7 +324,10 @@ test('garbage appended after the last record is a torn tail too', async () => {
     await fs.appendFile(seg4, Buffer.from([1, 0, 0, 0, 1, 2, 3, 4, 1, 9]));
     const verify = await cli(['verify', sb.path]);
     assert.is(verify.code, 1);
-    assert.is(verify.lines[0], `${seg4} at offset 1297: torn tail: the host's recovery would cut the log here (checksum mismatch, then garbage to the end of the file: 10 bytes)`);
+    assert.is(
+      verify.lines[0],
+      `${seg4} at offset 1297: torn tail: the host's recovery would cut the log here (checksum mismatch, then garbage to the end of the file: 10 bytes)`,
+    );
     const inspect = await cli(['inspect', sb.path, '--json']);
     assert.is(inspect.code, 0);
     assert.is(inspect.lines.length, 6);
@@ -357,7 +392,10 @@ test('damage in both segments and a torn tail: verify lists all three and resync
     await fs.appendFile(seg4, Buffer.from('torn'));
     const verify = await cli(['verify', '--json', sb.path]);
     assert.is(verify.code, 1);
-    const report = JSON.parse(verify.stdout) as { records: number; problems: { file: string; offset: number; kind: string; reason: string }[] };
+    const report = JSON.parse(verify.stdout) as {
+      records: number;
+      problems: { file: string; offset: number; kind: string; reason: string }[];
+    };
     assert.is(report.records, 4);
     assert.equal(
       report.problems.map((p) => [p.file, p.offset, p.kind, p.reason]),

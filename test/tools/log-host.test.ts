@@ -57,7 +57,14 @@ async function checkEveryCommand(h: TestHost, steps: Doc[], label: string): Prom
   assert.is(inspect.code, 0, `${label}: ${inspect.stderr}`);
   assert.is(inspect.stderr, '');
   assert.equal(
-    jsonLines(inspect).map((r) => [r.seq, r.documentUpdateAction, r.documentSelfLink, r.documentVersion, r.documentEpoch, r.documentUpdateTimeMicros]),
+    jsonLines(inspect).map((r) => [
+      r.seq,
+      r.documentUpdateAction,
+      r.documentSelfLink,
+      r.documentVersion,
+      r.documentEpoch,
+      r.documentUpdateTimeMicros,
+    ]),
     steps.map((d, i) => [i + 1, d.documentUpdateAction, d.documentSelfLink, d.documentVersion, 0, d.documentUpdateTimeMicros]),
     label,
   );
@@ -70,16 +77,28 @@ async function checkEveryCommand(h: TestHost, steps: Doc[], label: string): Prom
   const bytes = jsonLines(inspect).reduce((n, r) => n + (r.bytes as number), 0);
   assert.ok(bytes <= (await fs.stat(path.join(folder, 'log', '00000000000000000001.log'))).size, label);
   const verify = await cli(['verify', dir]);
-  assert.equal([verify.code, verify.lines], [0, [`ok: 1 segment, 7 intact records (seq 1 to 7), ${bytes.toLocaleString('en-US')} bytes`]], label);
+  assert.equal(
+    [verify.code, verify.lines],
+    [0, [`ok: 1 segment, 7 intact records (seq 1 to 7), ${bytes.toLocaleString('en-US')} bytes`]],
+    label,
+  );
 
   const replay = await cli(['replay', '--json', folder]);
   assert.is(replay.code, 0, label);
-  assert.equal((JSON.parse(replay.stdout) as { factories: unknown }).factories, [{ factory: '/core/examples', live: 2, deleted: 1, expired: 0, versions: 7 }], label);
+  assert.equal(
+    (JSON.parse(replay.stdout) as { factories: unknown }).factories,
+    [{ factory: '/core/examples', live: 2, deleted: 1, expired: 0, versions: 7 }],
+    label,
+  );
 
   // A document as the tools rebuild it is the document the host serves.
   const getA = await h.client.get<Doc>(A);
   const linkA = await cli(['replay', '--json', dir, '--link', A]);
-  assert.equal(JSON.parse(linkA.stdout), { documentSelfLink: A, status: 'live', asOf: { seq: 7, timeMicros: 1_800_000_000_000_000 }, versions: 3, state: getA.body }, label);
+  assert.equal(
+    JSON.parse(linkA.stdout),
+    { documentSelfLink: A, status: 'live', asOf: { seq: 7, timeMicros: 1_800_000_000_000_000 }, versions: 3, state: getA.body },
+    label,
+  );
   const firstA = await cli(['replay', '--json', dir, '--link', A, '--at-seq', '3']);
   assert.equal((JSON.parse(firstA.stdout) as { state: unknown }).state, (await h.client.get<Doc>(`${A}?documentVersion=0`)).body, label);
   const deleted = await cli(['replay', '--json', dir, '--link', C]);
@@ -125,7 +144,18 @@ async function checkEveryCommand(h: TestHost, steps: Doc[], label: string): Prom
 /** Every command's full output, to compare a running host's log with the same log after the stop. */
 async function outputs(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const argv of [['inspect'], ['inspect', '--json'], ['verify'], ['replay'], ['replay', '--link', A], ['replay', '--at-seq', '4'], ['export'], ['export', '--all-versions'], ['stats'], ['stats', '--json']]) {
+  for (const argv of [
+    ['inspect'],
+    ['inspect', '--json'],
+    ['verify'],
+    ['replay'],
+    ['replay', '--link', A],
+    ['replay', '--at-seq', '4'],
+    ['export'],
+    ['export', '--all-versions'],
+    ['stats'],
+    ['stats', '--json'],
+  ]) {
     const run = await cli([...argv, dir]);
     out.push(`${argv.join(' ')} -> ${run.code}\n${run.stdout}${run.stderr}`);
   }
@@ -161,7 +191,10 @@ test('a host appending all the while: verify and stats never mistake an append i
   try {
     const writer = async (w: number): Promise<void> => {
       for (let i = 0; !stop; i++) {
-        const r = i === 0 ? await h.client.post('/core/examples', { documentSelfLink: `w${w}`, name: `w${w}`, counter: 0 }) : await h.client.patch(`/core/examples/w${w}`, { counter: i, name: 'x'.repeat(i % 200) });
+        const r =
+          i === 0
+            ? await h.client.post('/core/examples', { documentSelfLink: `w${w}`, name: `w${w}`, counter: 0 })
+            : await h.client.patch(`/core/examples/w${w}`, { counter: i, name: 'x'.repeat(i % 200) });
         assert.is(r.status, 200);
         acked++;
       }
@@ -198,7 +231,9 @@ test('the tools know the retention of every factory a host serves', async () => 
   try {
     const root = await h.client.get<{ documentLinks: string[] }>('/');
     assert.is(root.status, 200);
-    const served = root.body.documentLinks.filter((l) => !['/core/query-tasks', '/core/local-query-tasks', '/core/management'].includes(l)).sort();
+    const served = root.body.documentLinks
+      .filter((l) => !['/core/query-tasks', '/core/local-query-tasks', '/core/management'].includes(l))
+      .sort();
     assert.ok(served.includes('/core/examples'));
     assert.equal(knownFactories().sort(), served, 'tools/log/retention.ts lists the services server/host/host.ts registers');
     assert.is(hostRetentionFor('/core/examples/x'), 100);

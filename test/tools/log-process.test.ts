@@ -33,7 +33,10 @@ test('krypton log runs from dist: help, inspect, verify of a sound and a damaged
     const inspect = await krypton(['log', 'inspect', '--json', sb.path]);
     assert.is(inspect.code, 0, inspect.stderr);
     assert.equal(
-      inspect.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number; documentUpdateAction: string }).documentUpdateAction),
+      inspect.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { seq: number; documentUpdateAction: string }).documentUpdateAction),
       ['POST', 'PUT', 'PATCH', 'DELETE', 'POST', 'POST'],
     );
     const verify = await krypton(['log', 'verify', sb.path]);
@@ -42,14 +45,21 @@ test('krypton log runs from dist: help, inspect, verify of a sound and a damaged
     await flipByte(path.join(sb.logDir, SEG1), 394 + 100);
     const damaged = await krypton(['log', 'verify', sb.host]);
     assert.is(damaged.code, 1);
-    assert.match(damaged.stdout, new RegExp(`^${path.join(sb.logDir, SEG1).replace(/[.]/g, '\\.')} at offset 394: corrupt: checksum mismatch`));
+    assert.match(
+      damaged.stdout,
+      new RegExp(`^${path.join(sb.logDir, SEG1).replace(/[.]/g, '\\.')} at offset 394: corrupt: checksum mismatch`),
+    );
     const stopped = await krypton(['log', 'replay', sb.path]);
     assert.is(stopped.code, 1);
     assert.match(stopped.stderr, /^krypton log replay: log corrupt in .* at offset 394: checksum mismatch; stopped after seq 1/);
 
     const usage = await krypton(['log', 'replay', sb.path, '--at-seq', 'soon']);
     assert.equal([usage.code, usage.stdout], [2, '']);
-    assert.is(usage.stderr, "krypton log replay: --at-seq must be a whole number of at least 0, got 'soon' (krypton log --help)\n", 'one line, no stack trace');
+    assert.is(
+      usage.stderr,
+      "krypton log replay: --at-seq must be a whole number of at least 0, got 'soon' (krypton log --help)\n",
+      'one line, no stack trace',
+    );
     const noDir = await krypton(['log', 'stats', path.join(sb.path, 'missing')]);
     assert.equal([noDir.code, noDir.stderr], [2, `krypton log stats: ${path.join(sb.path, 'missing')} is not a folder\n`]);
   } finally {

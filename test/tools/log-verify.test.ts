@@ -42,8 +42,16 @@ test('a gap and a repeat inside one segment are reported at their offsets; readi
     ]);
     const cliRun = await cli(['verify', dir.path]);
     assert.is(cliRun.code, 1);
-    assert.is(cliRun.lines[0], `${path.join(dir.path, 'log', name!)} at offset ${offsets[3]}: sequence: seq jumps from 3 to 6: 2 records missing`);
-    assert.is(cliRun.lines.at(-1), 'FAILED: 2 problems; 1 segment, 7 intact records (seq 1 to 8), ' + records.reduce((n, r) => n + frameBytes(r), 0).toLocaleString('en-US') + ' bytes');
+    assert.is(
+      cliRun.lines[0],
+      `${path.join(dir.path, 'log', name!)} at offset ${offsets[3]}: sequence: seq jumps from 3 to 6: 2 records missing`,
+    );
+    assert.is(
+      cliRun.lines.at(-1),
+      'FAILED: 2 problems; 1 segment, 7 intact records (seq 1 to 8), ' +
+        records.reduce((n, r) => n + frameBytes(r), 0).toLocaleString('en-US') +
+        ' bytes',
+    );
   } finally {
     await dir.remove();
   }
@@ -55,12 +63,22 @@ test('segment names: a gap between segments, a misnamed segment, missing leading
   const late = await tempDir();
   try {
     // Records 1-3, then a segment rightly named 6 holding 6-7: seq 4 and 5 are gone.
-    const [, six] = await writeSegments(gap.path, [[1, run(1, 3)], [6, run(6, 7)]]);
-    assert.equal(await problems(gap.path), [[six!, 0, 'sequence', 'segment named for seq 6 follows seq 3: seq jumps from 3 to 6: 2 records missing']]);
+    const [, six] = await writeSegments(gap.path, [
+      [1, run(1, 3)],
+      [6, run(6, 7)],
+    ]);
+    assert.equal(await problems(gap.path), [
+      [six!, 0, 'sequence', 'segment named for seq 6 follows seq 3: seq jumps from 3 to 6: 2 records missing'],
+    ]);
 
     // Records run 1-5 without a break, but the second segment is named 5 instead of 4.
-    const [, five] = await writeSegments(misnamed.path, [[1, run(1, 3)], [5, run(4, 5)]]);
-    assert.equal(await problems(misnamed.path), [[five!, 0, 'sequence', 'segment named for seq 5, but it starts with seq 4, which follows seq 3: the name is wrong']]);
+    const [, five] = await writeSegments(misnamed.path, [
+      [1, run(1, 3)],
+      [5, run(4, 5)],
+    ]);
+    assert.equal(await problems(misnamed.path), [
+      [five!, 0, 'sequence', 'segment named for seq 5, but it starts with seq 4, which follows seq 3: the name is wrong'],
+    ]);
 
     const [first] = await writeSegments(late.path, [[4, run(4, 6)]]);
     assert.equal(await problems(late.path), [[first!, 0, 'sequence', 'the log starts at seq 4: seqs 1 to 3 are missing']]);
@@ -75,12 +93,20 @@ test('a middle segment cut short is corruption, not a torn tail; the next segmen
   const dir = await tempDir();
   try {
     const first = run(1, 3);
-    const [one, four] = await writeSegments(dir.path, [[1, first], [4, [...run(4, 5), record(7, A, 9)]]]);
+    const [one, four] = await writeSegments(dir.path, [
+      [1, first],
+      [4, [...run(4, 5), record(7, A, 9)]],
+    ]);
     const size = first.reduce((n, r) => n + frameBytes(r), 0);
     await fs.truncate(path.join(dir.path, 'log', one!), size - 10);
     const lastOffset = frameBytes(record(4, A, 0)) + frameBytes(record(5, A, 1));
     assert.equal(await problems(dir.path), [
-      [one!, first.slice(0, 2).reduce((n, r) => n + frameBytes(r), 0), 'corrupt', `file ends ${frameBytes(first[2]!) - 10} bytes into a frame; nothing intact follows in this segment (${frameBytes(first[2]!) - 10} bytes)`],
+      [
+        one!,
+        first.slice(0, 2).reduce((n, r) => n + frameBytes(r), 0),
+        'corrupt',
+        `file ends ${frameBytes(first[2]!) - 10} bytes into a frame; nothing intact follows in this segment (${frameBytes(first[2]!) - 10} bytes)`,
+      ],
       [four!, lastOffset, 'sequence', 'seq jumps from 5 to 7: 1 record missing'],
     ]);
   } finally {
@@ -103,7 +129,12 @@ test('a payload that is not a record, behind a good checksum, is corrupt; the fi
     await fs.writeFile(path.join(dir.path, 'log', '00000000000000000001.log'), Buffer.concat([good, bad, encodeRecord(record(3, A, 2))]));
     await writeSegments(dir.path, [[4, run(5, 5)]]);
     assert.equal(await problems(dir.path), [
-      ['00000000000000000001.log', good.length, 'corrupt', `payload is not a map; ${bad.length} bytes unreadable, next intact frame at offset ${good.length + bad.length} (seq 3); seq 2 lost`],
+      [
+        '00000000000000000001.log',
+        good.length,
+        'corrupt',
+        `payload is not a map; ${bad.length} bytes unreadable, next intact frame at offset ${good.length + bad.length} (seq 3); seq 2 lost`,
+      ],
       ['00000000000000000004.log', 0, 'sequence', 'the first record is seq 5, but the segment is named for seq 4'],
     ]);
   } finally {

@@ -100,7 +100,13 @@ export async function folderDigest(dir: string): Promise<string> {
 }
 
 /** An example record with a given seq, link, version and action; times 1 ms apart by seq. */
-export function record(seq: number, link: string, version: number, action: UpdateAction = 'PUT', extra: Partial<LogRecord> = {}): LogRecord {
+export function record(
+  seq: number,
+  link: string,
+  version: number,
+  action: UpdateAction = 'PUT',
+  extra: Partial<LogRecord> = {},
+): LogRecord {
   const timeMicros = 1_700_000_000_000_000 + seq * 1000;
   return {
     seq,

@@ -48,7 +48,14 @@ function records(steps: Step[]): LogRecord[] {
     const held = latest.get(link);
     let version = 0;
     if (held !== undefined && !s.reset) {
-      version = s.version === 'next' ? held + 1 : s.version === 'same' ? held : s.version === 'older' ? Math.max(0, held - s.back) : held + 1 + s.back;
+      version =
+        s.version === 'next'
+          ? held + 1
+          : s.version === 'same'
+            ? held
+            : s.version === 'older'
+              ? Math.max(0, held - s.back)
+              : held + 1 + s.back;
     }
     latest.set(link, s.reset || held === undefined ? version : Math.max(held, version));
     time += s.advance;
@@ -147,7 +154,14 @@ test('retention as a host keeps it: 100 for the example factories, 1000 elsewher
       version: v,
       epoch: 0,
       timeMicros: 1 + v,
-      state: { documentSelfLink: '/core/examples/x', documentKind: KINDS.example, documentVersion: v, documentUpdateTimeMicros: 1 + v, documentUpdateAction: v === 0 ? 'POST' : 'PATCH', documentExpirationTimeMicros: 0 },
+      state: {
+        documentSelfLink: '/core/examples/x',
+        documentKind: KINDS.example,
+        documentVersion: v,
+        documentUpdateTimeMicros: 1 + v,
+        documentUpdateAction: v === 0 ? 'POST' : 'PATCH',
+        documentExpirationTimeMicros: 0,
+      },
     };
     tally.apply(r);
     index.apply(r);

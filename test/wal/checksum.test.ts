@@ -83,7 +83,14 @@ test('a torn tail in a big segment is found the same way with the thread', async
   d.tearTail(segmentName(1), bytes.length - 10);
   const withThread = await scan(d, true);
   assert.is(withThread.seqs.length, 8999);
-  assert.equal(withThread.result.problem, { file: segmentName(1), segment: 0, offset: offsets[8999]!, kind: 'truncated', reason: withThread.result.problem!.reason, fileBytes: bytes.length - 10 });
+  assert.equal(withThread.result.problem, {
+    file: segmentName(1),
+    segment: 0,
+    offset: offsets[8999]!,
+    kind: 'truncated',
+    reason: withThread.result.problem!.reason,
+    fileBytes: bytes.length - 10,
+  });
 });
 
 test.run();

@@ -30,7 +30,10 @@ test('an empty folder gets a first segment; appends get seqs 1, 2, 3 in call ord
   ]);
   assert.equal(log.stats(), { segments: 1, bytes: dir.contents(segmentName(1)).length, appends: 3, syncs: 1, lastSeq: 3 });
   await log.close();
-  assert.equal((await replayAll(dir)).map((r) => r.seq), [1, 2, 3]);
+  assert.equal(
+    (await replayAll(dir)).map((r) => r.seq),
+    [1, 2, 3],
+  );
 });
 
 test('appendAll: consecutive seqs, one durable resolution for all, all or none when one is refused', async () => {
@@ -41,9 +44,16 @@ test('appendAll: consecutive seqs, one durable resolution for all, all or none w
   const batch = log.appendAll([newRecord(2), newRecord(3), { ...newRecord(4), resetHistory: true }]);
   assert.is(log.lastSeq, 4, 'seqs are given at call time');
   const logged = await batch;
-  assert.equal(logged.map((r) => r.seq), [2, 3, 4]);
+  assert.equal(
+    logged.map((r) => r.seq),
+    [2, 3, 4],
+  );
   assert.equal(logged[2], withSeq(4, { ...newRecord(4), resetHistory: true }));
-  assert.equal((await replayAll(dir.crash())).map((r) => r.seq), [1, 2, 3, 4], 'durable when it resolves');
+  assert.equal(
+    (await replayAll(dir.crash())).map((r) => r.seq),
+    [1, 2, 3, 4],
+    'durable when it resolves',
+  );
   assert.equal(await replayAll(before), []);
   await single;
   // A record the log refuses takes the whole call down before any seq is taken.
@@ -56,7 +66,10 @@ test('appendAll: consecutive seqs, one durable resolution for all, all or none w
   await Promise.all(held);
   assert.equal(await log.appendAll([]), []);
   await log.close();
-  assert.equal((await replayAll(dir)).map((r) => r.seq), [1, 2, 3, 4, 5, 6]);
+  assert.equal(
+    (await replayAll(dir)).map((r) => r.seq),
+    [1, 2, 3, 4, 5, 6],
+  );
 });
 
 test('appendAll: a failed sync rejects the whole call and poisons the log', async () => {
@@ -75,7 +88,10 @@ test('group commit: concurrent appends share syncs and resolve in seq order', as
   const resolved: number[] = [];
   const all = Array.from({ length: 500 }, (_, i) => log.append(newRecord(i + 1)).then((r) => resolved.push(r.seq)));
   await Promise.all(all);
-  assert.equal(resolved, Array.from({ length: 500 }, (_, i) => i + 1));
+  assert.equal(
+    resolved,
+    Array.from({ length: 500 }, (_, i) => i + 1),
+  );
   assert.ok(log.stats().syncs < 500 / 10, `syncs ${log.stats().syncs}`);
   await log.close();
 });
@@ -204,7 +220,11 @@ test('a failed sync poisons the log: waiting and later appends fail with LOG_FAI
   assert.is((await rejection(log.append(newRecord(4)))).code, 'LOG_FAILED');
   assert.is(log.durableSeq, 1);
   await log.close();
-  assert.equal((await replayAll(dir.crash())).map((r) => r.seq), [1], 'nothing unsynced survives');
+  assert.equal(
+    (await replayAll(dir.crash())).map((r) => r.seq),
+    [1],
+    'nothing unsynced survives',
+  );
 });
 
 test('a failed write poisons the log too', async () => {
@@ -236,7 +256,12 @@ test('an onRecord that throws fails open with its error', async () => {
   await log.close();
   const boom = new Error('index refused the record');
   try {
-    await WriteAheadLog.open({ dir, onRecord: (r) => { if (r.seq === 2) throw boom; } });
+    await WriteAheadLog.open({
+      dir,
+      onRecord: (r) => {
+        if (r.seq === 2) throw boom;
+      },
+    });
     assert.unreachable('opened');
   } catch (e) {
     assert.is(e, boom);

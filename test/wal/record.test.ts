@@ -37,7 +37,9 @@ const recordArb: fc.Arbitrary<LogRecord> = fc
       timeMicros: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
       resetHistory: fc.boolean(),
       // msgpackr renames a "__proto__" key (to "__proto_") rather than risk the prototype.
-      state: fc.dictionary(fc.string(), fc.jsonValue(), { noNullPrototype: true }).filter((s) => !JSON.stringify(s).includes('"__proto__"')),
+      state: fc
+        .dictionary(fc.string(), fc.jsonValue(), { noNullPrototype: true })
+        .filter((s) => !JSON.stringify(s).includes('"__proto__"')),
     },
     { requiredKeys: ['seq', 'link', 'action', 'version', 'epoch', 'timeMicros', 'state'], noNullPrototype: true },
   )

@@ -48,11 +48,18 @@ test('torn tail at every length of the last record: cut off, earlier records kep
     const { log, replayed } = await openLog(d, { logger });
     assert.equal(replayed, records.slice(0, 4), `keep ${keep}`);
     if (keep === 0) assert.is(logger.warnings.length, 0, 'a file ending on a frame boundary is not damage');
-    else assert.equal(logger.warnings.map((w) => [w.obj.file, w.obj.offset]), [[last.file, last.offset]]);
+    else
+      assert.equal(
+        logger.warnings.map((w) => [w.obj.file, w.obj.offset]),
+        [[last.file, last.offset]],
+      );
     assert.is(d.contents(last.file).length, last.offset, 'cut at the frame start');
     assert.is((await log.append(newRecord(50))).seq, 5, 'the torn record never happened: its seq is given again');
     await log.close();
-    assert.equal((await replayAll(d)).map((r) => r.seq), [1, 2, 3, 4, 5]);
+    assert.equal(
+      (await replayAll(d)).map((r) => r.seq),
+      [1, 2, 3, 4, 5],
+    );
   }
 });
 
@@ -90,7 +97,11 @@ test('a flipped bit in a middle record is LOG_CORRUPT naming file and offset; re
     assert.equal([logger.warnings[0]!.obj.file, logger.warnings[0]!.obj.offset], [bad.file, bad.offset]);
     assert.is((await log.append(newRecord(99))).seq, 3);
     await log.close();
-    assert.equal((await replayAll(d.crash())).map((r) => r.seq), [1, 2, 3], 'the repair is durable');
+    assert.equal(
+      (await replayAll(d.crash())).map((r) => r.seq),
+      [1, 2, 3],
+      'the repair is durable',
+    );
   }
 });
 
@@ -134,7 +145,10 @@ test('damage in an older segment is LOG_CORRUPT; repair cuts it and drops every 
   const { log, replayed } = await openLog(d, { repair: true, logger });
   assert.equal(replayed, records.slice(0, inFirst.length - 1));
   assert.equal(await d.list(), [segments[0]!.name]);
-  assert.equal(logger.warnings[0]!.obj.droppedSegments, segments.slice(1).map((s) => s.name));
+  assert.equal(
+    logger.warnings[0]!.obj.droppedSegments,
+    segments.slice(1).map((s) => s.name),
+  );
   assert.is((await log.append(newRecord(1))).seq, inFirst.length);
   await log.close();
   assert.equal(await d.crash().list(), [segments[0]!.name], 'removals are durable');
@@ -160,7 +174,10 @@ test('a seq gap inside a segment is LOG_CORRUPT at the frame that skips', async 
   const e = await corruptOpen(d);
   assert.equal(e.detail, { file: segmentName(1), offset: frames[0]!.length + frames[1]!.length });
   assert.match(e.message, /expected seq 3, found 4/);
-  assert.equal((await replayAll(d, { repair: true })).map((r) => r.seq), [1, 2]);
+  assert.equal(
+    (await replayAll(d, { repair: true })).map((r) => r.seq),
+    [1, 2],
+  );
 });
 
 test('the first segment may start at any seq; other files are ignored', async () => {
@@ -168,7 +185,10 @@ test('the first segment may start at any seq; other files are ignored', async ()
   d.put(segmentName(100), Buffer.concat([100, 101, 102].map((seq) => encodeRecord(withSeq(seq, newRecord(seq))))));
   d.put('README.txt', Buffer.from('not a segment'));
   const { log, replayed } = await openLog(d);
-  assert.equal(replayed.map((r) => r.seq), [100, 101, 102]);
+  assert.equal(
+    replayed.map((r) => r.seq),
+    [100, 101, 102],
+  );
   assert.is((await log.append(newRecord(103))).seq, 103);
   await log.close();
 });
@@ -208,7 +228,10 @@ test('readLog: from a seq across segments, with file, offset and size; quiet at 
   const from7: LogEntry[] = [];
   for await (const e of readLog(dir, { fromSeq: 7 })) from7.push(e);
   assert.equal(from7, entries.slice(6));
-  assert.equal(from7.map((e) => e.record), records.slice(6));
+  assert.equal(
+    from7.map((e) => e.record),
+    records.slice(6),
+  );
   for (const e of from7) assert.is(encodeRecord(e.record).length, e.bytes);
 
   const torn = copy(dir);
@@ -263,7 +286,10 @@ test('disk, preallocated: appends go into zeros written ahead; close cuts them; 
     const file = path.join(tmp.path, name);
     const size = (await fs.stat(file)).size;
     assert.ok(size >= 64 * 1024 && size > used, `the file holds zeros ahead of the appends (${size} > ${used})`);
-    assert.ok((await fs.readFile(file)).subarray(used).every((b) => b === 0), 'zeros after the last frame');
+    assert.ok(
+      (await fs.readFile(file)).subarray(used).every((b) => b === 0),
+      'zeros after the last frame',
+    );
     // A crash now: every acknowledged append is durable, and the zeros are still there.
     await fs.copyFile(file, path.join(image.path, name));
     await log.close();
@@ -277,7 +303,10 @@ test('disk, preallocated: appends go into zeros written ahead; close cuts them; 
     assert.is((await fs.stat(path.join(image.path, name))).size, used, 'recovery cut the zeros');
     assert.is((await again.log.append(newRecord(41))).seq, 41, 'appends go on after the last record');
     await again.log.close();
-    assert.equal((await replayAll(diskDirectory(image.path))).map((r) => r.seq), Array.from({ length: 41 }, (_, i) => i + 1));
+    assert.equal(
+      (await replayAll(diskDirectory(image.path))).map((r) => r.seq),
+      Array.from({ length: 41 }, (_, i) => i + 1),
+    );
   } finally {
     await tmp.remove();
     await image.remove();
@@ -289,12 +318,18 @@ test('disk: zeros with an intact frame after them are damage, not preallocated s
   try {
     const frame = (seq: number) => encodeRecord(withSeq(seq, newRecord(seq)));
     const name = segmentName(1);
-    await fs.writeFile(path.join(tmp.path, name), Buffer.concat([frame(1), frame(2), Buffer.alloc(frame(3).length), frame(4), Buffer.alloc(4096)]));
+    await fs.writeFile(
+      path.join(tmp.path, name),
+      Buffer.concat([frame(1), frame(2), Buffer.alloc(frame(3).length), frame(4), Buffer.alloc(4096)]),
+    );
     const e = await rejection(openLog(diskDirectory(tmp.path)));
     assert.is(e.code, 'LOG_CORRUPT');
     // Zeros shorter than a frame header at the very end are unused space too.
     await fs.writeFile(path.join(tmp.path, name), Buffer.concat([frame(1), frame(2), Buffer.alloc(5)]));
-    assert.equal((await replayAll(diskDirectory(tmp.path))).map((r) => r.seq), [1, 2]);
+    assert.equal(
+      (await replayAll(diskDirectory(tmp.path))).map((r) => r.seq),
+      [1, 2],
+    );
     assert.is((await fs.stat(path.join(tmp.path, name))).size, frame(1).length + frame(2).length);
   } finally {
     await tmp.remove();

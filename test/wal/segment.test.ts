@@ -23,7 +23,15 @@ test('lexical order of names is seq order', () => {
 });
 
 test('other names are not segments', () => {
-  for (const name of ['1.log', '0000000000000000001.log', '000000000000000000001.log', '00000000000000000001.log.tmp', 'notes.txt', '00000000000000000000.log', '99999999999999999999.log']) {
+  for (const name of [
+    '1.log',
+    '0000000000000000001.log',
+    '000000000000000000001.log',
+    '00000000000000000001.log.tmp',
+    'notes.txt',
+    '00000000000000000000.log',
+    '99999999999999999999.log',
+  ]) {
     assert.is(parseSegmentName(name), undefined, name);
   }
 });

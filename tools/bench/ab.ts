@@ -30,14 +30,27 @@ async function startGroup(bin: string, env: Record<string, string> = {}): Promis
   const ports = await freePorts(3);
   const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',');
   const procs = ports.map((port) =>
-    track(spawn(process.execPath, [bin, 'host', `--port=${port}`, `--sandbox=${sandbox}`, `--id=ab-${port}`, `--peerNodes=${peers}`, '--logLevel=error'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })),
+    track(
+      spawn(
+        process.execPath,
+        [bin, 'host', `--port=${port}`, `--sandbox=${sandbox}`, `--id=ab-${port}`, `--peerNodes=${peers}`, '--logLevel=error'],
+        { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } },
+      ),
+    ),
   );
   const g: Group = { urls: ports.map((p) => `http://127.0.0.1:${p}`), procs, sandbox, n: 0 };
   const deadline = Date.now() + 60_000;
   for (;;) {
     const dead = procs.find((p) => p.exitCode !== null);
     if (dead) throw new Error(`${bin}: a host exited with ${dead.exitCode}`);
-    const ok = await Promise.all(g.urls.map((u) => fetch(`${u}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false)));
+    const ok = await Promise.all(
+      g.urls.map((u) =>
+        fetch(`${u}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      ),
+    );
     if (ok.every(Boolean)) return g;
     if (Date.now() > deadline) throw new Error(`${bin}: the group was not available within 60 s`);
     await sleep(100);
@@ -56,19 +69,27 @@ async function closeGroup(g: Group): Promise<void> {
   await removeDir(g.sandbox);
 }
 
-const load = (g: Group, seconds: number) => spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'POST', path: '/core/examples', body: exampleBody(g.n++) }));
+const load = (g: Group, seconds: number) =>
+  spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'POST', path: '/core/examples', body: exampleBody(g.n++) }));
 
 const args = process.argv.slice(2);
 const value = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const a = value('a');
 const b = value('b');
 if (!a || !b) {
-  process.stderr.write('usage: ab.ts --a=<build>/dist/tools/krypton.js --b=<build>/dist/tools/krypton.js [--rounds=4] [--seconds=6] [--warmup=10] [--a-env=K=V,...] [--b-env=K=V,...]\n');
+  process.stderr.write(
+    'usage: ab.ts --a=<build>/dist/tools/krypton.js --b=<build>/dist/tools/krypton.js [--rounds=4] [--seconds=6] [--warmup=10] [--a-env=K=V,...] [--b-env=K=V,...]\n',
+  );
   process.exit(2);
 }
 /** `--a-env=K=V,K2=V2`: environment variables for one side's hosts only (a libuv or V8 setting, say). */
 const envOf = (side: string): Record<string, string> =>
-  Object.fromEntries((value(`${side}-env`) ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  Object.fromEntries(
+    (value(`${side}-env`) ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 const rounds = Number(value('rounds') ?? 4);
 const seconds = Number(value('seconds') ?? 6);
 const warmup = Number(value('warmup') ?? 10);

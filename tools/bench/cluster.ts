@@ -44,7 +44,10 @@ async function gossipBytes(ports: number[]): Promise<number> {
   return total;
 }
 
-export async function benchCluster(sizes: number[] = [3, 5, 7], restSeconds = 10): Promise<{ convergeMs: Record<number, number>; gossipBytesPerHostPerSec: number }> {
+export async function benchCluster(
+  sizes: number[] = [3, 5, 7],
+  restSeconds = 10,
+): Promise<{ convergeMs: Record<number, number>; gossipBytesPerHostPerSec: number }> {
   const convergeMs: Record<number, number> = {};
   let gossipBytesPerHostPerSec = 0;
   for (const n of sizes) {
@@ -55,7 +58,11 @@ export async function benchCluster(sizes: number[] = [3, 5, 7], restSeconds = 10
     try {
       const started = performance.now();
       for (const p of ports) {
-        procs.push(spawn(process.execPath, [KRYPTON, 'host', `--port=${p}`, `--sandbox=${sandbox}`, `--peerNodes=${peers}`, '--logLevel=warn'], { stdio: 'ignore' }));
+        procs.push(
+          spawn(process.execPath, [KRYPTON, 'host', `--port=${p}`, `--sandbox=${sandbox}`, `--peerNodes=${peers}`, '--logLevel=warn'], {
+            stdio: 'ignore',
+          }),
+        );
       }
       const deadline = Date.now() + 60_000;
       while (!(await converged(ports))) {

@@ -193,10 +193,15 @@ export type EtcdOutcome = EtcdResult | { skipped: string };
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
+    execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolve({ code, out: `${stdout}${stderr}` });
+      },
+    );
   });
 }
 
@@ -221,7 +226,9 @@ export async function ensureEtcd(install = true): Promise<{ bin: string } | { sk
   bin = await findEtcd();
   if (bin) return { bin };
   const why = inst.out.trim().split('\n').slice(-3).join(' | ');
-  return { skipped: `etcd is not installed and \`apt-get install -y etcd-server\` failed (exit ${inst.code}${process.getuid?.() === 0 ? '' : ', not root'}): ${why}` };
+  return {
+    skipped: `etcd is not installed and \`apt-get install -y etcd-server\` failed (exit ${inst.code}${process.getuid?.() === 0 ? '' : ', not root'}): ${why}`,
+  };
 }
 
 async function etcdVersion(bin: string): Promise<string> {
@@ -231,7 +238,12 @@ async function etcdVersion(bin: string): Promise<string> {
 
 async function post(url: string, body: unknown, timeoutMs = 2000): Promise<{ status: number; text: string } | undefined> {
   try {
-    const r = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(url, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     return { status: r.status, text: await r.text() };
   } catch {
     return undefined;
@@ -346,7 +358,11 @@ export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdC
   let n = 0;
   const build = () => {
     const i = n++;
-    return { method: 'POST', path: putPath, body: JSON.stringify({ key: b64(`bench/${String(i).padStart(10, '0')}`), value: b64(exampleBody(i)) }) };
+    return {
+      method: 'POST',
+      path: putPath,
+      body: JSON.stringify({ key: b64(`bench/${String(i).padStart(10, '0')}`), value: b64(exampleBody(i)) }),
+    };
   };
   return {
     info: { version, binary: bin, members: 3, connections: 0, gateway, valueBytes: exampleBody(0).length },
@@ -357,7 +373,9 @@ export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdC
 }
 
 /** etcd alone: warm-up, then `seconds` of puts. */
-export async function benchEtcd(opts: { connections?: number; seconds?: number; warmupSeconds?: number; install?: boolean } = {}): Promise<EtcdOutcome> {
+export async function benchEtcd(
+  opts: { connections?: number; seconds?: number; warmupSeconds?: number; install?: boolean } = {},
+): Promise<EtcdOutcome> {
   const connections = opts.connections ?? 64;
   const seconds = opts.seconds ?? 8;
   const warmupSeconds = opts.warmupSeconds ?? 10;

@@ -50,7 +50,13 @@ async function stop(child: ChildProcess): Promise<void> {
 
 const BODY = JSON.stringify({ name: 'bench', counter: 1, keyValues: { a: 'b', c: 'd' }, tags: ['x', 'y'] });
 
-async function load(url: string, connections: number, seconds: number, extraHeaders: Record<string, string> = {}, method: 'POST' | 'GET' = 'POST'): Promise<HttpFigures> {
+async function load(
+  url: string,
+  connections: number,
+  seconds: number,
+  extraHeaders: Record<string, string> = {},
+  method: 'POST' | 'GET' = 'POST',
+): Promise<HttpFigures> {
   const headers = method === 'POST' ? { 'content-type': 'application/json', ...extraHeaders } : extraHeaders;
   const body = method === 'POST' ? BODY : undefined;
   // A short warm-up lets V8 optimize both servers before the measured run.
@@ -65,7 +71,10 @@ async function adminToken(port: number, password: string): Promise<string> {
   for (;;) {
     const r = await fetch(`http://127.0.0.1:${port}/core/authn/basic`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(`admin@localhost:${password}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Basic ${Buffer.from(`admin@localhost:${password}`).toString('base64')}`,
+      },
       body: '{"requestType":"LOGIN"}',
     });
     const token = r.headers.get('x-xenon-auth-token');
@@ -92,7 +101,11 @@ export interface HttpBench {
 /** Creates the document the GET load reads; returns its URL. */
 async function benchDoc(port: number, headers: Record<string, string>): Promise<string> {
   const url = `http://127.0.0.1:${port}/core/examples`;
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ documentSelfLink: 'bench-get', name: 'bench' }) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ documentSelfLink: 'bench-get', name: 'bench' }),
+  });
   if (r.status !== 200) throw new Error(`bench document: ${r.status} ${await r.text()}`);
   return `${url}/bench-get`;
 }
@@ -105,7 +118,10 @@ export async function benchHttp(opts: { connections?: number; seconds?: number }
     const echo = await startProcess([path.join(DIST, 'bench/echo-server.js')], /listening (\d+)/);
     const echoFig = await load(`http://127.0.0.1:${echo.port}/core/examples`, connections, seconds);
     await stop(echo.child);
-    const host = await startProcess([path.join(DIST, 'krypton.js'), 'host', '--port=0', `--sandbox=${sandbox}`, '--logLevel=info'], /listening on [^:]+:(\d+)/);
+    const host = await startProcess(
+      [path.join(DIST, 'krypton.js'), 'host', '--port=0', `--sandbox=${sandbox}`, '--logLevel=info'],
+      /listening on [^:]+:(\d+)/,
+    );
     let kFig: HttpFigures;
     let getFig: HttpFigures;
     try {
@@ -116,7 +132,15 @@ export async function benchHttp(opts: { connections?: number; seconds?: number }
     }
     const password = 'bench-admin-password';
     const secured = await startProcess(
-      [path.join(DIST, 'krypton.js'), 'host', '--port=0', `--sandbox=${path.join(sandbox, 'authz')}`, '--logLevel=info', '--isAuthorizationEnabled', `--adminPassword=${password}`],
+      [
+        path.join(DIST, 'krypton.js'),
+        'host',
+        '--port=0',
+        `--sandbox=${path.join(sandbox, 'authz')}`,
+        '--logLevel=info',
+        '--isAuthorizationEnabled',
+        `--adminPassword=${password}`,
+      ],
       /listening on [^:]+:(\d+)/,
     );
     let aFig: HttpFigures;

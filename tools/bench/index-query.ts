@@ -143,7 +143,10 @@ export async function benchIndexQuery(opts: { docs?: number; versions?: number }
     parseQuerySpec({ query: { term: { propertyName: 'name', matchValue: `example-${pick() % docs}` } } }),
   );
   const allPlans = Array.from({ length: RUNS }, () =>
-    parseQuerySpec({ query: { term: { propertyName: 'documentSelfLink', matchValue: linkOf(pick() % docs) } }, options: ['INCLUDE_ALL_VERSIONS'] }),
+    parseQuerySpec({
+      query: { term: { propertyName: 'documentSelfLink', matchValue: linkOf(pick() % docs) } },
+      options: ['INCLUDE_ALL_VERSIONS'],
+    }),
   );
   // Warm the code paths before timing.
   for (let k = 0; k < 50; k++) {

@@ -116,7 +116,11 @@ export async function benchLogTools(records: number): Promise<LogToolsBenchResul
       const to = await replayCounts(log, { kind: 'end' });
       const [counts] = to.tally.countByFactory(Number.MAX_SAFE_INTEGER);
       const deleted = Math.ceil(documents / 20);
-      if (counts === undefined || counts.live + counts.deleted !== documents || (records === documents * VERSIONS_PER_DOCUMENT && counts.deleted !== deleted)) {
+      if (
+        counts === undefined ||
+        counts.live + counts.deleted !== documents ||
+        (records === documents * VERSIONS_PER_DOCUMENT && counts.deleted !== deleted)
+      ) {
         throw new Error(`replay counted ${JSON.stringify(counts)} for ${documents} documents`);
       }
       return to.applied;

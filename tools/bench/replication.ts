@@ -53,10 +53,24 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exampleBody, freePorts, removeDir, sleep, spreadLoad, tempDir, track, startEtcd, type EtcdCluster, type EtcdOutcome, type LoadFigures } from './etcd.js';
+import {
+  exampleBody,
+  freePorts,
+  removeDir,
+  sleep,
+  spreadLoad,
+  tempDir,
+  track,
+  startEtcd,
+  type EtcdCluster,
+  type EtcdOutcome,
+  type LoadFigures,
+} from './etcd.js';
 
 /** The host binary: this checkout's build, or another build's `krypton.js` named by $KRYPTON_BIN. */
-const KRYPTON = process.env.KRYPTON_BIN ? path.resolve(process.env.KRYPTON_BIN) : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
+const KRYPTON = process.env.KRYPTON_BIN
+  ? path.resolve(process.env.KRYPTON_BIN)
+  : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
 const EXAMPLE_KIND = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
 const log = (s: string) => process.stderr.write(`[replication] ${s}\n`);
 
@@ -155,9 +169,13 @@ class Group {
     const peers = this.ports.map((p) => `http://127.0.0.1:${p}`).join(',');
     const id = `host-${port}`;
     const proc = track(
-      spawn(process.execPath, [KRYPTON, 'host', `--port=${port}`, `--sandbox=${this.sandbox}`, `--id=${id}`, `--peerNodes=${peers}`, '--logLevel=info'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        process.execPath,
+        [KRYPTON, 'host', `--port=${port}`, `--sandbox=${this.sandbox}`, `--id=${id}`, `--peerNodes=${peers}`, '--logLevel=info'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     );
     this.all.push(proc);
     const h: Host = { port, id, url: `http://127.0.0.1:${port}`, proc, tail: '' };
@@ -234,7 +252,10 @@ async function localCount(host: Host): Promise<number> {
     const r = await fetch(`${host.url}/core/local-query-tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ taskInfo: { isDirect: true }, querySpec: { options: ['COUNT'], query: { term: { propertyName: 'documentKind', matchValue: EXAMPLE_KIND } } } }),
+      body: JSON.stringify({
+        taskInfo: { isDirect: true },
+        querySpec: { options: ['COUNT'], query: { term: { propertyName: 'documentKind', matchValue: EXAMPLE_KIND } } },
+      }),
       signal: AbortSignal.timeout(5000),
     });
     if (r.status !== 200) return -1;
@@ -284,7 +305,9 @@ async function createDocs(hosts: Host[], prefix: string, n: number): Promise<str
 
 /** Each host's synchronization counters (`passes` 0 with many `linksChecked` = every write synchronized its link on demand). */
 async function synchStatsOf(hosts: Host[]): Promise<Record<string, unknown>[]> {
-  return Promise.all(hosts.map(async (h) => ({ port: h.port, ...((await getJson(`${h.url}/core/management`))?.synchStats as Record<string, unknown>) })));
+  return Promise.all(
+    hosts.map(async (h) => ({ port: h.port, ...((await getJson(`${h.url}/core/management`))?.synchStats as Record<string, unknown>) })),
+  );
 }
 
 const postBuild = (i: number) => ({ method: 'POST', path: '/core/examples', body: exampleBody(i) });
@@ -351,7 +374,14 @@ interface WritesResult {
  * many times compares them under the same conditions, where one run of each minutes apart did not.
  * The idle system's CPU use during the other's runs is reported, to show it takes next to none.
  */
-async function measureWrites(o: { connections: number; seconds: number; warmupSeconds: number; rounds: number; patchDocs: number; etcd: boolean }): Promise<WritesResult> {
+async function measureWrites(o: {
+  connections: number;
+  seconds: number;
+  warmupSeconds: number;
+  rounds: number;
+  patchDocs: number;
+  etcd: boolean;
+}): Promise<WritesResult> {
   const { connections, seconds, warmupSeconds } = o;
   const g = await Group.start(3);
   let cluster: EtcdCluster | undefined;
@@ -365,7 +395,9 @@ async function measureWrites(o: { connections: number; seconds: number; warmupSe
         log(`etcd part skipped: ${started.skipped}`);
       } else cluster = started;
     }
-    log(`3 hosts on ${g.ports.join(', ')} converged${cluster ? ', etcd running' : ''}; warm-up ${warmupSeconds} s each, then ${o.rounds} rounds of ${seconds} s of replicated POST${cluster ? ' and etcd put, alternating' : ''} over ${connections} connections ...`);
+    log(
+      `3 hosts on ${g.ports.join(', ')} converged${cluster ? ', etcd running' : ''}; warm-up ${warmupSeconds} s each, then ${o.rounds} rounds of ${seconds} s of replicated POST${cluster ? ' and etcd put, alternating' : ''} over ${connections} connections ...`,
+    );
     let n = 0;
     const build = () => postBuild(n++);
     const kryptonPids = g.hosts.map((h) => h.proc.pid!);
@@ -414,7 +446,13 @@ async function measureWrites(o: { connections: number; seconds: number; warmupSe
     }
     const synchStatsAfterPost = await synchStatsOf(g.hosts);
     log(`POST: ${post.rps} ok/s, p99 ${post.p99Ms} ms, non-2xx ${post.non2xx}, errors ${post.errors}, timeouts ${post.timeouts}`);
-    const idleCores = rounds.length > 0 && idleSeconds > 0 ? { kryptonWhileEtcd: Math.round((idleK / idleSeconds) * 1000) / 1000, etcdWhileKrypton: Math.round((idleE / idleSeconds) * 1000) / 1000 } : undefined;
+    const idleCores =
+      rounds.length > 0 && idleSeconds > 0
+        ? {
+            kryptonWhileEtcd: Math.round((idleK / idleSeconds) * 1000) / 1000,
+            etcdWhileKrypton: Math.round((idleE / idleSeconds) * 1000) / 1000,
+          }
+        : undefined;
 
     const links = await createDocs(g.hosts, 'patch', o.patchDocs);
     log(`${links.length} documents created; ${seconds} s of replicated PATCH rotating over them ...`);
@@ -425,7 +463,14 @@ async function measureWrites(o: { connections: number; seconds: number; warmupSe
     };
     const patch = await spreadLoad(urls, connections, { seconds }, patchBuild);
     log(`PATCH: ${patch.rps} ok/s, p99 ${patch.p99Ms} ms, non-2xx ${patch.non2xx}, errors ${patch.errors}, timeouts ${patch.timeouts}`);
-    return { post, ...(etcd ? { etcd } : {}), rounds, ...(idleCores ? { idleCores } : {}), patch: { ...patch, docs: links.length }, synchStatsAfterPost };
+    return {
+      post,
+      ...(etcd ? { etcd } : {}),
+      rounds,
+      ...(idleCores ? { idleCores } : {}),
+      patch: { ...patch, docs: links.length },
+      synchStatsAfterPost,
+    };
   } finally {
     await cluster?.close();
     await g.close();
@@ -437,7 +482,13 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
   try {
     // A few documents before the stop, so the stopped host has a log and an index to come back to.
     await createDocs(g.hosts, 'before', 100);
-    await g.waitFor(g.hosts, 'holding the first 100 documents', async () => (await Promise.all(g.hosts.map(localCount))).every((c) => c === 100), 30_000, 50);
+    await g.waitFor(
+      g.hosts,
+      'holding the first 100 documents',
+      async () => (await Promise.all(g.hosts.map(localCount))).every((c) => c === 100),
+      30_000,
+      50,
+    );
     const victim = g.hosts[2]!;
     const live = g.hosts.slice(0, 2);
     log(`stopping host ${victim.port} (SIGTERM; sandbox ${g.sandbox}/${victim.port}, id ${victim.id}) ...`);
@@ -475,7 +526,9 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
       held = links >= expectedDocs ? await localCount(back) : links;
       if (held >= 0 && listenMs < 0) listenMs = Math.round(now);
       if (held >= 0 && availableMs < 0) {
-        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
         if (a?.status === 200) availableMs = Math.round(performance.now() - t0);
       }
       if (held === expectedDocs) {
@@ -489,21 +542,42 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
     if (catchUpMs < 0) {
       const error = `the restarted host held ${held} of ${expectedDocs} documents ${Math.round(catchUpTimeoutMs / 1000)} s after its restart`;
       log(`NOT caught up: ${error}; synchStats ${JSON.stringify(synchStats)}`);
-      return { meaning, missedUpdates, writes, expectedDocs, caughtUp: false, error, heldAtEnd: held, listenMs, availableMs, catchUpMs: null, synchronizedMs: null, updatesPerSec: 0, linksMatch: false, sampleChecked: 0, sampleMismatches: 0, synchStats };
+      return {
+        meaning,
+        missedUpdates,
+        writes,
+        expectedDocs,
+        caughtUp: false,
+        error,
+        heldAtEnd: held,
+        listenMs,
+        availableMs,
+        catchUpMs: null,
+        synchronizedMs: null,
+        updatesPerSec: 0,
+        linksMatch: false,
+        sampleChecked: 0,
+        sampleMismatches: 0,
+        synchStats,
+      };
     }
     // The documents can all be there before the group is available (they arrive while it settles);
     // then wait for availability, and for the restarted host's own pass (its takeovers) to finish.
     let synchronizedMs = -1;
     while (performance.now() < deadline && (availableMs < 0 || synchronizedMs < 0)) {
       if (availableMs < 0) {
-        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
         if (a?.status === 200) availableMs = Math.round(performance.now() - t0);
       }
       const st = (await getJson(`${back.url}/core/management`))?.synchStats as { passes?: number; running?: boolean } | undefined;
       if (availableMs >= 0 && (st?.passes ?? 0) > 0 && st?.running === false) synchronizedMs = Math.round(performance.now() - t0);
       else await sleep(50);
     }
-    log(`caught up in ${catchUpMs} ms (port answering after ${listenMs} ms, group available after ${availableMs} ms, synchronized after ${synchronizedMs} ms)`);
+    log(
+      `caught up in ${catchUpMs} ms (port answering after ${listenMs} ms, group available after ${availableMs} ms, synchronized after ${synchronizedMs} ms)`,
+    );
 
     // Same links as a live host, and sampled documents equal there and here.
     const [mine, theirs] = await Promise.all([factoryLinks(back), factoryLinks(live[0]!)]);
@@ -513,8 +587,19 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
     const sample = theirs.filter((_, i) => i % Math.max(1, Math.floor(theirs.length / 200)) === 0).slice(0, 200);
     let sampleMismatches = 0;
     for (const l of sample) {
-      const [a, b] = await Promise.all([getJson(`${back.url}${l}`, { pragma: 'xn-no-fwd' }), getJson(`${live[0]!.url}${l}`, { pragma: 'xn-no-fwd' })]);
-      if (!a || !b || a.name !== b.name || JSON.stringify(a.keyValues) !== JSON.stringify(b.keyValues) || a.documentVersion !== b.documentVersion || a.documentEpoch !== b.documentEpoch) sampleMismatches++;
+      const [a, b] = await Promise.all([
+        getJson(`${back.url}${l}`, { pragma: 'xn-no-fwd' }),
+        getJson(`${live[0]!.url}${l}`, { pragma: 'xn-no-fwd' }),
+      ]);
+      if (
+        !a ||
+        !b ||
+        a.name !== b.name ||
+        JSON.stringify(a.keyValues) !== JSON.stringify(b.keyValues) ||
+        a.documentVersion !== b.documentVersion ||
+        a.documentEpoch !== b.documentEpoch
+      )
+        sampleMismatches++;
     }
     return {
       meaning,
@@ -539,13 +624,29 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
 }
 
 export async function benchReplication(
-  opts: { connections?: number; seconds?: number; warmupSeconds?: number; rounds?: number; patchDocs?: number; missed?: number; catchUpTimeoutSeconds?: number; etcd?: boolean } = {},
+  opts: {
+    connections?: number;
+    seconds?: number;
+    warmupSeconds?: number;
+    rounds?: number;
+    patchDocs?: number;
+    missed?: number;
+    catchUpTimeoutSeconds?: number;
+    etcd?: boolean;
+  } = {},
 ): Promise<ReplicationResult> {
   const connections = opts.connections ?? 64;
   const seconds = opts.seconds ?? 6;
   const warmupSeconds = opts.warmupSeconds ?? 10;
   const rounds = opts.rounds ?? 4;
-  const w = await measureWrites({ connections, seconds, warmupSeconds, rounds, patchDocs: opts.patchDocs ?? 1000, etcd: opts.etcd ?? true });
+  const w = await measureWrites({
+    connections,
+    seconds,
+    warmupSeconds,
+    rounds,
+    patchDocs: opts.patchDocs ?? 1000,
+    etcd: opts.etcd ?? true,
+  });
   const catchUp = await measureCatchUp(connections, opts.missed ?? 100_000, (opts.catchUpTimeoutSeconds ?? 120) * 1000);
   const e = w.etcd && !('skipped' in w.etcd) ? w.etcd : undefined;
   const ratio = e ? Math.round((w.post.rps / e.put.rps) * 100) / 100 : undefined;
@@ -576,9 +677,16 @@ export function replicationRows(r: ReplicationResult, fmt: (n: number, digits?: 
       `replicated durable POST, ${r.hosts} hosts, ${r.connections} conns, ${r.rounds.length || 1} x ${r.seconds} s`,
       `${fmt(r.post.rps)} req/s, p99 ${r.post.p99Ms} ms`,
       e ? `etcd ${e.version} 3 members, put (same load, alternating rounds) ${fmt(e.put.rps)} req/s, p99 ${e.put.p99Ms} ms` : skipped,
-      r.ratio !== undefined ? `${fmt(r.ratio, 2)} (goal >= 1.2; rounds ${r.rounds.map((x) => fmt(x.ratio, 2)).join(', ')})` : '(goal >= 1.2)',
+      r.ratio !== undefined
+        ? `${fmt(r.ratio, 2)} (goal >= 1.2; rounds ${r.rounds.map((x) => fmt(x.ratio, 2)).join(', ')})`
+        : '(goal >= 1.2)',
     ],
-    [`replicated durable PATCH, ${r.hosts} hosts, ${r.connections} conns, ${fmt(r.patch.docs)} docs`, `${fmt(r.patch.rps)} req/s, p99 ${r.patch.p99Ms} ms`, '', ''],
+    [
+      `replicated durable PATCH, ${r.hosts} hosts, ${r.connections} conns, ${fmt(r.patch.docs)} docs`,
+      `${fmt(r.patch.rps)} req/s, p99 ${r.patch.p99Ms} ms`,
+      '',
+      '',
+    ],
     [
       `catch-up of a host restarted after ${fmt(c.missedUpdates)} missed creates`,
       c.caughtUp && c.catchUpMs !== null
@@ -591,7 +699,12 @@ export function replicationRows(r: ReplicationResult, fmt: (n: number, digits?: 
   const bad = [r.post, r.patch, c.writes, ...(e ? [e.put] : [])].some((f) => f.non2xx || f.errors || f.timeouts);
   if (bad) {
     const f = (x: LoadFigures) => `${x.non2xx}/${x.errors}/${x.timeouts}`;
-    rows.push(['replication non-2xx/errors/timeouts', `POST ${f(r.post)}, PATCH ${f(r.patch)}, catch-up writes ${f(c.writes)}`, e ? `etcd ${f(e.put)}` : '', '']);
+    rows.push([
+      'replication non-2xx/errors/timeouts',
+      `POST ${f(r.post)}, PATCH ${f(r.patch)}, catch-up writes ${f(c.writes)}`,
+      e ? `etcd ${f(e.put)}` : '',
+      '',
+    ]);
   }
   return rows;
 }

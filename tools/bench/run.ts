@@ -34,11 +34,16 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
  */
 function child<T>(script: string, args: string[] = [], nodeFlags: string[] = []): Promise<T> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(HERE, script), ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
-      const start = stdout.lastIndexOf('\n{');
-      resolve(JSON.parse(stdout.slice(start < 0 ? stdout.indexOf('{') : start + 1)) as T);
-    });
+    execFile(
+      process.execPath,
+      [...nodeFlags, '--import', 'tsx', path.join(HERE, script), ...args],
+      { maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
+        const start = stdout.lastIndexOf('\n{');
+        resolve(JSON.parse(stdout.slice(start < 0 ? stdout.indexOf('{') : start + 1)) as T);
+      },
+    );
   });
 }
 
@@ -64,45 +69,90 @@ async function step<T>(name: Step, what: string, run: () => Promise<T>): Promise
   return run();
 }
 
-log(`krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`);
+log(
+  `krypton bench on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}${quick ? ' (quick)' : ''}`,
+);
 const http = await step('http', 'HTTP: bare koa echo, then krypton durable POST (64 connections), without and with authorization', () =>
   child<HttpBench>('http.ts', quick ? ['3'] : []),
 );
 const replay = await step('replay', 'log replay', () =>
-  child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [quick ? '100000' : '1000000']),
+  child<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }>('wal-replay.ts', [
+    quick ? '100000' : '1000000',
+  ]),
 );
-const cluster = await step('cluster', 'node groups: convergence of 3, 5, 7 hosts; gossip at rest', () => child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []));
-const idx = await step('index', 'index queries', () => child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']));
+const cluster = await step('cluster', 'node groups: convergence of 3, 5, 7 hosts; gossip at rest', () =>
+  child<Awaited<ReturnType<typeof benchCluster>>>('cluster.ts', quick ? ['quick'] : []),
+);
+const idx = await step('index', 'index queries', () =>
+  child<IndexBenchResult>('index-query.ts', quick ? ['10000', '10'] : [], ['--expose-gc']),
+);
 const repl = await step('replication', 'replication: 3 hosts, replicated POST and PATCH, etcd baseline, catch-up of a restarted host', () =>
   child<ReplicationResult>('replication.ts', quick ? ['quick'] : []),
 );
-const tlsBench = await step('tls', 'TLS: replicated POST over 3 hosts with HTTPS vs plain HTTP, alternating', () => child<TlsBenchResult>('tls.ts', quick ? ['quick'] : []));
-const tools = await step('log-tools', 'log tools: verify and replay of a log written by WriteAheadLog', () => child<LogToolsBenchResult>('log-tools.ts', [quick ? '100000' : '1000000']));
+const tlsBench = await step('tls', 'TLS: replicated POST over 3 hosts with HTTPS vs plain HTTP, alternating', () =>
+  child<TlsBenchResult>('tls.ts', quick ? ['quick'] : []),
+);
+const tools = await step('log-tools', 'log tools: verify and replay of a log written by WriteAheadLog', () =>
+  child<LogToolsBenchResult>('log-tools.ts', [quick ? '100000' : '1000000']),
+);
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const rows: [string, string, string, string][] = [];
 if (http !== undefined) {
-  rows.push(['durable POST /core/examples, 64 conns', `${fmt(http.krypton.rps)} req/s, p99 ${http.krypton.p99Ms} ms`, `koa echo ${fmt(http.echo.rps)} req/s, p99 ${http.echo.p99Ms} ms`, `${fmt(http.ratio, 2)} (goal >= 0.6)`]);
-  rows.push(['same, authorization on (token + role check)', `${fmt(http.authz.rps)} req/s, p99 ${http.authz.p99Ms} ms`, `authorization off ${fmt(http.krypton.rps)} req/s`, fmt(http.authzRatio, 2)]);
+  rows.push([
+    'durable POST /core/examples, 64 conns',
+    `${fmt(http.krypton.rps)} req/s, p99 ${http.krypton.p99Ms} ms`,
+    `koa echo ${fmt(http.echo.rps)} req/s, p99 ${http.echo.p99Ms} ms`,
+    `${fmt(http.ratio, 2)} (goal >= 0.6)`,
+  ]);
+  rows.push([
+    'same, authorization on (token + role check)',
+    `${fmt(http.authz.rps)} req/s, p99 ${http.authz.p99Ms} ms`,
+    `authorization off ${fmt(http.krypton.rps)} req/s`,
+    fmt(http.authzRatio, 2),
+  ]);
   rows.push(['GET of one document, 64 conns', `${fmt(http.get.rps)} req/s, p99 ${http.get.p99Ms} ms`, '', '']);
-  rows.push(['same, authorization on (token + role check)', `${fmt(http.authzGet.rps)} req/s, p99 ${http.authzGet.p99Ms} ms`, `authorization off ${fmt(http.get.rps)} req/s`, fmt(http.authzGetRatio, 2)]);
+  rows.push([
+    'same, authorization on (token + role check)',
+    `${fmt(http.authzGet.rps)} req/s, p99 ${http.authzGet.p99Ms} ms`,
+    `authorization off ${fmt(http.get.rps)} req/s`,
+    fmt(http.authzGetRatio, 2),
+  ]);
 }
 if (replay !== undefined) {
-  rows.push([`log replay at start, ${fmt(replay.records)} records`, `${fmt(replay.walRecordsPerSec)} rec/s`, `msgpackr decode loop ${fmt(replay.bareRecordsPerSec)} rec/s`, `${fmt(replay.ratio, 2)} (goal >= 0.7)`]);
+  rows.push([
+    `log replay at start, ${fmt(replay.records)} records`,
+    `${fmt(replay.walRecordsPerSec)} rec/s`,
+    `msgpackr decode loop ${fmt(replay.bareRecordsPerSec)} rec/s`,
+    `${fmt(replay.ratio, 2)} (goal >= 0.7)`,
+  ]);
 }
 if (idx !== undefined) {
   rows.push(
     [`term query p50, ${fmt(idx.docs)} docs x ${idx.versions / idx.docs} versions`, `${fmt(idx.termP50Micros, 1)} µs`, '', ''],
     ['INCLUDE_ALL_VERSIONS query p50 (one link)', `${fmt(idx.allVersionsP50Micros, 1)} µs`, '', ''],
-    ['index bytes per version', `${fmt(idx.bytesPerVersion)} B (states ${fmt(idx.stateBytesPerVersion)} + index ${fmt(idx.indexBytesPerVersion)})`, '', ''],
+    [
+      'index bytes per version',
+      `${fmt(idx.bytesPerVersion)} B (states ${fmt(idx.stateBytesPerVersion)} + index ${fmt(idx.indexBytesPerVersion)})`,
+      '',
+      '',
+    ],
   );
 }
 if (cluster !== undefined) {
-  for (const [n, ms] of Object.entries(cluster.convergeMs)) rows.push([`${n} hosts converge after start`, `${fmt(ms / 1000, 1)} s`, '', '(joins as it starts listening, then the 5 s stability window)']);
+  for (const [n, ms] of Object.entries(cluster.convergeMs))
+    rows.push([
+      `${n} hosts converge after start`,
+      `${fmt(ms / 1000, 1)} s`,
+      '',
+      '(joins as it starts listening, then the 5 s stability window)',
+    ]);
   rows.push(['gossip at rest, per host', `${fmt(cluster.gossipBytesPerHostPerSec)} B/s`, '', '']);
 }
-if (http !== undefined && (http.krypton.non2xx || http.krypton.errors)) rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
-if (http !== undefined && (http.authz.non2xx || http.authz.errors)) rows.push(['krypton with authorization non-2xx / errors', `${http.authz.non2xx} / ${http.authz.errors}`, '', '']);
+if (http !== undefined && (http.krypton.non2xx || http.krypton.errors))
+  rows.push(['krypton non-2xx / errors', `${http.krypton.non2xx} / ${http.krypton.errors}`, '', '']);
+if (http !== undefined && (http.authz.non2xx || http.authz.errors))
+  rows.push(['krypton with authorization non-2xx / errors', `${http.authz.non2xx} / ${http.authz.errors}`, '', '']);
 if (repl !== undefined) rows.push(...replicationRows(repl, fmt));
 if (tools !== undefined) {
   const of = `${fmt(tools.records)} records`;
@@ -116,7 +166,9 @@ if (tools !== undefined) {
 if (tlsBench !== undefined) rows.push(...tlsRows(tlsBench, fmt));
 
 if (json) {
-  process.stdout.write(JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench }, null, 2) + '\n');
+  process.stdout.write(
+    JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench }, null, 2) + '\n',
+  );
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\n| measure | krypton | baseline (same run) | ratio |\n|${w.map((n) => '-'.repeat(n + 2)).join('|')}|\n`);

@@ -57,8 +57,23 @@ async function withGroup<T>(mode: Mode, certs: DevCerts, ca: string, fn: (urls: 
   const agent = new Agent({ connect: { ca } });
   try {
     for (const p of ports) {
-      const listen = mode === 'tls' ? ['--port=-1', `--securePort=${p}`, `--keyFile=${certs.hostKey}`, `--certificateFile=${certs.hostCert}`, `--caFile=${certs.caCert}`] : [`--port=${p}`];
-      const proc = track(spawn(process.execPath, [KRYPTON, 'host', ...listen, `--sandbox=${sandbox}`, `--id=host-${p}`, `--peerNodes=${urls.join(',')}`, '--logLevel=warn'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const listen =
+        mode === 'tls'
+          ? [
+              '--port=-1',
+              `--securePort=${p}`,
+              `--keyFile=${certs.hostKey}`,
+              `--certificateFile=${certs.hostCert}`,
+              `--caFile=${certs.caCert}`,
+            ]
+          : [`--port=${p}`];
+      const proc = track(
+        spawn(
+          process.execPath,
+          [KRYPTON, 'host', ...listen, `--sandbox=${sandbox}`, `--id=host-${p}`, `--peerNodes=${urls.join(',')}`, '--logLevel=warn'],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+      );
       const keep = (b: Buffer) => void tails.set(proc, ((tails.get(proc) ?? '') + b.toString()).slice(-4096));
       proc.stdout!.on('data', keep);
       proc.stderr!.on('data', keep);
@@ -98,7 +113,9 @@ async function withGroup<T>(mode: Mode, certs: DevCerts, ca: string, fn: (urls: 
   }
 }
 
-export async function benchTls(opts: { connections?: number; seconds?: number; warmupSeconds?: number; rounds?: number } = {}): Promise<TlsBenchResult> {
+export async function benchTls(
+  opts: { connections?: number; seconds?: number; warmupSeconds?: number; rounds?: number } = {},
+): Promise<TlsBenchResult> {
   const connections = opts.connections ?? 64;
   const seconds = opts.seconds ?? 10;
   const warmupSeconds = opts.warmupSeconds ?? 10;
@@ -113,7 +130,9 @@ export async function benchTls(opts: { connections?: number; seconds?: number; w
     for (let round = 1; round <= rounds; round++) {
       for (const mode of ['plain', 'tls'] as const) {
         const f = await withGroup(mode, certs, ca, async (urls) => {
-          log(`round ${round}/${rounds}, ${mode}: 3 hosts converged; warm-up ${warmupSeconds} s, then ${seconds} s of replicated POST over ${connections} connections`);
+          log(
+            `round ${round}/${rounds}, ${mode}: 3 hosts converged; warm-up ${warmupSeconds} s, then ${seconds} s of replicated POST over ${connections} connections`,
+          );
           if (warmupSeconds > 0) await spreadLoad(urls, connections, { seconds: warmupSeconds }, build);
           return spreadLoad(urls, connections, { seconds }, build);
         });
@@ -123,7 +142,18 @@ export async function benchTls(opts: { connections?: number; seconds?: number; w
     }
     const ratio = Math.round((median(figures.tls.map((f) => f.rps)) / median(figures.plain.map((f) => f.rps))) * 100) / 100;
     const roundRatios = figures.tls.map((f, i) => Math.round((f.rps / figures.plain[i]!.rps) * 100) / 100);
-    return { hosts: 3, connections, seconds, warmupSeconds, rounds, bodyBytes: exampleBody(0).length, plain: figures.plain, tls: figures.tls, ratio, roundRatios };
+    return {
+      hosts: 3,
+      connections,
+      seconds,
+      warmupSeconds,
+      rounds,
+      bodyBytes: exampleBody(0).length,
+      plain: figures.plain,
+      tls: figures.tls,
+      ratio,
+      roundRatios,
+    };
   } finally {
     await removeDir(dir);
   }
@@ -132,7 +162,14 @@ export async function benchTls(opts: { connections?: number; seconds?: number; w
 /** The row `npm run bench` (run.ts) prints: measure, krypton with TLS, plain baseline, ratio. */
 export function tlsRows(r: TlsBenchResult, fmt: (n: number, digits?: number) => string): [string, string, string, string][] {
   const med = (fs: LoadFigures[]) => `${fmt(median(fs.map((f) => f.rps)))} req/s, p99 ${median(fs.map((f) => f.p99Ms))} ms`;
-  return [[`replicated POST over HTTPS, 3 hosts, ${r.connections} conns`, `TLS ${med(r.tls)}`, `plain HTTP ${med(r.plain)}`, `${fmt(r.ratio, 2)} (rounds ${r.roundRatios.map((x) => fmt(x, 2)).join(', ')})`]];
+  return [
+    [
+      `replicated POST over HTTPS, 3 hosts, ${r.connections} conns`,
+      `TLS ${med(r.tls)}`,
+      `plain HTTP ${med(r.plain)}`,
+      `${fmt(r.ratio, 2)} (rounds ${r.roundRatios.map((x) => fmt(x, 2)).join(', ')})`,
+    ],
+  ];
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -142,6 +179,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     return a === undefined ? undefined : Number(a.slice(name.length + 3));
   };
   const quick = args.includes('quick');
-  const r = await benchTls({ seconds: num('seconds') ?? (quick ? 3 : undefined), warmupSeconds: num('warmup') ?? (quick ? 2 : undefined), rounds: num('rounds') ?? (quick ? 1 : undefined) });
+  const r = await benchTls({
+    seconds: num('seconds') ?? (quick ? 3 : undefined),
+    warmupSeconds: num('warmup') ?? (quick ? 2 : undefined),
+    rounds: num('rounds') ?? (quick ? 1 : undefined),
+  });
   process.stdout.write(JSON.stringify(r) + '\n');
 }

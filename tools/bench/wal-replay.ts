@@ -80,7 +80,9 @@ export async function writeLog(dir: string, records: number): Promise<Buffer> {
   return Buffer.concat(all);
 }
 
-export async function benchWalReplay(records: number): Promise<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }> {
+export async function benchWalReplay(
+  records: number,
+): Promise<{ records: number; walRecordsPerSec: number; bareRecordsPerSec: number; ratio: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'krypton-wal-bench-'));
   try {
     const frames = await writeLog(dir, records);

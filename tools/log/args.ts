@@ -71,7 +71,8 @@ export function parseTime(raw: string): Micros | undefined {
   if (m === null) return undefined;
   const [, date, time, fraction, zone] = m;
   // A time without a zone is read as UTC, not local time: logs are compared across machines.
-  const offset = zone === undefined || zone.toUpperCase() === 'Z' ? 'Z' : zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
+  const offset =
+    zone === undefined || zone.toUpperCase() === 'Z' ? 'Z' : zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
   const ms = Date.parse(time === undefined ? date! : `${date}T${time}${offset}`);
   if (Number.isNaN(ms)) return undefined;
   const micros = fraction === undefined ? 0 : Math.floor(Number(`0.${fraction}`) * 1e6 + 1e-6);
@@ -88,7 +89,8 @@ export function pointFlags(args: ParsedArgs): Point {
   if (seq !== undefined) return { kind: 'seq', seq };
   if (rawTime !== undefined) {
     const micros = parseTime(rawTime);
-    if (micros === undefined) throw new UsageError(`--at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got '${rawTime}'`);
+    if (micros === undefined)
+      throw new UsageError(`--at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got '${rawTime}'`);
     return { kind: 'time', micros };
   }
   return { kind: 'end' };

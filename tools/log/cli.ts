@@ -22,7 +22,10 @@ interface Command {
 }
 
 const COMMANDS: Readonly<Record<string, Command>> = {
-  inspect: { flags: { link: 'value', kind: 'value', action: 'value', 'from-seq': 'value', limit: 'value', json: 'boolean' }, run: runInspect },
+  inspect: {
+    flags: { link: 'value', kind: 'value', action: 'value', 'from-seq': 'value', limit: 'value', json: 'boolean' },
+    run: runInspect,
+  },
   verify: { flags: { json: 'boolean' }, run: runVerify },
   replay: { flags: { 'at-seq': 'value', 'at-time': 'value', link: 'value', json: 'boolean' }, run: runReplay },
   export: { flags: { 'all-versions': 'boolean', 'at-seq': 'value', 'at-time': 'value' }, run: runExport },

@@ -28,7 +28,8 @@ function actionFilter(raw: string): Set<UpdateAction> {
   const wanted = new Set<UpdateAction>();
   for (const part of raw.split(',')) {
     const a = part.trim().toUpperCase();
-    if (!(UPDATE_ACTIONS as readonly string[]).includes(a)) throw new UsageError(`--action must be one of ${UPDATE_ACTIONS.join(', ')} (or several, comma-separated), got '${part}'`);
+    if (!(UPDATE_ACTIONS as readonly string[]).includes(a))
+      throw new UsageError(`--action must be one of ${UPDATE_ACTIONS.join(', ')} (or several, comma-separated), got '${part}'`);
     wanted.add(a as UpdateAction);
   }
   return wanted;

@@ -60,7 +60,10 @@ export async function readRecords(log: HostLog, visit: Visit, opts: ReadOptions 
     if (visit(record, file, offset, bytes) === false) throw STOP;
   };
   try {
-    const scan = await scanLog(log.dir, wrapped, { segments: log.segments, ...(opts.fromSeq !== undefined ? { fromSeq: opts.fromSeq } : {}) });
+    const scan = await scanLog(log.dir, wrapped, {
+      segments: log.segments,
+      ...(opts.fromSeq !== undefined ? { fromSeq: opts.fromSeq } : {}),
+    });
     lastSeq = scan.lastSeq;
     if (scan.problem === undefined) return { visited, lastSeq, end: { kind: 'end' } };
     const verdict = await judgeProblem(log, scan.problem, scan.lastSeq + 1);

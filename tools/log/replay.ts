@@ -108,7 +108,10 @@ export async function replayIndex(log: HostLog, point: Point, onlyLink: Link | u
 
 function describePoint(point: Point, to: ReplayedTo): string {
   if (point.kind === 'time') return `as of ${isoMicros(point.micros)} (${to.seq > 0 ? `seq ${to.seq}` : 'no record yet'})`;
-  if (to.seq === 0) return point.kind === 'end' && to.read.end.kind === 'end' ? 'as of the end of the log, which holds no records' : 'before the first record';
+  if (to.seq === 0)
+    return point.kind === 'end' && to.read.end.kind === 'end'
+      ? 'as of the end of the log, which holds no records'
+      : 'before the first record';
   if (point.kind === 'seq' || to.read.end.kind !== 'end') return `as of seq ${to.seq}`;
   return `as of seq ${to.seq}, the end of the log`;
 }
@@ -129,7 +132,10 @@ export async function runReplay(ctx: CommandContext): Promise<number> {
   } else {
     out.line(`${describePoint(point, to)}: ${plural(to.applied, 'record')} applied`);
     if (counts.length > 0) {
-      const rows = [['factory', 'live', 'deleted', 'expired', 'versions'], ...[...counts, totalsOf(counts)].map((c) => [c.factory, count(c.live), count(c.deleted), count(c.expired), count(c.versions)])];
+      const rows = [
+        ['factory', 'live', 'deleted', 'expired', 'versions'],
+        ...[...counts, totalsOf(counts)].map((c) => [c.factory, count(c.live), count(c.deleted), count(c.expired), count(c.versions)]),
+      ];
       for (const line of table(rows, ['left', 'right', 'right', 'right', 'right'])) out.line(line);
     }
   }

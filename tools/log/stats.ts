@@ -54,7 +54,11 @@ export async function runStats(ctx: CommandContext): Promise<number> {
   if (args.booleans.has('json')) {
     out.line(
       JSON.stringify({
-        segments: { count: log.segments.length, bytes: diskBytes, files: log.segments.map((s, i) => ({ name: s.name, firstSeq: s.firstSeq, bytes: log.segmentBytes[i] })) },
+        segments: {
+          count: log.segments.length,
+          bytes: diskBytes,
+          files: log.segments.map((s, i) => ({ name: s.name, firstSeq: s.firstSeq, bytes: log.segmentBytes[i] })),
+        },
         records,
         firstSeq,
         lastSeq,
@@ -71,12 +75,16 @@ export async function runStats(ctx: CommandContext): Promise<number> {
   }
 
   const paint = painter(io.colour);
-  const names = log.segments.length === 0 ? '' : ` (${log.segments[0]!.name}${log.segments.length > 1 ? ` to ${log.segments.at(-1)!.name}` : ''})`;
+  const names =
+    log.segments.length === 0 ? '' : ` (${log.segments[0]!.name}${log.segments.length > 1 ? ` to ${log.segments.at(-1)!.name}` : ''})`;
   const summary: string[][] = [
     ['segments', `${count(log.segments.length)}, ${count(diskBytes)} bytes${names}`],
     ['records', records === 0 ? '0' : `${count(records)}, seq ${firstSeq} to ${lastSeq}, ${count(frameBytes)} bytes in frames`],
     ['time span', records === 0 ? '-' : `${isoMicros(firstMicros)} to ${isoMicros(lastMicros)} (${span(lastMicros - firstMicros)})`],
-    ['links', `${count(tally.links.size)}: ${count(totals.live)} live, ${count(totals.deleted)} deleted, ${count(totals.expired)} expired; ${count(tally.resets)} history reset${tally.resets === 1 ? '' : 's'}`],
+    [
+      'links',
+      `${count(tally.links.size)}: ${count(totals.live)} live, ${count(totals.deleted)} deleted, ${count(totals.expired)} expired; ${count(tally.resets)} history reset${tally.resets === 1 ? '' : 's'}`,
+    ],
     ['versions', `${count(totals.versions)} held by the index, of ${count(records)} written`],
   ];
   for (const line of table(summary, ['left', 'left'], (cell, _r, c) => (c === 0 ? paint(cell, 'bold') : cell))) out.line(line);

@@ -66,7 +66,14 @@ export class HistoryTally {
     const v = r.version;
     if (t === undefined) {
       const keep = t0?.keep ?? retained(this.retentionFor(link));
-      this.links.set(link, { first: v, last: v, list: undefined, deleted: isTombstone(state), expiration: expirationOf(state.documentExpirationTimeMicros), keep });
+      this.links.set(link, {
+        first: v,
+        last: v,
+        list: undefined,
+        deleted: isTombstone(state),
+        expiration: expirationOf(state.documentExpirationTimeMicros),
+        keep,
+      });
       return;
     }
     const latest = t.list === undefined ? t.last : t.list[t.list.length - 1]!;

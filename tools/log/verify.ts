@@ -67,7 +67,10 @@ export async function verifyLog(log: HostLog, opts: VerifyOptions = {}): Promise
     if (firstSeq === 0 || seq < firstSeq) firstSeq = seq;
     if (seq > lastSeq) lastSeq = seq;
   };
-  const visit = progress === undefined ? (r: { seq: Seq }) => saw(r.seq) : (r: { seq: Seq }, _f: string, _o: number, bytes: number) => (saw(r.seq), progress.add(bytes));
+  const visit =
+    progress === undefined
+      ? (r: { seq: Seq }) => saw(r.seq)
+      : (r: { seq: Seq }, _f: string, _o: number, bytes: number) => (saw(r.seq), progress.add(bytes));
 
   try {
     /** The seq the next segment should start with; undefined after damage that hid where the run stood. */
@@ -140,7 +143,9 @@ async function checkRest(
           const seq = await seqAt(file, off);
           if (!firstReported) {
             const reason =
-              off === 0 && next === log.segments[j]!.firstSeq ? `the first record is seq ${seq}, but the segment is named for seq ${next}` : seqBreak(next ?? seq, seq);
+              off === 0 && next === log.segments[j]!.firstSeq
+                ? `the first record is seq ${seq}, but the segment is named for seq ${next}`
+                : seqBreak(next ?? seq, seq);
             problems.push({ file: name, offset: off, kind: 'sequence', reason });
           }
           firstReported = false;
@@ -151,10 +156,16 @@ async function checkRest(
           const resume = await findIntactFrame(log.dir, name, off + 1, size);
           if (resume === undefined) {
             if (!isLast) {
-              problems.push({ file: name, offset: off, kind: 'corrupt', reason: `${problem.reason}; nothing intact follows in this segment (${size - off} bytes)` });
+              problems.push({
+                file: name,
+                offset: off,
+                kind: 'corrupt',
+                reason: `${problem.reason}; nothing intact follows in this segment (${size - off} bytes)`,
+              });
               return undefined;
             }
-            const what = problem.kind === 'truncated' ? problem.reason : `${problem.reason}, then garbage to the end of the file: ${size - off} bytes`;
+            const what =
+              problem.kind === 'truncated' ? problem.reason : `${problem.reason}, then garbage to the end of the file: ${size - off} bytes`;
             problems.push({ file: name, offset: off, kind: 'torn-tail', reason: `the host's recovery would cut the log here (${what})` });
             return next;
           }
@@ -240,6 +251,7 @@ export async function runVerify(ctx: CommandContext): Promise<number> {
   const seqs = report.records > 0 ? ` (seq ${report.firstSeq} to ${report.lastSeq})` : '';
   const summary = `${count(report.segments)} segment${report.segments === 1 ? '' : 's'}, ${count(report.records)} intact record${report.records === 1 ? '' : 's'}${seqs}, ${count(report.bytes)} bytes`;
   if (ok) out.line(`${paint('ok', 'green')}: ${summary}`);
-  else out.line(`${paint('FAILED', 'red')}: ${count(report.problems.length)} problem${report.problems.length === 1 ? '' : 's'}; ${summary}`);
+  else
+    out.line(`${paint('FAILED', 'red')}: ${count(report.problems.length)} problem${report.problems.length === 1 ? '' : 's'}; ${summary}`);
   return ok ? EXIT_OK : EXIT_PROBLEMS;
 }

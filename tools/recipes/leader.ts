@@ -59,6 +59,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write('usage: leader.ts HOST_URL LINK\n');
     process.exit(2);
   }
-  const w = new LeaderWorker(host, link, (leader) => process.stdout.write(`${new Date().toISOString()} ${leader ? 'I am the leader' : 'I follow'}\n`));
+  const w = new LeaderWorker(host, link, (leader) =>
+    process.stdout.write(`${new Date().toISOString()} ${leader ? 'I am the leader' : 'I follow'}\n`),
+  );
   w.start();
 }

@@ -46,7 +46,11 @@ export class Registration {
   }
 
   async refresh(): Promise<void> {
-    const r = await request(`${this.hostUrl}${this.link}`, { method: 'PATCH', headers: JSON_HEADERS, body: JSON.stringify({ name: this.name, documentExpirationTimeMicros: this.expiry() }) });
+    const r = await request(`${this.hostUrl}${this.link}`, {
+      method: 'PATCH',
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ name: this.name, documentExpirationTimeMicros: this.expiry() }),
+    });
     await r.body.dump();
     if (r.statusCode !== 200) throw new Error(`refreshing ${this.link}: ${r.statusCode}`);
   }

@@ -22,7 +22,11 @@ export interface SseStream {
 export async function openStream(url: string, lastEventId?: string, headers: Record<string, string> = {}): Promise<SseStream> {
   const agent = new Agent({ bodyTimeout: 0, headersTimeout: 10_000 });
   const ac = new AbortController();
-  const res = await request(url, { dispatcher: agent, signal: ac.signal, headers: lastEventId ? { ...headers, 'last-event-id': lastEventId } : headers });
+  const res = await request(url, {
+    dispatcher: agent,
+    signal: ac.signal,
+    headers: lastEventId ? { ...headers, 'last-event-id': lastEventId } : headers,
+  });
   if (res.statusCode !== 200) {
     const text = await res.body.text();
     await agent.close();

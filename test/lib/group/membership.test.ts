@@ -2,8 +2,21 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../../lib/document.js';
 import {
-  availablePeers, createMembership, hasQuorum, isAvailable, isSettled, membershipUpdateTimeMicros, parseMembershipSnapshot, quorumFanOutFailed,
-  selfEntry, step, type MembershipEffect, type MembershipOptions, type MembershipSnapshot, type MembershipState, type StepContext,
+  availablePeers,
+  createMembership,
+  hasQuorum,
+  isAvailable,
+  isSettled,
+  membershipUpdateTimeMicros,
+  parseMembershipSnapshot,
+  quorumFanOutFailed,
+  selfEntry,
+  step,
+  type MembershipEffect,
+  type MembershipOptions,
+  type MembershipSnapshot,
+  type MembershipState,
+  type StepContext,
 } from '../../../lib/group/membership.js';
 import { parseNodeGroupState, type NodeGroupState, type NodeState } from '../../../lib/group/types.js';
 import { mulberry32 } from '../../support/sim-network.js';
@@ -26,8 +39,17 @@ function of<T extends MembershipEffect['type']>(effects: MembershipEffect[], typ
 
 function peerEntry(id: string, version: number, status: NodeState['status'] = 'AVAILABLE', quorum = 2): NodeState {
   return {
-    id, groupReference: ref(id), status, options: ['PEER'], membershipQuorum: quorum, locationQuorum: 1, documentVersion: version,
-    documentKind: KINDS.nodeState, documentSelfLink: `${LINK}/${id}`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0,
+    id,
+    groupReference: ref(id),
+    status,
+    options: ['PEER'],
+    membershipQuorum: quorum,
+    locationQuorum: 1,
+    documentVersion: version,
+    documentKind: KINDS.nodeState,
+    documentSelfLink: `${LINK}/${id}`,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
   };
 }
 
@@ -72,7 +94,11 @@ test('a lone node becomes AVAILABLE on its first tick, is settled and available,
 
 test('self join is skipped without a change', () => {
   const s = make();
-  const r = step(s, { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: 'http://ME/core/node-groups/default/' } }, ctx());
+  const r = step(
+    s,
+    { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: 'http://ME/core/node-groups/default/' } },
+    ctx(),
+  );
   assert.equal(of(r.effects, 'log'), [{ type: 'log', message: 'Skipping self join' }]);
   assert.equal(of(r.effects, 'send'), []);
   assert.is(of(r.effects, 'reply').length, 1);
@@ -81,14 +107,25 @@ test('self join is skipped without a change', () => {
 
 test('join: own entry updated, GET the peer, merge, then POST our entry to it', () => {
   const s = make({ peerNodeCount: 1 });
-  const r = step(s, { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: ref('a'), membershipQuorum: 3, localNodeOptions: ['OBSERVER'] } }, ctx());
+  const r = step(
+    s,
+    {
+      type: 'join',
+      request: { kind: KINDS.joinPeerRequest, memberGroupReference: ref('a'), membershipQuorum: 3, localNodeOptions: ['OBSERVER'] },
+    },
+    ctx(),
+  );
   const self = selfEntry(r.state);
   assert.equal([self.documentVersion, self.membershipQuorum, self.options], [1, 3, ['OBSERVER']]);
   const [get] = of(r.effects, 'send');
   assert.equal(get, { type: 'send', purpose: 'joinFetch', requestId: 1, to: ref('a'), method: 'GET' });
   assert.ok(of(r.effects, 'changed')[0]!.changes.includes('QUORUM_CHANGED'));
   // A lower quorum in the join does not lower ours (seed 000).
-  const lower = step(s, { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: ref('a'), membershipQuorum: 1 } }, ctx());
+  const lower = step(
+    s,
+    { type: 'join', request: { kind: KINDS.joinPeerRequest, memberGroupReference: ref('a'), membershipQuorum: 1 } },
+    ctx(),
+  );
   assert.is(selfEntry(lower.state).membershipQuorum, 2);
 
   const f = step(r.state, { type: 'joinFetched', requestId: 1, body: remote('a', [peerEntry('a', 3), peerEntry('b', 1)]) }, ctx(5));
@@ -121,12 +158,17 @@ test('gossip: every tick PATCHes up to 10 peers chosen by the injected random so
   let s = make();
   const peers = Array.from({ length: 15 }, (_, i) => peerEntry(`p${i}`, 1));
   s = step(s, { type: 'gossipReceived', body: remote('p0', peers) }, ctx()).state;
-  const targets = (seed: number): string[] => of(step(s, { type: 'tick' }, ctx(1000, seed)).effects, 'send').map((e) => (e.purpose === 'gossip' ? e.peerId : ''));
+  const targets = (seed: number): string[] =>
+    of(step(s, { type: 'tick' }, ctx(1000, seed)).effects, 'send').map((e) => (e.purpose === 'gossip' ? e.peerId : ''));
   assert.is(targets(1).length, 10);
   assert.equal(targets(1), targets(1));
   assert.is.not(targets(1).join(), targets(2).join());
   const sends = of(step(s, { type: 'tick' }, ctx(1000)).effects, 'send');
-  assert.ok(sends.every((e) => e.purpose === 'gossip' && e.method === 'PATCH' && e.body.documentOwner === 'me' && e.body.nodes.me!.status === 'AVAILABLE'));
+  assert.ok(
+    sends.every(
+      (e) => e.purpose === 'gossip' && e.method === 'PATCH' && e.body.documentOwner === 'me' && e.body.nodes.me!.status === 'AVAILABLE',
+    ),
+  );
 });
 
 test('gossipReceived merges and answers with the merged state; the clock is max-merged', () => {
@@ -137,7 +179,12 @@ test('gossipReceived merges and answers with the merged state; the clock is max-
   assert.is(membershipUpdateTimeMicros(r.state), 41, 'adopting only max-merges the membership clock');
   const t = step(r.state, { type: 'tick' }, ctx(1000));
   assert.is(membershipUpdateTimeMicros(t.state), 42, 'a local write raises it by one');
-  assert.equal(availablePeers(t.state).map((n) => n.id).sort(), ['a', 'b']);
+  assert.equal(
+    availablePeers(t.state)
+      .map((n) => n.id)
+      .sort(),
+    ['a', 'b'],
+  );
 });
 
 test('a failed probe marks the peer UNAVAILABLE once; stale failures are ignored', () => {
@@ -155,20 +202,34 @@ test('a failed probe marks the peer UNAVAILABLE once; stale failures are ignored
   // b answered a later request before an earlier one timed out: the timeout is stale.
   const next = step(tick.state, { type: 'tick' }, ctx(3000));
   const toB2 = of(next.effects, 'send').find((e) => e.purpose === 'gossip' && e.peerId === 'b')!;
-  let q = step(next.state, { type: 'gossipReplied', peerId: 'b', requestId: toB2.requestId, body: remote('b', [peerEntry('b', 2)]) }, ctx(3005));
+  let q = step(
+    next.state,
+    { type: 'gossipReplied', peerId: 'b', requestId: toB2.requestId, body: remote('b', [peerEntry('b', 2)]) },
+    ctx(3005),
+  );
   q = step(q.state, { type: 'gossipFailed', peerId: 'b', requestId: toB.requestId }, ctx(22_000));
   assert.is(q.state.group.nodes.b!.status, 'AVAILABLE');
   // Incoming gossip from a peer also supersedes requests already sent to it.
   const heard = step(tick.state, { type: 'gossipReceived', body: remote('a', [peerEntry('a', 2)]) }, ctx(2005));
-  assert.is(step(heard.state, { type: 'gossipFailed', peerId: 'a', requestId: toA.requestId }, ctx(2010)).state.group.nodes.a!.status, 'AVAILABLE');
+  assert.is(
+    step(heard.state, { type: 'gossipFailed', peerId: 'a', requestId: toA.requestId }, ctx(2010)).state.group.nodes.a!.status,
+    'AVAILABLE',
+  );
 });
 
 test('a reply from another id at a peer address marks the peer REPLACED', () => {
   const s = threeHosts();
-  const r = step(s, { type: 'gossipReplied', peerId: 'a', requestId: 1, body: remote('a2', [{ ...peerEntry('a2', 1), groupReference: ref('a') }]) }, ctx(2000));
+  const r = step(
+    s,
+    { type: 'gossipReplied', peerId: 'a', requestId: 1, body: remote('a2', [{ ...peerEntry('a2', 1), groupReference: ref('a') }]) },
+    ctx(2000),
+  );
   assert.equal([r.state.group.nodes.a!.status, r.state.group.nodes.a!.documentVersion], ['REPLACED', 3]);
   assert.is(r.state.group.nodes.a2!.status, 'AVAILABLE');
-  assert.ok(of(step(r.state, { type: 'tick' }, ctx(3000)).effects, 'send').every((e) => e.purpose !== 'gossip' || e.peerId !== 'a'), 'REPLACED peers are not probed');
+  assert.ok(
+    of(step(r.state, { type: 'tick' }, ctx(3000)).effects, 'send').every((e) => e.purpose !== 'gossip' || e.peerId !== 'a'),
+    'REPLACED peers are not probed',
+  );
 });
 
 test('NodeState POST inserts an entry; our own id goes through the self rule', () => {
@@ -184,20 +245,38 @@ test('UpdateQuorumRequest: max(1, value), version + 1, fan-out to AVAILABLE peer
   let s = threeHosts();
   s = step(s, { type: 'gossipFailed', peerId: 'b', requestId: 99 }, ctx(1500)).state;
   const v = selfEntry(s).documentVersion;
-  const r = step(s, { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: true, membershipQuorum: 1 } }, ctx(2000));
+  const r = step(
+    s,
+    { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: true, membershipQuorum: 1 } },
+    ctx(2000),
+  );
   assert.equal([selfEntry(r.state).membershipQuorum, selfEntry(r.state).documentVersion], [1, v + 1]);
   const sends = of(r.effects, 'send');
-  assert.equal(sends, [{
-    type: 'send', purpose: 'quorumUpdate', requestId: 1, peerId: 'a', to: ref('a'), method: 'PATCH',
-    body: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: 1 },
-  }]);
+  assert.equal(sends, [
+    {
+      type: 'send',
+      purpose: 'quorumUpdate',
+      requestId: 1,
+      peerId: 'a',
+      to: ref('a'),
+      method: 'PATCH',
+      body: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: 1 },
+    },
+  ]);
   assert.ok(of(r.effects, 'changed')[0]!.changes.includes('QUORUM_CHANGED'));
   assert.is(of(r.effects, 'persist').length, 1);
   assert.is(r.state.group.localMembershipUpdateTimeMicros, T0 + 2_000_000, 'restarts the stability window');
-  const clamp = step(s, { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: -4, locationQuorum: 0 } }, ctx());
+  const clamp = step(
+    s,
+    { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: -4, locationQuorum: 0 } },
+    ctx(),
+  );
   assert.equal([selfEntry(clamp.state).membershipQuorum, selfEntry(clamp.state).locationQuorum], [1, 1]);
   assert.equal(of(clamp.effects, 'send'), []);
-  assert.equal([quorumFanOutFailed(2, 1), quorumFanOutFailed(2, 2), quorumFanOutFailed(4, 2), quorumFanOutFailed(4, 3)], [false, true, false, true]);
+  assert.equal(
+    [quorumFanOutFailed(2, 1), quorumFanOutFailed(2, 2), quorumFanOutFailed(4, 2), quorumFanOutFailed(4, 3)],
+    [false, true, false, true],
+  );
 });
 
 test('config PATCH replaces the given fields and is persisted', () => {
@@ -210,7 +289,11 @@ test('config PATCH replaces the given fields and is persisted', () => {
 test('persist / restore round trip', () => {
   let s = threeHosts();
   s = step(s, { type: 'gossipFailed', peerId: 'b', requestId: 99 }, ctx(1500)).state;
-  const r = step(s, { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: 3 } }, ctx(2000));
+  const r = step(
+    s,
+    { type: 'updateQuorum', request: { kind: KINDS.updateQuorumRequest, isGroupUpdate: false, membershipQuorum: 3 } },
+    ctx(2000),
+  );
   const snap = JSON.parse(JSON.stringify(of(r.effects, 'persist').at(-1)!.snapshot)) as MembershipSnapshot;
   assert.equal([snap.format, snap.selfId, snap.groupLink], [1, 'me', LINK]);
   assert.equal(snap.nodes, r.state.group.nodes);

@@ -3,8 +3,16 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { KINDS } from '../../../lib/document.js';
 import {
-  availableCount, compareEntries, emptyOutcome, expireEntries, groupHasQuorum, isGroupSettled, markPeer, mergeEntry,
-  mergeSelf, type MergeContext,
+  availableCount,
+  compareEntries,
+  emptyOutcome,
+  expireEntries,
+  groupHasQuorum,
+  isGroupSettled,
+  markPeer,
+  mergeEntry,
+  mergeSelf,
+  type MergeContext,
 } from '../../../lib/group/rules.js';
 import { defaultGroupConfig, type NodeGroupState, type NodeState, type NodeStatus } from '../../../lib/group/types.js';
 
@@ -13,9 +21,18 @@ const ref = (id: string): string => `http://${id}${LINK}`;
 
 function entry(id: string, version: number, status: NodeStatus, extra: Partial<NodeState> = {}): NodeState {
   return {
-    id, groupReference: ref(id), status, options: ['PEER'], membershipQuorum: 2, locationQuorum: 1,
-    documentVersion: version, documentKind: KINDS.nodeState, documentSelfLink: `${LINK}/${id}`,
-    documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0, ...extra,
+    id,
+    groupReference: ref(id),
+    status,
+    options: ['PEER'],
+    membershipQuorum: 2,
+    locationQuorum: 1,
+    documentVersion: version,
+    documentKind: KINDS.nodeState,
+    documentSelfLink: `${LINK}/${id}`,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
+    ...extra,
   };
 }
 
@@ -41,12 +58,14 @@ test('versions decide; equal versions never look at update times', () => {
 });
 
 test('merging copies of a known entry is order-independent (a semilattice)', () => {
-  const arbEntry = fc.record({
-    v: fc.integer({ min: 0, max: 4 }),
-    s: fc.constantFrom<NodeStatus>('UNKNOWN', 'AVAILABLE', 'SYNCHRONIZING', 'UNAVAILABLE', 'REPLACED'),
-    q: fc.integer({ min: 1, max: 3 }),
-    t: fc.integer({ min: 0, max: 1e12 }),
-  }).map(({ v, s, q, t }) => entry('a', v, s, { membershipQuorum: q, documentUpdateTimeMicros: t }));
+  const arbEntry = fc
+    .record({
+      v: fc.integer({ min: 0, max: 4 }),
+      s: fc.constantFrom<NodeStatus>('UNKNOWN', 'AVAILABLE', 'SYNCHRONIZING', 'UNAVAILABLE', 'REPLACED'),
+      q: fc.integer({ min: 1, max: 3 }),
+      t: fc.integer({ min: 0, max: 1e12 }),
+    })
+    .map(({ v, s, q, t }) => entry('a', v, s, { membershipQuorum: q, documentUpdateTimeMicros: t }));
   const semantic = (n: NodeState): string => JSON.stringify([n.documentVersion, n.status, n.membershipQuorum]);
   fc.assert(
     fc.property(arbEntry, fc.array(arbEntry, { minLength: 1, maxLength: 6 }), fc.integer(), (start, copies, seed) => {
@@ -121,14 +140,30 @@ function groupOf(nodes: NodeState[], quorum: number, localChangeMicros = 0): Nod
   const map: Record<string, NodeState> = {};
   for (const n of nodes) map[n.id] = { ...n, membershipQuorum: n.id === 'me' ? quorum : n.membershipQuorum };
   return {
-    config: defaultGroupConfig(), nodes: map, membershipUpdateTimeMicros: 0, localMembershipUpdateTimeMicros: localChangeMicros,
-    documentVersion: 0, documentKind: KINDS.nodeGroupState, documentSelfLink: LINK, documentOwner: 'me',
-    documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0,
+    config: defaultGroupConfig(),
+    nodes: map,
+    membershipUpdateTimeMicros: 0,
+    localMembershipUpdateTimeMicros: localChangeMicros,
+    documentVersion: 0,
+    documentKind: KINDS.nodeGroupState,
+    documentSelfLink: LINK,
+    documentOwner: 'me',
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
   };
 }
 
 test('quorum counts AVAILABLE entries (observers too); stability is 5 intervals after the last change', () => {
-  const g = groupOf([entry('me', 1, 'AVAILABLE'), entry('a', 1, 'AVAILABLE', { options: ['OBSERVER'] }), entry('b', 1, 'UNAVAILABLE'), entry('c', 1, 'UNKNOWN')], 2, 10_000_000);
+  const g = groupOf(
+    [
+      entry('me', 1, 'AVAILABLE'),
+      entry('a', 1, 'AVAILABLE', { options: ['OBSERVER'] }),
+      entry('b', 1, 'UNAVAILABLE'),
+      entry('c', 1, 'UNKNOWN'),
+    ],
+    2,
+    10_000_000,
+  );
   assert.is(availableCount(g), 2);
   assert.ok(groupHasQuorum(g));
   assert.not.ok(groupHasQuorum({ ...g, nodes: { ...g.nodes, me: { ...g.nodes.me!, membershipQuorum: 3 } } }));

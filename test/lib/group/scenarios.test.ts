@@ -7,7 +7,13 @@ import { SimNetwork, type SimHostSpec } from '../../support/sim-network.js';
 // Scripted node-group scenarios on the simulated network: 1 s maintenance interval, 2 ms latency,
 // Xenon's defaults otherwise (5 min removal delay, 5-interval stability window, 20 s peer timeout).
 
-interface GroupOpts { seed?: number; quorum?: number; offsets?: number[]; dropRate?: number; removalDelayMs?: number }
+interface GroupOpts {
+  seed?: number;
+  quorum?: number;
+  offsets?: number[];
+  dropRate?: number;
+  removalDelayMs?: number;
+}
 
 function group(n: number, opts: GroupOpts = {}): SimNetwork {
   const sim = new SimNetwork({ seed: opts.seed ?? 1, dropRate: opts.dropRate ?? 0 });
@@ -166,7 +172,11 @@ function scripted(offsets: number[]): string {
   const trace: unknown[] = [];
   const mark = (what: string, ok: boolean): void => {
     assert.ok(ok, `${what} (offsets ${offsets.join(', ')})`);
-    trace.push(what, sim.nowMs, sim.hosts().map((h) => sim.view(h.name)));
+    trace.push(
+      what,
+      sim.nowMs,
+      sim.hosts().map((h) => sim.view(h.name)),
+    );
   };
   mark('available', sim.runUntil(() => allAvailable(sim), 15_000) >= 0);
   sim.stop('h1');
@@ -175,7 +185,10 @@ function scripted(offsets: number[]): string {
   sim.partition(['h0'], ['h1', 'h2']);
   sim.restart('h1');
   sim.runFor(25_000);
-  mark('partitioned', sim.statusOf('h0', 'h1') === 'UNAVAILABLE' && sim.statusOf('h1', 'h0') === 'UNAVAILABLE' && sim.statusOf('h2', 'h1') === 'AVAILABLE');
+  mark(
+    'partitioned',
+    sim.statusOf('h0', 'h1') === 'UNAVAILABLE' && sim.statusOf('h1', 'h0') === 'UNAVAILABLE' && sim.statusOf('h2', 'h1') === 'AVAILABLE',
+  );
   sim.heal();
   mark('healed', sim.runUntil(() => sim.healthy(), 5_000) >= 0);
   sim.stop('h0');
@@ -207,7 +220,10 @@ test('observers join a custom group, count for quorum and never own anything', (
     for (const h of sim.hosts()) {
       const r = selectOwner(h.state.group, `/core/examples/${i}`, 3);
       assert.is(r.ownerNodeId, 'hostAtPort8000');
-      assert.equal(r.selectedNodes.map((n) => n.id), ['hostAtPort8000']);
+      assert.equal(
+        r.selectedNodes.map((n) => n.id),
+        ['hostAtPort8000'],
+      );
       assert.is(r.isLocalHostOwner, h.id === 'hostAtPort8000');
     }
   }
@@ -225,7 +241,10 @@ test('a host restarted at the same address with a new id replaces the old entry'
   sim.stop('h2');
   sim.restart('h2', { fresh: true, newId: 'h2-new' });
   const t = sim.runUntil(
-    () => ['h0', 'h1'].every((n) => sim.host(n).state.group.nodes.h2?.status === 'REPLACED' && sim.host(n).state.group.nodes['h2-new']?.status === 'AVAILABLE'),
+    () =>
+      ['h0', 'h1'].every(
+        (n) => sim.host(n).state.group.nodes.h2?.status === 'REPLACED' && sim.host(n).state.group.nodes['h2-new']?.status === 'AVAILABLE',
+      ),
     5_000,
   );
   assert.ok(t >= 0, 'REPLACED old id, AVAILABLE new id');

@@ -9,17 +9,33 @@ const LINK = '/core/node-groups/default';
 
 function node(id: string, extra: Partial<NodeState> = {}): NodeState {
   return {
-    id, groupReference: `http://${id}:8000${LINK}`, status: 'AVAILABLE', options: ['PEER'], membershipQuorum: 2, locationQuorum: 1,
-    documentVersion: 1, documentKind: KINDS.nodeState, documentSelfLink: `${LINK}/${id}`, documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0,
+    id,
+    groupReference: `http://${id}:8000${LINK}`,
+    status: 'AVAILABLE',
+    options: ['PEER'],
+    membershipQuorum: 2,
+    locationQuorum: 1,
+    documentVersion: 1,
+    documentKind: KINDS.nodeState,
+    documentSelfLink: `${LINK}/${id}`,
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
     ...extra,
   };
 }
 
 function group(owner: string, nodes: NodeState[], localChangeMicros = 0): NodeGroupState {
   return {
-    config: defaultGroupConfig(), nodes: Object.fromEntries(nodes.map((n) => [n.id, n])), membershipUpdateTimeMicros: 12,
-    localMembershipUpdateTimeMicros: localChangeMicros, documentVersion: 3, documentKind: KINDS.nodeGroupState, documentSelfLink: LINK,
-    documentOwner: owner, documentUpdateTimeMicros: 99, documentExpirationTimeMicros: 0,
+    config: defaultGroupConfig(),
+    nodes: Object.fromEntries(nodes.map((n) => [n.id, n])),
+    membershipUpdateTimeMicros: 12,
+    localMembershipUpdateTimeMicros: localChangeMicros,
+    documentVersion: 3,
+    documentKind: KINDS.nodeGroupState,
+    documentSelfLink: LINK,
+    documentOwner: owner,
+    documentUpdateTimeMicros: 99,
+    documentExpirationTimeMicros: 0,
   };
 }
 
@@ -32,7 +48,10 @@ test('Xenon owner vectors (reference §6.3) through the selector', () => {
     [foo.key, foo.ownerNodeId, foo.ownerNodeGroupReference, foo.isLocalHostOwner, foo.availableNodeCount, foo.membershipUpdateTimeMicros],
     ['/core/examples/foo', 'host-2', `http://host-2:8000${LINK}`, true, 3, 12],
   );
-  assert.equal(foo.selectedNodes.map((n) => n.id), ['host-2']);
+  assert.equal(
+    foo.selectedNodes.map((n) => n.id),
+    ['host-2'],
+  );
   assert.is(selectOwner(g, '/core/examples/bar').ownerNodeId, 'host-3');
   assert.is(selectOwner(g, '/core/examples/bar').isLocalHostOwner, false);
   assert.is(selectOwner(g, '/core/examples').ownerNodeId, 'host-2');
@@ -51,7 +70,10 @@ test('unavailable, replaced, unconfirmed and observer members never own', () => 
     const nodes = [node('host-1'), node('host-2', extra), node('host-3')];
     const r = selectOwner(group('host-1', nodes), '/core/examples/foo', 3);
     assert.is.not(r.ownerNodeId, 'host-2');
-    assert.not.ok(r.selectedNodes.some((n) => n.id === 'host-2'), 'and receive no replicas');
+    assert.not.ok(
+      r.selectedNodes.some((n) => n.id === 'host-2'),
+      'and receive no replicas',
+    );
     assert.is(r.availableNodeCount, 2);
   }
   const syncing = selectOwner(group('host-1', [node('host-1'), node('host-2', { status: 'SYNCHRONIZING' })]), '/core/examples/foo');
@@ -79,9 +101,15 @@ test('selector status follows group availability; NodeSelectorState shape', () =
   assert.is(selectorStatus(down, 15_000_000, 1_000_000), 'UNAVAILABLE', 'no quorum');
   const st = nodeSelectorState({ selectorLink: '/core/node-selectors/default-3x', replicationFactor: 3 }, g, 15_000_000, 1_000_000);
   assert.equal(st, {
-    nodeGroupLink: LINK, membershipQuorum: 0, membershipUpdateTimeMicros: 12, status: 'AVAILABLE',
-    documentSelfLink: '/core/node-selectors/default-3x', documentKind: KINDS.nodeSelectorState, documentOwner: 'host-1',
-    documentUpdateTimeMicros: 99, replicationFactor: 3,
+    nodeGroupLink: LINK,
+    membershipQuorum: 0,
+    membershipUpdateTimeMicros: 12,
+    status: 'AVAILABLE',
+    documentSelfLink: '/core/node-selectors/default-3x',
+    documentKind: KINDS.nodeSelectorState,
+    documentOwner: 'host-1',
+    documentUpdateTimeMicros: 99,
+    replicationFactor: 3,
   });
 });
 

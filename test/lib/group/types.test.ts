@@ -3,8 +3,15 @@ import * as assert from 'uvu/assert';
 import { KINDS } from '../../../lib/document.js';
 import { KryptonError } from '../../../lib/errors.js';
 import {
-  classifyGroupPatch, classifyGroupPost, defaultMembershipQuorum, normalizeGroupReference, parseJoinPeerRequest,
-  parseNodeGroupCreateRequest, parseNodeGroupState, parseNodeState, parseUpdateQuorumRequest,
+  classifyGroupPatch,
+  classifyGroupPost,
+  defaultMembershipQuorum,
+  normalizeGroupReference,
+  parseJoinPeerRequest,
+  parseNodeGroupCreateRequest,
+  parseNodeGroupState,
+  parseNodeState,
+  parseUpdateQuorumRequest,
 } from '../../../lib/group/types.js';
 
 const REF = 'http://127.0.0.1:8000/core/node-groups/default';
@@ -71,11 +78,21 @@ test('UpdateQuorumRequest: seed 000 body and bad bodies', () => {
 test('NodeState: defaults, selfLink from the receiving group, bad bodies', () => {
   const n = parseNodeState({ id: 'a', groupReference: REF, documentSelfLink: '/elsewhere/a' }, '/core/node-groups/default');
   assert.equal(n, {
-    id: 'a', groupReference: REF, status: 'UNKNOWN', options: ['PEER'], membershipQuorum: 1, locationQuorum: 1,
-    documentVersion: 0, documentKind: KINDS.nodeState, documentSelfLink: '/core/node-groups/default/a',
-    documentUpdateTimeMicros: 0, documentExpirationTimeMicros: 0,
+    id: 'a',
+    groupReference: REF,
+    status: 'UNKNOWN',
+    options: ['PEER'],
+    membershipQuorum: 1,
+    locationQuorum: 1,
+    documentVersion: 0,
+    documentKind: KINDS.nodeState,
+    documentSelfLink: '/core/node-groups/default/a',
+    documentUpdateTimeMicros: 0,
+    documentExpirationTimeMicros: 0,
   });
-  assert.equal(parseNodeState({ id: 'a', groupReference: REF, customProperties: { 'xenon.NodeState.location': 'eu' } }).customProperties, { 'xenon.NodeState.location': 'eu' });
+  assert.equal(parseNodeState({ id: 'a', groupReference: REF, customProperties: { 'xenon.NodeState.location': 'eu' } }).customProperties, {
+    'xenon.NodeState.location': 'eu',
+  });
   rejects(() => parseNodeState({ groupReference: REF }), /id is required/);
   rejects(() => parseNodeState({ id: '', groupReference: REF }), /id is required/);
   rejects(() => parseNodeState({ id: 'a' }), /groupReference is required/);
@@ -86,7 +103,11 @@ test('NodeState: defaults, selfLink from the receiving group, bad bodies', () =>
 });
 
 test('NodeGroupState: nodes keyed by id, owner required, bounded size', () => {
-  const g = parseNodeGroupState({ documentOwner: 'a', nodes: { a: { id: 'a', groupReference: REF, status: 'AVAILABLE' } }, membershipUpdateTimeMicros: 7 });
+  const g = parseNodeGroupState({
+    documentOwner: 'a',
+    nodes: { a: { id: 'a', groupReference: REF, status: 'AVAILABLE' } },
+    membershipUpdateTimeMicros: 7,
+  });
   assert.is(g.nodes.a!.status, 'AVAILABLE');
   assert.is(g.membershipUpdateTimeMicros, 7);
   assert.is(g.config.nodeRemovalDelayMicros, 300_000_000);
@@ -121,7 +142,10 @@ test('custom group creation body (seed 001)', () => {
     groupLink: '/core/node-groups/hello-node-group',
     config: { nodeRemovalDelayMicros: 3600000000, stableGroupMaintenanceIntervalCount: 5 },
   });
-  const withSelf = parseNodeGroupCreateRequest({ documentSelfLink: '/core/node-groups/mygroup', nodes: { me: { id: 'me', options: ['OBSERVER'] } } }, 'me');
+  const withSelf = parseNodeGroupCreateRequest(
+    { documentSelfLink: '/core/node-groups/mygroup', nodes: { me: { id: 'me', options: ['OBSERVER'] } } },
+    'me',
+  );
   assert.equal(withSelf, { groupLink: '/core/node-groups/mygroup', config: {}, localNodeOptions: ['OBSERVER'] });
   rejects(() => parseNodeGroupCreateRequest({}, 'me'), /documentSelfLink is required/);
   rejects(() => parseNodeGroupCreateRequest({ documentSelfLink: 'a/b' }, 'me'), /invalid group name/);

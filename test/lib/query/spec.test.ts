@@ -23,7 +23,9 @@ function rejects(spec: unknown, message: string | RegExp): void {
 test('seed 000 §3: the echo fills occurance, matchType and resultLimit', () => {
   const plan = parseQuerySpec({
     options: ['INCLUDE_ALL_VERSIONS'],
-    query: { term: { matchValue: 'com:vmware:xenon:services:common:ExampleTaskService:ExampleTaskServiceState', propertyName: 'documentKind' } },
+    query: {
+      term: { matchValue: 'com:vmware:xenon:services:common:ExampleTaskService:ExampleTaskServiceState', propertyName: 'documentKind' },
+    },
   });
   assert.is(
     JSON.stringify(querySpecToJson(plan)),
@@ -90,7 +92,10 @@ test('sort: keys, default order ASC, echo with sortOrder', () => {
     query: kindTerm,
     options: ['SORT'],
     sortTerm: { propertyName: 'name', propertyType: 'STRING' },
-    additionalSortTerms: [{ propertyName: 'counter', propertyType: 'LONG', sortOrder: 'DESC' }, { propertyName: 'x', propertyType: 'DOUBLE' }],
+    additionalSortTerms: [
+      { propertyName: 'counter', propertyType: 'LONG', sortOrder: 'DESC' },
+      { propertyName: 'x', propertyType: 'DOUBLE' },
+    ],
   });
   assert.equal(plan.sort, [
     { propertyName: 'name', propertyType: 'STRING', order: 'ASC' },
@@ -101,7 +106,12 @@ test('sort: keys, default order ASC, echo with sortOrder', () => {
   assert.equal(echo.sortTerm, { propertyName: 'name', propertyType: 'STRING', sortOrder: 'ASC' });
   assert.is(echo.sortOrder, 'ASC');
   assert.equal(Object.keys(echo), ['query', 'sortTerm', 'additionalSortTerms', 'sortOrder', 'resultLimit', 'options']);
-  const desc = parseQuerySpec({ query: kindTerm, options: ['SORT'], sortOrder: 'DESC', sortTerm: { propertyName: 'name', propertyType: 'STRING' } });
+  const desc = parseQuerySpec({
+    query: kindTerm,
+    options: ['SORT'],
+    sortOrder: 'DESC',
+    sortTerm: { propertyName: 'name', propertyType: 'STRING' },
+  });
   assert.is(desc.sort?.[0]?.order, 'DESC');
   // A sort term without SORT is echoed but does not sort.
   assert.is(parseQuerySpec({ query: kindTerm, sortTerm: { propertyName: 'name', propertyType: 'STRING' } }).sort, undefined);
@@ -125,7 +135,10 @@ test('Xenon validation messages', () => {
   rejects({ query: { term: kindTerm.term, booleanClauses: [] } }, 'term and booleanClauses are mutually exclusive');
   rejects({ query: {} }, 'One of term, booleanClauses must be provided');
   rejects({ query: { term: { propertyName: 'x' } } }, 'One of term.matchValue, term.range is required');
-  rejects({ query: { term: { propertyName: 'x', matchValue: 'a', range: { type: 'LONG', min: 1 } } } }, 'term.matchValue and term.range are exclusive of each other');
+  rejects(
+    { query: { term: { propertyName: 'x', matchValue: 'a', range: { type: 'LONG', min: 1 } } } },
+    'term.matchValue and term.range are exclusive of each other',
+  );
   rejects({ query: { term: { matchValue: 'a' } } }, 'term.propertyName is required');
   rejects({ query: { term: { propertyName: 'x', range: { type: 'LONG' } } } }, 'max and min can not both be null');
   rejects({ query: { term: { propertyName: 'x', range: { type: 'LONG', min: null, max: null } } } }, 'max and min can not both be null');
@@ -143,7 +156,17 @@ test('Xenon validation messages', () => {
 
 test('options: unknown, unsupported, ignored', () => {
   rejects({ query: kindTerm, options: ['FROBNICATE'] }, 'unknown query option: FROBNICATE');
-  for (const o of ['BROADCAST', 'OWNER_SELECTION', 'CONTINUOUS', 'GROUP_BY', 'SELECT_LINKS', 'EXPAND_LINKS', 'TIME_SNAPSHOT', 'EXPAND_SELECTED_FIELDS', 'READ_AFTER_WRITE_CONSISTENCY']) {
+  for (const o of [
+    'BROADCAST',
+    'OWNER_SELECTION',
+    'CONTINUOUS',
+    'GROUP_BY',
+    'SELECT_LINKS',
+    'EXPAND_LINKS',
+    'TIME_SNAPSHOT',
+    'EXPAND_SELECTED_FIELDS',
+    'READ_AFTER_WRITE_CONSISTENCY',
+  ]) {
     rejects({ query: kindTerm, options: [o] }, `${o} is not supported`);
   }
   for (const o of ['DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK']) {
@@ -173,8 +196,14 @@ test('wrong types anywhere', () => {
   rejects({ query: { term: { propertyName: 'x', matchValue: 'a', matchType: 1 } } }, 'querySpec.query.term.matchType must be a string');
   rejects({ query: { term: { propertyName: 'x', range: { type: 'LONG', min: '1' } } } }, 'querySpec.query.term.range.min must be a number');
   rejects({ query: { term: { propertyName: 'x', range: 5 } } }, 'querySpec.query.term.range must be an object');
-  rejects({ query: { term: { propertyName: 'x', range: { type: 'LONG', min: 1, isMinInclusive: 'yes' } } } }, 'querySpec.query.term.range.isMinInclusive must be a boolean');
-  rejects({ query: { term: { propertyName: 'x', range: { type: 'LONG', min: 1, precisionStep: 1.5 } } } }, 'querySpec.query.term.range.precisionStep must be an integer');
+  rejects(
+    { query: { term: { propertyName: 'x', range: { type: 'LONG', min: 1, isMinInclusive: 'yes' } } } },
+    'querySpec.query.term.range.isMinInclusive must be a boolean',
+  );
+  rejects(
+    { query: { term: { propertyName: 'x', range: { type: 'LONG', min: 1, precisionStep: 1.5 } } } },
+    'querySpec.query.term.range.precisionStep must be an integer',
+  );
   rejects({ query: kindTerm, resultLimit: '10' }, 'querySpec.resultLimit must be an integer');
   rejects({ query: kindTerm, resultLimit: 1.5 }, 'querySpec.resultLimit must be an integer');
   rejects({ query: kindTerm, resultLimit: 2147483648 }, 'querySpec.resultLimit must be an integer');
@@ -217,17 +246,16 @@ const termArb = fc.oneof(
   fc.record(
     {
       propertyName: fc.string({ maxLength: 8 }),
-      range: fc
-        .record(
-          {
-            type: fc.constantFrom('LONG', 'DOUBLE', 'DATE'),
-            min: fc.integer({ min: -100, max: 0 }),
-            max: fc.integer({ min: 0, max: 100 }),
-            isMinInclusive: fc.boolean(),
-            isMaxInclusive: fc.boolean(),
-          },
-          { noNullPrototype: true, requiredKeys: ['type', 'min'] },
-        ),
+      range: fc.record(
+        {
+          type: fc.constantFrom('LONG', 'DOUBLE', 'DATE'),
+          min: fc.integer({ min: -100, max: 0 }),
+          max: fc.integer({ min: 0, max: 100 }),
+          isMinInclusive: fc.boolean(),
+          isMaxInclusive: fc.boolean(),
+        },
+        { noNullPrototype: true, requiredKeys: ['type', 'min'] },
+      ),
     },
     { noNullPrototype: true },
   ),
@@ -237,7 +265,10 @@ const { query: queryArb } = fc.letrec<{ query: unknown }>((tie) => ({
   query: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
     fc.record({ occurance: occuranceArb, term: termArb }, { noNullPrototype: true, requiredKeys: ['term'] }),
-    fc.record({ occurance: occuranceArb, booleanClauses: fc.array(tie('query'), { maxLength: 4 }) }, { noNullPrototype: true, requiredKeys: ['booleanClauses'] }),
+    fc.record(
+      { occurance: occuranceArb, booleanClauses: fc.array(tie('query'), { maxLength: 4 }) },
+      { noNullPrototype: true, requiredKeys: ['booleanClauses'] },
+    ),
   ),
 }));
 const specArb = fc.record(
@@ -245,7 +276,10 @@ const specArb = fc.record(
     query: queryArb,
     options: fc.uniqueArray(fc.constantFrom('EXPAND_CONTENT', 'INCLUDE_ALL_VERSIONS', 'INCLUDE_DELETED', 'SORT', 'DO_NOT_REFRESH')),
     resultLimit: fc.integer({ min: 1, max: 1000 }),
-    sortTerm: fc.record({ propertyName: fc.string({ maxLength: 5 }), propertyType: fc.constantFrom('STRING', 'LONG') }, { noNullPrototype: true }),
+    sortTerm: fc.record(
+      { propertyName: fc.string({ maxLength: 5 }), propertyType: fc.constantFrom('STRING', 'LONG') },
+      { noNullPrototype: true },
+    ),
     sortOrder: fc.constantFrom('ASC', 'DESC'),
   },
   { noNullPrototype: true, requiredKeys: ['query', 'sortTerm'] },

@@ -85,7 +85,10 @@ test("failure message is Xenon's, two spaces before Fail included", () => {
   const all = new QuorumTracker(5, 5);
   all.success();
   all.failure(400);
-  assert.is(all.message('DELETE', '/core/examples/a', 'h1-7'), '(Original id: h1-7) DELETE to /core/examples/a failed. Success: 1,  Fail: 1, quorum: 5, failure threshold: 1');
+  assert.is(
+    all.message('DELETE', '/core/examples/a', 'h1-7'),
+    '(Original id: h1-7) DELETE to /core/examples/a failed. Success: 1,  Fail: 1, quorum: 5, failure threshold: 1',
+  );
 });
 
 test('property: every reply order settles exactly once, by the time every member answered', () => {

@@ -20,7 +20,10 @@ const link = '/core/examples/a';
 
 /** A tombstone of `link` at `epoch` (an owner that took the link over, then deleted it). */
 function tombstoneAt(epoch: number): ServiceDocument {
-  const live = { ...planCreate(svc, link, { name: 'a' }, undefined, { forceIndexUpdate: false }, ctx(1)).state, documentEpoch: epoch } as ServiceDocument;
+  const live = {
+    ...planCreate(svc, link, { name: 'a' }, undefined, { forceIndexUpdate: false }, ctx(1)).state,
+    documentEpoch: epoch,
+  } as ServiceDocument;
   return planUpdate(svc, 'DELETE', link, live, undefined, ctx(2))!.state;
 }
 
@@ -34,7 +37,10 @@ test('re-create over an epoch-0 tombstone: the replicas apply it', () => {
 test('simulated: delete and re-create after a takeover keep replicating (tombstone epoch kept)', () => {
   const sim = new ReplicationSim({ hosts: 3, recreateEpoch: 'held' });
   const l = '/l/0';
-  const owner = selectNodes(l, sim.ids.map((id) => ({ id, eligible: true })))[0]!;
+  const owner = selectNodes(
+    l,
+    sim.ids.map((id) => ({ id, eligible: true })),
+  )[0]!;
   sim.seed(l, 'v0');
   sim.crash(owner); // the successor takes over at epoch 1
   const survivor = sim.ids.find((id) => id !== owner)!;
@@ -66,7 +72,10 @@ test('a forced re-create over a tombstone keeps its epoch (was a bug in verbs.ts
 test('re-create after a takeover is accepted by the replicas (was: refused by every replica)', () => {
   const sim = new ReplicationSim({ hosts: 3, recreateEpoch: 'held' });
   const l = '/l/0';
-  const owner = selectNodes(l, sim.ids.map((id) => ({ id, eligible: true })))[0]!;
+  const owner = selectNodes(
+    l,
+    sim.ids.map((id) => ({ id, eligible: true })),
+  )[0]!;
   sim.seed(l, 'v0');
   sim.crash(owner);
   const survivor = sim.ids.find((id) => id !== owner)!;

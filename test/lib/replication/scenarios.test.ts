@@ -17,7 +17,11 @@ const IDS3 = ['h1', 'h2', 'h3'] as const;
 
 /** For `link` among `ids`: its owner, the owner among the rest, and the others. */
 function roles(link: string, ids: readonly NodeId[]): { owner: NodeId; next: NodeId; rest: NodeId[] } {
-  const among = (xs: readonly NodeId[]) => selectNodes(link, xs.map((id) => ({ id, eligible: true })))[0]!;
+  const among = (xs: readonly NodeId[]) =>
+    selectNodes(
+      link,
+      xs.map((id) => ({ id, eligible: true })),
+    )[0]!;
   const owner = among(ids);
   const next = among(ids.filter((i) => i !== owner));
   return { owner, next, rest: ids.filter((i) => i !== owner && i !== next) };
@@ -124,7 +128,10 @@ test('reordered delivery on a raw network does not regress a replica', () => {
   sim.filter = (p) => (p.kind === 'rpl' && p.to === slow ? { delayMs: 60 - 10 * p.recs![0]!.state.version } : undefined);
   const ws = [1, 2, 3, 4, 5].map((i) => sim.write(owner, link, 'put', { value: `v${i}` }));
   sim.drain();
-  const log = sim.host(slow).log.filter((e) => e.link === link).map((e) => e.state.version);
+  const log = sim
+    .host(slow)
+    .log.filter((e) => e.link === link)
+    .map((e) => e.state.version);
   assert.equal(log, [0, 5], 'the newest applied, the older ones acknowledged as duplicates');
   assert.is(sim.stats.duplicatesAcked, 4);
   for (const w of ws) assert.is(w.outcome, 'acked');
@@ -194,8 +201,15 @@ test('a stale owner is fenced: its old-epoch writes fail and lose to the new own
   const end = sim.host(a).index.get(link)!;
   assert.is(end.value, 'fresh');
   assert.ok(end.epoch >= 2);
-  const epochs = sim.host(a).log.filter((e) => e.link === link).map((e) => e.state.epoch);
-  assert.equal(epochs, [...epochs].sort((x, y) => x - y), 'a never went back to an older epoch');
+  const epochs = sim
+    .host(a)
+    .log.filter((e) => e.link === link)
+    .map((e) => e.state.epoch);
+  assert.equal(
+    epochs,
+    [...epochs].sort((x, y) => x - y),
+    'a never went back to an older epoch',
+  );
   assert.is(sim.settle(), 1);
   clean(sim);
 });

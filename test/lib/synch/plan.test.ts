@@ -19,7 +19,17 @@ const heads = (entries: [NodeId, Head | undefined][]) => new Map<NodeId, Head | 
 test('nobody holds the link: no plan', () => {
   assert.is(planLink('s', heads([])), null);
   assert.is(planLink('s', heads([['s', undefined]])), null);
-  assert.is(planLink('s', heads([['s', undefined], ['a', undefined], ['b', undefined]])), null);
+  assert.is(
+    planLink(
+      's',
+      heads([
+        ['s', undefined],
+        ['a', undefined],
+        ['b', undefined],
+      ]),
+    ),
+    null,
+  );
 });
 
 test('headOf: the wire tuple, empty owner meaning none', () => {
@@ -28,7 +38,15 @@ test('headOf: the wire tuple, empty owner meaning none', () => {
 });
 
 test('best: highest epoch first, then highest version', () => {
-  const p = planLink('s', heads([['a', h(1, 9, 's')], ['b', h(2, 1, 's')], ['c', h(2, 3, 's')], ['s', h(0, 20, 's')]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['a', h(1, 9, 's')],
+      ['b', h(2, 1, 's')],
+      ['c', h(2, 3, 's')],
+      ['s', h(0, 20, 's')],
+    ]),
+  )!;
   assert.is(p.source, 'c');
   assert.equal(p.best, h(2, 3, 's'));
   assert.is(compareHeads(h(2, 0), h(1, 99)) > 0, true);
@@ -37,7 +55,11 @@ test('best: highest epoch first, then highest version', () => {
 });
 
 test('ties prefer our own copy, wherever it sits in the map', () => {
-  for (const order of [['a', 's', 'b'], ['s', 'a', 'b'], ['a', 'b', 's']]) {
+  for (const order of [
+    ['a', 's', 'b'],
+    ['s', 'a', 'b'],
+    ['a', 'b', 's'],
+  ]) {
     const p = planLink('s', heads(order.map((n): [NodeId, Head] => [n, h(2, 5, 's')])))!;
     assert.is(p.source, 's', `order ${order.join(',')}`);
     assert.is(p.rewrite, undefined);
@@ -46,7 +68,16 @@ test('ties prefer our own copy, wherever it sits in the map', () => {
 });
 
 test('in agreement: no rewrite, push only to replicas behind or empty', () => {
-  const p = planLink('s', heads([['s', h(1, 4, 's')], ['a', h(1, 4, 's')], ['b', h(1, 2, 's')], ['c', undefined], ['d', h(0, 3, 'x')]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['s', h(1, 4, 's')],
+      ['a', h(1, 4, 's')],
+      ['b', h(1, 2, 's')],
+      ['c', undefined],
+      ['d', h(0, 3, 'x')],
+    ]),
+  )!;
   assert.is(p.source, 's');
   assert.is(p.rewrite, undefined);
   assert.equal(p.pushTo, ['b', 'c', 'd']);
@@ -54,43 +85,89 @@ test('in agreement: no rewrite, push only to replicas behind or empty', () => {
 
 test('ownership moved: new epoch max+1, version max+1 over every copy', () => {
   // The best copy names another owner; another copy holds a higher version at a lower epoch.
-  const p = planLink('s', heads([['a', h(1, 4, 'a')], ['b', h(0, 7, 'old')], ['s', h(1, 2, 'a')]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['a', h(1, 4, 'a')],
+      ['b', h(0, 7, 'old')],
+      ['s', h(1, 2, 'a')],
+    ]),
+  )!;
   assert.is(p.source, 'a');
   assert.equal(p.rewrite, { epoch: 2, version: 8 });
   assert.equal(p.pushTo, ['a', 'b']);
   // A copy without an owner is taken over too.
   assert.equal(planLink('s', heads([['a', h(0, 0, undefined)]]))!.rewrite, { epoch: 1, version: 1 });
   // Taking over while holding nothing ourselves.
-  const q = planLink('s', heads([['s', undefined], ['a', h(3, 3, 'a')], ['b', h(3, 3, 'a')]]))!;
+  const q = planLink(
+    's',
+    heads([
+      ['s', undefined],
+      ['a', h(3, 3, 'a')],
+      ['b', h(3, 3, 'a')],
+    ]),
+  )!;
   assert.is(q.source, 'a');
   assert.equal(q.rewrite, { epoch: 4, version: 4 });
   assert.equal(q.pushTo, ['a', 'b']);
 });
 
 test('divergence: a copy at a version as high as the best but another epoch forces a rewrite in our epoch', () => {
-  const p = planLink('s', heads([['s', h(2, 5, 's')], ['b', h(1, 5, 'x')]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['s', h(2, 5, 's')],
+      ['b', h(1, 5, 'x')],
+    ]),
+  )!;
   assert.is(p.source, 's');
   assert.equal(p.rewrite, { epoch: 2, version: 6 });
   assert.equal(p.pushTo, ['b']);
-  const q = planLink('s', heads([['s', h(2, 5, 's')], ['b', h(1, 9, 'x')], ['c', h(2, 5, 's')]]))!;
+  const q = planLink(
+    's',
+    heads([
+      ['s', h(2, 5, 's')],
+      ['b', h(1, 9, 'x')],
+      ['c', h(2, 5, 's')],
+    ]),
+  )!;
   assert.equal(q.rewrite, { epoch: 2, version: 10 });
   // Every other copy differs from the new version.
   assert.equal(q.pushTo, ['b', 'c']);
   // A lower version at a lower epoch is only behind: pushed, no rewrite.
-  const r = planLink('s', heads([['s', h(2, 5, 's')], ['b', h(1, 4, 'x')]]))!;
+  const r = planLink(
+    's',
+    heads([
+      ['s', h(2, 5, 's')],
+      ['b', h(1, 4, 'x')],
+    ]),
+  )!;
   assert.is(r.rewrite, undefined);
   assert.equal(r.pushTo, ['b']);
 });
 
 test('pushTo never lists self, even when self holds nothing and adopts a copy', () => {
-  const p = planLink('s', heads([['s', undefined], ['b', h(3, 4, 's')], ['c', h(3, 1, 's')]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['s', undefined],
+      ['b', h(3, 4, 's')],
+      ['c', h(3, 1, 's')],
+    ]),
+  )!;
   assert.is(p.source, 'b');
   assert.is(p.rewrite, undefined);
   assert.equal(p.pushTo, ['c']);
 });
 
 test('tombstones are copies like any other', () => {
-  const p = planLink('s', heads([['s', h(1, 2, 's')], ['a', h(1, 3, 's', true)]]))!;
+  const p = planLink(
+    's',
+    heads([
+      ['s', h(1, 2, 's')],
+      ['a', h(1, 3, 's', true)],
+    ]),
+  )!;
   assert.is(p.source, 'a');
   assert.ok(p.best.deleted);
   assert.equal(p.pushTo, []);
@@ -103,7 +180,14 @@ test('tombstones are copies like any other', () => {
 // that gets there. The doc comment calls a copy that "is not the best" at a version as high as the
 // best's a divergence; the owner field that tells them apart is in Head but never compared.
 test('equal (epoch, version) copies stamped by different owners count as divergence (was a bug)', () => {
-  const p = planLink('a', heads([['a', h(0, 0, 'a')], ['b', h(0, 0, 'b')], ['c', h(0, 0, 'b')]]))!;
+  const p = planLink(
+    'a',
+    heads([
+      ['a', h(0, 0, 'a')],
+      ['b', h(0, 0, 'b')],
+      ['c', h(0, 0, 'b')],
+    ]),
+  )!;
   assert.ok(p.rewrite, 'the owner must write a version every replica takes');
   assert.equal(p.pushTo, ['b', 'c']);
 });
@@ -113,7 +197,12 @@ test('equal (epoch, version) copies stamped by different owners count as diverge
 const NODES = ['s', 'a', 'b', 'c', 'd'] as const;
 const headArb = fc.option(
   fc.record(
-    { epoch: fc.integer({ min: 0, max: 3 }), version: fc.integer({ min: 0, max: 6 }), owner: fc.option(fc.constantFrom(...NODES), { nil: undefined }), deleted: fc.boolean() },
+    {
+      epoch: fc.integer({ min: 0, max: 3 }),
+      version: fc.integer({ min: 0, max: 6 }),
+      owner: fc.option(fc.constantFrom(...NODES), { nil: undefined }),
+      deleted: fc.boolean(),
+    },
     { noNullPrototype: true },
   ),
   { nil: undefined },
@@ -166,7 +255,9 @@ test('property: pushTo is exactly the other replicas that differ, and every one 
       const p = planLink('s', m);
       if (!p) return;
       const result = p.rewrite ?? p.best;
-      const expected = [...m].filter(([n, x]) => n !== 's' && (!x || x.epoch !== result.epoch || x.version !== result.version)).map(([n]) => n);
+      const expected = [...m]
+        .filter(([n, x]) => n !== 's' && (!x || x.epoch !== result.epoch || x.version !== result.version))
+        .map(([n]) => n);
       assert.equal(p.pushTo, expected);
       for (const n of p.pushTo) assert.is(replicaDecision(m.get(n), result), 'apply', `push to ${n} refused or ignored`);
       // We hold the result ourselves once the plan is applied: our copy is never behind it then.

@@ -20,7 +20,12 @@ import { ReplicationSim } from '../../support/sim-replication.js';
 type Mode = 'durable' | 'volatile' | 'off';
 
 /** Hosts ranked for `link`: the owner among all first. */
-const ranked = (link: string, ids: readonly NodeId[]) => selectNodes(link, ids.map((id) => ({ id, eligible: true })), ids.length);
+const ranked = (link: string, ids: readonly NodeId[]) =>
+  selectNodes(
+    link,
+    ids.map((id) => ({ id, eligible: true })),
+    ids.length,
+  );
 
 function lostWrites(sim: ReplicationSim): string[] {
   return sim.checkAll().filter((p) => /lost acknowledged|missing|rolled .* back/.test(p));
@@ -57,7 +62,11 @@ test("an old owner's write racing a slow takeover: refused after the promise, ne
   assert.equal(sim.checkAll(), []);
   const off = racingOldOwner('off');
   assert.is(off.y.outcome, 'acked');
-  assert.match(lostWrites(off.sim).join('\n'), new RegExp(`lost acknowledged #${off.y.id} PUT`), 'without the phase the takeover overwrites "y"');
+  assert.match(
+    lostWrites(off.sim).join('\n'),
+    new RegExp(`lost acknowledged #${off.y.id} PUT`),
+    'without the phase the takeover overwrites "y"',
+  );
 });
 
 /**
@@ -86,7 +95,10 @@ function restartAfterPromise(promises: Mode) {
   sim.crash(Y);
   sim.restart(Y);
   sim.runFor(45); // past the round's timeout on X (50 ms): Z's takeover write is on its way
-  assert.ok(sim.synchs.some((r) => r.host === Z && r.plan?.rewrite), 'Z planned its takeover');
+  assert.ok(
+    sim.synchs.some((r) => r.host === Z && r.plan?.rewrite),
+    'Z planned its takeover',
+  );
   assert.is(sim.host(Y).index.get(link)?.epoch, 0, 'and it has not reached Y yet');
   const w = sim.write(X, link, 'put', { value: 'w' });
   sim.drain();
@@ -103,7 +115,11 @@ test('a replica restarted between its promise and the takeover still refuses the
   assert.equal(sim.checkAll(), []);
   const volatile = restartAfterPromise('volatile');
   assert.is(volatile.w.outcome, 'acked', 'a forgotten promise lets the late write through');
-  assert.match(lostWrites(volatile.sim).join('\n'), new RegExp(`lost acknowledged #${volatile.w.id} PUT`), 'and the takeover then overwrites it');
+  assert.match(
+    lostWrites(volatile.sim).join('\n'),
+    new RegExp(`lost acknowledged #${volatile.w.id} PUT`),
+    'and the takeover then overwrites it',
+  );
 });
 
 /**
@@ -115,7 +131,13 @@ function twoNewOwners(promises: Mode, seed: number) {
   const link = '/l/0';
   const [, B, C, D, E] = ranked(link, ids) as [NodeId, NodeId, NodeId, NodeId, NodeId];
   const sim = new ReplicationSim({
-    hosts: ids, seed, network: 'raw', views: 'manual', synch: 'network', promises, trace: true,
+    hosts: ids,
+    seed,
+    network: 'raw',
+    views: 'manual',
+    synch: 'network',
+    promises,
+    trace: true,
     faults: { minLatencyMs: 1, maxLatencyMs: 8, duplicateRate: 0.3, longDelayRate: 0.2, longDelayMs: 20 },
   });
   sim.seed(link, 'v0');
@@ -184,12 +206,24 @@ test('an owner does not write on in an epoch another owner took the link over wi
   // takeover and then, as owner, would stamp its next version in epoch 2: the same version h2
   // writes next, with other content, which every replica then acknowledges as a duplicate.
   const r: Run = {
-    n: 3, seed: 1, network: 'ordered', dropRate: 0, duplicateRate: 0,
+    n: 3,
+    seed: 1,
+    network: 'ordered',
+    dropRate: 0,
+    duplicateRate: 0,
     events: [
-      { t: 'write', link: 0, entry: 0, del: true }, { t: 'view', host: 0, sees: [2] }, { t: 'tick', ms: 9 },
-      { t: 'write', link: 0, entry: 0, del: true }, { t: 'tick', ms: 12 }, { t: 'write', link: 1, entry: 0, del: false },
-      { t: 'tick', ms: 1 }, { t: 'write', link: 1, entry: 0, del: true }, { t: 'write', link: 0, entry: 1, del: false },
-      { t: 'tick', ms: 29 }, { t: 'write', link: 0, entry: 0, del: false }, { t: 'tick', ms: 1 },
+      { t: 'write', link: 0, entry: 0, del: true },
+      { t: 'view', host: 0, sees: [2] },
+      { t: 'tick', ms: 9 },
+      { t: 'write', link: 0, entry: 0, del: true },
+      { t: 'tick', ms: 12 },
+      { t: 'write', link: 1, entry: 0, del: false },
+      { t: 'tick', ms: 1 },
+      { t: 'write', link: 1, entry: 0, del: true },
+      { t: 'write', link: 0, entry: 1, del: false },
+      { t: 'tick', ms: 29 },
+      { t: 'write', link: 0, entry: 0, del: false },
+      { t: 'tick', ms: 1 },
     ],
   };
   const sim = play(r, 'durable');
@@ -210,7 +244,15 @@ type Event =
 const rec = <T>(shape: { [K in keyof T]: fc.Arbitrary<T[K]> }) => fc.record(shape, { noNullPrototype: true });
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
-  { weight: 10, arbitrary: rec({ t: fc.constant('write' as const), link: fc.nat(2), entry: fc.nat(4), del: fc.integer({ min: 0, max: 5 }).map((x) => x === 0) }) },
+  {
+    weight: 10,
+    arbitrary: rec({
+      t: fc.constant('write' as const),
+      link: fc.nat(2),
+      entry: fc.nat(4),
+      del: fc.integer({ min: 0, max: 5 }).map((x) => x === 0),
+    }),
+  },
   { weight: 6, arbitrary: rec({ t: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 40 }) }) },
   { weight: 1, arbitrary: rec({ t: fc.constant('crash' as const), host: fc.nat(4) }) },
   { weight: 1, arbitrary: rec({ t: fc.constant('restart' as const), host: fc.nat(4) }) },
@@ -233,8 +275,23 @@ type Run = typeof runArb extends fc.Arbitrary<infer R> ? R : never;
 
 function play(r: Run, promises: Mode, ownEpochOnly = true): ReplicationSim {
   const sim = new ReplicationSim({
-    hosts: r.n, seed: r.seed, network: r.network, views: 'manual', synch: 'network', promises, ownEpochOnly, timeoutMs: 50, trace: true,
-    faults: { dropRate: r.dropRate, duplicateRate: r.duplicateRate, minLatencyMs: 1, maxLatencyMs: 20, longDelayRate: r.network === 'raw' ? 0.15 : 0, longDelayMs: 60 },
+    hosts: r.n,
+    seed: r.seed,
+    network: r.network,
+    views: 'manual',
+    synch: 'network',
+    promises,
+    ownEpochOnly,
+    timeoutMs: 50,
+    trace: true,
+    faults: {
+      dropRate: r.dropRate,
+      duplicateRate: r.duplicateRate,
+      minLatencyMs: 1,
+      maxLatencyMs: 20,
+      longDelayRate: r.network === 'raw' ? 0.15 : 0,
+      longDelayMs: 60,
+    },
   });
   const links = ['/l/a', '/l/b', '/l/c'];
   for (const l of links) sim.seed(l, `${l}-0`);
@@ -261,7 +318,11 @@ function play(r: Run, promises: Mode, ownEpochOnly = true): ReplicationSim {
         break;
       case 'view': {
         const id = sim.ids[e.host % r.n]!;
-        if (sim.host(id).running) sim.setView(id, e.sees.map((i) => sim.ids[i % r.n]!));
+        if (sim.host(id).running)
+          sim.setView(
+            id,
+            e.sees.map((i) => sim.ids[i % r.n]!),
+          );
         break;
       }
     }

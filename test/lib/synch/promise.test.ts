@@ -8,7 +8,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { decidePromise, decideRecord, fenceOf, headFields, headOfFields, parsePromiseAnswers, promiseSpent, type Promised } from '../../../lib/synch/promise.js';
+import {
+  decidePromise,
+  decideRecord,
+  fenceOf,
+  headFields,
+  headOfFields,
+  parsePromiseAnswers,
+  promiseSpent,
+  type Promised,
+} from '../../../lib/synch/promise.js';
 
 const p = (epoch: number, by: string): Promised => ({ epoch, by });
 
@@ -58,12 +67,27 @@ test('heads on the wire', () => {
 });
 
 test('a malformed promise reply is undefined, never a crash', () => {
-  const good = { promises: [['/l/a', 2, 1, 2, [1, 4, 0, 'h1']], ['/l/b', 2, 0, 5, null]] };
+  const good = {
+    promises: [
+      ['/l/a', 2, 1, 2, [1, 4, 0, 'h1']],
+      ['/l/b', 2, 0, 5, null],
+    ],
+  };
   assert.equal(parsePromiseAnswers(good), good.promises);
   for (const bad of [
-    undefined, null, 'x', {}, { promises: 'x' }, { promises: [1] }, { promises: [['/l/a', 2, 1, 2]] },
-    { promises: [['/l/a', -1, 1, 2, null]] }, { promises: [['/l/a', 2, 2, 2, null]] }, { promises: [[5, 2, 1, 2, null]] },
-    { promises: [['/l/a', 2, 1, 2, [1, 4, 0]]] }, { promises: [['/l/a', 2, 1, 2, [1, 4, 0, 7]]] }, { promises: [['/l/a', 2, 1, 1.5, null]] },
+    undefined,
+    null,
+    'x',
+    {},
+    { promises: 'x' },
+    { promises: [1] },
+    { promises: [['/l/a', 2, 1, 2]] },
+    { promises: [['/l/a', -1, 1, 2, null]] },
+    { promises: [['/l/a', 2, 2, 2, null]] },
+    { promises: [[5, 2, 1, 2, null]] },
+    { promises: [['/l/a', 2, 1, 2, [1, 4, 0]]] },
+    { promises: [['/l/a', 2, 1, 2, [1, 4, 0, 7]]] },
+    { promises: [['/l/a', 2, 1, 1.5, null]] },
   ]) {
     assert.is(parsePromiseAnswers(bad), undefined, JSON.stringify(bad));
   }

@@ -33,7 +33,15 @@ type Event =
 const rec = <T>(shape: { [K in keyof T]: fc.Arbitrary<T[K]> }) => fc.record(shape, { noNullPrototype: true });
 
 const eventArb: fc.Arbitrary<Event> = fc.oneof(
-  { weight: 8, arbitrary: rec({ t: fc.constant('write' as const), link: fc.nat(3), entry: fc.nat(4), del: fc.integer({ min: 0, max: 4 }).map((x) => x === 0) }) },
+  {
+    weight: 8,
+    arbitrary: rec({
+      t: fc.constant('write' as const),
+      link: fc.nat(3),
+      entry: fc.nat(4),
+      del: fc.integer({ min: 0, max: 4 }).map((x) => x === 0),
+    }),
+  },
   { weight: 6, arbitrary: rec({ t: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 60 }) }) },
   { weight: 1, arbitrary: rec({ t: fc.constant('crash' as const), host: fc.nat(4) }) },
   { weight: 1, arbitrary: rec({ t: fc.constant('restart' as const), host: fc.nat(4) }) },
@@ -67,7 +75,14 @@ function play(network: 'ordered' | 'raw', r: Run, totals?: Totals): ReplicationS
     timeoutMs: 50,
     // Ordered channels deliver within the timeout, or FIFO would not hold (one batch in flight);
     // the raw network also holds some packets back past it.
-    faults: { dropRate: r.dropRate, duplicateRate: r.duplicateRate, minLatencyMs: 1, maxLatencyMs: 20, longDelayRate: network === 'raw' ? 0.15 : 0, longDelayMs: 90 },
+    faults: {
+      dropRate: r.dropRate,
+      duplicateRate: r.duplicateRate,
+      minLatencyMs: 1,
+      maxLatencyMs: 20,
+      longDelayRate: network === 'raw' ? 0.15 : 0,
+      longDelayMs: 90,
+    },
     trace: true,
   });
   const links = ['/l/a', '/l/b', '/l/c', '/l/d'];
@@ -134,7 +149,10 @@ test('a replayed schedule gives the same run', () => {
   const a = play('raw', r);
   const b = play('raw', r);
   assert.equal(a.trace, b.trace);
-  assert.equal(a.writes.map((w) => w.outcome), b.writes.map((w) => w.outcome));
+  assert.equal(
+    a.writes.map((w) => w.outcome),
+    b.writes.map((w) => w.outcome),
+  );
 });
 
 test.run();

@@ -13,12 +13,19 @@ import { selectNodes } from '../../../lib/hash.js';
 import type { NodeId } from '../../../lib/ids.js';
 import { ReplicationSim, fmt } from '../../support/sim-replication.js';
 
-const among = (link: string, xs: readonly NodeId[]) => selectNodes(link, xs.map((id) => ({ id, eligible: true })))[0]!;
+const among = (link: string, xs: readonly NodeId[]) =>
+  selectNodes(
+    link,
+    xs.map((id) => ({ id, eligible: true })),
+  )[0]!;
 
 /** For `link` among `ids`: its owner, the owner among the rest, and the others. */
 function roles(link: string, ids: readonly NodeId[]): { owner: NodeId; next: NodeId; rest: NodeId[] } {
   const owner = among(link, ids);
-  const next = among(link, ids.filter((i) => i !== owner));
+  const next = among(
+    link,
+    ids.filter((i) => i !== owner),
+  );
   return { owner, next, rest: ids.filter((i) => i !== owner && i !== next) };
 }
 
@@ -73,7 +80,10 @@ test('a takeover carries an acknowledged write that only some survivors hold', (
   assert.is(w.outcome, 'acked');
   sim.filter = undefined;
   sim.crash(owner);
-  const successor = among(link, ids.filter((i) => i !== owner));
+  const successor = among(
+    link,
+    ids.filter((i) => i !== owner),
+  );
   const s = sim.host(successor).index.get(link)!;
   assert.equal([s.epoch, s.value, s.owner], [1, 'acknowledged', successor], fmt(s));
   for (const id of ids.filter((i) => i !== owner)) assert.is(sim.host(id).index.get(link)?.value, 'acknowledged', id);
@@ -130,7 +140,11 @@ test('an unacknowledged takeover epoch never overrides a write acknowledged at t
   sim.drain();
   assert.is(sim.host(B).index.get(link), undefined, 'B committed no takeover');
   for (const id of [A, C]) {
-    assert.equal([sim.host(id).index.get(link)?.epoch, sim.promisedAt(sim.host(id), link)?.by], [0, B], `${id} holds epoch 0, promised to B`);
+    assert.equal(
+      [sim.host(id).index.get(link)?.epoch, sim.promisedAt(sim.host(id), link)?.by],
+      [0, B],
+      `${id} holds epoch 0, promised to B`,
+    );
   }
   sim.filter = undefined;
   sim.partition([B], [A, C]);
