@@ -7,7 +7,7 @@
  */
 
 import { isKryptonError } from '../lib/errors.js';
-import { ConfigError, flagHelp, parseHostArgs } from '../server/base/config.js';
+import { type Config, ConfigError, flagHelp, parseHostArgs } from '../server/base/config.js';
 import { Host } from '../server/host/host.js';
 import { whoOwns } from './owner.js';
 import { makeDevCerts } from './certs.js';
@@ -111,7 +111,7 @@ async function runCerts(args: string[]): Promise<number> {
 }
 
 async function runHost(args: string[]): Promise<number> {
-  let config;
+  let config: Config;
   try {
     config = parseHostArgs(args);
   } catch (e) {

@@ -149,6 +149,21 @@ export class WriteAheadLog {
     return new Promise((resolve, reject) => this.enqueue(records, bodies, resolve, reject));
   }
 
+  /** Why an append of `count` records cannot be queued now, or undefined when it can. */
+  private refusal(count: number): Error | undefined {
+    if (this.failure !== undefined) return this.failure;
+    if (this.closing)
+      return new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } });
+    if (count > 0 && this.waiting + count > this.config.pendingAppendsMax) {
+      return new KryptonError(
+        'LIMIT_EXCEEDED',
+        `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`,
+        { detail: { limit: this.config.pendingAppendsMax } },
+      );
+    }
+    return undefined;
+  }
+
   /** Queues the records' frames, calling `resolve` once the last is durable, or `reject`. */
   private enqueue(
     rs: readonly NewLogRecord[],
@@ -156,20 +171,14 @@ export class WriteAheadLog {
     resolve: (records: LogRecord[]) => void,
     reject: (e: Error) => void,
   ): void {
-    if (this.failure !== undefined) return reject(this.failure);
-    if (this.closing)
-      return reject(new KryptonError('LOG_FAILED', 'log is closed: the host is shutting down', { detail: { reason: 'SHUTTING_DOWN' } }));
-    if (rs.length === 0) return resolve([]);
-    if (this.waiting + rs.length > this.config.pendingAppendsMax) {
-      return reject(
-        new KryptonError(
-          'LIMIT_EXCEEDED',
-          `${this.waiting} appends are waiting for the disk; the limit is ${this.config.pendingAppendsMax}`,
-          {
-            detail: { limit: this.config.pendingAppendsMax },
-          },
-        ),
-      );
+    const refused = this.refusal(rs.length);
+    if (refused !== undefined) {
+      reject(refused);
+      return;
+    }
+    if (rs.length === 0) {
+      resolve([]);
+      return;
     }
     const records: LogRecord[] = [];
     const frames: Buffer[] = [];
@@ -189,7 +198,8 @@ export class WriteAheadLog {
         frames.push(encodeRecord(record, bodies?.[i]));
       } catch (e) {
         // Refused before taking any seq, so a too-large record leaves no gap.
-        return reject(e as Error);
+        reject(e as Error);
+        return;
       }
       records.push(record);
     }

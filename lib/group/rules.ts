@@ -148,7 +148,10 @@ export function mergeSelf(nodes: Record<NodeId, NodeState>, remote: NodeState, c
  * unknown entry whatever its status; gossip only adds entries that claim to be alive.
  */
 export function mergeEntry(nodes: Record<NodeId, NodeState>, r: NodeState, ctx: MergeContext, out: MergeOutcome, insert = false): void {
-  if (r.id === ctx.selfId) return mergeSelf(nodes, r, ctx, out);
+  if (r.id === ctx.selfId) {
+    mergeSelf(nodes, r, ctx, out);
+    return;
+  }
   const l = nodes[r.id];
   if (!l) {
     const gone = r.status === 'UNAVAILABLE' || r.status === 'REPLACED' || r.status === 'UNKNOWN';

@@ -200,7 +200,10 @@ export class TakeoverRound {
     r.selfRefused = false;
     for (const to of r.target.replicas) {
       let list = asks.get(to);
-      if (!list) asks.set(to, (list = []));
+      if (!list) {
+        list = [];
+        asks.set(to, list);
+      }
       list.push([r.target.link, r.epoch]);
     }
   }

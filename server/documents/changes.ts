@@ -55,7 +55,10 @@ export class ChangeFeed {
 
 function add(map: Map<Link, Set<ChangeListener>>, key: Link, fn: ChangeListener): () => void {
   let set = map.get(key);
-  if (!set) map.set(key, (set = new Set()));
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
   set.add(fn);
   return () => {
     set.delete(fn);

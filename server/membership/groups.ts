@@ -37,7 +37,7 @@ import {
   type NodeGroupConfig,
 } from '../../lib/group/types.js';
 import type { Clock } from '../base/clock.js';
-import { PeerClient } from '../net/peers.js';
+import type { PeerClient } from '../net/peers.js';
 
 export const MAINTENANCE_INTERVAL_MICROS = 1_000_000;
 

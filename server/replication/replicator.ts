@@ -206,7 +206,7 @@ class PeerChannel {
         } catch (e) {
           results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
         }
-        batch.forEach((q, i) => q.resolve(results[i]!));
+        for (const [i, q] of batch.entries()) q.resolve(results[i]!);
       }
     } finally {
       this.pumping = false;

@@ -151,7 +151,10 @@ export class PromiseStore {
         continue;
       }
       let list = byHost.get(p.by);
-      if (!list) byHost.set(p.by, (list = []));
+      if (!list) {
+        list = [];
+        byHost.set(p.by, list);
+      }
       list.push([link, p.epoch]);
     }
     const lines: Buffer[] = [];

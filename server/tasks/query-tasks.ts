@@ -213,7 +213,7 @@ export class QueryTasks {
     const results: QueryResults = { documentLinks: links, documentCount: count, queryTimeMicros: 0, documentOwner: this.d.hostId };
     if (plan.expandContent) {
       const docs: Record<string, ServiceDocument> = {};
-      hits.forEach((h, i) => (docs[links[i]!] = h.doc));
+      for (const [i, h] of hits.entries()) docs[links[i]!] = h.doc;
       results.documents = docs;
     }
     results.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));

@@ -300,7 +300,10 @@ export class Watches {
       mayRead,
     );
     let subs = this.callbacks.get(target.link);
-    if (!subs) this.callbacks.set(target.link, (subs = new Map()));
+    if (!subs) {
+      subs = new Map();
+      this.callbacks.set(target.link, subs);
+    }
     subs.set(sub.reference, { sub, watch: w });
     if (sub.replayState && !target.factory) {
       const cur = this.d.index.latest(target.link);

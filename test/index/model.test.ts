@@ -166,7 +166,7 @@ test('property: indexed queries equal a brute-force scan', () => {
         model.set(link, h.slice(-RETENTION));
       }
       const options = [...(allVersions ? ['INCLUDE_ALL_VERSIONS'] : []), ...(includeDeleted ? ['INCLUDE_DELETED'] : [])];
-      let plan;
+      let plan: ReturnType<typeof parseQuerySpec>;
       try {
         plan = parseQuerySpec({ query: rawQuery, options });
       } catch {

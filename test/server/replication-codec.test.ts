@@ -48,7 +48,7 @@ test('a batch reads back with each record and its own bytes', () => {
   const b = decodeBatch(encodeBatch({ from: 'host-a', records }));
   assert.is(b.from, 'host-a');
   assert.equal(b.records, records);
-  b.bodies.forEach((body, i) => assert.equal(body, encodeRecordBody(records[i]!)));
+  for (const [i, body] of b.bodies.entries()) assert.equal(body, encodeRecordBody(records[i]!));
   assert.equal(decodeBatch(encodeBatch({ from: 'x', records: [] })).records, []);
 });
 

@@ -37,7 +37,7 @@ export class Client {
       dispatcher: this.agent,
     });
     const text = await res.body.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

@@ -32,8 +32,12 @@ export async function cli(argv: string[], nowMicros = NOW_MICROS): Promise<CliRu
   let stdout = '';
   let stderr = '';
   const io: LogIO = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
     colour: false,
     stdoutIsTerminal: false,
     nowMicros: () => nowMicros,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LogRecord } from '../../lib/document.js';
-import { KryptonError } from '../../lib/errors.js';
+import type { KryptonError } from '../../lib/errors.js';
 import { MemoryDirectory, diskDirectory } from '../../wal/file.js';
 import { readLog, type LogEntry } from '../../wal/reader.js';
 import { encodeRecord } from '../../wal/record.js';

@@ -27,7 +27,9 @@ export type Align = 'left' | 'right';
  */
 export function table(rows: string[][], align: Align[], paint?: (cell: string, row: number, col: number) => string): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
+  }
   return rows.map((row, r) =>
     row
       .map((cell, i) => {

@@ -20,7 +20,7 @@ import type { Progress } from './io.js';
 import type { HostLog } from './open.js';
 
 /** Return false to stop reading (a limit or a point in time was reached). */
-export type Visit = (record: LogRecord, file: string, offset: number, bytes: number) => boolean | void;
+export type Visit = (record: LogRecord, file: string, offset: number, bytes: number) => boolean | undefined;
 
 export type ReadEnd =
   /** Every record was read (up to the log's end when the read began). */

@@ -80,17 +80,23 @@ export class HistoryTally {
     if (v >= latest) {
       if (v > latest) {
         if (t.list === undefined && v === t.last + 1) t.last = v;
-        else (t.list ??= range(t.first, t.last)).push(v);
+        else this.listOf(t).push(v);
       }
       t.deleted = isTombstone(state);
       t.expiration = expirationOf(state.documentExpirationTimeMicros);
     } else if (t.list === undefined ? v < t.first : !t.list.includes(v)) {
-      const list = (t.list ??= range(t.first, t.last));
+      const list = this.listOf(t);
       let i = 0;
       while (list[i]! < v) i++;
       list.splice(i, 0, v);
     }
     this.trim(t);
+  }
+
+  /** The tally's versions as an explicit list, made from its first..last run the first time a gap appears. */
+  private listOf(t: LinkTally): number[] {
+    t.list ??= range(t.first, t.last);
+    return t.list;
   }
 
   private trim(t: LinkTally): void {

@@ -70,7 +70,10 @@ export async function verifyLog(log: HostLog, opts: VerifyOptions = {}): Promise
   const visit =
     progress === undefined
       ? (r: { seq: Seq }) => saw(r.seq)
-      : (r: { seq: Seq }, _f: string, _o: number, bytes: number) => (saw(r.seq), progress.add(bytes));
+      : (r: { seq: Seq }, _f: string, _o: number, bytes: number) => {
+          saw(r.seq);
+          progress.add(bytes);
+        };
 
   try {
     /** The seq the next segment should start with; undefined after damage that hid where the run stood. */

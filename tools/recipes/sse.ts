@@ -39,8 +39,7 @@ export async function openStream(url: string, lastEventId?: string, headers: Rec
     try {
       for await (const chunk of res.body) {
         buf += (chunk as Buffer).toString('utf8');
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
           const block = buf.slice(0, i);
           buf = buf.slice(i + 2);
           const ev: SseEvent = { event: 'message', data: undefined };

@@ -88,13 +88,15 @@ test('self rule: a copy of our entry that would win makes us bump above it', () 
   mergeSelf(nodes, entry('me', 5, 'UNKNOWN'), ctx(), out);
   assert.is(nodes.me.documentVersion, 5, 'UNKNOWN at our version loses: nothing to win back');
   assert.not.ok(out.touched);
-  mergeSelf(nodes, entry('me', 5, 'UNAVAILABLE'), ctx(), (out = emptyOutcome()));
+  out = emptyOutcome();
+  mergeSelf(nodes, entry('me', 5, 'UNAVAILABLE'), ctx(), out);
   assert.is(nodes.me.documentVersion, 6);
   assert.is(nodes.me.status, 'AVAILABLE');
   assert.ok(out.changes.has('SELF_CHANGE') && out.selfBumped);
   mergeSelf(nodes, entry('me', 9, 'UNAVAILABLE'), ctx(), emptyOutcome());
   assert.is(nodes.me.documentVersion, 10);
-  mergeSelf(nodes, entry('me', 12, 'AVAILABLE'), ctx(), (out = emptyOutcome()));
+  out = emptyOutcome();
+  mergeSelf(nodes, entry('me', 12, 'AVAILABLE'), ctx(), out);
   assert.is(nodes.me.documentVersion, 12, 'same content at a higher version: adopt the version only');
   assert.not.ok(out.changes.has('SELF_CHANGE'));
   assert.ok(out.touched);
@@ -122,7 +124,8 @@ test('marks happen on the transition only, with a local removal deadline', () =>
   markPeer(nodes, 'a', 'UNAVAILABLE', ctx(1_000), out);
   assert.equal([nodes.a!.status, nodes.a!.documentVersion, nodes.a!.documentExpirationTimeMicros], ['UNAVAILABLE', 5, 1_000 + 300_000_000]);
   assert.ok(out.changes.has('PEER_UNAVAILABLE'));
-  markPeer(nodes, 'a', 'UNAVAILABLE', ctx(2_000), (out = emptyOutcome()));
+  out = emptyOutcome();
+  markPeer(nodes, 'a', 'UNAVAILABLE', ctx(2_000), out);
   assert.is(nodes.a!.documentVersion, 5);
   assert.not.ok(out.touched);
   markPeer(nodes, 'me', 'UNAVAILABLE', ctx(), out);
