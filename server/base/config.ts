@@ -113,7 +113,7 @@ export function parseHostArgs(argv: readonly string[], base: Config = defaultCon
       if (next === undefined) throw new ConfigError(`--${name} needs a value`);
       value = next;
     }
-    apply(cfg, name, spec.kind, value);
+    apply(cfg, name, value);
   }
   validateConfig(cfg);
   const problem = peerAuthConfigProblem(cfg);
@@ -141,62 +141,80 @@ export function validateConfig(cfg: Config): void {
   if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw new ConfigError(`--port and --securePort cannot both be ${cfg.port}`);
 }
 
-function apply(cfg: Config, name: string, kind: Kind, value: string): void {
-  const bad = (why: string) => new ConfigError(`bad value for --${name}: '${value}' ${why}`);
+type Bad = (why: string) => ConfigError;
+
+function apply(cfg: Config, name: string, value: string): void {
+  const bad: Bad = (why) => new ConfigError(`bad value for --${name}: '${value}' ${why}`);
+  if (applyListenFlag(cfg, name, value, bad)) return;
+  if (applyHostFlag(cfg, name, value, bad)) return;
+  // A flag none of the three knows is a Xenon one that is accepted and ignored (see FLAGS).
+  applyAuthFlag(cfg, name, value, bad);
+}
+
+/** Ports, TLS files and the addresses this host listens on and advertises; false for other flags. */
+function applyListenFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
   switch (name) {
     case 'port': {
       const n = toInt(value);
       if (n === undefined || n < -1 || n > 65535) throw bad('(expected an integer port 0-65535, or -1 for no plain HTTP)');
       cfg.port = n;
-      return;
+      return true;
     }
     case 'securePort': {
       const n = toInt(value);
       if (n === undefined || n < 0 || n > 65535) throw bad('(expected an integer port 0-65535)');
       cfg.securePort = n;
-      return;
+      return true;
     }
     case 'keyFile':
     case 'certificateFile':
     case 'caFile':
       if (!value) throw bad('(expected a file)');
       cfg[name] = path.resolve(value);
-      return;
+      return true;
     case 'keyPassphrase':
       cfg.keyPassphrase = value;
-      return;
+      return true;
     case 'sslClientAuthMode':
       if (value !== 'NONE' && value !== 'WANT' && value !== 'NEED') throw bad('(expected NONE, WANT or NEED)');
       cfg.sslClientAuthMode = value;
-      return;
+      return true;
+    case 'bindAddress':
+      if (!value) throw bad('(expected an address)');
+      cfg.bindAddress = value;
+      return true;
+    case 'publicUri':
+      if (!isHttpUri(value)) throw bad('(expected an absolute http:// or https:// URI)');
+      cfg.publicUri = value.replace(/\/+$/, '');
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Cluster, sandbox, identity and logging flags; false for other flags. */
+function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
+  switch (name) {
     case 'membershipQuorum': {
       const n = toInt(value);
       if (n === undefined || n < 1) throw bad('(expected an integer >= 1)');
       cfg.membershipQuorum = n;
-      return;
+      return true;
     }
     case 'operationTimeoutMicros': {
       const n = toInt(value);
       if (n === undefined || n < 1000) throw bad('(expected an integer >= 1000)');
       cfg.operationTimeoutMicros = n;
-      return;
+      return true;
     }
     case 'sandbox':
       if (!value) throw bad('(expected a folder)');
       cfg.sandbox = path.resolve(value);
-      return;
+      return true;
     case 'id':
       if (!/^[0-9A-Za-z\-_.~:]+$/.test(value)) throw bad('(ids may use letters, digits and -_.~:)');
       cfg.id = value;
-      return;
-    case 'bindAddress':
-      if (!value) throw bad('(expected an address)');
-      cfg.bindAddress = value;
-      return;
-    case 'publicUri':
-      if (!isHttpUri(value)) throw bad('(expected an absolute http:// or https:// URI)');
-      cfg.publicUri = value.replace(/\/+$/, '');
-      return;
+      return true;
     case 'peerNodes': {
       const list = value
         .split(',')
@@ -206,37 +224,45 @@ function apply(cfg: Config, name: string, kind: Kind, value: string): void {
       const wrong = list.find((u) => !isHttpUri(u));
       if (wrong) throw bad(`(peer '${wrong}' is not an http:// or https:// URI)`);
       cfg.peerNodes = list;
-      return;
+      return true;
     }
     case 'logLevel':
       if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(value)) throw bad('(expected a pino level)');
       cfg.logLevel = value;
-      return;
-    case 'peerSecret':
-      if (!PEER_SECRET_SHAPE.test(value)) throw bad(`(expected at least ${PEER_SECRET_CHARS_MIN} printable characters, no spaces)`);
-      cfg.peerSecret = value;
-      return;
-    case 'peerSecretFile':
-      if (!value) throw bad('(expected a file)');
-      cfg.peerSecretFile = path.resolve(value);
-      return;
-    case 'adminUser':
-      if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw bad('(expected an email address)');
-      cfg.adminUser = value;
-      return;
-    case 'adminPassword':
-      if (!value) throw bad('(expected a password)');
-      cfg.adminPassword = value;
-      return;
+      return true;
     case 'repairLog':
     case 'isAuthorizationEnabled':
     case 'isPeerSynchronizationEnabled': {
       if (value !== 'true' && value !== 'false') throw bad('(expected true or false)');
       cfg[name] = value === 'true';
-      return;
+      return true;
     }
     default:
-      if (kind === 'string') return; // accepted and ignored (see FLAGS)
+      return false;
+  }
+}
+
+/** Peer secret and administrator flags; false for other flags. */
+function applyAuthFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
+  switch (name) {
+    case 'peerSecret':
+      if (!PEER_SECRET_SHAPE.test(value)) throw bad(`(expected at least ${PEER_SECRET_CHARS_MIN} printable characters, no spaces)`);
+      cfg.peerSecret = value;
+      return true;
+    case 'peerSecretFile':
+      if (!value) throw bad('(expected a file)');
+      cfg.peerSecretFile = path.resolve(value);
+      return true;
+    case 'adminUser':
+      if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw bad('(expected an email address)');
+      cfg.adminUser = value;
+      return true;
+    case 'adminPassword':
+      if (!value) throw bad('(expected a password)');
+      cfg.adminPassword = value;
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -43,6 +43,12 @@ export function relay(ctx: Koa.Context, reply: PeerReply): void {
 }
 
 export function clusterRoutes(router: Router, d: ClusterDeps): void {
+  groupRoutes(router, d);
+  selectorRoutes(router, d);
+  router.all('/core/node-selectors/:sel/forwarding', (ctx) => forwarding(ctx, d));
+}
+
+function groupRoutes(router: Router, d: ClusterDeps): void {
   const group = (name: string | undefined): GroupRuntime => {
     const g = d.groups.get(`${NODE_GROUPS_FACTORY_LINK}/${name}`);
     if (!g) throw new KryptonError('NOT_FOUND', `Service not found: ${NODE_GROUPS_FACTORY_LINK}/${name}`);
@@ -77,7 +83,9 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     if (!group(ctx.params.name).isAvailable()) throw new KryptonError('QUORUM_UNAVAILABLE', 'node group is not available');
     ctx.body = {};
   });
+}
 
+function selectorRoutes(router: Router, d: ClusterDeps): void {
   router.get('/core/node-selectors', (ctx) => {
     const links = ['/core/node-selectors/default', '/core/node-selectors/default-1x', '/core/node-selectors/default-3x'];
     ctx.body = linkList(links, d.hostId);
@@ -112,95 +120,131 @@ export function clusterRoutes(router: Router, d: ClusterDeps): void {
     ctx.body = { ...d.synchronizer.stats, documentSelfLink: `/core/node-selectors/${ctx.params.sel}/synch` };
   });
   router.all('/core/node-selectors/:sel/synch', (ctx) => notAllowed(ctx.method));
+}
 
-  router.all('/core/node-selectors/:sel/forwarding', async (ctx) => {
-    const selLink = `/core/node-selectors/${ctx.params.sel}`;
-    const spec = d.selectors.spec(selLink);
-    if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${selLink}`);
-    const q = ctx.query;
-    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-    const path = str(q.path);
-    const target = str(q.target);
-    if (!path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
-    if (!target) throw new KryptonError('INVALID_ARGUMENT', 'destination uri parameter is required');
-    if (!path.startsWith('/')) throw new KryptonError('INVALID_ARGUMENT', 'path must start with /');
-    if (path.startsWith(`${selLink}/forwarding`)) throw new KryptonError('INVALID_ARGUMENT', 'path can not be the forwarding service');
-    const url = path + (str(q.query) ? `?${str(q.query)}` : '');
-    const body = await readJsonBody(ctx.req);
-    const raw = body === undefined ? undefined : JSON.stringify(body);
-    const pragmas = d.pragmas(ctx);
-    const timeoutMs = Math.floor(d.operationTimeoutMicros / 1000);
-    await d.selectors.whenAvailable(d.nowMicros() + d.operationTimeoutMicros);
-    const g = d.groups.default.group;
+/** A `/forwarding` call, checked and read: where to send what, with the caller's pragmas. */
+interface Forward {
+  selLink: string;
+  replicationFactor: number | undefined;
+  target: string;
+  /** The path the caller named, the default hash key. */
+  path: string;
+  key: string | undefined;
+  peer: string | undefined;
+  /** Path and query string to call on the chosen host(s). */
+  url: string;
+  raw: string | undefined;
+  pragmas: Set<string>;
+  timeoutMs: number;
+}
 
-    if (target === 'ALL') {
-      const nodes = Object.values(g.nodes).filter(isEligibleOwner);
-      const ids = spec.replicationFactor
-        ? selectNodes(
-            str(q.key) ?? path,
-            nodes.map((n) => ({ id: n.id, eligible: true })),
-            spec.replicationFactor,
-          )
-        : nodes.map((n) => n.id);
-      const receivers: string[] = [];
-      const selectedNodes: Record<string, string> = {};
-      const jsonResponses: Record<string, string> = {};
-      const failures: Record<string, unknown> = {};
-      await Promise.all(
-        ids.map(async (id) => {
-          const n = g.nodes[id]!;
-          const uri = originOf(n.groupReference) + url;
-          receivers.push(uri);
-          selectedNodes[id] = n.groupReference;
-          try {
-            const r = await d.peers.request(uri, {
-              method: ctx.method,
-              body: raw,
-              headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-no-fwd') },
-              timeoutMs,
-            });
-            if (r.status >= 400)
-              failures[uri] = safeJson(r.body) ?? toErrorResponse(new KryptonError('INVALID_ARGUMENT', `status ${r.status}`)).body;
-            else jsonResponses[uri] = r.body.toString('utf8');
-          } catch (e) {
-            failures[uri] = { message: (e as Error).message, statusCode: 500, documentKind: KINDS.serviceErrorResponse, errorCode: 0 };
-          }
-        }),
-      );
-      ctx.body = {
-        receivers,
-        selectedNodes,
-        jsonResponses,
-        failures,
-        availableNodeCount: nodes.length,
-        nodeCount: Object.keys(g.nodes).length,
-        membershipQuorum: g.nodes[d.hostId]?.membershipQuorum ?? 1,
-        documentKind: 'com:vmware:xenon:services:common:NodeGroupBroadcastResponse',
-      };
-      return;
-    }
+const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-    let origin: string;
-    if (target === 'PEER_ID' || target === 'PEER') {
-      const peer = str(q.peer);
-      if (!peer) throw new KryptonError('INVALID_ARGUMENT', 'peer uri parameter is required');
-      const n = g.nodes[peer];
-      // Better than Xenon: an unknown peer is an error, not whichever host hashes nearest.
-      if (!n) throw new KryptonError('NOT_FOUND', `Service not found: peer ${peer} is not a member of ${g.documentSelfLink}`);
-      origin = originOf(n.groupReference);
-    } else {
-      origin = originOf(d.selectors.select(selLink, str(q.key) ?? path).ownerNodeGroupReference);
-    }
-    relay(
-      ctx,
-      await d.peers.request(origin + url, {
-        method: ctx.method,
-        body: raw,
-        headers: { ...callerToken(ctx), pragma: withPragma(pragmas, 'xn-fwd') },
-        timeoutMs,
-      }),
-    );
-  });
+async function readForward(ctx: Koa.Context, d: ClusterDeps): Promise<Forward> {
+  const selLink = `/core/node-selectors/${ctx.params.sel}`;
+  const spec = d.selectors.spec(selLink);
+  if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${selLink}`);
+  const q = ctx.query;
+  const path = nonEmpty(q.path);
+  const target = nonEmpty(q.target);
+  if (!path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
+  if (!target) throw new KryptonError('INVALID_ARGUMENT', 'destination uri parameter is required');
+  if (!path.startsWith('/')) throw new KryptonError('INVALID_ARGUMENT', 'path must start with /');
+  if (path.startsWith(`${selLink}/forwarding`)) throw new KryptonError('INVALID_ARGUMENT', 'path can not be the forwarding service');
+  const url = path + (nonEmpty(q.query) ? `?${nonEmpty(q.query)}` : '');
+  const body = await readJsonBody(ctx.req);
+  return {
+    selLink,
+    replicationFactor: spec.replicationFactor,
+    target,
+    path,
+    key: nonEmpty(q.key),
+    peer: nonEmpty(q.peer),
+    url,
+    raw: body === undefined ? undefined : JSON.stringify(body),
+    pragmas: d.pragmas(ctx),
+    timeoutMs: Math.floor(d.operationTimeoutMicros / 1000),
+  };
+}
+
+async function forwarding(ctx: Koa.Context, d: ClusterDeps): Promise<void> {
+  const f = await readForward(ctx, d);
+  await d.selectors.whenAvailable(d.nowMicros() + d.operationTimeoutMicros);
+  if (f.target === 'ALL') {
+    ctx.body = await broadcast(ctx, d, f);
+    return;
+  }
+  relay(
+    ctx,
+    await d.peers.request(forwardOrigin(d, f) + f.url, {
+      method: ctx.method,
+      body: f.raw,
+      headers: { ...callerToken(ctx), pragma: withPragma(f.pragmas, 'xn-fwd') },
+      timeoutMs: f.timeoutMs,
+    }),
+  );
+}
+
+/** The origin of the one host a PEER_ID (or PEER) or KEY_HASH forward goes to. */
+function forwardOrigin(d: ClusterDeps, f: Forward): string {
+  if (f.target !== 'PEER_ID' && f.target !== 'PEER') {
+    return originOf(d.selectors.select(f.selLink, f.key ?? f.path).ownerNodeGroupReference);
+  }
+  const g = d.groups.default.group;
+  const peer = f.peer;
+  if (!peer) throw new KryptonError('INVALID_ARGUMENT', 'peer uri parameter is required');
+  const n = g.nodes[peer];
+  // Better than Xenon: an unknown peer is an error, not whichever host hashes nearest.
+  if (!n) throw new KryptonError('NOT_FOUND', `Service not found: peer ${peer} is not a member of ${g.documentSelfLink}`);
+  return originOf(n.groupReference);
+}
+
+/** Target ALL: the call to every eligible host (or the key's replicas), answered as Xenon's NodeGroupBroadcastResponse. */
+async function broadcast(ctx: Koa.Context, d: ClusterDeps, f: Forward): Promise<Record<string, unknown>> {
+  const g = d.groups.default.group;
+  const nodes = Object.values(g.nodes).filter(isEligibleOwner);
+  const ids = f.replicationFactor
+    ? selectNodes(
+        f.key ?? f.path,
+        nodes.map((n) => ({ id: n.id, eligible: true })),
+        f.replicationFactor,
+      )
+    : nodes.map((n) => n.id);
+  const receivers: string[] = [];
+  const selectedNodes: Record<string, string> = {};
+  const jsonResponses: Record<string, string> = {};
+  const failures: Record<string, unknown> = {};
+  await Promise.all(
+    ids.map(async (id) => {
+      const n = g.nodes[id]!;
+      const uri = originOf(n.groupReference) + f.url;
+      receivers.push(uri);
+      selectedNodes[id] = n.groupReference;
+      try {
+        const r = await d.peers.request(uri, {
+          method: ctx.method,
+          body: f.raw,
+          headers: { ...callerToken(ctx), pragma: withPragma(f.pragmas, 'xn-no-fwd') },
+          timeoutMs: f.timeoutMs,
+        });
+        if (r.status >= 400)
+          failures[uri] = safeJson(r.body) ?? toErrorResponse(new KryptonError('INVALID_ARGUMENT', `status ${r.status}`)).body;
+        else jsonResponses[uri] = r.body.toString('utf8');
+      } catch (e) {
+        failures[uri] = { message: (e as Error).message, statusCode: 500, documentKind: KINDS.serviceErrorResponse, errorCode: 0 };
+      }
+    }),
+  );
+  return {
+    receivers,
+    selectedNodes,
+    jsonResponses,
+    failures,
+    availableNodeCount: nodes.length,
+    nodeCount: Object.keys(g.nodes).length,
+    membershipQuorum: g.nodes[d.hostId]?.membershipQuorum ?? 1,
+    documentKind: 'com:vmware:xenon:services:common:NodeGroupBroadcastResponse',
+  };
 }
 
 /** The caller's login token, so the target host checks the same user (server/auth/authz.ts). */

@@ -274,6 +274,92 @@ export interface EtcdCluster {
   close(): Promise<void>;
 }
 
+/** Loopback addresses of the 3 members, from 6 free ports. */
+interface EtcdLayout {
+  names: string[];
+  clientUrls: string[];
+  peerUrls: string[];
+  /** Distinguishes this cluster from one a previous run may have left behind. */
+  token: string;
+}
+
+/** Starts one process per member, each logging to `<dir>/<name>.log`; returns the processes and log files. */
+function spawnMembers(bin: string, dir: string, l: EtcdLayout): { procs: ChildProcess[]; logs: string[] } {
+  const procs: ChildProcess[] = [];
+  const logs: string[] = [];
+  const initialCluster = l.names.map((n, i) => `${n}=${l.peerUrls[i]}`).join(',');
+  for (const [i, name] of l.names.entries()) {
+    const out = fs.openSync(path.join(dir, `${name}.log`), 'w');
+    logs.push(path.join(dir, `${name}.log`));
+    const args = [
+      `--name=${name}`,
+      `--data-dir=${path.join(dir, name)}`,
+      `--listen-client-urls=${l.clientUrls[i]}`,
+      `--advertise-client-urls=${l.clientUrls[i]}`,
+      `--listen-peer-urls=${l.peerUrls[i]}`,
+      `--initial-advertise-peer-urls=${l.peerUrls[i]}`,
+      `--initial-cluster=${initialCluster}`,
+      '--initial-cluster-state=new',
+      `--initial-cluster-token=${l.token}`,
+      '--logger=zap',
+      '--log-level=warn',
+    ];
+    procs.push(track(spawn(bin, args, { stdio: ['ignore', out, out] })));
+    fs.closeSync(out);
+  }
+  return { procs, logs };
+}
+
+/** SIGTERM, then SIGKILL after 10 s, for every member still running. */
+async function stopMembers(procs: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    procs.map(async (p) => {
+      if (p.exitCode !== null || p.signalCode !== null) return;
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+      await gone;
+      clearTimeout(t);
+    }),
+  );
+}
+
+/** Waits until every member reports healthy; why not when one exits or 60 s pass. */
+async function waitHealthy(l: EtcdLayout, procs: ChildProcess[], logs: string[]): Promise<string | undefined> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const dead = procs.findIndex((p) => p.exitCode !== null);
+    if (dead >= 0) {
+      const tail = fs.readFileSync(logs[dead]!, 'utf8').trim().split('\n').slice(-5).join('\n') || '(no output)';
+      return `etcd member ${l.names[dead]} exited with ${procs[dead]!.exitCode} at start: ${tail}`;
+    }
+    if ((await Promise.all(l.clientUrls.map(healthy))).every(Boolean)) return undefined;
+    if (Date.now() > deadline) return 'the 3-member etcd cluster did not become healthy within 60 s';
+    await sleep(100);
+  }
+}
+
+/** Which gateway path this version serves: 3.4+ answers /v3, 3.3 /v3beta, 3.2 /v3alpha. */
+async function findGateway(clientUrl: string): Promise<string | undefined> {
+  for (const p of ['/v3/kv/put', '/v3beta/kv/put', '/v3alpha/kv/put']) {
+    const r = await post(`${clientUrl}${p}`, { key: b64('probe'), value: b64('probe') });
+    if (r?.status === 200 && r.text.includes('header')) return p;
+  }
+  return undefined;
+}
+
+/** Every member takes a put before the measure (a member may still be catching up the leader); why not. */
+async function waitPuts(clientUrls: string[], gateway: string): Promise<string | undefined> {
+  for (const u of clientUrls) {
+    const until = Date.now() + 20_000;
+    while ((await post(`${u}${gateway}`, { key: b64('probe'), value: b64('probe') }))?.status !== 200) {
+      if (Date.now() > until) return `etcd member ${u} refused puts for 20 s`;
+      await sleep(100);
+    }
+  }
+  return undefined;
+}
+
 /** Starts a 3-member etcd cluster on loopback ports; a reason instead when it cannot. */
 export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdCluster | { skipped: string }> {
   const found = await ensureEtcd(opts.install ?? true);
@@ -283,84 +369,35 @@ export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdC
   const dir = await tempDir('krypton-bench-etcd-');
   const ports = await freePorts(6);
   const names = ['e0', 'e1', 'e2'];
-  const clientUrls = names.map((_, i) => `http://127.0.0.1:${ports[i]}`);
-  const peerUrls = names.map((_, i) => `http://127.0.0.1:${ports[3 + i]}`);
-  const initialCluster = names.map((n, i) => `${n}=${peerUrls[i]}`).join(',');
-  const procs: ChildProcess[] = [];
-  const logs: string[] = [];
+  const layout: EtcdLayout = {
+    names,
+    clientUrls: names.map((_, i) => `http://127.0.0.1:${ports[i]}`),
+    peerUrls: names.map((_, i) => `http://127.0.0.1:${ports[3 + i]}`),
+    token: `krypton-bench-${ports[0]}`,
+  };
+  const clientUrls = layout.clientUrls;
+  log(`etcd ${version} (${bin}): 3 members, clients on ${clientUrls.join(' ')}, data in ${dir}`);
+  const { procs, logs } = spawnMembers(bin, dir, layout);
   const close = async () => {
-    await Promise.all(
-      procs.map(async (p) => {
-        if (p.exitCode !== null || p.signalCode !== null) return;
-        const gone = new Promise((r) => p.once('exit', r));
-        p.kill('SIGTERM');
-        const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-        await gone;
-        clearTimeout(t);
-      }),
-    );
+    await stopMembers(procs);
     await removeDir(dir);
   };
   const skip = async (why: string) => {
     await close();
     return { skipped: why };
   };
-  log(`etcd ${version} (${bin}): 3 members, clients on ${clientUrls.join(' ')}, data in ${dir}`);
-  names.forEach((name, i) => {
-    const out = fs.openSync(path.join(dir, `${name}.log`), 'w');
-    logs.push(path.join(dir, `${name}.log`));
-    const args = [
-      `--name=${name}`,
-      `--data-dir=${path.join(dir, name)}`,
-      `--listen-client-urls=${clientUrls[i]}`,
-      `--advertise-client-urls=${clientUrls[i]}`,
-      `--listen-peer-urls=${peerUrls[i]}`,
-      `--initial-advertise-peer-urls=${peerUrls[i]}`,
-      `--initial-cluster=${initialCluster}`,
-      '--initial-cluster-state=new',
-      `--initial-cluster-token=krypton-bench-${ports[0]}`,
-      '--logger=zap',
-      '--log-level=warn',
-    ];
-    procs.push(track(spawn(bin, args, { stdio: ['ignore', out, out] })));
-    fs.closeSync(out);
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const dead = procs.findIndex((p) => p.exitCode !== null);
-    if (dead >= 0) {
-      const tail = fs.readFileSync(logs[dead]!, 'utf8').trim().split('\n').slice(-5).join('\n') || '(no output)';
-      return skip(`etcd member ${names[dead]} exited with ${procs[dead]!.exitCode} at start: ${tail}`);
-    }
-    if ((await Promise.all(clientUrls.map(healthy))).every(Boolean)) break;
-    if (Date.now() > deadline) return skip('the 3-member etcd cluster did not become healthy within 60 s');
-    await sleep(100);
-  }
-  // Which gateway path does this version serve? 3.4+ answers /v3, 3.3 /v3beta, 3.2 /v3alpha.
-  let gateway: string | undefined;
-  for (const p of ['/v3/kv/put', '/v3beta/kv/put', '/v3alpha/kv/put']) {
-    const r = await post(`${clientUrls[0]}${p}`, { key: b64('probe'), value: b64('probe') });
-    if (r?.status === 200 && r.text.includes('header')) {
-      gateway = p;
-      break;
-    }
-  }
+  const unhealthy = await waitHealthy(layout, procs, logs);
+  if (unhealthy) return skip(unhealthy);
+  const gateway = await findGateway(clientUrls[0]!);
   if (!gateway) return skip(`etcd ${version} answers none of /v3/kv/put, /v3beta/kv/put, /v3alpha/kv/put with 200`);
-  // Every member takes a put before the measure (a member may still be catching up the leader).
-  for (const u of clientUrls) {
-    const until = Date.now() + 20_000;
-    while ((await post(`${u}${gateway}`, { key: b64('probe'), value: b64('probe') }))?.status !== 200) {
-      if (Date.now() > until) return skip(`etcd member ${u} refused puts for 20 s`);
-      await sleep(100);
-    }
-  }
-  const putPath = gateway;
+  const refused = await waitPuts(clientUrls, gateway);
+  if (refused) return skip(refused);
   let n = 0;
   const build = () => {
     const i = n++;
     return {
       method: 'POST',
-      path: putPath,
+      path: gateway,
       body: JSON.stringify({ key: b64(`bench/${String(i).padStart(10, '0')}`), value: b64(exampleBody(i)) }),
     };
   };

@@ -405,40 +405,10 @@ async function measureWrites(o: {
       await spreadLoad(urls, connections, { seconds: warmupSeconds }, build);
       if (cluster) await cluster.load(connections, warmupSeconds);
     }
-    const posts: LoadFigures[] = [];
-    const puts: LoadFigures[] = [];
-    const rounds: PostRound[] = [];
-    let idleK = 0;
-    let idleE = 0;
-    let idleSeconds = 0;
-    for (let r = 0; r < o.rounds; r++) {
-      const first = r % 2 === 0 || !cluster ? 'krypton' : 'etcd';
-      let k: LoadFigures | undefined;
-      let e: LoadFigures | undefined;
-      for (const which of first === 'krypton' ? (['krypton', 'etcd'] as const) : (['etcd', 'krypton'] as const)) {
-        if (which === 'etcd' && !cluster) continue;
-        const idlePids = which === 'krypton' ? (cluster?.pids ?? []) : kryptonPids;
-        const before = cpuSeconds(idlePids);
-        const f = which === 'krypton' ? await spreadLoad(urls, connections, { seconds }, build) : await cluster!.load(connections, seconds);
-        const after = cpuSeconds(idlePids);
-        if (before !== undefined && after !== undefined && idlePids.length > 0) {
-          if (which === 'krypton') idleE += after - before;
-          else idleK += after - before;
-          if (which === 'krypton') idleSeconds += f.seconds;
-        }
-        if (which === 'krypton') k = f;
-        else e = f;
-      }
-      posts.push(k!);
-      if (e) {
-        puts.push(e);
-        rounds.push({ first, kryptonRps: k!.rps, etcdRps: e.rps, ratio: Math.round((k!.rps / e.rps) * 100) / 100 });
-        log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s, etcd put ${e.rps} ok/s, ratio ${(k!.rps / e.rps).toFixed(2)} (${first} first)`);
-      } else log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s`);
-    }
-    const post = combineRuns(posts);
+    const measured = await postRounds({ urls, connections, seconds, rounds: o.rounds, build, kryptonPids, cluster });
+    const post = combineRuns(measured.posts);
     if (cluster) {
-      const put = combineRuns(puts);
+      const put = combineRuns(measured.puts);
       etcd = { ...cluster.info, connections, put };
       log(`etcd put: ${put.rps} ok/s, p99 ${put.p99Ms} ms, non-2xx ${put.non2xx}, errors ${put.errors}`);
       await cluster.close();
@@ -446,29 +416,13 @@ async function measureWrites(o: {
     }
     const synchStatsAfterPost = await synchStatsOf(g.hosts);
     log(`POST: ${post.rps} ok/s, p99 ${post.p99Ms} ms, non-2xx ${post.non2xx}, errors ${post.errors}, timeouts ${post.timeouts}`);
-    const idleCores =
-      rounds.length > 0 && idleSeconds > 0
-        ? {
-            kryptonWhileEtcd: Math.round((idleK / idleSeconds) * 1000) / 1000,
-            etcdWhileKrypton: Math.round((idleE / idleSeconds) * 1000) / 1000,
-          }
-        : undefined;
-
-    const links = await createDocs(g.hosts, 'patch', o.patchDocs);
-    log(`${links.length} documents created; ${seconds} s of replicated PATCH rotating over them ...`);
-    let m = 0;
-    const patchBuild = () => {
-      const i = m++;
-      return { method: 'PATCH', path: links[i % links.length]!, body: `{"keyValues":{"a":"v${String(i % 1e8).padStart(8, '0')}"}}` };
-    };
-    const patch = await spreadLoad(urls, connections, { seconds }, patchBuild);
-    log(`PATCH: ${patch.rps} ok/s, p99 ${patch.p99Ms} ms, non-2xx ${patch.non2xx}, errors ${patch.errors}, timeouts ${patch.timeouts}`);
+    const patch = await measurePatch(g.hosts, connections, seconds, o.patchDocs);
     return {
       post,
       ...(etcd ? { etcd } : {}),
-      rounds,
-      ...(idleCores ? { idleCores } : {}),
-      patch: { ...patch, docs: links.length },
+      rounds: measured.rounds,
+      ...(measured.idleCores ? { idleCores: measured.idleCores } : {}),
+      patch,
       synchStatsAfterPost,
     };
   } finally {
@@ -477,66 +431,215 @@ async function measureWrites(o: {
   }
 }
 
+type Build = () => { method: string; path: string; body: string };
+
+/**
+ * The alternating rounds of measureWrites: Krypton's POSTs alone without etcd, else Krypton and
+ * etcd back to back, the one not loaded having its CPU use counted.
+ */
+async function postRounds(p: {
+  urls: string[];
+  connections: number;
+  seconds: number;
+  rounds: number;
+  build: Build;
+  kryptonPids: number[];
+  cluster: EtcdCluster | undefined;
+}): Promise<{ posts: LoadFigures[]; puts: LoadFigures[]; rounds: PostRound[]; idleCores: WritesResult['idleCores'] }> {
+  const { urls, connections, seconds, build, kryptonPids, cluster } = p;
+  const posts: LoadFigures[] = [];
+  const puts: LoadFigures[] = [];
+  const rounds: PostRound[] = [];
+  let idleK = 0;
+  let idleE = 0;
+  let idleSeconds = 0;
+  for (let r = 0; r < p.rounds; r++) {
+    const first = r % 2 === 0 || !cluster ? 'krypton' : 'etcd';
+    let k: LoadFigures | undefined;
+    let e: LoadFigures | undefined;
+    for (const which of first === 'krypton' ? (['krypton', 'etcd'] as const) : (['etcd', 'krypton'] as const)) {
+      if (which === 'etcd' && !cluster) continue;
+      const idlePids = which === 'krypton' ? (cluster?.pids ?? []) : kryptonPids;
+      const before = cpuSeconds(idlePids);
+      const f = which === 'krypton' ? await spreadLoad(urls, connections, { seconds }, build) : await cluster!.load(connections, seconds);
+      const after = cpuSeconds(idlePids);
+      if (before !== undefined && after !== undefined && idlePids.length > 0) {
+        if (which === 'krypton') idleE += after - before;
+        else idleK += after - before;
+        if (which === 'krypton') idleSeconds += f.seconds;
+      }
+      if (which === 'krypton') k = f;
+      else e = f;
+    }
+    posts.push(k!);
+    if (e) {
+      puts.push(e);
+      rounds.push({ first, kryptonRps: k!.rps, etcdRps: e.rps, ratio: Math.round((k!.rps / e.rps) * 100) / 100 });
+      log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s, etcd put ${e.rps} ok/s, ratio ${(k!.rps / e.rps).toFixed(2)} (${first} first)`);
+    } else log(`round ${r + 1}: Krypton POST ${k!.rps} ok/s`);
+  }
+  const idleCores =
+    rounds.length > 0 && idleSeconds > 0
+      ? {
+          kryptonWhileEtcd: Math.round((idleK / idleSeconds) * 1000) / 1000,
+          etcdWhileKrypton: Math.round((idleE / idleSeconds) * 1000) / 1000,
+        }
+      : undefined;
+  return { posts, puts, rounds, idleCores };
+}
+
+/** `seconds` of replicated PATCH rotating over `docs` documents created for it. */
+async function measurePatch(hosts: Host[], connections: number, seconds: number, docs: number): Promise<LoadFigures & { docs: number }> {
+  const links = await createDocs(hosts, 'patch', docs);
+  log(`${links.length} documents created; ${seconds} s of replicated PATCH rotating over them ...`);
+  let m = 0;
+  const patchBuild = () => {
+    const i = m++;
+    return { method: 'PATCH', path: links[i % links.length]!, body: `{"keyValues":{"a":"v${String(i % 1e8).padStart(8, '0')}"}}` };
+  };
+  const patch = await spreadLoad(
+    hosts.map((h) => h.url),
+    connections,
+    { seconds },
+    patchBuild,
+  );
+  log(`PATCH: ${patch.rps} ok/s, p99 ${patch.p99Ms} ms, non-2xx ${patch.non2xx}, errors ${patch.errors}, timeouts ${patch.timeouts}`);
+  return { ...patch, docs: links.length };
+}
+
+/** What the live hosts took while the third was stopped: its id and port, and the documents it must catch up. */
+interface Missed {
+  victim: Host;
+  live: Host[];
+  writes: LoadFigures;
+  expectedDocs: number;
+  missedUpdates: number;
+}
+
+/** 100 documents on all 3 hosts, then the third stopped and `missed` POSTs made through the other two. */
+async function stopAndWrite(g: Group, connections: number, missed: number): Promise<Missed> {
+  // A few documents before the stop, so the stopped host has a log and an index to come back to.
+  await createDocs(g.hosts, 'before', 100);
+  await g.waitFor(
+    g.hosts,
+    'holding the first 100 documents',
+    async () => (await Promise.all(g.hosts.map(localCount))).every((c) => c === 100),
+    30_000,
+    50,
+  );
+  const victim = g.hosts[2]!;
+  const live = g.hosts.slice(0, 2);
+  log(`stopping host ${victim.port} (SIGTERM; sandbox ${g.sandbox}/${victim.port}, id ${victim.id}) ...`);
+  await g.stop(victim);
+  await g.waitFor(live, `2 live hosts available without ${victim.id}`, () => g.converged(live, 2, victim.id), 60_000, 50);
+
+  log(`${missed} POSTs of distinct documents through ports ${live.map((h) => h.port).join(', ')} (${connections} connections) ...`);
+  let n = 0;
+  const writes = await spreadLoad(
+    live.map((h) => h.url),
+    Math.min(connections, missed),
+    { amount: missed },
+    () => postBuild(n++),
+  );
+  log(`writes: ${writes.ok} ok at ${writes.rps} ok/s, p99 ${writes.p99Ms} ms, non-2xx ${writes.non2xx}, errors ${writes.errors}`);
+  const counts = await Promise.all(live.map(localCount));
+  if (counts[0] !== counts[1]) throw new Error(`the live hosts disagree before the restart: ${counts.join(' vs ')} documents`);
+  const expectedDocs = counts[0]!;
+  return { victim, live, writes, expectedDocs, missedUpdates: expectedDocs - 100 };
+}
+
+/** Milliseconds since `t0` when `host`'s default group answers available now, else -1. */
+async function availableSince(host: Host, t0: number): Promise<number> {
+  const a = await fetch(`${host.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  return a?.status === 200 ? Math.round(performance.now() - t0) : -1;
+}
+
+/** Milestones of the restarted host, in ms from its spawn at `t0` (-1 for one not reached). */
+interface CatchUpTimes {
+  listenMs: number;
+  availableMs: number;
+  catchUpMs: number;
+  held: number;
+}
+
+/** Polls the restarted host until it holds `expectedDocs` documents or `deadline` passes. */
+async function waitCatchUp(back: Host, expectedDocs: number, t0: number, deadline: number): Promise<CatchUpTimes> {
+  const t: CatchUpTimes = { listenMs: -1, availableMs: -1, catchUpMs: -1, held: -1 };
+  while (performance.now() < deadline) {
+    if (back.proc.exitCode !== null) throw new Error(`restarted host exited with ${back.proc.exitCode}:\n${back.tail}`);
+    const links = await indexedLinks(back);
+    const now = performance.now() - t0;
+    // Only example documents are written in this group, so every indexed link is one of them.
+    t.held = links >= expectedDocs ? await localCount(back) : links;
+    if (t.held >= 0 && t.listenMs < 0) t.listenMs = Math.round(now);
+    if (t.held >= 0 && t.availableMs < 0) t.availableMs = await availableSince(back, t0);
+    if (t.held === expectedDocs) {
+      t.catchUpMs = Math.round(now);
+      break;
+    }
+    await sleep(50);
+  }
+  return t;
+}
+
+/**
+ * The documents can all be there before the group is available (they arrive while it settles);
+ * so wait for availability, and for the restarted host's own pass (its takeovers) to finish.
+ * Returns the (possibly updated) availableMs and synchronizedMs, -1 when not reached by `deadline`.
+ */
+async function waitSynchronized(
+  back: Host,
+  t0: number,
+  deadline: number,
+  availableMs: number,
+): Promise<{ availableMs: number; synchronizedMs: number }> {
+  let synchronizedMs = -1;
+  while (performance.now() < deadline && (availableMs < 0 || synchronizedMs < 0)) {
+    if (availableMs < 0) availableMs = await availableSince(back, t0);
+    const st = (await getJson(`${back.url}/core/management`))?.synchStats as { passes?: number; running?: boolean } | undefined;
+    if (availableMs >= 0 && (st?.passes ?? 0) > 0 && st?.running === false) synchronizedMs = Math.round(performance.now() - t0);
+    else await sleep(50);
+  }
+  return { availableMs, synchronizedMs };
+}
+
+/** Same links as a live host, and up to 200 sampled documents equal there and here. */
+async function compareWithLive(back: Host, live: Host): Promise<{ linksMatch: boolean; sampleChecked: number; sampleMismatches: number }> {
+  const [mine, theirs] = await Promise.all([factoryLinks(back), factoryLinks(live)]);
+  mine.sort();
+  theirs.sort();
+  const linksMatch = mine.length === theirs.length && mine.every((l, i) => l === theirs[i]);
+  const sample = theirs.filter((_, i) => i % Math.max(1, Math.floor(theirs.length / 200)) === 0).slice(0, 200);
+  let sampleMismatches = 0;
+  for (const l of sample) {
+    const [a, b] = await Promise.all([
+      getJson(`${back.url}${l}`, { pragma: 'xn-no-fwd' }),
+      getJson(`${live.url}${l}`, { pragma: 'xn-no-fwd' }),
+    ]);
+    if (
+      !a ||
+      !b ||
+      a.name !== b.name ||
+      JSON.stringify(a.keyValues) !== JSON.stringify(b.keyValues) ||
+      a.documentVersion !== b.documentVersion ||
+      a.documentEpoch !== b.documentEpoch
+    )
+      sampleMismatches++;
+  }
+  return { linksMatch, sampleChecked: sample.length, sampleMismatches };
+}
+
 async function measureCatchUp(connections: number, missed: number, catchUpTimeoutMs: number): Promise<CatchUpResult> {
   const g = await Group.start(3);
   try {
-    // A few documents before the stop, so the stopped host has a log and an index to come back to.
-    await createDocs(g.hosts, 'before', 100);
-    await g.waitFor(
-      g.hosts,
-      'holding the first 100 documents',
-      async () => (await Promise.all(g.hosts.map(localCount))).every((c) => c === 100),
-      30_000,
-      50,
-    );
-    const victim = g.hosts[2]!;
-    const live = g.hosts.slice(0, 2);
-    log(`stopping host ${victim.port} (SIGTERM; sandbox ${g.sandbox}/${victim.port}, id ${victim.id}) ...`);
-    await g.stop(victim);
-    await g.waitFor(live, `2 live hosts available without ${victim.id}`, () => g.converged(live, 2, victim.id), 60_000, 50);
-
-    log(`${missed} POSTs of distinct documents through ports ${live.map((h) => h.port).join(', ')} (${connections} connections) ...`);
-    let n = 0;
-    const writes = await spreadLoad(
-      live.map((h) => h.url),
-      Math.min(connections, missed),
-      { amount: missed },
-      () => postBuild(n++),
-    );
-    log(`writes: ${writes.ok} ok at ${writes.rps} ok/s, p99 ${writes.p99Ms} ms, non-2xx ${writes.non2xx}, errors ${writes.errors}`);
-    const counts = await Promise.all(live.map(localCount));
-    if (counts[0] !== counts[1]) throw new Error(`the live hosts disagree before the restart: ${counts.join(' vs ')} documents`);
-    const expectedDocs = counts[0]!;
-    const missedUpdates = expectedDocs - 100;
-
+    const { victim, live, writes, expectedDocs, missedUpdates } = await stopAndWrite(g, connections, missed);
     log(`restarting host ${victim.port}; waiting until it holds ${expectedDocs} documents ...`);
     const t0 = performance.now();
     const back = g.spawn(victim.port);
     g.replace(victim, back);
-    let listenMs = -1;
-    let availableMs = -1;
-    let catchUpMs = -1;
-    let held = -1;
     const deadline = performance.now() + catchUpTimeoutMs;
-    while (performance.now() < deadline) {
-      if (back.proc.exitCode !== null) throw new Error(`restarted host exited with ${back.proc.exitCode}:\n${back.tail}`);
-      const links = await indexedLinks(back);
-      const now = performance.now() - t0;
-      // Only example documents are written in this group, so every indexed link is one of them.
-      held = links >= expectedDocs ? await localCount(back) : links;
-      if (held >= 0 && listenMs < 0) listenMs = Math.round(now);
-      if (held >= 0 && availableMs < 0) {
-        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(
-          () => undefined,
-        );
-        if (a?.status === 200) availableMs = Math.round(performance.now() - t0);
-      }
-      if (held === expectedDocs) {
-        catchUpMs = Math.round(now);
-        break;
-      }
-      await sleep(50);
-    }
+    const caught = await waitCatchUp(back, expectedDocs, t0, deadline);
+    const { listenMs, catchUpMs, held } = caught;
     const synchStats = await synchStatsOf(g.hosts);
     const meaning = `${missedUpdates} POSTs of distinct documents (one new link at version 0 each, so ${missedUpdates} latest states to receive) made through the 2 live hosts while the third was stopped`;
     if (catchUpMs < 0) {
@@ -551,7 +654,7 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
         error,
         heldAtEnd: held,
         listenMs,
-        availableMs,
+        availableMs: caught.availableMs,
         catchUpMs: null,
         synchronizedMs: null,
         updatesPerSec: 0,
@@ -561,46 +664,10 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
         synchStats,
       };
     }
-    // The documents can all be there before the group is available (they arrive while it settles);
-    // then wait for availability, and for the restarted host's own pass (its takeovers) to finish.
-    let synchronizedMs = -1;
-    while (performance.now() < deadline && (availableMs < 0 || synchronizedMs < 0)) {
-      if (availableMs < 0) {
-        const a = await fetch(`${back.url}/core/node-groups/default/available`, { signal: AbortSignal.timeout(2000) }).catch(
-          () => undefined,
-        );
-        if (a?.status === 200) availableMs = Math.round(performance.now() - t0);
-      }
-      const st = (await getJson(`${back.url}/core/management`))?.synchStats as { passes?: number; running?: boolean } | undefined;
-      if (availableMs >= 0 && (st?.passes ?? 0) > 0 && st?.running === false) synchronizedMs = Math.round(performance.now() - t0);
-      else await sleep(50);
-    }
+    const { availableMs, synchronizedMs } = await waitSynchronized(back, t0, deadline, caught.availableMs);
     log(
       `caught up in ${catchUpMs} ms (port answering after ${listenMs} ms, group available after ${availableMs} ms, synchronized after ${synchronizedMs} ms)`,
     );
-
-    // Same links as a live host, and sampled documents equal there and here.
-    const [mine, theirs] = await Promise.all([factoryLinks(back), factoryLinks(live[0]!)]);
-    mine.sort();
-    theirs.sort();
-    const linksMatch = mine.length === theirs.length && mine.every((l, i) => l === theirs[i]);
-    const sample = theirs.filter((_, i) => i % Math.max(1, Math.floor(theirs.length / 200)) === 0).slice(0, 200);
-    let sampleMismatches = 0;
-    for (const l of sample) {
-      const [a, b] = await Promise.all([
-        getJson(`${back.url}${l}`, { pragma: 'xn-no-fwd' }),
-        getJson(`${live[0]!.url}${l}`, { pragma: 'xn-no-fwd' }),
-      ]);
-      if (
-        !a ||
-        !b ||
-        a.name !== b.name ||
-        JSON.stringify(a.keyValues) !== JSON.stringify(b.keyValues) ||
-        a.documentVersion !== b.documentVersion ||
-        a.documentEpoch !== b.documentEpoch
-      )
-        sampleMismatches++;
-    }
     return {
       meaning,
       missedUpdates,
@@ -613,9 +680,7 @@ async function measureCatchUp(connections: number, missed: number, catchUpTimeou
       catchUpMs,
       updatesPerSec: Math.round(missedUpdates / (catchUpMs / 1000)),
       synchronizedMs: synchronizedMs < 0 ? null : synchronizedMs,
-      linksMatch,
-      sampleChecked: sample.length,
-      sampleMismatches,
+      ...(await compareWithLive(back, live[0]!)),
       synchStats,
     };
   } finally {
