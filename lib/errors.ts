@@ -5,29 +5,39 @@
  * are assertion failures that crash loudly (see `invariant`).
  */
 
-export type ErrorCode =
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'MARKED_DELETED'
-  | 'VERSION_CONFLICT'
-  | 'INVALID_BODY'
-  | 'INVALID_ID'
-  | 'INVALID_QUERY'
-  | 'INVALID_ARGUMENT'
-  | 'METHOD_NOT_ALLOWED'
-  | 'BODY_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'QUORUM_UNAVAILABLE'
-  | 'TIMEOUT'
-  | 'LIMIT_EXCEEDED'
-  | 'LOG_CORRUPT'
-  | 'LOG_FAILED'
-  | 'REPLICATION_FAILED'
-  | 'STALE_EPOCH'
-  | 'PEER_UNAVAILABLE'
-  | 'SHUTTING_DOWN'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN';
+export const ERROR_CODES = [
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'MARKED_DELETED',
+  'VERSION_CONFLICT',
+  'INVALID_BODY',
+  'INVALID_ID',
+  'INVALID_QUERY',
+  'INVALID_ARGUMENT',
+  'METHOD_NOT_ALLOWED',
+  'BODY_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'QUORUM_UNAVAILABLE',
+  'TIMEOUT',
+  'LIMIT_EXCEEDED',
+  'LOG_CORRUPT',
+  'LOG_FAILED',
+  'REPLICATION_FAILED',
+  'STALE_EPOCH',
+  'PEER_UNAVAILABLE',
+  'SHUTTING_DOWN',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** Whether a code read from the wire (a peer's answer) is one of ours. */
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === 'string' && KNOWN_CODES.has(x);
+}
 
 /** Xenon's numeric error codes (ServiceErrorResponse.errorCode), where Xenon defines one. */
 export const XENON_ERROR_CODES = {

@@ -9,8 +9,8 @@
 import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import type { Epoch, Link, NodeId } from '../../lib/ids.js';
-import { decideRecord, fenceOf, type Promised } from '../../lib/synch/promise.js';
+import type { Link, NodeId } from '../../lib/ids.js';
+import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
 import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
@@ -18,8 +18,8 @@ import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
 import { LinkQueues } from './link-queue.js';
-import type { ReplicaResult, Replicator } from '../replication/replicator.js';
 import type { ChangeFeed } from './changes.js';
+import { STANDALONE, type ClusterPorts, type ReplicaPromisesPort, type ReplicaResult } from './ports.js';
 
 export interface DocumentStoreDeps {
   wal: WriteAheadLog;
@@ -31,25 +31,18 @@ export interface DocumentStoreDeps {
   changes?: ChangeFeed;
   /** Called once when the log can no longer be trusted; the host stops. */
   onLogFailure(e: unknown): void;
-  /** Ships owner writes to replicas; absent on a host that replicates nothing. */
-  replicator?: Replicator;
-  /**
-   * Brings a link up to date from its replicas before the owner acts on it; checkEpoch refuses an
-   * owner's write planned at an epoch older than one this host has promised for the link, or in an
-   * epoch another owner won (Synchronizer.checkEpoch).
-   */
-  synch?: {
-    ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
-    checkEpoch(svc: RegisteredService, link: Link, epoch: Epoch, base: ServiceDocument | undefined): void;
-    preparedEpoch(link: Link): Epoch | undefined;
-  };
+  /** Replication, epoch fencing, link synchronization and owner hooks (ports.ts); STANDALONE when absent. */
+  cluster?: ClusterPorts;
   /** Promises this host made as a replica (server/synch/promises.ts): records below them are refused. */
-  promises?: { get(link: Link): Promised | undefined };
-  /** Owner-only start handlers. */
-  hooks?: { started(svc: RegisteredService, link: Link): void };
+  promises?: ReplicaPromisesPort;
 }
 
 const OK: ReplicaResult = { ok: true };
+
+/** A replica's refusal of a record whose append failed. */
+function failed(e: unknown): ReplicaResult {
+  return { ok: false, code: e instanceof KryptonError ? e.code : 'LOG_FAILED', message: (e as Error).message };
+}
 
 export interface WriteOptions {
   /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
@@ -58,12 +51,10 @@ export interface WriteOptions {
 
 export class DocumentStore {
   private readonly queues = new LinkQueues();
+  private readonly cluster: ClusterPorts;
 
-  constructor(private readonly d: DocumentStoreDeps) {}
-
-  /** Cluster parts arrive after the port is open (they need the host's address). */
-  attachCluster(parts: Pick<DocumentStoreDeps, 'replicator' | 'synch' | 'hooks'>): void {
-    Object.assign(this.d, parts);
+  constructor(private readonly d: DocumentStoreDeps) {
+    this.cluster = d.cluster ?? STANDALONE;
   }
 
   private ctx(): ServiceContext {
@@ -87,8 +78,8 @@ export class DocumentStore {
    */
   private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
     // Encoded once, for this host's log and every replica's.
-    const body = this.d.replicator ? encodeRecordBody(rec) : undefined;
-    const replicated = this.d.replicator?.start(svc, rec, opts.quorum, body);
+    const body = encodeRecordBody(rec);
+    const replicated = this.cluster.replication.start(svc, rec, opts.quorum, body);
     const state = await this.appendLocal(rec, body);
     if (replicated) await replicated();
     return state;
@@ -127,8 +118,12 @@ export class DocumentStore {
         together.map((i) => records[i]!),
         together.map((i) => bodies?.[i]),
       ).then(
-        () => together.forEach((i) => (results[i] = OK)),
-        (e: unknown) => together.forEach((i) => (results[i] = { ok: false, status: 500, message: (e as Error).message })),
+        () => {
+          for (const i of together) results[i] = OK;
+        },
+        (e: unknown) => {
+          for (const i of together) results[i] = failed(e);
+        },
       );
       this.queues.holdAll(
         together.map((i) => records[i]!.link),
@@ -149,7 +144,7 @@ export class DocumentStore {
           })
           .then(
             (r) => (results[i] = r),
-            (e: unknown) => (results[i] = { ok: false, status: 500, message: (e as Error).message }),
+            (e: unknown) => (results[i] = failed(e)),
           ),
       );
     }
@@ -157,14 +152,14 @@ export class DocumentStore {
     return results;
   }
 
-  /** Why a replica takes no new record for `rec` (a copy it holds: ok; below the held or promised epoch: 409), if it does not. */
+  /** Why a replica takes no new record for `rec` (a copy it holds: ok; below the held or promised epoch: STALE_EPOCH), if it does not. */
   private fenced(rec: NewLogRecord): ReplicaResult | undefined {
     const local = this.d.index.latest(rec.link);
     const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
     const promised = this.d.promises?.get(rec.link);
     const decision = decideRecord(held, promised, rec);
     if (decision === 'refuse')
-      return { ok: false, status: 409, message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
+      return { ok: false, code: 'STALE_EPOCH', message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
     if (decision === 'duplicate') return OK;
     return undefined;
   }
@@ -227,16 +222,16 @@ export class DocumentStore {
     opts: { forceIndexUpdate: boolean } & WriteOptions,
   ): Promise<ServiceDocument> {
     const { body, link } = prepared;
-    const synching = this.d.synch?.ensure(svc, link);
+    const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
     const state = await this.queues.run(link, () => {
       const cur = this.d.index.latest(link);
-      const epochFloor = svc.has('REPLICATION') ? this.d.synch?.preparedEpoch(link) : undefined;
+      const epochFloor = svc.has('REPLICATION') ? this.cluster.fencing.preparedEpoch(link) : undefined;
       const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
-      this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
+      this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
       return this.commit(svc, rec, opts);
     });
-    if (state.documentUpdateAction === 'POST') this.d.hooks?.started(svc, link);
+    if (state.documentUpdateAction === 'POST') this.cluster.hooks.started(svc, link);
     return state;
   }
 
@@ -250,19 +245,19 @@ export class DocumentStore {
   ): Promise<ServiceDocument | undefined> {
     if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
     const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
-    const synching = this.d.synch?.ensure(svc, link);
+    const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
     return this.queues.run(link, async () => {
       const cur = this.d.index.latest(link);
       const rec = planUpdate(svc, action, link, cur, body, this.ctx());
-      if (rec) this.d.synch?.checkEpoch(svc, link, rec.epoch, cur);
+      if (rec) this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
       return rec ? this.commit(svc, rec, opts) : undefined;
     });
   }
 
   /** Child GET on the owner: brought up to date from the replicas first when membership moved. */
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
-    const synching = this.d.synch?.ensure(svc, link);
+    const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
     return this.get(link, version);
   }

@@ -1,50 +1,31 @@
 /**
- * One Krypton host: wires the sandbox folder, the host id, the write-ahead log, the index, the
- * services and the HTTP server together, and owns the lifecycle. Start replays the log into the
- * index before the port opens; stop stops accepting requests, lets accepted writes finish,
- * flushes and closes the log, and releases the sandbox lock. Timers for expiry live here.
+ * One Krypton host and its lifecycle. Start takes the sandbox lock, reads the local state back
+ * (host/local.ts: the log replayed into the index before any port opens), listens, builds the
+ * cluster parts and the request handler (host/cluster.ts) and only then lets the requests that
+ * arrived meanwhile in. Stop stops accepting requests, lets accepted writes finish, flushes and
+ * closes the log, and releases the sandbox lock. The maintenance timer (owner hooks, task
+ * retries, query-task and document expiry) lives here.
  */
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import { KINDS, type JsonObject } from '../../lib/document.js';
-import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import { ServiceRegistry, type ServiceDefinition } from '../../lib/service.js';
-import { BUILTIN_SERVICES } from '../../lib/services/builtin.js';
-import { DocumentIndex } from '../../index/views.js';
-import { diskDirectory } from '../../wal/file.js';
-import { WriteAheadLog } from '../../wal/log.js';
-import { createApp } from '../http/app.js';
-import { Listeners } from '../net/listeners.js';
-import { loadTls } from '../net/tls.js';
-import { Forwarder } from '../routing/forwarder.js';
-import { Groups } from '../membership/groups.js';
-import { PeerEndpoints } from '../http/peer-endpoints.js';
-import { DocumentEndpoint } from '../http/document-endpoint.js';
-import { PeerClient } from '../net/peers.js';
-import { OwnerHooks } from '../tasks/owner-hooks.js';
-import { ChangeFeed } from '../documents/changes.js';
-import { TaskDriver } from '../tasks/tasks.js';
-import { Watches } from '../watches/watches.js';
-import { Replicator } from '../replication/replicator.js';
-import { Selectors } from '../membership/selectors.js';
-import { PromiseStore } from '../synch/promises.js';
-import { Synchronizer } from '../synch/synchronizer.js';
-import { OwnerRouting } from '../routing/routing.js';
+import type { ServiceDefinition } from '../../lib/service.js';
+import type { DocumentIndex } from '../../index/views.js';
+import type { WriteAheadLog } from '../../wal/log.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import { validateConfig, type Config } from '../base/config.js';
-import { DocumentStore } from '../documents/documents.js';
-import { createLogger, LogRing } from '../base/process-log.js';
-import { QueryTasks } from '../tasks/query-tasks.js';
+import { Listeners } from '../net/listeners.js';
+import type { AdminBootstrap } from '../auth/authz-bootstrap.js';
+import type { DocumentStore } from '../documents/documents.js';
+import type { QueryTasks } from '../tasks/query-tasks.js';
+import { adminBootstrap, buildParts, requestHandler, type HostParts } from './cluster.js';
+import { openLocalState } from './local.js';
 import { acquireLock, type Lock } from './sandbox-lock.js';
-import { PeerAuth } from '../auth/peer-auth.js';
-import { AccessControl } from '../auth/authz.js';
-import { AdminBootstrap } from '../auth/authz-bootstrap.js';
 
 export interface HostOptions {
   /** Services besides the built-in ones. */
@@ -52,10 +33,12 @@ export interface HostOptions {
   clock?: Clock;
 }
 
-const STATE_FILE = 'serviceHostState.json';
 const MAINTENANCE_INTERVAL_MS = 1000;
 /** How long a stopping host lets open connections finish before it closes them. */
 const STOP_GRACE_MS = 2000;
+
+/** A host's parts besides its local state, as Host keeps them. */
+export type HostCluster = HostParts & { admin?: AdminBootstrap };
 
 export class Host {
   private stopping: Promise<void> | undefined;
@@ -64,36 +47,31 @@ export class Host {
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
   private timer: NodeJS.Timeout | undefined;
   private lastExpiryMicros = 0;
+  readonly id: string;
+  readonly dir: string;
+  readonly logger: Logger;
+  readonly index: DocumentIndex;
+  private readonly wal: WriteAheadLog;
+  private readonly store: DocumentStore;
+  private readonly queries: QueryTasks;
 
   private constructor(
-    readonly id: string,
     readonly config: Config,
-    readonly dir: string,
-    readonly logger: Logger,
-    readonly index: DocumentIndex,
-    private readonly wal: WriteAheadLog,
-    private readonly store: DocumentStore,
-    private readonly queries: QueryTasks,
+    local: { id: string; dir: string; logger: Logger; index: DocumentIndex; wal: WriteAheadLog },
     private readonly listeners: Listeners,
     private readonly lock: Lock,
     private readonly clock: Clock,
     private readonly startedMicros: number,
-    readonly cluster: {
-      peers: PeerClient;
-      groups: Groups;
-      selectors: Selectors;
-      synchronizer: Synchronizer;
-      hooks: OwnerHooks;
-      tasks: TaskDriver;
-      changes: ChangeFeed;
-      watches: Watches;
-      forwarder: Forwarder;
-      replicator: Replicator;
-      promises: PromiseStore;
-      access: AccessControl;
-      admin?: AdminBootstrap;
-    },
-  ) {}
+    readonly cluster: HostCluster,
+  ) {
+    this.id = local.id;
+    this.dir = local.dir;
+    this.logger = local.logger;
+    this.index = local.index;
+    this.wal = local.wal;
+    this.store = cluster.store;
+    this.queries = cluster.queries;
+  }
 
   /** The plain HTTP port, or -1 when plain HTTP is off. */
   get port(): number {
@@ -135,236 +113,54 @@ export class Host {
     opened: { listeners?: Listeners },
   ): Promise<Host> {
     const clock = opts.clock ?? systemClock();
-    // Before anything is replayed or opened: a bad key or certificate is a one-line start failure.
-    const tls = await loadTls(config, clock.nowMicros() / 1000);
-    const id = await loadOrCreateId(dir, config.id);
-    const ring = new LogRing();
-    const logger = createLogger(config.logLevel, ring, { host: id, port: config.port >= 0 ? config.port : config.securePort });
-    for (const w of tls?.warnings ?? []) logger.warn(w);
-    const peerAuth = await PeerAuth.fromConfig(config);
-
-    const registry = new ServiceRegistry();
-    for (const s of BUILTIN_SERVICES) registry.add(s);
-    for (const s of opts.services ?? []) registry.add(s);
-
-    const index = new DocumentIndex({
-      retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
-    });
-    const replayStarted = performance.now();
-    const wal = await WriteAheadLog.open({
-      dir: diskDirectory(path.join(dir, 'log')),
-      repair: config.repairLog,
-      logger,
-      onRecord: (r) => {
-        index.apply(r);
-        clock.observe(r.timeMicros);
-      },
-    });
-    const replayMs = performance.now() - replayStarted;
-    // After the replay and before expired documents leave the index: a promise the log has since
-    // overtaken (held epoch at or past it) is spent, and the expired copy may be what proves it.
-    const promises = await PromiseStore.open({
-      dir: diskDirectory(path.join(dir, 'promises')),
-      heldEpoch: (link) => {
-        const doc = index.latest(link);
-        return doc ? (doc.documentEpoch ?? 0) : undefined;
-      },
-      logger,
-      repair: config.repairLog,
-    });
-    index.expire(clock.nowMicros());
-    logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
-
-    let host: Host | undefined;
-    const changes = new ChangeFeed();
-    const store = new DocumentStore({
-      changes,
-      wal,
-      index,
-      registry,
-      clock,
-      hostId: id,
-      promises,
-      onLogFailure: (e) => {
-        logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
-        void host?.stop();
-      },
-    });
-    const queries = new QueryTasks({ index, clock, hostId: id });
+    const local = await openLocalState(config, dir, clock, opts.services ?? []);
+    const { logger } = local;
     const startedMicros = clock.nowMicros();
 
     // Listen first: with --port=0 the group references need the port the OS picked. Requests
-    // that arrive before the app exists wait on `handler`.
+    // that arrive before the handler exists wait in `early`.
     let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
     const early: Array<() => void> = [];
     const listeners = await Listeners.open({
       port: config.port,
       securePort: config.securePort,
       bindAddress: config.bindAddress,
-      tls: tls?.server,
+      tls: local.tls?.server,
       handler: (req, res) => (handler ? handler(req, res) : early.push(() => handler!(req, res))),
     });
     opened.listeners = listeners;
     const uri = config.publicUri ?? defaultUri(config.bindAddress, listeners);
 
-    const peers = new PeerClient({ tls: tls?.client, memberHeaders: peerAuth.outgoingHeaders() });
-    peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
-    const groups = new Groups({ selfId: id, publicUri: uri, dir, peers, clock, logger });
-    await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
-    const selectors = new Selectors(groups.default, clock);
-    const forwarder = new Forwarder(peers);
-    // With authorization on, each forwarded request travels on its own through the owner's koa
-    // app, where the caller's token is checked again; batches would skip that check.
-    const routing = new OwnerRouting({
-      selectors,
-      peers,
-      forwarder: config.isAuthorizationEnabled ? undefined : forwarder,
-      clock,
-      hostId: id,
-      operationTimeoutMicros: config.operationTimeoutMicros,
+    // The host exists only once its parts do; until then nothing can ask it for its state or to stop.
+    let host: Host | undefined;
+    const parts = await buildParts(config, local, clock, uri, (e) => {
+      logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
+      void host?.stop();
     });
-    const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros: config.operationTimeoutMicros });
-    const synchronizer = new Synchronizer({
-      hostId: id,
-      registry,
-      index,
-      store,
-      group: groups.default,
-      selectors,
-      replicator,
-      peers,
-      promises,
-      clock,
-      logger,
-      operationTimeoutMicros: config.operationTimeoutMicros,
-      enabled: config.isPeerSynchronizationEnabled,
-      hooks: { started: (svc, link) => hooks.started(svc, link) },
-    });
-    const tasks = new TaskDriver({
-      registry,
-      index,
-      store,
-      selectors,
-      changes,
-      queries,
-      peers,
-      selfUri: () => uri,
-      hostId: id,
-      clock,
-      logger,
-      operationTimeoutMicros: config.operationTimeoutMicros,
-    });
-    const watches = new Watches({
-      index,
-      changes,
-      peers,
-      selfUri: () => uri,
-      logger,
-      operationTimeoutMicros: config.operationTimeoutMicros,
-    });
-    const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
-    replicator.onStaleEpoch = (link) => synchronizer.staleEpoch(link);
-    store.attachCluster({ replicator, synch: synchronizer, hooks });
-    const access = new AccessControl({
-      enabled: config.isAuthorizationEnabled,
-      peerAuth,
-      registry,
-      index,
-      changes,
-      clock,
-      peers,
-      selfUri: () => uri,
-      selectors,
-      logger,
-      operationTimeoutMicros: config.operationTimeoutMicros,
-    });
-    const app = createApp({
-      registry,
-      store,
-      queries,
-      logger,
-      ring,
-      hostId: id,
-      hostState: () => host!.hostState(),
-      requestStop: () => void host?.stop(),
-      cluster: {
-        groups,
-        store,
-        synchronizer,
-        selectors,
-        peers,
-        hostId: id,
-        operationTimeoutMicros: config.operationTimeoutMicros,
-        nowMicros: () => clock.nowMicros(),
-      },
-      routing,
-      tasks,
-      watches,
-      access,
-    });
-    const koa = app.callback();
-    const nowMicros = () => clock.nowMicros();
-    const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
-    // Document requests skip koa only while authorization is off: koa's access middleware checks
-    // each one's token when it is on.
-    const documentEndpoint = config.isAuthorizationEnabled
-      ? undefined
-      : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
-    // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
-    // request goes on to koa, whose access middleware answers it 403.
-    handler = (req, res) => {
-      if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
-      if (documentEndpoint?.handle(req, res)) return;
-      void koa(req, res);
-    };
+    handler = requestHandler(config, local, parts, clock, { hostState: () => host!.hostState(), stop: () => void host?.stop() });
+    const admin = adminBootstrap(config, local, parts, uri);
+    host = new Host(config, local, listeners, lock, clock, startedMicros, { ...parts, admin });
     for (const run of early.splice(0)) run();
-    let admin: AdminBootstrap | undefined;
-    if (config.isAuthorizationEnabled && config.adminPassword !== undefined) {
-      admin = new AdminBootstrap({
-        email: config.adminUser ?? 'admin@localhost',
-        password: config.adminPassword,
-        index,
-        peers,
-        selfUri: () => uri,
-        logger,
-        operationTimeoutMicros: config.operationTimeoutMicros,
-      });
-    } else if (config.isAuthorizationEnabled) {
-      logger.warn(
-        'authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles',
-      );
-    }
-    host = new Host(id, config, dir, logger, index, wal, store, queries, listeners, lock, clock, startedMicros, {
-      peers,
-      groups,
-      selectors,
-      synchronizer,
-      hooks,
-      tasks,
-      changes,
-      watches,
-      forwarder,
-      replicator,
-      promises,
-      access,
-      admin,
-    });
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
-    const on = listeners.all.map((l) => `${config.bindAddress}:${l.port}${l.scheme === 'https' ? ' (https)' : ''}`).join(' and ');
+    host.logStarted(local.tls?.summary);
+    return host;
+  }
+
+  private logStarted(tls: { subject: unknown; validTo: unknown; caCount: number } | undefined): void {
+    const on = this.listeners.all.map((l) => `${this.config.bindAddress}:${l.port}${l.scheme === 'https' ? ' (https)' : ''}`).join(' and ');
     if (tls)
-      logger.info(
+      this.logger.info(
         {
-          certificate: tls.summary.subject,
-          validTo: tls.summary.validTo,
-          caFileCertificates: tls.summary.caCount,
-          sslClientAuthMode: config.sslClientAuthMode,
+          certificate: tls.subject,
+          validTo: tls.validTo,
+          caFileCertificates: tls.caCount,
+          sslClientAuthMode: this.config.sslClientAuthMode,
         },
         'HTTPS on',
       );
-    logger.info({ uri: host.uri, sandbox: dir }, `ServiceHost/${id} listening on ${on}`);
-    return host;
+    this.logger.info({ uri: this.uri, sandbox: this.dir }, `ServiceHost/${this.id} listening on ${on}`);
   }
 
   private maintain(): void {
@@ -456,28 +252,4 @@ function defaultUri(bindAddress: string, l: Listeners): string {
   const listener = l.http ?? l.https!;
   const host = bindAddress.includes(':') ? `[${bindAddress}]` : bindAddress;
   return `${listener.scheme}://${host}:${listener.port}`;
-}
-
-async function loadOrCreateId(dir: string, requested: string | undefined): Promise<string> {
-  const file = path.join(dir, STATE_FILE);
-  let saved: string | undefined;
-  if (await fs.pathExists(file)) {
-    try {
-      const parsed = (await fs.readJson(file)) as { id?: unknown };
-      if (typeof parsed.id === 'string') saved = parsed.id;
-    } catch (e) {
-      throw new KryptonError('INVALID_ARGUMENT', `${file} is not valid JSON (${(e as Error).message}); fix or remove it`);
-    }
-  }
-  const id = requested ?? saved ?? randomUUID();
-  if (id !== saved) {
-    // Write then rename, so a crash never leaves a half-written id file.
-    const tmp = `${file}.tmp`;
-    await fs.writeJson(tmp, { id });
-    const fh = await fs.promises.open(tmp, 'r');
-    await fh.datasync();
-    await fh.close();
-    await fs.rename(tmp, file);
-  }
-  return id;
 }

@@ -43,6 +43,11 @@ export function errorResponse(statusCode: number, message: string, errorCode = 0
   return { message, statusCode, documentKind: KINDS.serviceErrorResponse, errorCode };
 }
 
+/** The HTTP status a code is answered with. */
+export function statusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
 /** Status and body for any thrown value; `internal` tells the caller to log it as a bug. */
 export function toErrorResponse(e: unknown): { status: number; body: ServiceErrorResponse; internal: boolean } {
   if (isKryptonError(e)) {

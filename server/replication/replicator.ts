@@ -6,7 +6,11 @@
  * requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
  * of replicas, and the owner's and every replica's log frame is built around those same bytes;
  * a batch is a msgpack sequence: a header `{from, count}` then the record bodies. The replica
- * answers a msgpack list of results (peer-endpoints.ts).
+ * answers a msgpack list of one result per record (peer-endpoints.ts), each `{ok: true}` or
+ * `{ok: false, code, message}` with a KryptonError code: STALE_EPOCH when the replica holds or
+ * promised a later epoch for the link, which tells the owner's epoch fence (EpochFencePort) to
+ * synchronize the link before its next write. The owner decides on that code, never on a status;
+ * a batch answered with anything but 200 fails each of its records as PEER_UNAVAILABLE.
  * The owner's own durable append counts as one success; the client is answered when successes
  * reach the quorum, and failed with Xenon's "Success: S, Fail: F" message once they cannot.
  */
@@ -15,7 +19,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import type { Logger } from 'pino';
 import type { JsonObject, NewLogRecord, UpdateAction } from '../../lib/document.js';
 import { UPDATE_ACTIONS } from '../../lib/document.js';
-import { KryptonError } from '../../lib/errors.js';
+import { isErrorCode, KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import type { NodeGroupState, NodeState } from '../../lib/group/types.js';
 import { selectNodes } from '../../lib/hash.js';
@@ -24,6 +28,8 @@ import { limits } from '../../lib/limits.js';
 import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../../wal/record.js';
+import type { EpochFencePort, ReplicaResult } from '../documents/ports.js';
+import { statusOf } from '../net/http-errors.js';
 import type { PeerClient } from '../net/peers.js';
 import { originOf } from '../routing/routing.js';
 import type { Selectors } from '../membership/selectors.js';
@@ -33,11 +39,7 @@ const packr = new Packr({ useRecords: false });
 // The log's own decode options, so a record reads back the same from the wire as from disk.
 const unpackr = new Unpackr(UNPACK_OPTIONS);
 
-export interface ReplicaResult {
-  ok: boolean;
-  status?: number;
-  message?: string;
-}
+export type { ReplicaResult };
 
 export interface ReplicationBatch {
   from: NodeId;
@@ -70,7 +72,7 @@ export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
       ? { ok: true }
       : {
           ok: false,
-          status: typeof o.status === 'number' ? o.status : 500,
+          code: isErrorCode(o.code) ? o.code : 'PEER_UNAVAILABLE',
           message: typeof o.message === 'string' ? o.message : 'malformed result',
         };
   });
@@ -160,7 +162,7 @@ class PeerChannel {
 
   send(bytes: Buffer): Promise<ReplicaResult> {
     if (this.queue.length >= limits.replicationQueueRecordsMax) {
-      return Promise.resolve({ ok: false, status: 503, message: `replication queue to ${this.url} is full` });
+      return Promise.resolve({ ok: false, code: 'LIMIT_EXCEEDED', message: `replication queue to ${this.url} is full` });
     }
     return new Promise((resolve) => {
       this.queue.push({ bytes, resolve });
@@ -198,13 +200,13 @@ class PeerChannel {
             timeoutMs: this.timeoutMs,
           });
           if (r.status >= 300) {
-            const msg = r.body.toString('utf8').slice(0, 500);
-            results = batch.map(() => ({ ok: false, status: r.status, message: msg }));
+            const msg = `status ${r.status}: ${r.body.toString('utf8').slice(0, 500)}`;
+            results = batch.map(() => ({ ok: false, code: 'PEER_UNAVAILABLE', message: msg }));
           } else {
             results = decodeResults(r.body, batch.length);
           }
         } catch (e) {
-          results = batch.map(() => ({ ok: false, status: 503, message: (e as Error).message }));
+          results = batch.map(() => ({ ok: false, code: 'PEER_UNAVAILABLE', message: (e as Error).message }));
         }
         for (const [i, q] of batch.entries()) q.resolve(results[i]!);
       }
@@ -230,11 +232,17 @@ export class Replicator {
   private allMembers: { group: NodeGroupState; selectorLink: string; set: ReplicaSet } | undefined;
   readonly stats: ReplicationStats = { batches: 0, records: 0 };
   private opCounter = 0;
-  /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
-  onStaleEpoch: ((link: string) => void) | undefined;
 
   constructor(
-    private readonly d: { selectors: Selectors; peers: PeerClient; hostId: NodeId; logger: Logger; operationTimeoutMicros: number },
+    private readonly d: {
+      selectors: Selectors;
+      peers: PeerClient;
+      hostId: NodeId;
+      logger: Logger;
+      operationTimeoutMicros: number;
+      /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
+      fencing: Pick<EpochFencePort, 'staleEpoch'>;
+    },
   ) {}
 
   /**
@@ -361,9 +369,10 @@ export class Replicator {
         .then((r) => {
           if (r.ok) tracker.success();
           else {
-            tracker.failure(r.status);
-            if (r.status === 409) this.onStaleEpoch?.(rec.link);
-            this.d.logger.warn({ peer: n.id, link: rec.link, status: r.status, message: r.message }, 'replica refused or unreachable');
+            const code = r.code ?? 'PEER_UNAVAILABLE';
+            tracker.failure(statusOf(code));
+            if (code === 'STALE_EPOCH') this.d.fencing.staleEpoch(rec.link);
+            this.d.logger.warn({ peer: n.id, link: rec.link, code, message: r.message }, 'replica refused or unreachable');
           }
           check();
         });

@@ -112,7 +112,9 @@ t('replicas refuse records from an older epoch, and retries are harmless', async
   assert.equal(await send(0, current.documentVersion), [{ ok: true }]);
   // Raise the held epoch to 5, then a record from epoch 4 is fenced off.
   assert.equal(await send(5, current.documentVersion + 1), [{ ok: true }]);
-  assert.equal(await send(4, current.documentVersion + 2), [{ ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }]);
+  assert.equal(await send(4, current.documentVersion + 2), [
+    { ok: false, code: 'STALE_EPOCH', message: 'Expected epoch: 5, in update: 4' },
+  ]);
   const junk = await a.client.send('POST', '/core/node-selectors/default/replication', Buffer.from([0xc1, 0x00]), {
     'content-type': REPLICATION_CONTENT_TYPE,
   });

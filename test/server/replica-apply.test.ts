@@ -63,7 +63,7 @@ test('one batch: appended together, same-link records in order, held copies ackn
       rec('c', 1, 2, 'stale'), // behind c's first record, whose epoch 3 it is older than
       rec('b', 1, 0, 'b1'),
     ]);
-    assert.equal(answers, [ok, ok, { ok: false, status: 409, message: 'Expected epoch: 3, in update: 2' }, ok]);
+    assert.equal(answers, [ok, ok, { ok: false, code: 'STALE_EPOCH', message: 'Expected epoch: 3, in update: 2' }, ok]);
     assert.is((await h.client.get('/core/examples/c')).body.name, 'c0');
     assert.is((await h.client.get('/core/examples/b')).body.name, 'b1');
     assert.is(

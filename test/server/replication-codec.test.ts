@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewLogRecord } from '../../lib/document.js';
 import { limits } from '../../lib/limits.js';
-import { decodeBatch, decodeResults, encodeBatch, encodeResults } from '../../server/replication/replicator.js';
+import { decodeBatch, decodeResults, encodeBatch, encodeResults, type ReplicaResult } from '../../server/replication/replicator.js';
 import { encodeRecordBody } from '../../wal/record.js';
 
 const packr = new Packr({ useRecords: false });
@@ -119,7 +119,7 @@ test('malformed batches are INVALID_BODY', () => {
 });
 
 test('results read back; a wrong count throws', () => {
-  const results = [{ ok: true }, { ok: false, status: 409, message: 'Expected epoch: 5, in update: 4' }];
+  const results: ReplicaResult[] = [{ ok: true }, { ok: false, code: 'STALE_EPOCH', message: 'Expected epoch: 5, in update: 4' }];
   assert.equal(decodeResults(encodeResults(results), 2), results);
   assert.throws(() => decodeResults(encodeResults(results), 3), /2 results for 3/);
 });

@@ -871,7 +871,7 @@ export class ReplicationSim {
         if (r.ok) tracker.success();
         else {
           tracker.failure(r.status);
-          // Replicator.onStaleEpoch: the owner synchronizes the link again before its next write.
+          // Replicator told of STALE_EPOCH: the owner synchronizes the link again before its next write.
           if (r.status === 409 && this.promises !== 'off') oh.recheck.add(link);
         }
         check();

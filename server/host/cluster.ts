@@ -1,0 +1,235 @@
+/**
+ * The wiring of one host's parts, once and at construction, in dependency order: membership
+ * (groups, selectors) and owner routing first, then the document store, then the parts built on
+ * the store (replication, tasks, owner hooks, the synchronizer, watches). The store's cluster
+ * ports (documents/ports.ts) are a handle made with the store and bound here as soon as the
+ * parts that implement them exist, before any request is let in. Last comes the request handler:
+ * the two peer endpoints and the document endpoint ahead of the koa app.
+ */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JsonObject } from '../../lib/document.js';
+import type { Clock } from '../base/clock.js';
+import type { Config } from '../base/config.js';
+import { PeerClient } from '../net/peers.js';
+import { ChangeFeed } from '../documents/changes.js';
+import { DocumentStore } from '../documents/documents.js';
+import { ClusterPortsHandle } from '../documents/ports.js';
+import { Groups } from '../membership/groups.js';
+import { Selectors } from '../membership/selectors.js';
+import { Forwarder } from '../routing/forwarder.js';
+import { OwnerRouting } from '../routing/routing.js';
+import { Replicator } from '../replication/replicator.js';
+import { Synchronizer } from '../synch/synchronizer.js';
+import { OwnerHooks } from '../tasks/owner-hooks.js';
+import { QueryTasks } from '../tasks/query-tasks.js';
+import { TaskDriver } from '../tasks/tasks.js';
+import { Watches } from '../watches/watches.js';
+import { AccessControl } from '../auth/authz.js';
+import { AdminBootstrap } from '../auth/authz-bootstrap.js';
+import { createApp } from '../http/app.js';
+import { DocumentEndpoint } from '../http/document-endpoint.js';
+import { PeerEndpoints } from '../http/peer-endpoints.js';
+import type { LocalState } from './local.js';
+
+/** Everything a host runs besides its local state and its listeners. */
+export interface HostParts {
+  store: DocumentStore;
+  queries: QueryTasks;
+  routing: OwnerRouting;
+  peers: PeerClient;
+  groups: Groups;
+  selectors: Selectors;
+  synchronizer: Synchronizer;
+  hooks: OwnerHooks;
+  tasks: TaskDriver;
+  changes: ChangeFeed;
+  watches: Watches;
+  forwarder: Forwarder;
+  replicator: Replicator;
+  promises: LocalState['promises'];
+  access: AccessControl;
+}
+
+/** What the request handler asks of the host it serves. */
+export interface HostControl {
+  hostState(): JsonObject;
+  stop(): void;
+}
+
+/** Membership and owner routing: who is in the group, who owns a link, and the way to it. */
+async function buildRouting(config: Config, local: LocalState, clock: Clock, uri: string) {
+  const { id, logger } = local;
+  const peers = new PeerClient({ tls: local.tls?.client, memberHeaders: local.peerAuth.outgoingHeaders() });
+  local.peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
+  const groups = new Groups({ selfId: id, publicUri: uri, dir: local.dir, peers, clock, logger });
+  await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
+  const selectors = new Selectors(groups.default, clock);
+  const forwarder = new Forwarder(peers);
+  // With authorization on, each forwarded request travels on its own through the owner's koa
+  // app, where the caller's token is checked again; batches would skip that check.
+  const routing = new OwnerRouting({
+    selectors,
+    peers,
+    forwarder: config.isAuthorizationEnabled ? undefined : forwarder,
+    clock,
+    hostId: id,
+    operationTimeoutMicros: config.operationTimeoutMicros,
+  });
+  return { peers, groups, selectors, forwarder, routing };
+}
+
+/** Membership, routing, the store and the parts built on it; `uri` is this host's address, known once it listens. */
+export async function buildParts(
+  config: Config,
+  local: LocalState,
+  clock: Clock,
+  uri: string,
+  onLogFailure: (e: unknown) => void,
+): Promise<HostParts> {
+  const { id, logger, registry, index, promises } = local;
+  const operationTimeoutMicros = config.operationTimeoutMicros;
+  const selfUri = () => uri;
+  const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri);
+
+  const ports = new ClusterPortsHandle();
+  const changes = new ChangeFeed();
+  const store = new DocumentStore({ wal: local.wal, index, registry, clock, hostId: id, changes, promises, cluster: ports, onLogFailure });
+  const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros, fencing: ports.fencing });
+  const queries = new QueryTasks({ index, clock, hostId: id });
+  const tasks = new TaskDriver({
+    registry,
+    index,
+    store,
+    selectors,
+    changes,
+    queries,
+    peers,
+    selfUri,
+    hostId: id,
+    clock,
+    logger,
+    operationTimeoutMicros,
+  });
+  const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
+  const synchronizer = new Synchronizer({
+    hostId: id,
+    registry,
+    index,
+    store,
+    group: groups.default,
+    selectors,
+    replicator,
+    peers,
+    promises,
+    clock,
+    logger,
+    operationTimeoutMicros,
+    enabled: config.isPeerSynchronizationEnabled,
+    hooks,
+  });
+  ports.bind({ replication: replicator, fencing: synchronizer, synch: synchronizer, hooks });
+
+  const watches = new Watches({ index, changes, peers, selfUri, logger, operationTimeoutMicros });
+  const access = new AccessControl({
+    enabled: config.isAuthorizationEnabled,
+    peerAuth: local.peerAuth,
+    registry,
+    index,
+    changes,
+    clock,
+    peers,
+    selfUri,
+    selectors,
+    logger,
+    operationTimeoutMicros,
+  });
+  return {
+    store,
+    queries,
+    routing,
+    peers,
+    groups,
+    selectors,
+    synchronizer,
+    hooks,
+    tasks,
+    changes,
+    watches,
+    forwarder,
+    replicator,
+    promises,
+    access,
+  };
+}
+
+/** The handler every listener serves: the peer endpoints and the document endpoint skip koa, the rest is koa's. */
+export function requestHandler(
+  config: Config,
+  local: LocalState,
+  parts: HostParts,
+  clock: Clock,
+  host: HostControl,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const { registry, logger, id, peerAuth } = local;
+  const { store, routing, tasks, selectors, peers } = parts;
+  const nowMicros = () => clock.nowMicros();
+  const app = createApp({
+    registry,
+    store,
+    queries: parts.queries,
+    logger,
+    ring: local.ring,
+    hostId: id,
+    hostState: () => host.hostState(),
+    requestStop: () => host.stop(),
+    cluster: {
+      groups: parts.groups,
+      store,
+      synchronizer: parts.synchronizer,
+      selectors,
+      peers,
+      hostId: id,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+      nowMicros,
+    },
+    routing,
+    tasks,
+    watches: parts.watches,
+    access: parts.access,
+  });
+  const koa = app.callback();
+  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
+  // Document requests skip koa only while authorization is off: koa's access middleware checks
+  // each one's token when it is on.
+  const documentEndpoint = config.isAuthorizationEnabled
+    ? undefined
+    : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
+  // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
+  // request goes on to koa, whose access middleware answers it 403.
+  return (req, res) => {
+    if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
+    if (documentEndpoint?.handle(req, res)) return;
+    void koa(req, res);
+  };
+}
+
+/** With authorization on and an admin password given: the bootstrap that creates the admin user. */
+export function adminBootstrap(config: Config, local: LocalState, parts: HostParts, uri: string): AdminBootstrap | undefined {
+  if (!config.isAuthorizationEnabled) return undefined;
+  if (config.adminPassword === undefined) {
+    local.logger.warn(
+      'authorization is on and no --adminPassword was given: only members of the group (the peer secret) can create users and roles',
+    );
+    return undefined;
+  }
+  return new AdminBootstrap({
+    email: config.adminUser ?? 'admin@localhost',
+    password: config.adminPassword,
+    index: local.index,
+    peers: parts.peers,
+    selfUri: () => uri,
+    logger: local.logger,
+    operationTimeoutMicros: config.operationTimeoutMicros,
+  });
+}

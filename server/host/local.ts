@@ -1,0 +1,113 @@
+/**
+ * What one host has before it talks to anyone: its TLS material, its id (kept in the sandbox),
+ * its logger, its services, and its durable state read back: the write-ahead log replayed into
+ * the index, then the replica promises, then expired documents dropped. Nothing here listens or
+ * opens a connection; host/cluster.ts builds the rest on top.
+ */
+
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import fs from 'fs-extra';
+import type { Logger } from 'pino';
+import type { JsonObject } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
+import { ServiceRegistry, type ServiceDefinition } from '../../lib/service.js';
+import { BUILTIN_SERVICES } from '../../lib/services/builtin.js';
+import { DocumentIndex } from '../../index/views.js';
+import { diskDirectory } from '../../wal/file.js';
+import { WriteAheadLog } from '../../wal/log.js';
+import type { Clock } from '../base/clock.js';
+import type { Config } from '../base/config.js';
+import { createLogger, LogRing } from '../base/process-log.js';
+import { loadTls, type TlsMaterial } from '../net/tls.js';
+import { PeerAuth } from '../auth/peer-auth.js';
+import { PromiseStore } from '../synch/promises.js';
+
+const STATE_FILE = 'serviceHostState.json';
+
+export interface LocalState {
+  id: string;
+  /** The sandbox folder of this host. */
+  dir: string;
+  tls: TlsMaterial | undefined;
+  ring: LogRing;
+  logger: Logger;
+  peerAuth: PeerAuth;
+  registry: ServiceRegistry;
+  index: DocumentIndex;
+  wal: WriteAheadLog;
+  promises: PromiseStore;
+}
+
+/** Reads everything the sandbox `dir` holds; a bad key, certificate or log fails here, before any port opens. */
+export async function openLocalState(
+  config: Config,
+  dir: string,
+  clock: Clock,
+  services: readonly ServiceDefinition<JsonObject>[],
+): Promise<LocalState> {
+  const tls = await loadTls(config, clock.nowMicros() / 1000);
+  const id = await loadOrCreateId(dir, config.id);
+  const ring = new LogRing();
+  const logger = createLogger(config.logLevel, ring, { host: id, port: config.port >= 0 ? config.port : config.securePort });
+  for (const w of tls?.warnings ?? []) logger.warn(w);
+  const peerAuth = await PeerAuth.fromConfig(config);
+
+  const registry = new ServiceRegistry();
+  for (const s of BUILTIN_SERVICES) registry.add(s);
+  for (const s of services) registry.add(s);
+
+  const index = new DocumentIndex({
+    retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
+  });
+  const replayStarted = performance.now();
+  const wal = await WriteAheadLog.open({
+    dir: diskDirectory(path.join(dir, 'log')),
+    repair: config.repairLog,
+    logger,
+    onRecord: (r) => {
+      index.apply(r);
+      clock.observe(r.timeMicros);
+    },
+  });
+  const replayMs = performance.now() - replayStarted;
+  // After the replay and before expired documents leave the index: a promise the log has since
+  // overtaken (held epoch at or past it) is spent, and the expired copy may be what proves it.
+  const promises = await PromiseStore.open({
+    dir: diskDirectory(path.join(dir, 'promises')),
+    heldEpoch: (link) => {
+      const doc = index.latest(link);
+      return doc ? (doc.documentEpoch ?? 0) : undefined;
+    },
+    logger,
+    repair: config.repairLog,
+  });
+  index.expire(clock.nowMicros());
+  logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
+  return { id, dir, tls, ring, logger, peerAuth, registry, index, wal, promises };
+}
+
+async function loadOrCreateId(dir: string, requested: string | undefined): Promise<string> {
+  const file = path.join(dir, STATE_FILE);
+  let saved: string | undefined;
+  if (await fs.pathExists(file)) {
+    try {
+      const parsed = (await fs.readJson(file)) as { id?: unknown };
+      if (typeof parsed.id === 'string') saved = parsed.id;
+    } catch (e) {
+      throw new KryptonError('INVALID_ARGUMENT', `${file} is not valid JSON (${(e as Error).message}); fix or remove it`);
+    }
+  }
+  const id = requested ?? saved ?? randomUUID();
+  if (id !== saved) {
+    // Write then rename, so a crash never leaves a half-written id file.
+    const tmp = `${file}.tmp`;
+    await fs.writeJson(tmp, { id });
+    const fh = await fs.promises.open(tmp, 'r');
+    await fh.datasync();
+    await fh.close();
+    await fs.rename(tmp, file);
+  }
+  return id;
+}
