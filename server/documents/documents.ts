@@ -276,7 +276,7 @@ export class DocumentStore {
     return doc;
   }
 
-  /** Factory GET from the local index (reference §2.2), only the children `mayRead` lets through when given. */
+  /** Factory GET from the local index, only the children `mayRead` lets through when given. */
   list(factoryLink: Link, expand: boolean, mayRead?: (link: Link) => boolean): LinkList {
     const started = performance.now();
     const now = this.d.clock.nowMicros();

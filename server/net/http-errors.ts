@@ -1,6 +1,6 @@
 /**
  * The one place that maps KryptonError codes to HTTP statuses and Xenon's ServiceErrorResponse
- * body (reference §3.7). Anything that is not a KryptonError is a bug: it is logged with its
+ * body. Anything that is not a KryptonError is a bug: it is logged with its
  * stack and answered 500 with a generic message, never with internals.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Log shipping from an owner to its replicas (reference §7, Krypton's way): each update's record
+ * Log shipping from an owner to its replicas (Krypton's way): each update's record
  * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
  * most one request in flight and packs every record that queued up meanwhile into the next one
  * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
