@@ -122,7 +122,8 @@ test('damage before the tail stops the start with LOG_CORRUPT; --repairLog trunc
     const [segment] = (await fs.readdir(logDir)).filter((f) => f.endsWith('.log'));
     const file = path.join(logDir, segment!);
     const bytes = await fs.readFile(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = bytes[middle]! ^ 0x40;
     await fs.writeFile(file, bytes);
 
     const refused = runKrypton(['host', '--port=0', `--sandbox=${dir.path}`]);
