@@ -10,14 +10,38 @@ import { reportEnd, type CommandContext } from './command.js';
 import { count, isoMicros, span, table } from './format.js';
 import { painter, startProgress } from './io.js';
 import { totalBytes } from './open.js';
-import { readRecords } from './read.js';
+import { type ReadResult, readRecords } from './read.js';
 import { hostRetentionFor } from './retention.js';
 import { HistoryTally } from './tally.js';
 
 const NO_KIND = '(no documentKind)';
 
+/** What one pass over the log found. */
+interface LogStats {
+  tally: HistoryTally;
+  actions: Record<UpdateAction, number>;
+  /** Records per documentKind, most first. */
+  kindRows: [string, number][];
+  records: number;
+  frameBytes: number;
+  firstSeq: number;
+  lastSeq: number;
+  firstMicros: Micros;
+  lastMicros: Micros;
+  /** Links and held versions summed over every factory, as the index would hold them now. */
+  totals: { live: number; deleted: number; expired: number; versions: number };
+  diskBytes: number;
+}
+
 export async function runStats(ctx: CommandContext): Promise<number> {
-  const { args, log, io, out } = ctx;
+  const { read, stats } = await gatherStats(ctx);
+  if (ctx.args.booleans.has('json')) printJson(ctx, stats);
+  else printTables(ctx, stats);
+  return reportEnd(ctx, read);
+}
+
+async function gatherStats(ctx: CommandContext): Promise<{ read: ReadResult; stats: LogStats }> {
+  const { log, io } = ctx;
   const tally = new HistoryTally(hostRetentionFor);
   const actions: Record<UpdateAction, number> = { POST: 0, PUT: 0, PATCH: 0, DELETE: 0 };
   const kinds = new Map<string, number>();
@@ -50,36 +74,45 @@ export async function runStats(ctx: CommandContext): Promise<number> {
   }
   const kindRows = [...kinds].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   const diskBytes = totalBytes(log);
+  return {
+    read,
+    stats: { tally, actions, kindRows, records, frameBytes, firstSeq, lastSeq, firstMicros, lastMicros, totals, diskBytes },
+  };
+}
 
-  if (args.booleans.has('json')) {
-    out.line(
-      JSON.stringify({
-        segments: {
-          count: log.segments.length,
-          bytes: diskBytes,
-          files: log.segments.map((s, i) => ({ name: s.name, firstSeq: s.firstSeq, bytes: log.segmentBytes[i] })),
-        },
-        records,
-        firstSeq,
-        lastSeq,
-        frameBytes,
-        ...(records > 0 ? { firstTimeMicros: firstMicros, lastTimeMicros: lastMicros } : {}),
-        actions,
-        kinds: Object.fromEntries(kindRows),
-        links: { total: tally.links.size, live: totals.live, deleted: totals.deleted, expired: totals.expired },
-        historyResets: tally.resets,
-        versions: { held: totals.versions, written: records },
-      }),
-    );
-    return reportEnd(ctx, read);
-  }
+function printJson(ctx: CommandContext, st: LogStats): void {
+  const { log, out } = ctx;
+  const { tally, totals, records } = st;
+  out.line(
+    JSON.stringify({
+      segments: {
+        count: log.segments.length,
+        bytes: st.diskBytes,
+        files: log.segments.map((s, i) => ({ name: s.name, firstSeq: s.firstSeq, bytes: log.segmentBytes[i] })),
+      },
+      records,
+      firstSeq: st.firstSeq,
+      lastSeq: st.lastSeq,
+      frameBytes: st.frameBytes,
+      ...(records > 0 ? { firstTimeMicros: st.firstMicros, lastTimeMicros: st.lastMicros } : {}),
+      actions: st.actions,
+      kinds: Object.fromEntries(st.kindRows),
+      links: { total: tally.links.size, live: totals.live, deleted: totals.deleted, expired: totals.expired },
+      historyResets: tally.resets,
+      versions: { held: totals.versions, written: records },
+    }),
+  );
+}
 
+function printTables(ctx: CommandContext, st: LogStats): void {
+  const { log, io, out } = ctx;
+  const { tally, totals, records, firstSeq, lastSeq, firstMicros, lastMicros, kindRows } = st;
   const paint = painter(io.colour);
   const names =
     log.segments.length === 0 ? '' : ` (${log.segments[0]!.name}${log.segments.length > 1 ? ` to ${log.segments.at(-1)!.name}` : ''})`;
   const summary: string[][] = [
-    ['segments', `${count(log.segments.length)}, ${count(diskBytes)} bytes${names}`],
-    ['records', records === 0 ? '0' : `${count(records)}, seq ${firstSeq} to ${lastSeq}, ${count(frameBytes)} bytes in frames`],
+    ['segments', `${count(log.segments.length)}, ${count(st.diskBytes)} bytes${names}`],
+    ['records', records === 0 ? '0' : `${count(records)}, seq ${firstSeq} to ${lastSeq}, ${count(st.frameBytes)} bytes in frames`],
     ['time span', records === 0 ? '-' : `${isoMicros(firstMicros)} to ${isoMicros(lastMicros)} (${span(lastMicros - firstMicros)})`],
     [
       'links',
@@ -89,12 +122,11 @@ export async function runStats(ctx: CommandContext): Promise<number> {
   ];
   for (const line of table(summary, ['left', 'left'], (cell, _r, c) => (c === 0 ? paint(cell, 'bold') : cell))) out.line(line);
   out.line('');
-  const actionRows = [['action', 'records'], ...UPDATE_ACTIONS.map((a) => [a, count(actions[a])])];
+  const actionRows = [['action', 'records'], ...UPDATE_ACTIONS.map((a) => [a, count(st.actions[a])])];
   for (const line of table(actionRows, ['left', 'right'], (cell, r) => (r === 0 ? paint(cell, 'bold') : cell))) out.line(line);
   if (kindRows.length > 0) {
     out.line('');
     const rows = [['kind', 'records'], ...kindRows.map(([k, n]) => [k, count(n)])];
     for (const line of table(rows, ['left', 'right'], (cell, r) => (r === 0 ? paint(cell, 'bold') : cell))) out.line(line);
   }
-  return reportEnd(ctx, read);
 }

@@ -114,6 +114,28 @@ export async function verifyLog(log: HostLog, opts: VerifyOptions = {}): Promise
   return { segments: segs.length, bytes: totalBytes(log), records, firstSeq, lastSeq, problems };
 }
 
+/** The damaged segment checkRest reads, and where its findings go. */
+interface RestSegment {
+  log: HostLog;
+  name: string;
+  /** The segment's number in its name: the seq its first record should have. */
+  namedSeq: Seq;
+  isLast: boolean;
+  /** The size scanLog saw: a running host may have appended since, and those bytes are not ours to judge. */
+  size: number;
+  file: LogFile;
+  problems: VerifyProblem[];
+}
+
+/** Where checkRest stands: the offset, the seq expected there (undefined once unknown), the problem found there. */
+interface RestState {
+  off: number;
+  next: Seq | undefined;
+  problem: { kind: ScanProblem['kind']; reason: string } | undefined;
+  /** The problem at `off` is a misnamed segment's first record, already reported. */
+  firstReported: boolean;
+}
+
 /**
  * Reads segment `j` from the problem scanLog stopped at to the segment's end, reporting every
  * problem and resynchronising after each. Returns the seq the next segment should start with, or
@@ -130,91 +152,113 @@ async function checkRest(
   saw: (seq: Seq) => void,
   progress: Progress | undefined,
 ): Promise<Seq | undefined> {
-  const name = log.segments[j]!.name;
-  const isLast = j === log.segments.length - 1;
-  // The size scanLog saw: a running host may have appended since, and those bytes are not ours to judge.
-  const size = first.fileBytes;
-  let next: Seq | undefined = expectedSeq;
-  let off = first.offset;
-  let problem: { kind: ScanProblem['kind']; reason: string } | undefined = { kind: first.kind, reason: first.reason };
-  const file = await log.dir.open(name, 'read');
+  const segment = log.segments[j]!;
+  const s: RestState = { off: first.offset, next: expectedSeq, problem: { kind: first.kind, reason: first.reason }, firstReported };
+  const file = await log.dir.open(segment.name, 'read');
+  const seg: RestSegment = {
+    log,
+    name: segment.name,
+    namedSeq: segment.firstSeq,
+    isLast: j === log.segments.length - 1,
+    size: first.fileBytes,
+    file,
+    problems,
+  };
   try {
     for (;;) {
-      if (problem !== undefined) {
-        if (problem.kind === 'sequence') {
-          // The frame here is intact; only its seq breaks the run. Report it and take the run on from it.
-          const seq = await seqAt(file, off);
-          if (!firstReported) {
-            const reason =
-              off === 0 && next === log.segments[j]!.firstSeq
-                ? `the first record is seq ${seq}, but the segment is named for seq ${next}`
-                : seqBreak(next ?? seq, seq);
-            problems.push({ file: name, offset: off, kind: 'sequence', reason });
-          }
-          firstReported = false;
-          next = seq;
-        } else {
-          // A running host may have written here since (see read.ts): our snapshot ends here then.
-          if (isLast && next !== undefined && (await completedSince(log, name, off, next))) return next;
-          const resume = await findIntactFrame(log.dir, name, off + 1, size);
-          if (resume === undefined) {
-            if (!isLast) {
-              problems.push({
-                file: name,
-                offset: off,
-                kind: 'corrupt',
-                reason: `${problem.reason}; nothing intact follows in this segment (${size - off} bytes)`,
-              });
-              return undefined;
-            }
-            const what =
-              problem.kind === 'truncated' ? problem.reason : `${problem.reason}, then garbage to the end of the file: ${size - off} bytes`;
-            problems.push({ file: name, offset: off, kind: 'torn-tail', reason: `the host's recovery would cut the log here (${what})` });
-            return next;
-          }
-          const seq = await seqAt(file, resume);
-          const lost = next !== undefined && seq > next ? `; ${seq - next === 1 ? `seq ${next}` : `seqs ${next} to ${seq - 1}`} lost` : '';
-          problems.push({
-            file: name,
-            offset: off,
-            kind: 'corrupt',
-            reason: `${problem.reason}; ${resume - off} bytes unreadable, next intact frame at offset ${resume} (seq ${seq})${lost}`,
-          });
-          // The damage explains any gap up to the frame found: the run goes on from it.
-          next = seq;
-          off = resume;
-        }
-        problem = undefined;
+      if (s.problem !== undefined) {
+        if (s.problem.kind === 'sequence') await takeSequenceBreak(seg, s);
+        else if (await resynchronise(seg, s, s.problem)) return s.next;
+        s.problem = undefined;
       }
-      if (off >= size) return next;
-      // A chunk plus a record, so a frame starting anywhere in the chunk is whole in the buffer.
-      const buf = await file.read(off, Math.min(READ_CHUNK_BYTES + limits.recordBytesMax, size - off));
-      const atEnd = off + buf.length >= size;
-      let pos = 0;
-      for (;;) {
-        const f = decodeFrame(buf, pos);
-        if (f.kind === 'record') {
-          const seq = f.record.seq;
-          if (next !== undefined && seq !== next) {
-            problem = { kind: 'sequence', reason: '' };
-            break;
-          }
-          saw(seq);
-          progress?.add(f.next - pos);
-          next = seq + 1;
-          pos = f.next;
-          continue;
-        }
-        if (f.kind === 'corrupt') problem = { kind: 'corrupt', reason: f.reason };
-        else if (atEnd && pos < buf.length) problem = { kind: 'truncated', reason: `file ends ${buf.length - pos} bytes into a frame` };
-        break;
-      }
-      off += pos;
-      if (problem === undefined && atEnd && off >= size) return next;
+      if (s.off >= seg.size) return s.next;
+      await readIntact(seg, s, saw, progress);
     }
   } finally {
     await file.close();
   }
+}
+
+/** The frame at `s.off` is intact; only its seq breaks the run. Report it and take the run on from it. */
+async function takeSequenceBreak(seg: RestSegment, s: RestState): Promise<void> {
+  const seq = await seqAt(seg.file, s.off);
+  if (!s.firstReported) {
+    const reason =
+      s.off === 0 && s.next === seg.namedSeq
+        ? `the first record is seq ${seq}, but the segment is named for seq ${s.next}`
+        : seqBreak(s.next ?? seq, seq);
+    seg.problems.push({ file: seg.name, offset: s.off, kind: 'sequence', reason });
+  }
+  s.firstReported = false;
+  s.next = seq;
+}
+
+/**
+ * Damage at `s.off`: reports it and moves `s` to the next intact frame. True when the segment's
+ * run ends here (`s.next` then says where the next segment should start, undefined if unknown).
+ */
+async function resynchronise(seg: RestSegment, s: RestState, problem: NonNullable<RestState['problem']>): Promise<boolean> {
+  const { name, size } = seg;
+  const off = s.off;
+  // A running host may have written here since (see read.ts): our snapshot ends here then.
+  if (seg.isLast && s.next !== undefined && (await completedSince(seg.log, name, off, s.next))) return true;
+  const resume = await findIntactFrame(seg.log.dir, name, off + 1, size);
+  if (resume === undefined) {
+    if (!seg.isLast) {
+      seg.problems.push({
+        file: name,
+        offset: off,
+        kind: 'corrupt',
+        reason: `${problem.reason}; nothing intact follows in this segment (${size - off} bytes)`,
+      });
+      s.next = undefined;
+      return true;
+    }
+    const what =
+      problem.kind === 'truncated' ? problem.reason : `${problem.reason}, then garbage to the end of the file: ${size - off} bytes`;
+    seg.problems.push({ file: name, offset: off, kind: 'torn-tail', reason: `the host's recovery would cut the log here (${what})` });
+    return true;
+  }
+  const seq = await seqAt(seg.file, resume);
+  const next = s.next;
+  const lost = next !== undefined && seq > next ? `; ${seq - next === 1 ? `seq ${next}` : `seqs ${next} to ${seq - 1}`} lost` : '';
+  seg.problems.push({
+    file: name,
+    offset: off,
+    kind: 'corrupt',
+    reason: `${problem.reason}; ${resume - off} bytes unreadable, next intact frame at offset ${resume} (seq ${seq})${lost}`,
+  });
+  // The damage explains any gap up to the frame found: the run goes on from it.
+  s.next = seq;
+  s.off = resume;
+  return false;
+}
+
+/** Reads one chunk of intact frames from `s.off`, stopping at the first problem (left in `s.problem`). */
+async function readIntact(seg: RestSegment, s: RestState, saw: (seq: Seq) => void, progress: Progress | undefined): Promise<void> {
+  // A chunk plus a record, so a frame starting anywhere in the chunk is whole in the buffer.
+  const buf = await seg.file.read(s.off, Math.min(READ_CHUNK_BYTES + limits.recordBytesMax, seg.size - s.off));
+  const atEnd = s.off + buf.length >= seg.size;
+  let pos = 0;
+  for (;;) {
+    const f = decodeFrame(buf, pos);
+    if (f.kind === 'record') {
+      const seq = f.record.seq;
+      if (s.next !== undefined && seq !== s.next) {
+        s.problem = { kind: 'sequence', reason: '' };
+        break;
+      }
+      saw(seq);
+      progress?.add(f.next - pos);
+      s.next = seq + 1;
+      pos = f.next;
+      continue;
+    }
+    if (f.kind === 'corrupt') s.problem = { kind: 'corrupt', reason: f.reason };
+    else if (atEnd && pos < buf.length) s.problem = { kind: 'truncated', reason: `file ends ${buf.length - pos} bytes into a frame` };
+    break;
+  }
+  s.off += pos;
 }
 
 /** The seq of a segment's first record, if it has an intact one. */
