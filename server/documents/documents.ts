@@ -235,16 +235,37 @@ export class DocumentStore {
     return state;
   }
 
-  /** Child PUT, PATCH or DELETE. DELETE of a missing or deleted link answers undefined (200, nothing logged). */
-  async update(
+  /**
+   * Validates a child PUT, PATCH or DELETE body (DELETE may have none). The entry host does this
+   * once; the owner applies what it checked (applyUpdate).
+   */
+  prepareUpdate(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', rawBody: unknown): JsonObject | undefined {
+    if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
+    return rawBody === undefined ? undefined : svc.parseBody(rawBody);
+  }
+
+  /** Child PUT, PATCH or DELETE of a body this host produced itself (a handler's or a task's): checked, then applied. */
+  update(
     svc: RegisteredService,
     action: 'PUT' | 'PATCH' | 'DELETE',
     link: Link,
     rawBody: unknown,
     opts: WriteOptions = {},
   ): Promise<ServiceDocument | undefined> {
-    if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
-    const body = rawBody === undefined ? undefined : svc.parseBody(rawBody);
+    return this.applyUpdate(svc, action, link, this.prepareUpdate(svc, action, rawBody), opts);
+  }
+
+  /**
+   * Child PUT, PATCH or DELETE of a body already checked by prepareUpdate. DELETE of a missing or
+   * deleted link answers undefined (200, nothing logged).
+   */
+  async applyUpdate(
+    svc: RegisteredService,
+    action: 'PUT' | 'PATCH' | 'DELETE',
+    link: Link,
+    body: JsonObject | undefined,
+    opts: WriteOptions = {},
+  ): Promise<ServiceDocument | undefined> {
     const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
     return this.queues.run(link, async () => {

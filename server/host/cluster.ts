@@ -199,7 +199,7 @@ export function requestHandler(
     access: parts.access,
   });
   const koa = app.callback();
-  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, nowMicros });
+  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger });
   // Document requests skip koa only while authorization is off: koa's access middleware checks
   // each one's token when it is on.
   const documentEndpoint = config.isAuthorizationEnabled

@@ -1,18 +1,28 @@
 /**
  * The requests every factory and child document answers (POST to a factory, GET/PUT/PATCH/DELETE
- * of a child, a factory GET), as one function from a plain request to a status and body. The koa
- * app calls it for requests from clients; the batched forwarding endpoint (peer-endpoints.ts)
- * calls it for requests other hosts forwarded here, so a forwarded request is answered by exactly
- * the code that would have answered it over its own HTTP request. Owner-selected requests that
- * enter a host other than their owner come back as `relayed`: the owner's answer, unchanged.
+ * of a child, a factory GET), in three steps read top to bottom:
+ *  1. decode: the entry host turns the plain request into a DocumentOp, validating it once (the
+ *     body against the service's schema, the child link a create gets, the query and headers);
+ *  2. route: an owner-selected op whose owner is another host is forwarded there with its checked
+ *     body (routing/routing.ts) and the owner's answer comes back as `relayed`, unchanged;
+ *  3. run: the op is applied to the document store and answered as a status and a body.
+ * The koa app and the document endpoint call handleDocumentRequest (all three steps). The batched
+ * forwarding endpoint (peer-endpoints.ts), which only members reach once peer auth is on, calls
+ * handleForwarded: the owner decodes what its entry host already checked without checking it
+ * again (a body must still be a JSON object, and a create must name its child), then runs it.
+ * A forward that travels as its own HTTP request (authorization on) enters the owner's koa app as
+ * a client request, and is decoded and checked there like one.
  */
 
+import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
+import type { Link } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
-import type { ServiceRegistry } from '../../lib/service.js';
+import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
 import type { DocumentStore } from '../documents/documents.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { PeerReply } from '../net/peers.js';
+import type { ForwardItem } from '../routing/forwarder.js';
 import { OwnerRouting } from '../routing/routing.js';
 import { TaskDriver } from '../tasks/tasks.js';
 
@@ -44,13 +54,31 @@ export interface DocumentRequestDeps {
   tasks: TaskDriver;
 }
 
+type Quorum = number | 'all' | undefined;
+
+/** A decoded, checked request: what the owner runs. */
+export type DocumentOp =
+  | { kind: 'list'; factoryLink: Link; expand: boolean; mayRead?: (link: Link) => boolean }
+  | { kind: 'create'; svc: RegisteredService; link: Link; body: JsonObject; forceIndexUpdate: boolean; quorum: Quorum }
+  | { kind: 'read'; svc: RegisteredService; link: Link; version: number | undefined; viaOwner: boolean }
+  | {
+      kind: 'update';
+      svc: RegisteredService;
+      action: 'PUT' | 'PATCH' | 'DELETE';
+      link: Link;
+      body: JsonObject | undefined;
+      quorum: Quorum;
+    };
+
+const CHILD_METHODS = new Set(['GET', 'PUT', 'PATCH', 'DELETE']);
+
 export function pragmasOf(raw: string): Set<string> {
   return new Set(raw ? raw.split(/[;,\s]+/).filter(Boolean) : []);
 }
 
 /** `x-xenon-rpl-quorum`: a number of successes, or `x-xenon-all` for every replica. */
-function requestedQuorum(req: DocumentRequest): number | 'all' | undefined {
-  const raw = req.header('x-xenon-rpl-quorum');
+function requestedQuorum(header: (name: string) => string): Quorum {
+  const raw = header('x-xenon-rpl-quorum');
   if (!raw) return undefined;
   if (raw === 'x-xenon-all') return 'all';
   const n = Number(raw);
@@ -59,86 +87,138 @@ function requestedQuorum(req: DocumentRequest): number | 'all' | undefined {
   return n;
 }
 
+/** `?documentVersion=N` of a child GET. */
+function requestedVersion(querystring: string): number | undefined {
+  const v = new URLSearchParams(querystring).getAll('documentVersion');
+  if (v.length === 0) return undefined;
+  if (v.length > 1 || !/^\d+$/.test(v[0]!)) throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
+  return Number(v[0]);
+}
+
+/** A direct task's create: the owner answers only once the task ends. */
+function isDirect(op: DocumentOp): boolean {
+  return op.kind === 'create' && TaskDriver.isTask(op.svc) && (op.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
+}
+
 /**
  * Answers a factory or child request; undefined when `req.path` is neither (the caller tries its
  * other routes). Failures are thrown as KryptonErrors for the caller's error mapping.
  */
 export async function handleDocumentRequest(d: DocumentRequestDeps, req: DocumentRequest): Promise<DocumentAnswer | undefined> {
-  const { path, method } = req;
-  const factory = d.registry.factory(path);
-  if (factory) {
-    switch (method) {
-      case 'GET':
-        return { status: 200, body: d.store.list(path, req.querystring.includes('expand'), req.mayRead) };
-      case 'POST': {
-        const prag = pragmasOf(req.header('pragma'));
-        const routed = factory.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(prag);
-        // The entry host validates the body and fixes the link (one it owns, when it generates
-        // the id); the owner of that link runs the create.
-        const prepared = d.store.prepareCreate(
-          factory,
-          await req.readBody(),
-          routed ? (link) => d.routing.ownedHere(factory.def.nodeSelector, link) : undefined,
-        );
-        const task = TaskDriver.isTask(factory);
-        const direct = task && (prepared.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
-        if (routed) {
-          const body = { ...prepared.body, documentSelfLink: prepared.link };
-          const decision = await d.routing.route(
-            {
-              method: 'POST',
-              url: req.url,
-              body,
-              pragmas: prag,
-              arrivalMicros: req.arrivalMicros,
-              xenonHeaders: req.xenonHeaders(),
-              // The owner holds a direct task's POST until the task ends: the hop waits as long.
-              ...(direct ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
-            },
-            factory.def.nodeSelector,
-            prepared.link,
-          );
-          if (!decision.local) return { relayed: decision.reply };
-        }
-        const state = await d.store.create(factory, prepared, {
-          forceIndexUpdate: prag.has('xn-force-index-update'),
-          quorum: requestedQuorum(req),
-        });
-        if (direct) return { status: 200, body: await d.tasks.awaitTerminal(prepared.link) };
-        // A task's create only starts the work: Xenon answers 202 Accepted.
-        return { status: task && state.documentUpdateAction === 'POST' ? 202 : 200, body: state };
-      }
-      default:
-        notAllowed(method);
-    }
-  }
-  const child = d.registry.forChild(path);
-  if (!child) return undefined;
-  if (!['GET', 'PUT', 'PATCH', 'DELETE'].includes(method)) notAllowed(method);
-  const body = method === 'GET' ? undefined : await req.readBody();
-  const prag = pragmasOf(req.header('pragma'));
-  const ownerPath = child.has('OWNER_SELECTION') && !prag.has('xn-no-fwd');
-  if (child.has('OWNER_SELECTION')) {
+  const svc = d.registry.factory(req.path) ?? d.registry.forChild(req.path);
+  if (!svc) return undefined;
+  const pragmas = pragmasOf(req.header('pragma'));
+  const routed = svc.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(pragmas);
+  const op = await decode(d, req, svc, pragmas, routed);
+  if (routed && op.kind !== 'list') {
     const decision = await d.routing.route(
-      { method, url: req.url, body, pragmas: prag, arrivalMicros: req.arrivalMicros, xenonHeaders: req.xenonHeaders() },
-      child.def.nodeSelector,
-      path,
+      {
+        method: req.method,
+        url: req.url,
+        body: op.kind === 'read' ? undefined : op.body,
+        pragmas,
+        arrivalMicros: req.arrivalMicros,
+        xenonHeaders: req.xenonHeaders(),
+        // The owner holds a direct task's POST until the task ends: the hop waits as long.
+        ...(isDirect(op) ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
+      },
+      svc.def.nodeSelector,
+      op.link,
     );
     if (!decision.local) return { relayed: decision.reply };
   }
-  switch (method) {
-    case 'GET': {
-      const v = new URLSearchParams(req.querystring).getAll('documentVersion');
-      let version: number | undefined;
-      if (v.length > 0) {
-        if (v.length > 1 || !/^\d+$/.test(v[0]!))
-          throw new KryptonError('INVALID_ARGUMENT', 'documentVersion must be a non-negative integer');
-        version = Number(v[0]);
-      }
-      return { status: 200, body: ownerPath ? await d.store.read(child, path, version) : d.store.get(path, version) };
+  return run(d, op);
+}
+
+/** Step 1 at the entry host: the request as an op, its body checked against the service's schema. */
+async function decode(
+  d: DocumentRequestDeps,
+  req: DocumentRequest,
+  svc: RegisteredService,
+  pragmas: ReadonlySet<string>,
+  routed: boolean,
+): Promise<DocumentOp> {
+  const { method, path } = req;
+  if (path === svc.def.factoryLink) {
+    if (method === 'GET') return { kind: 'list', factoryLink: path, expand: req.querystring.includes('expand'), mayRead: req.mayRead };
+    if (method !== 'POST') notAllowed(method);
+    // The entry host fixes the link (one it owns, when it generates the id): the owner of that
+    // link runs the create.
+    const prepared = d.store.prepareCreate(
+      svc,
+      await req.readBody(),
+      routed ? (link) => d.routing.ownedHere(svc.def.nodeSelector, link) : undefined,
+    );
+    return {
+      kind: 'create',
+      svc,
+      link: prepared.link,
+      body: { ...prepared.body, documentSelfLink: prepared.link },
+      forceIndexUpdate: pragmas.has('xn-force-index-update'),
+      quorum: requestedQuorum(req.header),
+    };
+  }
+  if (!CHILD_METHODS.has(method)) notAllowed(method);
+  if (method === 'GET') {
+    return { kind: 'read', svc, link: path, version: requestedVersion(req.querystring), viaOwner: viaOwner(svc, pragmas) };
+  }
+  const action = method as 'PUT' | 'PATCH' | 'DELETE';
+  const body = d.store.prepareUpdate(svc, action, await req.readBody());
+  return { kind: 'update', svc, action, link: path, body, quorum: requestedQuorum(req.header) };
+}
+
+/** A child GET on the owner path is brought up to date first (DocumentStore.read); `xn-no-fwd` reads the local copy. */
+function viaOwner(svc: RegisteredService, pragmas: ReadonlySet<string>): boolean {
+  return svc.has('OWNER_SELECTION') && !pragmas.has('xn-no-fwd');
+}
+
+/**
+ * A request another host forwarded here in a batch (`body`: its JSON body, parsed), run as its
+ * entry host decoded and checked it: no schema check again. Members only send what they checked;
+ * the structure the store relies on is still checked, so a broken sender gets a 400, not a crash.
+ */
+export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem, body: unknown): Promise<DocumentAnswer> {
+  const q = item.url.indexOf('?');
+  const rawPath = q < 0 ? item.url : item.url.slice(0, q);
+  const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  const svc = d.registry.factory(path) ?? d.registry.forChild(path);
+  if (!svc) throw new KryptonError('NOT_FOUND', `Service not found: ${item.url}`);
+  const header = (name: string) => (name === 'pragma' ? item.pragma : (item.xenonHeaders[name] ?? ''));
+  const pragmas = pragmasOf(item.pragma);
+  const object = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
+  if (body !== undefined && !object) throw new KryptonError('INVALID_BODY', 'body must be a JSON object');
+  if (path === svc.def.factoryLink) {
+    const link = object?.documentSelfLink;
+    if (item.method !== 'POST' || typeof link !== 'string' || d.registry.forChild(link) !== svc)
+      throw new KryptonError('INVALID_BODY', `a forwarded ${item.method} of ${path} must be a create naming its child`);
+    const forceIndexUpdate = pragmas.has('xn-force-index-update');
+    return run(d, { kind: 'create', svc, link, body: object!, forceIndexUpdate, quorum: requestedQuorum(header) });
+  }
+  if (!CHILD_METHODS.has(item.method)) notAllowed(item.method);
+  if (item.method === 'GET') {
+    const version = requestedVersion(q < 0 ? '' : item.url.slice(q + 1));
+    return run(d, { kind: 'read', svc, link: path, version, viaOwner: viaOwner(svc, pragmas) });
+  }
+  const action = item.method as 'PUT' | 'PATCH' | 'DELETE';
+  if (!object && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
+  return run(d, { kind: 'update', svc, action, link: path, body: object, quorum: requestedQuorum(header) });
+}
+
+/** Step 3, on the owner (or wherever the op is local): the op applied to the store. */
+async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnswer> {
+  switch (op.kind) {
+    case 'list':
+      return { status: 200, body: d.store.list(op.factoryLink, op.expand, op.mayRead) };
+    case 'create': {
+      const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum });
+      if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };
+      // A task's create only starts the work: Xenon answers 202 Accepted.
+      return { status: TaskDriver.isTask(op.svc) && state.documentUpdateAction === 'POST' ? 202 : 200, body: state };
     }
-    default: {
-      const state = await d.store.update(child, method as 'PUT' | 'PATCH' | 'DELETE', path, body, { quorum: requestedQuorum(req) });
+    case 'read':
+      return { status: 200, body: op.viaOwner ? await d.store.read(op.svc, op.link, op.version) : d.store.get(op.link, op.version) };
+    case 'update': {
+      const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, { quorum: op.quorum });
       return { status: 200, body: state ?? {} };
     }
   }

@@ -5,8 +5,11 @@
  *  - `POST <selector>/replication`: a msgpack batch of log records from an owner (replicator.ts),
  *    appended here; answered with a msgpack list of one result per record.
  *  - `POST <selector>/forwarded`: a msgpack batch of requests other hosts forwarded to this owner
- *    (forwarder.ts), each run through handleDocumentRequest as if it had come on its own; the
- *    answers stream back one frame each, as each request finishes.
+ *    (forwarder.ts). Each was decoded and checked by its entry host; it is run through
+ *    handleForwarded, which trusts that check (only members get here once peer auth is on: the
+ *    host's handler checks membership before this endpoint, and a non-member goes on to koa's
+ *    403) and does not validate the body again. The answers stream back one frame each, as each
+ *    request finishes, with the status and body the request's own HTTP answer would have had.
  * Anything else (another verb, an unknown selector) goes on to the koa app, which answers it as
  * before (405, 404). A bad batch gets a 4xx with Xenon's error body, never a half-applied write.
  */
@@ -16,7 +19,7 @@ import type { Logger } from 'pino';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { readRawBody } from '../net/body.js';
-import { handleDocumentRequest, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
+import { handleForwarded, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
 import type { DocumentStore } from '../documents/documents.js';
 import { FORWARDED_SUFFIX, decodeForwardBatch, encodeAnswer, type ForwardItem } from '../routing/forwarder.js';
 import { toErrorResponse } from '../net/http-errors.js';
@@ -30,7 +33,6 @@ export interface PeerEndpointDeps extends DocumentRequestDeps {
   store: DocumentStore;
   selectors: Selectors;
   logger: Logger;
-  nowMicros(): number;
 }
 
 export class PeerEndpoints {
@@ -101,29 +103,9 @@ export class PeerEndpoints {
 
   /** One forwarded request, answered as its own HTTP request would have been. */
   private async answer(item: ForwardItem): Promise<{ status: number; text: string }> {
-    const q = item.url.indexOf('?');
-    const rawPath = q < 0 ? item.url : item.url.slice(0, q);
-    const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
-    let answer: DocumentAnswer | undefined;
+    let answer: DocumentAnswer;
     try {
-      answer = await handleDocumentRequest(this.d, {
-        method: item.method,
-        path,
-        url: item.url,
-        querystring: q < 0 ? '' : item.url.slice(q + 1),
-        header: (name) => (name === 'pragma' ? item.pragma : (item.xenonHeaders[name] ?? '')),
-        xenonHeaders: () => item.xenonHeaders,
-        readBody: async () => {
-          if (item.body === undefined || item.body.trim() === '') return undefined;
-          try {
-            return JSON.parse(item.body) as unknown;
-          } catch (e) {
-            throw new KryptonError('INVALID_BODY', `malformed JSON body: ${(e as Error).message}`);
-          }
-        },
-        arrivalMicros: this.d.nowMicros(),
-      });
-      if (answer === undefined) throw new KryptonError('NOT_FOUND', `Service not found: ${item.url}`);
+      answer = await handleForwarded(this.d, item, parseBody(item.body));
     } catch (e) {
       const { status, body, internal } = toErrorResponse(e);
       if (internal) this.d.logger.error({ err: e, method: item.method, url: item.url }, 'forwarded request failed with an internal error');
@@ -131,5 +113,15 @@ export class PeerEndpoints {
     }
     if ('relayed' in answer) return { status: answer.relayed.status, text: answer.relayed.body.toString('utf8') };
     return { status: answer.status, text: JSON.stringify(answer.body) };
+  }
+}
+
+/** A forwarded request's JSON body text, parsed: the last step of decoding the batch. */
+function parseBody(text: string | undefined): unknown {
+  if (text === undefined || text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new KryptonError('INVALID_BODY', `malformed JSON body: ${(e as Error).message}`);
   }
 }

@@ -8,7 +8,12 @@
  * An answer carries the status and the JSON body the owner's own HTTP answer would have had;
  * the entry host relays it unchanged. A batch that fails at the network level (or answers
  * anything but 200) fails its unanswered requests with a PeerError, which the routing retries as
- * it retries a failed single forward.
+ * it retries a failed single forward. A request the owner holds open for long (a direct task)
+ * travels in a batch of its own, outside the in-flight limit, so it never holds up others.
+ *
+ * The entry host has decoded and checked each request (http/document-requests.ts): a body is the
+ * JSON text of the checked body, and a create's names the child link the entry host chose. The
+ * owner runs it without checking it again; batches are for members only (peer-auth.ts).
  *
  * The codec of both directions lives here, with its validation: a malformed batch is a 400.
  */
@@ -170,8 +175,13 @@ class ForwardChannel {
     return this.queue.splice(0, count);
   }
 
-  private sendBatch(batch: Pending[]): void {
-    this.inFlight++;
+  /** A request the owner holds open for long (a direct task): a batch of its own, outside the channel's limit. */
+  sendAlone(item: ForwardItem, timeoutMs: number): Promise<PeerReply> {
+    return new Promise((resolve, reject) => this.sendBatch([{ item, bytes: 0, timeoutMs, resolve, reject }], false));
+  }
+
+  private sendBatch(batch: Pending[], counted = true): void {
+    if (counted) this.inFlight++;
     this.stats.batches++;
     this.stats.requests += batch.length;
     let answered = 0;
@@ -209,6 +219,7 @@ class ForwardChannel {
         }
       }, failRest)
       .finally(() => {
+        if (!counted) return;
         this.inFlight--;
         this.schedule();
       });
@@ -221,14 +232,18 @@ export class Forwarder {
 
   constructor(private readonly peers: PeerClient) {}
 
-  /** Forwards `item` to the host at `origin`; its reply, or a PeerError when the hop failed. */
-  send(origin: string, selectorLink: string, item: ForwardItem, timeoutMs: number): Promise<PeerReply> {
+  /**
+   * Forwards `item` to the host at `origin`; its reply, or a PeerError when the hop failed.
+   * `alone`: the owner may hold it for long (a direct task), so it goes in a batch of its own
+   * and holds up no other request.
+   */
+  send(origin: string, selectorLink: string, item: ForwardItem, timeoutMs: number, alone = false): Promise<PeerReply> {
     const url = `${origin}${selectorLink}${FORWARDED_SUFFIX}`;
     let c = this.channels.get(url);
     if (!c) {
       c = new ForwardChannel(url, this.peers, this.stats);
       this.channels.set(url, c);
     }
-    return c.send(item, timeoutMs);
+    return alone ? c.sendAlone(item, timeoutMs) : c.send(item, timeoutMs);
   }
 }

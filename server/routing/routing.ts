@@ -1,10 +1,12 @@
 /**
- * Gets an owner-selected request to its owner (reference §7.1). The entry host waits for the node
- * group to be available (parking, see selectors.ts), asks the selector for the owner of the key,
- * and either handles the request itself or forwards it with pragma `xn-fwd` and relays the
- * owner's answer unchanged. Forwards travel in batches per owner (forwarder.ts); a request the
- * owner holds open for long (a direct task) goes on its own HTTP request instead, so it never
- * holds a batch. A forward that fails at the network level is retried on the next
+ * Gets an owner-selected request to its owner. The entry host waits for the node group to be
+ * available (parking, see selectors.ts), asks the selector for the owner of the key, and either
+ * handles the request itself or forwards it with pragma `xn-fwd` and relays the owner's answer
+ * unchanged. The request forwarded is the one the entry host decoded and checked: its body is the
+ * checked body, which the owner does not check again. Forwards travel in batches per owner
+ * (forwarder.ts; a direct task, which the owner holds open, in a batch of its own); with
+ * authorization on each goes as its own HTTP request instead, so the owner's koa app checks the
+ * caller's token (and, treating it as a client's request, the body) again. A forward that fails at the network level is retried on the next
  * maintenance interval with a fresh owner choice (the dead owner is marked UNAVAILABLE by then)
  * until the operation deadline, after which the client gets 408.
  */
@@ -78,25 +80,8 @@ export class OwnerRouting {
       if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
       const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
       if (remainingMs <= 0) break;
-      const origin = originOf(owner.groupReference);
-      const pragma = withPragma(req.pragmas, 'xn-fwd');
       try {
-        const reply =
-          req.hopTimeoutMs !== undefined || this.d.forwarder === undefined
-            ? await this.d.peers.request(origin + req.url, {
-                method: req.method,
-                body,
-                headers: { ...req.xenonHeaders, pragma },
-                timeoutMs: req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
-              })
-            : await this.d.forwarder.send(
-                origin,
-                selectorLink,
-                { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body },
-                // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
-                Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000))),
-              );
-        return { local: false, reply };
+        return { local: false, reply: await this.hop(req, body, originOf(owner.groupReference), selectorLink, remainingMs) };
       } catch (e) {
         if (!(e instanceof PeerError)) throw e;
         lastError = e;
@@ -105,5 +90,17 @@ export class OwnerRouting {
       await new Promise((r) => setTimeout(r, MAINTENANCE_INTERVAL_MICROS / 1000));
     }
     throw new KryptonError('TIMEOUT', `Expired at ${deadline}: ${lastError instanceof Error ? lastError.message : 'owner unreachable'}`);
+  }
+
+  /** One forward to the owner at `origin`: in a batch, or (authorization on) as its own HTTP request. */
+  private hop(req: RoutedRequest, body: string | undefined, origin: string, selectorLink: string, remainingMs: number): Promise<PeerReply> {
+    const pragma = withPragma(req.pragmas, 'xn-fwd');
+    // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
+    const timeoutMs = req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000)));
+    if (this.d.forwarder === undefined) {
+      return this.d.peers.request(origin + req.url, { method: req.method, body, headers: { ...req.xenonHeaders, pragma }, timeoutMs });
+    }
+    const item = { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body };
+    return this.d.forwarder.send(origin, selectorLink, item, timeoutMs, req.hopTimeoutMs !== undefined);
   }
 }

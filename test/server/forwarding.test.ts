@@ -172,26 +172,47 @@ t('a POST without a documentSelfLink gets an id its entry host owns: created the
   for (const h of hosts) assert.is((await h.client.get(sample)).body.documentOwner, owner(sample));
 });
 
-t('the forwarding endpoint answers a batch in frames and refuses bad ones', async ({ hosts }) => {
+t('the forwarding endpoint answers a batch in frames, trusts the checks of the entry host, and refuses bad ones', async ({ hosts }) => {
   const b = hosts[1]!;
   const url = `${b.host.uri}/core/node-selectors/default/forwarded`;
   const items: ForwardItem[] = [
-    { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"documentSelfLink":"direct-1","name":"d"}' },
-    { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"documentSelfLink":"direct-2"}' },
+    {
+      method: 'POST',
+      url: '/core/examples',
+      pragma: 'xn-fwd',
+      xenonHeaders: {},
+      body: '{"documentSelfLink":"/core/examples/direct-1","name":"d"}',
+    },
+    // The service's own create rule still runs on the owner: it is the create, not a check of the body.
+    { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"documentSelfLink":"/core/examples/direct-2"}' },
     { method: 'PATCH', url: '/core/examples/direct-nobody', pragma: 'xn-fwd', xenonHeaders: {}, body: '{not json' },
+    // The schema wants a string id: an entry host would have refused this body, the owner does not check it again.
+    {
+      method: 'POST',
+      url: '/core/examples',
+      pragma: 'xn-fwd',
+      xenonHeaders: {},
+      body: '{"documentSelfLink":"/core/examples/direct-3","name":"n","id":5}',
+    },
+    // An entry host always names the child a create makes.
+    { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"nameless"}' },
   ];
   const r = await request(url, { method: 'POST', body: encodeForwardBatch(items), headers: { 'content-type': 'application/x-msgpack' } });
   assert.is(r.statusCode, 200);
   const answers = new Map<number, [number, Record<string, unknown>]>();
   const reader = new AnswerReader((i, status, text) => answers.set(i, [status, JSON.parse(text) as Record<string, unknown>]));
   reader.push(Buffer.from(await r.body.arrayBuffer()));
-  assert.is(answers.size, 3);
+  assert.is(answers.size, 5);
   assert.is(answers.get(0)![0], 200);
   assert.is(answers.get(0)![1].documentSelfLink, '/core/examples/direct-1');
   assert.is(answers.get(1)![0], 400);
   assert.is(answers.get(1)![1].message, 'name is required');
   assert.is(answers.get(2)![0], 400);
   assert.match(String(answers.get(2)![1].message), /malformed JSON body/);
+  assert.is(answers.get(3)![0], 200);
+  assert.is(answers.get(3)![1].id, 5);
+  assert.is(answers.get(4)![0], 400);
+  assert.match(String(answers.get(4)![1].message), /must be a create naming its child/);
 
   const junk = await b.client.send('POST', '/core/node-selectors/default/forwarded', Buffer.from([0x93, 0xc1]), {
     'content-type': 'application/x-msgpack',
@@ -201,6 +222,40 @@ t('the forwarding endpoint answers a batch in frames and refuses bad ones', asyn
   assert.is(junk.body.documentKind, KINDS.serviceErrorResponse);
   assert.is((await b.client.get('/core/node-selectors/default/forwarded')).status, 405);
   assert.is((await b.client.post('/core/node-selectors/nope/forwarded', {})).status, 404);
+});
+
+t('a body the entry host refuses is answered there and never forwarded', async ({ hosts }) => {
+  const a = hosts[0]!;
+  let link = '/core/examples/refused-0';
+  for (let i = 1; owner(link) === 'host-1'; i++) link = `/core/examples/refused-${i}`;
+  const forwarded = async () => (await a.client.get<{ forwardStats: { requests: number } }>('/core/management')).body.forwardStats.requests;
+  const created = await a.client.post('/core/examples', { documentSelfLink: link, name: 'r' });
+  assert.is(created.status, 200);
+  const before = await forwarded();
+  const badCreate = await a.client.post('/core/examples', { documentSelfLink: `${link}-x`, name: 'r', id: 5 });
+  assert.is(badCreate.status, 400);
+  assert.is(badCreate.body.message, 'invalid body: id must be string');
+  const badPatch = await a.client.patch(link, { counter: 'many' });
+  assert.is(badPatch.status, 400);
+  assert.match(String(badPatch.body.message), /^invalid body: counter/);
+  assert.is(await forwarded(), before, 'neither reached the owner');
+  assert.is((await a.client.get(link)).body.documentVersion, 0);
+});
+
+t('a direct task entering a non-owner is held by its owner and answered with its end state', async ({ hosts }) => {
+  const a = hosts[0]!;
+  let link = '/core/example-tasks/direct-0';
+  for (let i = 1; owner(link) === 'host-1'; i++) link = `/core/example-tasks/direct-${i}`;
+  const forwarded = async () => (await a.client.get<{ forwardStats: { requests: number } }>('/core/management')).body.forwardStats.requests;
+  const before = await forwarded();
+  const r = await a.client.post<{ taskInfo: { stage: string }; documentOwner: string }>('/core/example-tasks', {
+    documentSelfLink: link,
+    taskInfo: { isDirect: true },
+  });
+  assert.is(r.status, 200);
+  assert.is(r.body.taskInfo.stage, 'FINISHED');
+  assert.is(r.body.documentOwner, owner(link));
+  assert.is(await forwarded(), before + 1, 'forwarded in a batch of its own');
 });
 
 t.run();
