@@ -1,9 +1,14 @@
 /**
- * The document pipeline of one host: a write is serialized behind earlier writes to the same
- * link, planned by the pure rules in lib/verbs.ts against the index's latest state, appended to
- * the write-ahead log, and applied to the index only once the log says it is durable; only then
- * does the caller get the new state. Reads come straight from the index. A log failure (a write
- * or fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
+ * The document pipeline of one host. An owner's write is brought up to date first when it must
+ * be (LinkSynchPort), serialized behind earlier writes to the same link, planned by the pure
+ * rules in lib/verbs.ts against the index's latest state, fenced by epoch (EpochFencePort),
+ * shipped to the replicas (ReplicationPort) while it is appended to the write-ahead log, and
+ * applied to the index only once the log says it is durable; the caller gets the new state at
+ * quorum. The ports are the cluster's side, named in ports.ts and bound by the host. Bodies are
+ * checked by prepareCreate / prepareUpdate on the entry host and applied by create / applyUpdate
+ * on the owner, which trusts that check. A replica's side (applyReplicated) appends what an owner
+ * shipped unless its epoch is stale. Reads come straight from the index. A log failure (a write or
+ * fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
  */
 
 import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../../lib/document.js';
