@@ -1,5 +1,5 @@
 /**
- * Expiration rules (reference §3.6) in one place. A version is expired once
+ * Expiration rules (docs/xenon-compatibility.md, Expiration) in one place. A version is expired once
  * `0 < documentExpirationTimeMicros <= now`: from that instant queries and factory listings stop
  * showing it. The periodic purge removes links whose latest version has
  * `0 < documentExpirationTimeMicros < now`, as Xenon's index maintenance does; the one-microsecond

@@ -1,5 +1,5 @@
 /**
- * Indexed property names (reference §9.4): how a document flattens into (propertyName, value)
+ * Indexed property names (Xenon's, see docs/xenon-compatibility.md, Queries): how a document flattens into (propertyName, value)
  * pairs, and how one property name is read back from a document. Both sides follow the same rules,
  * so a value found by flattening is exactly a value found by `someValueAt`:
  *

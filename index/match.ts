@@ -1,5 +1,5 @@
 /**
- * Query semantics (reference §9.3): compiling a plan's query into a document predicate, and
+ * Query semantics (docs/xenon-compatibility.md, Queries): compiling a plan's query into a document predicate, and
  * choosing the candidate versions a query can be driven from so that a selective query reads a
  * posting instead of every document.
  *

@@ -1,7 +1,7 @@
 /**
  * Field indexes: for each (propertyName, string value) the versions holding it, as a posting list
  * of integer version ids. Only term-matchable values (strings, and booleans as "true"/"false") are
- * posted; numbers are matched by scanning candidates (reference §9.3).
+ * posted; numbers are matched by scanning candidates.
  *
  * Version ids grow in the order versions are applied, so a new id is always appended at the end of
  * a posting and every posting stays sorted. Removing an id lowers the posting's live count at once

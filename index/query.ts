@@ -1,11 +1,11 @@
 /**
  * Query execution over the version store: candidates (from postings when the query has a string
- * clause to drive it, else a scan), the visibility rules of reference §9.5 (latest versions only,
+ * clause to drive it, else a scan), Xenon's visibility rules (latest versions only,
  * tombstones hidden, unless INCLUDE_ALL_VERSIONS / INCLUDE_DELETED; expired documents never), and
  * result order. Counting, TOP_RESULTS and paging are the caller's: it gets the whole ordered list.
  *
  * Order without SORT is Xenon's default Lucene sort: documentVersion descending, ties in the
- * order the versions were indexed (oldest first). That is why seed 000 §3 lists v3 of both tasks,
+ * order the versions were indexed (oldest first). That is why an INCLUDE_ALL_VERSIONS query over two tasks lists v3 of both,
  * then v2 of both, each pair in the order the tasks were created.
  * With SORT: by each sort term in turn (strings by UTF-16 code units, numbers numerically; a
  * document without a value for a term goes after those with one, in both directions), then in

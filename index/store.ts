@@ -48,7 +48,7 @@ export class VersionStore {
     const link = r.link;
     let vids = this.byLink.get(link);
     // A record for a link whose latest version had already expired when the record was made
-    // starts a new history, as it would after Xenon's purge (reference §3.5: re-create at 0).
+    // starts a new history, as it would after Xenon's purge (a re-create starts at version 0).
     if (vids !== undefined && (r.resetHistory === true || isExpiredAt(this.latestDocOf(vids), r.timeMicros))) {
       this.purge(link);
       vids = undefined;
@@ -98,7 +98,7 @@ export class VersionStore {
     this.maybeRenumber();
   }
 
-  /** Purges every link whose latest version is due (reference §3.6); returns them. */
+  /** Purges every link whose latest version is due (see expiry.ts); returns them. */
   expire(nowMicros: Micros): Link[] {
     const due: Link[] = [];
     for (const [link, exp] of this.expiring) if (isPurgeableAt(exp, nowMicros)) due.push(link);

@@ -1,5 +1,5 @@
 /**
- * DocumentIndex: the in-memory views built from log records (DESIGN.md, `index/`): the latest
+ * DocumentIndex: the in-memory views built from log records (docs/architecture.md): the latest
  * version per link, the retained versions per link, the children of each factory, expiration, and
  * query execution. It is fed by `apply` in log order, on replay and live alike, and holds the
  * state objects it is given without copying them: callers must not mutate a state after applying

@@ -15,7 +15,7 @@ export interface JsonObject {
   [key: string]: JsonValue | undefined;
 }
 
-/** The fields Xenon sets on every stored document (reference §1). */
+/** The fields Xenon sets on every stored document (docs/xenon-compatibility.md, Document fields). */
 export interface ServiceDocument extends JsonObject {
   documentSelfLink: Link;
   documentKind: string;
@@ -40,7 +40,7 @@ export const COMMON_FIELDS = [
   'documentOwner',
 ] as const;
 
-/** Built-in kind strings, equal to Xenon's (reference §0). */
+/** Built-in kind strings, equal to Xenon's (Java class names with `.` and `$` as `:`). */
 export const KINDS = {
   example: 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState',
   exampleTask: 'com:vmware:xenon:services:common:ExampleTaskService:ExampleTaskServiceState',

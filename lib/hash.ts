@@ -1,7 +1,7 @@
 /**
- * Xenon's FNV64 variant and the owner selection built on it (reference §6.3). Owners only agree
+ * Xenon's FNV64 variant and the owner selection built on it (docs/xenon-compatibility.md, Node selectors). Owners only agree
  * with Xenon's if this function is bit-for-bit Xenon's, so no hash package is used. The same hash
- * prefixes generated document ids (reference §2.1).
+ * prefixes generated document ids.
  */
 
 import type { Link, Micros, NodeId } from './ids.js';

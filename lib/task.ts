@@ -1,5 +1,5 @@
 /**
- * Task services (reference §4.2): the stage model every task shares, its transition rules, and
+ * Task services (Xenon's TaskState stages): the stage model every task shares, its transition rules, and
  * the owner-side contract a task author implements. A task is an ordinary replicated document
  * whose `taskInfo.stage` moves forward by self-PATCHes; the runtime calls the author's
  * `runStage` on the owner after each durable step, so a new owner resumes from the last step

@@ -239,7 +239,7 @@ export function localEntry(group: NodeGroupState): NodeState | undefined {
   return group.nodes[group.documentOwner];
 }
 
-/** AVAILABLE entries, self and observers included (§5.6); a one-entry map counts as one. */
+/** AVAILABLE entries, self and observers included, as Xenon counts them; a one-entry map counts as one. */
 export function availableCount(group: NodeGroupState): number {
   const all = Object.values(group.nodes);
   if (all.length === 1) return 1;
@@ -262,7 +262,7 @@ export function isGroupSettled(group: NodeGroupState, nowMicros: Micros, mainten
   return nowMicros >= group.localMembershipUpdateTimeMicros + window;
 }
 
-/** Settled and with quorum: whether owner-selected requests may run (§5.6, §6.5). */
+/** Settled and with quorum: whether owner-selected requests may run (else they are parked). */
 export function isGroupAvailable(group: NodeGroupState, nowMicros: Micros, maintenanceIntervalMicros: Micros): boolean {
   return isGroupSettled(group, nowMicros, maintenanceIntervalMicros) && groupHasQuorum(group);
 }

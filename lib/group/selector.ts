@@ -1,7 +1,7 @@
 /**
- * Node selection over a group's view (reference §6): which member owns a key and which members
- * receive its replicas (SelectOwnerResponse, §6.4), the selector's status, and the
- * NodeSelectorState a selector GET returns (§6.2). Hashing is lib/hash.ts, bit-for-bit Xenon's.
+ * Node selection over a group's view (docs/xenon-compatibility.md, Node selectors): which member owns a key and which members
+ * receive its replicas (SelectOwnerResponse), the selector's status, and the
+ * NodeSelectorState a selector GET returns. Hashing is lib/hash.ts, bit-for-bit Xenon's.
  * Observers are never owners and never in `selectedNodes`, so they receive no replicas.
  */
 
@@ -97,7 +97,7 @@ export interface SelectorSpec {
   replicationFactor?: number;
   replicationQuorum?: number;
   /**
-   * Xenon's quirk (§6.2): the selector's own membershipQuorum is only filled from
+   * Xenon's quirk: the selector's own membershipQuorum is only filled from
    * UpdateQuorumRequest notifications, 0 until one arrives.
    */
   notifiedMembershipQuorum?: number;

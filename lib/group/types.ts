@@ -1,7 +1,7 @@
 /**
- * Node-group shapes as Xenon puts them on the wire (reference §5.1): NodeState, NodeGroupState and
+ * Node-group shapes as Xenon puts them on the wire (docs/xenon-compatibility.md, Node groups): NodeState, NodeGroupState and
  * the requests a client sends to a group (JoinPeerRequest, UpdateQuorumRequest), the defaults of
- * §5.2 and Appendix A, and the validators that turn untrusted JSON into these types. Bad input is a
+ * Xenon's defaults, and the validators that turn untrusted JSON into these types. Bad input is a
  * KryptonError INVALID_BODY. Nothing here keeps state; the rules live in rules.ts and the state
  * machine in membership.ts.
  */
@@ -117,7 +117,7 @@ export interface UpdateQuorumRequest extends JsonObject {
   locationQuorum?: number;
 }
 
-/** What `POST /core/node-groups` asks for (reference §5.7). */
+/** What `POST /core/node-groups` asks for (a custom group). */
 export interface NodeGroupCreateRequest {
   groupLink: Link;
   config: Partial<NodeGroupConfig>;
@@ -126,7 +126,7 @@ export interface NodeGroupCreateRequest {
 }
 
 /**
- * The `floor((peers other than self + 1) / 2) + 1` default of §5.2: a lone node needs 1, a group
+ * Xenon's `floor((peers other than self + 1) / 2) + 1` default: a lone node needs 1, a group
  * of three needs 2.
  */
 export function defaultMembershipQuorum(peersOtherThanSelf: number): number {
@@ -329,7 +329,7 @@ export type GroupPatch =
 
 /**
  * A PATCH to a group is an UpdateQuorumRequest (by kind), a config replacement (`config` with an
- * empty or absent `nodes`, §5.2) or a peer's gossip (a NodeGroupState).
+ * empty or absent `nodes`) or a peer's gossip (a NodeGroupState).
  */
 export function classifyGroupPatch(raw: unknown, groupLink?: Link): GroupPatch {
   const o = asObject(raw, 'body');

@@ -2,7 +2,7 @@
  * Xenon's QueryTask `querySpec`: the JSON shapes clients send, the validation that turns untrusted
  * JSON into a typed, normalized QueryPlan (or a KryptonError INVALID_QUERY with Xenon's message
  * where Xenon has one), and the echo of a plan back into the querySpec JSON Xenon returns, with
- * `occurance`, `matchType` and `resultLimit` filled (reference §9.2, seed 000 §3). Matching itself
+ * `occurance`, `matchType` and `resultLimit` filled (docs/xenon-compatibility.md, Queries). Matching itself
  * lives in `index/`; this module only says what a query means.
  */
 

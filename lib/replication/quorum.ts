@@ -1,5 +1,5 @@
 /**
- * Quorum accounting for one replicated update (reference §7.4): how many successes the owner needs
+ * Quorum accounting for one replicated update (docs/xenon-compatibility.md, Replication and quorum): how many successes the owner needs
  * before it answers the client, and when enough failures make that impossible. The owner's own
  * durable append counts as one success. Pure: the server feeds it replies.
  */

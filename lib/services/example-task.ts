@@ -1,6 +1,6 @@
 /**
- * ExampleTaskService (`/core/example-tasks`, reference §4.3): queries every example document and
- * deletes them, as seed 000 runs it. Versions 0 to 3 of a task are the create (STARTED,
+ * ExampleTaskService (`/core/example-tasks`, as Xenon's): queries every example document and
+ * deletes them, as Xenon's does. Versions 0 to 3 of a task are the create (STARTED,
  * QUERY_EXAMPLES), the start self-PATCH, the move to DELETE_EXAMPLES carrying the finished query,
  * and FINISHED (or FAILED). Written on the task model of lib/task.ts like any author's task.
  */

@@ -1,6 +1,6 @@
 /**
  * ExampleService (`/core/examples`), written on the public programming model exactly as a service
- * author would write one. Its rules are Xenon's (reference §3.3-§3.4, §4.1): `name` required on
+ * author would write one. Its rules are Xenon's (docs/xenon-compatibility.md, Example and task services): `name` required on
  * create and kept by PUT, `counter` never goes down, PATCH merges `name`, `keyValues` (a null
  * value removes the key) and `tags` (set union), a StrictUpdateRequest PATCH applies `name` only
  * at the expected version, and a PATCH that omits the expiration clears it.

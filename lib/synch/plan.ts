@@ -1,5 +1,5 @@
 /**
- * The synchronization decision for one link (reference §8.3, Krypton's rules): given the heads
+ * The synchronization decision for one link (Krypton's rules, not Xenon's): given the heads
  * (epoch, version) every reachable replica holds, which state is best, whether the new owner must
  * take over (a new epoch), and which replicas must receive the result. Pure.
  *

@@ -1,5 +1,5 @@
 /**
- * Turns `krypton host` arguments into a Config. Flag names are Xenon's (reference §10.2), accepted
+ * Turns `krypton host` arguments into a Config. Flag names are Xenon's (docs/xenon-compatibility.md, Host arguments), accepted
  * as `--flag=value` or `--flag value`. Anything unknown or malformed is a ConfigError whose
  * message says what is wrong; the command prints it and exits 2.
  */

@@ -1,5 +1,5 @@
 /**
- * Serializes updates per document, as Xenon does (reference §3.1): each link has a FIFO of
+ * Serializes updates per document, as Xenon does: each link has a FIFO of
  * pending updates so that a PATCH always computes from the state the previous update left.
  * Different links proceed concurrently, which is what lets group commit batch them. The depth
  * of each queue is bounded (limits.documentQueueMax); past it the update is refused with 503.

@@ -2,7 +2,7 @@
  * HTTP routes of the node groups and node selectors: `/core/node-groups` (list, create a custom
  * group), each group's GET/POST (join, NodeState insert)/PATCH (gossip, config, quorum) and
  * `/available`, `/core/node-selectors/<sel>` (state, owner selection) and its `/forwarding`
- * helper with targets KEY_HASH, PEER_ID and ALL (reference §5-§6).
+ * helper with targets KEY_HASH, PEER_ID and ALL (docs/xenon-compatibility.md).
  */
 
 import type Router from '@koa/router';

@@ -1,5 +1,5 @@
 /**
- * Node selectors (reference §6) on top of the default node group: who owns a key, the selector
+ * Node selectors (docs/xenon-compatibility.md) on top of the default node group: who owns a key, the selector
  * state, and the gate every owner-selected request passes: while the group is unavailable
  * (membership not settled, or fewer AVAILABLE members than the quorum) requests are parked in a
  * bounded queue and released in order as soon as it is available again; a parked request that
@@ -66,7 +66,7 @@ export class Selectors {
     );
   }
 
-  /** Records a quorum change the way Xenon's selectors learn of it (§6.2). */
+  /** Records a quorum change the way Xenon's selectors learn of it (UpdateQuorumRequest notifications). */
   quorumNotified(quorum: number): void {
     for (const s of SELECTOR_SPECS) this.notified.set(s.selectorLink, quorum);
   }

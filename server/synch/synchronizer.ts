@@ -1,5 +1,5 @@
 /**
- * Synchronization (reference §8, Krypton's rules in lib/synch/). After the membership changes
+ * Synchronization (Krypton's rules in lib/synch/, not Xenon's). After the membership changes
  * and the group is available again, every host runs a pass: for each replicated factory it
  * collects every peer's heads (link, epoch, version, and any epoch promised above them) in pages,
  * and for each link it now owns it picks the best copy, adopts it and pushes it to every replica

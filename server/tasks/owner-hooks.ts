@@ -1,5 +1,5 @@
 /**
- * Owner-only work (reference §7.2, seed 000): a service's start handler runs on the owner after a
+ * Owner-only work (Xenon's handleStart/handleMaintenance on the owner): a service's start handler runs on the owner after a
  * create and on the new owner after ownership moved; its maintenance handler runs every interval
  * on the owner of each live child while the group is available. Handlers return a PATCH the
  * owner applies through the normal write path (validated, logged, replicated under quorum), so

@@ -1,5 +1,5 @@
 /**
- * Query tasks (`/core/query-tasks`, `/core/local-query-tasks`, reference §9): validates a task
+ * Query tasks (`/core/query-tasks`, `/core/local-query-tasks`, docs/xenon-compatibility.md, Queries): validates a task
  * body, runs its plan against the local index, shapes Xenon's QueryTask and results, and keeps
  * what outlives one request: non-direct tasks for polling and result snapshots for paging. A
  * snapshot holds the ordered hits of one run, so every page of a query sees the same answer even

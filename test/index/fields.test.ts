@@ -19,7 +19,7 @@ function valuesAt(doc: JsonObject, name: string): IndexedValue[] {
   return out;
 }
 
-test('§9.4 names: scalars, maps, collections, nested objects', () => {
+test('Xenon property names: scalars, maps, collections, nested objects', () => {
   const doc: JsonObject = {
     name: 'foo',
     counter: 5,

@@ -97,7 +97,7 @@ test('nested names: keyValues.k, tags.item, taskInfo.stage', () => {
   assert.equal(links(run(idx, q(term('taskInfo.isDirect', 'false')))), ['/core/example-tasks/t']);
 });
 
-test('booleans: MUST, MUST_NOT, SHOULD and nesting (§9.3)', () => {
+test('booleans: MUST, MUST_NOT, SHOULD and nesting', () => {
   const idx = sample();
   const b = (clauses: unknown[], occurance?: string) => ({ ...(occurance ? { occurance } : {}), booleanClauses: clauses });
   const r = (query: unknown) => links(run(idx, q(query)));
@@ -128,7 +128,7 @@ test('booleans: MUST, MUST_NOT, SHOULD and nesting (§9.3)', () => {
   assert.equal(r(b([red], 'SHOULD_OCCUR')), [`${EX}/a`, `${EX}/b`]);
 });
 
-test('INCLUDE_ALL_VERSIONS: newest version first, ties in indexing order, tombstones included (seed 000 §3)', () => {
+test("INCLUDE_ALL_VERSIONS: newest version first, ties in indexing order, tombstones included (Xenon's order)", () => {
   const idx = new DocumentIndex({ retentionFor: () => 100 });
   const t1 = '/core/example-tasks/97b2';
   const t2 = '/core/example-tasks/538d';

@@ -41,7 +41,7 @@ function group(owner: string, nodes: NodeState[], localChangeMicros = 0): NodeGr
 
 const three = (): NodeState[] => [node('host-1'), node('host-2'), node('host-3')];
 
-test('Xenon owner vectors (reference §6.3) through the selector', () => {
+test("Xenon owner vectors (computed with Xenon's Java) through the selector", () => {
   const g = group('host-2', three());
   const foo = selectOwner(g, '/core/examples/foo');
   assert.equal(

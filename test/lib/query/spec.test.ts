@@ -20,7 +20,7 @@ function rejects(spec: unknown, message: string | RegExp): void {
   assert.unreachable(`accepted ${JSON.stringify(spec)}`);
 }
 
-test('seed 000 §3: the echo fills occurance, matchType and resultLimit', () => {
+test('the echo fills occurance, matchType and resultLimit', () => {
   const plan = parseQuerySpec({
     options: ['INCLUDE_ALL_VERSIONS'],
     query: {
