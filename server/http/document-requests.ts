@@ -7,11 +7,13 @@
  *     body (routing/routing.ts) and the owner's answer comes back as `relayed`, unchanged;
  *  3. run: the op is applied to the document store and answered as a status and a body.
  * The koa app and the document endpoint call handleDocumentRequest (all three steps). The batched
- * forwarding endpoint (peer-endpoints.ts), which only members reach once peer auth is on, calls
- * handleForwarded: the owner decodes what its entry host already checked without checking it
- * again (a body must still be a JSON object, and a create must name its child), then runs it.
- * A forward that travels as its own HTTP request (authorization on) enters the owner's koa app as
- * a client request, and is decoded and checked there like one.
+ * forwarding endpoint (peer-endpoints.ts), which only members reach once peer auth is on and
+ * which only owner routing sends to, calls handleForwarded: the owner decodes what its entry host
+ * already checked without checking it again (a body must still be a JSON object, and a create
+ * must name its child), then runs it. A forward that travels as its own HTTP request (authorization
+ * on) enters the owner's koa app and is checked there like a client's request: koa cannot tell it
+ * from what the forwarding helper (cluster-routes.ts) relays for a client, also a member's
+ * request marked `xn-fwd` but never checked.
  */
 
 import type { JsonObject } from '../../lib/document.js';

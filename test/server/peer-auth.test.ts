@@ -3,7 +3,8 @@
  * authorization: log shipping, synchronization, replication pragmas, gossip, insert-self and a
  * client's join are refused (403) without the secret and served with it, also through the
  * forwarding helper; the secret is compared in constant time and never sent to a watch's
- * callback; the hosts still replicate to each other. With authorization: a token issued by one
+ * callback; the hosts still replicate to each other; a request marked `xn-fwd` outside the batch
+ * endpoint, even a member's, has its body checked. With authorization: a token issued by one
  * host works on every host, forwarded requests are checked again by the owner with the caller's
  * token, and LOGOUT on one host ends the session on all of them. Flag combinations that cannot
  * work stop the start.
@@ -99,6 +100,21 @@ open('members prove themselves to each other: writes replicate, gossip flows', a
       async () => (await h.client.send('GET', '/core/examples/everywhere', undefined, { pragma: 'xn-no-fwd' })).status === 200,
     );
   }
+});
+
+open('a request marked xn-fwd outside the batch endpoint is checked like a client request, even from a member', async ({ hosts }) => {
+  const c = hosts[0]!.client;
+  // The schema wants a string id. The forwarding helper relays a client's request with the secret
+  // and xn-fwd, unchecked: only owner routing's batches are taken as their entry host checked them.
+  const body = (n: number) => ({ documentSelfLink: `/core/examples/unchecked-${n}`, name: 'x', id: 5 });
+  for (const headers of [{ pragma: 'xn-fwd' }, { pragma: 'xn-fwd', ...member }]) {
+    const r = await c.send('POST', '/core/examples', body(1), headers);
+    assert.is(r.status, 400);
+    assert.is(r.body.message, 'invalid body: id must be string');
+  }
+  const helper = await c.send('POST', '/core/node-selectors/default/forwarding?path=/core/examples&target=KEY_HASH', body(2));
+  assert.is(helper.status, 400);
+  assert.is(helper.body.message, 'invalid body: id must be string');
 });
 
 open('the secret is compared as equal-length digests with timingSafeEqual', async ({ hosts }) => {
