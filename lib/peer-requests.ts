@@ -10,7 +10,7 @@
 
 import { KINDS } from './document.js';
 
-/** Pragmas that only hosts put on requests (reference appendix B). */
+/** Pragmas that only hosts put on requests (Xenon's replication and synchronization directives). */
 export const PEER_PRAGMAS: ReadonlySet<string> = new Set(['xn-rpl', 'xn-synch-peer', 'xn-synch-owner']);
 
 /** `pragma` header directives, split the way the routes split them. */
