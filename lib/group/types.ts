@@ -1,7 +1,7 @@
 /**
  * Node-group shapes as Xenon puts them on the wire (docs/xenon-compatibility.md, Node groups): NodeState, NodeGroupState and
  * the requests a client sends to a group (JoinPeerRequest, UpdateQuorumRequest), the defaults of
- * Xenon's defaults, and the validators that turn untrusted JSON into these types. Bad input is a
+ * Xenon, and the validators that turn untrusted JSON into these types. Bad input is a
  * KryptonError INVALID_BODY. Nothing here keeps state; the rules live in rules.ts and the state
  * machine in membership.ts.
  */
