@@ -74,6 +74,12 @@ export interface LogRecord {
    * link when it applies the record.
    */
   resetHistory?: boolean;
+  /**
+   * The request id of the write that made this record (its entry host's, or the client's
+   * Idempotency-Key), when it had one: a host that replays or receives the record recognizes a
+   * retry of that write (lib/dedup.ts). Format v2 (docs/log-format.md).
+   */
+  requestId?: string;
   state: ServiceDocument;
 }
 

@@ -68,6 +68,22 @@ export const limits = {
   forwardBatchesInFlightMax: 2,
   /** Requests waiting to be forwarded to one owner before new ones get 503. */
   forwardQueueMax: 10_000,
+  /**
+   * Request ids (a forwarded write's, or a client's Idempotency-Key) an owner remembers per link,
+   * with their outcome, so a retry is answered with it instead of applied again (lib/dedup.ts);
+   * past it the oldest id of the link is forgotten.
+   */
+  dedupIdsPerLinkMax: 64,
+  /** Links whose request ids an owner remembers at once; past it the link written least recently is forgotten. */
+  dedupLinksMax: 100_000,
+  /**
+   * How long an owner remembers a request id after the write it made: longer than the operation
+   * timeout, so every retry an entry host sends within its deadline is recognized, and long
+   * enough for a client's own retries with the same key.
+   */
+  dedupWindowMicros: 300_000_000,
+  /** Longest Idempotency-Key (and forwarded request id) accepted. */
+  requestIdCharsMax: 128,
   /** Heads one synchronization page carries. */
   synchHeadsPageLinksMax: 10_000,
   /** Links whose full states one synchronization fetch may ask for. */

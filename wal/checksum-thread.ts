@@ -8,14 +8,14 @@
 
 import { Worker } from 'node:worker_threads';
 import { limits } from '../lib/limits.js';
-import { FORMAT_VERSION, HEADER_BYTES } from './record.js';
+import { FORMAT_VERSION, FORMAT_VERSION_MIN, HEADER_BYTES } from './record.js';
 
 // Plain CommonJS run with eval, so the thread needs no TypeScript loader and starts in ~20 ms.
 // The walk mirrors decodeFrame's header checks; it stops at the first frame it cannot vouch for.
 const THREAD_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { crc32 } = require('node:zlib');
-const { version, headerBytes, recordBytesMax } = workerData;
+const { versionMin, versionMax, headerBytes, recordBytesMax } = workerData;
 parentPort.on('message', ({ id, buffer, byteOffset, length }) => {
   const buf = Buffer.from(buffer, byteOffset, length);
   let off = 0;
@@ -23,7 +23,7 @@ parentPort.on('message', ({ id, buffer, byteOffset, length }) => {
     if (length - off < headerBytes) break;
     const payload = buf.readUInt32LE(off);
     const end = off + headerBytes + payload;
-    if (payload === 0 || headerBytes + payload > recordBytesMax || end > length || buf[off + 8] !== version) break;
+    if (payload === 0 || headerBytes + payload > recordBytesMax || end > length || buf[off + 8] < versionMin || buf[off + 8] > versionMax) break;
     if (crc32(buf.subarray(off + 8, end)) !== buf.readUInt32LE(off + 4)) break;
     off = end;
   }
@@ -43,7 +43,12 @@ export class ChecksumThread {
     this.worker = new Worker(THREAD_SOURCE, {
       eval: true,
       execArgv: [],
-      workerData: { version: FORMAT_VERSION, headerBytes: HEADER_BYTES, recordBytesMax: limits.recordBytesMax },
+      workerData: {
+        versionMin: FORMAT_VERSION_MIN,
+        versionMax: FORMAT_VERSION,
+        headerBytes: HEADER_BYTES,
+        recordBytesMax: limits.recordBytesMax,
+      },
     });
     this.worker.on('message', (m: { id: number; verifiedEnd: number }) => {
       const resolve = this.waiting.get(m.id);

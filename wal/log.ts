@@ -194,6 +194,8 @@ export class WriteAheadLog {
         state: r.state,
       };
       if (r.resetHistory !== undefined) record.resetHistory = r.resetHistory;
+      // The frame's version follows the request id: a body carrying one must frame as v2.
+      if (r.requestId !== undefined) record.requestId = r.requestId;
       try {
         frames.push(encodeRecord(record, bodies?.[i]));
       } catch (e) {

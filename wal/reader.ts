@@ -12,7 +12,7 @@ import type { Seq } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { LogDirectory, LogFile } from './file.js';
 import { ChecksumThread } from './checksum-thread.js';
-import { FORMAT_VERSION, HEADER_BYTES, decodeFrame, decodeVerifiedFrame } from './record.js';
+import { HEADER_BYTES, decodeFrame, decodeVerifiedFrame, isFormatVersion } from './record.js';
 import { listSegments, type SegmentRef } from './segment.js';
 
 /** Big reads keep replay at decode speed; one read per record would be syscall-bound. */
@@ -416,7 +416,7 @@ export async function findIntactFrame(dir: LogDirectory, name: string, from: num
       const buf = await file.read(start, Math.min(window + limits.recordBytesMax, to - start));
       const last = Math.min(window, buf.length - HEADER_BYTES);
       for (let i = 0; i < last; i++) {
-        if (buf[i + 8] !== FORMAT_VERSION) continue;
+        if (!isFormatVersion(buf[i + 8])) continue;
         const length = buf.readUInt32LE(i);
         if (length === 0 || i + HEADER_BYTES + length > buf.length) continue;
         if (decodeFrame(buf, i).kind === 'record') return start + i;

@@ -1,9 +1,11 @@
 /**
- * Log record framing, format v1: the one module that turns a LogRecord into bytes and back.
+ * Log record framing, formats v1 and v2: the one module that turns a LogRecord into bytes and back.
  * A frame is a 9-byte header — [u32 LE payload length][u32 LE crc32][u8 format version] — and a
- * MessagePack payload `{ seq, link, action, version, epoch, timeMicros, resetHistory?, state }`.
- * The crc covers the version byte and the payload, which sit next to each other, so one crc32
- * call checks both. Nothing here touches files: recovery decides what a bad frame means.
+ * MessagePack payload `{ seq, link, action, version, epoch, timeMicros, resetHistory?, requestId?, state }`.
+ * v2 adds `requestId`; a record without one is written as v1, byte for byte what a v1 writer
+ * wrote, so a log without request ids stays readable by a v1 reader. The crc covers the version
+ * byte and the payload, which sit next to each other, so one crc32 call checks both. Nothing here
+ * touches files: recovery decides what a bad frame means.
  */
 
 import { crc32 } from 'node:zlib';
@@ -12,7 +14,20 @@ import type { LogRecord, NewLogRecord } from '../lib/document.js';
 import { KryptonError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
-export const FORMAT_VERSION = 1;
+/** The newest format version, which this module writes when a record needs it. */
+export const FORMAT_VERSION = 2;
+/** The oldest format version readers still read. */
+export const FORMAT_VERSION_MIN = 1;
+
+/** Whether `b`, a frame's version byte, is a version this reader knows. */
+export function isFormatVersion(b: number | undefined): boolean {
+  return b !== undefined && b >= FORMAT_VERSION_MIN && b <= FORMAT_VERSION;
+}
+
+/** The oldest version that holds `r`: v2 only for a request id, so v1 readers read the rest. */
+function versionFor(r: NewLogRecord): number {
+  return r.requestId === undefined ? 1 : 2;
+}
 export const HEADER_BYTES = 9;
 
 /** Plain MessagePack (no msgpackr records), so other msgpack libraries and tools can read it. */
@@ -36,7 +51,7 @@ export type DecodedFrame =
   | { kind: 'corrupt'; reason: string; claimedEnd?: number };
 
 /** The keys of a record body, in the log's order (a frame's payload is `seq` then these). */
-export const BODY_KEYS = ['link', 'action', 'version', 'epoch', 'timeMicros', 'resetHistory', 'state'] as const;
+export const BODY_KEYS = ['link', 'action', 'version', 'epoch', 'timeMicros', 'resetHistory', 'requestId', 'state'] as const;
 
 /**
  * A record without its seq, as a msgpack map in the log's key order. Log shipping carries records
@@ -52,6 +67,7 @@ function bodyOf(r: NewLogRecord): Record<string, unknown> {
   // Fixed key order keeps frames of equal records byte-identical, which the golden fixture relies on.
   const body: Record<string, unknown> = { link: r.link, action: r.action, version: r.version, epoch: r.epoch, timeMicros: r.timeMicros };
   if (r.resetHistory !== undefined) body.resetHistory = r.resetHistory;
+  if (r.requestId !== undefined) body.requestId = r.requestId;
   body.state = r.state;
   return body;
 }
@@ -83,7 +99,9 @@ export function encodeRecord(r: LogRecord, body?: Buffer): Buffer {
   const fix = (b[0]! & 0xf0) === 0x80;
   const keys = fix ? b[0]! & 0x0f : b[0] === 0xde ? b.readUInt16BE(1) : -1;
   const entries = fix ? 1 : 3;
-  if (keys < 6 || keys > 7) throw new KryptonError('INVALID_ARGUMENT', `record body for ${r.link} is not a map of the record's fields`);
+  // The count must be the record's own: a body with a request id that `r` lacks would frame as v1.
+  const fields = 6 + (r.resetHistory === undefined ? 0 : 1) + (r.requestId === undefined ? 0 : 1);
+  if (keys !== fields) throw new KryptonError('INVALID_ARGUMENT', `record body for ${r.link} is not a map of the record's fields`);
   const seq = packSeq(r.seq);
   const payloadBytes = 3 + SEQ_KEY.length + seq.length + b.length - entries;
   const frameBytes = HEADER_BYTES + payloadBytes;
@@ -95,7 +113,7 @@ export function encodeRecord(r: LogRecord, body?: Buffer): Buffer {
   // pack() returns a view into a slab it reuses; copying into our own frame makes it safe to queue.
   const frame = Buffer.allocUnsafe(frameBytes);
   frame.writeUInt32LE(payloadBytes, 0);
-  frame[8] = FORMAT_VERSION;
+  frame[8] = versionFor(r);
   let at = HEADER_BYTES;
   frame[at] = 0xde;
   frame.writeUInt16BE(keys + 1, at + 1);
@@ -132,7 +150,7 @@ function decode(buf: Buffer, offset: number, checkCrc: boolean): DecodedFrame {
   }
   if (end > buf.length) return { kind: 'truncated' };
   const version = buf[offset + 8];
-  if (version !== FORMAT_VERSION) {
+  if (!isFormatVersion(version)) {
     return { kind: 'corrupt', reason: `unknown format version ${version}`, claimedEnd: end };
   }
   if (length === 0) return { kind: 'corrupt', reason: 'empty payload', claimedEnd: end };
@@ -148,7 +166,7 @@ function decode(buf: Buffer, offset: number, checkCrc: boolean): DecodedFrame {
   } catch (e) {
     return { kind: 'corrupt', reason: `undecodable payload: ${(e as Error).message}`, claimedEnd: end };
   }
-  const problem = recordProblem(value);
+  const problem = recordProblem(value, version!);
   if (problem !== undefined) return { kind: 'corrupt', reason: problem, claimedEnd: end };
   return { kind: 'record', record: value as LogRecord, next: end };
 }
@@ -157,7 +175,7 @@ function decode(buf: Buffer, offset: number, checkCrc: boolean): DecodedFrame {
  * A crc only proves the bytes are the ones written; this catches a writer that wrote the wrong
  * shape, so the index never sees one. The decoded object is returned as the record itself.
  */
-function recordProblem(v: unknown): string | undefined {
+function recordProblem(v: unknown, version: number): string | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'payload is not a map';
   const r = v as Record<string, unknown>;
   if (!Number.isSafeInteger(r.seq) || (r.seq as number) < 1) return 'bad seq';
@@ -167,6 +185,11 @@ function recordProblem(v: unknown): string | undefined {
     return 'bad version, epoch or timeMicros';
   }
   if (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') return 'bad resetHistory';
+  if (r.requestId !== undefined) {
+    if (version < 2) return 'requestId in a v1 frame';
+    if (typeof r.requestId !== 'string' || r.requestId.length === 0 || r.requestId.length > limits.requestIdCharsMax)
+      return 'bad requestId';
+  }
   if (typeof r.state !== 'object' || r.state === null || Array.isArray(r.state)) return 'bad state';
   return undefined;
 }

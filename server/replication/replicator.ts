@@ -78,7 +78,8 @@ export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
   });
 }
 
-const REQUIRED_KEYS = BODY_KEYS.filter((k) => k !== 'resetHistory').join();
+const OPTIONAL_KEYS: readonly string[] = ['resetHistory', 'requestId'];
+const REQUIRED_KEYS = BODY_KEYS.filter((k) => !OPTIONAL_KEYS.includes(k)).join();
 
 /**
  * Decodes and checks a batch from the network: anything malformed is a 400, never a crash. A
@@ -112,13 +113,14 @@ export function decodeBatch(buf: Buffer): Required<ReplicationBatch> {
         !Number.isInteger(r.epoch) ||
         typeof r.timeMicros !== 'number' ||
         (r.resetHistory !== undefined && typeof r.resetHistory !== 'boolean') ||
+        (r.requestId !== undefined && (typeof r.requestId !== 'string' || r.requestId.length > limits.requestIdCharsMax)) ||
         !state ||
         typeof state !== 'object' ||
         Array.isArray(state) ||
         state.documentSelfLink !== r.link ||
         state.documentVersion !== r.version ||
         Object.keys(r)
-          .filter((k) => k !== 'resetHistory')
+          .filter((k) => !OPTIONAL_KEYS.includes(k))
           .join() !== REQUIRED_KEYS
       ) {
         throw bad(`record for ${String(r?.link)} is malformed`);

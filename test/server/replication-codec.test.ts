@@ -44,7 +44,7 @@ function code(f: () => unknown): string {
 }
 
 test('a batch reads back with each record and its own bytes', () => {
-  const records = [rec(1), rec(2, { resetHistory: true }), rec(3)];
+  const records = [rec(1), rec(2, { resetHistory: true }), rec(3, { requestId: 'r-3' }), rec(4, { resetHistory: true, requestId: 'r-4' })];
   const b = decodeBatch(encodeBatch({ from: 'host-a', records }));
   assert.is(b.from, 'host-a');
   assert.equal(b.records, records);

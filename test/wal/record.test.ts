@@ -1,5 +1,5 @@
 /**
- * Format v1 framing: round trips for arbitrary records, and every way a frame can be cut or
+ * Format v1 and v2 framing: round trips for arbitrary records, and every way a frame can be cut or
  * damaged is reported as 'truncated' or 'corrupt', never as a different record.
  */
 
@@ -36,6 +36,7 @@ const recordArb: fc.Arbitrary<LogRecord> = fc
       epoch: fc.nat(),
       timeMicros: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
       resetHistory: fc.boolean(),
+      requestId: fc.stringMatching(/^[\x21-\x7e]{1,128}$/),
       // msgpackr renames a "__proto__" key (to "__proto_") rather than risk the prototype.
       state: fc
         .dictionary(fc.string(), fc.jsonValue(), { noNullPrototype: true })
@@ -91,12 +92,18 @@ test('frames decode at any offset inside a larger buffer, one after another', ()
   assert.equal(decodeFrame(buf, off), { kind: 'truncated' });
 });
 
-test('header layout: little-endian length, crc over version byte and payload, version 1', () => {
+test('header layout: little-endian length, crc over version byte and payload, version 1 without a request id, 2 with one', () => {
   const frame = encodeRecord(withSeq(7, newRecord(7)));
   assert.is(HEADER_BYTES, 9);
   assert.is(frame.readUInt32LE(0), frame.length - HEADER_BYTES);
   assert.is(frame[8], 1);
   assert.is(frame.readUInt32LE(4), crc32(frame.subarray(8)));
+  const v2 = encodeRecord({ ...withSeq(7, newRecord(7)), requestId: 'r-1' });
+  assert.is(v2[8], FORMAT_VERSION);
+  assert.is(FORMAT_VERSION, 2);
+  assert.is(v2.readUInt32LE(4), crc32(v2.subarray(8)));
+  const d = decodeFrame(v2, 0);
+  assert.ok(d.kind === 'record' && d.record.requestId === 'r-1');
 });
 
 test('every cut of a frame is truncated', () => {
@@ -125,7 +132,11 @@ test('corrupt: bad checksum, unknown version, absurd length, empty payload, unde
     return d.kind === 'corrupt' ? d.reason : d.kind;
   };
   assert.match(reason(badCrc), /checksum/);
-  assert.match(reason(frameAround(frame.subarray(HEADER_BYTES), 2)), /unknown format version 2/);
+  assert.match(reason(frameAround(frame.subarray(HEADER_BYTES), 3)), /unknown format version 3/);
+  assert.match(reason(frameAround(frame.subarray(HEADER_BYTES), 0)), /unknown format version 0/);
+  // v1 has no request id: a v1 frame that carries one is not a record a v1 writer made.
+  assert.match(reason(frameAround(packr.pack({ ...withSeq(1, newRecord(1)), requestId: 'r' }), 1)), /requestId in a v1 frame/);
+  assert.match(reason(frameAround(packr.pack({ ...withSeq(1, newRecord(1)), requestId: 5 }), 2)), /bad requestId/);
   const absurd = Buffer.alloc(HEADER_BYTES);
   absurd.writeUInt32LE(limits.recordBytesMax, 0);
   assert.match(reason(absurd), /over the record limit/);

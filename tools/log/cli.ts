@@ -48,7 +48,7 @@ commands:
               --limit N         stop after N records
               --json            JSON lines: seq, documentSelfLink, documentKind, documentVersion,
                                 documentEpoch, documentUpdateAction, documentUpdateTimeMicros,
-                                resetHistory (when set), file, offset, bytes
+                                resetHistory and requestId (when set), file, offset, bytes
   verify    check the length, version and crc32 of every frame, that every payload is a record,
             and that seqs run on by one from 1 across records and segments; every problem is
             listed with its file and byte offset, reading on past damage where a later frame is

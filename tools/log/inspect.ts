@@ -70,12 +70,13 @@ export async function runInspect(ctx: CommandContext): Promise<number> {
           documentUpdateAction: r.action,
           documentUpdateTimeMicros: r.timeMicros,
           ...(r.resetHistory === true ? { resetHistory: true } : {}),
+          ...(r.requestId === undefined ? {} : { requestId: r.requestId }),
           file,
           offset,
           bytes,
         })
     : (r: LogRecord, _file: string, _offset: number, bytes: number): string =>
-        `${String(r.seq).padStart(w)}  ${isoMicros(r.timeMicros).padEnd(27)}  ${paint(r.action.padEnd(6), ACTION_COLOURS[r.action])}  ${String(r.epoch).padStart(5)}  ${String(r.version).padStart(7)}  ${String(bytes).padStart(7)}  ${r.link}${r.resetHistory === true ? paint('  (history reset)', 'dim') : ''}`;
+        `${String(r.seq).padStart(w)}  ${isoMicros(r.timeMicros).padEnd(27)}  ${paint(r.action.padEnd(6), ACTION_COLOURS[r.action])}  ${String(r.epoch).padStart(5)}  ${String(r.version).padStart(7)}  ${String(bytes).padStart(7)}  ${r.link}${r.resetHistory === true ? paint('  (history reset)', 'dim') : ''}${r.requestId === undefined ? '' : paint(`  (request ${r.requestId})`, 'dim')}`;
 
   let shown = 0;
   const read = await readRecords(

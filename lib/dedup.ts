@@ -1,0 +1,104 @@
+/**
+ * The dedup window: which request ids an owner has already applied, per link, and what each
+ * answered. A write carries a request id (its entry host's, kept across forward retries, or the
+ * client's Idempotency-Key) into its log record; every record a host appends or replays is noted
+ * here, so the owner, a restarted owner and a replica that becomes owner all know the ids of
+ * recent writes. A hit answers the state the original write made, so a retry is told what the
+ * original was told (the same documentVersion) and nothing new is logged.
+ *
+ * Bounded three ways (lib/limits.ts): ids per link (the oldest goes first), links (the link
+ * written least recently goes first) and age (an id older than the window is no hit). Time is
+ * passed in: the caller's clock, or a replayed record's own time.
+ */
+
+import type { LogRecord, NewLogRecord, ServiceDocument } from './document.js';
+import { KryptonError } from './errors.js';
+import type { Link, Micros } from './ids.js';
+import { limits } from './limits.js';
+
+/** What a write with a request id made: the state its retries are answered with. */
+export interface DedupEntry {
+  requestId: string;
+  timeMicros: Micros;
+  state: ServiceDocument;
+}
+
+export interface DedupBounds {
+  idsPerLinkMax: number;
+  linksMax: number;
+  windowMicros: Micros;
+}
+
+export const DEFAULT_DEDUP_BOUNDS: DedupBounds = {
+  idsPerLinkMax: limits.dedupIdsPerLinkMax,
+  linksMax: limits.dedupLinksMax,
+  windowMicros: limits.dedupWindowMicros,
+};
+
+/** An Idempotency-Key or forwarded request id as given, checked: printable ASCII, bounded. */
+export function checkRequestId(raw: string): string {
+  if (raw.length === 0 || raw.length > limits.requestIdCharsMax || !/^[\x21-\x7e]+$/.test(raw)) {
+    throw new KryptonError(
+      'INVALID_ARGUMENT',
+      `Idempotency-Key must be 1 to ${limits.requestIdCharsMax} printable ASCII characters without spaces`,
+    );
+  }
+  return raw;
+}
+
+export class DedupWindow {
+  /** Per link, its ids oldest first; the map in order of last write, least recent first. */
+  private readonly links = new Map<Link, DedupEntry[]>();
+
+  constructor(private readonly bounds: DedupBounds = DEFAULT_DEDUP_BOUNDS) {}
+
+  /** Notes a record a host appended or replayed; one without a request id changes nothing. */
+  note(rec: NewLogRecord | LogRecord): void {
+    if (rec.requestId === undefined) return;
+    let entries = this.links.get(rec.link);
+    if (entries) this.links.delete(rec.link);
+    else entries = [];
+    // The map's order is the order of writes: re-inserting moves the link to the end.
+    this.links.set(rec.link, entries);
+    const at = entries.findIndex((e) => e.requestId === rec.requestId);
+    if (at >= 0) entries.splice(at, 1);
+    entries.push({ requestId: rec.requestId, timeMicros: rec.timeMicros, state: rec.state });
+    if (entries.length > this.bounds.idsPerLinkMax) entries.splice(0, entries.length - this.bounds.idsPerLinkMax);
+    while (this.links.size > this.bounds.linksMax) this.links.delete(this.links.keys().next().value!);
+  }
+
+  /** The write `requestId` made to `link`, when it is within the window at `nowMicros`. */
+  lookup(link: Link, requestId: string, nowMicros: Micros): DedupEntry | undefined {
+    const entries = this.links.get(link);
+    if (!entries) return undefined;
+    const from = nowMicros - this.bounds.windowMicros;
+    let stale = 0;
+    while (stale < entries.length && entries[stale]!.timeMicros < from) stale++;
+    // Ids past the window are dropped as they are met: nothing else walks the window.
+    if (stale > 0) entries.splice(0, stale);
+    if (entries.length === 0) {
+      this.links.delete(link);
+      return undefined;
+    }
+    // Newest first; an id noted out of time order may sit behind a newer one and still be stale.
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i]!;
+      if (e.requestId === requestId) return e.timeMicros >= from ? e : undefined;
+    }
+    return undefined;
+  }
+
+  /** Forgets an id whose write did not reach its quorum: a retry is applied again, not told of a failure as a success. */
+  forget(link: Link, requestId: string): void {
+    const entries = this.links.get(link);
+    const at = entries?.findIndex((e) => e.requestId === requestId) ?? -1;
+    if (at >= 0) entries!.splice(at, 1);
+  }
+
+  /** Ids remembered, over all links. */
+  size(): number {
+    let n = 0;
+    for (const e of this.links.values()) n += e.length;
+    return n;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The dedup window (lib/dedup.ts) on a manual clock: a hit answers the state the original write
+ * made; ids are forgotten oldest first past the per-link bound, links least recently written first
+ * past the link bound, and any id once it is older than the window.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS, type NewLogRecord } from '../../lib/document.js';
+import { DedupWindow, checkRequestId } from '../../lib/dedup.js';
+
+const T0 = 1_700_000_000_000_000;
+
+function rec(link: string, version: number, timeMicros: number, requestId?: string): NewLogRecord {
+  return {
+    link,
+    action: version === 0 ? 'POST' : 'PUT',
+    version,
+    epoch: 0,
+    timeMicros,
+    ...(requestId === undefined ? {} : { requestId }),
+    state: {
+      documentSelfLink: link,
+      documentKind: KINDS.example,
+      documentVersion: version,
+      documentUpdateTimeMicros: timeMicros,
+      documentUpdateAction: version === 0 ? 'POST' : 'PUT',
+      documentExpirationTimeMicros: 0,
+    },
+  };
+}
+
+test('a noted id answers the state its write made; another id, link or a record without one is no hit', () => {
+  const w = new DedupWindow({ idsPerLinkMax: 4, linksMax: 4, windowMicros: 1_000_000 });
+  w.note(rec('/a', 0, T0, 'r1'));
+  w.note(rec('/a', 1, T0 + 1, 'r2'));
+  w.note(rec('/a', 2, T0 + 2));
+  assert.is(w.lookup('/a', 'r1', T0 + 10)?.state.documentVersion, 0);
+  assert.is(w.lookup('/a', 'r2', T0 + 10)?.state.documentVersion, 1);
+  assert.is(w.lookup('/a', 'r3', T0 + 10), undefined);
+  assert.is(w.lookup('/b', 'r1', T0 + 10), undefined, 'ids are per link');
+  assert.is(w.size(), 2, 'a record without an id is not remembered');
+});
+
+test('past the per-link bound the oldest ids are forgotten, in order', () => {
+  const w = new DedupWindow({ idsPerLinkMax: 3, linksMax: 10, windowMicros: 1_000_000 });
+  for (let v = 0; v < 5; v++) w.note(rec('/a', v, T0 + v, `r${v}`));
+  const hits = [0, 1, 2, 3, 4].map((v) => w.lookup('/a', `r${v}`, T0 + 10)?.state.documentVersion);
+  assert.equal(hits, [undefined, undefined, 2, 3, 4]);
+  assert.is(w.size(), 3);
+});
+
+test('past the link bound the link written least recently is forgotten', () => {
+  const w = new DedupWindow({ idsPerLinkMax: 3, linksMax: 2, windowMicros: 1_000_000 });
+  w.note(rec('/a', 0, T0, 'a0'));
+  w.note(rec('/b', 0, T0 + 1, 'b0'));
+  // /a is written again: /b is now the least recent.
+  w.note(rec('/a', 1, T0 + 2, 'a1'));
+  w.note(rec('/c', 0, T0 + 3, 'c0'));
+  assert.ok(w.lookup('/a', 'a0', T0 + 10));
+  assert.ok(w.lookup('/a', 'a1', T0 + 10));
+  assert.is(w.lookup('/b', 'b0', T0 + 10), undefined);
+  assert.ok(w.lookup('/c', 'c0', T0 + 10));
+});
+
+test('an id is a hit until it is older than the window, then never again', () => {
+  let now = T0;
+  const w = new DedupWindow({ idsPerLinkMax: 8, linksMax: 8, windowMicros: 1_000_000 });
+  w.note(rec('/a', 0, now, 'old'));
+  now += 600_000;
+  w.note(rec('/a', 1, now, 'new'));
+  now += 400_000;
+  assert.ok(w.lookup('/a', 'old', now), 'exactly the window old');
+  now += 1;
+  assert.is(w.lookup('/a', 'old', now), undefined);
+  assert.ok(w.lookup('/a', 'new', now));
+  assert.is(w.size(), 1, 'the stale id was dropped');
+  now += 600_000;
+  assert.is(w.lookup('/a', 'new', now), undefined);
+  assert.is(w.size(), 0);
+});
+
+test('the same id noted again keeps one entry, the latest; forget drops it', () => {
+  const w = new DedupWindow({ idsPerLinkMax: 8, linksMax: 8, windowMicros: 1_000_000 });
+  w.note(rec('/a', 0, T0, 'r'));
+  w.note(rec('/a', 1, T0 + 1, 'r'));
+  assert.is(w.size(), 1);
+  assert.is(w.lookup('/a', 'r', T0 + 2)?.state.documentVersion, 1);
+  w.forget('/a', 'r');
+  assert.is(w.lookup('/a', 'r', T0 + 2), undefined);
+});
+
+test('a request id is 1 to 128 printable ASCII characters', () => {
+  assert.is(checkRequestId('abc-123_XYZ:9'), 'abc-123_XYZ:9');
+  for (const bad of ['', 'a b', 'é', 'x'.repeat(129)]) {
+    try {
+      checkRequestId(bad);
+      assert.unreachable(`'${bad}' was taken`);
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'INVALID_ARGUMENT');
+    }
+  }
+});
+
+test.run();
