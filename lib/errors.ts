@@ -1,8 +1,11 @@
 /**
- * Krypton's one error class and its stable codes. Every failure a client or operator can see is a
- * KryptonError with a string code; server/net/http-errors.ts is the only place that turns codes into
- * HTTP statuses and Xenon's ServiceErrorResponse. Broken invariants are not KryptonErrors: they
- * are assertion failures that crash loudly (see `invariant`).
+ * Krypton's one error class and its stable codes (listed with their statuses in docs/errors.md).
+ * Every failure a client or operator can see is a KryptonError with a string code: bad input, an
+ * unreachable peer, a damaged log, a wrong flag. server/net/http-errors.ts is the only place that
+ * turns codes into HTTP statuses and Xenon's ServiceErrorResponse. Two kinds of thrown value are
+ * deliberately not KryptonErrors: broken invariants (bugs, see `invariant` and `invariantError`),
+ * which crash loudly or answer 500, and the memory log backend's errno-shaped errors (wal/file.ts),
+ * which mimic Node's so the log handles both backends alike.
  */
 
 export const ERROR_CODES = [
@@ -28,6 +31,8 @@ export const ERROR_CODES = [
   'SHUTTING_DOWN',
   'UNAUTHORIZED',
   'FORBIDDEN',
+  'INVALID_USAGE',
+  'INVALID_SETUP',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -82,7 +87,12 @@ export function isKryptonError(e: unknown): e is KryptonError {
   return e instanceof KryptonError;
 }
 
+/** The error of a broken invariant, for a caller that must reject with it rather than throw. */
+export function invariantError(message: string): Error {
+  return new Error(`invariant violated: ${message}`);
+}
+
 /** A broken invariant: a bug, never bad input. Crashes with a clear message. */
 export function invariant(cond: unknown, message: string): asserts cond {
-  if (!cond) throw new Error(`invariant violated: ${message}`);
+  if (!cond) throw invariantError(message);
 }

@@ -7,7 +7,7 @@
  */
 
 import { isKryptonError } from '../lib/errors.js';
-import { type Config, ConfigError, flagHelp, parseHostArgs } from '../server/base/config.js';
+import { type Config, flagHelp, parseHostArgs } from '../server/base/config.js';
 import { Host } from '../server/host/host.js';
 import { whoOwns } from './owner.js';
 import { makeDevCerts } from './certs.js';
@@ -115,7 +115,7 @@ async function runHost(args: string[]): Promise<number> {
   try {
     config = parseHostArgs(args);
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (isKryptonError(e) && e.code === 'INVALID_USAGE') {
       process.stderr.write(`krypton host: ${e.message}\n`);
       return 2;
     }
@@ -125,7 +125,8 @@ async function runHost(args: string[]): Promise<number> {
   try {
     host = await Host.start(config);
   } catch (e) {
-    const msg = isKryptonError(e) ? `${e.code}: ${e.message}` : (e as Error).message;
+    // A bad flag file (INVALID_SETUP) is the operator's to fix, so it reads as a sentence with no code.
+    const msg = isKryptonError(e) && e.code !== 'INVALID_SETUP' ? `${e.code}: ${e.message}` : (e as Error).message;
     process.stderr.write(`krypton host: cannot start: ${msg}\n`);
     if (isKryptonError(e) && e.code === 'LOG_CORRUPT')
       process.stderr.write('krypton host: start with --repairLog to truncate the log at the damage (records after it are lost)\n');

@@ -1,10 +1,12 @@
 /**
- * Turns `krypton host` arguments into a Config. Flag names are Xenon's (docs/xenon-compatibility.md, Host arguments), accepted
- * as `--flag=value` or `--flag value`. Anything unknown or malformed is a ConfigError whose
- * message says what is wrong; the command prints it and exits 2.
+ * Turns `krypton host` arguments into a Config. Flag names are Xenon's (docs/xenon-compatibility.md,
+ * Host arguments), accepted as `--flag=value` or `--flag value`. Anything unknown or malformed is a
+ * KryptonError with code INVALID_USAGE whose message says what is wrong; the command prints it and
+ * exits 2.
  */
 
 import path from 'node:path';
+import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 
 export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
@@ -46,7 +48,9 @@ export interface Config {
   adminPassword?: string;
 }
 
-export class ConfigError extends Error {}
+function usageError(message: string): KryptonError {
+  return new KryptonError('INVALID_USAGE', message);
+}
 
 export const defaultConfig = (): Config => ({
   port: 8000,
@@ -100,24 +104,24 @@ export function parseHostArgs(argv: readonly string[], base: Config = defaultCon
   const cfg: Config = { ...base, peerNodes: [...base.peerNodes] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument '${arg}' (flags look like --port=8000)`);
+    if (!arg.startsWith('--')) throw usageError(`unexpected argument '${arg}' (flags look like --port=8000)`);
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     const spec = FLAGS[name];
-    if (!spec) throw new ConfigError(`unknown flag --${name}\n${flagHelp()}`);
+    if (!spec) throw usageError(`unknown flag --${name}\n${flagHelp()}`);
     let value: string;
     if (eq >= 0) value = arg.slice(eq + 1);
     else if (spec.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
     else {
       const next = argv[++i];
-      if (next === undefined) throw new ConfigError(`--${name} needs a value`);
+      if (next === undefined) throw usageError(`--${name} needs a value`);
       value = next;
     }
     apply(cfg, name, value);
   }
   validateConfig(cfg);
   const problem = peerAuthConfigProblem(cfg);
-  if (problem) throw new ConfigError(problem);
+  if (problem) throw usageError(problem);
   return cfg;
 }
 
@@ -126,25 +130,23 @@ export function validateConfig(cfg: Config): void {
   const tlsFiles = cfg.keyFile !== undefined || cfg.certificateFile !== undefined;
   if (cfg.securePort === undefined) {
     if (cfg.port === -1)
-      throw new ConfigError('--port=-1 turns plain HTTP off, so --securePort (with --keyFile and --certificateFile) is required');
+      throw usageError('--port=-1 turns plain HTTP off, so --securePort (with --keyFile and --certificateFile) is required');
     if (tlsFiles || cfg.keyPassphrase !== undefined)
-      throw new ConfigError('--keyFile, --certificateFile and --keyPassphrase only apply to HTTPS: add --securePort');
-    if (cfg.sslClientAuthMode !== 'NONE') throw new ConfigError('--sslClientAuthMode only applies to HTTPS: add --securePort');
+      throw usageError('--keyFile, --certificateFile and --keyPassphrase only apply to HTTPS: add --securePort');
+    if (cfg.sslClientAuthMode !== 'NONE') throw usageError('--sslClientAuthMode only applies to HTTPS: add --securePort');
     return;
   }
   if (cfg.keyFile === undefined || cfg.certificateFile === undefined)
-    throw new ConfigError('--securePort needs both --keyFile and --certificateFile');
+    throw usageError('--securePort needs both --keyFile and --certificateFile');
   if (cfg.sslClientAuthMode !== 'NONE' && cfg.caFile === undefined)
-    throw new ConfigError(
-      `--sslClientAuthMode=${cfg.sslClientAuthMode} needs --caFile: client certificates are verified against that CA only`,
-    );
-  if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw new ConfigError(`--port and --securePort cannot both be ${cfg.port}`);
+    throw usageError(`--sslClientAuthMode=${cfg.sslClientAuthMode} needs --caFile: client certificates are verified against that CA only`);
+  if (cfg.securePort !== 0 && cfg.securePort === cfg.port) throw usageError(`--port and --securePort cannot both be ${cfg.port}`);
 }
 
-type Bad = (why: string) => ConfigError;
+type Bad = (why: string) => KryptonError;
 
 function apply(cfg: Config, name: string, value: string): void {
-  const bad: Bad = (why) => new ConfigError(`bad value for --${name}: '${value}' ${why}`);
+  const bad: Bad = (why) => usageError(`bad value for --${name}: '${value}' ${why}`);
   if (applyListenFlag(cfg, name, value, bad)) return;
   if (applyHostFlag(cfg, name, value, bad)) return;
   // A flag none of the three knows is a Xenon one that is accepted and ignored (see FLAGS).

@@ -1,6 +1,6 @@
 /**
  * The one place that maps KryptonError codes to HTTP statuses and Xenon's ServiceErrorResponse
- * body. Anything that is not a KryptonError is a bug: it is logged with its
+ * body (docs/errors.md lists them). Anything that is not a KryptonError is a bug: it is logged with its
  * stack and answered 500 with a generic message, never with internals.
  */
 
@@ -30,6 +30,9 @@ const STATUS: Record<ErrorCode, number> = {
   SHUTTING_DOWN: 503,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
+  // The command-line codes: a host that got this far has no such problem, so one reaching a client is a bug.
+  INVALID_USAGE: 500,
+  INVALID_SETUP: 500,
 };
 
 export interface ServiceErrorResponse {
@@ -51,7 +54,7 @@ export function statusOf(code: ErrorCode): number {
 /** Status and body for any thrown value; `internal` tells the caller to log it as a bug. */
 export function toErrorResponse(e: unknown): { status: number; body: ServiceErrorResponse; internal: boolean } {
   if (isKryptonError(e)) {
-    const status = STATUS[e.code];
+    const status = statusOf(e.code);
     return { status, body: errorResponse(status, e.message, e.xenonErrorCode), internal: false };
   }
   return { status: 500, body: errorResponse(500, 'internal error'), internal: true };

@@ -1,12 +1,14 @@
 /**
  * The client hosts use to talk to each other: one undici Pool per peer origin, kept alive, so a
  * forwarded request or a gossip round reuses connections. Every call has a deadline; a refused
- * connection, a reset or a timeout comes back as a PeerError rather than a hang. Requests carry
+ * connection, a reset or a timeout comes back as a KryptonError with code PEER_UNAVAILABLE (see
+ * peerError) rather than a hang. Requests carry
  * the member headers (the peer secret, server/auth/peer-auth.ts) unless marked external: a URL a
  * client chose, such as a watch's callback, never sees them.
  */
 
 import { Pool, type Dispatcher } from 'undici';
+import { isKryptonError, KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { TlsClientOptions } from './tls.js';
 
@@ -16,13 +18,15 @@ export interface PeerReply {
   body: Buffer;
 }
 
-export class PeerError extends Error {
-  constructor(
-    readonly url: string,
-    cause: unknown,
-  ) {
-    super(`request to ${url} failed: ${(cause as Error)?.message ?? String(cause)}`);
-  }
+/** A request to a peer that got no answer (or one its caller could not take); `detail.url` names it. */
+export function peerError(url: string, cause: unknown): KryptonError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new KryptonError('PEER_UNAVAILABLE', `request to ${url} failed: ${why}`, { detail: { url } });
+}
+
+/** Whether `e` says a peer could not be reached, so the request may be tried again or elsewhere. */
+export function isPeerError(e: unknown): e is KryptonError {
+  return isKryptonError(e) && e.code === 'PEER_UNAVAILABLE';
 }
 
 type DispatchController = Dispatcher.DispatchController;
@@ -106,12 +110,12 @@ export class PeerClient {
     timeoutMs: number,
     stream?: (chunk: Buffer) => void,
   ): Promise<PeerReply> {
-    if (this.closed) return Promise.reject(new PeerError(url, new Error('peer client closed')));
+    if (this.closed) return Promise.reject(peerError(url, 'peer client closed'));
     let target: Target;
     try {
       target = this.target(url);
     } catch (e) {
-      return Promise.reject(new PeerError(url, e));
+      return Promise.reject(peerError(url, e));
     }
     this.stats.requests++;
     this.stats.bytesSent += (body?.length ?? 0) + target.path.length + 64;
@@ -129,7 +133,7 @@ export class PeerClient {
         settled = true;
         clearTimeout(timer);
         this.stats.failures++;
-        reject(new PeerError(url, e));
+        reject(peerError(url, e));
       };
       // The deadline covers the wait for a connection too, which undici's own timeouts do not.
       const timer = setTimeout(() => {

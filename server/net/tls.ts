@@ -10,6 +10,7 @@ import crypto, { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
+import { KryptonError } from '../../lib/errors.js';
 import type { Config } from '../base/config.js';
 
 export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
@@ -44,7 +45,10 @@ export interface TlsMaterial {
   warnings: string[];
 }
 
-export class TlsSetupError extends Error {}
+/** A flag's file that cannot serve: the start stops with this one line (code INVALID_SETUP). */
+function setupError(message: string): KryptonError {
+  return new KryptonError('INVALID_SETUP', message);
+}
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -61,18 +65,18 @@ async function readFlagFile(flag: string, file: string): Promise<string> {
           : err.code === 'EISDIR'
             ? 'it is a folder'
             : err.message;
-    throw new TlsSetupError(`cannot read --${flag} ${file}: ${why}`);
+    throw setupError(`cannot read --${flag} ${file}: ${why}`);
   }
 }
 
 function certificatesIn(flag: string, file: string, pem: string): X509Certificate[] {
   const blocks = pem.match(PEM_CERT) ?? [];
-  if (blocks.length === 0) throw new TlsSetupError(`--${flag} ${file} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)`);
+  if (blocks.length === 0) throw setupError(`--${flag} ${file} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)`);
   return blocks.map((b, i) => {
     try {
       return new X509Certificate(b);
     } catch (e) {
-      throw new TlsSetupError(`--${flag} ${file}: certificate ${i + 1} cannot be parsed (${(e as Error).message})`);
+      throw setupError(`--${flag} ${file}: certificate ${i + 1} cannot be parsed (${(e as Error).message})`);
     }
   });
 }
@@ -84,10 +88,10 @@ function privateKey(file: string, pem: string, passphrase: string | undefined): 
     const err = e as NodeJS.ErrnoException;
     const msg = err.message ?? '';
     if (err.code === 'ERR_MISSING_PASSPHRASE' || (passphrase === undefined && /interrupted or cancelled|bad decrypt/.test(msg))) {
-      throw new TlsSetupError(`--keyFile ${file} is encrypted: give its password with --keyPassphrase`);
+      throw setupError(`--keyFile ${file} is encrypted: give its password with --keyPassphrase`);
     }
-    if (/bad decrypt/.test(msg)) throw new TlsSetupError(`--keyPassphrase does not decrypt --keyFile ${file} (wrong passphrase)`);
-    throw new TlsSetupError(`--keyFile ${file} is not a PEM private key (${msg.replace(/\s+/g, ' ')})`);
+    if (/bad decrypt/.test(msg)) throw setupError(`--keyPassphrase does not decrypt --keyFile ${file} (wrong passphrase)`);
+    throw setupError(`--keyFile ${file} is not a PEM private key (${msg.replace(/\s+/g, ' ')})`);
   }
 }
 
@@ -118,12 +122,11 @@ export async function loadTls(cfg: Config, nowMs: number): Promise<TlsMaterial |
   const leaf = chain[0]!;
   const key = privateKey(keyFile, keyPem, cfg.keyPassphrase);
   if (!leaf.checkPrivateKey(key)) {
-    throw new TlsSetupError(`--keyFile ${keyFile} does not belong to the certificate in --certificateFile ${certFile}`);
+    throw setupError(`--keyFile ${keyFile} does not belong to the certificate in --certificateFile ${certFile}`);
   }
-  if (Date.parse(leaf.validTo) < nowMs)
-    throw new TlsSetupError(`the certificate in --certificateFile ${certFile} expired on ${leaf.validTo}`);
+  if (Date.parse(leaf.validTo) < nowMs) throw setupError(`the certificate in --certificateFile ${certFile} expired on ${leaf.validTo}`);
   if (Date.parse(leaf.validFrom) > nowMs)
-    throw new TlsSetupError(`the certificate in --certificateFile ${certFile} is not valid before ${leaf.validFrom}`);
+    throw setupError(`the certificate in --certificateFile ${certFile} is not valid before ${leaf.validFrom}`);
 
   // Peers are verified against the system CAs, NODE_EXTRA_CA_CERTS and --caFile; client
   // certificates (a member proving itself) only against --caFile, or any certificate a public CA

@@ -7,7 +7,7 @@
  * soon as it is done, in a stream of frames, so one slow request does not hold up the others.
  * An answer carries the status and the JSON body the owner's own HTTP answer would have had;
  * the entry host relays it unchanged. A batch that fails at the network level (or answers
- * anything but 200) fails its unanswered requests with a PeerError, which the routing retries as
+ * anything but 200) fails its unanswered requests with PEER_UNAVAILABLE (peerError), which the routing retries as
  * it retries a failed single forward. A request the owner holds open for long (a direct task)
  * travels in a batch of its own, outside the in-flight limit, so it never holds up others.
  *
@@ -21,7 +21,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import { PeerError, type PeerClient, type PeerReply } from '../net/peers.js';
+import { peerError, type PeerClient, type PeerReply } from '../net/peers.js';
 
 export const FORWARDED_SUFFIX = '/forwarded';
 const CONTENT_TYPE = 'application/x-msgpack';
@@ -103,7 +103,8 @@ export class AnswerReader {
       if (buf.length - at - 4 < len) break;
       const v = unpackr.unpack(buf.subarray(at + 4, at + 4 + len)) as unknown;
       if (!Array.isArray(v) || typeof v[0] !== 'number' || typeof v[1] !== 'number' || typeof v[2] !== 'string') {
-        throw new Error('malformed answer frame');
+        // The peer client turns this into the whole batch's PEER_UNAVAILABLE, naming the owner.
+        throw new KryptonError('PEER_UNAVAILABLE', 'malformed answer frame');
       }
       this.onAnswer(v[0], v[1], v[2]);
       at += 4 + len;
@@ -188,7 +189,7 @@ class ForwardChannel {
     const done = new Array<boolean>(batch.length).fill(false);
     const reader = new AnswerReader((i, status, text) => {
       const p = batch[i];
-      if (!p || done[i]) throw new Error(`answer for request ${i} is unexpected`);
+      if (!p || done[i]) throw new KryptonError('PEER_UNAVAILABLE', `answer for request ${i} is unexpected`);
       done[i] = true;
       answered++;
       p.resolve({ status, headers: { 'content-type': JSON_TYPE }, body: Buffer.from(text) });
@@ -213,9 +214,9 @@ class ForwardChannel {
       )
       .then((r) => {
         if (r.status !== 200) {
-          failRest(new PeerError(this.url, new Error(`status ${r.status}: ${r.body?.toString('utf8').slice(0, 300) ?? ''}`)));
+          failRest(peerError(this.url, `status ${r.status}: ${r.body?.toString('utf8').slice(0, 300) ?? ''}`));
         } else if (answered < batch.length) {
-          failRest(new PeerError(this.url, new Error(`the owner answered ${answered} of ${batch.length} requests`)));
+          failRest(peerError(this.url, `the owner answered ${answered} of ${batch.length} requests`));
         }
       }, failRest)
       .finally(() => {
@@ -233,7 +234,7 @@ export class Forwarder {
   constructor(private readonly peers: PeerClient) {}
 
   /**
-   * Forwards `item` to the host at `origin`; its reply, or a PeerError when the hop failed.
+   * Forwards `item` to the host at `origin`; its reply, or PEER_UNAVAILABLE when the hop failed.
    * `alone`: the owner may hold it for long (a direct task), so it goes in a batch of its own
    * and holds up no other request.
    */

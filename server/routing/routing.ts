@@ -16,7 +16,7 @@ import type { Micros, NodeId } from '../../lib/ids.js';
 import type { Clock } from '../base/clock.js';
 import { MAINTENANCE_INTERVAL_MICROS } from '../membership/groups.js';
 import type { Forwarder } from './forwarder.js';
-import { PeerError, type PeerClient, type PeerReply } from '../net/peers.js';
+import { isPeerError, type PeerClient, type PeerReply } from '../net/peers.js';
 import type { Selectors } from '../membership/selectors.js';
 
 export interface RoutedRequest {
@@ -83,7 +83,7 @@ export class OwnerRouting {
       try {
         return { local: false, reply: await this.hop(req, body, originOf(owner.groupReference), selectorLink, remainingMs) };
       } catch (e) {
-        if (!(e instanceof PeerError)) throw e;
+        if (!isPeerError(e)) throw e;
         lastError = e;
       }
       if (this.d.clock.nowMicros() + MAINTENANCE_INTERVAL_MICROS >= deadline) break;

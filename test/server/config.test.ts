@@ -1,7 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
-import { ConfigError, parseHostArgs } from '../../server/base/config.js';
+import { isKryptonError } from '../../lib/errors.js';
+import { parseHostArgs } from '../../server/base/config.js';
+
+const isUsageError = (e: unknown) => isKryptonError(e) && e.code === 'INVALID_USAGE';
 
 test('Xenon flag names in both --flag=value and --flag value forms', () => {
   const c = parseHostArgs([
@@ -48,7 +51,7 @@ test('unknown flags and bad values say what is wrong', () => {
   for (const [args, re] of bad) {
     assert.throws(
       () => parseHostArgs(args),
-      (e: unknown) => e instanceof ConfigError && re.test((e as Error).message),
+      (e: unknown) => isUsageError(e) && re.test((e as Error).message),
       args.join(' '),
     );
   }

@@ -14,13 +14,16 @@ import http from 'node:http';
 import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { ConfigError, defaultConfig, parseHostArgs } from '../../server/base/config.js';
+import { isKryptonError } from '../../lib/errors.js';
+import { defaultConfig, parseHostArgs } from '../../server/base/config.js';
 import { Host } from '../../server/host/host.js';
 import { PEER_SECRET_HEADER } from '../../server/auth/peer-auth.js';
 import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replication/replicator.js';
 import { closeAll, startGroup, tempDir, type TestHost } from '../support/hosts.js';
 import type { Client } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
+
+const isUsageError = (e: unknown) => isKryptonError(e) && e.code === 'INVALID_USAGE';
 
 const SECRET = 'peer-secret-for-tests-0123456789';
 const member = { [PEER_SECRET_HEADER]: SECRET };
@@ -287,18 +290,18 @@ test('flag combinations that cannot work stop the start with one line', async ()
   assert.throws(
     () => parseHostArgs(['--isAuthorizationEnabled', '--peerNodes=http://127.0.0.1:8001']),
     (e: unknown) =>
-      e instanceof ConfigError &&
+      isUsageError(e) &&
       /needs --peerSecret or --peerSecretFile \(or --sslClientAuthMode=WANT or NEED with certificates from --caFile\)/.test(
         (e as Error).message,
       ),
   );
   assert.throws(
     () => parseHostArgs(['--peerSecret=short']),
-    (e: unknown) => e instanceof ConfigError && /at least 16/.test((e as Error).message),
+    (e: unknown) => isUsageError(e) && /at least 16/.test((e as Error).message),
   );
   assert.throws(
     () => parseHostArgs([`--peerSecret=${SECRET}`, '--peerSecretFile=/tmp/x']),
-    (e: unknown) => e instanceof ConfigError && /not both/.test((e as Error).message),
+    (e: unknown) => isUsageError(e) && /not both/.test((e as Error).message),
   );
   const ok = parseHostArgs([
     '--isAuthorizationEnabled',

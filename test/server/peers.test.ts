@@ -1,14 +1,14 @@
 /**
  * The client hosts talk to each other with (server/net/peers.ts): answers come back whole with their
  * status and headers, member headers go to members only, and every way a peer can fail (refused,
- * silent past the deadline, cut off mid-answer, client closed) is a PeerError, never a hang.
+ * silent past the deadline, cut off mid-answer, client closed) is a PEER_UNAVAILABLE KryptonError, never a hang.
  */
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PeerClient, PeerError } from '../../server/net/peers.js';
+import { isPeerError, PeerClient } from '../../server/net/peers.js';
 
 interface Seen {
   method: string;
@@ -103,7 +103,7 @@ test('a peer that never answers fails the request at its deadline', async () => 
       () => undefined,
       (x: unknown) => x,
     );
-    assert.instance(e, PeerError);
+    assert.ok(isPeerError(e));
     assert.match((e as Error).message, /timed out after 200 ms/);
     assert.ok(Date.now() - started < 5000, 'failed near its deadline, not at some later timeout');
     assert.is(client.stats.failures, 1);
@@ -125,14 +125,14 @@ test('an answer cut off in the middle of its body is a failure, not a short body
       () => undefined,
       (x: unknown) => x,
     );
-    assert.instance(e, PeerError);
+    assert.ok(isPeerError(e));
   } finally {
     await client.close();
     await s.close();
   }
 });
 
-test('a refused connection, a malformed URL and a closed client are PeerErrors', async () => {
+test('a refused connection, a malformed URL and a closed client are PEER_UNAVAILABLE', async () => {
   const s = await serve((_req, res) => res.end());
   const url = s.url;
   await s.close(); // nothing listens there now
@@ -143,13 +143,13 @@ test('a refused connection, a malformed URL and a closed client are PeerErrors',
       (x: unknown) => x,
     );
   try {
-    assert.instance(await failure(client.request(`${url}/x`, { method: 'GET', timeoutMs: 5000 })), PeerError);
-    assert.instance(await failure(client.request('not a url', { method: 'GET', timeoutMs: 5000 })), PeerError);
+    assert.ok(isPeerError(await failure(client.request(`${url}/x`, { method: 'GET', timeoutMs: 5000 }))));
+    assert.ok(isPeerError(await failure(client.request('not a url', { method: 'GET', timeoutMs: 5000 }))));
   } finally {
     await client.close();
   }
   const closed = await failure(client.request(`${url}/x`, { method: 'GET', timeoutMs: 5000 }));
-  assert.instance(closed, PeerError);
+  assert.ok(isPeerError(closed));
   assert.match((closed as Error).message, /closed/);
 });
 

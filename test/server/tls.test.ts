@@ -9,12 +9,15 @@ import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { ConfigError, defaultConfig, parseHostArgs, type Config } from '../../server/base/config.js';
+import { isKryptonError } from '../../lib/errors.js';
+import { defaultConfig, parseHostArgs, type Config } from '../../server/base/config.js';
 import { Host } from '../../server/host/host.js';
 import { makeCerts, type Certs } from '../support/certs.js';
 import { Client } from '../support/http.js';
 import { startHost, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
+
+const isUsageError = (e: unknown) => isKryptonError(e) && e.code === 'INVALID_USAGE';
 
 const t = suite<{ certs: Certs }>('tls');
 
@@ -257,7 +260,7 @@ t('flag combinations that cannot work are refused before anything starts', () =>
   const bad = (args: string[], expected: RegExp) =>
     assert.throws(
       () => parseHostArgs(args),
-      (e: Error) => e instanceof ConfigError && expected.test(e.message),
+      (e: Error) => isUsageError(e) && expected.test(e.message),
     );
   bad(['--port=-1'], /--port=-1 turns plain HTTP off, so --securePort .* is required/);
   bad(['--securePort=8443'], /--securePort needs both --keyFile and --certificateFile/);

@@ -1,12 +1,16 @@
 /**
  * Command-line parsing for `krypton log <command> DIR [flags]`: flags as `--flag=value` or
  * `--flag value` (the same as `krypton host`), boolean flags bare, DIR anywhere among them. Every
- * mistake is a UsageError with a one-line message (exit code 2); nothing is guessed or ignored.
+ * mistake is a KryptonError with code INVALID_USAGE and a one-line message (exit code 2); nothing
+ * is guessed or ignored.
  */
 
+import { KryptonError } from '../../lib/errors.js';
 import type { Micros, Seq } from '../../lib/ids.js';
 
-export class UsageError extends Error {}
+export function usageError(message: string): KryptonError {
+  return new KryptonError('INVALID_USAGE', message);
+}
 
 export type FlagKind = 'boolean' | 'value';
 
@@ -23,28 +27,28 @@ export function parseArgs(argv: string[], spec: Readonly<Record<string, FlagKind
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--') || arg === '--') {
-      if (arg.startsWith('-') && arg !== '-' && arg !== '--') throw new UsageError(`unknown flag ${arg}`);
+      if (arg.startsWith('-') && arg !== '-' && arg !== '--') throw usageError(`unknown flag ${arg}`);
       if (arg !== '--') positional.push(arg);
       continue;
     }
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     const kind = spec[name];
-    if (kind === undefined) throw new UsageError(`unknown flag --${name}`);
-    if (values.has(name) || booleans.has(name)) throw new UsageError(`--${name} given twice`);
+    if (kind === undefined) throw usageError(`unknown flag --${name}`);
+    if (values.has(name) || booleans.has(name)) throw usageError(`--${name} given twice`);
     if (kind === 'boolean') {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      if (eq >= 0) throw usageError(`--${name} takes no value`);
       booleans.add(name);
       continue;
     }
     let value: string | undefined;
     if (eq >= 0) value = arg.slice(eq + 1);
     else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) value = argv[++i];
-    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
+    if (value === undefined || value === '') throw usageError(`--${name} needs a value`);
     values.set(name, value);
   }
-  if (positional.length === 0) throw new UsageError('DIR is missing (a host folder <sandbox>/<port>, or a sandbox holding one)');
-  if (positional.length > 1) throw new UsageError(`one DIR expected, got ${positional.length}: ${positional.join(' ')}`);
+  if (positional.length === 0) throw usageError('DIR is missing (a host folder <sandbox>/<port>, or a sandbox holding one)');
+  if (positional.length > 1) throw usageError(`one DIR expected, got ${positional.length}: ${positional.join(' ')}`);
   return { dir: positional[0]!, values, booleans };
 }
 
@@ -53,7 +57,7 @@ export function intFlag(args: ParsedArgs, name: string, min: number): number | u
   const raw = args.values.get(name);
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)) || Number(raw) < min) {
-    throw new UsageError(`--${name} must be a whole number of at least ${min}, got '${raw}'`);
+    throw usageError(`--${name} must be a whole number of at least ${min}, got '${raw}'`);
   }
   return Number(raw);
 }
@@ -85,12 +89,12 @@ export type Point = { kind: 'end' } | { kind: 'seq'; seq: Seq } | { kind: 'time'
 export function pointFlags(args: ParsedArgs): Point {
   const seq = intFlag(args, 'at-seq', 0);
   const rawTime = args.values.get('at-time');
-  if (seq !== undefined && rawTime !== undefined) throw new UsageError('give --at-seq or --at-time, not both');
+  if (seq !== undefined && rawTime !== undefined) throw usageError('give --at-seq or --at-time, not both');
   if (seq !== undefined) return { kind: 'seq', seq };
   if (rawTime !== undefined) {
     const micros = parseTime(rawTime);
     if (micros === undefined)
-      throw new UsageError(`--at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got '${rawTime}'`);
+      throw usageError(`--at-time must be an ISO-8601 date (2024-05-01T12:00:00Z) or microseconds since the epoch, got '${rawTime}'`);
     return { kind: 'time', micros };
   }
   return { kind: 'end' };

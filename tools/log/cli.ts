@@ -6,12 +6,12 @@
  */
 
 import { isKryptonError } from '../../lib/errors.js';
-import { parseArgs, UsageError, type FlagKind } from './args.js';
+import { parseArgs, type FlagKind } from './args.js';
 import { EXIT_PROBLEMS, EXIT_USAGE, type CommandContext } from './command.js';
 import { runExport } from './export.js';
 import { runInspect } from './inspect.js';
 import { Output, type LogIO } from './io.js';
-import { DirError, openHostLog } from './open.js';
+import { openHostLog } from './open.js';
 import { runReplay } from './replay.js';
 import { runStats } from './stats.js';
 import { runVerify } from './verify.js';
@@ -97,11 +97,11 @@ export async function runLog(argv: string[], io: LogIO): Promise<number> {
     const log = await openHostLog(args.dir);
     return await command.run({ name, args, log, io, out });
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (isKryptonError(e) && e.code === 'INVALID_USAGE') {
       out.note(`krypton log ${name}: ${e.message} (krypton log --help)`);
       return EXIT_USAGE;
     }
-    if (e instanceof DirError) {
+    if (isKryptonError(e) && e.code === 'INVALID_SETUP') {
       out.note(`krypton log ${name}: ${e.message}`);
       return EXIT_USAGE;
     }

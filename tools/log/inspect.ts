@@ -6,7 +6,7 @@
  */
 
 import { UPDATE_ACTIONS, type LogRecord, type UpdateAction } from '../../lib/document.js';
-import { intFlag, UsageError } from './args.js';
+import { intFlag, usageError } from './args.js';
 import { reportEnd, type CommandContext } from './command.js';
 import { isoMicros } from './format.js';
 import { painter, startProgress, type Colour } from './io.js';
@@ -29,7 +29,7 @@ function actionFilter(raw: string): Set<UpdateAction> {
   for (const part of raw.split(',')) {
     const a = part.trim().toUpperCase();
     if (!(UPDATE_ACTIONS as readonly string[]).includes(a))
-      throw new UsageError(`--action must be one of ${UPDATE_ACTIONS.join(', ')} (or several, comma-separated), got '${part}'`);
+      throw usageError(`--action must be one of ${UPDATE_ACTIONS.join(', ')} (or several, comma-separated), got '${part}'`);
     wanted.add(a as UpdateAction);
   }
   return wanted;

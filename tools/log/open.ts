@@ -11,10 +11,13 @@ import { constants } from 'node:fs';
 import { open as openFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { invariantError, KryptonError } from '../../lib/errors.js';
 import { listSegments, readFully, usedBytes, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
 
-/** DIR cannot be used: exit code 2, like bad usage. */
-export class DirError extends Error {}
+/** DIR cannot be used (code INVALID_SETUP): exit code 2, like bad usage. */
+function dirError(message: string): KryptonError {
+  return new KryptonError('INVALID_SETUP', message);
+}
 
 export interface HostLog {
   /** The host folder, as reached from the DIR the user gave (so messages show paths they know). */
@@ -59,7 +62,7 @@ export async function openHostLog(dirArg: string): Promise<HostLog> {
     const last = segments.length - 1;
     if (last >= 0) segmentBytes[last] = await usedBytes(dir, segments[last]!.name);
   } catch (e) {
-    throw new DirError(`cannot read ${logPath}: ${errorText(e)}`);
+    throw dirError(`cannot read ${logPath}: ${errorText(e)}`);
   }
   return { hostDir, logPath, dir, segments, segmentBytes };
 }
@@ -69,25 +72,25 @@ async function isDirectory(p: string): Promise<boolean> {
     return (await stat(p)).isDirectory();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
-    throw new DirError(`cannot read ${p}: ${errorText(e)}`);
+    throw dirError(`cannot read ${p}: ${errorText(e)}`);
   }
 }
 
 async function resolveHostDir(dirArg: string): Promise<string> {
-  if (!(await isDirectory(dirArg))) throw new DirError(`${dirArg} is not a folder`);
+  if (!(await isDirectory(dirArg))) throw dirError(`${dirArg} is not a folder`);
   if (await isDirectory(path.join(dirArg, 'log'))) return dirArg;
   let names: string[];
   try {
     names = (await readdir(dirArg)).sort();
   } catch (e) {
-    throw new DirError(`cannot read ${dirArg}: ${errorText(e)}`);
+    throw dirError(`cannot read ${dirArg}: ${errorText(e)}`);
   }
   const hosts: string[] = [];
   for (const name of names) if (await isDirectory(path.join(dirArg, name, 'log'))) hosts.push(name);
   if (hosts.length === 1) return path.join(dirArg, hosts[0]!);
-  if (hosts.length === 0) throw new DirError(`${dirArg} is neither a host folder (no log/ in it) nor a sandbox holding one`);
+  if (hosts.length === 0) throw dirError(`${dirArg} is neither a host folder (no log/ in it) nor a sandbox holding one`);
   const shown = hosts.length > 5 ? `${hosts.slice(0, 5).join(', ')}, ...` : hosts.join(', ');
-  throw new DirError(`${dirArg} is a sandbox with ${hosts.length} host folders (${shown}); name one, e.g. ${path.join(dirArg, hosts[0]!)}`);
+  throw dirError(`${dirArg} is a sandbox with ${hosts.length} host folders (${shown}); name one, e.g. ${path.join(dirArg, hosts[0]!)}`);
 }
 
 function errorText(e: unknown): string {
@@ -98,7 +101,7 @@ function errorText(e: unknown): string {
 /** A LogDirectory over a folder that only lists and reads; anything else is a bug in the tools. */
 export function readOnlyDirectory(folder: string): LogDirectory {
   const refuse = (what: string): never => {
-    throw new Error(`the log tools never write; refused to ${what} in ${folder}`);
+    throw invariantError(`the log tools never write; refused to ${what} in ${folder}`);
   };
   return {
     description: `read-only:${folder}`,
@@ -107,7 +110,8 @@ export function readOnlyDirectory(folder: string): LogDirectory {
     },
     async open(name, mode) {
       if (mode !== 'read') refuse(`open ${name} for ${mode}`);
-      if (name.includes('/') || name === '.' || name === '..') throw new Error(`bad log file name ${JSON.stringify(name)}`);
+      if (name.includes('/') || name === '.' || name === '..')
+        throw new KryptonError('INVALID_ARGUMENT', `bad log file name ${JSON.stringify(name)}`);
       return new ReadOnlyFile(name, await openFile(path.join(folder, name), constants.O_RDONLY));
     },
     create: async (name) => refuse(`create ${name}`),
@@ -131,19 +135,19 @@ class ReadOnlyFile implements LogFile {
   }
 
   append(): Promise<void> {
-    return Promise.reject(new Error(`the log tools never write; refused to append to ${this.name}`));
+    return Promise.reject(invariantError(`the log tools never write; refused to append to ${this.name}`));
   }
 
   datasync(): Promise<void> {
-    return Promise.reject(new Error(`the log tools never write; refused to sync ${this.name}`));
+    return Promise.reject(invariantError(`the log tools never write; refused to sync ${this.name}`));
   }
 
   appendDurable(): Promise<void> {
-    return Promise.reject(new Error(`the log tools never write; refused to append to ${this.name}`));
+    return Promise.reject(invariantError(`the log tools never write; refused to append to ${this.name}`));
   }
 
   truncate(): Promise<void> {
-    return Promise.reject(new Error(`the log tools never write; refused to truncate ${this.name}`));
+    return Promise.reject(invariantError(`the log tools never write; refused to truncate ${this.name}`));
   }
 
   close(): Promise<void> {

@@ -10,6 +10,7 @@
  * by the slower frame-by-frame loop here, which can start mid-file.
  */
 
+import { invariant } from '../../lib/errors.js';
 import type { Seq } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
 import { decodeFrame, findIntactFrame, READ_CHUNK_BYTES, scanLog, type LogFile, type ScanProblem } from '../../wal/index.js';
@@ -275,7 +276,8 @@ async function firstSeqOf(log: HostLog, name: string): Promise<Seq | undefined> 
 async function seqAt(file: LogFile, offset: number): Promise<Seq> {
   const buf = await file.read(offset, limits.recordBytesMax);
   const f = decodeFrame(buf, 0);
-  if (f.kind !== 'record') throw new Error(`${file.name} at offset ${offset}: expected an intact frame (${f.kind})`);
+  // Only called where the scan or findIntactFrame just found an intact frame, and the log never rewrites one.
+  invariant(f.kind === 'record', `${file.name} at offset ${offset}: expected an intact frame (${f.kind})`);
   return f.record.seq;
 }
 
