@@ -9,7 +9,7 @@
 
 import Schema from 'typebox/schema';
 import type { TSchema } from 'typebox';
-import { KryptonError } from './errors.js';
+import { invariant, KryptonError } from './errors.js';
 import type { JsonObject, ServiceDocument } from './document.js';
 import type { Link, Micros, NodeId } from './ids.js';
 import type { TaskIO } from './task.js';
@@ -118,9 +118,8 @@ export class ServiceRegistry {
   private readonly byFactory = new Map<Link, RegisteredService>();
 
   add<S extends JsonObject>(def: ServiceDefinition<S>): void {
-    if (this.byFactory.has(def.factoryLink)) {
-      throw new Error(`a service is already registered at ${def.factoryLink}`);
-    }
+    // Services are registered once at start, from code: a second one at a link is a bug, not input.
+    invariant(!this.byFactory.has(def.factoryLink), `a service is already registered at ${def.factoryLink}`);
     // The registry stores services type-erased; parseBody re-establishes S at each call site.
     this.byFactory.set(def.factoryLink, registerService(def) as unknown as RegisteredService);
   }

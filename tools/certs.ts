@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { KryptonError } from '../lib/errors.js';
 
 const run = promisify(execFile);
 
@@ -26,8 +27,9 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await run('openssl', args, { cwd });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('the openssl command is not installed (Debian: apt-get install openssl)');
-    throw new Error(`openssl ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n')[0]}`);
+    if (err.code === 'ENOENT')
+      throw new KryptonError('INVALID_SETUP', 'the openssl command is not installed (Debian: apt-get install openssl)');
+    throw new KryptonError('INVALID_SETUP', `openssl ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n')[0]}`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 
 import { request } from 'undici';
+import { KryptonError } from '../lib/errors.js';
 
 export interface OwnerAnswer {
   key: string;
@@ -24,7 +25,10 @@ export async function whoOwns(hostUrl: string, link: string, selector = 'default
   const status = ((await st.body.json()) as { status?: string }).status ?? 'UNKNOWN';
   // A selector that is not AVAILABLE parks owner requests until it is; say so instead of waiting.
   if (status !== 'AVAILABLE')
-    throw new Error(`the node selector on ${base} is ${status}: no owner can be chosen until the group has its quorum`);
+    throw new KryptonError(
+      'QUORUM_UNAVAILABLE',
+      `the node selector on ${base} is ${status}: no owner can be chosen until the group has its quorum`,
+    );
   const r = await request(sel, {
     ...opts,
     method: 'POST',
@@ -32,6 +36,7 @@ export async function whoOwns(hostUrl: string, link: string, selector = 'default
     headers: { 'content-type': 'application/json' },
   });
   const body = (await r.body.json()) as OwnerAnswer & { message?: string };
-  if (r.statusCode !== 200) throw new Error(`${sel} answered ${r.statusCode}: ${body.message ?? JSON.stringify(body)}`);
+  if (r.statusCode !== 200)
+    throw new KryptonError('PEER_UNAVAILABLE', `${sel} answered ${r.statusCode}: ${body.message ?? JSON.stringify(body)}`);
   return { ...body, status };
 }

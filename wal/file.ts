@@ -62,7 +62,10 @@ function checkName(name: string): void {
   }
 }
 
-/** An error shaped like Node's own, so callers can test `code` the same way on both backends. */
+/**
+ * An error shaped like Node's own, so callers can test `code` the same way on both backends. The
+ * one deliberate non-KryptonError outside invariants: it stands in for what the disk would throw.
+ */
 function fsError(code: string, message: string): Error {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { CREDENTIALS_LINK, ROLES_LINK, USERS_LINK, VERBS } from '../../lib/authz.js';
 import type { JsonObject } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
 import { fnv64, hex64 } from '../../lib/hash.js';
 import type { DocumentIndex } from '../../index/views.js';
 import { verifyPassword } from './passwords.js';
@@ -92,8 +93,12 @@ export class AdminBootstrap {
   private async write(method: string, path: string, body: JsonObject): Promise<void> {
     const r = await this.call(method, path, body, method === 'POST' ? { pragma: 'xn-force-index-update' } : {});
     // Another host of the group may have created it a moment before: the next attempt compares again.
-    if (r.status === 409) throw new Error(`${method} ${path}: 409, created meanwhile`);
-    if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${(r.body as { message?: string } | undefined)?.message ?? ''}`);
+    if (r.status === 409) throw new KryptonError('ALREADY_EXISTS', `${method} ${path}: 409, created meanwhile`);
+    if (r.status !== 200)
+      throw new KryptonError(
+        'PEER_UNAVAILABLE',
+        `${method} ${path}: ${r.status} ${(r.body as { message?: string } | undefined)?.message ?? ''}`,
+      );
   }
 
   private call(

@@ -5,7 +5,7 @@
  * of each queue is bounded (limits.documentQueueMax); past it the update is refused with 503.
  */
 
-import { KryptonError } from '../../lib/errors.js';
+import { invariant, KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 
 interface Entry {
@@ -50,7 +50,7 @@ export class LinkQueues {
   holdAll(links: readonly string[], done: Promise<unknown>): void {
     const settled = done.then(noop, noop);
     const held = links.map((link) => {
-      if (this.entries.has(link)) throw new Error(`holdAll: ${link} is not idle`);
+      invariant(!this.entries.has(link), `holdAll: ${link} is not idle`);
       const e: Entry = { last: settled, pending: 1 };
       this.entries.set(link, e);
       return e;

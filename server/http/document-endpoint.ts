@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { ServiceRegistry } from '../../lib/service.js';
 import { readJsonBody } from '../net/body.js';
 import { handleDocumentRequest, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
+import { invariantError } from '../../lib/errors.js';
 import { toErrorResponse } from '../net/http-errors.js';
 import { HOP_HEADERS } from '../routing/routing.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX } from '../watches/watches.js';
@@ -81,7 +82,7 @@ export class DocumentEndpoint {
   private answer(res: ServerResponse, answer: DocumentAnswer | undefined): void {
     if (answer === undefined) {
       // Unreachable: the registry said this path is a factory or a child.
-      this.json(res, 500, toErrorResponse(new Error('no route')).body);
+      this.json(res, 500, toErrorResponse(invariantError('no route for a path the registry knows')).body);
       return;
     }
     if (!('relayed' in answer)) {

@@ -137,7 +137,7 @@ export class PeerClient {
       };
       // The deadline covers the wait for a connection too, which undici's own timeouts do not.
       const timer = setTimeout(() => {
-        cancelled = new Error(`timed out after ${timeoutMs} ms`);
+        cancelled = new KryptonError('TIMEOUT', `timed out after ${timeoutMs} ms`);
         controller?.abort(cancelled);
         fail(cancelled);
       }, timeoutMs);

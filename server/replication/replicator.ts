@@ -65,7 +65,7 @@ export function encodeResults(results: readonly ReplicaResult[]): Buffer {
 export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
   const raw = unpackr.unpack(buf) as unknown;
   if (!Array.isArray(raw) || raw.length !== count)
-    throw new Error(`replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
+    throw new KryptonError('PEER_UNAVAILABLE', `replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
   return raw.map((r: unknown) => {
     const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
     return o.ok === true

@@ -212,7 +212,7 @@ export class Watches {
     let ping: NodeJS.Timeout | undefined;
     const write = (chunk: string) =>
       new Promise<void>((resolve, reject) => {
-        if (res.destroyed || res.writableEnded) return reject(new Error('stream closed'));
+        if (res.destroyed || res.writableEnded) return reject(new KryptonError('PEER_UNAVAILABLE', 'stream closed'));
         // Waiting for drain makes a slow reader back up into the watch's bounded queue.
         if (res.write(chunk)) resolve();
         else res.once('drain', resolve);
@@ -287,7 +287,8 @@ export class Watches {
         }
         sub.failedNotificationCount++;
         this.stats.notificationsFailed++;
-        if (attempt >= limits.notificationAttemptsMax) throw new Error(`notification to ${sub.reference} failed ${attempt} times`);
+        if (attempt >= limits.notificationAttemptsMax)
+          throw new KryptonError('PEER_UNAVAILABLE', `notification to ${sub.reference} failed ${attempt} times`);
         await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
     };
