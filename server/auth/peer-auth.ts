@@ -44,7 +44,7 @@ export class PeerAuth {
   /** Reads the secret (from the flag or the file) and checks the flags fit together. */
   static async fromConfig(config: Config): Promise<PeerAuth> {
     const problem = peerAuthConfigProblem(config);
-    if (problem) throw new KryptonError('INVALID_ARGUMENT', problem);
+    if (problem) throw new KryptonError('INVALID_SETUP', problem);
     const mode = config.sslClientAuthMode;
     const clientCertificates = mode === 'WANT' || mode === 'NEED';
     let secret = config.peerSecret;
@@ -53,14 +53,14 @@ export class PeerAuth {
       try {
         text = await fs.readFile(config.peerSecretFile, 'utf8');
       } catch (e) {
-        throw new KryptonError('INVALID_ARGUMENT', `cannot read --peerSecretFile ${config.peerSecretFile}: ${(e as Error).message}`);
+        throw new KryptonError('INVALID_SETUP', `cannot read --peerSecretFile ${config.peerSecretFile}: ${(e as Error).message}`);
       }
       secret = text.split(/\r?\n/)[0]!.trim();
     }
     if (secret !== undefined) {
       if (!PEER_SECRET_SHAPE.test(secret)) {
         throw new KryptonError(
-          'INVALID_ARGUMENT',
+          'INVALID_SETUP',
           `the peer secret needs at least ${PEER_SECRET_CHARS_MIN} printable characters and no spaces`,
         );
       }
