@@ -11,6 +11,7 @@
  * fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
  */
 
+import type { DedupWindow } from '../../lib/dedup.js';
 import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
@@ -40,9 +41,16 @@ export interface DocumentStoreDeps {
   cluster?: ClusterPorts;
   /** Promises this host made as a replica (server/synch/promises.ts): records below them are refused. */
   promises?: ReplicaPromisesPort;
+  /** Request ids of recent writes (lib/dedup.ts), filled by the replay and by every append here. */
+  dedup?: DedupWindow;
 }
 
 const OK: ReplicaResult = { ok: true };
+
+/** The record carrying the write's request id, so every host that holds it recognizes a retry. */
+function withRequestId(rec: NewLogRecord, requestId: string | undefined): NewLogRecord {
+  return requestId === undefined ? rec : { ...rec, requestId };
+}
 
 /** A replica's refusal of a record whose append failed. */
 function failed(e: unknown): ReplicaResult {
@@ -52,6 +60,12 @@ function failed(e: unknown): ReplicaResult {
 export interface WriteOptions {
   /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
   quorum?: number | 'all';
+  /**
+   * The write's request id (its entry host's, or the client's Idempotency-Key): a write of the
+   * same link with an id already in the dedup window is answered with the state it made, and
+   * nothing new is logged.
+   */
+  requestId?: string;
 }
 
 export class DocumentStore {
@@ -73,6 +87,7 @@ export class DocumentStore {
   async appendLocal(rec: NewLogRecord, body?: Buffer): Promise<ServiceDocument> {
     const logged = await this.logged(this.d.wal.append(rec, body));
     this.d.index.apply(logged);
+    this.d.dedup?.note(logged);
     this.d.changes?.updated(logged.state);
     return logged.state;
   }
@@ -86,8 +101,24 @@ export class DocumentStore {
     const body = encodeRecordBody(rec);
     const replicated = this.cluster.replication.start(svc, rec, opts.quorum, body);
     const state = await this.appendLocal(rec, body);
-    if (replicated) await replicated();
+    try {
+      if (replicated) await replicated();
+    } catch (e) {
+      // Below its quorum the write may yet be lost: a retry runs it again rather than answer
+      // success for it. Its link is still held, so no retry has looked yet.
+      if (rec.requestId !== undefined) this.d.dedup?.forget(rec.link, rec.requestId);
+      throw e;
+    }
     return state;
+  }
+
+  /**
+   * The state a write with `requestId` already made to `link`, if it is in the dedup window: a
+   * retry is answered with it. Asked with the link held, so an original still running is done.
+   */
+  private applied(link: Link, requestId: string | undefined): ServiceDocument | undefined {
+    if (requestId === undefined) return undefined;
+    return this.d.dedup?.lookup(link, requestId, this.d.clock.nowMicros())?.state;
   }
 
   /** Runs `fn` after every earlier update of `link` on this host, in order. */
@@ -184,6 +215,7 @@ export class DocumentStore {
     const logged = await this.logged(this.d.wal.appendAll(recs, bodies));
     for (const r of logged) {
       this.d.index.apply(r);
+      this.d.dedup?.note(r);
       this.d.changes?.updated(r.state);
       // A promise this record spent is dropped now, before an expiry could purge its proof.
       this.d.promises?.get(r.link);
@@ -229,14 +261,21 @@ export class DocumentStore {
     const { body, link } = prepared;
     const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
+    let retried = false;
     const state = await this.queues.run(link, () => {
+      const earlier = this.applied(link, opts.requestId);
+      if (earlier) {
+        retried = true;
+        return Promise.resolve(earlier);
+      }
       const cur = this.d.index.latest(link);
       const epochFloor = svc.has('REPLICATION') ? this.cluster.fencing.preparedEpoch(link) : undefined;
       const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
       this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
-      return this.commit(svc, rec, opts);
+      return this.commit(svc, withRequestId(rec, opts.requestId), opts);
     });
-    if (state.documentUpdateAction === 'POST') this.cluster.hooks.started(svc, link);
+    // A retry's create started nothing: the original's did.
+    if (!retried && state.documentUpdateAction === 'POST') this.cluster.hooks.started(svc, link);
     return state;
   }
 
@@ -274,10 +313,12 @@ export class DocumentStore {
     const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
     return this.queues.run(link, async () => {
+      const earlier = this.applied(link, opts.requestId);
+      if (earlier) return earlier;
       const cur = this.d.index.latest(link);
       const rec = planUpdate(svc, action, link, cur, body, this.ctx());
       if (rec) this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
-      return rec ? this.commit(svc, rec, opts) : undefined;
+      return rec ? this.commit(svc, withRequestId(rec, opts.requestId), opts) : undefined;
     });
   }
 

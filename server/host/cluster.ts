@@ -94,7 +94,18 @@ export async function buildParts(
 
   const ports = new ClusterPortsHandle();
   const changes = new ChangeFeed();
-  const store = new DocumentStore({ wal: local.wal, index, registry, clock, hostId: id, changes, promises, cluster: ports, onLogFailure });
+  const store = new DocumentStore({
+    wal: local.wal,
+    index,
+    registry,
+    clock,
+    hostId: id,
+    changes,
+    promises,
+    dedup: local.dedup,
+    cluster: ports,
+    onLogFailure,
+  });
   const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros, fencing: ports.fencing });
   const queries = new QueryTasks({ index, clock, hostId: id });
   const tasks = new TaskDriver({

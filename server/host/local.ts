@@ -1,7 +1,8 @@
 /**
  * What one host has before it talks to anyone: its TLS material, its id (kept in the sandbox),
  * its logger, its services, and its durable state read back: the write-ahead log replayed into
- * the index, then the replica promises, then expired documents dropped. Nothing here listens or
+ * the index (and the request ids of recent writes into the dedup window), then the replica
+ * promises, then expired documents dropped. Nothing here listens or
  * opens a connection; host/cluster.ts builds the rest on top.
  */
 
@@ -10,6 +11,7 @@ import path from 'node:path';
 import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../lib/document.js';
+import { DedupWindow } from '../../lib/dedup.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { ServiceRegistry, type ServiceDefinition } from '../../lib/service.js';
@@ -38,6 +40,8 @@ export interface LocalState {
   index: DocumentIndex;
   wal: WriteAheadLog;
   promises: PromiseStore;
+  /** Request ids of recent writes, so a retry after a restart is still recognized. */
+  dedup: DedupWindow;
 }
 
 /** Reads everything the sandbox `dir` holds; a bad key, certificate or log fails here, before any port opens. */
@@ -61,6 +65,7 @@ export async function openLocalState(
   const index = new DocumentIndex({
     retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
   });
+  const dedup = new DedupWindow();
   const replayStarted = performance.now();
   const wal = await WriteAheadLog.open({
     dir: diskDirectory(path.join(dir, 'log')),
@@ -68,6 +73,7 @@ export async function openLocalState(
     logger,
     onRecord: (r) => {
       index.apply(r);
+      dedup.note(r);
       clock.observe(r.timeMicros);
     },
   });
@@ -85,7 +91,7 @@ export async function openLocalState(
   });
   index.expire(clock.nowMicros());
   logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
-  return { id, dir, tls, ring, logger, peerAuth, registry, index, wal, promises };
+  return { id, dir, tls, ring, logger, peerAuth, registry, index, wal, promises, dedup };
 }
 
 async function loadOrCreateId(dir: string, requested: string | undefined): Promise<string> {

@@ -16,6 +16,7 @@
  * request marked `xn-fwd` but never checked.
  */
 
+import { checkRequestId } from '../../lib/dedup.js';
 import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Link } from '../../lib/ids.js';
@@ -25,7 +26,7 @@ import type { DocumentStore } from '../documents/documents.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { PeerReply } from '../net/peers.js';
 import type { ForwardItem } from '../routing/forwarder.js';
-import { OwnerRouting } from '../routing/routing.js';
+import { IDEMPOTENCY_HEADER, OwnerRouting } from '../routing/routing.js';
 import { TaskDriver } from '../tasks/tasks.js';
 
 export interface DocumentRequest {
@@ -61,7 +62,15 @@ type Quorum = number | 'all' | undefined;
 /** A decoded, checked request: what the owner runs. */
 export type DocumentOp =
   | { kind: 'list'; factoryLink: Link; expand: boolean; mayRead?: (link: Link) => boolean }
-  | { kind: 'create'; svc: RegisteredService; link: Link; body: JsonObject; forceIndexUpdate: boolean; quorum: Quorum }
+  | {
+      kind: 'create';
+      svc: RegisteredService;
+      link: Link;
+      body: JsonObject;
+      forceIndexUpdate: boolean;
+      quorum: Quorum;
+      requestId: string | undefined;
+    }
   | { kind: 'read'; svc: RegisteredService; link: Link; version: number | undefined; viaOwner: boolean }
   | {
       kind: 'update';
@@ -70,6 +79,8 @@ export type DocumentOp =
       link: Link;
       body: JsonObject | undefined;
       quorum: Quorum;
+      /** The write's request id (lib/dedup.ts): the client's Idempotency-Key, or its entry host's. */
+      requestId: string | undefined;
     };
 
 const CHILD_METHODS = new Set(['GET', 'PUT', 'PATCH', 'DELETE']);
@@ -97,6 +108,12 @@ function requestedVersion(querystring: string): number | undefined {
   return Number(v[0]);
 }
 
+/** `Idempotency-Key`: the client's name for a write and its retries, checked; undefined when absent. */
+function requestIdOf(header: (name: string) => string): string | undefined {
+  const raw = header(IDEMPOTENCY_HEADER);
+  return raw === '' ? undefined : checkRequestId(raw);
+}
+
 /** A direct task's create: the owner answers only once the task ends. */
 function isDirect(op: DocumentOp): boolean {
   return op.kind === 'create' && TaskDriver.isTask(op.svc) && (op.body.taskInfo as { isDirect?: unknown } | undefined)?.isDirect === true;
@@ -121,6 +138,7 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
         pragmas,
         arrivalMicros: req.arrivalMicros,
         xenonHeaders: req.xenonHeaders(),
+        requestId: op.kind === 'read' ? undefined : op.requestId,
         // The owner holds a direct task's POST until the task ends: the hop waits as long.
         ...(isDirect(op) ? { hopTimeoutMs: limits.directTaskHoldMaxMicros / 1000 + 5_000 } : {}),
       },
@@ -158,6 +176,7 @@ async function decode(
       body: { ...prepared.body, documentSelfLink: prepared.link },
       forceIndexUpdate: pragmas.has('xn-force-index-update'),
       quorum: requestedQuorum(req.header),
+      requestId: requestIdOf(req.header),
     };
   }
   if (!CHILD_METHODS.has(method)) notAllowed(method);
@@ -166,7 +185,7 @@ async function decode(
   }
   const action = method as 'PUT' | 'PATCH' | 'DELETE';
   const body = d.store.prepareUpdate(svc, action, await req.readBody());
-  return { kind: 'update', svc, action, link: path, body, quorum: requestedQuorum(req.header) };
+  return { kind: 'update', svc, action, link: path, body, quorum: requestedQuorum(req.header), requestId: requestIdOf(req.header) };
 }
 
 /** A child GET on the owner path is brought up to date first (DocumentStore.read); `xn-no-fwd` reads the local copy. */
@@ -194,7 +213,8 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
     if (item.method !== 'POST' || typeof link !== 'string' || d.registry.forChild(link) !== svc)
       throw new KryptonError('INVALID_BODY', `a forwarded ${item.method} of ${path} must be a create naming its child`);
     const forceIndexUpdate = pragmas.has('xn-force-index-update');
-    return run(d, { kind: 'create', svc, link, body: object!, forceIndexUpdate, quorum: requestedQuorum(header) });
+    const requestId = item.requestId;
+    return run(d, { kind: 'create', svc, link, body: object!, forceIndexUpdate, quorum: requestedQuorum(header), requestId });
   }
   if (!CHILD_METHODS.has(item.method)) notAllowed(item.method);
   if (item.method === 'GET') {
@@ -203,7 +223,7 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   }
   const action = item.method as 'PUT' | 'PATCH' | 'DELETE';
   if (!object && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
-  return run(d, { kind: 'update', svc, action, link: path, body: object, quorum: requestedQuorum(header) });
+  return run(d, { kind: 'update', svc, action, link: path, body: object, quorum: requestedQuorum(header), requestId: item.requestId });
 }
 
 /** Step 3, on the owner (or wherever the op is local): the op applied to the store. */
@@ -212,7 +232,7 @@ async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnsw
     case 'list':
       return { status: 200, body: d.store.list(op.factoryLink, op.expand, op.mayRead) };
     case 'create': {
-      const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum });
+      const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId });
       if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };
       // A task's create only starts the work: Xenon answers 202 Accepted.
       return { status: TaskDriver.isTask(op.svc) && state.documentUpdateAction === 'POST' ? 202 : 200, body: state };
@@ -220,7 +240,7 @@ async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnsw
     case 'read':
       return { status: 200, body: op.viaOwner ? await d.store.read(op.svc, op.link, op.version) : d.store.get(op.link, op.version) };
     case 'update': {
-      const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, { quorum: op.quorum });
+      const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, { quorum: op.quorum, requestId: op.requestId });
       return { status: 200, body: state ?? {} };
     }
   }

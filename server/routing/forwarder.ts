@@ -42,12 +42,25 @@ export interface ForwardItem {
   xenonHeaders: Record<string, string>;
   /** The JSON body text, as a forwarded HTTP request would carry it. */
   body: string | undefined;
+  /**
+   * A write's request id: made once by the entry host (or the client's Idempotency-Key) and sent
+   * again with every retry, so the owner applies the write once (lib/dedup.ts).
+   */
+  requestId?: string;
 }
 
-type WireItem = [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null];
+/** The request id is last and optional: an item without one is the five fields alone. */
+type WireItem =
+  | [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null]
+  | [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null, requestId: string];
 
 export function encodeForwardBatch(items: readonly ForwardItem[]): Buffer {
-  return packr.pack(items.map((i): WireItem => [i.method, i.url, i.pragma, i.xenonHeaders, i.body ?? null]));
+  return packr.pack(
+    items.map((i): WireItem => {
+      const w: WireItem = [i.method, i.url, i.pragma, i.xenonHeaders, i.body ?? null];
+      return i.requestId === undefined ? w : [...w, i.requestId];
+    }),
+  );
 }
 
 /** Decodes and checks a batch from the network: anything malformed is a 400, never a crash. */
@@ -62,8 +75,9 @@ export function decodeForwardBatch(buf: Buffer): ForwardItem[] {
   if (!Array.isArray(raw)) throw bad('not an array');
   if (raw.length > limits.forwardBatchItemsMax) throw bad(`more than ${limits.forwardBatchItemsMax} requests`);
   return raw.map((w: unknown, i) => {
-    if (!Array.isArray(w) || w.length !== 5) throw bad(`request ${i} is not [method, url, pragma, headers, body]`);
-    const [method, url, pragma, xenon, body] = w as unknown[];
+    if (!Array.isArray(w) || (w.length !== 5 && w.length !== 6))
+      throw bad(`request ${i} is not [method, url, pragma, headers, body, request id?]`);
+    const [method, url, pragma, xenon, body, requestId] = w as unknown[];
     if (typeof method !== 'string' || !METHODS.includes(method)) throw bad(`request ${i} has no known method`);
     if (typeof url !== 'string' || !url.startsWith('/')) throw bad(`request ${i} has no path`);
     if (typeof pragma !== 'string') throw bad(`request ${i} has no pragma`);
@@ -76,7 +90,11 @@ export function decodeForwardBatch(buf: Buffer): ForwardItem[] {
     if (body !== null && typeof body !== 'string') throw bad(`request ${i} has a body that is not text`);
     if (typeof body === 'string' && Buffer.byteLength(body) > limits.bodyBytesMax)
       throw bad(`request ${i} has a body over ${limits.bodyBytesMax} bytes`);
-    return { method, url, pragma, xenonHeaders, body: body ?? undefined };
+    if (w.length === 6 && (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > limits.requestIdCharsMax))
+      throw bad(`request ${i} has a request id that is not 1 to ${limits.requestIdCharsMax} characters`);
+    const item: ForwardItem = { method, url, pragma, xenonHeaders, body: body ?? undefined };
+    if (typeof requestId === 'string') item.requestId = requestId;
+    return item;
   });
 }
 
@@ -148,7 +166,12 @@ class ForwardChannel {
       );
     }
     return new Promise((resolve, reject) => {
-      const bytes = item.url.length + (item.body === undefined ? 0 : Buffer.byteLength(item.body)) + item.pragma.length + 64;
+      const bytes =
+        item.url.length +
+        (item.body === undefined ? 0 : Buffer.byteLength(item.body)) +
+        item.pragma.length +
+        (item.requestId?.length ?? 0) +
+        64;
       this.queue.push({ item, bytes, timeoutMs, resolve, reject });
       this.schedule();
     });

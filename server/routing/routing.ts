@@ -8,14 +8,18 @@
  * authorization on each goes as its own HTTP request instead, so the owner's koa app checks the
  * caller's token (and, treating it as a client's request, the body) again. A forward that fails at the network level is retried on the next
  * maintenance interval with a fresh owner choice (the dead owner is marked UNAVAILABLE by then)
- * until the operation deadline, after which the client gets 408.
+ * until the operation deadline, after which the client gets 408. A hop that timed out may still
+ * reach its owner, so a write carries one request id (the client's Idempotency-Key, or one made
+ * here) on every try: its owner, or the next one, applies it once and answers the others with
+ * its outcome (lib/dedup.ts).
  */
 
+import { randomUUID } from 'node:crypto';
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
 import type { Clock } from '../base/clock.js';
 import { MAINTENANCE_INTERVAL_MICROS } from '../membership/groups.js';
-import type { Forwarder } from './forwarder.js';
+import type { ForwardItem, Forwarder } from './forwarder.js';
 import { isPeerError, type PeerClient, type PeerReply } from '../net/peers.js';
 import type { Selectors } from '../membership/selectors.js';
 
@@ -30,7 +34,12 @@ export interface RoutedRequest {
   xenonHeaders?: Record<string, string>;
   /** How long one forwarded hop may take, when the owner legitimately holds the request (direct tasks). */
   hopTimeoutMs?: number;
+  /** The client's Idempotency-Key; a write without one gets an id here when it is forwarded. */
+  requestId?: string;
 }
+
+/** The header a client names its own retries with (README, API); forwards carry the same id. */
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
 
 export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
 
@@ -72,16 +81,19 @@ export class OwnerRouting {
     const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;
     // Encoded only once a forward is due: most requests are handled where they arrive.
     let body: string | undefined;
+    let requestId = req.requestId;
     let lastError: unknown;
     for (;;) {
       if (!this.d.selectors.passable) await this.d.selectors.whenAvailable(deadline);
       const owner = this.d.selectors.owner(selectorLink, key);
       if (owner.id === this.d.hostId) return { local: true };
       if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
+      // Made once, before the first hop, and kept for every retry: that is what makes them retries.
+      if (requestId === undefined && req.method !== 'GET') requestId = randomUUID();
       const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
       if (remainingMs <= 0) break;
       try {
-        return { local: false, reply: await this.hop(req, body, originOf(owner.groupReference), selectorLink, remainingMs) };
+        return { local: false, reply: await this.hop(req, body, requestId, originOf(owner.groupReference), selectorLink, remainingMs) };
       } catch (e) {
         if (!isPeerError(e)) throw e;
         lastError = e;
@@ -93,14 +105,24 @@ export class OwnerRouting {
   }
 
   /** One forward to the owner at `origin`: in a batch, or (authorization on) as its own HTTP request. */
-  private hop(req: RoutedRequest, body: string | undefined, origin: string, selectorLink: string, remainingMs: number): Promise<PeerReply> {
+  private hop(
+    req: RoutedRequest,
+    body: string | undefined,
+    requestId: string | undefined,
+    origin: string,
+    selectorLink: string,
+    remainingMs: number,
+  ): Promise<PeerReply> {
     const pragma = withPragma(req.pragmas, 'xn-fwd');
     // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
     const timeoutMs = req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000)));
     if (this.d.forwarder === undefined) {
-      return this.d.peers.request(origin + req.url, { method: req.method, body, headers: { ...req.xenonHeaders, pragma }, timeoutMs });
+      // The owner's koa app reads the id as a client's Idempotency-Key: the same effect.
+      const headers = { ...req.xenonHeaders, pragma, ...(requestId === undefined ? {} : { [IDEMPOTENCY_HEADER]: requestId }) };
+      return this.d.peers.request(origin + req.url, { method: req.method, body, headers, timeoutMs });
     }
-    const item = { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body };
+    const item: ForwardItem = { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body };
+    if (requestId !== undefined) item.requestId = requestId;
     return this.d.forwarder.send(origin, selectorLink, item, timeoutMs, req.hopTimeoutMs !== undefined);
   }
 }

@@ -4,12 +4,16 @@
  * 1 s); the owner's link is held busy past several hop timeouts, as a paused owner would be, so
  * the entry host sends the same request again after each one. Once the link is let go the owner
  * runs the original and every retry: the first takes effect, the others are answered with its
- * outcome. A CAS (StrictUpdateRequest PATCH) that took effect is answered as a success.
+ * outcome. A CAS (StrictUpdateRequest PATCH) that took effect is answered as a success. A client's
+ * own Idempotency-Key has the same effect, and the request id is in the log record: a restarted
+ * owner, and a replica that took the link over, recognize a retry too.
  */
+import { request } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
+import { AnswerReader, encodeForwardBatch } from '../../server/routing/forwarder.js';
+import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {
@@ -94,4 +98,112 @@ t('a CAS that took effect is answered 200 with the version it made, never 400', 
   await everyHostAt(hosts, link, 1);
 });
 
+t('a client retrying with its Idempotency-Key, through a non-owner or the owner, is answered with the first outcome', async ({ hosts }) => {
+  const link = '/core/examples/dup-key';
+  assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
+  const { owner, entry } = await ownerOf(hosts, link);
+  const cas = { kind: KINDS.strictUpdateRequest, name: 'keyed', documentVersion: 0 };
+  const key = { 'idempotency-key': 'client-retry-1' };
+  const first = await entry.client.send<Doc>('PATCH', link, cas, key);
+  assert.is(first.status, 200, first.text);
+  assert.is(first.body.documentVersion, 1);
+  for (const via of [entry, owner]) {
+    const again = await via.client.send<Doc>('PATCH', link, cas, key);
+    assert.is(again.status, 200, again.text);
+    assert.is(again.body.documentVersion, 1);
+  }
+  // Without the key the same CAS is a new request, and fails as it should.
+  const fresh = await entry.client.patch<{ message: string }>(link, cas);
+  assert.is(fresh.status, 400);
+  assert.is(fresh.body.message, 'Current version 1. Request version 0');
+  await everyHostAt(hosts, link, 1);
+  const bad = await entry.client.send<{ message: string }>('PATCH', link, cas, { 'idempotency-key': 'x'.repeat(129) });
+  assert.is(bad.status, 400);
+  assert.match(bad.body.message, /Idempotency-Key must be 1 to 128/);
+});
+
 t.run();
+
+/** One forwarded PATCH with `requestId`, sent to `h`'s batch endpoint as an entry host would. */
+async function forwardedPatch(h: TestHost, link: string, body: unknown, requestId: string): Promise<[number, Doc]> {
+  const item = { method: 'PATCH', url: link, pragma: 'xn-fwd', xenonHeaders: {}, body: JSON.stringify(body), requestId };
+  const r = await request(`${h.host.uri}/core/node-selectors/default/forwarded`, {
+    method: 'POST',
+    body: encodeForwardBatch([item]),
+    headers: { 'content-type': 'application/x-msgpack' },
+  });
+  assert.is(r.statusCode, 200);
+  let got: [number, Doc] | undefined;
+  new AnswerReader((_i, status, text) => (got = [status, JSON.parse(text) as Doc])).push(Buffer.from(await r.body.arrayBuffer()));
+  return got!;
+}
+
+const restart = suite('at most once across a restart');
+
+restart('a restarted owner recognizes a retry: the request id came back with the replay of its log', async () => {
+  let h = await startHost({ id: 'amo-solo' });
+  try {
+    const link = '/core/examples/dup-restart';
+    assert.is((await h.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
+    const key = { 'idempotency-key': 'before-restart' };
+    assert.is((await h.client.send<Doc>('PUT', link, { name: 'keyed' }, key)).body.documentVersion, 1);
+    const cas = { kind: KINDS.strictUpdateRequest, name: 'cas', documentVersion: 1 };
+    const applied = await forwardedPatch(h, link, cas, 'fwd-1');
+    assert.equal([applied[0], applied[1].documentVersion], [200, 2]);
+    h = await h.restart();
+    const put = await h.client.send<Doc>('PUT', link, { name: 'keyed' }, key);
+    assert.is(put.status, 200, put.text);
+    assert.is(put.body.documentVersion, 1);
+    const [status, doc] = await forwardedPatch(h, link, cas, 'fwd-1');
+    assert.is(status, 200, JSON.stringify(doc));
+    assert.is(doc.documentVersion, 2);
+    assert.is(doc.name, 'cas');
+    assert.is((await h.client.get<Doc>(link)).body.documentVersion, 2, 'no new version');
+  } finally {
+    await h.close();
+  }
+});
+
+restart.run();
+
+const takeover = suite('at most once across a takeover');
+
+takeover('a replica that took the link over recognizes a retry of a write its old owner applied', async () => {
+  const hosts = await startGroup(3, (i) => ({ id: `amt-${i + 1}` }));
+  try {
+    const link = '/core/examples/dup-takeover';
+    assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
+    const { owner } = await ownerOf(hosts, link);
+    const cas = { kind: KINDS.strictUpdateRequest, name: 'cas', documentVersion: 0 };
+    const key = { 'idempotency-key': 'before-takeover' };
+    const first = await owner.client.send<Doc>('PATCH', link, cas, key);
+    assert.is(first.status, 200, first.text);
+    assert.is(first.body.documentVersion, 1);
+    await everyHostAt(hosts, link, 1);
+    const rest = hosts.filter((h) => h !== owner);
+    hosts.splice(hosts.indexOf(owner), 1);
+    await owner.close();
+    await waitFor(
+      'the old owner UNAVAILABLE and the link owned by another host',
+      async () => {
+        const g = await rest[0]!.client.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+        if (g.body.nodes[owner.host.id]?.status !== 'UNAVAILABLE') return false;
+        return (await ownerOf(rest, link)).owner !== undefined;
+      },
+      20_000,
+    );
+    const latest = async () => (await rest[0]!.client.get<Doc>(link)).body.documentVersion;
+    const before = await latest();
+    for (const via of rest) {
+      const again = await via.client.send<Doc>('PATCH', link, cas, key);
+      assert.is(again.status, 200, again.text);
+      assert.is(again.body.documentVersion, 1);
+      assert.is(again.body.name, 'cas');
+    }
+    assert.is(await latest(), before, 'the retries made no new version');
+  } finally {
+    await closeAll(hosts);
+  }
+});
+
+takeover.run();

@@ -17,6 +17,7 @@ test('codec: a batch reads back as written; malformed batches are INVALID_BODY',
   const items: ForwardItem[] = [
     { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: { 'x-xenon-rpl-quorum': '2' }, body: '{"name":"a"}' },
     { method: 'GET', url: '/core/examples/a?documentVersion=0', pragma: 'xn-fwd', xenonHeaders: {}, body: undefined },
+    { method: 'PUT', url: '/core/examples/a', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"b"}', requestId: 'r-1' },
   ];
   assert.equal(decodeForwardBatch(encodeForwardBatch(items)), items);
   const code = (f: () => unknown) => {
@@ -57,6 +58,16 @@ test('codec: a batch reads back as written; malformed batches are INVALID_BODY',
     code(() => decodeForwardBatch(p.pack([['POST', '/x', 'xn-fwd', {}, 5]]))),
     'INVALID_BODY',
     'a body that is not text',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['PUT', '/x', 'xn-fwd', {}, '{}', 7]]))),
+    'INVALID_BODY',
+    'a request id that is not text',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['PUT', '/x', 'xn-fwd', {}, '{}', 'r'.repeat(129)]]))),
+    'INVALID_BODY',
+    'a request id over the limit',
   );
   assert.is(
     code(() => decodeForwardBatch(p.pack(Array.from({ length: 1025 }, () => ['GET', '/x', '', {}, null])))),
