@@ -17,9 +17,6 @@ import { limits } from '../lib/limits.js';
 import { expirationOf, isExpiredAt, isPurgeableAt } from './expiry.js';
 import { Postings } from './postings.js';
 
-/** Renumbering waits until this many vids are dead, so small indexes never bother. */
-const RENUMBER_SLACK = 4096;
-
 export class VersionStore {
   readonly postings: Postings;
   readonly alive = (vid: number): boolean => this.docs[vid] !== undefined;
@@ -225,7 +222,7 @@ export class VersionStore {
   }
 
   private maybeRenumber(): void {
-    if (this.nextVid - this.liveVersions > Math.max(RENUMBER_SLACK, this.liveVersions)) this.renumber();
+    if (this.nextVid - this.liveVersions > Math.max(limits.indexRenumberDeadVersionsMin, this.liveVersions)) this.renumber();
   }
 
   /** Packs live vids into 0..live-1 keeping their order, everywhere they are held. */

@@ -141,6 +141,57 @@ export const limits = {
   passwordHashesQueuedMax: 1000,
   /** Most memory (128 x N x r bytes) one scrypt check of a stored hash may take; a costlier hash is refused as malformed. */
   scryptMemoryBytesMax: 64 * 1024 * 1024,
+  /** How often a host runs membership gossip and releases requests parked for an available group (Xenon: 1 s). */
+  maintenanceIntervalMicros: 1_000_000,
+  /** Connections the peer client opens to one peer at most; forwarding at 64 client connections fits comfortably. */
+  peerConnectionsMax: 32,
+  /** Idle time after which the peer client closes a pooled connection: below httpKeepAliveMs, so the client closes first. */
+  peerKeepAliveMs: 30_000,
+  /**
+   * Idle time after which a listener closes a client's connection: longer than the 60 s of common
+   * clients and load balancers, so they close first and never send on a socket the host is closing.
+   */
+  httpKeepAliveMs: 65_000,
+  /** Shortest deadline a membership request to a peer gets, whatever the group's peerRequestTimeoutMicros. */
+  groupRequestTimeoutMinMs: 1000,
+  /** A forwarded hop gets 1/n of the operation timeout before it is tried again (Xenon: a tenth)... */
+  forwardHopTimeoutDivisor: 10,
+  /** ...but never less than this, so a short operation timeout still leaves a hop time to connect. */
+  forwardHopTimeoutMinMs: 100,
+  /** Tokens whose session link a host remembers (every request with a token needs it); the cache starts over when full. */
+  tokenLinksCachedMax: 10_000,
+  /** Distinct principals whose grants are remembered between role changes; the cache starts over when full. */
+  grantsCachedMax: 10_000,
+  /** Wait before the admin user is tried again while the group cannot take its writes yet. */
+  adminBootstrapRetryMs: 2000,
+  /** Shortest peer secret accepted: it is the only thing between a stranger and the peer endpoints. */
+  peerSecretCharsMin: 16,
+  /** Node's scrypt needs a little memory beyond its 128 x N x r bytes; this much is allowed on top. */
+  scryptMemorySlackBytes: 1024 * 1024,
+  /** Gap after which an idle event stream gets a comment line: keeps it open through proxies and shows a dead reader quickly. */
+  watchStreamPingMs: 15_000,
+  /** Deadline of one callback notification (the subscriber's URL is not a member; it may be slow or gone). */
+  notificationTimeoutMs: 10_000,
+  /** Wait after a failed notification, doubling per attempt (200 ms, 400 ms, ... before attempt 2, 3, ...). */
+  notificationRetryBaseMs: 100,
+  /** Zeros written or compared per call: preallocating a segment, and recovery's check that a tail is only zeros. */
+  logZeroChunkBytes: 1024 * 1024,
+  /** The first stretch of zeros a preallocating file writes; each later one doubles, up to logPreallocateBytes. */
+  logZeroStretchMinBytes: 64 * 1024,
+  /** Bytes one read of a log segment takes during replay and the log tools: one read per record would be syscall-bound. */
+  logReadChunkBytes: 8 * 1024 * 1024,
+  /** Dead version slots the index tolerates before it renumbers (and at least as many as live ones), so small indexes never bother. */
+  indexRenumberDeadVersionsMin: 4096,
+  /** Log size below which `krypton log` shows no progress bar: the work finishes too fast for one to help. */
+  logToolProgressBytesMin: 32 * 1024 * 1024,
 } as const;
 
 export type Limits = typeof limits;
+
+/**
+ * Whole milliseconds in `micros`, for timers and clients that take ms: Krypton's clock, documents
+ * and limits count microseconds, as Xenon's do.
+ */
+export function msFromMicros(micros: number): number {
+  return Math.floor(micros / 1000);
+}

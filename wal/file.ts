@@ -11,6 +11,7 @@ import { mkdir, open as openFile, readdir, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KryptonError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 
 export interface LogFile {
   readonly name: string;
@@ -226,9 +227,9 @@ class DiskFile implements LogFile {
    * 64 KiB up to preallocateBytes, so a small log (a test's, an idle host's) stays small.
    */
   private async zeroFill(upTo: number): Promise<void> {
-    const stretch = Math.min(this.preallocateBytes, Math.max(ZERO_STRETCH_MIN_BYTES, this.allocated));
+    const stretch = Math.min(this.preallocateBytes, Math.max(limits.logZeroStretchMinBytes, this.allocated));
     const target = Math.max(upTo, this.allocated + stretch);
-    const zeros = Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, target - this.allocated));
+    const zeros = Buffer.alloc(Math.min(limits.logZeroChunkBytes, target - this.allocated));
     // The main handle appends (O_APPEND), and the file ends at `allocated`: each write extends it.
     while (this.allocated < target) {
       const n = Math.min(zeros.length, target - this.allocated);
@@ -259,11 +260,6 @@ class DiskFile implements LogFile {
     }
   }
 }
-
-/** Zeros written per call when preallocating. */
-const ZERO_CHUNK_BYTES = 1024 * 1024;
-/** The first stretch of zeros a preallocating file writes. */
-const ZERO_STRETCH_MIN_BYTES = 64 * 1024;
 
 /** Writes every byte of `buffers`, at `position` when given (else at the end, O_APPEND). */
 async function writeAll(name: string, handle: FileHandle, buffers: Buffer[], position?: number): Promise<void> {

@@ -13,7 +13,6 @@ export {
   isTornTail,
   findIntactFrame,
   usedBytes,
-  READ_CHUNK_BYTES,
   type LogEntry,
   type ScanProblem,
   type ScanResult,

@@ -15,9 +15,6 @@ import { ChecksumThread } from './checksum-thread.js';
 import { HEADER_BYTES, decodeFrame, decodeVerifiedFrame, isFormatVersion } from './record.js';
 import { listSegments, type SegmentRef } from './segment.js';
 
-/** Big reads keep replay at decode speed; one read per record would be syscall-bound. */
-export const READ_CHUNK_BYTES = 8 * 1024 * 1024;
-
 export interface LogEntry {
   record: LogRecord;
   /** Segment file name. */
@@ -257,7 +254,7 @@ async function* scanAll(dir: LogDirectory, opts: ScanOptions, visit: RecordVisit
   const refs = opts.segments ?? (await listSegments(dir));
   const fromSeq = opts.fromSeq ?? 1;
   // A chunk must hold the largest record, or a frame could never be read whole.
-  const chunkBytes = Math.max(opts.chunkBytes ?? READ_CHUNK_BYTES, limits.recordBytesMax);
+  const chunkBytes = Math.max(opts.chunkBytes ?? limits.logReadChunkBytes, limits.recordBytesMax);
   const buffers = new ReadBuffers(chunkBytes);
   let thread: ChecksumThread | undefined;
   const checksums = opts.checksumThread === false ? undefined : (): ChecksumThread => (thread ??= new ChecksumThread());
@@ -318,7 +315,7 @@ export async function usedBytes(dir: LogDirectory, name: string): Promise<number
     const size = await file.size();
     let at = 0;
     while (at + HEADER_BYTES <= size) {
-      const buf = await file.read(at, Math.min(READ_CHUNK_BYTES, size - at));
+      const buf = await file.read(at, Math.min(limits.logReadChunkBytes, size - at));
       let off = 0;
       while (off + HEADER_BYTES <= buf.length) {
         const length = buf.readUInt32LE(off);
@@ -338,7 +335,7 @@ export async function usedBytes(dir: LogDirectory, name: string): Promise<number
 /** True when the file holds only zero bytes from `from` to `to` (and at least one). */
 async function zerosUpToEnd(file: LogFile, from: number, to: number): Promise<boolean> {
   if (to <= from) return false;
-  const step = 1024 * 1024;
+  const step = limits.logZeroChunkBytes;
   const zeros = Buffer.alloc(Math.min(step, to - from));
   for (let at = from; at < to; at += step) {
     const buf = await file.read(at, Math.min(step, to - at));
@@ -410,7 +407,7 @@ export async function isTornTail(dir: LogDirectory, p: ScanProblem, segmentCount
 export async function findIntactFrame(dir: LogDirectory, name: string, from: number, to: number): Promise<number | undefined> {
   const file = await dir.open(name, 'read');
   try {
-    const window = READ_CHUNK_BYTES;
+    const window = limits.logReadChunkBytes;
     for (let start = from; start + HEADER_BYTES < to; start += window) {
       // Read a record's worth past the window, so a frame starting inside it is whole in `buf`.
       const buf = await file.read(start, Math.min(window + limits.recordBytesMax, to - start));

@@ -26,7 +26,7 @@ import {
 } from '../../lib/authz.js';
 import type { JsonObject, ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
-import { limits } from '../../lib/limits.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import { tokenService } from '../../lib/services/authz-tokens.js';
 import { isExpired } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
@@ -54,8 +54,6 @@ export interface Session {
   expiresMicros: number;
 }
 
-/** Tokens whose session link is remembered: every request with a token needs it. */
-const TOKEN_LINKS_CACHED_MAX = 10_000;
 const tokenLinks = new Map<string, string>();
 
 /** The session document of a token: named by its SHA-256, so the document reveals no token. */
@@ -63,7 +61,7 @@ export function tokenLinkOf(token: string): string {
   let link = tokenLinks.get(token);
   if (link === undefined) {
     link = `${TOKENS_LINK}/${crypto.createHash('sha256').update(token, 'utf8').digest('hex')}`;
-    if (tokenLinks.size >= TOKEN_LINKS_CACHED_MAX) tokenLinks.clear();
+    if (tokenLinks.size >= limits.tokenLinksCachedMax) tokenLinks.clear();
     tokenLinks.set(token, link);
   }
   return link;
@@ -194,7 +192,7 @@ export class Authn {
     body: unknown,
     timeoutMicros = this.d.operationTimeoutMicros,
   ): Promise<{ status: number; body: unknown }> {
-    return this.d.peers.json(this.d.selfUri() + path, { method, body, timeoutMs: Math.max(1, Math.floor(timeoutMicros / 1000)) });
+    return this.d.peers.json(this.d.selfUri() + path, { method, body, timeoutMs: Math.max(1, msFromMicros(timeoutMicros)) });
   }
 }
 

@@ -12,11 +12,10 @@ import { CREDENTIALS_LINK, ROLES_LINK, USERS_LINK, VERBS } from '../../lib/authz
 import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { fnv64, hex64 } from '../../lib/hash.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { DocumentIndex } from '../../index/views.js';
 import { verifyPassword } from './passwords.js';
 import type { PeerClient } from '../net/peers.js';
-
-const RETRY_MS = 2000;
 
 export function adminLinks(email: string): { user: string; credentials: string; role: string } {
   const id = `admin-${hex64(fnv64(email))}`;
@@ -62,7 +61,7 @@ export class AdminBootstrap {
     } catch (e) {
       if (this.stopped) return;
       this.d.logger.warn({ err: (e as Error).message }, 'admin user not in place yet; retrying');
-      this.timer = setTimeout(() => void this.attempt(), RETRY_MS);
+      this.timer = setTimeout(() => void this.attempt(), limits.adminBootstrapRetryMs);
       this.timer.unref();
     }
   }
@@ -111,7 +110,7 @@ export class AdminBootstrap {
       method,
       body,
       headers,
-      timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+      timeoutMs: msFromMicros(this.d.operationTimeoutMicros),
     });
   }
 }

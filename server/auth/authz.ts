@@ -61,8 +61,6 @@ export type Principal =
 const SYSTEM: Principal = { kind: 'system', link: SYSTEM_USER_LINK };
 const GUEST: Principal = { kind: 'guest', link: GUEST_USER_LINK };
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
-/** Distinct principals whose grants are remembered between role changes. */
-const GRANTS_CACHED_MAX = 10_000;
 
 /** Everything sessions need (they are built from the same deps), plus what access checks need. */
 export interface AccessControlDeps extends AuthnDeps {
@@ -233,7 +231,7 @@ export class AccessControl {
     }
     let g = this.grants.get(userLink);
     if (g === undefined) {
-      if (this.grants.size >= GRANTS_CACHED_MAX) this.grants.clear();
+      if (this.grants.size >= limits.grantsCachedMax) this.grants.clear();
       g = grantsFor(this.roleRules(now), userLink);
       this.grants.set(userLink, g);
     }

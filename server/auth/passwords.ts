@@ -30,7 +30,7 @@ async function scrypt(password: string, salt: Buffer, keyBytes: number, cost: { 
   }
   try {
     return await new Promise<Buffer>((resolve, reject) => {
-      crypto.scrypt(password, salt, keyBytes, { ...cost, maxmem: 128 * cost.N * cost.r + 1024 * 1024 }, (err, key) =>
+      crypto.scrypt(password, salt, keyBytes, { ...cost, maxmem: 128 * cost.N * cost.r + limits.scryptMemorySlackBytes }, (err, key) =>
         err ? reject(err) : resolve(key),
       );
     });

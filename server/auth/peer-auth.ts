@@ -18,7 +18,8 @@ import type { TLSSocket } from 'node:tls';
 import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import { KryptonError } from '../../lib/errors.js';
-import { PEER_SECRET_CHARS_MIN, PEER_SECRET_SHAPE, peerAuthConfigProblem, type Config } from '../base/config.js';
+import { limits } from '../../lib/limits.js';
+import { PEER_SECRET_SHAPE, peerAuthConfigProblem, type Config } from '../base/config.js';
 
 export const PEER_SECRET_HEADER = 'x-krypton-peer-secret';
 
@@ -61,7 +62,7 @@ export class PeerAuth {
       if (!PEER_SECRET_SHAPE.test(secret)) {
         throw new KryptonError(
           'INVALID_SETUP',
-          `the peer secret needs at least ${PEER_SECRET_CHARS_MIN} printable characters and no spaces`,
+          `the peer secret needs at least ${limits.peerSecretCharsMin} printable characters and no spaces`,
         );
       }
       return new PeerAuth(secret, 'configured', clientCertificates);

@@ -10,9 +10,8 @@ import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 
 export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
-export const PEER_SECRET_CHARS_MIN = 16;
 /** Printable ASCII without spaces: it travels in an HTTP header. */
-export const PEER_SECRET_SHAPE = new RegExp(`^[\\x21-\\x7e]{${PEER_SECRET_CHARS_MIN},}$`);
+export const PEER_SECRET_SHAPE = new RegExp(`^[\\x21-\\x7e]{${limits.peerSecretCharsMin},}$`);
 
 export interface Config {
   /** HTTP port; -1 turns plain HTTP off (then securePort is required). */
@@ -248,7 +247,7 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
 function applyAuthFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
   switch (name) {
     case 'peerSecret':
-      if (!PEER_SECRET_SHAPE.test(value)) throw bad(`(expected at least ${PEER_SECRET_CHARS_MIN} printable characters, no spaces)`);
+      if (!PEER_SECRET_SHAPE.test(value)) throw bad(`(expected at least ${limits.peerSecretCharsMin} printable characters, no spaces)`);
       cfg.peerSecret = value;
       return true;
     case 'peerSecretFile':

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { KINDS } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import {
   createMembership,
   isAvailable,
@@ -38,8 +39,6 @@ import {
 } from '../../lib/group/types.js';
 import type { Clock } from '../base/clock.js';
 import type { PeerClient } from '../net/peers.js';
-
-export const MAINTENANCE_INTERVAL_MICROS = 1_000_000;
 
 export interface GroupDeps {
   selfId: NodeId;
@@ -79,7 +78,7 @@ export class GroupRuntime {
         peerNodeCount: opts.peerNodeCount,
         options: opts.options,
         config: opts.config,
-        maintenanceIntervalMicros: MAINTENANCE_INTERVAL_MICROS,
+        maintenanceIntervalMicros: limits.maintenanceIntervalMicros,
       },
       d.clock.nowMicros(),
     );
@@ -186,7 +185,7 @@ export class GroupRuntime {
   }
 
   private run(e: MembershipEffect, out: RunEffect[]): Promise<void> | undefined {
-    const timeoutMs = Math.max(1000, Math.floor(this.group.config.peerRequestTimeoutMicros / 1000));
+    const timeoutMs = Math.max(limits.groupRequestTimeoutMinMs, msFromMicros(this.group.config.peerRequestTimeoutMicros));
     switch (e.type) {
       case 'send':
         if (this.stopped) return undefined;
@@ -326,7 +325,7 @@ export class Groups {
     for (const g of this.groups.values()) await g.tick();
     this.timer = setInterval(() => {
       for (const g of this.groups.values()) void g.tick();
-    }, MAINTENANCE_INTERVAL_MICROS / 1000);
+    }, msFromMicros(limits.maintenanceIntervalMicros));
     this.timer.unref();
     // Xenon joins one maintenance interval after start; this host is ready once it listens, so
     // it joins at once (through every listed peer) and a restarted host starts its stability

@@ -8,7 +8,7 @@
 
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros } from '../../lib/ids.js';
-import { limits } from '../../lib/limits.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import {
   nodeSelectorState,
   ownerOf,
@@ -18,7 +18,7 @@ import {
   type SelectorSpec,
 } from '../../lib/group/selector.js';
 import type { Clock } from '../base/clock.js';
-import { MAINTENANCE_INTERVAL_MICROS, type GroupRuntime } from './groups.js';
+import type { GroupRuntime } from './groups.js';
 
 export const SELECTOR_SPECS: readonly SelectorSpec[] = [
   { selectorLink: '/core/node-selectors/default' },
@@ -43,7 +43,7 @@ export class Selectors {
   ) {
     group.onAvailability((available) => available && this.release());
     // The stability window can end without any input; the group's tick also re-checks.
-    const t = setInterval(() => this.group.isAvailable() && this.release(), MAINTENANCE_INTERVAL_MICROS / 1000);
+    const t = setInterval(() => this.group.isAvailable() && this.release(), msFromMicros(limits.maintenanceIntervalMicros));
     t.unref();
     this.timer = t;
   }
@@ -62,7 +62,7 @@ export class Selectors {
       q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q },
       this.group.group,
       this.clock.nowMicros(),
-      MAINTENANCE_INTERVAL_MICROS,
+      limits.maintenanceIntervalMicros,
     );
   }
 

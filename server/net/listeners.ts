@@ -71,12 +71,12 @@ export class Listeners {
     try {
       if (opts.port >= 0) {
         const server = http.createServer(opts.handler);
-        server.keepAliveTimeout = 65_000;
+        server.keepAliveTimeout = limits.httpKeepAliveMs;
         out.push({ scheme: 'http', server, front: server, port: await listenOn(server, opts.port, opts.bindAddress) });
       }
       if (opts.securePort !== undefined && opts.tls) {
         const server = https.createServer({ ...opts.tls }, opts.handler);
-        server.keepAliveTimeout = 65_000;
+        server.keepAliveTimeout = limits.httpKeepAliveMs;
         let url = '';
         const raw = new Set<net.Socket>();
         const front = net.createServer((socket) => {

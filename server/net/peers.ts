@@ -36,9 +36,6 @@ interface Target {
   path: string;
 }
 
-/** Connections per peer; forwarding at 64 client connections fits comfortably. */
-const POOL_CONNECTIONS = 32;
-
 export interface PeerStats {
   requests: number;
   failures: number;
@@ -65,7 +62,7 @@ export class PeerClient {
     let p = this.pools.get(origin);
     if (!p) {
       const connect = this.opts.tls && origin.startsWith('https:') ? { connect: { ...this.opts.tls } } : {};
-      p = new Pool(origin, { connections: POOL_CONNECTIONS, keepAliveTimeout: 30_000, pipelining: 1, ...connect });
+      p = new Pool(origin, { connections: limits.peerConnectionsMax, keepAliveTimeout: limits.peerKeepAliveMs, pipelining: 1, ...connect });
       this.pools.set(origin, p);
     }
     return p;

@@ -17,8 +17,8 @@
 import { randomUUID } from 'node:crypto';
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { Clock } from '../base/clock.js';
-import { MAINTENANCE_INTERVAL_MICROS } from '../membership/groups.js';
 import type { ForwardItem, Forwarder } from './forwarder.js';
 import { isPeerError, type PeerClient, type PeerReply } from '../net/peers.js';
 import type { Selectors } from '../membership/selectors.js';
@@ -90,7 +90,7 @@ export class OwnerRouting {
       if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
       // Made once, before the first hop, and kept for every retry: that is what makes them retries.
       if (requestId === undefined && req.method !== 'GET') requestId = randomUUID();
-      const remainingMs = Math.floor((deadline - this.d.clock.nowMicros()) / 1000);
+      const remainingMs = msFromMicros(deadline - this.d.clock.nowMicros());
       if (remainingMs <= 0) break;
       try {
         return { local: false, reply: await this.hop(req, body, requestId, originOf(owner.groupReference), selectorLink, remainingMs) };
@@ -98,8 +98,8 @@ export class OwnerRouting {
         if (!isPeerError(e)) throw e;
         lastError = e;
       }
-      if (this.d.clock.nowMicros() + MAINTENANCE_INTERVAL_MICROS >= deadline) break;
-      await new Promise((r) => setTimeout(r, MAINTENANCE_INTERVAL_MICROS / 1000));
+      if (this.d.clock.nowMicros() + limits.maintenanceIntervalMicros >= deadline) break;
+      await new Promise((r) => setTimeout(r, msFromMicros(limits.maintenanceIntervalMicros)));
     }
     throw new KryptonError('TIMEOUT', `Expired at ${deadline}: ${lastError instanceof Error ? lastError.message : 'owner unreachable'}`);
   }
@@ -114,8 +114,8 @@ export class OwnerRouting {
     remainingMs: number,
   ): Promise<PeerReply> {
     const pragma = withPragma(req.pragmas, 'xn-fwd');
-    // Xenon gives a forwarded hop a tenth of the operation timeout, then retries.
-    const timeoutMs = req.hopTimeoutMs ?? Math.max(100, Math.min(remainingMs, Math.floor(this.d.operationTimeoutMicros / 10_000)));
+    const share = msFromMicros(this.d.operationTimeoutMicros / limits.forwardHopTimeoutDivisor);
+    const timeoutMs = req.hopTimeoutMs ?? Math.max(limits.forwardHopTimeoutMinMs, Math.min(remainingMs, share));
     if (this.d.forwarder === undefined) {
       // The owner's koa app reads the id as a client's Idempotency-Key: the same effect.
       const headers = { ...req.xenonHeaders, pragma, ...(requestId === undefined ? {} : { [IDEMPOTENCY_HEADER]: requestId }) };

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { JsonObject, ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Link, Micros, NodeId } from '../../lib/ids.js';
-import { limits } from '../../lib/limits.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
 import { isTerminal, taskRetryDelayMicros, type TaskIO, type TaskStage } from '../../lib/task.js';
 import { isExpired } from '../../lib/verbs.js';
@@ -62,7 +62,7 @@ export class TaskDriver {
         const reply = await this.d.peers.request(this.d.selfUri() + link, {
           method: 'DELETE',
           body: '{}',
-          timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+          timeoutMs: msFromMicros(this.d.operationTimeoutMicros),
         });
         if (reply.status >= 400)
           throw new KryptonError('PEER_UNAVAILABLE', `DELETE ${link}: ${reply.status} ${reply.body.toString('utf8').slice(0, 200)}`);

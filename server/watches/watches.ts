@@ -23,9 +23,6 @@ import type { PeerClient } from '../net/peers.js';
 
 export const SUBSCRIPTIONS_SUFFIX = '/subscriptions';
 export const STREAM_SUFFIX = '/subscriptions/stream';
-/** A comment line keeps idle streams open through proxies and shows a dead peer quickly. */
-const STREAM_PING_MS = 15_000;
-const CALLBACK_TIMEOUT_MS = 10_000;
 
 export type WatchEvent =
   | { type: 'update'; doc: ServiceDocument }
@@ -237,7 +234,7 @@ export class Watches {
     });
     res.write(`: watching ${target.link}\n\n`);
     req.once('close', () => w.close());
-    ping = setInterval(() => void write(': ping\n\n').catch(() => w.close()), STREAM_PING_MS);
+    ping = setInterval(() => void write(': ping\n\n').catch(() => w.close()), limits.watchStreamPingMs);
     ping.unref();
     const backlog = this.backlog(target, since);
     if (!target.factory && since !== undefined) w.seen({ documentSelfLink: target.link, documentVersion: since } as ServiceDocument);
@@ -274,7 +271,7 @@ export class Watches {
             method,
             body: JSON.stringify(payload),
             headers: { pragma: 'xn-nt', 'x-krypton-watched-link': target.link },
-            timeoutMs: CALLBACK_TIMEOUT_MS,
+            timeoutMs: limits.notificationTimeoutMs,
             external: true,
           });
           if (r.status < 500) {
@@ -289,7 +286,7 @@ export class Watches {
         this.stats.notificationsFailed++;
         if (attempt >= limits.notificationAttemptsMax)
           throw new KryptonError('PEER_UNAVAILABLE', `notification to ${sub.reference} failed ${attempt} times`);
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, limits.notificationRetryBaseMs * 2 ** attempt));
       }
     };
     const w = this.open(

@@ -7,6 +7,7 @@
 
 import { SingleBar } from 'cli-progress';
 import type { Micros } from '../../lib/ids.js';
+import { limits } from '../../lib/limits.js';
 
 export interface LogIO {
   stdout(text: string): void;
@@ -71,9 +72,6 @@ export function painter(on: boolean): (text: string, colour: Colour) => string {
   return on ? (text, colour) => `\u001b[${CODES[colour]}m${text}\u001b[0m` : (text) => text;
 }
 
-/** Work below this many bytes of log finishes too fast for a bar to help. */
-const PROGRESS_BYTES_MIN = 32 * 1024 * 1024;
-
 /** A byte-count progress bar, or one that does nothing when there is no terminal or little work. */
 export interface Progress {
   add(bytes: number): void;
@@ -83,7 +81,7 @@ export interface Progress {
 const NO_PROGRESS: Progress = { add() {}, stop() {} };
 
 export function startProgress(io: LogIO, label: string, totalBytes: number): Progress {
-  if (io.progressStream === undefined || totalBytes < PROGRESS_BYTES_MIN) return NO_PROGRESS;
+  if (io.progressStream === undefined || totalBytes < limits.logToolProgressBytesMin) return NO_PROGRESS;
   const bar = new SingleBar({
     stream: io.progressStream,
     format: `${label} [{bar}] {percentage}% | {done} of {all} MiB | {duration_formatted}`,

@@ -13,7 +13,7 @@
 import { invariant } from '../../lib/errors.js';
 import type { Seq } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
-import { decodeFrame, findIntactFrame, READ_CHUNK_BYTES, scanLog, type LogFile, type ScanProblem } from '../../wal/index.js';
+import { decodeFrame, findIntactFrame, scanLog, type LogFile, type ScanProblem } from '../../wal/index.js';
 import { EXIT_OK, EXIT_PROBLEMS, type CommandContext } from './command.js';
 import { count } from './format.js';
 import { painter, startProgress, type Progress } from './io.js';
@@ -238,7 +238,7 @@ async function resynchronise(seg: RestSegment, s: RestState, problem: NonNullabl
 /** Reads one chunk of intact frames from `s.off`, stopping at the first problem (left in `s.problem`). */
 async function readIntact(seg: RestSegment, s: RestState, saw: (seq: Seq) => void, progress: Progress | undefined): Promise<void> {
   // A chunk plus a record, so a frame starting anywhere in the chunk is whole in the buffer.
-  const buf = await seg.file.read(s.off, Math.min(READ_CHUNK_BYTES + limits.recordBytesMax, seg.size - s.off));
+  const buf = await seg.file.read(s.off, Math.min(limits.logReadChunkBytes + limits.recordBytesMax, seg.size - s.off));
   const atEnd = s.off + buf.length >= seg.size;
   let pos = 0;
   for (;;) {
