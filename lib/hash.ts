@@ -5,6 +5,7 @@
  */
 
 import type { Link, Micros, NodeId } from './ids.js';
+import { limits } from './limits.js';
 
 const OFFSET_BASIS = 4695981039346656037n;
 const OFFSET_LO = Number(BigInt.asUintN(32, OFFSET_BASIS));
@@ -54,13 +55,12 @@ function idPrefix(hostId: NodeId): string {
  * stream of distinct ids (a bug or an attack on the group) cannot grow it without end.
  */
 const nodeHashes = new Map<string, bigint>();
-const NODE_HASHES_MAX = 4096;
 
 function nodeHash(id: string): bigint {
   let h = nodeHashes.get(id);
   if (h === undefined) {
     h = fnv64(id);
-    if (nodeHashes.size >= NODE_HASHES_MAX) nodeHashes.clear();
+    if (nodeHashes.size >= limits.nodeHashesCachedMax) nodeHashes.clear();
     nodeHashes.set(id, h);
   }
   return h;

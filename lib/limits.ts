@@ -184,6 +184,16 @@ export const limits = {
   indexRenumberDeadVersionsMin: 4096,
   /** Log size below which `krypton log` shows no progress bar: the work finishes too fast for one to help. */
   logToolProgressBytesMin: 32 * 1024 * 1024,
+  /** Characters of a peer's unexpected answer quoted in the error it becomes: enough for its message, not a whole body. */
+  peerReplyQuotedCharsMax: 300,
+  /** Path prefixes or user links one role may list: a role is checked on every request its users make. */
+  roleEntriesMax: 256,
+  /** Node ids whose hashes are remembered for owner lookups; a stream of distinct ids cannot grow the cache past it. */
+  nodeHashesCachedMax: 4096,
+  /** Steps one slow task may ask for, so a forgotten task ends. */
+  slowTaskStepsMax: 1000,
+  /** Longest step a slow task may ask for, so a forgotten task cannot pin an owner for hours. */
+  slowTaskStepMsMax: 60_000,
 } as const;
 
 export type Limits = typeof limits;

@@ -9,13 +9,12 @@
 
 import Type from 'typebox';
 import { KryptonError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { JsonObject } from '../document.js';
 import { isVerb, ROLES_LINK, VERBS, type Verb } from '../authz.js';
 import { defineService } from '../service.js';
 
 export const ROLE_KIND = 'com:vmware:xenon:services:common:RoleService:RoleState';
-/** Prefixes or user links one role may list. */
-export const ROLE_ENTRIES_MAX = 256;
 
 export interface RoleState extends JsonObject {
   userLinks?: string[] | null;
@@ -31,7 +30,8 @@ const nullable = <T extends Type.TSchema>(t: T) => Type.Optional(Type.Union([t, 
 
 function links(v: string[] | null | undefined, field: string): string[] {
   if (!v || v.length === 0) throw new KryptonError('INVALID_BODY', `${field} is required`);
-  if (v.length > ROLE_ENTRIES_MAX) throw new KryptonError('INVALID_BODY', `${field} may list at most ${ROLE_ENTRIES_MAX} entries`);
+  if (v.length > limits.roleEntriesMax)
+    throw new KryptonError('INVALID_BODY', `${field} may list at most ${limits.roleEntriesMax} entries`);
   for (const s of v) if (!s.startsWith('/')) throw new KryptonError('INVALID_BODY', `${field} entries must start with '/': '${s}'`);
   return [...new Set(v)];
 }

@@ -7,6 +7,7 @@
 
 import Type from 'typebox';
 import { KryptonError } from '../errors.js';
+import { limits } from '../limits.js';
 import type { JsonObject } from '../document.js';
 import { defineService } from '../service.js';
 import {
@@ -19,9 +20,6 @@ import {
 } from '../task.js';
 
 export const SLOW_TASK_KIND = 'krypton:SlowTaskService:SlowTaskState';
-/** A step may not be longer than this, so a forgotten task cannot pin an owner for hours. */
-export const SLOW_TASK_STEP_MILLIS_MAX = 60_000;
-export const SLOW_TASK_STEPS_MAX = 1000;
 
 export interface SlowTaskState extends TaskServiceState {
   steps?: number;
@@ -44,8 +42,8 @@ export const slowTaskService = defineService<SlowTaskState>({
   bodySchema: Type.Object({
     taskInfo: nullable(taskInfoSchema),
     failureMessage: nullable(Type.String()),
-    steps: nullable(Type.Integer({ minimum: 1, maximum: SLOW_TASK_STEPS_MAX })),
-    stepMillis: nullable(Type.Integer({ minimum: 0, maximum: SLOW_TASK_STEP_MILLIS_MAX })),
+    steps: nullable(Type.Integer({ minimum: 1, maximum: limits.slowTaskStepsMax })),
+    stepMillis: nullable(Type.Integer({ minimum: 0, maximum: limits.slowTaskStepMsMax })),
     step: nullable(Type.Integer({ minimum: 0 })),
     ranOn: nullable(Type.Array(Type.String())),
     taskLifetime: nullable(Type.Integer()),

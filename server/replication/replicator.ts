@@ -202,7 +202,7 @@ class PeerChannel {
             timeoutMs: this.timeoutMs,
           });
           if (r.status >= 300) {
-            const msg = `status ${r.status}: ${r.body.toString('utf8').slice(0, 500)}`;
+            const msg = `status ${r.status}: ${r.body.toString('utf8').slice(0, limits.peerReplyQuotedCharsMax)}`;
             results = batch.map(() => ({ ok: false, code: 'PEER_UNAVAILABLE', message: msg }));
           } else {
             results = decodeResults(r.body, batch.length);

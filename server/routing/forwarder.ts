@@ -237,7 +237,7 @@ class ForwardChannel {
       )
       .then((r) => {
         if (r.status !== 200) {
-          failRest(peerError(this.url, `status ${r.status}: ${r.body?.toString('utf8').slice(0, 300) ?? ''}`));
+          failRest(peerError(this.url, `status ${r.status}: ${r.body?.toString('utf8').slice(0, limits.peerReplyQuotedCharsMax) ?? ''}`));
         } else if (answered < batch.length) {
           failRest(peerError(this.url, `the owner answered ${answered} of ${batch.length} requests`));
         }

@@ -65,7 +65,10 @@ export class TaskDriver {
           timeoutMs: msFromMicros(this.d.operationTimeoutMicros),
         });
         if (reply.status >= 400)
-          throw new KryptonError('PEER_UNAVAILABLE', `DELETE ${link}: ${reply.status} ${reply.body.toString('utf8').slice(0, 200)}`);
+          throw new KryptonError(
+            'PEER_UNAVAILABLE',
+            `DELETE ${link}: ${reply.status} ${reply.body.toString('utf8').slice(0, limits.peerReplyQuotedCharsMax)}`,
+          );
       },
       delay: (ms) =>
         new Promise<void>((resolve) => {
