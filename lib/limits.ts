@@ -184,6 +184,20 @@ export const limits = {
   indexRenumberDeadVersionsMin: 4096,
   /** Log size below which `krypton log` shows no progress bar: the work finishes too fast for one to help. */
   logToolProgressBytesMin: 32 * 1024 * 1024,
+  /** A replication batch gets 1/n of the operation timeout, so a write waiting on a slow replica still answers within its own. */
+  replicationTimeoutDivisor: 3,
+  /** Bytes kept for a replication batch's header (sender, count) within replicationBatchBytesMax. */
+  replicationBatchHeaderBytes: 256,
+  /** Bytes counted for a forwarded request's framing (method, headers, msgpack) on top of its url, body and pragma, toward forwardBatchBytesMax. */
+  forwardItemOverheadBytes: 64,
+  /** Shortest --operationTimeoutMicros accepted: below it a hop's share (forwardHopTimeoutDivisor) rounds to nothing. */
+  operationTimeoutMinMicros: 1000,
+  /** Output `krypton log` gathers before writing it out: one write per line would dominate a long listing. */
+  logToolOutputFlushBytes: 64 * 1024,
+  /** Log bytes between two redraws of the progress bar: calling into the bar per record would cost more than the record. */
+  logToolProgressStepBytes: 1024 * 1024,
+  /** How long `krypton owner` waits for each of the host's two answers (the selector's status, then the owner). */
+  ownerLookupTimeoutMs: 5000,
   /** Characters of a peer's unexpected answer quoted in the error it becomes: enough for its message, not a whole body. */
   peerReplyQuotedCharsMax: 300,
   /** Path prefixes or user links one role may list: a role is checked on every request its users make. */

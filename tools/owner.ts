@@ -6,6 +6,7 @@
 
 import { request } from 'undici';
 import { KryptonError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 
 export interface OwnerAnswer {
   key: string;
@@ -17,7 +18,12 @@ export interface OwnerAnswer {
   status: string;
 }
 
-export async function whoOwns(hostUrl: string, link: string, selector = 'default', timeoutMs = 5000): Promise<OwnerAnswer> {
+export async function whoOwns(
+  hostUrl: string,
+  link: string,
+  selector = 'default',
+  timeoutMs: number = limits.ownerLookupTimeoutMs,
+): Promise<OwnerAnswer> {
   const base = hostUrl.replace(/\/$/, '');
   const sel = `${base}/core/node-selectors/${selector}`;
   const opts = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };

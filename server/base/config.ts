@@ -204,7 +204,8 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
     }
     case 'operationTimeoutMicros': {
       const n = toInt(value);
-      if (n === undefined || n < 1000) throw bad('(expected an integer >= 1000)');
+      if (n === undefined || n < limits.operationTimeoutMinMicros)
+        throw bad(`(expected an integer >= ${limits.operationTimeoutMinMicros})`);
       cfg.operationTimeoutMicros = n;
       return true;
     }

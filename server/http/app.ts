@@ -11,6 +11,7 @@ import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { linkList } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
 import type { JsonObject } from '../../lib/document.js';
 import type { ServiceRegistry } from '../../lib/service.js';
 import { readJsonBody } from '../net/body.js';
@@ -102,7 +103,7 @@ export function createApp(d: AppDeps): Koa {
 
   router.get('/core/management/process-log', (ctx) => {
     const raw = ctx.query.lineCount;
-    const n = raw === undefined ? 1000 : Number(raw);
+    const n = raw === undefined ? limits.processLogLinesMax : Number(raw);
     if (!Number.isInteger(n) || n < 0) throw new KryptonError('INVALID_ARGUMENT', 'lineCount must be a non-negative integer');
     ctx.body = {
       items: d.ring.tail(n),

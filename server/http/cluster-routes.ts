@@ -13,6 +13,7 @@ import { KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import { NODE_GROUPS_FACTORY_LINK } from '../../lib/group/types.js';
 import { selectNodes } from '../../lib/hash.js';
+import { msFromMicros } from '../../lib/limits.js';
 import { readJsonBody } from '../net/body.js';
 import type { DocumentStore } from '../documents/documents.js';
 import type { Synchronizer } from '../synch/synchronizer.js';
@@ -163,7 +164,7 @@ async function readForward(ctx: Koa.Context, d: ClusterDeps): Promise<Forward> {
     url,
     raw: body === undefined ? undefined : JSON.stringify(body),
     pragmas: d.pragmas(ctx),
-    timeoutMs: Math.floor(d.operationTimeoutMicros / 1000),
+    timeoutMs: msFromMicros(d.operationTimeoutMicros),
   };
 }
 

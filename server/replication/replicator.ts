@@ -24,7 +24,7 @@ import { isEligibleOwner } from '../../lib/group/rules.js';
 import type { NodeGroupState, NodeState } from '../../lib/group/types.js';
 import { selectNodes } from '../../lib/hash.js';
 import type { NodeId } from '../../lib/ids.js';
-import { limits } from '../../lib/limits.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../../wal/record.js';
@@ -179,8 +179,7 @@ class PeerChannel {
         // Let appends made in this turn of the event loop join the batch.
         await null;
         let count = 0;
-        // Room for the batch header too.
-        let bytes = 256;
+        let bytes = limits.replicationBatchHeaderBytes;
         while (count < this.queue.length && count < limits.replicationBatchRecordsMax) {
           const size = this.queue[count]!.bytes.length;
           if (count > 0 && bytes + size > limits.replicationBatchBytesMax) break;
@@ -290,7 +289,13 @@ export class Replicator {
     const url = `${originOf(node.groupReference)}${selectorLink}/replication`;
     let c = this.channels.get(url);
     if (!c) {
-      c = new PeerChannel(url, this.d.hostId, this.d.peers, Math.floor(this.d.operationTimeoutMicros / 3000), this.stats);
+      c = new PeerChannel(
+        url,
+        this.d.hostId,
+        this.d.peers,
+        msFromMicros(this.d.operationTimeoutMicros / limits.replicationTimeoutDivisor),
+        this.stats,
+      );
       this.channels.set(url, c);
     }
     return c;

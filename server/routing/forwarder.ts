@@ -171,7 +171,7 @@ class ForwardChannel {
         (item.body === undefined ? 0 : Buffer.byteLength(item.body)) +
         item.pragma.length +
         (item.requestId?.length ?? 0) +
-        64;
+        limits.forwardItemOverheadBytes;
       this.queue.push({ item, bytes, timeoutMs, resolve, reject });
       this.schedule();
     });

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Link } from '../../lib/ids.js';
-import { limits } from '../../lib/limits.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Change, ChangeFeed } from '../documents/changes.js';
 import type { PeerClient } from '../net/peers.js';
@@ -148,7 +148,7 @@ export class Watches {
     try {
       const r = await this.d.peers.json(`${this.d.selfUri()}${link}?documentVersion=${version}`, {
         method: 'GET',
-        timeoutMs: Math.floor(this.d.operationTimeoutMicros / 1000),
+        timeoutMs: msFromMicros(this.d.operationTimeoutMicros),
       });
       if (r.status === 200) {
         this.stats.gapsFilled++;

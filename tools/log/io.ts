@@ -47,7 +47,7 @@ export class Output {
   line(text: string): void {
     this.parts.push(text, '\n');
     this.bytes += text.length + 1;
-    if (this.bytes >= 64 * 1024) this.flush();
+    if (this.bytes >= limits.logToolOutputFlushBytes) this.flush();
   }
 
   flush(): void {
@@ -96,8 +96,7 @@ export function startProgress(io: LogIO, label: string, totalBytes: number): Pro
   return {
     add(bytes) {
       done += bytes;
-      // Calling into the bar per record would cost more than the record; once per MiB is plenty.
-      if (done - shown >= 1024 * 1024) {
+      if (done - shown >= limits.logToolProgressStepBytes) {
         shown = done;
         bar.update(Math.min(done, totalBytes), { done: mib(done) });
       }
