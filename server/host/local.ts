@@ -102,7 +102,7 @@ async function loadOrCreateId(dir: string, requested: string | undefined): Promi
       const parsed = (await fs.readJson(file)) as { id?: unknown };
       if (typeof parsed.id === 'string') saved = parsed.id;
     } catch (e) {
-      throw new KryptonError('INVALID_ARGUMENT', `${file} is not valid JSON (${(e as Error).message}); fix or remove it`);
+      throw new KryptonError('INVALID_SETUP', `${file} is not valid JSON (${(e as Error).message}); fix or remove it`);
     }
   }
   const id = requested ?? saved ?? randomUUID();

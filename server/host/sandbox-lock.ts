@@ -31,13 +31,13 @@ export async function acquireLock(file: string): Promise<Lock> {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new KryptonError('INVALID_ARGUMENT', `sandbox ${file.replace(/\/LOCK$/, '')} is in use by process ${pid}`);
+        throw new KryptonError('INVALID_SETUP', `sandbox ${file.replace(/\/LOCK$/, '')} is in use by process ${pid}`);
       }
       if (pid === process.pid) {
-        throw new KryptonError('INVALID_ARGUMENT', `sandbox ${file.replace(/\/LOCK$/, '')} is already open in this process`);
+        throw new KryptonError('INVALID_SETUP', `sandbox ${file.replace(/\/LOCK$/, '')} is already open in this process`);
       }
       await fs.rm(file, { force: true });
     }
   }
-  throw new KryptonError('INVALID_ARGUMENT', `could not lock ${file}`);
+  throw new KryptonError('INVALID_SETUP', `could not lock ${file}`);
 }
