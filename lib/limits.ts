@@ -52,6 +52,19 @@ export const limits = {
   documentIdCharsMax: 1024,
   /** How often the index purges expired documents (Xenon: 5 x 1 s). */
   expiryIntervalMicros: 5_000_000,
+  /**
+   * Deadline of one membership probe (a gossip PATCH), far below the long peer request timeout: a
+   * paused or partitioned host accepts connections and never answers, and only this tells it apart.
+   */
+  membershipProbeTimeoutMicros: 500_000,
+  /**
+   * Probe deadlines missed in a row (each probe sent after the previous miss) that mark a peer
+   * UNAVAILABLE: 2 x 500 ms lets a pause of up to about a second (a garbage collection) pass
+   * without a mark, and still marks a silent host within 1-2 s, ticks being 1 s apart.
+   */
+  membershipProbeMissesMax: 2,
+  /** Deadline of the notice a stopping host sends each peer: a dead peer must not hold up the stop. */
+  membershipLeaveTimeoutMicros: 500_000,
   /** Records one replication request to a peer may carry. */
   replicationBatchRecordsMax: 1024,
   /** Bytes one replication request may carry (also the replication endpoint's body limit). */

@@ -17,10 +17,27 @@
  *    the host wins its entry back within a gossip round or two;
  *  - the membership clock is kept, so it never goes backwards;
  *  - an explicit `--membershipQuorum` on the restart overrides the snapshot's quorum.
+ *
+ * Failure detection. A probe (the gossip PATCH of a tick) has a deadline of its own
+ * (`limits.membershipProbeTimeoutMicros`), far shorter than other peer requests, because a host
+ * that is paused, partitioned or stuck on its disk accepts connections and never answers: only a
+ * deadline tells it from a busy one. A refused or failed probe marks the peer UNAVAILABLE at once
+ * (nothing listens there); a probe that times out is a miss, and the peer is probed again at once.
+ * `limits.membershipProbeMissesMax` misses in a row, each of a probe sent after the previous miss,
+ * mark it. A pause shorter than the misses together (a garbage collection) therefore never marks a
+ * peer, and a prober that was itself stalled, which sees every probe in flight time out together,
+ * counts them as one miss. Any proof of life (a reply, a gossip from the peer) clears the misses.
+ *
+ * Leaving. A host that stops gracefully feeds `leave`: it writes its own entry UNAVAILABLE (its
+ * own version, so the word is final until it comes back) and sends that to every peer, with a
+ * short deadline (`limits.membershipLeaveTimeoutMicros`) so a dead peer cannot hold the stop up.
+ * Peers merge it like any gossip and see it gone without waiting for a probe. From then on the
+ * machine no longer ticks itself AVAILABLE nor gossips.
  */
 
 import { KINDS } from '../document.js';
 import type { Link, Micros, NodeId } from '../ids.js';
+import { limits } from '../limits.js';
 import {
   emptyOutcome,
   expireEntries,
@@ -75,6 +92,13 @@ export interface StepContext {
   random: () => number;
 }
 
+/** Probes of one peer that timed out since it last showed it is alive. */
+interface ProbeMisses {
+  count: number;
+  /** Requests up to this id were in flight when the last miss was counted: their timeouts add nothing. */
+  countedUpTo: number;
+}
+
 interface PendingJoin {
   memberGroupReference: string;
   /** The GET in flight; null while waiting for the next tick to retry. */
@@ -93,6 +117,9 @@ export interface MembershipState {
   readonly nextRequestId: number;
   /** Per peer, the newest request id known to be superseded by proof of life. */
   readonly heardFrom: Readonly<Record<NodeId, number>>;
+  readonly probeMisses: Readonly<Record<NodeId, Readonly<ProbeMisses>>>;
+  /** Set by `leave`: this host is stopping and has told its peers. */
+  readonly leaving: boolean;
   readonly joins: readonly Readonly<PendingJoin>[];
   /** Last availability reported through an `availability` effect. */
   readonly available: boolean;
@@ -103,18 +130,30 @@ export type MembershipInput =
   | { type: 'tick' }
   | { type: 'gossipReceived'; body: NodeGroupState }
   | { type: 'gossipReplied'; peerId: NodeId; requestId: number; body: NodeGroupState }
-  | { type: 'gossipFailed'; peerId: NodeId; requestId: number }
+  /** `timedOut`: the probe's deadline passed without an answer (else it was refused or failed). */
+  | { type: 'gossipFailed'; peerId: NodeId; requestId: number; timedOut?: boolean }
   | { type: 'join'; request: JoinPeerRequest }
   | { type: 'joinFetched'; requestId: number; body: NodeGroupState }
   | { type: 'joinFailed'; requestId: number }
   | { type: 'nodeStateReceived'; node: NodeState }
   | { type: 'updateQuorum'; request: UpdateQuorumRequest }
   | { type: 'configPatched'; config: Partial<NodeGroupConfig> }
-  | { type: 'restored'; snapshot: MembershipSnapshot };
+  | { type: 'restored'; snapshot: MembershipSnapshot }
+  | { type: 'leave' };
 
 /** Requests to other hosts. The answer (or failure) of gossip and joinFetch comes back as an input. */
 export type SendEffect =
-  | { type: 'send'; purpose: 'gossip'; requestId: number; peerId: NodeId; to: string; method: 'PATCH'; body: NodeGroupState }
+  | {
+      type: 'send';
+      purpose: 'gossip' | 'leave';
+      requestId: number;
+      peerId: NodeId;
+      to: string;
+      method: 'PATCH';
+      body: NodeGroupState;
+      /** The request's deadline: a probe's or a leave notice's, not the long peer request timeout. */
+      timeoutMicros: Micros;
+    }
   | { type: 'send'; purpose: 'joinFetch'; requestId: number; to: string; method: 'GET' }
   | { type: 'send'; purpose: 'joinInsert'; requestId: number; to: string; method: 'POST'; body: NodeState }
   | { type: 'send'; purpose: 'quorumUpdate'; requestId: number; peerId: NodeId; to: string; method: 'PATCH'; body: UpdateQuorumRequest };
@@ -170,6 +209,8 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
     explicitQuorum: opts.membershipQuorum,
     nextRequestId: 1,
     heardFrom: {},
+    probeMisses: {},
+    leaving: false,
     joins: [],
     available: false,
     joinRetryCount: 0,
@@ -177,7 +218,11 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom'>> & { joins: PendingJoin[]; heardFrom: Record<NodeId, number> };
+type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom' | 'probeMisses'>> & {
+  joins: PendingJoin[];
+  heardFrom: Record<NodeId, number>;
+  probeMisses: Record<NodeId, ProbeMisses>;
+};
 
 /** One step's working copy and what it has decided so far. */
 class Run {
@@ -187,6 +232,8 @@ class Run {
   originated = false;
   configChanged = false;
   gossip = false;
+  /** Peers to probe again at once, after a miss. */
+  reprobe: NodeId[] = [];
   reply = false;
   inserts: string[] = [];
 
@@ -283,6 +330,10 @@ class Run {
       });
     }
     if (this.gossip) this.sendGossip();
+    for (const id of this.reprobe) {
+      const p = this.nodes[id];
+      if (p) this.probe(p, 'gossip');
+    }
     if (this.reply) this.effects.push({ type: 'reply', body: structuredClone(g) });
     const available = isGroupAvailable(g, now, s.maintenanceIntervalMicros);
     if (available !== s.available) {
@@ -302,18 +353,28 @@ class Run {
     }
     const n = peers.length + 1;
     const fanOut = Math.min(n - 1, Math.max(Math.floor(Math.log10(n - 1)), GROUP_DEFAULTS.gossipPeersMax));
-    const body = this.s.group;
     for (const p of peers.slice(0, fanOut)) {
-      this.effects.push({
-        type: 'send',
-        purpose: 'gossip',
-        requestId: this.requestId(),
-        peerId: p.id,
-        to: p.groupReference,
-        method: 'PATCH',
-        body: structuredClone(body),
-      });
+      if (!this.reprobe.includes(p.id)) this.probe(p, 'gossip');
     }
+  }
+
+  probe(p: NodeState, purpose: 'gossip' | 'leave'): void {
+    this.effects.push({
+      type: 'send',
+      purpose,
+      requestId: this.requestId(),
+      peerId: p.id,
+      to: p.groupReference,
+      method: 'PATCH',
+      body: structuredClone(this.s.group),
+      timeoutMicros: purpose === 'gossip' ? limits.membershipProbeTimeoutMicros : limits.membershipLeaveTimeoutMicros,
+    });
+  }
+
+  /** Proof that `id` is alive: earlier requests to it can no longer count against it. */
+  heard(id: NodeId, upTo: number): void {
+    this.s.heardFrom[id] = Math.max(this.s.heardFrom[id] ?? 0, upTo);
+    delete this.s.probeMisses[id];
   }
 }
 
@@ -326,13 +387,13 @@ export function step(state: MembershipState, input: MembershipInput, ctx: StepCo
     case 'gossipReceived': {
       const owner = input.body.documentOwner;
       // A peer that talks to us is alive now: failures of requests already sent to it are stale.
-      if (owner !== state.selfId) run.s.heardFrom[owner] = run.s.nextRequestId - 1;
+      if (owner !== state.selfId) run.heard(owner, run.s.nextRequestId - 1);
       run.merge(input.body);
       run.reply = true;
       break;
     }
     case 'gossipReplied':
-      run.s.heardFrom[input.peerId] = Math.max(run.s.heardFrom[input.peerId] ?? 0, input.requestId);
+      run.heard(input.peerId, input.requestId);
       if (input.body.documentOwner !== input.peerId) {
         run.local((o) => markPeer(run.nodes, input.peerId, 'REPLACED', run.mctx(), o));
         run.effects.push({ type: 'log', message: `peer ${input.peerId} replaced by ${input.body.documentOwner} at its address` });
@@ -342,6 +403,7 @@ export function step(state: MembershipState, input: MembershipInput, ctx: StepCo
     case 'gossipFailed':
       // A later request (or an incoming gossip) already proved the peer alive: a stale timeout.
       if (input.requestId <= (run.s.heardFrom[input.peerId] ?? 0)) break;
+      if (input.timedOut && !onProbeMissed(run, input.peerId, input.requestId)) break;
       run.local((o) => markPeer(run.nodes, input.peerId, 'UNAVAILABLE', run.mctx(), o));
       break;
     case 'join':
@@ -381,15 +443,51 @@ export function step(state: MembershipState, input: MembershipInput, ctx: StepCo
     case 'restored':
       onRestored(run, input.snapshot);
       break;
+    case 'leave':
+      onLeave(run);
+      break;
   }
   return run.finish();
 }
 
+/**
+ * A probe of `peerId` timed out. Whether that marks the peer: only the last of
+ * `membershipProbeMissesMax` misses in a row does; the others probe it again at once.
+ */
+function onProbeMissed(run: Run, peerId: NodeId, requestId: number): boolean {
+  const peer = run.nodes[peerId];
+  if (!peer || peer.status === 'UNAVAILABLE' || peer.status === 'REPLACED') return false;
+  const m = run.s.probeMisses[peerId] ?? { count: 0, countedUpTo: 0 };
+  if (requestId <= m.countedUpTo) return false;
+  if (m.count + 1 >= limits.membershipProbeMissesMax) {
+    delete run.s.probeMisses[peerId];
+    return true;
+  }
+  run.s.probeMisses[peerId] = { count: m.count + 1, countedUpTo: run.s.nextRequestId - 1 };
+  run.reprobe.push(peerId);
+  return false;
+}
+
+function onLeave(run: Run): void {
+  if (run.s.leaving) return;
+  run.s.leaving = true;
+  run.writeSelf({ status: 'UNAVAILABLE' });
+  for (const n of Object.values(run.nodes)) {
+    if (n.id === run.s.selfId || n.status === 'UNAVAILABLE' || n.status === 'REPLACED') continue;
+    run.probe(n, 'leave');
+  }
+}
+
 function onTick(run: Run): void {
   const now = run.ctx.nowMicros;
+  // A stopping host must not tick itself back to AVAILABLE after saying it left.
+  if (run.s.leaving) return;
   run.local((o) => {
     const gone = expireEntries(run.nodes, run.mctx(), o);
-    for (const id of gone) delete run.s.heardFrom[id];
+    for (const id of gone) {
+      delete run.s.heardFrom[id];
+      delete run.s.probeMisses[id];
+    }
   });
   if (run.self.status !== 'AVAILABLE') run.writeSelf({ status: 'AVAILABLE' });
   for (const n of Object.values(run.nodes)) {
@@ -488,6 +586,7 @@ function onRestored(run: Run, snap: MembershipSnapshot): void {
   s.group.documentVersion = Math.max(s.group.documentVersion, snap.documentVersion);
   s.group.membershipUpdateTimeMicros = Math.max(s.group.membershipUpdateTimeMicros, snap.membershipUpdateTimeMicros);
   s.heardFrom = {};
+  s.probeMisses = {};
   run.writeSelf({ status: 'SYNCHRONIZING' });
   run.effects.push({ type: 'log', message: `restored ${Object.keys(nodes).length - 1} peer entries from the sandbox` });
 }

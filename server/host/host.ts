@@ -2,8 +2,8 @@
  * One Krypton host and its lifecycle. Start takes the sandbox lock, reads the local state back
  * (host/local.ts: the log replayed into the index before any port opens), listens, builds the
  * cluster parts and the request handler (host/cluster.ts) and only then lets the requests that
- * arrived meanwhile in. Stop stops accepting requests, lets accepted writes finish, flushes and
- * closes the log, and releases the sandbox lock. The maintenance timer (owner hooks, task
+ * arrived meanwhile in. Stop tells the peers it leaves, stops accepting requests, lets accepted
+ * writes finish, flushes and closes the log, and releases the sandbox lock. The maintenance timer (owner hooks, task
  * retries, query-task and document expiry) lives here.
  */
 
@@ -215,10 +215,15 @@ export class Host {
     };
   }
 
-  /** Graceful stop: no new requests, accepted writes finish and are flushed, the log closes. */
+  /**
+   * Graceful stop: the peers are told first (they mark this host UNAVAILABLE and route around it
+   * at once rather than after a probe deadline), then no new requests, accepted writes finish and
+   * are flushed, the log closes.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping');
+      await this.cluster.groups.leave();
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();

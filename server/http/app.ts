@@ -89,7 +89,10 @@ export function createApp(d: AppDeps): Koa {
   router.get('/core/management', (ctx) => {
     ctx.body = d.hostState();
   });
-  router.delete('/core/management', (ctx) => {
+  router.delete('/core/management', async (ctx) => {
+    // The peers know this host is gone before the client hears 202: what the client sends them
+    // next is routed around it (seed 000 posts a task to a peer right after this DELETE).
+    await d.cluster.groups.leave();
     ctx.status = 202;
     ctx.body = {};
     ctx.res.once('finish', () => d.requestStop());

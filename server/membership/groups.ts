@@ -3,7 +3,9 @@
  * maintenance interval), HTTP requests and peer replies, whose effects this module carries out:
  * gossip and join requests through the peer client, snapshots written to the sandbox (so
  * membership and quorum survive a restart), and availability changes announced to listeners
- * (the selectors' parked requests). Effects run in the order the machine emitted them.
+ * (the selectors' parked requests). Effects run in the order the machine emitted them. A probe
+ * runs with the deadline the machine gave it; whether it timed out or failed otherwise is the
+ * machine's to weigh. `leave` tells every peer this host is going, before it stops.
  */
 
 import path from 'node:path';
@@ -38,7 +40,7 @@ import {
   type NodeGroupConfig,
 } from '../../lib/group/types.js';
 import type { Clock } from '../base/clock.js';
-import type { PeerClient } from '../net/peers.js';
+import { isPeerTimeout, type PeerClient } from '../net/peers.js';
 
 export interface GroupDeps {
   selfId: NodeId;
@@ -144,11 +146,20 @@ export class GroupRuntime {
     const patch = classifyGroupPatch(raw, this.link);
     if (patch.type === 'gossip') return this.replyOf(await this.feed({ type: 'gossipReceived', body: patch.state }));
     if (patch.type === 'config') return this.replyOf(await this.feed({ type: 'configPatched', config: patch.config }));
-    const effects = await this.feed({ type: 'updateQuorum', request: patch.request }, { awaitQuorumFanOut: true });
+    const effects = await this.feed({ type: 'updateQuorum', request: patch.request }, 'quorumUpdate');
     const failures = effects.filter((e) => e.type === 'quorumFailure').length;
     const sent = effects.filter((e) => e.type === 'send' && e.purpose === 'quorumUpdate').length;
     if (quorumFanOutFailed(sent, failures)) throw new KryptonError('QUORUM_UNAVAILABLE', 'Majority of nodes failed request');
     return this.replyOf(effects);
+  }
+
+  /**
+   * Tells every peer this host is leaving (its entry UNAVAILABLE), waiting for their answers up to
+   * the leave deadline, so they stop routing to it before it closes.
+   */
+  async leave(): Promise<void> {
+    if (this.stopped) return;
+    await this.feed({ type: 'leave' }, 'leave');
   }
 
   stop(): Promise<void> | undefined {
@@ -163,17 +174,18 @@ export class GroupRuntime {
 
   /**
    * Steps the machine and carries out its effects. Replies to gossip and joins come back as
-   * further inputs; with `awaitQuorumFanOut` the quorum PATCHes to peers are awaited so the
-   * caller can count failures (Xenon answers 500 when a majority failed).
+   * further inputs; the sends of purpose `awaited` are waited for: quorum PATCHes so the caller
+   * can count failures (Xenon answers 500 when a majority failed), leave notices so the host
+   * closes only once its peers know.
    */
-  private async feed(input: MembershipInput, opts: { awaitQuorumFanOut?: boolean } = {}): Promise<RunEffect[]> {
+  private async feed(input: MembershipInput, awaited?: 'quorumUpdate' | 'leave'): Promise<RunEffect[]> {
     const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
     this.state = state;
     const out: RunEffect[] = [...effects];
     const waits: Promise<void>[] = [];
     for (const e of effects) {
       const w = this.run(e, out);
-      if (w && opts.awaitQuorumFanOut && e.type === 'send' && e.purpose === 'quorumUpdate') waits.push(w);
+      if (w && e.type === 'send' && e.purpose === awaited) waits.push(w);
     }
     await Promise.all(waits);
     const nowAvailable = this.isAvailable();
@@ -191,14 +203,26 @@ export class GroupRuntime {
         if (this.stopped) return undefined;
         switch (e.purpose) {
           case 'gossip':
-            return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs }).then(
+            return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs: msFromMicros(e.timeoutMicros) }).then(
               (r) =>
                 this.answer(r, (body) => ({ type: 'gossipReplied', peerId: e.peerId, requestId: e.requestId, body }), {
                   type: 'gossipFailed',
                   peerId: e.peerId,
                   requestId: e.requestId,
                 }),
-              () => void this.feed({ type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId }),
+              (err) =>
+                void this.feed({
+                  type: 'gossipFailed',
+                  peerId: e.peerId,
+                  requestId: e.requestId,
+                  timedOut: isPeerTimeout(err),
+                }),
+            );
+          case 'leave':
+            // Whatever the peer answers, or if it does not, the host goes on stopping.
+            return this.d.peers.json(e.to, { method: 'PATCH', body: e.body, timeoutMs: msFromMicros(e.timeoutMicros) }).then(
+              () => undefined,
+              (err) => this.d.logger.info({ group: this.link, to: e.to, err: String(err) }, 'peer not told of the leave'),
             );
           case 'joinFetch':
             return this.d.peers.json(e.to, { method: 'GET', timeoutMs }).then(
@@ -343,6 +367,11 @@ export class Groups {
     this.groups.set(req.groupLink, g);
     await g.tick();
     return g.group;
+  }
+
+  /** Every group tells its peers this host is leaving; bounded by the leave deadline. */
+  async leave(): Promise<void> {
+    await Promise.all([...this.groups.values()].map((g) => g.leave()));
   }
 
   async stop(): Promise<void> {

@@ -18,15 +18,29 @@ export interface PeerReply {
   body: Buffer;
 }
 
-/** A request to a peer that got no answer (or one its caller could not take); `detail.url` names it. */
+/** undici's own deadline errors; ours is the TIMEOUT error of `send`. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * A request to a peer that got no answer (or one its caller could not take); `detail.url` names
+ * it, and `detail.timedOut` is 1 when its deadline passed (the peer may be alive but slow, unlike
+ * a refused connection).
+ */
 export function peerError(url: string, cause: unknown): KryptonError {
   const why = cause instanceof Error ? cause.message : String(cause);
-  return new KryptonError('PEER_UNAVAILABLE', `request to ${url} failed: ${why}`, { detail: { url } });
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const timedOut = (isKryptonError(cause) && cause.code === 'TIMEOUT') || (typeof code === 'string' && TIMEOUT_CODES.has(code));
+  return new KryptonError('PEER_UNAVAILABLE', `request to ${url} failed: ${why}`, { detail: { url, timedOut: timedOut ? 1 : 0 } });
 }
 
 /** Whether `e` says a peer could not be reached, so the request may be tried again or elsewhere. */
 export function isPeerError(e: unknown): e is KryptonError {
   return isKryptonError(e) && e.code === 'PEER_UNAVAILABLE';
+}
+
+/** Whether `e` says a peer did not answer by the request's deadline. */
+export function isPeerTimeout(e: unknown): boolean {
+  return isPeerError(e) && e.detail.timedOut === 1;
 }
 
 type DispatchController = Dispatcher.DispatchController;

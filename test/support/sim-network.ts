@@ -3,8 +3,9 @@
  * tests of node groups: one manual clock in milliseconds (each host may read it with its own
  * offset), an event queue, delivery of `send` effects as the matching inputs on the target and of
  * the answers back to the sender, and the faults that matter: stopped hosts (refused at once),
- * partitions and dropped messages (the sender sees a timeout after peerRequestTimeout), restarts
- * from the last persisted snapshot. Bodies cross the wire as JSON and go through the validators.
+ * partitions and dropped messages (the sender sees a timeout at its request's deadline), paused
+ * hosts (SIGSTOP: requests wait for the resume or time out), restarts from the last persisted
+ * snapshot. Bodies cross the wire as JSON and go through the validators.
  * Every random choice comes from one seeded PRNG, so a scenario replays exactly.
  */
 
@@ -72,6 +73,11 @@ export interface SimOptions {
 export class SimHost {
   state!: MembershipState;
   running = false;
+  paused = false;
+  /** Answers to this host's requests that arrived while it was paused. */
+  readonly held: { deadline: number; timedOut: () => void; answered: () => void }[] = [];
+  /** Requests to this host that arrived while it was paused. */
+  readonly inbox: (() => void)[] = [];
   incarnation = 0;
   snapshot: MembershipSnapshot | undefined;
   random: () => number = mulberry32(0);
@@ -152,7 +158,26 @@ export class SimNetwork {
   stop(name: string): void {
     const h = this.host(name);
     h.running = false;
+    h.paused = false;
     h.incarnation += 1;
+  }
+
+  /**
+   * SIGSTOP: the host neither ticks nor answers; requests to it time out at the sender's deadline.
+   * Answers to its own requests wait, and on `resume` its timers fire before it reads them, as in
+   * Node: every probe it had in flight times out together.
+   */
+  pause(name: string): void {
+    this.host(name).paused = true;
+  }
+
+  resume(name: string): void {
+    const h = this.host(name);
+    h.paused = false;
+    const held = h.held.splice(0);
+    for (const a of held) if (a.deadline <= this.nowMs) a.timedOut();
+    for (const a of held) if (a.deadline > this.nowMs) a.answered();
+    for (const deliver of h.inbox.splice(0)) deliver();
   }
 
   /** Start a stopped host again: from its last snapshot unless `fresh`, optionally as a new id. */
@@ -167,7 +192,9 @@ export class SimNetwork {
 
   partition(...sides: string[][]): void {
     this.sides = new Map();
-    sides.forEach((names, i) => names.forEach((n) => this.sides!.set(n, i)));
+    sides.forEach((names, i) => {
+      for (const n of names) this.sides!.set(n, i);
+    });
   }
 
   heal(): void {
@@ -269,7 +296,7 @@ export class SimNetwork {
     const phase = (h.index * 37) % this.intervalMs;
     const tick = (): void => {
       if (h.incarnation !== inc) return;
-      this.stepHost(h, { type: 'tick' });
+      if (!h.paused) this.stepHost(h, { type: 'tick' });
       this.schedule(this.intervalMs, tick);
     };
     this.schedule(this.intervalMs + phase, tick);
@@ -361,52 +388,80 @@ export class SimNetwork {
   private send(from: SimHost, e: SendEffect): void {
     const inc = from.incarnation;
     const target = this.byAddress(e.to);
-    const fail = (): void => {
+    const fail = (timedOut = false): void => {
       if (from.incarnation !== inc) return;
-      if (e.purpose === 'gossip') this.stepHost(from, { type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId });
+      if (e.purpose === 'gossip') this.stepHost(from, { type: 'gossipFailed', peerId: e.peerId, requestId: e.requestId, timedOut });
       else if (e.purpose === 'joinFetch') this.stepHost(from, { type: 'joinFailed', requestId: e.requestId });
       else if (e.purpose === 'quorumUpdate') this.quorumUpdates.push({ from: from.name, to: e.to, ok: false });
     };
-    if (!target) return this.schedule(this.latencyMs, fail);
+    if (!target) {
+      this.schedule(this.latencyMs, () => fail());
+      return;
+    }
     // The drop draw is made for every message so that changing partitions does not shift the PRNG.
     const dropped = this.rng() < this.dropRate;
+    const timeout =
+      this.opts.timeoutMs ?? ('timeoutMicros' in e ? e.timeoutMicros : from.state.group.config.peerRequestTimeoutMicros) / 1000;
     if (dropped || this.partitioned(from, target)) {
-      const timeout = this.opts.timeoutMs ?? from.state.group.config.peerRequestTimeoutMicros / 1000;
-      return this.schedule(timeout, fail);
+      this.schedule(timeout, () => fail(true));
+      return;
     }
+    const deadline = this.nowMs + timeout;
+    // Once the sender's deadline passed it gave up: a late answer finds no one waiting.
+    let settled = false;
     this.schedule(this.latencyMs, () => {
-      if (!target.running) return this.schedule(this.latencyMs, fail);
+      if (!target.running) return this.schedule(this.latencyMs, () => fail());
       const answer = (input: MembershipInput): void => {
         this.schedule(this.latencyMs, () => {
-          if (from.incarnation === inc) this.stepHost(from, input);
+          if (from.incarnation !== inc || settled) return;
+          if (from.paused) return from.held.push({ deadline, timedOut: () => fail(true), answered: () => this.stepHost(from, input) });
+          settled = true;
+          this.stepHost(from, input);
         });
       };
-      const wire = <T>(v: T): unknown => JSON.parse(JSON.stringify(v));
-      switch (e.purpose) {
-        case 'gossip': {
-          const effects = this.stepHost(target, { type: 'gossipReceived', body: parseNodeGroupState(wire(e.body), this.groupLink) });
-          const reply = effects.find((x) => x.type === 'reply');
-          if (!reply || reply.type !== 'reply') throw new Error('gossipReceived gave no reply');
-          answer({
-            type: 'gossipReplied',
-            peerId: e.peerId,
-            requestId: e.requestId,
-            body: parseNodeGroupState(wire(reply.body), this.groupLink),
-          });
-          break;
-        }
-        case 'joinFetch':
-          answer({ type: 'joinFetched', requestId: e.requestId, body: parseNodeGroupState(wire(target.state.group), this.groupLink) });
-          break;
-        case 'joinInsert':
-          this.stepHost(target, { type: 'nodeStateReceived', node: parseNodeState(wire(e.body), this.groupLink) });
-          break;
-        case 'quorumUpdate':
-          this.stepHost(target, { type: 'updateQuorum', request: parseUpdateQuorumRequest(wire(e.body)) });
-          this.quorumUpdates.push({ from: from.name, to: e.to, ok: true });
-          break;
-      }
+      const deliver = (): void => {
+        if (!settled && target.running) this.deliver(from, target, e, answer);
+      };
+      // A paused host takes the connection and answers only once it runs again.
+      if (!target.paused) return deliver();
+      target.inbox.push(deliver);
+      this.schedule(deadline - this.nowMs, () => {
+        if (settled) return;
+        settled = true;
+        fail(true);
+      });
     });
+  }
+
+  /** The request `e` arrives at `target`: it steps, and its answer goes back through `answer`. */
+  private deliver(from: SimHost, target: SimHost, e: SendEffect, answer: (input: MembershipInput) => void): void {
+    const wire = <T>(v: T): unknown => JSON.parse(JSON.stringify(v));
+    switch (e.purpose) {
+      case 'gossip':
+      case 'leave': {
+        const effects = this.stepHost(target, { type: 'gossipReceived', body: parseNodeGroupState(wire(e.body), this.groupLink) });
+        const reply = effects.find((x) => x.type === 'reply');
+        if (reply?.type !== 'reply') throw new Error('gossipReceived gave no reply');
+        if (e.purpose === 'leave') break;
+        answer({
+          type: 'gossipReplied',
+          peerId: e.peerId,
+          requestId: e.requestId,
+          body: parseNodeGroupState(wire(reply.body), this.groupLink),
+        });
+        break;
+      }
+      case 'joinFetch':
+        answer({ type: 'joinFetched', requestId: e.requestId, body: parseNodeGroupState(wire(target.state.group), this.groupLink) });
+        break;
+      case 'joinInsert':
+        this.stepHost(target, { type: 'nodeStateReceived', node: parseNodeState(wire(e.body), this.groupLink) });
+        break;
+      case 'quorumUpdate':
+        this.stepHost(target, { type: 'updateQuorum', request: parseUpdateQuorumRequest(wire(e.body)) });
+        this.quorumUpdates.push({ from: from.name, to: e.to, ok: true });
+        break;
+    }
   }
 }
 

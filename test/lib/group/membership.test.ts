@@ -19,6 +19,7 @@ import {
   type StepContext,
 } from '../../../lib/group/membership.js';
 import { parseNodeGroupState, type NodeGroupState, type NodeState } from '../../../lib/group/types.js';
+import { limits } from '../../../lib/limits.js';
 import { mulberry32 } from '../../support/sim-network.js';
 
 const LINK = '/core/node-groups/default';
@@ -215,6 +216,80 @@ test('a failed probe marks the peer UNAVAILABLE once; stale failures are ignored
     step(heard.state, { type: 'gossipFailed', peerId: 'a', requestId: toA.requestId }, ctx(2010)).state.group.nodes.a!.status,
     'AVAILABLE',
   );
+});
+
+/** The gossip probe of `peer` among `effects`. */
+function probeOf(effects: MembershipEffect[], peer: string) {
+  const p = of(effects, 'send').find((e) => e.purpose === 'gossip' && e.peerId === peer);
+  if (p?.purpose !== 'gossip') throw new Error(`no probe of ${peer}`);
+  return p;
+}
+
+test('a probe that times out is a miss and is sent again at once; the second miss in a row marks the peer', () => {
+  const tick = step(threeHosts(), { type: 'tick' }, ctx(2000));
+  const first = probeOf(tick.effects, 'a');
+  assert.is(first.timeoutMicros, limits.membershipProbeTimeoutMicros);
+  let r = step(tick.state, { type: 'gossipFailed', peerId: 'a', requestId: first.requestId, timedOut: true }, ctx(2500));
+  assert.is(r.state.group.nodes.a!.status, 'AVAILABLE', 'one miss does not mark');
+  assert.equal(of(r.effects, 'changed'), []);
+  const again = probeOf(r.effects, 'a');
+  assert.ok(again.requestId > first.requestId);
+  r = step(r.state, { type: 'gossipFailed', peerId: 'a', requestId: again.requestId, timedOut: true }, ctx(3000));
+  assert.equal([r.state.group.nodes.a!.status, r.state.group.nodes.a!.documentVersion], ['UNAVAILABLE', 3]);
+  assert.ok(of(r.effects, 'changed')[0]!.changes.includes('PEER_UNAVAILABLE'));
+  // A refused probe is not a miss: nothing listens there, the peer is marked at once.
+  const refused = step(tick.state, { type: 'gossipFailed', peerId: 'b', requestId: probeOf(tick.effects, 'b').requestId }, ctx(2010));
+  assert.is(refused.state.group.nodes.b!.status, 'UNAVAILABLE');
+});
+
+test('probes in flight when a miss was counted, and misses before a proof of life, do not add up', () => {
+  // Two rounds sent, then this host stalls: on waking, both time out together. One miss.
+  const t1 = step(threeHosts(), { type: 'tick' }, ctx(2000));
+  const t2 = step(t1.state, { type: 'tick' }, ctx(3000));
+  const miss = step(
+    t2.state,
+    { type: 'gossipFailed', peerId: 'a', requestId: probeOf(t1.effects, 'a').requestId, timedOut: true },
+    ctx(4200),
+  );
+  let r = step(miss.state, { type: 'gossipFailed', peerId: 'a', requestId: probeOf(t2.effects, 'a').requestId, timedOut: true }, ctx(4200));
+  assert.is(r.state.group.nodes.a!.status, 'AVAILABLE');
+  assert.equal(of(r.effects, 'send'), [], 'the second timeout is not a miss of its own');
+  // The probe sent again after the miss is answered late but answered: the misses start over.
+  const again = probeOf(miss.effects, 'a');
+  r = step(r.state, { type: 'gossipReplied', peerId: 'a', requestId: again.requestId, body: remote('a', [peerEntry('a', 2)]) }, ctx(4500));
+  assert.equal(r.state.probeMisses, {});
+  const t3 = step(r.state, { type: 'tick' }, ctx(5000));
+  r = step(t3.state, { type: 'gossipFailed', peerId: 'a', requestId: probeOf(t3.effects, 'a').requestId, timedOut: true }, ctx(5500));
+  assert.is(r.state.group.nodes.a!.status, 'AVAILABLE', 'a miss after a proof of life is a first miss');
+});
+
+test('leave: own entry UNAVAILABLE, one notice per live peer with the leave deadline, then no tick revives it', () => {
+  let s = threeHosts();
+  s = step(s, { type: 'gossipFailed', peerId: 'b', requestId: 99 }, ctx(1500)).state;
+  const r = step(s, { type: 'leave' }, ctx(2000));
+  const self = selfEntry(r.state);
+  assert.equal([self.status, self.documentVersion], ['UNAVAILABLE', selfEntry(s).documentVersion + 1]);
+  const sends = of(r.effects, 'send');
+  assert.equal(
+    sends.map((e) => [e.purpose, 'peerId' in e ? e.peerId : '', 'timeoutMicros' in e ? e.timeoutMicros : 0]),
+    [['leave', 'a', limits.membershipLeaveTimeoutMicros]],
+    'b is already UNAVAILABLE',
+  );
+  const notice = sends[0]!;
+  if (notice.purpose !== 'leave') throw new Error('a leave notice expected');
+  assert.is(notice.body.nodes.me!.status, 'UNAVAILABLE');
+  assert.is(of(r.effects, 'persist').length, 1);
+  assert.equal(step(r.state, { type: 'leave' }, ctx(2100)).effects, [], 'said once');
+  const later = step(r.state, { type: 'tick' }, ctx(3000));
+  assert.is(selfEntry(later.state).status, 'UNAVAILABLE');
+  assert.equal(of(later.effects, 'send'), []);
+  // The peer merges the notice like any gossip: the leaver is gone at once, above its last copy.
+  let peer = createMembership({ selfId: 'a', groupReference: ref('a') }, T0);
+  peer = step(peer, { type: 'gossipReceived', body: remote('me', [{ ...selfEntry(s), groupReference: ref('me') }]) }, ctx(1000)).state;
+  assert.is(peer.group.nodes.me!.status, 'AVAILABLE');
+  const told = step(peer, { type: 'gossipReceived', body: parseNodeGroupState(JSON.parse(JSON.stringify(notice.body)), LINK) }, ctx(2001));
+  assert.is(told.state.group.nodes.me!.status, 'UNAVAILABLE');
+  assert.ok(of(told.effects, 'changed')[0]!.changes.includes('PEER_UNAVAILABLE'));
 });
 
 test('a reply from another id at a peer address marks the peer REPLACED', () => {

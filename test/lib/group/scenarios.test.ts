@@ -5,7 +5,8 @@ import { selectOwner } from '../../../lib/group/selector.js';
 import { SimNetwork, type SimHostSpec } from '../../support/sim-network.js';
 
 // Scripted node-group scenarios on the simulated network: 1 s maintenance interval, 2 ms latency,
-// Xenon's defaults otherwise (5 min removal delay, 5-interval stability window, 20 s peer timeout).
+// Xenon's defaults otherwise (5 min removal delay, 5-interval stability window, 20 s peer timeout),
+// and Krypton's probe deadline (500 ms, two misses in a row mark a peer).
 
 interface GroupOpts {
   seed?: number;
@@ -13,10 +14,16 @@ interface GroupOpts {
   offsets?: number[];
   dropRate?: number;
   removalDelayMs?: number;
+  /** When a dropped message fails at its sender; default: the request's own deadline. */
+  timeoutMs?: number;
 }
 
 function group(n: number, opts: GroupOpts = {}): SimNetwork {
-  const sim = new SimNetwork({ seed: opts.seed ?? 1, dropRate: opts.dropRate ?? 0 });
+  const sim = new SimNetwork({
+    seed: opts.seed ?? 1,
+    dropRate: opts.dropRate ?? 0,
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  });
   const names = Array.from({ length: n }, (_, i) => `h${i}`);
   names.forEach((name, i) => {
     const spec: SimHostSpec = { name, peerNodes: names, clockOffsetMs: opts.offsets?.[i] ?? 0 };
@@ -67,6 +74,59 @@ test('a stopped host is UNAVAILABLE on every other host within 3 s, and back wit
   assert.ok(sim.host('h2').logs.some((l) => l.startsWith('restored 2 peer entries')));
   // The survivors' mark was above the restored version; the host won its entry back.
   assert.ok(selfEntry(sim.host('h2').state).documentVersion > 4);
+});
+
+const marksOf = (sim: SimNetwork, sinceMs: number): number =>
+  sim.hosts().reduce((n, h) => n + h.changes.filter((c) => c.atMs >= sinceMs && c.changes.includes('PEER_UNAVAILABLE')).length, 0);
+
+test('a paused host is UNAVAILABLE on the others within 2 s and AVAILABLE again on resume; short pauses mark nobody', () => {
+  const sim = group(3);
+  sim.runUntil(() => allAvailable(sim), 15_000);
+  // Pauses a garbage collection may cause, at phases out of step with the ticks: never a mark.
+  for (const [at, ms] of [
+    [345, 300],
+    [610, 300],
+    [123, 800],
+    [905, 900],
+  ] as const) {
+    sim.runFor(at);
+    const since = sim.nowMs;
+    sim.pause('h2');
+    sim.runFor(ms);
+    sim.resume('h2');
+    sim.runFor(3_000);
+    assert.is(marksOf(sim, since), 0, `a ${ms} ms pause marks nobody`);
+    assert.ok(sim.healthy());
+  }
+  sim.runFor(345);
+  sim.pause('h2');
+  const down = sim.runUntil(() => sim.everyoneSees('h2', 'UNAVAILABLE'), 6_000);
+  assert.ok(down >= 0 && down <= 2_000, `a silent host is marked within 2 s (${down} ms)`);
+  sim.runFor(20_000);
+  const since = sim.nowMs;
+  sim.resume('h2');
+  assert.ok(sim.runUntil(() => sim.healthy(), 3_000) >= 0, 'AVAILABLE everywhere again after the resume');
+  sim.runFor(10_000);
+  // Its own probes all timed out while it was stopped; that counts as one miss, never a mark.
+  assert.is(
+    sim.host('h2').changes.filter((c) => c.atMs >= since && c.changes.includes('PEER_UNAVAILABLE')).length,
+    0,
+    'the resumed host marks nobody',
+  );
+  assert.ok(sim.healthy());
+});
+
+test('a host that leaves is UNAVAILABLE on every other host at once, and comes back on restart', () => {
+  const sim = group(3);
+  sim.runUntil(() => allAvailable(sim), 15_000);
+  sim.runFor(345);
+  sim.input('h2', { type: 'leave' });
+  const down = sim.runUntil(() => sim.everyoneSees('h2', 'UNAVAILABLE'), 3_000);
+  assert.ok(down >= 0 && down <= 10, `told, not probed (${down} ms)`);
+  sim.stop('h2');
+  sim.runFor(5_000);
+  sim.restart('h2');
+  assert.ok(sim.runUntil(() => sim.healthy(), 5_000) >= 0, 'AVAILABLE everywhere within 5 s of the restart');
 });
 
 test('a restarted host does not count peers it has not heard from', () => {
@@ -151,7 +211,8 @@ test('partition: the majority side stays available, the minority does not; heali
 });
 
 test('message drops: the group still converges, and stale timeouts do not flap members', () => {
-  const sim = group(5, { seed: 9, dropRate: 0.2 });
+  // Each drop here stands for a message TCP delivers late: its sender gives up on it only 20 s on.
+  const sim = group(5, { seed: 9, dropRate: 0.2, timeoutMs: 20_000 });
   assert.ok(sim.runUntil(() => sim.healthy(), 20_000) >= 0, 'converges under 20% drops');
   sim.runFor(60_000);
   // A dropped PATCH times out 20 s later; by then later probes have answered, so it is ignored.
@@ -160,7 +221,8 @@ test('message drops: the group still converges, and stale timeouts do not flap m
   assert.is(marks, 0);
   assert.ok(sim.healthy());
   sim.dropRate = 1;
-  sim.runFor(25_000);
+  // Two misses in a row, the second of a probe sent after the first timed out: 40 s here.
+  sim.runFor(45_000);
   assert.ok(sim.running().every((h) => Object.values(h.state.group.nodes).every((n) => n.id === h.id || n.status === 'UNAVAILABLE')));
   sim.dropRate = 0;
   assert.ok(sim.runUntil(() => sim.healthy(), 5_000) >= 0, 'recovers once messages flow');
