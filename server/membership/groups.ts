@@ -5,7 +5,8 @@
  * membership and quorum survive a restart), and availability changes announced to listeners
  * (the selectors' parked requests). Effects run in the order the machine emitted them. A probe
  * runs with the deadline the machine gave it; whether it timed out or failed otherwise is the
- * machine's to weigh. `leave` tells every peer this host is going, before it stops.
+ * machine's to weigh. `leave` tells every peer this host is going, before it stops. Requests in
+ * flight to a peer the group writes off are failed at once.
  */
 
 import path from 'node:path';
@@ -37,6 +38,7 @@ import {
   parseNodeGroupState,
   type NodeGroupState,
   type NodeOption,
+  type NodeState,
   type NodeGroupConfig,
 } from '../../lib/group/types.js';
 import type { Clock } from '../base/clock.js';
@@ -179,8 +181,10 @@ export class GroupRuntime {
    * closes only once its peers know.
    */
   private async feed(input: MembershipInput, awaited?: 'quorumUpdate' | 'leave'): Promise<RunEffect[]> {
+    const before = this.state.group.nodes;
     const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
     this.state = state;
+    this.abandonWrittenOff(before);
     const out: RunEffect[] = [...effects];
     const waits: Promise<void>[] = [];
     for (const e of effects) {
@@ -263,6 +267,22 @@ export class GroupRuntime {
         return undefined;
       case 'reply':
         return undefined;
+    }
+  }
+
+  /**
+   * Requests in flight to a peer just marked UNAVAILABLE (a hung host's replication batch, a
+   * synchronization fetch, a forward) fail now rather than at their own deadlines, up to 20 s
+   * away: the writes and synchronizations waiting on them go on with the members that are left.
+   */
+  private abandonWrittenOff(before: Readonly<Record<NodeId, NodeState>>): void {
+    for (const n of Object.values(this.state.group.nodes)) {
+      if (n.id === this.d.selfId || n.status !== 'UNAVAILABLE' || before[n.id]?.status === 'UNAVAILABLE') continue;
+      try {
+        this.d.peers.abandon(new URL(n.groupReference).origin);
+      } catch {
+        // A reference that is no URL has no connections either.
+      }
     }
   }
 

@@ -223,6 +223,17 @@ export class PeerClient {
     return { status: r.status, body };
   }
 
+  /**
+   * Fails every request in flight to `origin` now and starts its connections afresh: for a peer
+   * the group has just written off, whose answers nobody should wait out the long deadlines for.
+   */
+  abandon(origin: string): void {
+    const p = this.pools.get(origin);
+    if (!p) return;
+    this.pools.delete(origin);
+    void p.destroy(new Error('peer marked UNAVAILABLE')).catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));

@@ -1,0 +1,99 @@
+/**
+ * A hung host, with real processes on free ports: one of three is paused (SIGSTOP), the other
+ * two show it UNAVAILABLE within the probe bound and keep taking writes for links it does not
+ * own; resumed (SIGCONT), it is AVAILABLE everywhere again.
+ */
+import net from 'node:net';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Client } from '../support/http.js';
+import { tempDir } from '../support/hosts.js';
+import { startHostProcess, type HostProcess } from '../support/process.js';
+import { waitFor } from '../support/wait.js';
+
+interface Group {
+  nodes: Record<string, { status: string }>;
+}
+
+/** Goal: a silent host is UNAVAILABLE within 2 s; asserted loosely, at three times that. */
+const DETECTION_BOUND_MS = 6_000;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function statusOn(c: Client, id: string): Promise<string | undefined> {
+  return (await c.get<Group>('/core/node-groups/default')).body?.nodes?.[id]?.status;
+}
+
+async function everyoneAvailable(clients: Client[], ids: string[]): Promise<boolean> {
+  for (const c of clients) for (const id of ids) if ((await statusOn(c, id)) !== 'AVAILABLE') return false;
+  return true;
+}
+
+test('a paused host is UNAVAILABLE on its peers within the bound, writes it does not own go on, and it comes back on SIGCONT', async () => {
+  const dir = await tempDir();
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const ids = ports.map((p) => `host${p}`);
+  const peers = `--peerNodes=${ports.map((p) => `http://127.0.0.1:${p}`).join(',')}`;
+  const procs: HostProcess[] = [];
+  const clients: Client[] = [];
+  try {
+    for (const [i, port] of ports.entries()) {
+      procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${ids[i]}`, peers]));
+      clients.push(new Client(`http://127.0.0.1:${port}`));
+    }
+    const [c0, c1] = clients as [Client, Client, Client];
+    await waitFor('group formed', () => everyoneAvailable(clients, ids), 20_000);
+    await waitFor('group available', async () => (await c0.get('/core/node-groups/default/available')).status === 200, 20_000);
+
+    // Links the host about to be paused does not own, as its selector says.
+    const links: string[] = [];
+    for (let i = 0; links.length < 2; i++) {
+      const key = `/core/examples/pause-${i}`;
+      const r = await c0.post<{ ownerNodeId: string }>('/core/node-selectors/default', { key });
+      if (r.body.ownerNodeId !== ids[2]) links.push(key);
+    }
+
+    const paused = procs[2]!;
+    paused.child.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    // Right away, before anyone noticed: the owner and the other live host make the quorum, and
+    // whatever the owner asks the paused host (the link's synchronization) fails once it is marked,
+    // not at a 20 s request deadline.
+    const early = await c0.post('/core/examples', { documentSelfLink: links[0]!.split('/').pop(), name: 'while paused' });
+    assert.is(early.status, 200, `write during the pause answered ${early.status}: ${early.text}`);
+    const earlyMs = Date.now() - stoppedAt;
+    assert.ok(earlyMs <= DETECTION_BOUND_MS, `the write during the pause took ${earlyMs} ms`);
+    await waitFor(
+      `${ids[2]} UNAVAILABLE on both peers`,
+      async () => (await statusOn(c0, ids[2]!)) === 'UNAVAILABLE' && (await statusOn(c1, ids[2]!)) === 'UNAVAILABLE',
+      DETECTION_BOUND_MS,
+    );
+    const detectedMs = Date.now() - stoppedAt;
+    assert.ok(detectedMs <= DETECTION_BOUND_MS, `detected after ${detectedMs} ms`);
+    const later = await c1.post('/core/examples', { documentSelfLink: links[1]!.split('/').pop(), name: 'still paused' });
+    assert.is(later.status, 200, `write after detection answered ${later.status}: ${later.text}`);
+    assert.is((await c0.get<{ name: string }>(links[1]!)).body.name, 'still paused');
+
+    paused.child.kill('SIGCONT');
+    await waitFor('AVAILABLE everywhere after SIGCONT', () => everyoneAvailable(clients, ids), 15_000);
+    await waitFor('the resumed host serves the writes made while it was paused', async () => {
+      const r = await clients[2]!.get<{ name: string }>(links[0]!);
+      return r.status === 200 && r.body.name === 'while paused';
+    });
+  } finally {
+    for (const c of clients) await c.close();
+    for (const p of procs) {
+      p.child.kill('SIGCONT');
+      await p.kill('SIGKILL');
+    }
+    await dir.remove();
+  }
+});
+
+test.run();
