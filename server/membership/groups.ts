@@ -1,7 +1,7 @@
 /**
  * Runs node groups: each group is the pure membership machine of lib/group fed with ticks (every
  * maintenance interval), HTTP requests and peer replies, whose effects this module carries out:
- * gossip and join requests through the peer client, snapshots written to the sandbox (so
+ * gossip and join requests through the peer client, snapshots written to the sandbox (snapshot-file.ts, so
  * membership and quorum survive a restart), and availability changes announced to listeners
  * (the selectors' parked requests). Effects run in the order the machine emitted them. A probe
  * runs with the deadline the machine gave it; whether it timed out or failed otherwise is the
@@ -19,12 +19,10 @@ import { limits, msFromMicros } from '../../lib/limits.js';
 import {
   createMembership,
   isAvailable,
-  parseMembershipSnapshot,
   quorumFanOutFailed,
   step,
   type MembershipEffect,
   type MembershipInput,
-  type MembershipSnapshot,
   type MembershipState,
 } from '../../lib/group/membership.js';
 import { groupHasQuorum } from '../../lib/group/rules.js';
@@ -43,6 +41,7 @@ import {
 } from '../../lib/group/types.js';
 import type { Clock } from '../base/clock.js';
 import { isPeerTimeout, type PeerClient } from '../net/peers.js';
+import { SnapshotFile } from './snapshot-file.js';
 
 export interface GroupDeps {
   selfId: NodeId;
@@ -63,8 +62,7 @@ export class GroupRuntime {
    * out between two ticks), and that change must be announced too.
    */
   private announcedAvailable = false;
-  private persisting: Promise<void> | undefined;
-  private pendingSnapshot: MembershipSnapshot | undefined;
+  private readonly snapshots: SnapshotFile;
   private stopped = false;
   private readonly joinFailures = new Map<string, string>();
 
@@ -86,14 +84,12 @@ export class GroupRuntime {
       },
       d.clock.nowMicros(),
     );
+    const file = path.join(d.dir, 'node-groups', `${link.slice(NODE_GROUPS_FACTORY_LINK.length + 1)}.json`);
+    this.snapshots = new SnapshotFile(file, d.logger, link);
   }
 
   get group(): NodeGroupState {
     return this.state.group;
-  }
-
-  get snapshotFile(): string {
-    return path.join(this.d.dir, 'node-groups', `${this.link.slice(NODE_GROUPS_FACTORY_LINK.length + 1)}.json`);
   }
 
   isAvailable(now: Micros = this.d.clock.nowMicros()): boolean {
@@ -116,9 +112,9 @@ export class GroupRuntime {
 
   /** Loads the snapshot this group left in the sandbox, if any; a damaged one is logged and ignored. */
   async restore(): Promise<void> {
-    if (!(await fs.pathExists(this.snapshotFile))) return;
     try {
-      const snapshot = parseMembershipSnapshot(await fs.readJson(this.snapshotFile));
+      const snapshot = await this.snapshots.read();
+      if (!snapshot) return;
       await this.feed({ type: 'restored', snapshot });
       this.d.logger.info({ group: this.link, nodes: Object.keys(this.group.nodes).length }, 'membership restored from the sandbox');
     } catch (e) {
@@ -166,7 +162,7 @@ export class GroupRuntime {
 
   stop(): Promise<void> | undefined {
     this.stopped = true;
-    return this.persisting;
+    return this.snapshots.flushed();
   }
 
   private replyOf(effects: RunEffect[]): NodeGroupState {
@@ -253,7 +249,7 @@ export class GroupRuntime {
         }
         return undefined;
       case 'persist':
-        this.persist(e.snapshot);
+        this.snapshots.write(e.snapshot);
         return undefined;
       case 'log':
         this.d.logger.info({ group: this.link }, e.message);
@@ -306,26 +302,6 @@ export class GroupRuntime {
       }
     }
     void this.feed(input);
-  }
-
-  /** Writes the newest snapshot atomically; writes that arrive meanwhile are coalesced into one. */
-  private persist(snapshot: MembershipSnapshot): void {
-    this.pendingSnapshot = snapshot;
-    if (this.persisting) return;
-    this.persisting = (async () => {
-      while (this.pendingSnapshot) {
-        const s = this.pendingSnapshot;
-        this.pendingSnapshot = undefined;
-        try {
-          const tmp = `${this.snapshotFile}.tmp`;
-          await fs.outputJson(tmp, s);
-          await fs.rename(tmp, this.snapshotFile);
-        } catch (err) {
-          this.d.logger.error({ group: this.link, err }, 'could not persist membership');
-        }
-      }
-      this.persisting = undefined;
-    })();
   }
 }
 

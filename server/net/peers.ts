@@ -231,7 +231,7 @@ export class PeerClient {
     const p = this.pools.get(origin);
     if (!p) return;
     this.pools.delete(origin);
-    void p.destroy(new Error('peer marked UNAVAILABLE')).catch(() => undefined);
+    void p.destroy(new KryptonError('PEER_UNAVAILABLE', 'peer marked UNAVAILABLE')).catch(() => undefined);
   }
 
   async close(): Promise<void> {
