@@ -6,6 +6,12 @@
 export const limits = {
   /** Largest request body accepted on any route. Xenon's default is larger; 1 MiB keeps one write well under a segment. */
   bodyBytesMax: 1024 * 1024,
+  /**
+   * Deepest nesting of arrays and objects a JSON body may have. JSON.parse takes any depth, but
+   * the recursive code after it (JSON.stringify on a forwarding hop, msgpack in the log) runs out
+   * of stack at a few thousand levels; no document needs more than a few dozen.
+   */
+  bodyDepthMax: 256,
   /** A log segment is closed and a new one started once it passes this size. */
   segmentBytesMax: 64 * 1024 * 1024,
   /**

@@ -2,9 +2,10 @@
  * Reads a request body once, bounded by limits.bodyBytesMax, and parses it as JSON whatever the
  * content type says: curl's `-d` sends form encoding by default and Xenon users rely on JSON
  * being accepted anyway. Oversized bodies are refused from Content-Length before reading when
- * possible (413); malformed JSON is a 400. An empty body is `undefined`. A body read once is kept
- * with its request, so a middleware that looks at a body first (server/auth/authz.ts) leaves it for
- * the route, and may hand the route a rewritten one (a password replaced by its hash).
+ * possible (413); malformed JSON, or JSON nested past limits.bodyDepthMax, is a 400. An empty
+ * body is `undefined`. A body read once is kept with its request, so a middleware that looks at a
+ * body first (server/auth/authz.ts) leaves it for the route, and may hand the route a rewritten
+ * one (a password replaced by its hash).
  */
 
 import type { IncomingMessage } from 'node:http';
@@ -73,9 +74,33 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number = limi
   if (raw === undefined) return undefined;
   const text = raw.toString('utf8');
   if (text.trim() === '') return undefined;
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (e) {
     throw new KryptonError('INVALID_BODY', `malformed JSON body: ${(e as Error).message}`);
   }
+  if (nestedDeeperThan(text, limits.bodyDepthMax)) {
+    throw new KryptonError('INVALID_BODY', `JSON body nested more than ${limits.bodyDepthMax} levels deep`);
+  }
+  return parsed;
+}
+
+/** Whether valid JSON `text` nests arrays and objects deeper than `max`; a text this short cannot. */
+export function nestedDeeperThan(text: string, max: number): boolean {
+  if (text.length <= max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }

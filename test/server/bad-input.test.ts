@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { limits } from '../../lib/limits.js';
+import { nestedDeeperThan } from '../../server/net/body.js';
 import { startHost, type TestHost } from '../support/hosts.js';
 
 const t = suite<{ h: TestHost; seqBefore: number }>('bad input');
@@ -156,6 +157,24 @@ t('bad synchronization promise requests are 400 and promise nothing', async ({ h
   assert.is((await h.client.post('/core/node-selectors/nope/synch', ok)).status, 404, 'unknown selector');
   const stats = await h.client.get<{ promisesGranted: number; promisesHeld: number }>(url);
   assert.equal([stats.body.promisesGranted, stats.body.promisesHeld], [0, 0]);
+});
+
+t('bodies nested past bodyDepthMax are 400; brackets inside strings do not count', async ({ h }) => {
+  const deep = (n: number) => `${'['.repeat(n)}1${']'.repeat(n)}`;
+  for (const [method, path, body] of [
+    ['PATCH', '/core/examples/base', `{"name": "x", "extra": ${deep(limits.bodyDepthMax)}}`],
+    ['POST', '/core/examples', `{"name": "x", "extra": ${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}}`],
+    ['POST', '/core/query-tasks', `{"querySpec": ${deep(5000)}}`],
+  ] as const) {
+    const r = await h.client.send(method, path, body);
+    assert.is(r.status, 400, `${method} ${path}`);
+    isErrorBody(r.body, 400);
+    assert.is(r.body.message, `JSON body nested more than ${limits.bodyDepthMax} levels deep`);
+  }
+  assert.ok(nestedDeeperThan(deep(11), 10));
+  assert.not.ok(nestedDeeperThan(deep(10), 10));
+  assert.not.ok(nestedDeeperThan(`["${'['.repeat(50)}\\"${'{'.repeat(50)}"]`, 10));
+  assert.ok(nestedDeeperThan(`["\\\\", ${deep(11)}]`, 11));
 });
 
 t('nothing bad was appended to the log and the host still serves', async ({ h, seqBefore }) => {
