@@ -2,10 +2,10 @@
  * Reads a request body once, bounded by limits.bodyBytesMax, and parses it as JSON whatever the
  * content type says: curl's `-d` sends form encoding by default and Xenon users rely on JSON
  * being accepted anyway. Oversized bodies are refused from Content-Length before reading when
- * possible (413); malformed JSON, or JSON nested past limits.bodyDepthMax, is a 400. An empty
- * body is `undefined`. A body read once is kept with its request, so a middleware that looks at a
- * body first (server/auth/authz.ts) leaves it for the route, and may hand the route a rewritten
- * one (a password replaced by its hash).
+ * possible (413); malformed JSON, JSON nested past limits.bodyDepthMax, or a string with a lone
+ * surrogate is a 400. An empty body is `undefined`. A body read once is kept with its request, so
+ * a middleware that looks at a body first (server/auth/authz.ts) leaves it for the route, and may
+ * hand the route a rewritten one (a password replaced by its hash).
  */
 
 import type { IncomingMessage } from 'node:http';
@@ -83,7 +83,26 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number = limi
   if (nestedDeeperThan(text, limits.bodyDepthMax)) {
     throw new KryptonError('INVALID_BODY', `JSON body nested more than ${limits.bodyDepthMax} levels deep`);
   }
+  // Only a \u escape can make one (raw bytes were decoded as UTF-8 above); most bodies have none.
+  if (text.includes('\\u') && holdsLoneSurrogate(parsed)) {
+    throw new KryptonError('INVALID_BODY', 'malformed JSON body: a string holds a lone UTF-16 surrogate');
+  }
   return parsed;
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether a string (or key) in `v` holds half a surrogate pair. Such a string cannot be written
+ * as UTF-8: the log and log shipping would store U+FFFD where the owner's memory keeps the half,
+ * and the owner and its replicas would disagree about the document.
+ */
+function holdsLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v);
+  if (v === null || typeof v !== 'object') return false;
+  if (Array.isArray(v)) return v.some(holdsLoneSurrogate);
+  for (const [k, x] of Object.entries(v)) if (LONE_SURROGATE.test(k) || holdsLoneSurrogate(x)) return true;
+  return false;
 }
 
 /** Whether valid JSON `text` nests arrays and objects deeper than `max`; a text this short cannot. */

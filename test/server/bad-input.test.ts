@@ -177,11 +177,26 @@ t('bodies nested past bodyDepthMax are 400; brackets inside strings do not count
   assert.ok(nestedDeeperThan(`["\\\\", ${deep(11)}]`, 11));
 });
 
+t('strings with a lone surrogate are 400; whole pairs are fine', async ({ h }) => {
+  for (const body of ['{"name": "\\ud800"}', '{"name": "x", "keyValues": {"\\udfff": "v"}}', '{"name": "x", "tags": ["a\\ude00b"]}']) {
+    const r = await h.client.send('POST', '/core/examples', body);
+    assert.is(r.status, 400, body);
+    isErrorBody(r.body, 400);
+    assert.is(r.body.message, 'malformed JSON body: a string holds a lone UTF-16 surrogate');
+  }
+  const pair = await h.client.send('PATCH', '/core/examples/base', '{"keyValues": {"smile": "\\ud83d\\ude00"}}');
+  assert.is(pair.status, 200, pair.text);
+  assert.is((pair.body.keyValues as Record<string, string>).smile, '\u{1f600}');
+  const undo = await h.client.patch('/core/examples/base', { keyValues: { smile: null } });
+  assert.is(undo.status, 200);
+});
+
 t('nothing bad was appended to the log and the host still serves', async ({ h, seqBefore }) => {
-  assert.is(await lastSeq(h), seqBefore);
+  // The two PATCHes of the lone-surrogate test are the only writes.
+  assert.is(await lastSeq(h), seqBefore + 2);
   const ok = await h.client.post('/core/examples', { documentSelfLink: 'after', name: 'still fine' });
   assert.is(ok.status, 200);
-  assert.is(await lastSeq(h), seqBefore + 1);
+  assert.is(await lastSeq(h), seqBefore + 3);
   assert.is((await h.client.get('/core/examples/base')).body.name, 'base');
 });
 
