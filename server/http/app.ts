@@ -58,9 +58,11 @@ function pragmas(ctx: Koa.Context): Set<string> {
   return pragmasOf(ctx.get('pragma'));
 }
 
-export function createApp(d: AppDeps): Koa {
-  const app = new Koa();
-  app.proxy = false;
+/** The first middleware: stamps the arrival, answers every failure as Xenon's ServiceErrorResponse; and what koa can no longer answer is logged. */
+function handleErrors(app: Koa, d: AppDeps): void {
+  // What koa cannot answer any more (the client's socket failed mid-response: a pipelined request
+  // that does not parse, say) it would print to stderr, past the logger and its level.
+  app.on('error', (err: Error) => d.logger.debug({ err }, 'connection failed during a response'));
 
   app.use(async (ctx, next) => {
     ctx.state.arrivalMicros = d.cluster.nowMicros();
@@ -76,6 +78,12 @@ export function createApp(d: AppDeps): Koa {
       ctx.body = body;
     }
   });
+}
+
+export function createApp(d: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  handleErrors(app, d);
 
   if (d.access) app.use(d.access.middleware());
 

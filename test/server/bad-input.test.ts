@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
@@ -189,6 +190,28 @@ t('strings with a lone surrogate are 400; whole pairs are fine', async ({ h }) =
   assert.is((pair.body.keyValues as Record<string, string>).smile, '\u{1f600}');
   const undo = await h.client.patch('/core/examples/base', { keyValues: { smile: null } });
   assert.is(undo.status, 200);
+});
+
+t('garbage pipelined after a request goes to the log, not to stderr', async ({ h }) => {
+  const printed: unknown[] = [];
+  const print = console.error;
+  console.error = (...args: unknown[]) => printed.push(args);
+  try {
+    const port = Number(new URL(h.host.uri).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = net.connect(port, '127.0.0.1', () => s.end('GET /core/management HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE GARBAGE\r\n\r\n'));
+      s.on('data', (b) => {
+        got += b.toString('latin1');
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(got));
+    });
+    assert.match(answer, /^HTTP\/1\.1 /);
+  } finally {
+    console.error = print;
+  }
+  assert.equal(printed, []);
 });
 
 t('nothing bad was appended to the log and the host still serves', async ({ h, seqBefore }) => {
