@@ -188,14 +188,14 @@ function nested(depth: number, open: string, close: string, inner = '1'): string
 /** Huge, wide or deep bodies. */
 function bigBody(g: Gen): string {
   return g.pick<() => string>([
-    () => JSON.stringify({ name: 'x', keyValues: { k: 'v'.repeat(1024 * 1024 + g.int(2 * 1024 * 1024)) } }),
+    () => JSON.stringify({ name: 'x', keyValues: { k: 'v'.repeat(1024 * 1024 + g.int(256 * 1024)) } }),
     () => JSON.stringify({ name: 'x', keyValues: { k: 'v'.repeat(1024 * 1024 - 64 - g.int(1024)) } }),
     () =>
       JSON.stringify({
         name: 'x',
-        keyValues: Object.fromEntries(Array.from({ length: 20_000 + g.int(30_000) }, (_, i) => [`k${i}`, 'v'])),
+        keyValues: Object.fromEntries(Array.from({ length: 10_000 + g.int(20_000) }, (_, i) => [`k${i}`, 'v'])),
       }),
-    () => JSON.stringify({ name: 'x', tags: Array.from({ length: 50_000 + g.int(50_000) }, (_, i) => `t${i}`) }),
+    () => JSON.stringify({ name: 'x', tags: Array.from({ length: 10_000 + g.int(40_000) }, (_, i) => `t${i}`) }),
     () => `{"name": "x", "keyValues": ${nested(1000 + g.int(200_000), '[', ']')}}`,
     () => `{"name": "x", "extra": ${nested(1000 + g.int(200_000), '{"a":', '}')}}`,
     () => `{"name": "x", "extra": ${nested(100 + g.int(5_000), '[', ']')}}`,
