@@ -38,6 +38,8 @@ export interface ComparisonReport {
   histories: Record<string, Record<string, [number, number, string | null][]>>;
   /** Hosts that did not answer the query for some key. */
   unreadable: string[];
+  /** Per key, every version any host retains (the fullest copy's state where they differ). */
+  unions: Map<string, Map<number, VersionState>>;
 }
 
 async function historyOf(agent: Agent, base: string, link: string): Promise<Map<number, VersionState> | undefined> {
@@ -86,9 +88,58 @@ export function duplicatesIn(key: string, h: Map<number, VersionState>): Duplica
   return [...dup].map((value) => ({ key, value, versions: at.get(value)! }));
 }
 
+const top = (h: Map<number, VersionState>) => (h.size ? Math.max(...h.keys()) : -1);
+const bottom = (h: Map<number, VersionState>) => (h.size ? Math.min(...h.keys()) : -1);
+
+/** "1-44, 48": consecutive versions as ranges, so one host's missing stretch is one line. */
+export function ranges(vs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < vs.length; ) {
+    let j = i;
+    while (j + 1 < vs.length && vs[j + 1] === vs[j]! + 1) j++;
+    out.push(i === j ? `${vs[i]}` : `${vs[i]}-${vs[j]}`);
+    i = j + 1;
+  }
+  return out.join(', ');
+}
+
+/**
+ * Where the hosts' copies of one key differ: a host behind the latest version, versions a host
+ * lacks below its own latest while another holds them (only where every host still retains
+ * versions), and versions held with different contents.
+ */
+function differencesOf(key: string, hs: { host: string; h: Map<number, VersionState> }[]): HistoryDifference[] {
+  const out: HistoryDifference[] = [];
+  const latest = Math.max(...hs.map((x) => top(x.h)));
+  const from = Math.max(...hs.map((x) => bottom(x.h)));
+  for (const x of hs) if (top(x.h) < latest) out.push({ key, what: `${x.host} holds up to version ${top(x.h)}, another host ${latest}` });
+  const lacks = new Map<string, number[]>();
+  for (let v = from; v <= latest; v++) {
+    const holders = hs.filter((x) => x.h.has(v));
+    if (!holders.length) continue;
+    for (const x of hs) if (v <= top(x.h) && !x.h.has(v)) lacks.set(x.host, [...(lacks.get(x.host) ?? []), v]);
+    const first = holders[0]!;
+    for (const y of holders.slice(1)) {
+      const a = first.h.get(v)!;
+      const b = y.h.get(v)!;
+      if (!same(a, b)) out.push({ key, what: `version ${v}: ${first.host} has ${JSON.stringify(a)}, ${y.host} ${JSON.stringify(b)}` });
+    }
+  }
+  for (const [host, vs] of lacks) out.push({ key, what: `${host} lacks versions ${ranges(vs)} (it holds later ones)` });
+  return out;
+}
+
 export async function compareHistories(group: Group, keys: string[]): Promise<ComparisonReport> {
   const agent = new Agent({ keepAliveTimeout: 1000 });
-  const report: ComparisonReport = { keys: keys.length, versionsRead: 0, differences: [], duplicates: [], unreadable: [], histories: {} };
+  const report: ComparisonReport = {
+    keys: keys.length,
+    versionsRead: 0,
+    differences: [],
+    duplicates: [],
+    unreadable: [],
+    histories: {},
+    unions: new Map(),
+  };
   try {
     for (const key of keys) {
       const hs: { host: string; h: Map<number, VersionState> }[] = [];
@@ -99,32 +150,12 @@ export async function compareHistories(group: Group, keys: string[]): Promise<Co
         else report.unreadable.push(`${host.id} ${key}`);
       }
       if (!hs.length) continue;
-      const top = (h: Map<number, VersionState>) => (h.size ? Math.max(...h.keys()) : -1);
-      const bottom = (h: Map<number, VersionState>) => (h.size ? Math.min(...h.keys()) : -1);
-      const latest = Math.max(...hs.map((x) => top(x.h)));
-      const from = Math.max(...hs.map((x) => bottom(x.h)));
-      for (const x of hs) {
-        if (top(x.h) < latest) report.differences.push({ key, what: `${x.host} holds up to version ${top(x.h)}, another host ${latest}` });
-      }
-      const reference = hs.reduce((a, b) => (top(b.h) > top(a.h) ? b : a));
-      for (let v = from; v <= latest; v++) {
-        const want = reference.h.get(v);
-        for (const x of hs) {
-          if (x === reference || v > top(x.h)) continue;
-          const got = x.h.get(v);
-          if (!want || !got) {
-            if (want || got) report.differences.push({ key, what: `version ${v}: ${want ? x.host : reference.host} lacks it` });
-          } else if (!same(want, got)) {
-            report.differences.push({
-              key,
-              what: `version ${v}: ${reference.host} has ${JSON.stringify(want)}, ${x.host} ${JSON.stringify(got)}`,
-            });
-          }
-        }
-      }
+      report.differences.push(...differencesOf(key, hs));
+      const reference = hs.reduce((x, y) => (top(y.h) > top(x.h) ? y : x));
       // Duplicates from the union of what the hosts retain, the fullest copy first.
       const union = new Map<number, VersionState>();
       for (const x of [reference, ...hs]) for (const [v, s] of x.h) if (!union.has(v)) union.set(v, s);
+      report.unions.set(key, union);
       const dups = duplicatesIn(key, union);
       report.duplicates.push(...dups);
       if (dups.length || report.differences.some((d) => d.key === key)) {
@@ -140,4 +171,28 @@ export async function compareHistories(group: Group, keys: string[]): Promise<Co
     await agent.close();
   }
   return report;
+}
+
+/** A takeover writes the state of the version before again, in a new epoch: no client made it. */
+const isTakeover = (h: Map<number, VersionState>, v: number) => {
+  const s = h.get(v);
+  const prev = h.get(v - 1);
+  return s !== undefined && prev !== undefined && s.value === prev.value && s.epoch !== prev.epoch;
+};
+
+/**
+ * The versions clients made, counted without the takeovers' versions: version v becomes v minus
+ * the takeover versions up to v, so a register model where each write adds one holds. Answers
+ * undefined when the key's history is not known from version 0 (older versions not retained).
+ */
+export function takeoverFold(h: Map<number, VersionState> | undefined): ((v: number) => number) | undefined {
+  if (!h?.has(0)) return undefined;
+  const top = Math.max(...h.keys());
+  const logical: number[] = [];
+  let skipped = 0;
+  for (let v = 0; v <= top; v++) {
+    if (isTakeover(h, v)) skipped++;
+    logical.push(v - skipped);
+  }
+  return (v) => (v < 0 ? v : v <= top ? logical[v]! : v - skipped);
 }

@@ -66,7 +66,7 @@ export class Nemesis {
     while (!this.stopping) {
       await this.pause(this.rng.int(...this.opts.quietMs));
       if (this.stopping) break;
-      const kind = this.rng.pick(this.opts.faults);
+      const kind = this.draw();
       const host = this.rng.int(0, this.group.hosts.length - 1);
       const w: FaultWindow = { kind, host, start: performance.now() };
       this.windows.push(w);
@@ -85,6 +85,20 @@ export class Nemesis {
       const ms = await this.group.waitConverged(this.opts.convergeDeadlineMs);
       if (ms !== undefined) w.convergedMs = Math.round(ms);
     }
+  }
+
+  private deck: FaultKind[] = [];
+
+  /** Each kind once per shuffled round, so a short run still applies every kind it was given. */
+  private draw(): FaultKind {
+    if (!this.deck.length) {
+      this.deck = [...this.opts.faults];
+      for (let i = this.deck.length - 1; i > 0; i--) {
+        const j = this.rng.int(0, i);
+        [this.deck[i], this.deck[j]] = [this.deck[j]!, this.deck[i]!];
+      }
+    }
+    return this.deck.pop()!;
   }
 
   stop(): void {

@@ -76,13 +76,21 @@ export interface RunResult {
   savedTo?: string;
 }
 
-function describeOp(o: Op | undefined): string {
+type RealVersions = WorkloadReport['realVersions'];
+
+/** One op on one line; versions are the checked ones, with the host's own numbers where takeovers made them differ. */
+function describeOp(o: Op | undefined, real?: RealVersions): string {
   if (!o) return '  (op not found)';
+  const r = real?.[o.id];
+  const asAnswered =
+    r && (r[0] !== o.expectedVersion || r[1] !== o.result?.version)
+      ? ` (host's versions: expected ${r[0] ?? '-'}, result ${r[1] ?? '-'})`
+      : '';
   const t = (x: number | undefined) => (x === undefined ? '?' : `${x.toFixed(1)}ms`);
   const res = o.result ? ` -> ${o.result.value === null ? 'not found' : JSON.stringify(o.result.value)} @v${o.result.version}` : '';
   const exp = o.expectedVersion !== undefined ? ` if v${o.expectedVersion}` : '';
   const val = o.value !== undefined ? ` ${JSON.stringify(o.value)}` : '';
-  return `  op ${o.id} process ${o.process}: ${o.kind}${val}${exp} [${t(o.call)} .. ${t(o.ret)}] ${o.outcome}${res}`;
+  return `  op ${o.id} process ${o.process}: ${o.kind}${val}${exp} [${t(o.call)} .. ${t(o.ret)}] ${o.outcome}${res}${asAnswered}`;
 }
 
 function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: string): string {
@@ -93,12 +101,12 @@ function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: 
     for (const v of r.violations) {
       lines.push(`- ${v.key}: ${v.what}`);
       if (Array.isArray(v.evidence))
-        for (const e of v.evidence) lines.push(r.name === 'register' ? describeOp(e as Op) : `  ${JSON.stringify(e)}`);
+        for (const e of v.evidence) lines.push(r.name === 'register' ? describeOp(e as Op, r.realVersions) : `  ${JSON.stringify(e)}`);
       if (r.name === 'register') {
         // The key's whole history, so the minimal ops can be read in context.
         const all = (r.history as Op[]).filter((o) => o.key === v.key).sort((a, b) => a.call - b.call);
-        lines.push(`  all ${all.length} ops on this key, by call time:`);
-        for (const o of all) lines.push(`  ${describeOp(o)}`);
+        lines.push(`  all ${all.length} ops on this key, by call time (versions without the takeovers' own, see compare.ts):`);
+        for (const o of all) lines.push(`  ${describeOp(o, r.realVersions)}`);
       }
     }
     lines.push('');

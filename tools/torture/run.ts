@@ -209,12 +209,13 @@ async function runHere(o: Options, skipped: string[], cmdline: string): Promise<
   try {
     const s = await exercise(o, group, ns);
     say(`healed; group ${s.converged === undefined ? 'did NOT converge in 90 s' : `converged in ${Math.round(s.converged)} ms`}`);
-    const reports: WorkloadReport[] = [];
-    for (const w of s.workloads) reports.push(await w.finish());
+    // Histories first: the register check folds the versions takeovers made (compare.ts).
     const cmp = await compareHistories(
       group,
       s.workloads.flatMap((w) => w.keys()),
     );
+    const reports: WorkloadReport[] = [];
+    for (const w of s.workloads) reports.push(await w.finish(cmp.unions));
     const avail = availability(s.journal.entries, s.nemesis.windows, s.t0);
     const result = buildResult(o, skipped, reports, cmp, avail, s.converged);
     say(printable(result, reports, cmp, avail));

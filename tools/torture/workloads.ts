@@ -18,6 +18,7 @@
  */
 
 import { checkHistory, type KeyVerdict, type Op } from '../check/history.js';
+import { takeoverFold, type VersionState } from './compare.js';
 import { openStream, type SseStream } from '../recipes/sse.js';
 import { HostClient, type Journal } from './client.js';
 import type { Group } from './group.js';
@@ -54,13 +55,16 @@ export interface WorkloadReport {
   violations: Finding[];
   /** What to save for a reader on failure. */
   history: unknown;
+  /** register: op id → [expected version, result version] as the hosts answered, before folding. */
+  realVersions?: Record<number, [number | undefined, number | undefined]>;
 }
 
 export interface Workload {
   name: string;
   keys(): string[];
   run(): Promise<void>;
-  finish(): Promise<WorkloadReport>;
+  /** After healing: `histories` is every key's retained history (compare.ts), read from the hosts. */
+  finish(histories: Map<string, Map<number, VersionState>>): Promise<WorkloadReport>;
 }
 
 const think = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
@@ -176,9 +180,33 @@ export class RegisterWorkload implements Workload {
     }
   }
 
-  async finish(): Promise<WorkloadReport> {
+  /**
+   * The ops as the register model sees them: versions made by takeovers folded away (see
+   * takeoverFold), per key; a key whose history is not known from version 0 is left as it is.
+   */
+  private folded(histories: Map<string, Map<number, VersionState>>): { ops: Op[]; unfolded: string[] } {
+    const unfolded: string[] = [];
+    const folds = new Map<string, ((v: number) => number) | undefined>();
+    for (const key of this.ring.all) {
+      folds.set(key, takeoverFold(histories.get(key)));
+      if (!folds.get(key) && histories.get(key)?.size) unfolded.push(key);
+    }
+    const ops = this.ops.map((o) => {
+      const f = folds.get(o.key);
+      if (!f) return o;
+      const x: Op = { ...o };
+      if (o.expectedVersion !== undefined) x.expectedVersion = f(o.expectedVersion);
+      if (o.result) x.result = { ...o.result, version: f(o.result.version) };
+      return x;
+    });
+    return { ops, unfolded };
+  }
+
+  async finish(histories: Map<string, Map<number, VersionState>>): Promise<WorkloadReport> {
     await Promise.all(this.clients.map((c) => c.close()));
-    const verdicts = checkHistory(this.ops, { timeLimitMs: 10_000 });
+    const { ops, unfolded } = this.folded(histories);
+    const verdicts = checkHistory(ops, { timeLimitMs: 10_000 });
+    const byId = new Map(ops.map((o) => [o.id, o]));
     const count = (f: (o: Op) => boolean) => this.ops.filter(f).length;
     return {
       name: this.name,
@@ -192,6 +220,8 @@ export class RegisterWorkload implements Workload {
         writes: count((o) => o.kind === 'write'),
         cas: count((o) => o.kind === 'cas'),
         casRefused: count((o) => o.kind === 'cas' && o.outcome === 'fail'),
+        opsWithTakeoverVersionsFolded: ops.filter((o, i) => o.result && o.result.version !== this.ops[i]!.result?.version).length,
+        keysNotFolded: unfolded.length,
       },
       verdicts,
       violations: verdicts
@@ -199,9 +229,13 @@ export class RegisterWorkload implements Workload {
         .map((v) => ({
           key: v.key,
           what: v.explanation ?? 'not linearizable',
-          evidence: (v.ops ?? []).map((id) => this.ops.find((o) => o.id === id)),
+          evidence: (v.ops ?? []).map((id) => byId.get(id)),
         })),
-      history: this.ops,
+      // As checked (takeover versions folded); realVersions has each op's versions as the hosts answered.
+      history: ops,
+      realVersions: Object.fromEntries(
+        this.ops.filter((o) => o.result || o.expectedVersion !== undefined).map((o) => [o.id, [o.expectedVersion, o.result?.version]]),
+      ),
     };
   }
 }
@@ -265,7 +299,7 @@ export class SetWorkload implements Workload {
     }
   }
 
-  async finish(): Promise<WorkloadReport> {
+  async finish(_histories: Map<string, Map<number, VersionState>>): Promise<WorkloadReport> {
     const readers = this.ctx.group.hosts.map((h) => new HostClient(h.index, h.url, this.ctx.timeoutMs, this.ctx.journal, 'final'));
     const violations: Finding[] = [];
     const verdicts: KeyVerdict[] = [];
@@ -444,7 +478,7 @@ export class WatchWorkload implements Workload {
     }
   }
 
-  async finish(): Promise<WorkloadReport> {
+  async finish(_histories: Map<string, Map<number, VersionState>>): Promise<WorkloadReport> {
     const reader = new HostClient(0, this.ctx.group.hosts[0]!.url, this.ctx.timeoutMs, this.ctx.journal, 'final');
     const finalVersion = new Map<string, number>();
     for (const key of this.ring.all) {
