@@ -18,6 +18,8 @@
  */
 
 import { checkHistory, type KeyVerdict, type Op } from '../check/history.js';
+import { type SetAdd as CheckedAdd, checkSet } from '../check/set.js';
+import { type StreamEvent as CheckedEvent, checkWatches, type WatchStream } from '../check/watch.js';
 import { takeoverFold, type VersionState } from './compare.js';
 import { openStream, type SseStream } from '../recipes/sse.js';
 import { HostClient, type Journal } from './client.js';
@@ -242,12 +244,8 @@ export class RegisterWorkload implements Workload {
 
 // ---- set ----------------------------------------------------------------------------------------
 
-interface SetAdd {
+interface SetAdd extends CheckedAdd {
   key: string;
-  element: string;
-  outcome: 'ok' | 'fail' | 'unknown';
-  call: number;
-  ret: number;
   status?: number;
 }
 
@@ -281,7 +279,7 @@ export class SetWorkload implements Workload {
       const key = this.ring.current();
       const element = `s${p}-${n}`;
       const a = await c.send('PATCH', key, { tags: [element], name: element });
-      this.adds.push({ key, element, outcome: a.outcome, call: a.call, ret: a.ret, status: a.status });
+      this.adds.push({ key, element, process: p, outcome: a.outcome, call: a.call, ret: a.ret, status: a.status });
       const next = this.ring.wrote();
       if (next) await this.create(c, next);
       await pace(this.ctx, a.outcome);
@@ -303,8 +301,7 @@ export class SetWorkload implements Workload {
     const readers = this.ctx.group.hosts.map((h) => new HostClient(h.index, h.url, this.ctx.timeoutMs, this.ctx.journal, 'final'));
     const violations: Finding[] = [];
     const verdicts: KeyVerdict[] = [];
-    let lost = 0;
-    let unexpected = 0;
+    const worst = { lost: 0, unexpected: 0, duplicated: 0, replicaLost: 0 };
     for (const key of this.ring.all) {
       const adds = this.adds.filter((a) => a.key === key);
       const reads: Record<string, string[] | string> = {};
@@ -314,25 +311,33 @@ export class SetWorkload implements Workload {
       }
       this.finalReads[key] = reads;
       const problems: string[] = [];
+      let lost = 0;
+      let unexpected = 0;
+      let duplicated = 0;
+      let replicaLost = 0;
       for (const [where, tags] of Object.entries(reads)) {
         if (typeof tags === 'string') {
           // A key whose create never took effect has no document: only a problem if adds were acknowledged.
           if (adds.some((a) => a.outcome === 'ok')) problems.push(`${where}: ${tags}`);
           continue;
         }
-        const have = new Set(tags);
-        const missing = adds.filter((a) => a.outcome === 'ok' && !have.has(a.element)).map((a) => a.element);
-        const sent = new Map(adds.map((a) => [a.element, a]));
-        const extra = tags.filter((t) => !sent.has(t) || sent.get(t)!.outcome === 'fail');
-        if (missing.length) problems.push(`${where}: acknowledged adds missing: ${missing.join(', ')}`);
-        if (extra.length) problems.push(`${where}: present but never sent or refused: ${extra.join(', ')}`);
-        if (!where.endsWith('local')) {
-          lost += missing.length;
-          unexpected += extra.length;
+        const v = checkSet({ adds, finalRead: tags });
+        if (v.result === 'ok') continue;
+        problems.push(`read through ${where}: ${v.explanation}`);
+        // Reads through a host reach the owner: what a client sees. Local reads show one replica's copy.
+        if (where.endsWith('local')) replicaLost = Math.max(replicaLost, v.lost.length);
+        else {
+          lost = Math.max(lost, v.lost.length);
+          unexpected = Math.max(unexpected, v.unexpected.length);
+          duplicated = Math.max(duplicated, v.duplicated.length);
         }
       }
-      verdicts.push({ key, result: problems.length ? 'violation' : 'ok', explanation: problems.join('; ') || undefined });
-      for (const p of problems) violations.push({ key, what: p, evidence: adds.filter((a) => p.includes(a.element)) });
+      worst.lost += lost;
+      worst.unexpected += unexpected;
+      worst.duplicated += duplicated;
+      worst.replicaLost += replicaLost;
+      verdicts.push({ key, result: problems.length ? 'violation' : 'ok', explanation: problems.join('\n') || undefined });
+      for (const p of problems) violations.push({ key, what: p });
     }
     await Promise.all([...this.clients, ...readers].map((c) => c.close()));
     const count = (f: (a: SetAdd) => boolean) => this.adds.filter(f).length;
@@ -344,8 +349,10 @@ export class SetWorkload implements Workload {
         ok: count((a) => a.outcome === 'ok'),
         fail: count((a) => a.outcome === 'fail'),
         unknown: count((a) => a.outcome === 'unknown'),
-        lostAcknowledged: lost,
-        unexpectedPresent: unexpected,
+        lostAcknowledged: worst.lost,
+        unexpectedPresent: worst.unexpected,
+        listedTwice: worst.duplicated,
+        lostOnAReplicaOnly: worst.replicaLost,
       },
       verdicts,
       violations,
@@ -356,7 +363,7 @@ export class SetWorkload implements Workload {
 
 // ---- watch --------------------------------------------------------------------------------------
 
-type StreamEvent = { version: number; value: string | null } | { gap: [number, number] };
+type StreamEvent = { version: number; value: string | null; action?: string } | { gap: [number, number] };
 
 /** One host's stream of one document, across reconnects. */
 class Follower {
@@ -396,7 +403,8 @@ class Follower {
         for (; seen < s.events.length; seen++) {
           const e = s.events[seen]!;
           const d = e.data as Record<string, any> | undefined;
-          if (e.event === 'update' && d) seg.push({ version: d.documentVersion as number, value: (d.name as string) ?? null });
+          if (e.event === 'update' && d)
+            seg.push({ version: d.documentVersion as number, value: (d.name as string) ?? null, action: d.documentUpdateAction as string });
           else if (e.event === 'gap' && d) seg.push({ gap: [d.fromVersion as number, d.toVersion as number] });
         }
       };
@@ -497,40 +505,33 @@ export class WatchWorkload implements Workload {
     const violations: Finding[] = [];
     const verdicts: KeyVerdict[] = [];
     let gapEvents = 0;
-    let missing = 0;
+    let problemsSeen = 0;
     for (const key of this.ring.all) {
-      const problems: string[] = [];
       const fs = this.followers.get(key) ?? [];
-      const valueAt = new Map<number, { value: string | null; host: number }>();
-      for (const f of fs) {
-        let prev: number | undefined;
-        for (const e of f.events()) {
+      const streams: WatchStream[] = fs.map((f) => ({
+        id: `host${f.host}`,
+        // Every stream stayed open past the last write and was drained (above): it must end at the final version.
+        complete: true,
+        events: f.events().map((e): CheckedEvent => {
           if ('gap' in e) {
             gapEvents++;
-            prev = e.gap[1];
-            continue;
+            return { type: 'gap', link: key, fromVersion: e.gap[0], toVersion: e.gap[1] };
           }
-          if (prev !== undefined && e.version <= prev) problems.push(`host${f.host}: version ${e.version} again after ${prev}`);
-          else if (prev !== undefined && e.version !== prev + 1) {
-            missing += e.version - prev - 1;
-            problems.push(`host${f.host}: versions ${prev + 1}..${e.version - 1} skipped without a gap event`);
-          }
-          prev = e.version;
-          const other = valueAt.get(e.version);
-          if (other && other.value !== e.value)
-            problems.push(`version ${e.version}: host${other.host} saw ${other.value}, host${f.host} saw ${e.value}`);
-          else if (!other) valueAt.set(e.version, { value: e.value, host: f.host });
-        }
-        const want = finalVersion.get(key) ?? -1;
-        if (want >= 0 && f.lastVersion() < want)
-          problems.push(`host${f.host}: stream stopped at version ${f.lastVersion()}, the document is at ${want}`);
-      }
+          return { type: 'update', link: key, version: e.version, value: e.value ?? undefined, action: e.action };
+        }),
+      }));
+      const want = finalVersion.get(key) ?? -1;
+      const v = checkWatches(streams, want >= 0 ? { finalVersions: { [key]: want } } : {});
+      const problems = v.problems.map((p) => `stream on ${p.stream}${p.index >= 0 ? ` event #${p.index}` : ''}: ${p.message}`);
+      // What the checker cannot know: the value a client was told it wrote at a version.
+      const seen = new Map<number, string | undefined>();
+      for (const st of streams) for (const e of st.events) if (e.type === 'update' && !seen.has(e.version)) seen.set(e.version, e.value);
       for (const w of this.writes) {
-        if (w.key !== key || w.outcome !== 'ok' || w.version === undefined) continue;
-        const seen = valueAt.get(w.version);
-        if (seen && seen.value !== w.value)
-          problems.push(`acknowledged ${w.value} at version ${w.version}, streams saw ${seen.value} there`);
+        if (w.key !== key || w.outcome !== 'ok' || w.version === undefined || !seen.has(w.version)) continue;
+        if (seen.get(w.version) !== w.value)
+          problems.push(`acknowledged ${w.value} at version ${w.version}, streams saw ${seen.get(w.version)} there`);
       }
+      problemsSeen += problems.length;
       verdicts.push({ key, result: problems.length ? 'violation' : 'ok', explanation: problems.join('; ') || undefined });
       for (const p of problems) violations.push({ key, what: p });
     }
@@ -545,7 +546,7 @@ export class WatchWorkload implements Workload {
         streams: [...this.followers.values()].flat().length,
         reconnects: [...this.followers.values()].flat().reduce((n, f) => n + f.reconnects, 0),
         gapEvents,
-        versionsSkipped: missing,
+        problems: problemsSeen,
       },
       verdicts,
       violations,
