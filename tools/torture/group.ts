@@ -178,6 +178,18 @@ export class Group {
     return true;
   }
 
+  /** Whether every other live host lists host `i` as anything but AVAILABLE. */
+  async seenDown(i: number): Promise<boolean> {
+    const target = this.hosts[i]!;
+    for (const h of this.hosts) {
+      if (h === target || h.state !== 'up') continue;
+      const g = await getJson(this.agent, `${h.url}/core/node-groups/default`);
+      const nodes = Object.values((g?.body?.nodes ?? {}) as Record<string, { id: string; status: string }>);
+      if (nodes.some((x) => x.id === target.id && x.status === 'AVAILABLE')) return false;
+    }
+    return true;
+  }
+
   /** Waits for convergence; answers the milliseconds it took, or undefined past the deadline. */
   async waitConverged(deadlineMs: number): Promise<number | undefined> {
     const t0 = performance.now();

@@ -25,6 +25,11 @@ export interface FaultWindow {
   host: number;
   start: number;
   healed?: number;
+  /**
+   * pause and partition: whether, just before the heal, every other host listed the target as
+   * not AVAILABLE (failure detection saw the fault within its hold).
+   */
+  noticed?: boolean;
   /** Milliseconds from the heal until the group converged; absent when it did not within the deadline. */
   convergedMs?: number;
   error?: string;
@@ -76,6 +81,7 @@ export class Nemesis {
       } catch (e) {
         w.error = (e as Error).message;
       }
+      if (kind === 'pause' || kind === 'partition') w.noticed = await this.group.seenDown(host);
       try {
         await this.heal(kind, host);
       } catch (e) {

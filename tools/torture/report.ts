@@ -23,6 +23,7 @@ export interface Availability {
   ok: number;
   okRatio: number;
   convergedMs?: number;
+  noticed?: boolean;
   error?: string;
 }
 
@@ -42,6 +43,7 @@ export function availability(entries: JournalEntry[], windows: FaultWindow[], t0
       ok,
       okRatio: es.length ? Math.round((ok / es.length) * 1000) / 1000 : 0,
       convergedMs: w.convergedMs,
+      noticed: w.noticed,
       error: w.error,
     });
   }
@@ -111,6 +113,18 @@ function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: 
     }
     lines.push('');
   }
+  const kb = reports.find((r) => r.knownBugs)?.knownBugs;
+  const real = reports.find((r) => r.knownBugs)?.realVersions;
+  if (kb?.refusedButApplied.length) {
+    lines.push(`== register: answered 4xx, yet the value is in the hosts' history (${kb.refusedButApplied.length})`);
+    for (const o of kb.refusedButApplied) lines.push(`- ${o.key}: ${describeOp(o, real).trim()}`);
+    lines.push('');
+  }
+  if (kb?.readsOfDiscardedWrites.length) {
+    lines.push(`== register: reads of a value no host holds after healing (a write later discarded) (${kb.readsOfDiscardedWrites.length})`);
+    for (const o of kb.readsOfDiscardedWrites) lines.push(`- ${o.key}: ${describeOp(o, real).trim()}`);
+    lines.push('');
+  }
   if (cmp.differences.length) {
     lines.push(`== hosts' histories differ after healing (${cmp.differences.length})`);
     for (const d of cmp.differences) lines.push(`- ${d.key}: ${d.what}`);
@@ -132,7 +146,7 @@ function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: 
 }
 
 function table(rows: Availability[]): string {
-  const head = ['fault', 'host', 'held s', 'ops', 'ok', 'ok ratio', 'converged after heal'];
+  const head = ['fault', 'host', 'held s', 'ops', 'ok', 'ok ratio', 'others saw it down', 'converged after heal'];
   const body = rows.map((r) => [
     r.fault,
     r.host,
@@ -140,6 +154,7 @@ function table(rows: Availability[]): string {
     String(r.ops),
     String(r.ok),
     r.okRatio.toFixed(3),
+    r.noticed === undefined ? '' : r.noticed ? 'yes' : 'NO',
     r.fault.startsWith('no fault') ? '' : r.convergedMs !== undefined ? `${r.convergedMs} ms` : 'NOT CONVERGED',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
@@ -190,6 +205,21 @@ export function buildResult(
   };
 }
 
+/** Words on lines of at most 140 columns, indented. */
+function wrap(words: string[]): string[] {
+  const lines: string[] = [];
+  let line = ' ';
+  for (const w of words) {
+    if (line.length + w.length + 1 > 140) {
+      lines.push(line);
+      line = ' ';
+    }
+    line += ` ${w}`;
+  }
+  if (line.trim()) lines.push(line);
+  return lines;
+}
+
 /** The run as a person reads it on the terminal. */
 export function printable(result: RunResult, reports: WorkloadReport[], cmp: ComparisonReport, avail: Availability[]): string {
   const out: string[] = [];
@@ -202,7 +232,14 @@ export function printable(result: RunResult, reports: WorkloadReport[], cmp: Com
         .join(', ')}`,
     );
     out.push(`  keys ${r.verdicts.length}: ok ${counts.ok}, violation ${counts.violation}, unknown ${counts.unknown}`);
-    for (const v of r.verdicts) if (v.result !== 'ok') out.push(`  ${v.result} ${v.key}: ${v.explanation ?? ''}`.slice(0, 400));
+    out.push(...wrap(r.verdicts.map((v) => `${v.key.slice(v.key.lastIndexOf('-', v.key.lastIndexOf('-') - 1) + 1)}:${v.result}`)));
+    // The first problem in full (the operations involved), the others one line each: explanation.txt has them all.
+    const bad = r.verdicts.filter((v) => v.result !== 'ok');
+    bad.forEach((v, i) => {
+      const text = (v.explanation ?? '').split('\n');
+      const shown = i === 0 ? text.slice(0, 40) : [text[0]!.slice(0, 200)];
+      out.push(`  ${v.result} ${v.key}:`, ...shown.map((l) => `    ${l}`));
+    });
   }
   out.push(
     `\nhistories after healing: ${cmp.keys} keys, ${cmp.versionsRead} versions read over all hosts, ${cmp.differences.length} differences, ` +

@@ -20,7 +20,7 @@
 import { checkHistory, type KeyVerdict, type Op } from '../check/history.js';
 import { type SetAdd as CheckedAdd, checkSet } from '../check/set.js';
 import { type StreamEvent as CheckedEvent, checkWatches, type WatchStream } from '../check/watch.js';
-import { takeoverFold, type VersionState } from './compare.js';
+import { duplicatesIn, takeoverFold, type VersionState } from './compare.js';
 import { openStream, type SseStream } from '../recipes/sse.js';
 import { HostClient, type Journal } from './client.js';
 import type { Group } from './group.js';
@@ -57,6 +57,8 @@ export interface WorkloadReport {
   violations: Finding[];
   /** What to save for a reader on failure. */
   history: unknown;
+  /** register: the keys whose violations the known failure modes explain, and the ops that show them. */
+  knownBugs?: { keys: string[]; refusedButApplied: Op[]; readsOfDiscardedWrites: Op[] };
   /** register: op id → [expected version, result version] as the hosts answered, before folding. */
   realVersions?: Record<number, [number | undefined, number | undefined]>;
 }
@@ -204,10 +206,39 @@ export class RegisterWorkload implements Workload {
     return { ops, unfolded };
   }
 
+  /**
+   * What the hosts' final histories tell about the known failure modes, per key: a value at two
+   * versions (applied twice), a write or CAS answered 4xx whose value is there (took effect
+   * though refused), and a read of a value no host holds any more (a write later discarded).
+   * A violation on such a key is explained by them; any other is news.
+   */
+  private knownBugs(histories: Map<string, Map<number, VersionState>>) {
+    const keys = new Set<string>();
+    const refusedButApplied: Op[] = [];
+    const readsOfDiscarded: Op[] = [];
+    let duplicates = 0;
+    for (const key of this.ring.all) {
+      const h = histories.get(key);
+      if (!h?.has(0)) continue;
+      const held = new Set([...h.values()].map((s) => s.value));
+      const dups = duplicatesIn(key, h).length;
+      duplicates += dups;
+      if (dups) keys.add(key);
+      for (const o of this.ops) {
+        if (o.key !== key) continue;
+        if (o.kind !== 'read' && o.outcome === 'fail' && held.has(o.value!)) refusedButApplied.push(o);
+        if (o.kind === 'read' && o.outcome === 'ok' && o.result?.value != null && !held.has(o.result.value)) readsOfDiscarded.push(o);
+      }
+    }
+    for (const o of [...refusedButApplied, ...readsOfDiscarded]) keys.add(o.key);
+    return { keys, refusedButApplied, readsOfDiscarded, duplicates };
+  }
+
   async finish(histories: Map<string, Map<number, VersionState>>): Promise<WorkloadReport> {
     await Promise.all(this.clients.map((c) => c.close()));
     const { ops, unfolded } = this.folded(histories);
     const verdicts = checkHistory(ops, { timeLimitMs: 10_000 });
+    const known = this.knownBugs(histories);
     const byId = new Map(ops.map((o) => [o.id, o]));
     const count = (f: (o: Op) => boolean) => this.ops.filter(f).length;
     return {
@@ -224,6 +255,15 @@ export class RegisterWorkload implements Workload {
         casRefused: count((o) => o.kind === 'cas' && o.outcome === 'fail'),
         opsWithTakeoverVersionsFolded: ops.filter((o, i) => o.result && o.result.version !== this.ops[i]!.result?.version).length,
         keysNotFolded: unfolded.length,
+        duplicateApplications: known.duplicates,
+        refusedButApplied: known.refusedButApplied.length,
+        readsOfDiscardedWrites: known.readsOfDiscarded.length,
+        violationsNotExplained: verdicts.filter((v) => v.result === 'violation' && !known.keys.has(v.key)).length,
+      },
+      knownBugs: {
+        keys: [...known.keys],
+        refusedButApplied: known.refusedButApplied,
+        readsOfDiscardedWrites: known.readsOfDiscarded,
       },
       verdicts,
       violations: verdicts
@@ -318,7 +358,10 @@ export class SetWorkload implements Workload {
       for (const [where, tags] of Object.entries(reads)) {
         if (typeof tags === 'string') {
           // A key whose create never took effect has no document: only a problem if adds were acknowledged.
-          if (adds.some((a) => a.outcome === 'ok')) problems.push(`${where}: ${tags}`);
+          const acked = adds.filter((a) => a.outcome === 'ok').length;
+          if (acked) problems.push(`${where}: ${tags}`);
+          if (where.endsWith('local')) replicaLost = Math.max(replicaLost, acked);
+          else lost = Math.max(lost, acked);
           continue;
         }
         const v = checkSet({ adds, finalRead: tags });
