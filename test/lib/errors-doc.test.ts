@@ -38,9 +38,9 @@ test('docs/errors.md names only codes that exist, each once', () => {
   assert.is(named.length, rows.size, 'a code has two rows');
 });
 
-/** Krypton's own code; tools/bench, tools/check and tools/recipes are its clients. */
+/** Krypton's own code; tools/bench, tools/check, tools/recipes and tools/torture are its clients. */
 const OWN_CODE = /^(lib|wal|index|server|tools)\/.*\.ts$/;
-const CLIENTS = /^tools\/(bench|check|recipes)\//;
+const CLIENTS = /^tools\/(bench|check|recipes|torture)\//;
 /** Where a plain Error is made on purpose: the invariant helpers and wal's errno-shaped fakes. */
 const PLAIN_ERRORS_MADE_IN = new Set(['lib/errors.ts', 'wal/file.ts']);
 /** Being rewritten elsewhere; its two bare Errors (a peer's heads and fetch answers) go with it. */

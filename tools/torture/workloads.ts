@@ -25,8 +25,15 @@ import { openStream, type SseStream } from '../recipes/sse.js';
 import { HostClient, type Journal } from './client.js';
 import type { Group } from './group.js';
 import type { Rng } from './random.js';
+import { exampleService } from '../../lib/services/example.js';
 
-export const FACTORY = '/core/examples';
+export const FACTORY = exampleService.factoryLink;
+/**
+ * Writes tried on a key before the workloads move to the next: below the versions an example
+ * retains, with room for the versions takeovers add, so every host still holds a key's whole
+ * history when the histories are compared and the takeovers' versions folded.
+ */
+const KEY_WRITES = exampleService.versionRetention - 20;
 const STRICT_UPDATE = 'com:vmware:xenon:services:common:ExampleService:StrictUpdateRequest';
 
 export interface WorkloadContext {
@@ -124,7 +131,7 @@ export class RegisterWorkload implements Workload {
   private readonly clients: HostClient[];
 
   constructor(private readonly ctx: WorkloadContext) {
-    this.ring = new KeyRing(`${ctx.runId}-reg`, 80);
+    this.ring = new KeyRing(`${ctx.runId}-reg`, KEY_WRITES);
     this.clients = clientsFor(ctx, this.name, 2);
   }
 
@@ -297,7 +304,7 @@ export class SetWorkload implements Workload {
   private finalReads: Record<string, Record<string, string[] | string>> = {};
 
   constructor(private readonly ctx: WorkloadContext) {
-    this.ring = new KeyRing(`${ctx.runId}-set`, 80);
+    this.ring = new KeyRing(`${ctx.runId}-set`, KEY_WRITES);
     this.clients = clientsFor(ctx, this.name, 1);
   }
 
@@ -496,7 +503,7 @@ export class WatchWorkload implements Workload {
   private readonly followers = new Map<string, Follower[]>();
 
   constructor(private readonly ctx: WorkloadContext) {
-    this.ring = new KeyRing(`${ctx.runId}-watch`, 60);
+    this.ring = new KeyRing(`${ctx.runId}-watch`, KEY_WRITES);
     this.clients = clientsFor(ctx, this.name, 1).slice(0, 2);
   }
 
