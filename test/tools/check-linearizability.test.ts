@@ -352,9 +352,28 @@ test('past its time limit the search says unknown, never ok', () => {
   const v = only(checkHistory(h.ops, { timeLimitMs: 150 }));
   const ms = performance.now() - t0;
   assert.is(v.result, 'unknown');
-  assert.match(v.explanation!, /gave up after 150 ms/);
+  assert.match(v.explanation!, /gave up after 150 ms \(\d+ ms, \d+ search steps over 31 ops\)/);
   assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
   assert.match(explain([v]), /0 ok, 0 violation\(s\), 1 unknown/);
+});
+
+test('past its memory bound the search says unknown too', () => {
+  const h = history();
+  for (let p = 0; p < 30; p++)
+    h.ops.push({ id: p, process: p, key: A, kind: 'write', value: `w${p}`, call: p * 0.01, ret: 1, outcome: 'ok' });
+  h.ops.push({
+    id: 99,
+    process: 99,
+    key: A,
+    kind: 'read',
+    call: 2,
+    ret: 3,
+    outcome: 'ok',
+    result: { value: 'never written', version: 20 },
+  });
+  const v = only(checkHistory(h.ops, { maxConfigs: 1000 }));
+  assert.is(v.result, 'unknown');
+  assert.match(v.explanation!, /gave up after 1000 configurations remembered/);
 });
 
 test('forty unknown writes nobody saw are cheap: a read of a state none makes is refuted at once', () => {

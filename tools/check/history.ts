@@ -52,10 +52,16 @@ export const ABSENT: State = { value: null, version: -1 };
 /** The search is cut off past this many milliseconds per key and the key's verdict is 'unknown'. */
 export const DEFAULT_TIME_LIMIT_MS = 10_000;
 
+/**
+ * Configurations remembered per key before the search gives up with 'unknown': about 100 bytes
+ * each, and a JavaScript Set cannot hold more than 2^24 entries anyway.
+ */
+export const DEFAULT_MAX_CONFIGS = 4_000_000;
+
 /** How often (in search steps) the clock is read: performance.now() per step would dominate. */
 const CLOCK_EVERY = 1024;
 
-export function checkHistory(ops: readonly Op[], opts: { timeLimitMs?: number } = {}): KeyVerdict[] {
+export function checkHistory(ops: readonly Op[], opts: { timeLimitMs?: number; maxConfigs?: number } = {}): KeyVerdict[] {
   validate(ops);
   const byKey = new Map<string, Op[]>();
   for (const op of ops) {
@@ -63,8 +69,8 @@ export function checkHistory(ops: readonly Op[], opts: { timeLimitMs?: number } 
     if (list) list.push(op);
     else byKey.set(op.key, [op]);
   }
-  const limit = opts.timeLimitMs ?? DEFAULT_TIME_LIMIT_MS;
-  return [...byKey.keys()].sort().map((key) => checkKey(key, byKey.get(key)!, limit));
+  const limits = { ms: opts.timeLimitMs ?? DEFAULT_TIME_LIMIT_MS, configs: opts.maxConfigs ?? DEFAULT_MAX_CONFIGS };
+  return [...byKey.keys()].sort().map((key) => checkKey(key, byKey.get(key)!, limits));
 }
 
 function validate(ops: readonly Op[]): void {
@@ -239,10 +245,15 @@ class Search {
   deadEnd?: DeadEnd;
   steps = 0;
 
+  get configs(): number {
+    return this.seen.size;
+  }
+
   constructor(
     readonly ops: readonly Op[],
     private readonly versions: Versions,
     private readonly deadline: number,
+    private readonly maxConfigs: number,
   ) {
     this.words = new Uint32Array(Math.ceil(ops.length / 32) || 1);
     this.blindOrder = ops
@@ -259,6 +270,7 @@ class Search {
     let fresh = true;
     while (this.left > 0) {
       if (++this.steps % CLOCK_EVERY === 0 && performance.now() > this.deadline) return 'unknown';
+      if (this.seen.size >= this.maxConfigs) return 'unknown';
       const reads: 'placed' | 'dead' | 'none' = fresh ? this.placeRead(head) : 'none';
       if (reads === 'placed') {
         e = head.next;
@@ -351,17 +363,20 @@ class Search {
   }
 }
 
-function checkKey(key: string, all: readonly Op[], limitMs: number): KeyVerdict {
+function checkKey(key: string, all: readonly Op[], limits: { ms: number; configs: number }): KeyVerdict {
   const ops = all.filter(matters);
   const versions = new Versions(ops);
-  const search = new Search(ops, versions, performance.now() + limitMs);
+  const t0 = performance.now();
+  const search = new Search(ops, versions, t0 + limits.ms, limits.configs);
   const result = search.run();
   if (result === 'ok') return { key, result };
   if (result === 'unknown') {
+    const ms = Math.round(performance.now() - t0);
+    const why = search.configs >= limits.configs ? `${limits.configs} configurations remembered` : `${limits.ms} ms`;
     return {
       key,
       result,
-      explanation: `${key}: gave up after ${limitMs} ms (${search.steps} search steps over ${ops.length} ops); neither proven nor refuted`,
+      explanation: `${key}: gave up after ${why} (${ms} ms, ${search.steps} search steps over ${ops.length} ops); neither proven nor refuted`,
     };
   }
   return explainDeadEnd(key, ops, versions, search.deadEnd!);
