@@ -9,7 +9,9 @@
  *
  * Requests come from a seeded PRNG (FUZZ_SEED=<n> replays a run; the seed is printed), all
  * generated before any is sent, so a replay sends the same requests, though in a different
- * interleaving.
+ * interleaving. To narrow a failure down: FUZZ_RANGE=<from>-<to> sends only those requests,
+ * FUZZ_TRACE=1 prints each before it goes, FUZZ_SHOW='<generator> <status>' prints those that got
+ * that answer (FUZZ_SHOW='badJson 200': which bad bodies were accepted).
  */
 
 import net from 'node:net';
@@ -710,6 +712,7 @@ test(`${COUNT} malformed and hostile requests: no 5xx, no hang, no change but by
       if (process.env.FUZZ_TRACE) console.log(`fuzz: sending ${describe(c, i)}`);
       const o = c.type === 'raw' ? await sendRaw(ports[at]!, c) : await sendHttp(agents[at]!, hosts[at]!.host.uri, c);
       const key = `${c.gen} ${o.status ?? (o.error ? 'error' : 'closed')}`;
+      if (process.env.FUZZ_SHOW && key === process.env.FUZZ_SHOW) console.log(`fuzz: ${key} for ${describe(c, i)}`);
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
       if (o.status !== undefined && o.status >= 500) failures.push(`${o.status} for ${describe(c, i)}`);
       if (c.type === 'http') {
