@@ -8,8 +8,9 @@
  *    (forwarder.ts). Each was decoded and checked by its entry host; it is run through
  *    handleForwarded, which trusts that check (only members get here once peer auth is on: the
  *    host's handler checks membership before this endpoint, and a non-member goes on to koa's
- *    403) and does not validate the body again. The answers stream back one frame each, as each
- *    request finishes, with the status and body the request's own HTTP answer would have had.
+ *    403) and does not check the body against the service's schema again, only that it parses
+ *    as a client's must. The answers stream back one frame each, as each request finishes, with
+ *    the status and body the request's own HTTP answer would have had.
  * Anything else (another verb, an unknown selector) goes on to the koa app, which answers it as
  * before (405, 404). A bad batch gets a 4xx with Xenon's error body, never a half-applied write.
  */
@@ -18,7 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import { readRawBody } from '../net/body.js';
+import { parseJsonText, readRawBody } from '../net/body.js';
 import { handleForwarded, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
 import type { DocumentStore } from '../documents/documents.js';
 import { FORWARDED_SUFFIX, decodeForwardBatch, encodeAnswer, type ForwardItem } from '../routing/forwarder.js';
@@ -116,12 +117,12 @@ export class PeerEndpoints {
   }
 }
 
-/** A forwarded request's JSON body text, parsed: the last step of decoding the batch. */
+/**
+ * A forwarded request's JSON body text, parsed: the last step of decoding the batch. Checked as
+ * a client's body is: a member's body too deep for msgpack, or with half a surrogate pair, would
+ * fail the write with a 500 or leave the owner and its replicas disagreeing.
+ */
 function parseBody(text: string | undefined): unknown {
   if (text === undefined || text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new KryptonError('INVALID_BODY', `malformed JSON body: ${(e as Error).message}`);
-  }
+  return parseJsonText(text);
 }

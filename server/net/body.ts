@@ -74,6 +74,15 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number = limi
   if (raw === undefined) return undefined;
   const text = raw.toString('utf8');
   if (text.trim() === '') return undefined;
+  return parseJsonText(text);
+}
+
+/**
+ * JSON text parsed, with readJsonBody's checks: malformed, too deep, or holding a lone surrogate
+ * is a 400. Text decoded from UTF-8 (a request body, a msgpack string) holds no lone surrogate
+ * but through a \u escape.
+ */
+export function parseJsonText(text: string): unknown {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;
@@ -83,7 +92,7 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number = limi
   if (nestedDeeperThan(text, limits.bodyDepthMax)) {
     throw new KryptonError('INVALID_BODY', `JSON body nested more than ${limits.bodyDepthMax} levels deep`);
   }
-  // Only a \u escape can make one (raw bytes were decoded as UTF-8 above); most bodies have none.
+  // Most bodies have no \u escape, and then no string to walk.
   if (text.includes('\\u') && holdsLoneSurrogate(parsed)) {
     throw new KryptonError('INVALID_BODY', 'malformed JSON body: a string holds a lone UTF-16 surrogate');
   }

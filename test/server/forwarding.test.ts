@@ -207,13 +207,22 @@ t('the forwarding endpoint answers a batch in frames, trusts the checks of the e
     },
     // An entry host always names the child a create makes.
     { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"nameless"}' },
+    // Bodies a client could not send are refused from a member too: too deep, or half a surrogate pair.
+    {
+      method: 'PATCH',
+      url: '/core/examples/direct-1',
+      pragma: 'xn-fwd',
+      xenonHeaders: {},
+      body: `{"name":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+    },
+    { method: 'PATCH', url: '/core/examples/direct-1', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"\\ud800"}' },
   ];
   const r = await request(url, { method: 'POST', body: encodeForwardBatch(items), headers: { 'content-type': 'application/x-msgpack' } });
   assert.is(r.statusCode, 200);
   const answers = new Map<number, [number, Record<string, unknown>]>();
   const reader = new AnswerReader((i, status, text) => answers.set(i, [status, JSON.parse(text) as Record<string, unknown>]));
   reader.push(Buffer.from(await r.body.arrayBuffer()));
-  assert.is(answers.size, 5);
+  assert.is(answers.size, 7);
   assert.is(answers.get(0)![0], 200);
   assert.is(answers.get(0)![1].documentSelfLink, '/core/examples/direct-1');
   assert.is(answers.get(1)![0], 400);
@@ -224,6 +233,10 @@ t('the forwarding endpoint answers a batch in frames, trusts the checks of the e
   assert.is(answers.get(3)![1].id, 5);
   assert.is(answers.get(4)![0], 400);
   assert.match(String(answers.get(4)![1].message), /must be a create naming its child/);
+  assert.is(answers.get(5)![0], 400);
+  assert.match(String(answers.get(5)![1].message), /nested more than 256 levels/);
+  assert.is(answers.get(6)![0], 400);
+  assert.is(answers.get(6)![1].message, 'malformed JSON body: a string holds a lone UTF-16 surrogate');
 
   const junk = await b.client.send('POST', '/core/node-selectors/default/forwarded', Buffer.from([0x93, 0xc1]), {
     'content-type': 'application/x-msgpack',
