@@ -70,3 +70,15 @@ export class QuorumTracker {
     return `(Original id: ${opId}) ${action} to ${link} failed. Success: ${this.successes},  Fail: ${this.failures}, quorum: ${this.threshold}, failure threshold: ${this.failureThreshold}`;
   }
 }
+
+/**
+ * The tracker of one record shipped to a replica set: its unreachable members count as failures at
+ * once. With `beforeCommit` (a takeover, which the owner appends only once a quorum holds it) the
+ * owner's own success is not counted here: the tracker needs one success fewer, from one replica fewer.
+ */
+export function replicaSetTracker(set: { eligible: number; unreachable: number }, threshold: number, beforeCommit = false): QuorumTracker {
+  const own = beforeCommit ? 1 : 0;
+  const tracker = new QuorumTracker(set.eligible - own, threshold - own);
+  for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+  return tracker;
+}

@@ -22,10 +22,10 @@ import { UPDATE_ACTIONS } from '../../lib/document.js';
 import { isErrorCode, KryptonError } from '../../lib/errors.js';
 import { isEligibleOwner } from '../../lib/group/rules.js';
 import type { NodeGroupState, NodeState } from '../../lib/group/types.js';
-import { selectNodes } from '../../lib/hash.js';
 import type { NodeId } from '../../lib/ids.js';
 import { limits, msFromMicros } from '../../lib/limits.js';
-import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
+import { replicaSetTracker, successThreshold, type QuorumTracker } from '../../lib/replication/quorum.js';
+import { chooseReplicas, type MemberView } from '../../lib/replication/replica-set.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../../wal/record.js';
 import type { EpochFencePort, ReplicaResult } from '../documents/ports.js';
@@ -227,6 +227,13 @@ export interface ReplicaSet {
   readonly membershipQuorum: number;
 }
 
+/** How lib/replication/replica-set.ts sees a member of the group. */
+const MEMBERS: MemberView<NodeState> = {
+  id: (n) => n.id,
+  ownerEligible: isEligibleOwner,
+  reachable: (n) => n.status !== 'UNAVAILABLE' && n.status !== 'REPLACED',
+};
+
 export class Replicator {
   private readonly channels = new Map<string, PeerChannel>();
   /** replicaSet's answer for selectors without a factor, for one group state. */
@@ -266,23 +273,10 @@ export class Replicator {
   private computeReplicaSet(selectorLink: string, link: string): ReplicaSet {
     const group = this.d.selectors.groupState;
     const spec = this.d.selectors.spec(selectorLink);
-    const self = group.nodes[this.d.hostId];
-    const membershipQuorum = self?.membershipQuorum ?? 1;
+    const membershipQuorum = group.nodes[this.d.hostId]?.membershipQuorum ?? 1;
     const members = Object.values(group.nodes).filter((n) => !n.options.includes('OBSERVER'));
-    let chosen: NodeState[];
-    if (spec?.replicationFactor) {
-      const ids = selectNodes(
-        link,
-        members.map((n) => ({ id: n.id, eligible: isEligibleOwner(n) })),
-        spec.replicationFactor,
-      );
-      chosen = ids.map((id) => group.nodes[id]!);
-    } else {
-      chosen = members;
-    }
-    const others = chosen.filter((n) => n.id !== this.d.hostId);
-    const reachable = others.filter((n) => n.status !== 'UNAVAILABLE' && n.status !== 'REPLACED');
-    return { targets: reachable, unreachable: others.length - reachable.length, eligible: others.length + 1, membershipQuorum };
+    const { targets, unreachable, eligible } = chooseReplicas(link, this.d.hostId, members, MEMBERS, spec?.replicationFactor);
+    return { targets, unreachable, eligible, membershipQuorum };
   }
 
   channel(node: NodeState, selectorLink: string): PeerChannel {
@@ -315,8 +309,7 @@ export class Replicator {
     } catch (e) {
       throw new KryptonError('INVALID_ARGUMENT', (e as Error).message);
     }
-    const tracker = new QuorumTracker(set.eligible, threshold);
-    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    const tracker = replicaSetTracker(set, threshold);
     const opId = `${this.d.hostId}-${++this.opCounter}`;
     let settle!: () => void;
     let fail!: (e: KryptonError) => void;
@@ -349,8 +342,7 @@ export class Replicator {
     if (set.eligible === 1) return;
     const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: rec.action });
     // This host is the one success not counted here.
-    const tracker = new QuorumTracker(set.eligible - 1, threshold - 1);
-    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    const tracker = replicaSetTracker(set, threshold, true);
     // Every replica is sent the record; the wait ends at quorum (at once when this host is enough).
     await new Promise<void>((resolve, reject) => {
       const check = () => {

@@ -3,14 +3,17 @@
  * for every way a quorum can be asked for (x-xenon-rpl-quorum 'all' or a number, the selector's
  * replicationQuorum, which DELETE ignores, the membership quorum bounded by the replica set), the
  * failure threshold that makes an update fail as soon as the quorum is out of reach, and Xenon's
- * failure message byte for byte. The replica rule and the simulated write path live in
+ * failure message byte for byte; the replica set a record goes to (lib/replication/replica-set.ts)
+ * and the tracker of one record shipped to it. The replica rule and the simulated write path live in
  * scenarios.test.ts next to this file.
  */
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { QuorumTracker, successThreshold, type QuorumOutcome } from '../../../lib/replication/quorum.js';
+import { selectNodes } from '../../../lib/hash.js';
+import { QuorumTracker, replicaSetTracker, successThreshold, type QuorumOutcome } from '../../../lib/replication/quorum.js';
+import { chooseReplicas, type MemberView } from '../../../lib/replication/replica-set.js';
 
 test('requested all: every member of the replica set, the owner included', () => {
   assert.is(successThreshold({ eligible: 3, membershipQuorum: 2, requested: 'all', action: 'PUT' }), 3);
@@ -137,6 +140,55 @@ test('property: with the default threshold any two successful quorums of one gro
     }),
     { numRuns: 20 },
   );
+});
+
+interface M {
+  id: string;
+  up: boolean;
+}
+const VIEW: MemberView<M> = { id: (m) => m.id, ownerEligible: (m) => m.up, reachable: (m) => m.up };
+const members = (down: string[] = []): M[] => ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id, up: !down.includes(id) }));
+
+test('replica set: every member without a factor, the unreachable ones immediate failures', () => {
+  const set = chooseReplicas('/l/x', 'a', members(['d']), VIEW);
+  assert.equal(
+    set.members.map((m) => m.id),
+    ['a', 'b', 'c', 'd', 'e'],
+  );
+  assert.equal(
+    set.targets.map((m) => m.id),
+    ['b', 'c', 'e'],
+  );
+  assert.equal([set.unreachable, set.eligible], [1, 5]);
+});
+
+test('replica set: with a factor, the closest members eligible to own, self counted when chosen', () => {
+  const all = members(['d']);
+  const closest = selectNodes(
+    '/l/x',
+    all.map((m) => ({ id: m.id, eligible: m.up })),
+    3,
+  );
+  const set = chooseReplicas('/l/x', closest[0]!, all, VIEW, 3);
+  assert.equal(
+    set.members.map((m) => m.id),
+    closest,
+  );
+  assert.equal([set.targets.length, set.unreachable, set.eligible], [2, 0, 3]);
+  assert.not.ok(closest.includes('d'), 'a member that may not own is not chosen');
+  const outsider = ['a', 'b', 'c', 'e'].find((id) => !closest.includes(id))!;
+  const from = chooseReplicas('/l/x', outsider, all, VIEW, 3);
+  assert.equal([from.targets.length, from.eligible], [3, 4], 'a host outside the set ships to all of it and counts itself');
+});
+
+test('the tracker of a record shipped to a replica set: unreachable members fail at once; before commit the owner is not counted', () => {
+  const t = replicaSetTracker({ eligible: 5, unreachable: 2 }, 3);
+  assert.equal([t.eligible, t.threshold, t.outcome], [5, 3, 'pending']);
+  assert.is(t.failure(503), 'failed', 'a third failure leaves at most 2 successes of 3 needed');
+  const b = replicaSetTracker({ eligible: 3, unreachable: 0 }, 2, true);
+  assert.equal([b.eligible, b.threshold], [2, 1]);
+  assert.is(b.success(), 'succeeded', 'one replica with the owner is the quorum of 2');
+  assert.is(replicaSetTracker({ eligible: 3, unreachable: 0 }, 1, true).outcome, 'succeeded', 'the owner alone is enough');
 });
 
 test.run();
