@@ -31,6 +31,14 @@ export function promiseSpent(heldEpoch: Epoch | undefined, promised: Promised): 
   return heldEpoch !== undefined && heldEpoch >= promised.epoch;
 }
 
+/**
+ * Whether `selfId`'s own promise of `epoch` still stands: a takeover commits its write only then (a
+ * later epoch promised meanwhile means another host is taking the link over).
+ */
+export function promiseStands(promised: Promised | undefined, selfId: NodeId, epoch: Epoch): boolean {
+  return promised !== undefined && promised.epoch === epoch && promised.by === selfId;
+}
+
 export type PromiseDecision =
   /** `record`: a new promise the replica must make durable before it answers. */
   | { granted: true; record: boolean }

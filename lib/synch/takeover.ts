@@ -10,11 +10,11 @@
  * a quorum of promises, its own among them, once every replica asked has answered or failed (the
  * caller adds what discovery read from those that did not promise); replicas that refused because they are bound to a
  * higher epoch make it ask again above that (a bounded number of times); too few answers defer the
- * link to a later retry. Pure: effects say whom to ask; the caller sends, feeds the replies back,
- * and schedules retries with RetrySchedule on its own clock.
+ * link to a later retry. Pure: effects say whom to ask; the caller sends and feeds the replies back;
+ * a later pass retries a deferred link (schedule.ts).
  */
 
-import type { Epoch, Link, Micros, NodeId, Version } from '../ids.js';
+import type { Epoch, Link, NodeId, Version } from '../ids.js';
 import { limits } from '../limits.js';
 import { planLink, type Head, type SynchPlan } from './plan.js';
 import { headOfFields, type PromiseAnswer, type PromiseAsk } from './promise.js';
@@ -48,6 +48,50 @@ export function decideSynch(selfId: NodeId, heads: ReadonlyMap<NodeId, Head | un
   if (!plan) return maxFence > 0 ? { plan, takeoverEpoch: maxFence + 1, versionFloor } : { plan, versionFloor };
   const takeover = plan.rewrite !== undefined || maxFence > plan.best.epoch;
   return takeover ? { plan, takeoverEpoch: Math.max(maxEpoch, maxFence) + 1, versionFloor } : { plan, versionFloor };
+}
+
+/** Whether `heads` holds a quorum of a link's replica set: this host and the `targets` that answered. */
+export function headsQuorum(heads: ReadonlyMap<NodeId, unknown>, targets: readonly NodeId[], needed: number): boolean {
+  return heardOf(heads, targets) >= needed;
+}
+
+function heardOf(heads: ReadonlyMap<NodeId, unknown>, targets: readonly NodeId[]): number {
+  let heard = 1;
+  for (const t of targets) if (heads.has(t)) heard++;
+  return heard;
+}
+
+export type LinkStep =
+  /** Take the link over: a prepare round for `target`, then planTakeover above `versionFloor`. */
+  | { type: 'takeover'; target: TakeoverTarget; versionFloor: Version }
+  /** Carry out `plan` (null: nobody holds the link, nothing to do). */
+  | { type: 'plan'; plan: SynchPlan | null }
+  /** Heads from fewer than a quorum of the replica set: acting could discard an acknowledged write; later. */
+  | { type: 'short'; heard: number; needed: number };
+
+/**
+ * What a synchronization does with `link`, which this host owns, from discovery (a pass's, or an on-demand
+ * one's): `heads` and `fences` as decideSynch takes them, `targets` the other members of the
+ * link's replica set this host can reach and `needed` its write quorum. A takeover gathers its own
+ * quorum of heads, read after the promises; anything else is planned only with the heads of a
+ * quorum of the replica set, among which a write acknowledged by a quorum then is.
+ */
+export function decideLink(
+  selfId: NodeId,
+  link: Link,
+  heads: ReadonlyMap<NodeId, Head | undefined>,
+  fences: Iterable<Epoch>,
+  replicas: { targets: readonly NodeId[]; needed: number },
+): LinkStep {
+  const decision = decideSynch(selfId, heads, fences);
+  const { targets, needed } = replicas;
+  if (decision.takeoverEpoch !== undefined) {
+    const target = { link, replicas: [selfId, ...targets], needed, epoch: decision.takeoverEpoch };
+    return { type: 'takeover', target, versionFloor: decision.versionFloor };
+  }
+  const heard = heardOf(heads, targets);
+  if (heard < needed) return { type: 'short', heard, needed };
+  return { type: 'plan', plan: decision.plan };
 }
 
 /**
@@ -270,30 +314,5 @@ export class TakeoverRound {
     r.decided = true;
     this.open--;
     effects.push(e);
-  }
-}
-
-/**
- * When to try deferred takeovers again: after limits.synchRetryDelayMinMicros, doubling per failed
- * attempt up to limits.synchRetryDelayMaxMicros; a success starts over.
- */
-export class RetrySchedule {
-  private attempts = 0;
-  dueMicros: Micros | undefined;
-
-  failed(nowMicros: Micros): Micros {
-    this.attempts++;
-    const delay = Math.min(limits.synchRetryDelayMaxMicros, limits.synchRetryDelayMinMicros * 2 ** Math.min(this.attempts - 1, 30));
-    this.dueMicros = nowMicros + delay;
-    return this.dueMicros;
-  }
-
-  succeeded(): void {
-    this.attempts = 0;
-    this.dueMicros = undefined;
-  }
-
-  get failures(): number {
-    return this.attempts;
   }
 }

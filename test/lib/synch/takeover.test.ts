@@ -3,12 +3,12 @@
  * which epoch, the plan built from the heads returned with the promises, and the prepare round:
  * asks grouped per replica, ready with a quorum of promises (this host's own among them) once every
  * replica answered or failed, asking again above a
- * refusal, deferring when too few answer, ignoring stale and duplicate answers; the retry backoff.
+ * refusal, deferring when too few answer, ignoring stale and duplicate answers (the retry backoff is
+ * schedule.test.ts's).
  */
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { limits } from '../../../lib/limits.js';
 import type { Head } from '../../../lib/synch/plan.js';
 import type { PromiseAnswer } from '../../../lib/synch/promise.js';
 import {
@@ -16,7 +16,6 @@ import {
   earlyHandoffTarget,
   earlyPushPlan,
   planTakeover,
-  RetrySchedule,
   TakeoverRound,
   type TakeoverEffect,
 } from '../../../lib/synch/takeover.js';
@@ -392,17 +391,6 @@ test('a link this host does not replicate is deferred at start', () => {
   const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['a', 'b'], needed: 2, epoch: 2 }]);
   assert.equal(types(r.start()), ['deferred']);
   assert.ok(r.done);
-});
-
-test('retry schedule: doubling from the minimum up to the maximum, reset by a success', () => {
-  const s = new RetrySchedule();
-  assert.is(s.failed(1000), 1000 + limits.synchRetryDelayMinMicros);
-  assert.is(s.failed(1000), 1000 + 2 * limits.synchRetryDelayMinMicros);
-  for (let i = 0; i < 40; i++) s.failed(0);
-  assert.is(s.failed(0), limits.synchRetryDelayMaxMicros);
-  s.succeeded();
-  assert.is(s.failures, 0);
-  assert.is(s.failed(0), limits.synchRetryDelayMinMicros);
 });
 
 test.run();

@@ -1,0 +1,258 @@
+/**
+ * When synchronization runs on one host (reference §8, Krypton's rules): a pure machine,
+ * `step(state, input, ctx)` returning the next state and the effects to carry out, as
+ * lib/group/membership.ts is for membership. The server (server/synch/passes.ts) runs its passes
+ * and its retry timer; the simulations (test/support/sim-replication.ts) drive the same machine on
+ * their manual clock. It reads no clock: `ctx` brings the time and the group's state.
+ *
+ * - A membership change starts a generation: every link needs synchronizing again (none is done),
+ *   the retry backoff starts over, and a settled pass runs once the group is available.
+ * - One pass at a time: a pass asked for while one runs (a change, or the group becoming
+ *   available) runs when that one ends (rerun).
+ * - While the group settles (a quorum, not yet available) an early pass runs, once per
+ *   generation; the settled pass waits for it to end, and then skips the links it did.
+ * - A settled pass that ends with links deferred, or fails, runs again after a backoff of
+ *   limits.synchRetryDelayMinMicros, doubling per failed pass up to synchRetryDelayMaxMicros; one
+ *   that ends complete for the current generation completes it and resets the backoff. A pass
+ *   that ends after the membership changed again decides nothing (its rerun covers the change).
+ * - Links done this generation (by a pass, an early pass or on demand) are skipped by later passes;
+ *   until the generation is complete, an owner synchronizes any other link before acting on it
+ *   (linkPending).
+ * - recheck: links whose owner saw its write refused for their epoch, synchronized again before its
+ *   next write and forgotten once that succeeds; at most recheckMax, the oldest forgotten.
+ *
+ * The link sets are the state's own and a step updates them in place (copying the 100 000 links
+ * of a pass at every step would make it quadratic): keep only the latest state.
+ */
+
+import type { Link, Micros } from '../ids.js';
+import { limits } from '../limits.js';
+
+export interface ScheduleState {
+  readonly enabled: boolean;
+  readonly stopped: boolean;
+  /** Membership changes seen. */
+  readonly generation: number;
+  /** The latest generation a settled pass completed. */
+  readonly completedGeneration: number;
+  /** Links synchronized since the membership change. */
+  readonly done: ReadonlySet<Link>;
+  /** The generation of the settled pass running, if one is. */
+  readonly passing: number | undefined;
+  readonly rerun: boolean;
+  /** The generation of the early pass running, if one is. */
+  readonly early: number | undefined;
+  readonly earlyRerun: boolean;
+  /** The latest generation an early pass started for. */
+  readonly earlyGeneration: number;
+  readonly recheck: ReadonlySet<Link>;
+  readonly recheckMax: number;
+  /** Failed passes since the last complete one or membership change: the backoff's exponent. */
+  readonly retryFailures: number;
+  /** When the retry armed is due; undefined: none armed. */
+  readonly retryDueMicros: Micros | undefined;
+}
+
+export interface ScheduleContext {
+  nowMicros: Micros;
+  /** The group is available (settled, with a quorum): settled passes may run. */
+  available: boolean;
+  /** The group has a quorum, settled or not: an early pass may run. */
+  hasQuorum: boolean;
+}
+
+export type ScheduleInput =
+  | { type: 'membershipChanged' }
+  /** The group became available. */
+  | { type: 'available' }
+  /** The settled pass ended: `complete` when it left no link deferred and did not fail. */
+  | { type: 'passEnded'; complete: boolean }
+  | { type: 'earlyEnded' }
+  /** Links synchronized by work that started in `generation`. */
+  | { type: 'linksDone'; generation: number; links: Iterable<Link> }
+  /** A replica refused this host's record of `link` for its epoch. */
+  | { type: 'staleEpoch'; link: Link }
+  /** An on-demand synchronization of `link` succeeded. */
+  | { type: 'rechecked'; link: Link }
+  | { type: 'retryDue' }
+  | { type: 'stop' };
+
+export type ScheduleEffect =
+  | { type: 'runPass'; generation: number }
+  | { type: 'runEarlyPass'; generation: number }
+  /** Feed retryDue after `delayMicros` (at `dueMicros`). */
+  | { type: 'armRetry'; dueMicros: Micros; delayMicros: Micros }
+  | { type: 'cancelRetry' };
+
+export interface ScheduleResult {
+  state: ScheduleState;
+  effects: ScheduleEffect[];
+}
+
+export function createSchedule(opts: { enabled?: boolean; recheckMax?: number } = {}): ScheduleState {
+  return {
+    enabled: opts.enabled ?? true,
+    stopped: false,
+    generation: 0,
+    completedGeneration: 0,
+    done: new Set(),
+    passing: undefined,
+    rerun: false,
+    early: undefined,
+    earlyRerun: false,
+    earlyGeneration: -1,
+    recheck: new Set(),
+    recheckMax: opts.recheckMax ?? limits.synchRecheckLinksMax,
+    retryFailures: 0,
+    retryDueMicros: undefined,
+  };
+}
+
+/** The wait before the retry after `failures` failed passes in a row. */
+export function retryDelayMicros(failures: number): Micros {
+  return Math.min(limits.synchRetryDelayMaxMicros, limits.synchRetryDelayMinMicros * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
+}
+
+/** Whether work that started in `generation` is stale: the membership changed since, or the host stops. */
+export function stale(s: ScheduleState, generation: number): boolean {
+  return s.stopped || s.generation !== generation;
+}
+
+/** Whether an owner synchronizes `link` before acting on it, as far as the schedule knows (lib/synch/fence.ts adds the rest). */
+export function linkPending(s: ScheduleState, link: Link): boolean {
+  return s.recheck.has(link) || (s.completedGeneration < s.generation && !s.done.has(link));
+}
+
+type Draft = { -readonly [K in keyof ScheduleState]: ScheduleState[K] } & { done: Set<Link>; recheck: Set<Link> };
+
+class Run {
+  readonly effects: ScheduleEffect[] = [];
+
+  constructor(
+    readonly s: Draft,
+    readonly ctx: ScheduleContext,
+  ) {}
+
+  /** A settled pass, if the generation needs one and the group is available; after the one running. */
+  pass(): void {
+    const s = this.s;
+    if (!s.enabled || s.stopped || !this.ctx.available || s.completedGeneration >= s.generation) return;
+    // The settled pass starts once the early one ends: it then skips what that one pushed.
+    if (s.passing !== undefined || s.early !== undefined) {
+      s.rerun = true;
+      return;
+    }
+    s.passing = s.generation;
+    this.effects.push({ type: 'runPass', generation: s.generation });
+  }
+
+  /** An early pass for this generation while the group settles, once per generation. */
+  early(): void {
+    const s = this.s;
+    if (!s.enabled || s.stopped || this.ctx.available || s.earlyGeneration >= s.generation || !this.ctx.hasQuorum) return;
+    if (s.early !== undefined || s.passing !== undefined) {
+      s.earlyRerun = true;
+      return;
+    }
+    s.earlyGeneration = s.generation;
+    s.early = s.generation;
+    this.effects.push({ type: 'runEarlyPass', generation: s.generation });
+  }
+
+  /** Arms the retry after a failed pass, unless one is armed already. */
+  retry(): void {
+    const s = this.s;
+    if (s.stopped || s.retryDueMicros !== undefined) return;
+    s.retryFailures++;
+    const delayMicros = retryDelayMicros(s.retryFailures);
+    s.retryDueMicros = this.ctx.nowMicros + delayMicros;
+    this.effects.push({ type: 'armRetry', dueMicros: s.retryDueMicros, delayMicros });
+  }
+
+  cancelRetry(): void {
+    if (this.s.retryDueMicros === undefined) return;
+    this.s.retryDueMicros = undefined;
+    this.effects.push({ type: 'cancelRetry' });
+  }
+
+  passEnded(complete: boolean): void {
+    const s = this.s;
+    const generation = s.passing;
+    if (generation === undefined) return;
+    s.passing = undefined;
+    if (generation === s.generation) {
+      if (complete) {
+        s.completedGeneration = generation;
+        s.retryFailures = 0;
+        this.cancelRetry();
+      } else {
+        // Links deferred, or a peer left mid-pass (the membership change that follows runs
+        // another pass) or keeps failing: again after a backoff, not in a tight loop.
+        this.retry();
+      }
+    }
+    if (s.rerun) {
+      s.rerun = false;
+      this.pass();
+    }
+  }
+
+  earlyEnded(): void {
+    const s = this.s;
+    if (s.early === undefined) return;
+    s.early = undefined;
+    if (s.earlyRerun) {
+      s.earlyRerun = false;
+      this.early();
+    }
+    this.pass();
+  }
+
+  staleEpoch(link: Link): void {
+    const r = this.s.recheck;
+    if (!r.has(link) && r.size >= this.s.recheckMax) r.delete(r.values().next().value!);
+    r.add(link);
+  }
+}
+
+export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleContext): ScheduleResult {
+  const run = new Run({ ...state } as Draft, ctx);
+  const s = run.s;
+  switch (input.type) {
+    case 'membershipChanged':
+      s.generation++;
+      s.done = new Set();
+      s.retryFailures = 0;
+      run.cancelRetry();
+      run.pass();
+      run.early();
+      break;
+    case 'available':
+      run.pass();
+      break;
+    case 'passEnded':
+      run.passEnded(input.complete);
+      break;
+    case 'earlyEnded':
+      run.earlyEnded();
+      break;
+    case 'linksDone':
+      if (input.generation === s.generation) for (const l of input.links) s.done.add(l);
+      break;
+    case 'staleEpoch':
+      run.staleEpoch(input.link);
+      break;
+    case 'rechecked':
+      s.recheck.delete(input.link);
+      break;
+    case 'retryDue':
+      s.retryDueMicros = undefined;
+      run.pass();
+      break;
+    case 'stop':
+      s.stopped = true;
+      run.cancelRetry();
+      break;
+  }
+  return { state: s, effects: run.effects };
+}
