@@ -1,10 +1,15 @@
 /**
- * A deterministic simulation of Krypton's replication and synchronization, built on the pure
- * decisions under test (lib/replication/quorum.ts, lib/synch/plan.ts, lib/hash.ts selectNodes)
- * and on rules copied from the server (server/replication/replicator.ts, server/synch/synchronizer.ts,
- * server/documents/documents.ts applyReplicated), so that scenario and property tests can check the
- * acceptance properties without sockets or disks: acknowledged writes survive, replicas converge,
- * no replica goes back to an older epoch.
+ * A deterministic simulation of Krypton's replication and synchronization that decides with the
+ * server's own pure rules, so that scenario and property tests check the acceptance properties of
+ * the code that runs, without sockets or disks: acknowledged writes survive, replicas converge, no
+ * replica goes back to an older epoch. The rules it imports: the replica set and the quorum
+ * accounting of a write (lib/replication/replica-set.ts, quorum.ts, as Replicator uses them), the
+ * replica's fate of a record (lib/synch/promise.ts decideRecord, as DocumentStore.applyReplicated),
+ * the owner's fence on its own writes and when it synchronizes first (lib/synch/fence.ts, as
+ * server/synch/fencing.ts), when passes run (lib/synch/schedule.ts, driven by sim-schedule.ts as
+ * server/synch/passes.ts drives it), and what a synchronization does with a link (lib/synch/plan.ts,
+ * takeover.ts, promise.ts, in sim-synch.ts as server/synch/links.ts and takeover.ts use them). What
+ * is the simulation's own is the plumbing: hosts, views, packets, logs, the clock.
  *
  * Each host keeps, per link, its latest state (the index) and the log of every state it appended
  * (durable: a crash keeps both). Owners come from selectNodes over the hosts a host believes alive
@@ -36,10 +41,14 @@
 
 import { selectNodes } from '../../lib/hash.js';
 import type { Epoch, Link, NodeId, Version } from '../../lib/ids.js';
-import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
+import { replicaSetTracker, successThreshold, type QuorumTracker } from '../../lib/replication/quorum.js';
+import { chooseReplicas, type ChosenReplicas } from '../../lib/replication/replica-set.js';
+import { mustSynch, preparedEpoch, refuseOwnerWrite, type OwnerLink } from '../../lib/synch/fence.js';
 import { compareHeads, planLink, type Head, type SynchPlan } from '../../lib/synch/plan.js';
 import { decideRecord, promiseSpent, type Promised } from '../../lib/synch/promise.js';
+import { linkPending } from '../../lib/synch/schedule.js';
 import { decideSynch, planTakeover } from '../../lib/synch/takeover.js';
+import { HostSchedule, SimSchedules } from './sim-schedule.js';
 import { NetworkSynch } from './sim-synch.js';
 
 /** The same seeded generator as the membership simulation, so a seed means one thing everywhere. */
@@ -115,17 +124,14 @@ export class ReplHost {
   /** Bumped by every crash: callbacks of an earlier life are ignored. */
   incarnation = 0;
   view: Set<NodeId>;
-  /** Bumped by every view change; synched is the set of links synchronized since. */
-  generation = 0;
-  synched = new Set<Link>();
+  /** The server's synchronization schedule (lib/synch/schedule.ts): generations, links done, recheck, retries. */
+  schedule = new HostSchedule();
   readonly index = new Map<Link, DocState>();
   readonly log: LogEntry[] = [];
   /** Partition side. */
   side = 0;
   /** Promises made as a replica (durable or not, as SimOptions.promises says). */
   readonly promised = new Map<Link, Promised>();
-  /** Links whose owner saw its writes refused for their epoch: synchronized again first. */
-  readonly recheck = new Set<Link>();
   /** Network synchronizations under way, per link, with who waits for each. */
   readonly inFlight = new Map<Link, ((ok: boolean) => void)[]>();
 
@@ -212,7 +218,10 @@ export interface SimOptions {
    * show what it prevents. Default true; 'off' promises imply false.
    */
   ownEpochOnly?: boolean;
-  /** Retries of a deferred synchronization a pass makes (server: a retry timer with backoff). Default 3. */
+  /**
+   * Retries of a pass that left links deferred, with the schedule's backoff, before a host gives up
+   * until its view changes again (the server goes on retrying; a run must drain). Default 3.
+   */
   synchRetries?: number;
   /** Keep a trace of what happened (for failure messages). */
   trace?: boolean;
@@ -302,6 +311,8 @@ export class ReplicationSim {
   readonly synchRetries: number;
   readonly ownEpochOnly: boolean;
   private readonly net: NetworkSynch;
+  /** Every host's synchronization schedule (sim-schedule.ts). */
+  readonly schedules: SimSchedules;
   private readonly rng: () => number;
   private events: TimedEvent[] = [];
   private seq = 0;
@@ -326,6 +337,7 @@ export class ReplicationSim {
     this.synchRetries = opts.synchRetries ?? 3;
     this.ownEpochOnly = this.promises !== 'off' && (opts.ownEpochOnly ?? true);
     this.net = new NetworkSynch(this);
+    this.schedules = new SimSchedules(this);
     this.faults = { ...DEFAULT_FAULTS, ...opts.faults };
     this.snapshotConnections();
   }
@@ -431,9 +443,9 @@ export class ReplicationSim {
     h.running = true;
     // A restarted host knows only itself until membership tells it more.
     h.view = new Set([id]);
-    h.generation++;
-    h.synched.clear();
-    h.recheck.clear();
+    // A new Synchronizer, and a membership change: every link needs synchronizing.
+    this.schedules.reset(id);
+    this.schedules.feed(id, { type: 'membershipChanged' });
     if (this.promises === 'volatile') h.promised.clear();
     this.log(`restart ${id}`);
     this.topologyChanged();
@@ -460,8 +472,8 @@ export class ReplicationSim {
 
   /**
    * Membership catches up: each listed running host now believes alive exactly the hosts it can
-   * reach. A host whose view changed starts a new generation (every link needs synchronizing
-   * again) and, with autoSynch, runs a pass if it is available, hosts in a random order.
+   * reach. A host whose view changed sees a membership change (its schedule starts a generation,
+   * and a pass if it is available and autoSynch is on), hosts in a random order.
    */
   refreshViews(ids: readonly NodeId[] = this.ids): NodeId[] {
     const changed: NodeId[] = [];
@@ -471,29 +483,22 @@ export class ReplicationSim {
       const view = new Set(this.ids.filter((o) => o === id || this.connected(id, o)));
       if (view.size === h.view.size && [...view].every((o) => h.view.has(o))) continue;
       h.view = view;
-      h.generation++;
-      h.synched.clear();
       changed.push(id);
       this.log(`view ${id} = ${[...view].join(',')}`);
     }
-    if (this.autoSynch) {
-      for (const id of this.shuffled(changed)) if (this.available(this.host(id))) this.synchPass(id);
-    }
+    for (const id of this.autoSynch ? this.shuffled(changed) : changed) this.schedules.feed(id, { type: 'membershipChanged' });
     return changed;
   }
 
   /**
    * Membership tells `id` that exactly `view` is alive, whatever the network says (failure
-   * detection is neither instant nor symmetric). Always a membership change: a new generation,
-   * and a pass with autoSynch.
+   * detection is neither instant nor symmetric). Always a membership change.
    */
   setView(id: NodeId, view: readonly NodeId[]): void {
     const h = this.host(id);
     h.view = new Set([id, ...view]);
-    h.generation++;
-    h.synched.clear();
     this.log(`view ${id} := ${[...h.view].join(',')}`);
-    if (this.autoSynch && this.available(h)) this.synchPass(id);
+    this.schedules.feed(id, { type: 'membershipChanged' });
   }
 
   private shuffled<T>(xs: readonly T[]): T[] {
@@ -518,20 +523,12 @@ export class ReplicationSim {
   }
 
   /**
-   * The replica set as Replicator.replicaSet builds it: every member, or the factor closest
-   * eligible ones; members outside the view count as immediate failures.
+   * The replica set as Replicator.replicaSet chooses it (lib/replication/replica-set.ts): every
+   * member, or the factor closest eligible ones; members outside the view count as immediate failures.
    */
-  replicaSetAt(h: ReplHost, link: Link): { members: NodeId[]; targets: NodeId[]; unreachable: number; eligible: number } {
-    const members = this.factor
-      ? selectNodes(
-          link,
-          this.ids.map((id) => ({ id, eligible: h.view.has(id) })),
-          this.factor,
-        )
-      : [...this.ids];
-    const others = members.filter((id) => id !== h.id);
-    const targets = others.filter((id) => h.view.has(id));
-    return { members, targets, unreachable: others.length - targets.length, eligible: others.length + 1 };
+  replicaSetAt(h: ReplHost, link: Link): ChosenReplicas<NodeId> {
+    const inView = (id: NodeId) => h.view.has(id);
+    return chooseReplicas(link, h.id, this.ids, { id: (id) => id, ownerEligible: inView, reachable: inView }, this.factor);
   }
 
   /** Replicas of `link` once every host is up and sees every other. */
@@ -623,7 +620,10 @@ export class ReplicationSim {
     }
     const key = `${from}>${to}`;
     let ch = this.channels.get(key);
-    if (!ch) this.channels.set(key, (ch = new Channel()));
+    if (!ch) {
+      ch = new Channel();
+      this.channels.set(key, ch);
+    }
     ch.queue.push({ rec, done: once });
     this.pump(key, ch);
   }
@@ -639,7 +639,7 @@ export class ReplicationSim {
       to,
       batch.map((q) => q.rec),
       (results) => {
-        batch.forEach((q, i) => q.done(results[i]!));
+        for (const [i, q] of batch.entries()) q.done(results[i]!);
         if (this.channels.get(key) !== ch) return; // the sender crashed meanwhile
         ch.inFlight = false;
         this.pump(key, ch);
@@ -756,25 +756,53 @@ export class ReplicationSim {
   }
 
   /**
-   * Whether an owner synchronizes `link` before acting on it (Synchronizer.needsSynch): not done
-   * since its view changed, a write refused for its epoch, or (with the prepare phase) a promise
-   * outstanding or a latest state another owner stamped, whose epoch this host never won.
+   * What `h` knows of `link` as its owner, for lib/synch/fence.ts (server/synch/fencing.ts builds
+   * the same): its copy, its promise, whether it has peers. The simulation's ablations: with
+   * promises 'off' there are none, and with ownEpochOnly off every copy counts as its own, so the
+   * rule that takes over an epoch another owner won never fires.
+   */
+  ownerLink(h: ReplHost, link: Link, held: DocState | undefined = h.index.get(link)): OwnerLink {
+    return {
+      selfId: h.id,
+      held: held ? { epoch: held.epoch, owner: this.ownEpochOnly ? held.owner : h.id } : undefined,
+      promised: this.promises === 'off' ? undefined : this.promisedAt(h, link),
+      peers: h.view.size > 1,
+    };
+  }
+
+  /**
+   * Whether an owner synchronizes `link` before acting on it (Synchronizer.ensure: fence.ts
+   * mustSynch over schedule.ts linkPending): not done since its view changed, a write refused for
+   * its epoch, or (with the prepare phase) a promise outstanding or a latest state another owner
+   * stamped, whose epoch this host never won.
    */
   needsSynch(h: ReplHost, link: Link): boolean {
-    if (!h.synched.has(link) || h.recheck.has(link)) return true;
-    if (this.promises === 'off') return false;
-    const cur = h.index.get(link);
-    // Its own promise for a link nobody holds is spent by a creation (Synchronizer.promisePending).
-    const promised = this.promisedAt(h, link);
-    if (promised && (promised.by !== h.id || cur !== undefined)) return true;
-    return this.ownEpochOnly && cur !== undefined && cur.owner !== h.id;
+    return mustSynch(this.ownerLink(h, link), linkPending(h.schedule.state, link));
   }
 
   /** The epoch `h` prepared for a link nobody holds, which a creation takes (Synchronizer.preparedEpoch). */
   preparedEpoch(h: ReplHost, link: Link): Epoch | undefined {
-    if (this.promises === 'off' || h.index.has(link)) return undefined;
-    const promised = this.promisedAt(h, link);
-    return promised?.by === h.id ? promised.epoch : undefined;
+    return preparedEpoch(this.ownerLink(h, link));
+  }
+
+  /**
+   * The action, epoch and version an owner stamps a write with (lib/verbs.ts planCreate and
+   * planUpdate); undefined for a delete of nothing.
+   */
+  private stamp(w: ClientWrite, oh: ReplHost, cur: DocState | undefined): { epoch: Epoch; version: Version } | undefined {
+    if (w.op === 'delete') {
+      if (!cur || cur.deleted) return undefined;
+      w.action = 'DELETE';
+      return { epoch: cur.epoch, version: cur.version + 1 };
+    }
+    if (cur && !cur.deleted) {
+      w.action = 'PUT';
+      return { epoch: cur.epoch, version: cur.version + 1 };
+    }
+    w.action = 'POST';
+    // A forced re-create over a tombstone (pragma xn-force-index-update): version goes on.
+    if (cur) return { epoch: this.recreateEpoch === 'zero' ? 0 : cur.epoch, version: cur.version + 1 };
+    return { epoch: this.preparedEpoch(oh, w.link) ?? 0, version: 0 };
   }
 
   /** The owner's part of a write once its link is synchronized: plan, fence check, ship, append, count. */
@@ -788,44 +816,22 @@ export class ReplicationSim {
       return w;
     };
     const cur = oh.index.get(link);
-    let epoch: Epoch;
-    let version: Version;
-    if (op === 'delete') {
-      if (!cur || cur.deleted) {
-        w.outcome = 'noop';
-        return w;
-      }
-      w.action = 'DELETE';
-      epoch = cur.epoch;
-      version = cur.version + 1;
-    } else if (cur && !cur.deleted) {
-      w.action = 'PUT';
-      epoch = cur.epoch;
-      version = cur.version + 1;
-    } else if (cur) {
-      // A forced re-create over a tombstone (pragma xn-force-index-update): version goes on.
-      w.action = 'POST';
-      epoch = this.recreateEpoch === 'zero' ? 0 : cur.epoch;
-      version = cur.version + 1;
-    } else {
-      w.action = 'POST';
-      epoch = this.preparedEpoch(oh, link) ?? 0;
-      version = 0;
+    const stamp = this.stamp(w, oh, cur);
+    if (!stamp) {
+      w.outcome = 'noop';
+      return w;
     }
+    const { epoch, version } = stamp;
     // Synchronizer.checkEpoch: an owner bound to a later epoch than it holds does not log the write,
     // nor one that would extend an epoch another owner won.
-    if (this.ownEpochOnly && cur && cur.owner !== ownerId && epoch === cur.epoch) {
-      oh.recheck.add(link);
+    const refusal = refuseOwnerWrite(this.ownerLink(oh, link, cur), epoch);
+    if (refusal) {
+      this.schedules.feed(ownerId, { type: 'staleEpoch', link });
       this.stats.ownWritesFenced++;
       w.status = 409;
-      return reject(`epoch ${epoch} is ${cur.owner}'s`);
-    }
-    const promised = this.promises === 'off' ? undefined : this.promisedAt(oh, link);
-    if (promised && epoch < promised.epoch) {
-      oh.recheck.add(link);
-      this.stats.ownWritesFenced++;
-      w.status = 409;
-      return reject(`Expected epoch: ${promised.epoch}, in update: ${epoch}`);
+      return reject(
+        refusal.reason === 'promised' ? `Expected epoch: ${refusal.fence}, in update: ${epoch}` : `epoch ${epoch} is ${refusal.owner}'s`,
+      );
     }
     const state: DocState = { epoch, version, owner: ownerId, value, deleted: op === 'delete', writeId: id };
     if (cur) state.parent = cur;
@@ -842,14 +848,14 @@ export class ReplicationSim {
     }
     let threshold: number;
     try {
-      const input = { eligible: set.eligible, membershipQuorum: this.quorum, action: w.action };
+      const input = { eligible: set.eligible, membershipQuorum: this.quorum, action: w.action! };
       threshold = successThreshold(opts.quorum === undefined ? input : { ...input, requested: opts.quorum });
     } catch (e) {
       w.outcome = 'rejected';
       delete w.state;
       return reject((e as Error).message);
     }
-    const tracker = new QuorumTracker(set.eligible, threshold);
+    const tracker = replicaSetTracker(set, threshold);
     w.tracker = tracker;
     const check = () => {
       if (w.outcome !== 'pending' || tracker.outcome === 'pending') return;
@@ -863,7 +869,6 @@ export class ReplicationSim {
       }
       this.log(`write #${id} ${w.action} ${link} (${epoch},${version}) ${w.outcome}`);
     };
-    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
     const inc = oh.incarnation;
     for (const t of set.targets) {
       this.ship(ownerId, t, { link, state: { ...state } }, (r) => {
@@ -872,7 +877,7 @@ export class ReplicationSim {
         else {
           tracker.failure(r.status);
           // Replicator told of STALE_EPOCH: the owner synchronizes the link again before its next write.
-          if (r.status === 409 && this.promises !== 'off') oh.recheck.add(link);
+          if (r.status === 409 && this.promises !== 'off') this.schedules.feed(ownerId, { type: 'staleEpoch', link });
         }
         check();
       });
@@ -918,9 +923,9 @@ export class ReplicationSim {
    * promises 'off'), fetch the best copy, adopt it or take the link over, push to the replicas
    * the plan lists. A takeover needs no prepare round here, as nothing can happen between the
    * reads and the writes; it still takes the epoch and version the server's would. False when the
-   * best copy could not be fetched.
+   * best copy could not be fetched. `onDemand` false: for a pass, which leaves the recheck set alone.
    */
-  synchLink(ownerId: NodeId, link: Link): boolean {
+  synchLink(ownerId: NodeId, link: Link, onDemand = true): boolean {
     if (this.synchMode === 'network') throw new Error('synchLink is the atomic mode; the network mode synchronizes through ensure()');
     const o = this.host(ownerId);
     const heads = new Map<NodeId, Head | undefined>();
@@ -939,8 +944,7 @@ export class ReplicationSim {
     }
     this.synchs.push({ atMs: this.nowMs, host: ownerId, link, heads, plan });
     if (!plan) {
-      o.synched.add(link);
-      o.recheck.delete(link);
+      this.synchronized(ownerId, link, o.schedule.state.generation, onDemand);
       return true;
     }
     let base: DocState | undefined;
@@ -965,12 +969,47 @@ export class ReplicationSim {
       this.stats.synchPushes++;
       if (this.connected(ownerId, p)) this.applyReplicated(this.host(p), { link, state: { ...result }, synch: true }, ownerId);
     }
-    o.synched.add(link);
-    o.recheck.delete(link);
+    this.synchronized(ownerId, link, o.schedule.state.generation, onDemand);
     return true;
   }
 
-  /** Every link known to `id` or to a host it reaches (Synchronizer.runPass). */
+  /**
+   * A synchronization of `link` that started in `generation` succeeded: done for the generation
+   * (schedule.ts linksDone) and, on demand, no longer to recheck (Synchronizer.ensure).
+   */
+  synchronized(id: NodeId, link: Link, generation: number, onDemand: boolean): void {
+    this.schedules.feed(id, { type: 'linksDone', generation, links: [link] });
+    if (onDemand) this.schedules.feed(id, { type: 'rechecked', link });
+  }
+
+  /**
+   * The links of a pass the schedule started (sim-schedule.ts), synchronized at once; `end` hears
+   * whether all of them were.
+   */
+  runPass(id: NodeId, links: readonly Link[], end: (complete: boolean) => void): void {
+    if (this.synchMode === 'atomic') {
+      let complete = true;
+      for (const l of links) complete = this.synchLink(id, l, false) && complete;
+      end(complete);
+      return;
+    }
+    let left = links.length;
+    let complete = true;
+    if (left === 0) end(true);
+    for (const l of links) {
+      this.net.ensure(
+        id,
+        l,
+        (ok) => {
+          complete &&= ok;
+          if (--left === 0) end(complete);
+        },
+        true,
+      );
+    }
+  }
+
+  /** Every link known to `id` or to a host it reaches. */
   knownLinks(id: NodeId): Link[] {
     const links = new Set<Link>();
     for (const p of this.ids) {
@@ -979,14 +1018,17 @@ export class ReplicationSim {
     return [...links].sort();
   }
 
-  /** A pass on one host: every link it owns now (network mode: started, each retried if deferred). */
+  /**
+   * An extra pass on one host, outside its schedule (the server runs passes only when its
+   * schedule says so; a test uses this for a pass at any moment): every link it owns now.
+   */
   synchPass(id: NodeId): void {
     const h = this.host(id);
     if (!this.available(h)) return;
     for (const l of this.knownLinks(id)) {
       if (this.ownerAt(h, l) !== id) continue;
-      if (this.synchMode === 'network') this.net.pass(id, l);
-      else this.synchLink(id, l);
+      if (this.synchMode === 'network') this.net.ensure(id, l, () => undefined, true);
+      else this.synchLink(id, l, false);
     }
   }
 

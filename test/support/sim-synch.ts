@@ -1,20 +1,28 @@
 /**
  * Synchronization over the simulated network (ReplicationSim with synch 'network'), shaped like
- * server/synch/synchronizer.ts and server/synch/takeover.ts and driven by the same pure decisions
- * (lib/synch/plan.ts, takeover.ts, promise.ts): discovery reads of heads and fences that a fault
- * can lose, then either an adoption with fire-and-forget pushes, or a takeover: a prepare round
- * whose promise requests and replies are packets (dropped, delayed, duplicated, reordered like any
- * other), and a write shipped to the replicas and committed by the new owner only at quorum.
- * Callers wait on a link's synchronization under way (ensure); a pass retries a deferred link
- * with backoff. With promises 'off' it is the server before the prepare phase.
+ * server/synch/links.ts and server/synch/takeover.ts and deciding with their pure rules: discovery
+ * reads of heads and fences that a fault can lose, then lib/synch/takeover.ts decideLink says
+ * whether to wait for more heads, adopt with fire-and-forget pushes, or take the link over: a
+ * prepare round (TakeoverRound; the replicas answer with decidePromise) whose promise requests and
+ * replies are packets (dropped, delayed, duplicated, reordered like any other), then planTakeover,
+ * and a write shipped to the replicas and committed by the new owner only at quorum
+ * (replicaSetTracker) while its promise stands (promiseStands). Callers wait on a link's
+ * synchronization under way (ensure); when passes run and retry is the schedule's
+ * (sim-schedule.ts). With promises 'off' it is the server before the prepare phase.
  */
 
 import type { Link, NodeId } from '../../lib/ids.js';
-import { limits } from '../../lib/limits.js';
-import { QuorumTracker, successThreshold } from '../../lib/replication/quorum.js';
+import { replicaSetTracker, successThreshold } from '../../lib/replication/quorum.js';
 import { planLink, type Head, type SynchPlan } from '../../lib/synch/plan.js';
-import { decidePromise, headFields, type PromiseAnswer, type PromiseAsk } from '../../lib/synch/promise.js';
-import { decideSynch, planTakeover, TakeoverRound, type TakeoverEffect, type TakeoverTarget } from '../../lib/synch/takeover.js';
+import { decidePromise, headFields, promiseStands, type PromiseAnswer, type PromiseAsk } from '../../lib/synch/promise.js';
+import {
+  decideLink,
+  headsQuorum,
+  planTakeover,
+  TakeoverRound,
+  type TakeoverEffect,
+  type TakeoverTarget,
+} from '../../lib/synch/takeover.js';
 import { headOfState, type DocState, type ReplHost, type ReplicationSim } from './sim-replication.js';
 
 type Done = (ok: boolean) => void;
@@ -24,7 +32,8 @@ export class NetworkSynch {
 
   /**
    * Synchronizes `link` on `ownerId` when it needs it (Synchronizer.ensure), or always with
-   * `force` (a pass); a caller arriving while one is under way waits for it.
+   * `force` (a pass); a caller arriving while one is under way waits for it. Success goes to the
+   * schedule: the link is done for the generation it started in, and, on demand, rechecked.
    */
   ensure(ownerId: NodeId, link: Link, cb: Done, force = false): void {
     const o = this.sim.host(ownerId);
@@ -40,36 +49,13 @@ export class NetworkSynch {
     const list = [cb];
     o.inFlight.set(link, list);
     const inc = o.incarnation;
+    const generation = o.schedule.state.generation;
     this.synch(o, link, (ok) => {
       if (o.incarnation !== inc) return;
       if (o.inFlight.get(link) === list) o.inFlight.delete(link);
-      if (ok) {
-        o.synched.add(link);
-        o.recheck.delete(link);
-      }
+      if (ok) this.sim.synchronized(ownerId, link, generation, !force);
       for (const f of list) f(ok);
     });
-  }
-
-  /** A pass's synchronization of one link, retried after a backoff while deferred (Synchronizer.scheduleRetry). */
-  pass(ownerId: NodeId, link: Link, attempt = 0): void {
-    const o = this.sim.host(ownerId);
-    const inc = o.incarnation;
-    const generation = o.generation;
-    this.ensure(
-      ownerId,
-      link,
-      (ok) => {
-        if (ok || attempt >= this.sim.synchRetries) return;
-        const delayMs = Math.min(limits.synchRetryDelayMaxMicros, limits.synchRetryDelayMinMicros * 2 ** attempt) / 1000;
-        this.sim.at(delayMs, () => {
-          if (o.incarnation !== inc || o.generation !== generation || !this.sim.available(o) || this.sim.ownerAt(o, link) !== ownerId)
-            return;
-          this.pass(ownerId, link, attempt + 1);
-        });
-      },
-      true,
-    );
   }
 
   private synch(o: ReplHost, link: Link, done: Done): void {
@@ -90,32 +76,44 @@ export class NetworkSynch {
     if (own) fences.push(own.epoch);
     const set = sim.replicaSetAt(o, link);
     const needed = successThreshold({ eligible: set.eligible, membershipQuorum: sim.quorum, action: 'PUT' });
-    const heard = 1 + set.targets.filter((t) => heads.has(t)).length;
     const record = (plan: SynchPlan | null, hs: Map<NodeId, Head | undefined>) =>
       sim.synchs.push({ atMs: sim.nowMs, host: o.id, link, heads: hs, plan });
 
     if (!withPromises) {
       // The server before the prepare phase: every plan made from a quorum of discovery heads.
-      if (heard < needed) return this.defer(o, link, `heads from ${heard}, quorum ${needed}`, done);
+      if (!headsQuorum(heads, set.targets, needed)) {
+        this.defer(o, link, `heads short of quorum ${needed}`, done);
+        return;
+      }
       const plan = planLink(o.id, heads);
       record(plan, heads);
-      if (!plan) return done(true);
-      return plan.rewrite ? this.takeoverWrite(o, link, plan, done) : this.adopt(o, link, plan, done);
+      if (!plan) {
+        done(true);
+        return;
+      }
+      if (plan.rewrite) this.takeoverWrite(o, link, plan, done);
+      else this.adopt(o, link, plan, done);
+      return;
     }
-    const d = decideSynch(o.id, heads, fences);
-    if (d.takeoverEpoch === undefined) {
-      if (heard < needed) return this.defer(o, link, `heads from ${heard}, quorum ${needed}`, done);
-      record(d.plan, heads);
-      return d.plan ? this.adopt(o, link, d.plan, done) : done(true);
+    const next = decideLink(o.id, link, heads, fences, { targets: set.targets, needed });
+    if (next.type === 'short') {
+      this.defer(o, link, `heads from ${next.heard}, quorum ${next.needed}`, done);
+      return;
     }
-    const target: TakeoverTarget = { link, replicas: [o.id, ...set.targets], needed, epoch: d.takeoverEpoch };
+    if (next.type === 'plan') {
+      record(next.plan, heads);
+      if (next.plan) this.adopt(o, link, next.plan, done);
+      else done(true);
+      return;
+    }
+    const { target, versionFloor } = next;
     this.prepare(o, [target], (effects) => {
       const e = effects[0]!;
       if (e.type !== 'ready') return this.defer(o, link, e.type === 'deferred' ? e.reason : 'no decision', done);
       // The promisers' heads, read after their promises, over what discovery read from the rest.
       const merged = new Map(heads);
       for (const [n, h] of e.heads) merged.set(n, h);
-      const plan = planTakeover(o.id, merged, e.epoch, d.versionFloor);
+      const plan = planTakeover(o.id, merged, e.epoch, versionFloor);
       record(plan, merged);
       if (!plan) return done(true);
       this.takeoverWrite(o, link, plan, done);
@@ -138,7 +136,10 @@ export class NetworkSynch {
   private adopt(o: ReplHost, link: Link, plan: SynchPlan, done: Done): void {
     const sim = this.sim;
     const base = this.base(o, link, plan);
-    if (!base) return this.defer(o, link, `best copy on ${plan.source} unreachable`, done);
+    if (!base) {
+      this.defer(o, link, `best copy on ${plan.source} unreachable`, done);
+      return;
+    }
     if (plan.source !== o.id) {
       sim.stats.synchAdopts++;
       sim.append(o, link, { ...base }, 'adopt');
@@ -153,11 +154,9 @@ export class NetworkSynch {
     done(true);
   }
 
-  /** Our own promise for the rewrite's epoch still stands (Synchronizer.applyPlan). */
+  /** Our own promise for the rewrite's epoch still stands (LinkSynch.applyPlan). */
   private stillOurs(o: ReplHost, link: Link, epoch: number): boolean {
-    if (this.sim.promises === 'off') return true;
-    const own = this.sim.promisedAt(o, link);
-    return own !== undefined && own.epoch === epoch && own.by === o.id;
+    return this.sim.promises === 'off' || promiseStands(this.sim.promisedAt(o, link), o.id, epoch);
   }
 
   /** The new epoch goes to the replicas first (Replicator.shipBeforeCommit); committed here at quorum. */
@@ -165,14 +164,19 @@ export class NetworkSynch {
     const sim = this.sim;
     const rw = plan.rewrite!;
     const base = this.base(o, link, plan);
-    if (!base) return this.defer(o, link, `best copy on ${plan.source} unreachable`, done);
-    if (!this.stillOurs(o, link, rw.epoch)) return this.defer(o, link, `promise for epoch ${rw.epoch} overtaken`, done);
+    if (!base) {
+      this.defer(o, link, `best copy on ${plan.source} unreachable`, done);
+      return;
+    }
+    if (!this.stillOurs(o, link, rw.epoch)) {
+      this.defer(o, link, `promise for epoch ${rw.epoch} overtaken`, done);
+      return;
+    }
     const state: DocState = { ...base, epoch: rw.epoch, version: rw.version, owner: o.id };
     const set = sim.replicaSetAt(o, link);
     const threshold = successThreshold({ eligible: set.eligible, membershipQuorum: sim.quorum, action: 'PUT' });
-    // This host is the one success not counted by the tracker.
-    const tracker = new QuorumTracker(set.eligible - 1, threshold - 1);
-    for (let i = 0; i < set.unreachable; i++) tracker.failure(400);
+    // This host is the one success not counted by the tracker (Replicator.shipBeforeCommit).
+    const tracker = replicaSetTracker(set, threshold, true);
     const inc = o.incarnation;
     let settled = false;
     const check = () => {

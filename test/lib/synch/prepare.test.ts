@@ -166,7 +166,7 @@ test('two hosts taking the same link over at once, with duplicated and reordered
   assert.ok(offLosses >= 10, `runs that lose an acknowledged write without the phase: ${offLosses} of 40`);
 });
 
-test('a link whose only copy vanished after its replicas promised an epoch can still be created, in an epoch above it', () => {
+test('a link whose only copy vanished after its replicas promised an epoch can still be created, in an epoch not below it', () => {
   // Only X ever held the link (its creation reached nobody else: a failed write). Z takes it over:
   // Y and Z promise, but the copy cannot be read from X, and then X is gone for good. Nobody
   // holds the link, yet Y and Z refuse epoch 0 for it, so a creation at epoch 0 would fail forever.
@@ -193,7 +193,9 @@ test('a link whose only copy vanished after its replicas promised an epoch can s
   const created = sim.write(Z, link, 'put', { value: 'again' });
   sim.drain();
   assert.is(created.outcome, 'acked', sim.trace.slice(-20).join('\n'));
-  assert.ok(created.state!.epoch > 1, `created at epoch ${created.state!.epoch}, above the promise of epoch 1`);
+  // Z's own promise of epoch 1 stands for a link nobody holds: the creation takes that epoch
+  // (Synchronizer.preparedEpoch), which Y, bound to it by Z, accepts.
+  assert.ok(created.state!.epoch >= 1, `created at epoch ${created.state!.epoch}, not below the promise of epoch 1`);
   assert.is(sim.host(Y).index.get(link)?.value, 'again');
   // X comes back with its unacknowledged copy at epoch 0: the created link wins everywhere.
   sim.settle();
@@ -202,9 +204,12 @@ test('a link whose only copy vanished after its replicas promised an epoch can s
 });
 
 test('an owner does not write on in an epoch another owner took the link over with (found by the property below)', () => {
-  // h1 believes it owns /l/a while h2 takes it over at epoch 2; h1, a replica too, takes h2's
-  // takeover and then, as owner, would stamp its next version in epoch 2: the same version h2
-  // writes next, with other content, which every replica then acknowledges as a duplicate.
+  // h2 believes it owns /l/b (it sees h3 only) and takes it over at epoch 1 while h3, which sees
+  // everyone, believes it owns it too; h3, a replica, takes h2's takeover (1,1) and then, as owner,
+  // would stamp its next version in epoch 1: (1,2), the same version h2 writes next, with other
+  // content, which every replica then acknowledges as a duplicate. (Shrunk by fast-check from a run
+  // of the property's generator; the previous script stopped showing it once the simulation ran the
+  // server's schedule.)
   const r: Run = {
     n: 3,
     seed: 1,
@@ -213,22 +218,23 @@ test('an owner does not write on in an epoch another owner took the link over wi
     duplicateRate: 0,
     events: [
       { t: 'write', link: 0, entry: 0, del: true },
-      { t: 'view', host: 0, sees: [2] },
-      { t: 'tick', ms: 9 },
-      { t: 'write', link: 0, entry: 0, del: true },
-      { t: 'tick', ms: 12 },
-      { t: 'write', link: 1, entry: 0, del: false },
       { t: 'tick', ms: 1 },
+      { t: 'view', host: 1, sees: [0] },
+      { t: 'write', link: 1, entry: 1, del: true },
+      { t: 'view', host: 1, sees: [2] },
+      { t: 'write', link: 2, entry: 4, del: true },
+      { t: 'tick', ms: 31 },
       { t: 'write', link: 1, entry: 0, del: true },
-      { t: 'write', link: 0, entry: 1, del: false },
-      { t: 'tick', ms: 29 },
-      { t: 'write', link: 0, entry: 0, del: false },
-      { t: 'tick', ms: 1 },
+      { t: 'write', link: 0, entry: 0, del: true },
+      { t: 'write', link: 0, entry: 0, del: true },
     ],
   };
   const sim = play(r, 'durable');
   assert.equal(sim.checkAll(), [], sim.trace.join('\n'));
-  assert.ok(sim.stats.synchRewrites >= 3, 'h1 took the link over again rather than write in epoch 2');
+  assert.ok(
+    sim.synchs.some((s) => s.host === 'h3' && s.link === '/l/b' && s.plan?.rewrite && s.plan.best.owner === 'h2'),
+    'h3 took the link over from h2 rather than write in epoch 1',
+  );
   assert.match(lostWrites(play(r, 'durable', false)).join('\n'), /lost acknowledged/, 'promises alone are not enough here');
 });
 

@@ -16,6 +16,7 @@ import {
   headOfFields,
   parsePromiseAnswers,
   promiseSpent,
+  promiseStands,
   type Promised,
 } from '../../../lib/synch/promise.js';
 
@@ -126,6 +127,13 @@ test('property: no epoch is granted to two hosts, and nothing below a granted ep
     }),
     { numRuns: 500, seed: 7 },
   );
+});
+
+test("a takeover's own promise stands only at its epoch and by its host", () => {
+  assert.ok(promiseStands({ epoch: 3, by: 'me' }, 'me', 3));
+  assert.not.ok(promiseStands({ epoch: 4, by: 'me' }, 'me', 3), 'a later one, asked again above a refusal');
+  assert.not.ok(promiseStands({ epoch: 4, by: 'other' }, 'me', 3), 'another host is taking the link over');
+  assert.not.ok(promiseStands(undefined, 'me', 3), 'spent or never made');
 });
 
 test.run();

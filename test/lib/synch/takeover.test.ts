@@ -12,9 +12,11 @@ import * as assert from 'uvu/assert';
 import type { Head } from '../../../lib/synch/plan.js';
 import type { PromiseAnswer } from '../../../lib/synch/promise.js';
 import {
+  decideLink,
   decideSynch,
   earlyHandoffTarget,
   earlyPushPlan,
+  headsQuorum,
   planTakeover,
   TakeoverRound,
   type TakeoverEffect,
@@ -391,6 +393,49 @@ test('a link this host does not replicate is deferred at start', () => {
   const r = new TakeoverRound('s', [{ link: '/l/1', replicas: ['a', 'b'], needed: 2, epoch: 2 }]);
   assert.equal(types(r.start()), ['deferred']);
   assert.ok(r.done);
+});
+
+test('decideLink: a takeover for its prepare round, else a plan only with the heads of a quorum of the replica set', () => {
+  const replicas = { targets: ['a', 'b', 'c', 'd'], needed: 3 };
+  const take = decideLink(
+    's',
+    '/l/1',
+    heads([
+      ['s', h(1, 4, 'old')],
+      ['a', h(1, 4, 'old')],
+    ]),
+    [],
+    replicas,
+  );
+  assert.equal(take, {
+    type: 'takeover',
+    target: { link: '/l/1', replicas: ['s', 'a', 'b', 'c', 'd'], needed: 3, epoch: 2 },
+    versionFloor: 4,
+  });
+  // A takeover gathers its own quorum of heads: too few from discovery does not hold it back.
+  assert.is(decideLink('s', '/l/1', heads([['s', h(1, 4, 'old')]]), [], replicas).type, 'takeover');
+  const own = (n: number) => heads([['s', h(1, 4, 's')], ...replicas.targets.slice(0, n).map((t): [string, Head] => [t, h(1, 4, 's')])]);
+  assert.equal(decideLink('s', '/l/1', own(1), [], replicas), { type: 'short', heard: 2, needed: 3 });
+  assert.equal(decideLink('s', '/l/1', own(2), [], replicas), { type: 'plan', plan: { source: 's', best: h(1, 4, 's'), pushTo: [] } });
+  assert.equal(
+    decideLink(
+      's',
+      '/l/1',
+      heads([
+        ['s', undefined],
+        ['a', undefined],
+        ['b', undefined],
+      ]),
+      [],
+      replicas,
+    ),
+    {
+      type: 'plan',
+      plan: null,
+    },
+  );
+  assert.ok(headsQuorum(own(2), replicas.targets, 3));
+  assert.not.ok(headsQuorum(own(2), ['x', 'y'], 3), 'only the replica set counts');
 });
 
 test.run();
