@@ -2,7 +2,8 @@
  * Scripted synchronization scenarios on the simulated hosts (test/support/sim-replication.ts):
  * a restarted host caught up on the updates, deletions and creations it missed; a takeover that
  * carries an acknowledged write held by only some survivors; an owner that synchronizes a link on
- * demand before writing it. Then the runs that lost acknowledged writes or left replicas apart,
+ * demand before writing it; a membership change in the middle of a pass, which the schedule runs
+ * again. Then the runs that lost acknowledged writes or left replicas apart,
  * each with its cause and its fix in the comment (the pure planLink cases are in plan.test.ts,
  * the random search in properties.test.ts, the prepare phase's own schedules in prepare.test.ts).
  */
@@ -108,6 +109,33 @@ test('an owner synchronizes a link on demand before writing it after a membershi
   assert.is(w2.outcome, 'acked');
   const last = sim.synchs.at(-1)!;
   assert.equal([last.host, last.plan?.rewrite], [next, { epoch: 1, version: 2 }]);
+  sim.settle();
+  clean(sim);
+});
+
+// The schedule (lib/synch/schedule.ts) as the server runs it: a membership change that arrives while
+// a pass is under way (here a takeover's prepare round) makes another pass run when that one ends,
+// for the new generation; without it the generation would stay uncovered and every write of it
+// would wait for an on-demand synchronization first.
+test('a membership change in the middle of a pass: the pass runs again for the new generation', () => {
+  const ids = ['h1', 'h2', 'h3'];
+  const link = '/l/0';
+  const { owner: A, next: B, rest } = roles(link, ids);
+  const C = rest[0]!;
+  const sim = new ReplicationSim({ hosts: ids, synch: 'network', views: 'manual', trace: true });
+  sim.seed(link, 'v0');
+  sim.crash(A);
+  sim.setView(B, [C]); // B's pass: it owns the link now and takes it over
+  assert.is(sim.host(B).schedule.state.passing, 1, 'the pass waits for its promises');
+  sim.setView(B, [C]); // membership tells B more (A unavailable, then gone): another generation
+  sim.drain();
+  const synchs = sim.synchs.length;
+  const w = sim.write(B, link, 'put', { value: 'after' });
+  assert.is(sim.synchs.length, synchs, `covered by a pass: the write is not synchronized first\n${sim.trace.join('\n')}`);
+  const s = sim.host(B).schedule.state;
+  assert.equal([s.generation, s.completedGeneration], [2, 2]);
+  sim.drain();
+  assert.is(w.outcome, 'acked');
   sim.settle();
   clean(sim);
 });
