@@ -214,7 +214,7 @@ export interface SimOptions {
   promises?: 'durable' | 'volatile' | 'off';
   /**
    * With the prepare phase, an owner writes only in an epoch it won: one whose latest state
-   * another owner stamped is taken over first (Synchronizer.needsSynch). false turns that off, to
+   * another owner stamped is taken over first (lib/synch/fence.ts stampedElsewhere). false turns that off, to
    * show what it prevents. Default true; 'off' promises imply false.
    */
   ownEpochOnly?: boolean;

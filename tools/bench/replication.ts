@@ -32,7 +32,7 @@
  *     query itself (a scan of every document, 20 times a second) took about a third of the
  *     restarted host's CPU, slowing the catch-up it measured. Most documents arrive during the
  *     group's 5 s stability window (early pushes by owners, hand-overs by old owners; see
- *     server/synch/synchronizer.ts), so the bench then also waits for the group to be available on the
+ *     server/synch/early.ts), so the bench then also waits for the group to be available on the
  *     restarted host and for that host's synchronization pass (taking its own links over under a
  *     new epoch) to finish, reporting both times; only then are its full link list compared with
  *     a live host's and a sample of documents read locally (`pragma: xn-no-fwd`) and compared,
