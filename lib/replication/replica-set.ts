@@ -1,5 +1,5 @@
 /**
- * Who holds a link (reference §7.2): every member, or, for a selector with a replication factor N,
+ * Who holds a link (Xenon's replication factor, docs/xenon-compatibility.md): every member, or, for a selector with a replication factor N,
  * the N members closest to the link among those eligible to own it (lib/hash.ts selectNodes). This
  * host aside, the members it can reach are the targets a record is shipped to; the rest count as
  * failures at once. Pure: the server's Replicator and the simulations feed it their members.

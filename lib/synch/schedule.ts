@@ -1,5 +1,5 @@
 /**
- * When synchronization runs on one host (reference §8, Krypton's rules): a pure machine,
+ * When synchronization runs on one host: a pure machine,
  * `step(state, input, ctx)` returning the next state and the effects to carry out, as
  * lib/group/membership.ts is for membership. The server (server/synch/passes.ts) runs its passes
  * and its retry timer; the simulations (test/support/sim-replication.ts) drive the same machine on

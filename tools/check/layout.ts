@@ -85,7 +85,7 @@ export interface Exceptions {
  */
 export const TEMPORARY_EXCEPTIONS: Exceptions = {
   imports: [],
-  oversized: [{ file: 'server/synch/synchronizer.ts', why: 'being split by the synchronizer rewrite' }],
+  oversized: [],
   forbiddenTextReportOnly: false,
 };
 
