@@ -5,6 +5,7 @@
 
 import type { Logger } from 'pino';
 import type { Link, NodeId } from '../../lib/ids.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
@@ -77,7 +78,7 @@ export function newSynchStats(promises: PromiseStore): SynchStats {
   };
 }
 
-/** A peer request's timeout: a third of the operation timeout, in ms. */
+/** A peer request's timeout: the share of the operation timeout a replication batch gets, in ms. */
 export function peerTimeoutMs(d: Pick<SynchDeps, 'operationTimeoutMicros'>): number {
-  return Math.floor(d.operationTimeoutMicros / 3000);
+  return msFromMicros(d.operationTimeoutMicros / limits.replicationTimeoutDivisor);
 }

@@ -6,6 +6,7 @@
  */
 
 import type { ServiceDocument } from '../../lib/document.js';
+import { KryptonError } from '../../lib/errors.js';
 import type { NodeState } from '../../lib/group/types.js';
 import type { Link, NodeId } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
@@ -63,7 +64,7 @@ export class Discovery {
         body: { kind: 'heads', factoryLink: svc.def.factoryLink, after },
         timeoutMs: peerTimeoutMs(this.d),
       });
-      if (r.status !== 200) throw new Error(`heads from ${n.id}: status ${r.status}`);
+      if (r.status !== 200) throw new KryptonError('PEER_UNAVAILABLE', `heads from ${n.id}: status ${r.status}`);
       const page = r.body as { heads: HeadTuple[]; next?: string };
       for (const t of page.heads) {
         let m = out.heads.get(t[0]);
@@ -116,7 +117,7 @@ export class Discovery {
           body: { kind: 'fetch', links: page },
           timeoutMs: peerTimeoutMs(this.d),
         });
-        if (r.status !== 200) throw new Error(`fetch from ${n.id}: status ${r.status}`);
+        if (r.status !== 200) throw new KryptonError('PEER_UNAVAILABLE', `fetch from ${n.id}: status ${r.status}`);
         return (r.body as { states: Record<string, ServiceDocument> }).states;
       }),
     );

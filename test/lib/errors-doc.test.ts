@@ -43,8 +43,6 @@ const OWN_CODE = /^(lib|wal|index|server|tools)\/.*\.ts$/;
 const CLIENTS = /^tools\/(bench|check|recipes|torture)\//;
 /** Where a plain Error is made on purpose: the invariant helpers and wal's errno-shaped fakes. */
 const PLAIN_ERRORS_MADE_IN = new Set(['lib/errors.ts', 'wal/file.ts']);
-/** Being rewritten elsewhere; its two bare Errors (a peer's heads and fetch answers) go with it. */
-const PLAIN_ERRORS_FOR_NOW = new Set(['server/synch/synchronizer.ts']);
 
 test('no error class but KryptonError, no bare Error outside invariants', () => {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -54,7 +52,7 @@ test('no error class but KryptonError, no bare Error outside invariants', () => 
     const code = stripComments(f.text);
     const classes = [...code.matchAll(/class (\w+) extends (\w*Error)\b/g)].filter((m) => m[1] !== 'KryptonError');
     for (const m of classes) found.push(`${f.path}: class ${m[1]} extends ${m[2]}`);
-    if (!PLAIN_ERRORS_MADE_IN.has(f.path) && !PLAIN_ERRORS_FOR_NOW.has(f.path) && /\bnew Error\(/.test(code)) {
+    if (!PLAIN_ERRORS_MADE_IN.has(f.path) && /\bnew Error\(/.test(code)) {
       found.push(`${f.path}: new Error( (use a KryptonError code, or invariant/invariantError for a bug)`);
     }
   }
