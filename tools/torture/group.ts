@@ -201,11 +201,6 @@ export class Group {
     return undefined;
   }
 
-  /** The synchronization counters of one host (or undefined when it does not answer). */
-  async management(h: Host): Promise<any> {
-    return (await getJson(this.agent, `${h.url}/core/management`))?.body;
-  }
-
   async close(): Promise<void> {
     await Promise.all(this.hosts.map((h) => h.kill()));
     await this.agent.close();
