@@ -87,13 +87,21 @@ export class Host {
     await this.exited;
   }
 
-  /** SIGTERM (accepted writes finish, the log is closed); SIGKILL if it is not gone by the deadline. */
-  async stop(deadlineMs = 20_000): Promise<void> {
+  /**
+   * SIGTERM (accepted writes finish, the log is closed); SIGKILL if it is not gone by the
+   * deadline. Answers whether it exited by itself.
+   */
+  async stop(deadlineMs = 20_000): Promise<boolean> {
     if (this.state === 'paused') this.resume();
     this.signal('SIGTERM');
-    const timer = setTimeout(() => this.signal('SIGKILL'), deadlineMs);
+    let forced = false;
+    const timer = setTimeout(() => {
+      forced = true;
+      this.signal('SIGKILL');
+    }, deadlineMs);
     await this.exited;
     clearTimeout(timer);
+    return !forced;
   }
 
   pause(): void {

@@ -30,6 +30,8 @@ export interface FaultWindow {
    * not AVAILABLE (failure detection saw the fault within its hold).
    */
   noticed?: boolean;
+  /** Something the target did while the fault was applied (a graceful stop that did not end). */
+  note?: string;
   /** Milliseconds from the heal until the group converged; absent when it did not within the deadline. */
   convergedMs?: number;
   error?: string;
@@ -76,7 +78,7 @@ export class Nemesis {
       const w: FaultWindow = { kind, host, start: performance.now() };
       this.windows.push(w);
       try {
-        await this.apply(kind, host);
+        w.note = await this.apply(kind, host);
         await this.pause(this.rng.int(...this.opts.holdMs));
       } catch (e) {
         w.error = (e as Error).message;
@@ -112,17 +114,20 @@ export class Nemesis {
     this.wake?.();
   }
 
-  private async apply(kind: FaultKind, i: number): Promise<void> {
+  /** Applies the fault; answers a note when the system behaved worth mentioning while it did. */
+  private async apply(kind: FaultKind, i: number): Promise<string | undefined> {
     const h = this.group.hosts[i]!;
     if (kind === 'kill') await h.kill();
     else if (kind === 'pause') h.pause();
-    else if (kind === 'stop') await h.stop();
-    else if (kind === 'partition') {
+    else if (kind === 'stop') {
+      if (!(await h.stop())) return 'did not exit within 20 s of SIGTERM: killed';
+    } else if (kind === 'partition') {
       if (!this.ns) throw new Error('partition needs network namespaces');
       const others = this.group.hosts.map((x) => x.index).filter((x) => x !== i);
       cut(this.ns, i, others);
       for (const o of others) cut(this.ns, o, [i]);
     }
+    return undefined;
   }
 
   private async heal(kind: FaultKind, i: number): Promise<void> {

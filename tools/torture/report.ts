@@ -24,6 +24,7 @@ export interface Availability {
   okRatio: number;
   convergedMs?: number;
   noticed?: boolean;
+  note?: string;
   error?: string;
 }
 
@@ -44,6 +45,7 @@ export function availability(entries: JournalEntry[], windows: FaultWindow[], t0
       okRatio: es.length ? Math.round((ok / es.length) * 1000) / 1000 : 0,
       convergedMs: w.convergedMs,
       noticed: w.noticed,
+      note: w.note,
       error: w.error,
     });
   }
@@ -146,7 +148,7 @@ function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: 
 }
 
 function table(rows: Availability[]): string {
-  const head = ['fault', 'host', 'held s', 'ops', 'ok', 'ok ratio', 'others saw it down', 'converged after heal'];
+  const head = ['fault', 'host', 'held s', 'ops', 'ok', 'ok ratio', 'others saw it down', 'converged after heal', 'note'];
   const body = rows.map((r) => [
     r.fault,
     r.host,
@@ -156,6 +158,7 @@ function table(rows: Availability[]): string {
     r.okRatio.toFixed(3),
     r.noticed === undefined ? '' : r.noticed ? 'yes' : 'NO',
     r.fault.startsWith('no fault') ? '' : r.convergedMs !== undefined ? `${r.convergedMs} ms` : 'NOT CONVERGED',
+    r.note ?? r.error ?? '',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   return [head, ...body].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n');
