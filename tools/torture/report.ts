@@ -118,12 +118,16 @@ function explanation(reports: WorkloadReport[], cmp: ComparisonReport, cmdline: 
   const kb = reports.find((r) => r.knownBugs)?.knownBugs;
   const real = reports.find((r) => r.knownBugs)?.realVersions;
   if (kb?.refusedButApplied.length) {
-    lines.push(`== register: answered 4xx, yet the value is in the hosts' history (${kb.refusedButApplied.length})`);
+    lines.push(
+      `== register: answered 4xx, yet the value is in the hosts' history (${kb.refusedButApplied.length}; versions as the hosts answered)`,
+    );
     for (const o of kb.refusedButApplied) lines.push(`- ${o.key}: ${describeOp(o, real).trim()}`);
     lines.push('');
   }
   if (kb?.readsOfDiscardedWrites.length) {
-    lines.push(`== register: reads of a value no host holds after healing (a write later discarded) (${kb.readsOfDiscardedWrites.length})`);
+    lines.push(
+      `== register: reads of a value no host holds after healing, a write later discarded (${kb.readsOfDiscardedWrites.length}; versions as the hosts answered)`,
+    );
     for (const o of kb.readsOfDiscardedWrites) lines.push(`- ${o.key}: ${describeOp(o, real).trim()}`);
     lines.push('');
   }
