@@ -17,6 +17,8 @@ import { inNs, type Namespaces } from './netns.js';
 const KRYPTON = process.env.KRYPTON_BIN
   ? path.resolve(process.env.KRYPTON_BIN)
   : path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
+/** A graceful stop finishes in about 2 s when it works; one still running after this never ended. */
+export const STOP_DEADLINE_MS = 10_000;
 /** Inside a namespace each host has the whole port space to itself. */
 const NS_PORT = 7000;
 
@@ -91,7 +93,7 @@ export class Host {
    * SIGTERM (accepted writes finish, the log is closed); SIGKILL if it is not gone by the
    * deadline. Answers whether it exited by itself.
    */
-  async stop(deadlineMs = 20_000): Promise<boolean> {
+  async stop(deadlineMs = STOP_DEADLINE_MS): Promise<boolean> {
     if (this.state === 'paused') this.resume();
     this.signal('SIGTERM');
     let forced = false;

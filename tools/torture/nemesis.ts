@@ -13,7 +13,7 @@
  * told per fault from the clients' journal.
  */
 
-import type { Group } from './group.js';
+import { type Group, STOP_DEADLINE_MS } from './group.js';
 import { cut, healAll, type Namespaces } from './netns.js';
 import type { Rng } from './random.js';
 
@@ -120,7 +120,7 @@ export class Nemesis {
     if (kind === 'kill') await h.kill();
     else if (kind === 'pause') h.pause();
     else if (kind === 'stop') {
-      if (!(await h.stop())) return 'did not exit within 20 s of SIGTERM: killed';
+      if (!(await h.stop())) return `did not exit within ${STOP_DEADLINE_MS / 1000} s of SIGTERM: killed`;
     } else if (kind === 'partition') {
       if (!this.ns) throw new Error('partition needs network namespaces');
       const others = this.group.hosts.map((x) => x.index).filter((x) => x !== i);
