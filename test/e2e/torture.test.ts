@@ -1,5 +1,5 @@
 /**
- * The short torture runs of `npm test` (tools/torture, real host processes, about 40 s each):
+ * The short torture runs of `npm test` (tools/torture, real host processes, about 45 s each):
  * each asserts the properties that hold on main today under its faults, and prints what the run
  * found beyond them (the known bugs: duplicate applications, restarted hosts lacking versions,
  * reads of discarded writes under partitions) so they stay visible until they are fixed. Both
