@@ -6,6 +6,9 @@
  * recent writes. A hit answers the state the original write made, so a retry is told what the
  * original was told (the same documentVersion) and nothing new is logged.
  *
+ * A write logged but short of its quorum is kept as unconfirmed: its retry is answered "outcome
+ * unknown", never applied a second time nor reported a success it may not be.
+ *
  * Bounded three ways (lib/limits.ts): ids per link (the oldest goes first), links (the link
  * written least recently goes first) and age (an id older than the window is no hit). Time is
  * passed in: the caller's clock, or a replayed record's own time.
@@ -21,6 +24,11 @@ export interface DedupEntry {
   requestId: string;
   timeMicros: Micros;
   state: ServiceDocument;
+  /**
+   * Set when the write was logged here but failed its quorum: it may survive (a replica took it)
+   * or be lost to a takeover, so a retry may neither run it again nor report it as a success.
+   */
+  unconfirmed?: true;
 }
 
 export interface DedupBounds {
@@ -88,11 +96,10 @@ export class DedupWindow {
     return undefined;
   }
 
-  /** Forgets an id whose write did not reach its quorum: a retry is applied again, not told of a failure as a success. */
-  forget(link: Link, requestId: string): void {
-    const entries = this.links.get(link);
-    const at = entries?.findIndex((e) => e.requestId === requestId) ?? -1;
-    if (at >= 0) entries!.splice(at, 1);
+  /** Marks the write `requestId` made to `link` unconfirmed: it did not reach its quorum. A later note of the id clears it. */
+  unconfirmed(link: Link, requestId: string): void {
+    const e = this.links.get(link)?.find((x) => x.requestId === requestId);
+    if (e) e.unconfirmed = true;
   }
 
   /** Ids remembered, over all links. */

@@ -104,9 +104,9 @@ export class DocumentStore {
     try {
       if (replicated) await replicated();
     } catch (e) {
-      // Below its quorum the write may yet be lost: a retry runs it again rather than answer
-      // success for it. Its link is still held, so no retry has looked yet.
-      if (rec.requestId !== undefined) this.d.dedup?.forget(rec.link, rec.requestId);
+      // Below its quorum the write may survive or be lost to a takeover: its retry must neither
+      // run it again nor answer success. Its link is still held, so no retry has looked yet.
+      if (rec.requestId !== undefined) this.d.dedup?.unconfirmed(rec.link, rec.requestId);
       throw e;
     }
     return state;
@@ -115,10 +115,18 @@ export class DocumentStore {
   /**
    * The state a write with `requestId` already made to `link`, if it is in the dedup window: a
    * retry is answered with it. Asked with the link held, so an original still running is done.
+   * A retry of a write that failed its quorum is answered as that write was: outcome unknown.
    */
   private applied(link: Link, requestId: string | undefined): ServiceDocument | undefined {
     if (requestId === undefined) return undefined;
-    return this.d.dedup?.lookup(link, requestId, this.d.clock.nowMicros())?.state;
+    const hit = this.d.dedup?.lookup(link, requestId, this.d.clock.nowMicros());
+    if (hit?.unconfirmed) {
+      throw new KryptonError(
+        'REPLICATION_FAILED',
+        `${link}: request ${requestId} was logged here but did not reach its quorum; whether it took effect is unknown`,
+      );
+    }
+    return hit?.state;
   }
 
   /** Runs `fn` after every earlier update of `link` on this host, in order. */

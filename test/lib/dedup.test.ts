@@ -79,14 +79,20 @@ test('an id is a hit until it is older than the window, then never again', () =>
   assert.is(w.size(), 0);
 });
 
-test('the same id noted again keeps one entry, the latest; forget drops it', () => {
+test('the same id noted again keeps one entry, the latest; an unconfirmed write stays a hit, marked, until noted again', () => {
   const w = new DedupWindow({ idsPerLinkMax: 8, linksMax: 8, windowMicros: 1_000_000 });
   w.note(rec('/a', 0, T0, 'r'));
   w.note(rec('/a', 1, T0 + 1, 'r'));
   assert.is(w.size(), 1);
   assert.is(w.lookup('/a', 'r', T0 + 2)?.state.documentVersion, 1);
-  w.forget('/a', 'r');
-  assert.is(w.lookup('/a', 'r', T0 + 2), undefined);
+  assert.is(w.lookup('/a', 'r', T0 + 2)?.unconfirmed, undefined);
+  w.unconfirmed('/a', 'r');
+  assert.is(w.lookup('/a', 'r', T0 + 2)?.unconfirmed, true);
+  w.unconfirmed('/a', 'other');
+  // The record comes back (shipped by the next owner, say): a confirmed hit again.
+  w.note(rec('/a', 2, T0 + 3, 'r'));
+  const hit = w.lookup('/a', 'r', T0 + 4);
+  assert.equal([hit?.state.documentVersion, hit?.unconfirmed], [2, undefined]);
 });
 
 test('a request id is 1 to 128 printable ASCII characters', () => {

@@ -24,7 +24,7 @@ interface Doc {
 const t = suite<{ hosts: TestHost[] }>('at most once through a non-owner');
 
 t.before(async (ctx) => {
-  ctx.hosts = await startGroup(3, (i) => ({ id: `amo-${i + 1}`, operationTimeoutMicros: 10_000_000 }));
+  ctx.hosts = await startGroup(3, (i) => ({ id: `amo-${i + 1}`, membershipQuorum: 2, operationTimeoutMicros: 10_000_000 }));
 });
 t.after((ctx) => closeAll(ctx.hosts));
 
@@ -169,7 +169,7 @@ restart.run();
 const takeover = suite('at most once across a takeover');
 
 takeover('a replica that took the link over recognizes a retry of a write its old owner applied', async () => {
-  const hosts = await startGroup(3, (i) => ({ id: `amt-${i + 1}` }));
+  const hosts = await startGroup(3, (i) => ({ id: `amt-${i + 1}`, membershipQuorum: 2 }));
   try {
     const link = '/core/examples/dup-takeover';
     assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
@@ -192,7 +192,12 @@ takeover('a replica that took the link over recognizes a retry of a write its ol
       },
       20_000,
     );
-    const latest = async () => (await rest[0]!.client.get<Doc>(link)).body.documentVersion;
+    // The first read through the owner path takes the link over (a new version, the same state).
+    const latest = () =>
+      waitFor('the link readable through its new owner', async () => {
+        const r = await rest[0]!.client.get<Doc>(link);
+        return r.status === 200 ? r.body.documentVersion : undefined;
+      });
     const before = await latest();
     for (const via of rest) {
       const again = await via.client.send<Doc>('PATCH', link, cas, key);
@@ -207,3 +212,40 @@ takeover('a replica that took the link over recognizes a retry of a write its ol
 });
 
 takeover.run();
+
+const fenced = suite('at most once when the first try failed its quorum');
+
+fenced('a retry of a write that was logged but failed its quorum is answered "unknown", never applied again', async () => {
+  const hosts = await startGroup(3, (i) => ({ id: `amf-${i + 1}`, membershipQuorum: 2, isPeerSynchronizationEnabled: false }));
+  try {
+    const link = '/core/examples/dup-fenced';
+    assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
+    const { owner } = await ownerOf(hosts, link);
+    await everyHostAt(hosts, link, 0);
+    const [y, z] = hosts.filter((h) => h !== owner) as [TestHost, TestHost];
+    // z takes the link over, as far as the replicas know: they refuse the owner's epoch from now on.
+    for (const h of [z, y]) {
+      const r = await h.client.post('/core/node-selectors/default/synch', {
+        kind: 'promise',
+        from: z.host.id,
+        factoryLink: '/core/examples',
+        asks: [[link, 1]],
+      });
+      assert.is(r.status, 200, r.text);
+    }
+    const key = { 'idempotency-key': 'fenced-1' };
+    const body = { kind: KINDS.strictUpdateRequest, name: 'cas', documentVersion: 0 };
+    const first = await owner.client.send<{ message: string }>('PATCH', link, body, key);
+    assert.is(first.status, 500, first.text);
+    assert.match(first.body.message, /failed\. Success/);
+    const again = await owner.client.send<{ message: string }>('PATCH', link, body, key);
+    assert.is(again.status, 500, again.text);
+    assert.match(again.body.message, /request fenced-1 was logged here but did not reach its quorum/);
+    const held = await owner.client.send<Doc>('GET', link, undefined, { pragma: 'xn-no-fwd' });
+    assert.is(held.body.documentVersion, 1, 'the owner logged the first try only');
+  } finally {
+    await closeAll(hosts);
+  }
+});
+
+fenced.run();
