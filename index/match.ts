@@ -56,8 +56,8 @@ export function termPredicate(q: TermQuery): (v: IndexedValue) => boolean {
     case 'PREFIX':
       return (v) => typeof v === 'string' && v.startsWith(want);
     case 'WILDCARD': {
-      const re = wildcardRegExp(want);
-      return (v) => typeof v === 'string' && re.test(v);
+      const matches = wildcardMatcher(want);
+      return (v) => typeof v === 'string' && matches(v);
     }
     case 'PHRASE': {
       const phrase = words(want);
@@ -66,21 +66,49 @@ export function termPredicate(q: TermQuery): (v: IndexedValue) => boolean {
   }
 }
 
-export function wildcardRegExp(pattern: string): RegExp {
-  let src = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') src += '[\\s\\S]*';
-    else if (c === '?') src += '[\\s\\S]';
-    else if (c === '\\' && i + 1 < pattern.length) src += escapeRegExp(pattern[++i]!);
-    else src += escapeRegExp(c);
-  }
-  return new RegExp(`^${src}$`, 'u');
-}
+const ANY_ONE = 1;
+const ANY_RUN = 2;
 
-function escapeRegExp(s: string): string {
-  // Only syntax characters: the `u` flag rejects escaping anything else.
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/**
+ * A WILDCARD pattern as a matcher over code points: `*` any run, `?` one, `\` escapes the next.
+ * Not a RegExp: a backtracking engine takes exponential time on a pattern like `**********x`
+ * that fails, blocking the host for as long, and refuses a pattern of tens of thousands of
+ * characters outright. This keeps one backtrack point, the last `*`: at most pattern × value steps.
+ */
+export function wildcardMatcher(pattern: string): (value: string) => boolean {
+  const tokens: (string | typeof ANY_ONE | typeof ANY_RUN)[] = [];
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === '*') {
+      if (tokens[tokens.length - 1] !== ANY_RUN) tokens.push(ANY_RUN);
+    } else if (c === '?') tokens.push(ANY_ONE);
+    else if (c === '\\' && i + 1 < chars.length) tokens.push(chars[++i]!);
+    else tokens.push(c);
+  }
+  return (value) => {
+    const text = Array.from(value);
+    let p = 0;
+    let t = 0;
+    let star = -1;
+    let resume = 0;
+    while (t < text.length) {
+      const tok = tokens[p];
+      if (tok === ANY_RUN) {
+        star = p++;
+        resume = t;
+      } else if (tok !== undefined && (tok === ANY_ONE || tok === text[t])) {
+        p++;
+        t++;
+      } else if (star >= 0) {
+        // The last `*` takes one more character, and matching goes on after it.
+        p = star + 1;
+        t = ++resume;
+      } else return false;
+    }
+    while (tokens[p] === ANY_RUN) p++;
+    return p === tokens.length;
+  };
 }
 
 function words(s: string): string[] {

@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { wildcardMatcher } from '../../index/match.js';
 import { DocumentIndex } from '../../index/views.js';
 import { links, put, run, term } from './support.js';
 
@@ -28,6 +29,44 @@ function sample(): DocumentIndex {
 }
 
 const q = (query: unknown, extra: Record<string, unknown> = {}) => ({ query, ...extra });
+
+/** The RegExp WILDCARD was compiled to before: fine as a reference on short patterns. */
+function wildcardReference(pattern: string): RegExp {
+  let src = '';
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === '*') src += '[\\s\\S]*';
+    else if (c === '?') src += '[\\s\\S]';
+    else src += (c === '\\' && i + 1 < chars.length ? chars[++i]! : c).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  }
+  return new RegExp(`^${src}$`, 'u');
+}
+
+test('WILDCARD matching agrees with a RegExp on short patterns, and stays linear on hostile ones', () => {
+  const alphabet = ['a', 'b', '*', '?', '\\', '\u{1f600}', '.'];
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const word = (max: number, from: string[]) => Array.from({ length: rnd(max + 1) }, () => from[rnd(from.length)]).join('');
+  for (let i = 0; i < 5000; i++) {
+    const pattern = word(6, alphabet);
+    const value = word(6, ['a', 'b', '*', '\u{1f600}', '.', '\\']);
+    assert.is(
+      wildcardMatcher(pattern)(value),
+      wildcardReference(pattern).test(value),
+      `${JSON.stringify(pattern)} on ${JSON.stringify(value)}`,
+    );
+  }
+  // A RegExp backtracks for seconds on the first and cannot be built for the second.
+  const t0 = performance.now();
+  assert.not.ok(wildcardMatcher(`${'*'.repeat(30)}Q`)('seed fz-1 abcdefghijklmnop'));
+  assert.not.ok(wildcardMatcher('*a'.repeat(50) + 'Q')('a'.repeat(200)));
+  assert.ok(wildcardMatcher('x'.repeat(60_000))('x'.repeat(60_000)));
+  assert.ok(performance.now() - t0 < 1000);
+});
 
 test('TERM: exact and case-sensitive; numbers are not terms; booleans are', () => {
   const idx = sample();
