@@ -1,7 +1,9 @@
 /**
- * A hung host, with real processes on free ports: one of three is paused (SIGSTOP), the other
- * two show it UNAVAILABLE within the probe bound and keep taking writes for links it does not
- * own; resumed (SIGCONT), it is AVAILABLE everywhere again.
+ * How a group sees a host go, with real processes on free ports. A hung one: one of three is
+ * paused (SIGSTOP), the other two show it UNAVAILABLE within the probe bound and keep taking
+ * writes for links it does not own; resumed (SIGCONT), it is AVAILABLE everywhere again. A
+ * stopped one (SIGTERM, SIGINT): its peers show it UNAVAILABLE as soon as it has exited, told
+ * rather than probed.
  */
 import net from 'node:net';
 import { test } from 'uvu';
@@ -35,7 +37,8 @@ async function everyoneAvailable(clients: Client[], ids: string[]): Promise<bool
   return true;
 }
 
-test('a paused host is UNAVAILABLE on its peers within the bound, writes it does not own go on, and it comes back on SIGCONT', async () => {
+/** Three hosts on free ports with the same --peerNodes, AVAILABLE everywhere; `fn` gets them. */
+async function withGroup(fn: (procs: HostProcess[], clients: Client[], ids: string[]) => Promise<void>): Promise<void> {
   const dir = await tempDir();
   const ports = [await freePort(), await freePort(), await freePort()];
   const ids = ports.map((p) => `host${p}`);
@@ -47,8 +50,31 @@ test('a paused host is UNAVAILABLE on its peers within the bound, writes it does
       procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${ids[i]}`, peers]));
       clients.push(new Client(`http://127.0.0.1:${port}`));
     }
-    const [c0, c1] = clients as [Client, Client, Client];
     await waitFor('group formed', () => everyoneAvailable(clients, ids), 20_000);
+    await fn(procs, clients, ids);
+  } finally {
+    for (const c of clients) await c.close();
+    for (const p of procs) {
+      p.child.kill('SIGCONT');
+      await p.kill('SIGKILL');
+    }
+    await dir.remove();
+  }
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`a host stopped with ${signal} is UNAVAILABLE on its peers once it has exited, without a probe`, async () => {
+    await withGroup(async (procs, clients, ids) => {
+      assert.is(await procs[2]!.kill(signal), 0, 'a clean stop');
+      // The first look after the exit: a probe could not have noticed yet, the notice has.
+      for (const c of clients.slice(0, 2)) assert.is(await statusOn(c, ids[2]!), 'UNAVAILABLE');
+    });
+  });
+}
+
+test('a paused host is UNAVAILABLE on its peers within the bound, writes it does not own go on, and it comes back on SIGCONT', async () => {
+  await withGroup(async (procs, clients, ids) => {
+    const [c0, c1] = clients as [Client, Client, Client];
     await waitFor('group available', async () => (await c0.get('/core/node-groups/default/available')).status === 200, 20_000);
 
     // Links the host about to be paused does not own, as its selector says.
@@ -86,14 +112,7 @@ test('a paused host is UNAVAILABLE on its peers within the bound, writes it does
       const r = await clients[2]!.get<{ name: string }>(links[0]!);
       return r.status === 200 && r.body.name === 'while paused';
     });
-  } finally {
-    for (const c of clients) await c.close();
-    for (const p of procs) {
-      p.child.kill('SIGCONT');
-      await p.kill('SIGKILL');
-    }
-    await dir.remove();
-  }
+  });
 });
 
 test.run();
