@@ -3,7 +3,7 @@
  * paused (SIGSTOP), the other two show it UNAVAILABLE within the probe bound and keep taking
  * writes for links it does not own; resumed (SIGCONT), it is AVAILABLE everywhere again. A
  * stopped one (SIGTERM, SIGINT): its peers show it UNAVAILABLE as soon as it has exited, told
- * rather than probed.
+ * rather than probed, and take over the documents it owned.
  */
 import net from 'node:net';
 import { test } from 'uvu';
@@ -65,9 +65,21 @@ async function withGroup(fn: (procs: HostProcess[], clients: Client[], ids: stri
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`a host stopped with ${signal} is UNAVAILABLE on its peers once it has exited, without a probe`, async () => {
     await withGroup(async (procs, clients, ids) => {
+      const c0 = clients[0]!;
+      await waitFor('group available', async () => (await c0.get('/core/node-groups/default/available')).status === 200, 20_000);
+      // A document the host about to stop owns: its peers take it over.
+      let name = '';
+      for (let i = 0; name === ''; i++) {
+        const r = await c0.post<{ ownerNodeId: string }>('/core/node-selectors/default', { key: `/core/examples/owned-${i}` });
+        if (r.body.ownerNodeId === ids[2]) name = `owned-${i}`;
+      }
+      assert.is((await c0.post('/core/examples', { documentSelfLink: name, name: 'before' })).status, 200);
       assert.is(await procs[2]!.kill(signal), 0, 'a clean stop');
       // The first look after the exit: a probe could not have noticed yet, the notice has.
       for (const c of clients.slice(0, 2)) assert.is(await statusOn(c, ids[2]!), 'UNAVAILABLE');
+      const r = await c0.patch<{ name: string; documentOwner: string }>(`/core/examples/${name}`, { name: 'after' });
+      assert.is(r.status, 200, `PATCH of a link the stopped host owned answered ${r.status}: ${r.text}`);
+      assert.ok(ids.slice(0, 2).includes(r.body.documentOwner), `owned by ${r.body.documentOwner} now`);
     });
   });
 }

@@ -195,8 +195,12 @@ test('seed 000: quorum 3, a host stopped, UpdateQuorumRequest to 2 with isGroupU
 test('partition: the majority side stays available, the minority does not; healing converges', () => {
   const sim = group(5);
   sim.runUntil(() => allAvailable(sim), 15_000);
+  sim.runFor(345);
   sim.partition(['h0', 'h1', 'h2'], ['h3', 'h4']);
-  sim.runFor(30_000); // partitioned requests time out after peerRequestTimeout (20 s)
+  // The minority is cut off: it stops acting as owner (not available) within the probe bound.
+  const cutOff = sim.runUntil(() => !availableOn(sim, 'h3') && !availableOn(sim, 'h4'), 5_000);
+  assert.ok(cutOff >= 0 && cutOff <= 2_000, `the minority side is unavailable after ${cutOff} ms`);
+  sim.runFor(10_000);
   for (const n of ['h0', 'h1', 'h2']) {
     assert.is(sim.statusOf(n, 'h3'), 'UNAVAILABLE');
     assert.ok(availableOn(sim, n), `${n} on the majority side is available`);
