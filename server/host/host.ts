@@ -223,6 +223,9 @@ export class Host {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping');
+      // Leaving changes the membership this host sees; a pass started by that change would take
+      // links over (and log new epochs) on a host that is going away. No pass starts from here.
+      const passesStopped = this.cluster.synchronizer.stop();
       await this.cluster.groups.leave();
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
@@ -239,7 +242,7 @@ export class Host {
       await Promise.race([closed, new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
       this.listeners.closeAllConnections();
       await closed;
-      await this.cluster.synchronizer.stop();
+      await passesStopped;
       await this.cluster.groups.stop();
       await this.cluster.peers.close();
       await this.wal.close();
