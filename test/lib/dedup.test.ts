@@ -62,6 +62,24 @@ test('past the link bound the link written least recently is forgotten', () => {
   assert.ok(w.lookup('/c', 'c0', T0 + 10));
 });
 
+test('past the link bound, eviction stays in write order over many notes, and the order queue stays bounded', () => {
+  const w = new DedupWindow({ idsPerLinkMax: 2, linksMax: 100, windowMicros: 1e12 });
+  for (let i = 0; i < 20_000; i++) w.note(rec(`/l${i % 150}`, i, T0 + i, `r${i}`));
+  // The last 100 links written are /l100 .. /l149 (notes 19 900 .. 19 949) and /l0 .. /l49
+  // (19 950 .. 19 999); /l50 .. /l99 were written least recently. With 150 links cycling through
+  // 100 places each link was forgotten once per cycle, so each holds its last id only.
+  assert.is(w.lookup('/l99', 'r19899', T0 + 20_000), undefined);
+  assert.is(w.lookup('/l50', 'r19850', T0 + 20_000), undefined);
+  assert.ok(w.lookup('/l100', 'r19900', T0 + 20_000));
+  assert.ok(w.lookup('/l49', 'r19999', T0 + 20_000));
+  assert.is(w.lookup('/l49', 'r19849', T0 + 20_000), undefined);
+  assert.is(w.size(), 100);
+  const hot = new DedupWindow({ idsPerLinkMax: 2, linksMax: 100, windowMicros: 1e12 });
+  for (let i = 0; i < 20_000; i++) hot.note(rec('/hot', i, T0 + i, `r${i}`));
+  assert.ok(hot.queued() <= 2 * 1 + 1024 + 1, `${hot.queued()} slots for one link`);
+  assert.ok(w.queued() <= 2 * 100 + 1024 + 1, `${w.queued()} slots for 100 links`);
+});
+
 test('an id is a hit until it is older than the window, then never again', () => {
   let now = T0;
   const w = new DedupWindow({ idsPerLinkMax: 8, linksMax: 8, windowMicros: 1_000_000 });

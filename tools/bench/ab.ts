@@ -7,7 +7,7 @@
  * 10-15% here); back to back, under the same conditions, a 5% change shows.
  *
  * `node --import tsx tools/bench/ab.ts --a=<old>/dist/tools/krypton.js --b=dist/tools/krypton.js
- * [--rounds=4] [--seconds=6] [--warmup=10] [--a-env=K=V,...] [--b-env=K=V,...]`; the last line of
+ * [--rounds=4] [--seconds=6] [--warmup=10] [--named] [--a-env=K=V,...] [--b-env=K=V,...]`; the last line of
  * stdout is the JSON result. The env flags compare one build under two settings (a libuv or V8
  * environment variable) when both sides name the same build.
  * Not part of `npm run bench`: a tool for judging a change before it lands.
@@ -69,10 +69,16 @@ async function closeGroup(g: Group): Promise<void> {
   await removeDir(g.sandbox);
 }
 
-const load = (g: Group, seconds: number) =>
-  spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'POST', path: '/core/examples', body: exampleBody(g.n++) }));
-
 const args = process.argv.slice(2);
+/**
+ * `--named`: each POST names its document, so two in three enter a host that does not own it and
+ * are forwarded (each with its request id); without it every POST gets an id its entry host owns.
+ */
+const named = args.includes('--named');
+const bodyOf = (n: number) => (named ? `{"documentSelfLink":"ab-${n}",${exampleBody(n).slice(1)}` : exampleBody(n));
+const load = (g: Group, seconds: number) =>
+  spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'POST', path: '/core/examples', body: bodyOf(g.n++) }));
+
 const value = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const a = value('a');
 const b = value('b');
@@ -110,7 +116,7 @@ try {
     process.stderr.write(`round ${r + 1}: A ${x.a} POST/s, B ${x.b} POST/s, B/A ${x.ratio}\n`);
   }
   const sorted = results.map((x) => x.ratio).sort((p, q) => p - q);
-  console.log(JSON.stringify({ a, b, seconds, rounds: results, medianRatio: sorted[Math.floor(sorted.length / 2)] }));
+  console.log(JSON.stringify({ a, b, named, seconds, rounds: results, medianRatio: sorted[Math.floor(sorted.length / 2)] }));
 } finally {
   for (const g of groups) await closeGroup(g);
 }
