@@ -131,67 +131,26 @@ export class PeerClient {
     this.stats.requests++;
     this.stats.bytesSent += (body?.length ?? 0) + target.path.length + 64;
     return new Promise<PeerReply>((resolve, reject) => {
-      let settled = false;
-      let controller: DispatchController | undefined;
-      let cancelled: Error | undefined;
-      let status = 0;
-      let replyHeaders: PeerReply['headers'] = {};
-      let streaming = false;
-      let received = 64;
-      const chunks: Buffer[] = [];
-      const fail = (e: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.stats.failures++;
-        reject(peerError(url, e));
-      };
-      // The deadline covers the wait for a connection too, which undici's own timeouts do not.
-      const timer = setTimeout(() => {
-        cancelled = new KryptonError('TIMEOUT', `timed out after ${timeoutMs} ms`);
-        controller?.abort(cancelled);
-        fail(cancelled);
-      }, timeoutMs);
+      const call = new PeerCall(
+        url,
+        timeoutMs,
+        stream,
+        (r) => {
+          this.stats.bytesReceived += r.received;
+          resolve(r.reply);
+        },
+        (e) => {
+          this.stats.failures++;
+          reject(peerError(url, e));
+        },
+      );
       try {
         this.pool(target.origin).dispatch(
           { path: target.path, method: method as 'GET', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
-          {
-            onRequestStart: (c) => {
-              controller = c;
-              if (cancelled) c.abort(cancelled);
-            },
-            onResponseStart: (_c, statusCode, h) => {
-              status = statusCode;
-              replyHeaders = h;
-              streaming = stream !== undefined && statusCode >= 200 && statusCode < 300;
-            },
-            onResponseData: (_c, chunk) => {
-              if (settled) return;
-              received += chunk.length;
-              if (!streaming) {
-                chunks.push(chunk);
-                return;
-              }
-              try {
-                stream!(chunk);
-              } catch (e) {
-                // The caller could not take the answer: stop reading it and fail the request.
-                controller?.abort(e as Error);
-                fail(e);
-              }
-            },
-            onResponseEnd: () => {
-              if (settled) return;
-              settled = true;
-              clearTimeout(timer);
-              this.stats.bytesReceived += received;
-              resolve({ status, headers: replyHeaders, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-            },
-            onResponseError: (_c, e) => fail(e),
-          },
+          call,
         );
       } catch (e) {
-        fail(e);
+        call.fail(e);
       }
     });
   }
@@ -238,5 +197,83 @@ export class PeerClient {
     this.closed = true;
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
     this.pools.clear();
+  }
+}
+
+/**
+ * One request in flight, as undici's dispatch handler: it collects the answer (or hands a 2xx
+ * answer's chunks to `stream`) and settles exactly once, at the end of the answer, on an error,
+ * or at the deadline. The deadline covers the wait for a connection too, which undici's own
+ * timeouts do not.
+ */
+class PeerCall {
+  private settled = false;
+  private controller: DispatchController | undefined;
+  private cancelled: Error | undefined;
+  private status = 0;
+  private headers: PeerReply['headers'] = {};
+  private streaming = false;
+  private received = 64;
+  private readonly chunks: Buffer[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    url: string,
+    timeoutMs: number,
+    private readonly stream: ((chunk: Buffer) => void) | undefined,
+    private readonly done: (r: { reply: PeerReply; received: number }) => void,
+    private readonly failed: (e: unknown) => void,
+  ) {
+    this.timer = setTimeout(() => {
+      this.cancelled = new KryptonError('TIMEOUT', `timed out after ${timeoutMs} ms`);
+      this.controller?.abort(this.cancelled);
+      this.fail(this.cancelled);
+    }, timeoutMs);
+  }
+
+  fail(e: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.failed(e);
+  }
+
+  onRequestStart(c: DispatchController): void {
+    this.controller = c;
+    if (this.cancelled) c.abort(this.cancelled);
+  }
+
+  onResponseStart(_c: DispatchController, statusCode: number, h: PeerReply['headers']): void {
+    this.status = statusCode;
+    this.headers = h;
+    this.streaming = this.stream !== undefined && statusCode >= 200 && statusCode < 300;
+  }
+
+  onResponseData(_c: DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    this.received += chunk.length;
+    if (!this.streaming) {
+      this.chunks.push(chunk);
+      return;
+    }
+    try {
+      this.stream!(chunk);
+    } catch (e) {
+      // The caller could not take the answer: stop reading it and fail the request.
+      this.controller?.abort(e as Error);
+      this.fail(e);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    this.done({ reply: { status: this.status, headers: this.headers, body }, received: this.received });
+  }
+
+  onResponseError(_c: DispatchController, e: Error): void {
+    this.fail(e);
   }
 }
