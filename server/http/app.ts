@@ -94,6 +94,19 @@ export function createApp(d: AppDeps): Koa {
     ctx.body = linkList(links, d.hostId);
   });
 
+  managementRoutes(router, d);
+  queryRoutes(router, d);
+
+  clusterRoutes(router, { ...d.cluster, pragmas });
+
+  // Services first: one map lookup decides, where the router would try every route's pattern.
+  app.use(serviceRoutes(d));
+  app.use(router.routes());
+  return app;
+}
+
+/** `/core/management`: the host's state, a graceful stop (DELETE), and its process log. */
+function managementRoutes(router: Router, d: AppDeps): void {
   router.get('/core/management', (ctx) => {
     ctx.body = d.hostState();
   });
@@ -123,7 +136,10 @@ export function createApp(d: AppDeps): Koa {
     };
   });
   router.all('/core/management/process-log', (ctx) => notAllowed(ctx.method));
+}
 
+/** Query tasks (direct and local), their pages, and the page forwarding path. */
+function queryRoutes(router: Router, d: AppDeps): void {
   for (const factory of QUERY_FACTORIES) {
     router.post(factory, async (ctx) => {
       const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
@@ -156,13 +172,6 @@ export function createApp(d: AppDeps): Koa {
     }
     ctx.body = d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx));
   });
-
-  clusterRoutes(router, { ...d.cluster, pragmas });
-
-  // Services first: one map lookup decides, where the router would try every route's pattern.
-  app.use(serviceRoutes(d));
-  app.use(router.routes());
-  return app;
 }
 
 /** Factories and their children, looked up in the registry rather than one route per service. */
