@@ -256,7 +256,9 @@ export class GroupRuntime {
         return undefined;
       case 'changed':
         this.d.logger.info({ group: this.link, changes: e.changes }, 'node group changed');
-        for (const l of this.changeListeners) l();
+        // A host's own leave is no change its parts should act on: a synchronization pass it
+        // started would take links over (and log new epochs) on a host that is going away.
+        if (!this.state.leaving) for (const l of this.changeListeners) l();
         return undefined;
       case 'availability':
         this.d.logger.info({ group: this.link, available: e.available }, e.available ? 'node group available' : 'node group unavailable');

@@ -2,7 +2,7 @@
  * A replica applying a shipped batch (DocumentStore.applyReplicated): records of links with
  * nothing queued go into one append, later records of the same link wait behind it in order,
  * copies already held are acknowledged, older epochs refused; what was appended is in the log
- * (a restart replays it to the same state).
+ * (a restart replays it to the same state), and a stop does not take the shipped links over.
  */
 import { request } from 'undici';
 import { test } from 'uvu';
@@ -77,6 +77,22 @@ test('one batch: appended together, same-link records in order, held copies ackn
     assert.is((await h.client.get('/core/examples/a?documentVersion=1')).body.name, 'a1');
     assert.is((await h.client.get('/core/examples/c')).body.documentEpoch, 3);
     assert.is((await h.client.get('/core/examples/b')).body.documentVersion, 1);
+  } finally {
+    await h.close();
+    await dir.remove();
+  }
+});
+
+test('stopped with DELETE /core/management, the host takes no shipped link over on its way out', async () => {
+  const dir = await tempDir();
+  let h = await startHost({ id: 'replica' }, dir.path);
+  try {
+    assert.equal(await ship(h, [rec('c', 0, 3, 'c0')]), [ok]);
+    assert.is((await h.client.delete('/core/management')).status, 202);
+    await h.host.stopped;
+    h = await startHost({ id: 'replica' }, dir.path);
+    const c = await h.client.get<{ documentEpoch: number; documentVersion: number }>('/core/examples/c');
+    assert.equal([c.body.documentEpoch, c.body.documentVersion], [3, 0], 'no takeover logged while it stopped');
   } finally {
     await h.close();
     await dir.remove();
