@@ -79,19 +79,22 @@ async function buildRouting(config: Config, local: LocalState, clock: Clock, uri
   return { peers, groups, selectors, forwarder, routing };
 }
 
-/** Membership, routing, the store and the parts built on it; `uri` is this host's address, known once it listens. */
-export async function buildParts(
+/**
+ * The store and what acts on its links as owner or replica: the replicator, query tasks, the
+ * task driver, the owner hooks and the synchronizer. The store's cluster ports are bound here,
+ * once, as soon as the parts that implement them exist.
+ */
+function buildOwnerParts(
   config: Config,
   local: LocalState,
   clock: Clock,
-  uri: string,
+  selfUri: () => string,
   onLogFailure: (e: unknown) => void,
-): Promise<HostParts> {
+  net: Pick<HostParts, 'peers' | 'groups' | 'selectors'>,
+) {
   const { id, logger, registry, index, promises } = local;
+  const { peers, groups, selectors } = net;
   const operationTimeoutMicros = config.operationTimeoutMicros;
-  const selfUri = () => uri;
-  const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri);
-
   const ports = new ClusterPortsHandle();
   const changes = new ChangeFeed();
   const store = new DocumentStore({
@@ -141,6 +144,27 @@ export async function buildParts(
   });
   ports.bind({ replication: replicator, fencing: synchronizer, synch: synchronizer, hooks });
 
+  return { store, changes, replicator, queries, tasks, hooks, synchronizer };
+}
+
+/** Membership, routing, the store and the parts built on it; `uri` is this host's address, known once it listens. */
+export async function buildParts(
+  config: Config,
+  local: LocalState,
+  clock: Clock,
+  uri: string,
+  onLogFailure: (e: unknown) => void,
+): Promise<HostParts> {
+  const { logger, registry, index, promises } = local;
+  const operationTimeoutMicros = config.operationTimeoutMicros;
+  const selfUri = () => uri;
+  const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri);
+
+  const { store, changes, replicator, queries, tasks, hooks, synchronizer } = buildOwnerParts(config, local, clock, selfUri, onLogFailure, {
+    peers,
+    groups,
+    selectors,
+  });
   const watches = new Watches({ index, changes, peers, selfUri, logger, operationTimeoutMicros });
   const access = new AccessControl({
     enabled: config.isAuthorizationEnabled,
