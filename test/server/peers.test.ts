@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isPeerError, PeerClient } from '../../server/net/peers.js';
+import { isPeerError, isPeerTimeout, PeerClient } from '../../server/net/peers.js';
 
 interface Seen {
   method: string;
@@ -105,8 +105,34 @@ test('a peer that never answers fails the request at its deadline', async () => 
     );
     assert.ok(isPeerError(e));
     assert.match((e as Error).message, /timed out after 200 ms/);
+    assert.ok(isPeerTimeout(e), 'a timeout, which membership counts as a miss rather than a death');
     assert.ok(Date.now() - started < 5000, 'failed near its deadline, not at some later timeout');
     assert.is(client.stats.failures, 1);
+  } finally {
+    await client.close();
+    await s.close();
+  }
+});
+
+test('abandon fails the requests in flight to a peer at once, and later ones go out afresh', async () => {
+  let answer = false;
+  const s = await serve((_req, res) => {
+    if (answer) res.end('ok');
+  });
+  const client = new PeerClient();
+  try {
+    const started = Date.now();
+    const pending = client.request(`${s.url}/hung`, { method: 'GET', timeoutMs: 20_000 }).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    await new Promise((r) => setImmediate(r));
+    client.abandon(new URL(s.url).origin);
+    const e = await pending;
+    assert.ok(isPeerError(e) && !isPeerTimeout(e));
+    assert.ok(Date.now() - started < 5000, 'failed when abandoned, not at its deadline');
+    answer = true;
+    assert.is((await client.request(`${s.url}/again`, { method: 'GET', timeoutMs: 5000 })).status, 200);
   } finally {
     await client.close();
     await s.close();
@@ -143,7 +169,9 @@ test('a refused connection, a malformed URL and a closed client are PEER_UNAVAIL
       (x: unknown) => x,
     );
   try {
-    assert.ok(isPeerError(await failure(client.request(`${url}/x`, { method: 'GET', timeoutMs: 5000 }))));
+    const refused = await failure(client.request(`${url}/x`, { method: 'GET', timeoutMs: 5000 }));
+    assert.ok(isPeerError(refused));
+    assert.not.ok(isPeerTimeout(refused), 'nothing listens: no timeout');
     assert.ok(isPeerError(await failure(client.request('not a url', { method: 'GET', timeoutMs: 5000 }))));
   } finally {
     await client.close();
