@@ -5,9 +5,9 @@
  * turns codes into HTTP statuses and Xenon's ServiceErrorResponse. Two kinds of thrown value are
  * deliberately not KryptonErrors: broken invariants (bugs, see `invariant` and `invariantError`),
  * which crash loudly or answer 500, and the memory log backend's errno-shaped errors (wal/file.ts),
- * which mimic Node's so the log handles both backends alike. The benches, checkers and recipes
- * (tools/bench, tools/check, tools/recipes) are clients of Krypton, not part of it: like any
- * client they throw plain Errors.
+ * which mimic Node's so the log handles both backends alike. The benches, checkers, recipes and
+ * torture runner (tools/bench, tools/check, tools/recipes, tools/torture) are clients of Krypton,
+ * not part of it: like any client they throw plain Errors.
  */
 
 export const ERROR_CODES = [
