@@ -2,8 +2,8 @@
  * When synchronization runs on one host: a pure machine,
  * `step(state, input, ctx)` returning the next state and the effects to carry out, as
  * lib/group/membership.ts is for membership. The server (server/synch/passes.ts) runs its passes
- * and its retry timer; the simulations (test/support/sim-replication.ts) drive the same machine on
- * their manual clock. It reads no clock: `ctx` brings the time and the group's state.
+ * and its retry timer; the simulations (test/support/sim-schedule.ts, for sim-replication.ts) drive
+ * the same machine on their manual clock. It reads no clock: `ctx` brings the time and the group's state.
  *
  * - A membership change starts a generation: every link needs synchronizing again (none is done),
  *   the retry backoff starts over, and a settled pass runs once the group is available.
