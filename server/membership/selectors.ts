@@ -4,6 +4,7 @@
  * (membership not settled, or fewer AVAILABLE members than the quorum) requests are parked in a
  * bounded queue and released in order as soon as it is available again; a parked request that
  * reaches its deadline fails with 408, and past limits.pendingRequestsMax new ones get 503.
+ * Once stopped it parks nothing: requests still arriving on open connections fail at once.
  */
 
 import { KryptonError } from '../../lib/errors.js';
@@ -49,6 +50,7 @@ export class Selectors {
   }
 
   private readonly timer: NodeJS.Timeout;
+  private stopped = false;
 
   spec(link: string): SelectorSpec | undefined {
     return SELECTOR_SPECS.find((s) => s.selectorLink === link);
@@ -115,6 +117,10 @@ export class Selectors {
 
   /** Resolves when the group is available, at once if it is; fails at `deadlineMicros`. */
   whenAvailable(deadlineMicros: Micros): Promise<void> {
+    // A stopping host has left its group, so it is unavailable for good; a request parked now
+    // would hold its deadline timer (and the process) for up to the operation timeout after
+    // the host has stopped, since nothing releases or rejects it any more.
+    if (this.stopped) return Promise.reject(new KryptonError('SHUTTING_DOWN', 'host is stopping'));
     if (this.parked.length === 0 && this.group.isAvailable()) return Promise.resolve();
     const now = this.clock.nowMicros();
     if (deadlineMicros <= now) return Promise.reject(new KryptonError('TIMEOUT', 'Operation already expired, will not queue'));
@@ -154,6 +160,7 @@ export class Selectors {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     for (const p of this.parked.splice(0)) {
       clearTimeout(p.timer);
