@@ -132,7 +132,6 @@ export class PeerClient {
     this.stats.bytesSent += (body?.length ?? 0) + target.path.length + 64;
     return new Promise<PeerReply>((resolve, reject) => {
       const call = new PeerCall(
-        url,
         timeoutMs,
         stream,
         (r) => {
@@ -218,7 +217,6 @@ class PeerCall {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    url: string,
     timeoutMs: number,
     private readonly stream: ((chunk: Buffer) => void) | undefined,
     private readonly done: (r: { reply: PeerReply; received: number }) => void,

@@ -12,10 +12,23 @@ import type { Op } from '../check/history.js';
 
 export type Outcome = 'ok' | 'fail' | 'unknown';
 
+/** The fields of a document, node group or management answer the workloads read; the rest is passed over. */
+export interface AnswerBody {
+  name?: string;
+  documentVersion?: number;
+  documentEpoch?: number;
+  documentSelfLink?: string;
+  documentUpdateAction?: string;
+  tags?: string[];
+  nodes?: Record<string, { id: string; status: string }>;
+  synchStats?: { running?: number | boolean };
+  [field: string]: unknown;
+}
+
 export interface Answer {
   outcome: Outcome;
   status?: number;
-  body?: any;
+  body?: AnswerBody;
   error?: string;
 }
 
@@ -79,7 +92,8 @@ export class HostClient {
       } catch {
         parsed = text;
       }
-      a = { outcome: outcomeOf(r.statusCode), status: r.statusCode, body: parsed };
+      // A body that is not JSON stays its text, for the journal; the workloads read only JSON answers.
+      a = { outcome: outcomeOf(r.statusCode), status: r.statusCode, body: parsed as AnswerBody };
     } catch (e) {
       a = { outcome: 'unknown', error: (e as Error).message };
     }

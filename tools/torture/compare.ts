@@ -8,6 +8,7 @@
  * writes the same state again, but always in a new epoch).
  */
 
+import type { AnswerBody } from './client.js';
 import { Agent, request } from 'undici';
 import type { Group } from './group.js';
 
@@ -59,12 +60,12 @@ async function historyOf(agent: Agent, base: string, link: string): Promise<Map<
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
-    const t = (await r.body.json()) as { results?: { documents?: Record<string, any> } };
+    const t = (await r.body.json()) as { results?: { documents?: Record<string, AnswerBody> } };
     if (r.statusCode !== 200) return undefined;
     const out = new Map<number, VersionState>();
     for (const d of Object.values(t.results?.documents ?? {})) {
       if (d.documentSelfLink !== link) continue;
-      out.set(d.documentVersion, { epoch: d.documentEpoch ?? 0, value: d.name ?? null, tags: [...(d.tags ?? [])].sort() });
+      out.set(d.documentVersion as number, { epoch: d.documentEpoch ?? 0, value: d.name ?? null, tags: [...(d.tags ?? [])].sort() });
     }
     return out;
   } catch {

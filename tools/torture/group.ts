@@ -6,6 +6,7 @@
  * live host AVAILABLE, the group is available and no synchronization is running.
  */
 
+import type { AnswerBody } from './client.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -117,7 +118,7 @@ export class Host {
   }
 }
 
-async function getJson(agent: Agent, url: string): Promise<{ status: number; body: any } | undefined> {
+async function getJson(agent: Agent, url: string): Promise<{ status: number; body: AnswerBody } | undefined> {
   try {
     const r = await request(url, { dispatcher: agent, headersTimeout: 2000, bodyTimeout: 2000 });
     const text = await r.body.text();

@@ -19,6 +19,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isKryptonError, KryptonError } from '../../lib/errors.js';
 import { removeDir, tempDir } from '../bench/etcd.js';
 import { Journal } from './client.js';
 import { compareHistories } from './compare.js';
@@ -54,11 +55,12 @@ const USAGE = `usage: npm run torture -- [--workload register,set,watch] [--faul
   [--seconds 60] [--seed N] [--hosts 3] [--hold 4-8] [--quiet 2-4] [--timeout 5000] [--think 5]
   [--out ./torture-out] [--keep] [--json] [--host-arg=--flag=value ...]`;
 
-class UsageError extends Error {}
+/** A mistake in the runner's flags: the message, then the usage, exit code 2 (as `krypton log`). */
+const usageError = (message: string) => new KryptonError('INVALID_USAGE', message);
 
 function range(v: string, what: string): [number, number] {
   const m = /^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$/.exec(v);
-  if (!m) throw new UsageError(`--${what} takes seconds or a range of seconds (4-8), not ${v}`);
+  if (!m) throw usageError(`--${what} takes seconds or a range of seconds (4-8), not ${v}`);
   const lo = Number(m[1]) * 1000;
   return [lo, m[2] ? Number(m[2]) * 1000 : lo];
 }
@@ -81,13 +83,13 @@ const defaults = (): Options => ({
 
 function list<T extends string>(v: string, allowed: readonly T[], what: string): T[] {
   const xs = v.split(',').filter((x) => x && x !== 'none');
-  for (const x of xs) if (!allowed.includes(x as T)) throw new UsageError(`unknown ${what} ${x} (${allowed.join(', ')})`);
+  for (const x of xs) if (!allowed.includes(x as T)) throw usageError(`unknown ${what} ${x} (${allowed.join(', ')})`);
   return xs as T[];
 }
 
 function number(v: string, flag: string): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${flag} takes a number, not ${v}`);
+  if (!Number.isFinite(n) || n < 0) throw usageError(`--${flag} takes a number, not ${v}`);
   return n;
 }
 
@@ -137,16 +139,16 @@ export function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     const eq = a.indexOf('=');
     const flag = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument ${a}`);
+    if (!a.startsWith('--')) throw usageError(`unexpected argument ${a}`);
     if (flag === 'json' || flag === 'keep') {
       o[flag] = true;
       continue;
     }
-    if (flag === 'help') throw new UsageError('');
+    if (flag === 'help') throw usageError('');
     const set = VALUE_FLAGS[flag === 'workloads' ? 'workload' : flag];
-    if (!set) throw new UsageError(`unknown flag ${a}`);
+    if (!set) throw usageError(`unknown flag ${a}`);
     const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (v === undefined) throw new UsageError(`--${flag} needs a value`);
+    if (v === undefined) throw usageError(`--${flag} needs a value`);
     set(o, v, flag);
   }
   return o;
@@ -258,7 +260,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     o = parseArgs(argv);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
+    if (!isKryptonError(e) || e.code !== 'INVALID_USAGE') throw e;
     if (e.message) process.stderr.write(`${e.message}\n`);
     process.stderr.write(`${USAGE}\n`);
     return 2;

@@ -22,7 +22,7 @@ import { type SetAdd as CheckedAdd, checkSet } from '../check/set.js';
 import { type StreamEvent as CheckedEvent, checkWatches, type WatchStream } from '../check/watch.js';
 import { duplicatesIn, takeoverFold, type VersionState } from './compare.js';
 import { openStream, type SseStream } from '../recipes/sse.js';
-import { HostClient, type Journal } from './client.js';
+import { type AnswerBody, HostClient, type Journal } from './client.js';
 import type { Group } from './group.js';
 import type { Rng } from './random.js';
 import { exampleService } from '../../lib/services/example.js';
@@ -146,7 +146,7 @@ export class RegisterWorkload implements Workload {
       o.outcome = 'ok';
       o.result = { value: null, version: -1 };
     } else if (a.outcome === 'ok') {
-      o.result = { value: a.body?.name ?? null, version: a.body?.documentVersion };
+      o.result = { value: a.body?.name ?? null, version: a.body?.documentVersion as number };
     }
     if (o.outcome !== 'unknown') o.ret = a.ret;
     this.ops.push(o);
@@ -452,7 +452,7 @@ class Follower {
       const drain = () => {
         for (; seen < s.events.length; seen++) {
           const e = s.events[seen]!;
-          const d = e.data as Record<string, any> | undefined;
+          const d = e.data as AnswerBody | undefined;
           if (e.event === 'update' && d)
             seg.push({ version: d.documentVersion as number, value: (d.name as string) ?? null, action: d.documentUpdateAction as string });
           else if (e.event === 'gap' && d) seg.push({ gap: [d.fromVersion as number, d.toVersion as number] });
@@ -541,7 +541,7 @@ export class WatchWorkload implements Workload {
     const finalVersion = new Map<string, number>();
     for (const key of this.ring.all) {
       const a = await reader.send('GET', key);
-      finalVersion.set(key, a.status === 200 ? (a.body.documentVersion as number) : -1);
+      finalVersion.set(key, a.status === 200 ? (a.body?.documentVersion as number) : -1);
     }
     // Streams deliver asynchronously: give each one a bounded time to reach its key's last version.
     const deadline = Date.now() + 15_000;
