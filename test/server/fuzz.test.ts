@@ -25,6 +25,7 @@ import { encodeBatch, REPLICATION_CONTENT_TYPE } from '../../server/replication/
 import { AnswerReader } from '../../server/routing/forwarder.js';
 import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
+import { mulberry32 as prng } from '../support/sim-network.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 10_000);
@@ -38,18 +39,6 @@ const FACTORIES = ['/core/examples', '/core/examples-3x'];
 const SEEDED = FACTORIES.flatMap((f) => Array.from({ length: 12 }, (_, i) => `${f}/fz-${i}`));
 /** Documents only requests that must be refused (peer requests from a non-member) are aimed at. */
 const CANARIES = FACTORIES.flatMap((f) => Array.from({ length: 4 }, (_, i) => `${f}/fz-canary-${i}`));
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface HttpCase {
   type: 'http';

@@ -9,6 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkHistory, explain, formatOp, type KeyVerdict, type Op } from '../../tools/check/history.js';
+import { mulberry32 as prng } from '../support/sim-network.js';
 
 const A = '/core/examples/a';
 const B = '/core/examples/b';
@@ -230,18 +231,6 @@ test('formatOp shows kind, outcome, what was seen and the times', () => {
   assert.is(formatOp(h.unknownWrite(1, 'y', 3)), 'op 1 p1 write("y") unknown [3.0, ?]');
   assert.is(formatOp(h.read(1, 0, 1, null, -1)), 'op 2 p1 read ok → absent [0.0, 1.0]');
 });
-
-/** A small deterministic PRNG (mulberry32), so generated histories are the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A linearizable history: `processes` clients each run ops back to back with random durations;
