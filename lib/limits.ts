@@ -54,6 +54,19 @@ export const limits = {
   queryClauseDepthMax: 32,
   /** Most clauses (terms and booleans together) one query may have. */
   queryClausesMax: 1024,
+  /** Longest OData `$filter` expression, in characters. */
+  odataFilterCharsMax: 4096,
+  /**
+   * Deepest nesting of parentheses and `not` in a `$filter`. Each level becomes at most two
+   * levels of boolean clauses, so this keeps the query under queryClauseDepthMax.
+   */
+  odataFilterDepthMax: 12,
+  /** Largest OData `$top` or `$limit`. */
+  odataTopMax: 100_000,
+  /** Largest OData `$skip` (and query `offset`). */
+  odataSkipMax: 1_000_000,
+  /** Most keys one OData `$orderby` may list. */
+  odataOrderByKeysMax: 8,
   /** Longest document id accepted in a self link. */
   documentIdCharsMax: 1024,
   /** How often the index purges expired documents (Xenon: 5 x 1 s). */

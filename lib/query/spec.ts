@@ -121,6 +121,8 @@ export interface QuerySpecJson {
   additionalSortTerms?: QueryTermJson[];
   sortOrder?: SortOrder;
   resultLimit: number;
+  /** Results skipped before the first one returned (Xenon's QuerySpecification.offset). */
+  offset?: number;
   options: string[];
 }
 
@@ -177,6 +179,8 @@ export interface QueryPlan {
   includeAllVersions: boolean;
   includeDeleted: boolean;
   topResults: boolean;
+  /** Results skipped before the first one returned or paged; COUNT counts every match regardless. */
+  offset: number;
   /** As given; undefined when the client sent none or 2147483647 (no paging; the echo says 2147483647). */
   resultLimit: number | undefined;
   /** Sort keys, primary first, present only with SORT. */
@@ -209,7 +213,7 @@ const PROPERTY_TYPES: readonly PropertyType[] = [
   'ENUM',
 ];
 /** querySpec fields that change results in Xenon but that Krypton does not implement. */
-const UNSUPPORTED_FIELDS = ['expectedResultCount', 'timeSnapshotBoundaryMicros', 'offset'] as const;
+const UNSUPPORTED_FIELDS = ['expectedResultCount', 'timeSnapshotBoundaryMicros'] as const;
 const INT_MAX = 2147483647;
 
 type Obj = { readonly [key: string]: unknown };
@@ -270,6 +274,14 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     resultLimit = r === INT_MAX ? undefined : r;
   }
 
+  let offset = 0;
+  if (present(raw.offset)) {
+    const o = raw.offset;
+    if (typeof o !== 'number' || !Number.isInteger(o) || o < 0) fail('querySpec.offset must be a non-negative integer');
+    if (o > limits.odataSkipMax) fail(`querySpec.offset must be at most ${limits.odataSkipMax}`);
+    offset = o;
+  }
+
   let sortOrder: SortOrder | undefined;
   if (present(raw.sortOrder)) sortOrder = oneOf(raw.sortOrder, SORT_ORDERS, 'querySpec.sortOrder');
   // Xenon looks at sort terms only with SORT, so only then are their name and type required.
@@ -306,6 +318,7 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     includeAllVersions: has('INCLUDE_ALL_VERSIONS'),
     includeDeleted: has('INCLUDE_DELETED'),
     topResults: has('TOP_RESULTS'),
+    offset,
     resultLimit,
     sort,
     sortTerm,
@@ -415,6 +428,7 @@ export function querySpecToJson(plan: QueryPlan): QuerySpecJson {
   if (plan.additionalSortTerms !== undefined) out.additionalSortTerms = plan.additionalSortTerms.map((t) => ({ ...t }));
   if (plan.sortOrder !== undefined) out.sortOrder = plan.sortOrder;
   out.resultLimit = plan.resultLimit ?? RESULT_LIMIT_NONE;
+  if (plan.offset > 0) out.offset = plan.offset;
   out.options = [...plan.options];
   return out as QuerySpecJson;
 }

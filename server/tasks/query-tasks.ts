@@ -177,10 +177,11 @@ export class QueryTasks {
     const started = performance.now();
     const all = this.d.index.query(plan, this.d.clock.nowMicros());
     const { mayRead } = scope;
-    const hits = mayRead ? all.filter((h) => mayRead(h.link)) : all;
+    const readable = mayRead ? all.filter((h) => mayRead(h.link)) : all;
+    const hits = plan.offset > 0 ? readable.slice(plan.offset) : readable;
     let results: QueryResults;
     if (plan.count) {
-      results = this.shape([], plan, hits.length, started);
+      results = this.shape([], plan, readable.length, started);
     } else if (plan.resultLimit !== undefined && !plan.topResults) {
       results = this.shape([], plan, 0, started);
       if (hits.length > 0) {

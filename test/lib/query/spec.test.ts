@@ -296,4 +296,15 @@ test('property: parsing the echo gives back the same plan', () => {
   );
 });
 
+test('offset: a non-negative integer, echoed when above 0; COUNT ignores it (query-tasks)', () => {
+  const plan = parseQuerySpec({ query: kindTerm, offset: 2 });
+  assert.is(plan.offset, 2);
+  assert.is(querySpecToJson(plan).offset, 2);
+  assert.is(parseQuerySpec({ query: kindTerm }).offset, 0);
+  assert.is(querySpecToJson(parseQuerySpec({ query: kindTerm, offset: 0 })).offset, undefined);
+  rejects({ query: kindTerm, offset: -1 }, 'querySpec.offset must be a non-negative integer');
+  rejects({ query: kindTerm, offset: 1.5 }, 'querySpec.offset must be a non-negative integer');
+  rejects({ query: kindTerm, offset: limits.odataSkipMax + 1 }, `querySpec.offset must be at most ${limits.odataSkipMax}`);
+});
+
 test.run();
