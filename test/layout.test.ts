@@ -67,6 +67,19 @@ test('layers: lib imports only lib, wal only lib and wal, index only lib and ind
   assert.equal(failuresOf(files), ['layer lib/bad.ts:1', 'layer wal/bad.ts:1', 'layer index/bad.ts:3', 'layer server/base/bad.ts:1']);
 });
 
+test('layers: the client imports lib and itself, never the host; examples import only themselves', () => {
+  const files = [
+    file(
+      'client/ok.ts',
+      "import { ownerOf } from '../lib/group/selector.js';\nimport { t } from './transport.js';\nimport { Pool } from 'undici';",
+    ),
+    file('client/bad.ts', "import { Host } from '../server/host/host.js';"),
+    file('examples/notes/src/ok.ts', "import { KryptonClient } from 'krypton/client';\nimport { notes } from './services.js';"),
+    file('examples/notes/src/bad.ts', "import { fnv64 } from '../../../lib/hash.js';"),
+  ];
+  assert.equal(failuresOf(files), ['layer client/bad.ts:1', 'layer examples/notes/src/bad.ts:1']);
+});
+
 test('lib purity: no I/O modules, clock, randomness or timers in code; comments and injected clocks are fine', () => {
   const files = [
     file('lib/io.ts', "import fs from 'node:fs/promises';\nimport Koa from 'koa';\nimport { request } from 'undici';"),

@@ -18,6 +18,11 @@ export const LAYER_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   wal: ['lib', 'wal'],
   index: ['lib', 'index'],
   server: ['lib', 'wal', 'index', 'server'],
+  // The client library runs in users' programs: it shares lib/'s pure rules (owner selection,
+  // query shapes) and never the host's code, which opens files and sockets of its own.
+  client: ['lib', 'client'],
+  // Examples are projects of their own that use Krypton through its package names only.
+  examples: ['examples'],
 };
 
 /**
