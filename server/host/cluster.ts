@@ -234,12 +234,13 @@ export function requestHandler(
     access: parts.access,
   });
   const koa = app.callback();
-  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger });
+  const queries = parts.queries;
+  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, queries, hostId: id });
   // Document requests skip koa only while authorization is off: koa's access middleware checks
   // each one's token when it is on.
   const documentEndpoint = config.isAuthorizationEnabled
     ? undefined
-    : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros });
+    : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros, queries, hostId: id });
   // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
   // request goes on to koa, whose access middleware answers it 403.
   return (req, res) => {

@@ -21,10 +21,12 @@ import type { LogRing } from '../base/process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
 import { handleDocumentRequest, pragmasOf } from './document-requests.js';
+import { odataRoutes } from './odata.js';
 import type { OwnerRouting } from '../routing/routing.js';
 import type { TaskDriver } from '../tasks/tasks.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from '../watches/watches.js';
 import type { AccessControl } from '../auth/authz.js';
+import type { ReadScope } from '../../lib/authz.js';
 
 export interface AppDeps {
   registry: ServiceRegistry;
@@ -96,6 +98,7 @@ export function createApp(d: AppDeps): Koa {
 
   managementRoutes(router, d);
   queryRoutes(router, d);
+  odataRoutes(router, d, (ctx) => d.access?.scope(ctx) ?? {});
 
   clusterRoutes(router, { ...d.cluster, pragmas });
 
@@ -174,6 +177,10 @@ function queryRoutes(router: Router, d: AppDeps): void {
   });
 }
 
+function readScope(scope: ReadScope): { mayRead?: (link: string) => boolean; scope: ReadScope } {
+  return scope.mayRead ? { mayRead: scope.mayRead, scope } : { scope };
+}
+
 /** Factories and their children, looked up in the registry rather than one route per service. */
 function serviceRoutes(d: AppDeps): Koa.Middleware {
   return async (ctx, next) => {
@@ -188,7 +195,7 @@ function serviceRoutes(d: AppDeps): Koa.Middleware {
       xenonHeaders: () => xenonHeaders(ctx),
       readBody: () => readJsonBody(ctx.req),
       arrivalMicros: ctx.state.arrivalMicros as number,
-      ...(d.access?.enabled ? { mayRead: d.access.scope(ctx).mayRead } : {}),
+      ...(d.access?.enabled ? readScope(d.access.scope(ctx)) : {}),
     });
     if (answer === undefined) return next();
     if ('relayed' in answer) return relay(ctx, answer.relayed);

@@ -16,6 +16,7 @@
  * request marked `xn-fwd` but never checked.
  */
 
+import type { ReadScope } from '../../lib/authz.js';
 import { checkRequestId } from '../../lib/dedup.js';
 import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
@@ -27,7 +28,9 @@ import { notAllowed } from '../net/http-errors.js';
 import type { PeerReply } from '../net/peers.js';
 import type { ForwardItem } from '../routing/forwarder.js';
 import { IDEMPOTENCY_HEADER, OwnerRouting } from '../routing/routing.js';
+import { isODataRequest } from '../../lib/query/odata.js';
 import { TaskDriver } from '../tasks/tasks.js';
+import { factoryOData, queryParams, type ODataDeps } from './odata.js';
 
 export interface DocumentRequest {
   method: string;
@@ -46,11 +49,13 @@ export interface DocumentRequest {
   arrivalMicros: number;
   /** With authorization on: which documents the caller may read, for factory lists. */
   mayRead?: (link: string) => boolean;
+  /** With authorization on: the caller's read scope, for OData queries and their pages. */
+  scope?: ReadScope;
 }
 
 export type DocumentAnswer = { status: number; body: unknown } | { relayed: PeerReply };
 
-export interface DocumentRequestDeps {
+export interface DocumentRequestDeps extends ODataDeps {
   registry: ServiceRegistry;
   store: DocumentStore;
   routing: OwnerRouting;
@@ -62,6 +67,7 @@ type Quorum = number | 'all' | undefined;
 /** A decoded, checked request: what the owner runs. */
 export type DocumentOp =
   | { kind: 'list'; factoryLink: Link; expand: boolean; mayRead?: (link: Link) => boolean }
+  | { kind: 'odata'; svc: RegisteredService; params: [string, string][]; scope: ReadScope }
   | {
       kind: 'create';
       svc: RegisteredService;
@@ -129,7 +135,7 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
   const pragmas = pragmasOf(req.header('pragma'));
   const routed = svc.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(pragmas);
   const op = await decode(d, req, svc, pragmas, routed);
-  if (routed && op.kind !== 'list') {
+  if (routed && op.kind !== 'list' && op.kind !== 'odata') {
     const decision = await d.routing.route(
       {
         method: req.method,
@@ -160,7 +166,11 @@ async function decode(
 ): Promise<DocumentOp> {
   const { method, path } = req;
   if (path === svc.def.factoryLink) {
-    if (method === 'GET') return { kind: 'list', factoryLink: path, expand: req.querystring.includes('expand'), mayRead: req.mayRead };
+    if (method === 'GET') {
+      const params = req.querystring === '' ? [] : queryParams(req.querystring);
+      if (isODataRequest(params)) return { kind: 'odata', svc, params, scope: req.scope ?? {} };
+      return { kind: 'list', factoryLink: path, expand: req.querystring.includes('expand'), mayRead: req.mayRead };
+    }
     if (method !== 'POST') notAllowed(method);
     // The entry host fixes the link (one it owns, when it generates the id): the owner of that
     // link runs the create.
@@ -231,6 +241,8 @@ async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnsw
   switch (op.kind) {
     case 'list':
       return { status: 200, body: d.store.list(op.factoryLink, op.expand, op.mayRead) };
+    case 'odata':
+      return { status: 200, body: factoryOData(d, op.svc, op.params, op.scope) };
     case 'create': {
       const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId });
       if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };
