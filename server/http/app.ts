@@ -71,7 +71,10 @@ function handleErrors(app: Koa, d: AppDeps): void {
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
-        throw new KryptonError('NOT_FOUND', `Service not found: ${ctx.origin}${ctx.url}`);
+        // Xenon names the full URI. koa's ctx.origin is the Origin request header (null without
+        // one), not this host's address: the Host header and the scheme are.
+        const where = ctx.host ? `${ctx.protocol}://${ctx.host}${ctx.url}` : ctx.url;
+        throw new KryptonError('NOT_FOUND', `Service not found: ${where}`);
       }
     } catch (e) {
       const { status, body, internal } = toErrorResponse(e);
