@@ -10,9 +10,16 @@
  * With SORT: by each sort term in turn (strings by UTF-16 code units, numbers numerically; a
  * document without a value for a term goes after those with one, in both directions), then in
  * indexing order, as Lucene breaks ties by document id.
+ *
+ * As of a time (TIME_SNAPSHOT, and every query page): each link is seen in its newest version
+ * updated at or before that time, and expiry is judged at that time, so the answer is the one a
+ * query run then would have given, within the versions the index still keeps. When a link's
+ * kept history starts after that time its state then is unknown and the query fails rather than
+ * answer without it.
  */
 
 import { isTombstone, type ServiceDocument } from '../lib/document.js';
+import { KryptonError } from '../lib/errors.js';
 import type { Link, Micros, Version } from '../lib/ids.js';
 import type { QueryPlan, SortTerm } from '../lib/query/spec.js';
 import { isExpiredAt } from './expiry.js';
@@ -34,7 +41,9 @@ export interface QueryStats {
   scanned: boolean;
 }
 
-export function runQuery(store: VersionStore, plan: QueryPlan, nowMicros: Micros, stats: QueryStats): QueryHit[] {
+export function runQuery(store: VersionStore, plan: QueryPlan, nowMicros: Micros, stats: QueryStats, asOfMicros?: Micros): QueryHit[] {
+  const asOf = asOfMicros ?? plan.timeSnapshotMicros;
+  if (asOf !== undefined) return runAsOf(store, plan, asOf, stats);
   const matches = compileQuery(plan.query);
   const allVersions = plan.includeAllVersions;
   const includeDeleted = plan.includeDeleted || allVersions;
@@ -64,8 +73,57 @@ export function runQuery(store: VersionStore, plan: QueryPlan, nowMicros: Micros
   stats.examined = examined;
   stats.scanned = scanned;
 
+  return finish(store, plan, hits);
+}
+
+function finish(store: VersionStore, plan: QueryPlan, hits: number[]): QueryHit[] {
   const ordered = plan.sort === undefined ? byVersion(store, hits) : bySortTerms(store, hits, plan.sort);
   return ordered.map((vid) => ({ link: store.linkAt(vid), version: store.versionAt(vid), doc: store.docAt(vid)! }));
+}
+
+/** The query as the index stood at `asOf` (see the header). */
+function runAsOf(store: VersionStore, plan: QueryPlan, asOf: Micros, stats: QueryStats): QueryHit[] {
+  const lost = plan.includeAllVersions ? undefined : store.lostAsOf(asOf);
+  if (lost !== undefined) {
+    throw new KryptonError(
+      'INVALID_QUERY',
+      `the index no longer keeps the state of ${lost} as of ${asOf}: that time is older than the versions kept`,
+    );
+  }
+  const matches = compileQuery(plan.query);
+  const allVersions = plan.includeAllVersions;
+  const includeDeleted = plan.includeDeleted || allVersions;
+  const hits: number[] = [];
+  let examined = 0;
+  const consider = (vid: number): void => {
+    examined++;
+    const doc = store.docAt(vid);
+    if (doc === undefined || store.timeAt(vid) > asOf) return;
+    const current = store.vidAsOf(vid, asOf);
+    if (!allVersions && current !== vid) return;
+    if (!includeDeleted && isTombstone(doc)) return;
+    if (isExpiredAt(doc, asOf)) return;
+    if (current !== vid && isExpiredAt(store.docAt(current)!, asOf)) return;
+    if (matches(doc)) hits.push(vid);
+  };
+  const cand = chooseCandidates(plan.query, store.postings, store.alive);
+  const scanCost = allVersions ? store.versionCount() : store.linkCount();
+  const scanned = cand === null || cand.size > scanCost;
+  if (!scanned) cand.forEach(consider);
+  else if (allVersions) store.forEachVersion(consider);
+  else store.forEachAsOf(asOf, consider);
+  stats.examined = examined;
+  stats.scanned = scanned;
+  return finish(store, plan, hits);
+}
+
+/** A hit's sort keys, one per term (see bySortTerms), for merging with other hosts' hits. */
+export function sortKeysOf(doc: ServiceDocument, terms: readonly SortTerm[]): (string | number | null)[] {
+  return terms.map((t) => firstValueAt(doc, t.propertyName, isNumericSort(t)) ?? null);
+}
+
+function isNumericSort(t: SortTerm): boolean {
+  return t.propertyType === 'LONG' || t.propertyType === 'DOUBLE' || t.propertyType === 'DATE';
 }
 
 function byVersion(store: VersionStore, vids: number[]): number[] {
@@ -73,7 +131,7 @@ function byVersion(store: VersionStore, vids: number[]): number[] {
 }
 
 function bySortTerms(store: VersionStore, vids: number[], terms: readonly SortTerm[]): number[] {
-  const numeric = terms.map((t) => t.propertyType === 'LONG' || t.propertyType === 'DOUBLE' || t.propertyType === 'DATE');
+  const numeric = terms.map(isNumericSort);
   const keyed = vids.map((vid) => {
     const doc = store.docAt(vid)!;
     return { vid, keys: terms.map((t, i) => firstValueAt(doc, t.propertyName, numeric[i]!)) };

@@ -24,6 +24,16 @@ export class VersionStore {
   private docs: (ServiceDocument | undefined)[] = [];
   private linkOf: Link[] = [];
   private versionOf: Version[] = [];
+  /** Each version's documentUpdateTimeMicros (the record's time when the state has none), for TIME_SNAPSHOT. */
+  private timeOf: Micros[] = [];
+  /** The newest update time applied, so a query can name a time no held version is after. */
+  private newestTime: Micros = 0;
+  /**
+   * Links that once held versions no longer kept (retention, a reset), with the update time of
+   * their oldest kept version: before that time their state is unknown, and a TIME_SNAPSHOT
+   * query at such a time cannot be answered.
+   */
+  private readonly trimmed = new Map<Link, Micros>();
   private nextVid = 0;
   private liveVersions = 0;
   /** Vids of each link, ascending by version; the last one is the latest. */
@@ -47,8 +57,11 @@ export class VersionStore {
     // A record for a link whose latest version had already expired when the record was made
     // starts a new history, as it would after Xenon's purge (a re-create starts at version 0).
     if (vids !== undefined && (r.resetHistory === true || isExpiredAt(this.latestDocOf(vids), r.timeMicros))) {
+      // An expired history is gone for every reader; a reset one leaves a past that was real.
+      const reset = r.resetHistory === true;
       this.purge(link);
       vids = undefined;
+      if (reset) this.trimmed.set(link, 0);
     }
     if (vids === undefined) {
       vids = [];
@@ -67,6 +80,9 @@ export class VersionStore {
     this.docs[vid] = r.state;
     this.linkOf[vid] = link;
     this.versionOf[vid] = r.version;
+    const t = typeof r.state.documentUpdateTimeMicros === 'number' ? r.state.documentUpdateTimeMicros : r.timeMicros;
+    this.timeOf[vid] = t;
+    if (t > this.newestTime) this.newestTime = t;
     this.liveVersions++;
     this.postings.add(vid, r.state);
 
@@ -87,7 +103,10 @@ export class VersionStore {
 
     const wanted = this.retentionFor(link);
     const keep = Number.isFinite(wanted) ? Math.max(1, Math.floor(wanted)) : limits.versionRetentionDefault;
-    while (vids.length > keep) this.drop(vids.shift()!);
+    if (vids.length > keep) {
+      while (vids.length > keep) this.drop(vids.shift()!);
+      this.trimmed.set(link, this.timeOf[vids[0]!]!);
+    } else if (this.trimmed.get(link) === 0) this.trimmed.set(link, this.timeOf[vids[0]!]!);
 
     const exp = expirationOf(this.latestDocOf(vids));
     if (exp > 0) this.expiring.set(link, exp);
@@ -165,6 +184,42 @@ export class VersionStore {
     return this.versionOf[vid]!;
   }
 
+  timeAt(vid: number): Micros {
+    return this.timeOf[vid]!;
+  }
+
+  newestTimeMicros(): Micros {
+    return this.newestTime;
+  }
+
+  /**
+   * The vid of the newest version of `vid`'s link updated at or before `asOf`, or -1 when the
+   * link had no version by then.
+   */
+  vidAsOf(vid: number, asOf: Micros): number {
+    const vids = this.byLink.get(this.linkOf[vid]!)!;
+    for (let i = vids.length - 1; i >= 0; i--) if (this.timeOf[vids[i]!]! <= asOf) return vids[i]!;
+    return -1;
+  }
+
+  /** A link whose state at `asOf` is no longer held (its older versions were dropped), if any. */
+  lostAsOf(asOf: Micros): Link | undefined {
+    for (const [link, oldest] of this.trimmed) if (oldest > asOf) return link;
+    return undefined;
+  }
+
+  /** Visits, for every link, its newest version updated at or before `asOf` (links with none are skipped). */
+  forEachAsOf(asOf: Micros, visit: (vid: number) => void): void {
+    for (const vids of this.byLink.values()) {
+      for (let i = vids.length - 1; i >= 0; i--) {
+        if (this.timeOf[vids[i]!]! <= asOf) {
+          visit(vids[i]!);
+          break;
+        }
+      }
+    }
+  }
+
   /** The vid of the latest version of the link `vid` belongs to. */
   latestVidOf(vid: number): number {
     const vids = this.byLink.get(this.linkOf[vid]!)!;
@@ -213,6 +268,7 @@ export class VersionStore {
     this.byLink.delete(link);
     this.linkSetChanges++;
     this.expiring.delete(link);
+    this.trimmed.delete(link);
     const parent = parentLink(link);
     const siblings = this.byParent.get(parent);
     if (siblings !== undefined) {
@@ -231,6 +287,7 @@ export class VersionStore {
     const docs: (ServiceDocument | undefined)[] = [];
     const linkOf: Link[] = [];
     const versionOf: Version[] = [];
+    const timeOf: Micros[] = [];
     let j = 0;
     for (let vid = 0; vid < this.nextVid; vid++) {
       const doc = this.docs[vid];
@@ -239,6 +296,7 @@ export class VersionStore {
       docs.push(doc);
       linkOf.push(this.linkOf[vid]!);
       versionOf.push(this.versionOf[vid]!);
+      timeOf.push(this.timeOf[vid]!);
       j++;
     }
     for (const vids of this.byLink.values()) {
@@ -248,6 +306,7 @@ export class VersionStore {
     this.docs = docs;
     this.linkOf = linkOf;
     this.versionOf = versionOf;
+    this.timeOf = timeOf;
     this.nextVid = j;
   }
 }

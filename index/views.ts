@@ -78,9 +78,20 @@ export class DocumentIndex {
     return this.store.expire(nowMicros);
   }
 
-  /** Every match of `plan`, in result order (see query.ts); the caller counts, limits and pages. */
-  query(plan: QueryPlan, nowMicros: Micros): QueryHit[] {
-    return runQuery(this.store, plan, nowMicros, this.last);
+  /**
+   * Every match of `plan`, in result order (see query.ts); the caller counts, limits and pages.
+   * `asOfMicros` (or the plan's TIME_SNAPSHOT) answers as the index stood at that time.
+   */
+  query(plan: QueryPlan, nowMicros: Micros, asOfMicros?: Micros): QueryHit[] {
+    return runQuery(this.store, plan, nowMicros, this.last, asOfMicros);
+  }
+
+  /**
+   * A time no version the index holds was updated after: a query page "as of" it shows at
+   * least everything the index holds now.
+   */
+  newestTimeMicros(): Micros {
+    return this.store.newestTimeMicros();
   }
 
   /** What the most recent `query` examined. */

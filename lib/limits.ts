@@ -67,6 +67,16 @@ export const limits = {
   odataSkipMax: 1_000_000,
   /** Most keys one OData `$orderby` may list. */
   odataOrderByKeysMax: 8,
+  /** Hosts one query across hosts (BROADCAST, or a factory not replicated everywhere) asks at most. */
+  queryFanOutMax: 64,
+  /** How long the entry host of a query across hosts waits for each host's part. */
+  queryGatherTimeoutMicros: 10_000_000,
+  /** Hits one host may contribute to a query across hosts; a larger answer fails the query (503). */
+  queryGatherHitsMax: 1_000_000,
+  /** Bytes of one host's answer to a query across hosts. */
+  queryGatherBytesMax: 256 * 1024 * 1024,
+  /** Characters of a page link's token (the query, its time and offset, compressed); a larger query cannot be paged. */
+  queryPageTokenCharsMax: 8192,
   /** Longest document id accepted in a self link. */
   documentIdCharsMax: 1024,
   /** How often the index purges expired documents (Xenon: 5 x 1 s). */

@@ -2,7 +2,8 @@
  * Which requests only members of the node group may make, as pure functions over the method,
  * the path, the pragmas and (for the node-group service) the body. Peer traffic is log shipping
  * (`POST /core/node-selectors/<sel>/replication`), synchronization
- * (`POST /core/node-selectors/<sel>/synch`), batched forwarding (`POST …/<sel>/forwarded`), anything carrying a replication or synchronization
+ * (`POST /core/node-selectors/<sel>/synch`), batched forwarding (`POST …/<sel>/forwarded`), a host's part of a query across
+ * hosts (`POST …/<sel>/query`), anything carrying a replication or synchronization
  * pragma, a host's gossip (`PATCH /core/node-groups/<name>` with a NodeGroupState) and its
  * insert-self (`POST /core/node-groups/<name>` with a NodeState). A JoinPeerRequest, an
  * UpdateQuorumRequest and a config PATCH are client requests.
@@ -21,7 +22,7 @@ export function pragmasOf(header: string | undefined): Set<string> {
 /** `peer`: members only. `client`: anyone. `group-body`: a node-group POST/PATCH, decided by its body. */
 export type RequestClass = 'peer' | 'client' | 'group-body';
 
-const SELECTOR_PEER_PATH = /^\/core\/node-selectors\/[^/]+\/(replication|synch|forwarded)$/;
+const SELECTOR_PEER_PATH = /^\/core\/node-selectors\/[^/]+\/(replication|synch|forwarded|query)$/;
 const GROUP_PATH = /^\/core\/node-groups\/[^/]+$/;
 
 export function classifyRequest(method: string, path: string, pragmas: ReadonlySet<string>): RequestClass {

@@ -69,16 +69,19 @@ export const SUPPORTED_QUERY_OPTIONS = [
   'INCLUDE_DELETED',
   'SORT',
   'TOP_RESULTS',
+  'BROADCAST',
+  'OWNER_SELECTION',
+  'TIME_SNAPSHOT',
+  'FORWARD_ONLY',
 ] as const satisfies readonly XenonQueryOption[];
 
 /**
  * Options accepted and echoed but without effect: they only tune Xenon's Lucene searchers
- * (refresh, single-use and forward-only paging cursors, metadata indexing) or are internal markers,
- * and Krypton's in-memory index gives the same answers without them.
+ * (refresh, single-use paging cursors, metadata indexing) or are internal markers, and Krypton's
+ * in-memory index gives the same answers without them.
  */
 export const IGNORED_QUERY_OPTIONS = [
   'DO_NOT_REFRESH',
-  'FORWARD_ONLY',
   'SINGLE_USE',
   'INDEXED_METADATA',
   'TASK',
@@ -123,6 +126,7 @@ export interface QuerySpecJson {
   resultLimit: number;
   /** Results skipped before the first one returned (Xenon's QuerySpecification.offset). */
   offset?: number;
+  timeSnapshotBoundaryMicros?: number;
   options: string[];
 }
 
@@ -183,6 +187,14 @@ export interface QueryPlan {
   offset: number;
   /** As given; undefined when the client sent none or 2147483647 (no paging; the echo says 2147483647). */
   resultLimit: number | undefined;
+  /** BROADCAST: every host of the group runs the query and the entry host merges the answers. */
+  broadcast: boolean;
+  /** OWNER_SELECTION: each host that runs the query keeps only the documents it owns. */
+  ownerSelection: boolean;
+  /** TIME_SNAPSHOT: the index as it stood at this time (microseconds), within the versions kept. */
+  timeSnapshotMicros: number | undefined;
+  /** FORWARD_ONLY: pages carry no prevPageLink. */
+  forwardOnly: boolean;
   /** Sort keys, primary first, present only with SORT. */
   sort: readonly SortTerm[] | undefined;
   /** The sort fields as given, normalized, for the echo. */
@@ -213,7 +225,7 @@ const PROPERTY_TYPES: readonly PropertyType[] = [
   'ENUM',
 ];
 /** querySpec fields that change results in Xenon but that Krypton does not implement. */
-const UNSUPPORTED_FIELDS = ['expectedResultCount', 'timeSnapshotBoundaryMicros'] as const;
+const UNSUPPORTED_FIELDS = ['expectedResultCount'] as const;
 const INT_MAX = 2147483647;
 
 type Obj = { readonly [key: string]: unknown };
@@ -260,6 +272,18 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
   if (has('EXPAND_CONTENT') && has('COUNT')) fail('EXPAND_CONTENT is not compatible with COUNT');
   for (const f of UNSUPPORTED_FIELDS) {
     if (present(raw[f]) && raw[f] !== 0) fail(`querySpec.${f} is not supported`);
+  }
+
+  let timeSnapshotMicros: number | undefined;
+  const boundary = raw.timeSnapshotBoundaryMicros;
+  if (has('TIME_SNAPSHOT')) {
+    if (!present(boundary)) fail('timeSnapshotBoundaryMicros is required with TIME_SNAPSHOT');
+    if (typeof boundary !== 'number' || !Number.isSafeInteger(boundary) || boundary < 0) {
+      fail('querySpec.timeSnapshotBoundaryMicros must be a non-negative integer');
+    }
+    timeSnapshotMicros = boundary;
+  } else if (present(boundary) && boundary !== 0) {
+    fail('timeSnapshotBoundaryMicros needs the TIME_SNAPSHOT option');
   }
 
   const counter = { clauses: 0 };
@@ -319,6 +343,10 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     includeDeleted: has('INCLUDE_DELETED'),
     topResults: has('TOP_RESULTS'),
     offset,
+    broadcast: has('BROADCAST'),
+    ownerSelection: has('OWNER_SELECTION'),
+    timeSnapshotMicros,
+    forwardOnly: has('FORWARD_ONLY'),
     resultLimit,
     sort,
     sortTerm,
@@ -429,6 +457,7 @@ export function querySpecToJson(plan: QueryPlan): QuerySpecJson {
   if (plan.sortOrder !== undefined) out.sortOrder = plan.sortOrder;
   out.resultLimit = plan.resultLimit ?? RESULT_LIMIT_NONE;
   if (plan.offset > 0) out.offset = plan.offset;
+  if (plan.timeSnapshotMicros !== undefined) out.timeSnapshotBoundaryMicros = plan.timeSnapshotMicros;
   out.options = [...plan.options];
   return out as QuerySpecJson;
 }

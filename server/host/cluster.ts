@@ -22,6 +22,7 @@ import { OwnerRouting } from '../routing/routing.js';
 import { Replicator } from '../replication/replicator.js';
 import { Synchronizer } from '../synch/synchronizer.js';
 import { OwnerHooks } from '../tasks/owner-hooks.js';
+import { QueryGather } from '../tasks/query-gather.js';
 import { QueryTasks } from '../tasks/query-tasks.js';
 import { TaskDriver } from '../tasks/tasks.js';
 import { Watches } from '../watches/watches.js';
@@ -110,7 +111,8 @@ function buildOwnerParts(
     onLogFailure,
   });
   const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros, fencing: ports.fencing });
-  const queries = new QueryTasks({ index, clock, hostId: id });
+  const gather = new QueryGather({ index, clock, hostId: id, registry, selectors, peers });
+  const queries = new QueryTasks({ index, clock, hostId: id, gather });
   const tasks = new TaskDriver({
     registry,
     index,

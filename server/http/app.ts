@@ -148,7 +148,7 @@ function managementRoutes(router: Router, d: AppDeps): void {
 function queryRoutes(router: Router, d: AppDeps): void {
   for (const factory of QUERY_FACTORIES) {
     router.post(factory, async (ctx) => {
-      const { status, task } = d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
+      const { status, task } = await d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
       ctx.status = status;
       ctx.body = task;
     });
@@ -167,16 +167,14 @@ function queryRoutes(router: Router, d: AppDeps): void {
     router.all(`${factory}/:id`, (ctx) => notAllowed(ctx.method));
   }
 
-  router.get(`${PAGE_PATH}/:id`, (ctx) => {
-    ctx.body = d.queries.page(ctx.params.id!, d.access?.caller(ctx));
+  router.get(`${PAGE_PATH}/:id`, async (ctx) => {
+    ctx.body = await d.queries.page(ctx.params.id!, d.access?.caller(ctx), d.access?.scope(ctx));
   });
-  router.get(PAGE_FORWARDING_PATH, (ctx) => {
-    const { peer, path } = ctx.query;
+  // Any host answers a page, whichever `peer` made it: the link carries what the page needs.
+  router.get(PAGE_FORWARDING_PATH, async (ctx) => {
+    const { path } = ctx.query;
     if (typeof path !== 'string' || !path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
-    if (typeof peer === 'string' && peer !== d.hostId) {
-      throw new KryptonError('NOT_FOUND', `Service not found: unknown peer ${peer}`);
-    }
-    ctx.body = d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx));
+    ctx.body = await d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx), d.access?.scope(ctx));
   });
 }
 

@@ -105,8 +105,8 @@ function selectorRoutes(router: Router, d: ClusterDeps): void {
   });
   router.all('/core/node-selectors/:sel', (ctx) => notAllowed(ctx.method));
 
-  // POST of log shipping and of forwarded batches is served before koa (peer-endpoints.ts).
-  for (const endpoint of ['replication', 'forwarded']) {
+  // POST of log shipping, of forwarded batches and of a host's part of a query is served before koa (peer-endpoints.ts).
+  for (const endpoint of ['replication', 'forwarded', 'query']) {
     router.all(`/core/node-selectors/:sel/${endpoint}`, (ctx) => {
       d.selectors.state(`/core/node-selectors/${ctx.params.sel}`); // 404 for an unknown selector
       notAllowed(ctx.method);

@@ -242,7 +242,7 @@ async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnsw
     case 'list':
       return { status: 200, body: d.store.list(op.factoryLink, op.expand, op.mayRead) };
     case 'odata':
-      return { status: 200, body: factoryOData(d, op.svc, op.params, op.scope) };
+      return { status: 200, body: await factoryOData(d, op.svc, op.params, op.scope) };
     case 'create': {
       const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId });
       if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };

@@ -35,19 +35,13 @@ export function queryParams(querystring: string): [string, string][] {
   }
 }
 
-function runDirect(d: ODataDeps, querySpec: ODataQuery['querySpec'] | JsonObject, scope: ReadScope): QueryTaskState {
-  return d.queries.create(QUERY_TASKS, { taskInfo: { isDirect: true }, querySpec }, scope).task;
+async function runDirect(d: ODataDeps, querySpec: ODataQuery['querySpec'] | JsonObject, scope: ReadScope): Promise<QueryTaskState> {
+  return (await d.queries.create(QUERY_TASKS, { taskInfo: { isDirect: true }, querySpec }, scope)).task;
 }
 
-/** The page a navigation names, from this host's pages; a page of another host is not reachable here. */
-function navigate(d: ODataDeps, nav: ODataNavigation, scope: ReadScope): QueryTaskState {
-  if (nav.peer !== d.hostId) {
-    throw new KryptonError(
-      'NOT_FOUND',
-      `Service not found: query page ${nav.pageId} lives on host ${nav.peer}; send this request to that host`,
-    );
-  }
-  return d.queries.page(nav.pageId, scope.owner);
+/** The page a navigation names; any host answers any page (the page id carries what it needs). */
+function navigate(d: ODataDeps, nav: ODataNavigation, scope: ReadScope): Promise<QueryTaskState> {
+  return d.queries.page(nav.pageId, scope.owner, scope);
 }
 
 /** The page id and host of a query page link (`/core/query-page-forwarding?peer=H&path=P`). */
@@ -91,14 +85,19 @@ function factoryResult(factoryLink: string, r: QueryResults, totalCount: number)
 }
 
 /** A factory GET with OData parameters (lib/query/odata.ts isODataRequest said so). */
-export function factoryOData(d: ODataDeps, svc: RegisteredService, params: [string, string][], scope: ReadScope): JsonObject {
+export async function factoryOData(
+  d: ODataDeps,
+  svc: RegisteredService,
+  params: [string, string][],
+  scope: ReadScope,
+): Promise<JsonObject> {
   const factoryLink = svc.def.factoryLink;
   const req = parseOData(params, {
     target: { kind: 'factory', factoryLink, documentKind: svc.def.kind },
     propertyType: (name) => declaredType(svc.def, name),
   });
   if (req.kind === 'navigate') {
-    const page = navigate(d, req, scope).results!;
+    const page = (await navigate(d, req, scope)).results!;
     return factoryResult(factoryLink, page, page.documentCount);
   }
   let results: QueryResults;
@@ -106,11 +105,11 @@ export function factoryOData(d: ODataDeps, svc: RegisteredService, params: [stri
   if (req.limit !== undefined && req.count) {
     // Xenon runs the count beside the paged query: the pages carry documents, the count the total.
     const { resultLimit: _, ...countSpec } = req.querySpec;
-    totalCount = runDirect(d, countSpec, scope).results!.documentCount;
+    totalCount = (await runDirect(d, countSpec, scope)).results!.documentCount;
     const pagedSpec = { ...req.querySpec, options: req.querySpec.options.map((o) => (o === 'COUNT' ? 'EXPAND_CONTENT' : o)) };
-    results = runDirect(d, pagedSpec, scope).results!;
+    results = (await runDirect(d, pagedSpec, scope)).results!;
   } else {
-    results = runDirect(d, req.querySpec, scope).results!;
+    results = (await runDirect(d, req.querySpec, scope)).results!;
     totalCount = results.documentCount;
   }
   if (req.limit !== undefined && results.nextPageLink !== undefined) {
@@ -118,7 +117,7 @@ export function factoryOData(d: ODataDeps, svc: RegisteredService, params: [stri
     // (as Xenon) without $count its totalCount is that page's count.
     const first = pageOf(results.nextPageLink);
     if (first !== undefined) {
-      results = d.queries.page(first.pageId, scope.owner).results!;
+      results = (await d.queries.page(first.pageId, scope.owner, scope)).results!;
       if (!req.count) totalCount = results.documentCount;
     }
   }
@@ -126,17 +125,17 @@ export function factoryOData(d: ODataDeps, svc: RegisteredService, params: [stri
 }
 
 /** `GET /core/odata-queries`: the direct QueryTask, or the page `$skipto` names. */
-export function odataQueries(d: ODataDeps, params: [string, string][], scope: ReadScope): QueryTaskState {
+export async function odataQueries(d: ODataDeps, params: [string, string][], scope: ReadScope): Promise<QueryTaskState> {
   const req = parseOData(params, { target: { kind: 'queries' } });
   if (req.kind === 'navigate') return navigate(d, req, scope);
-  const task = runDirect(d, req.querySpec, scope);
+  const task = await runDirect(d, req.querySpec, scope);
   return req.select === undefined || task.results === undefined ? task : { ...task, results: selected(task.results, req.select) };
 }
 
 /** `GET /core/odata-queries` on the koa router; other verbs are 405. */
 export function odataRoutes(router: Router, d: ODataDeps, scopeOf: (ctx: Koa.Context) => ReadScope): void {
-  router.get(ODATA_QUERIES_PATH, (ctx) => {
-    ctx.body = odataQueries(d, queryParams(ctx.querystring), scopeOf(ctx));
+  router.get(ODATA_QUERIES_PATH, async (ctx) => {
+    ctx.body = await odataQueries(d, queryParams(ctx.querystring), scopeOf(ctx));
   });
   router.all(ODATA_QUERIES_PATH, (ctx) => notAllowed(ctx.method));
 }

@@ -11,6 +11,8 @@
  *    403) and does not check the body against the service's schema again, only that it parses
  *    as a client's must. The answers stream back one frame each, as each request finishes, with
  *    the status and body the request's own HTTP answer would have had.
+ *  - `POST /core/node-selectors/default/query`: another host's request for this host's part of a
+ *    query across hosts (server/tasks/query-gather.ts), answered as JSON.
  * Anything else (another verb, an unknown selector) goes on to the koa app, which answers it as
  * before (405, 404). A bad batch gets a 4xx with Xenon's error body, never a half-applied write.
  */
@@ -26,6 +28,8 @@ import { FORWARDED_SUFFIX, decodeForwardBatch, encodeAnswer, type ForwardItem } 
 import { toErrorResponse } from '../net/http-errors.js';
 import { REPLICATION_CONTENT_TYPE, decodeBatch, encodeResults } from '../replication/replicator.js';
 import type { Selectors } from '../membership/selectors.js';
+import { QUERY_PEER_PATH } from '../tasks/query-gather.js';
+import type { QueryTasks } from '../tasks/query-tasks.js';
 
 const REPLICATION_SUFFIX = '/replication';
 const SELECTORS_PREFIX = '/core/node-selectors/';
@@ -34,6 +38,7 @@ export interface PeerEndpointDeps extends DocumentRequestDeps {
   store: DocumentStore;
   selectors: Selectors;
   logger: Logger;
+  queries: QueryTasks;
 }
 
 export class PeerEndpoints {
@@ -48,6 +53,7 @@ export class PeerEndpoints {
       run = () => this.replication(req, res);
     else if (url.endsWith(FORWARDED_SUFFIX) && this.d.selectors.spec(url.slice(0, -FORWARDED_SUFFIX.length)))
       run = () => this.forwarded(req, res);
+    else if (url === QUERY_PEER_PATH) run = () => this.query(req, res);
     if (!run) return false;
     run().catch((e: unknown) => this.fail(req, res, e));
     return true;
@@ -73,6 +79,13 @@ export class PeerEndpoints {
     const out = encodeResults(await this.d.store.applyReplicated(batch.records, batch.bodies));
     res.writeHead(200, { 'content-type': REPLICATION_CONTENT_TYPE, 'content-length': out.length });
     res.end(out);
+  }
+
+  private async query(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req, limits.bodyBytesMax);
+    const text = this.d.queries.servePart(raw ? parseJsonText(raw.toString('utf8')) : undefined);
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
   }
 
   private async forwarded(req: IncomingMessage, res: ServerResponse): Promise<void> {

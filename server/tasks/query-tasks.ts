@@ -1,23 +1,28 @@
 /**
  * Query tasks (`/core/query-tasks`, `/core/local-query-tasks`, docs/xenon-compatibility.md, Queries): validates a task
- * body, runs its plan against the local index, shapes Xenon's QueryTask and results, and keeps
- * what outlives one request: non-direct tasks for polling and result snapshots for paging. A
- * snapshot holds the ordered hits of one run, so every page of a query sees the same answer even
- * while writes go on. Both stores are bounded (limits.queryTasksMax, limits.queryPagesMax) and
- * expire with the task (600 s by default). With authorization on, a query only sees documents
- * its caller may read (filtered before counting and paging), and a task or page is visible only
- * to the caller that created it.
+ * body, runs its plan against the local index or, when it must gather (query-gather.ts), across
+ * the group, shapes Xenon's QueryTask and results, keeps non-direct tasks for polling (bounded,
+ * limits.queryTasksMax, expiring with the task, 600 s by default), and answers query pages.
+ * A page link carries its query, the time its first run saw and its offset (lib/query/pages.ts,
+ * compressed): any host answers it by running the query as of that time, so every page of a
+ * query sees the same state of the index while writes go on, and a page outlives the host that
+ * made it. With authorization on, a query only sees documents its caller may read (filtered
+ * before counting and paging), and a task or page is visible only to the caller that created it.
  */
 
 import { KINDS, type JsonObject, type ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { generateDocumentId } from '../../lib/hash.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { limits } from '../../lib/limits.js';
 import { parseQuerySpec, querySpecToJson, type QueryPlan } from '../../lib/query/spec.js';
-import type { DocumentIndex, QueryHit } from '../../index/views.js';
+import { orderHits, pageWindow, type GatheredHit } from '../../lib/query/merge.js';
+import { pageTokenJson, parsePageToken, type PageToken } from '../../lib/query/pages.js';
 import type { ReadScope } from '../../lib/authz.js';
+import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
+import type { QueryGather } from './query-gather.js';
 
 export interface QueryResults extends JsonObject {
   documentLinks: string[];
@@ -43,31 +48,24 @@ export interface QueryTaskState extends JsonObject {
   documentOwner: string;
 }
 
-interface Snapshot {
-  owner: string | undefined;
-  hits: QueryHit[];
-  pageSize: number;
-  plan: QueryPlan;
-  task: QueryTaskState;
-  expiresMicros: Micros;
-}
-
 export const PAGE_FORWARDING_PATH = '/core/query-page-forwarding';
 export const PAGE_PATH = '/core/query-page';
 
+/** A hit as results are shaped from it: a link, its version, and its state when it was asked for. */
+type ShownHit = Pick<GatheredHit, 'link' | 'version' | 'doc'>;
+
 export class QueryTasks {
   private readonly tasks = new Map<string, QueryTaskState>();
-  private readonly snapshots = new Map<string, Snapshot>();
   /** Who created each polled task, when a caller was named; others get 404. */
   private readonly owners = new WeakMap<QueryTaskState, string>();
 
-  constructor(private readonly d: { index: DocumentIndex; clock: Clock; hostId: NodeId }) {}
+  constructor(private readonly d: { index: DocumentIndex; clock: Clock; hostId: NodeId; gather: QueryGather }) {}
 
   /**
    * Handles a task POST to `factoryLink`. Direct tasks come back finished (200); others come back
    * CREATED (202) and finish on the next turn of the event loop, to be polled.
    */
-  create(factoryLink: string, raw: unknown, scope: ReadScope = {}): { status: number; task: QueryTaskState } {
+  async create(factoryLink: string, raw: unknown, scope: ReadScope = {}): Promise<{ status: number; task: QueryTaskState }> {
     if (raw === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new KryptonError('INVALID_BODY', 'QueryTask body is required');
     }
@@ -105,7 +103,7 @@ export class QueryTasks {
       documentOwner: this.d.hostId,
     };
     if (isDirect) {
-      this.run(task, plan, scope);
+      await this.run(task, plan, scope);
       return { status: 200, task };
     }
     this.evictIfFull(this.tasks, limits.queryTasksMax);
@@ -114,12 +112,10 @@ export class QueryTasks {
     const created = structuredClone(task);
     setImmediate(() => {
       task.taskInfo.stage = 'STARTED';
-      try {
-        this.run(task, plan, scope);
-      } catch (e) {
+      this.run(task, plan, scope).catch((e: unknown) => {
         task.taskInfo.stage = 'FAILED';
         task.failureMessage = e instanceof Error ? e.message : String(e);
-      }
+      });
     });
     return { status: 202, task: created };
   }
@@ -146,56 +142,100 @@ export class QueryTasks {
     return [...this.tasks].filter(([l, t]) => l.startsWith(factoryLink + '/') && this.visible(this.owners.get(t), caller)).map(([l]) => l);
   }
 
-  /** A page of a paged query: the task with `results` holding that page. */
-  page(pageId: string, caller?: string): QueryTaskState {
-    const m = /^(.+)-(\d+)$/.exec(pageId);
-    const snap = m ? this.snapshots.get(m[1]!) : undefined;
-    if (!m || !snap || snap.expiresMicros <= this.d.clock.nowMicros() || !this.visible(snap.owner, caller)) {
-      throw new KryptonError('NOT_FOUND', `Service not found: ${PAGE_PATH}/${pageId}`);
+  /**
+   * A page of a paged query, on whichever host is asked: the query run again as of the time its
+   * first run saw, in the host-independent order, sliced at the token's offset.
+   */
+  async page(pageId: string, caller: string | undefined, scope: ReadScope = {}): Promise<QueryTaskState> {
+    const token = decodePageId(pageId);
+    const notFound = () => new KryptonError('NOT_FOUND', `Service not found: ${PAGE_PATH}/${pageId}`);
+    if (token === undefined || token.expires <= this.d.clock.nowMicros() || !this.visible(token.owner, caller)) throw notFound();
+    let plan: QueryPlan;
+    try {
+      plan = parseQuerySpec(token.spec);
+    } catch {
+      throw notFound();
     }
-    const pageNo = Number(m[2]);
-    const start = pageNo * snap.pageSize;
+    const size = plan.resultLimit;
+    if (size === undefined) throw notFound();
     const started = performance.now();
-    const hits = snap.hits.slice(start, start + snap.pageSize);
-    const results = this.shape(hits, snap.plan, hits.length, started);
-    if (start + snap.pageSize < snap.hits.length) results.nextPageLink = this.pageLink(`${m[1]}-${pageNo + 1}`);
-    if (pageNo > 0) results.prevPageLink = this.pageLink(`${m[1]}-${pageNo - 1}`);
-    return { ...snap.task, documentSelfLink: `${PAGE_PATH}/${pageId}`, results };
+    let hits: GatheredHit[];
+    if (token.gather) {
+      hits = (await this.d.gather.gather(plan, { ...this.d.gather.scope(plan), gather: true }, token.asOf, plan.expandContent)).hits;
+    } else {
+      hits = orderHits(this.d.gather.local(plan, token.asOf, plan.expandContent).hits, plan.sort, 'version');
+    }
+    const { mayRead } = scope;
+    if (mayRead) hits = hits.filter((h) => mayRead(h.link));
+    const w = pageWindow(hits.length, token.offset, size, plan.forwardOnly);
+    const shown = hits.slice(w.start, w.end);
+    const results = this.shape(shown, plan, shown.length, started);
+    if (w.next !== undefined) results.nextPageLink = this.pageLink({ ...token, offset: w.next });
+    if (w.prev !== undefined) results.prevPageLink = this.pageLink({ ...token, offset: w.prev });
+    return {
+      taskInfo: { stage: 'FINISHED', isDirect: true },
+      querySpec: token.spec as unknown as JsonObject,
+      results,
+      indexLink: '/core/document-index',
+      nodeSelectorLink: '/core/node-selectors/default',
+      documentSelfLink: `${PAGE_PATH}/${pageId}`,
+      documentKind: KINDS.queryTask,
+      documentVersion: 0,
+      documentUpdateTimeMicros: this.d.clock.nowMicros(),
+      documentExpirationTimeMicros: token.expires,
+      documentOwner: this.d.hostId,
+    };
   }
 
-  /** Drops expired tasks and snapshots; called from the host's maintenance timer. */
+  /** Another host's request for this host's part of a query across hosts, answered as JSON text. */
+  servePart(raw: unknown): string {
+    return this.d.gather.serve(raw);
+  }
+
+  /** Drops expired tasks; called from the host's maintenance timer. */
   expire(nowMicros: Micros): void {
     for (const [k, t] of this.tasks) if (t.documentExpirationTimeMicros <= nowMicros) this.tasks.delete(k);
-    for (const [k, s] of this.snapshots) if (s.expiresMicros <= nowMicros) this.snapshots.delete(k);
   }
 
-  private pageLink(pageId: string): string {
-    return `${PAGE_FORWARDING_PATH}?peer=${encodeURIComponent(this.d.hostId)}&path=${encodeURIComponent(pageId)}`;
+  private pageLink(token: PageToken): string {
+    return `${PAGE_FORWARDING_PATH}?peer=${encodeURIComponent(token.host)}&path=${encodePageId(token)}`;
   }
 
-  private run(task: QueryTaskState, plan: QueryPlan, scope: ReadScope): void {
+  private async run(task: QueryTaskState, plan: QueryPlan, scope: ReadScope): Promise<void> {
     const started = performance.now();
-    const all = this.d.index.query(plan, this.d.clock.nowMicros());
+    const paged = plan.resultLimit !== undefined && !plan.topResults && !plan.count;
+    const where = this.d.gather.scope(plan);
+    let hits: ShownHit[];
+    let horizon: Micros;
+    if (where.gather) {
+      // A paged query shows no documents in its first answer, so it does not fetch them.
+      const ans = await this.d.gather.gather(plan, where, undefined, plan.expandContent && !paged);
+      hits = ans.hits;
+      horizon = ans.horizon;
+    } else {
+      const now = this.d.clock.nowMicros();
+      horizon = Math.max(now, this.d.index.newestTimeMicros());
+      hits = plan.ownerSelection ? this.d.gather.local(plan, undefined, true).hits : this.d.index.query(plan, now);
+    }
     const { mayRead } = scope;
-    const readable = mayRead ? all.filter((h) => mayRead(h.link)) : all;
-    const hits = plan.offset > 0 ? readable.slice(plan.offset) : readable;
+    const readable = mayRead ? hits.filter((h) => mayRead(h.link)) : hits;
+    hits = plan.offset > 0 ? readable.slice(plan.offset) : readable;
     let results: QueryResults;
     if (plan.count) {
       results = this.shape([], plan, readable.length, started);
-    } else if (plan.resultLimit !== undefined && !plan.topResults) {
+    } else if (paged) {
       results = this.shape([], plan, 0, started);
       if (hits.length > 0) {
-        const snapId = String(this.d.clock.nowMicros());
-        this.evictIfFull(this.snapshots, limits.queryPagesMax);
-        this.snapshots.set(snapId, {
-          owner: scope.owner,
-          hits,
-          pageSize: plan.resultLimit,
-          plan,
-          task,
-          expiresMicros: task.documentExpirationTimeMicros,
-        });
-        results.nextPageLink = this.pageLink(`${snapId}-0`);
+        const token: PageToken = {
+          spec: querySpecToJson(plan),
+          asOf: plan.timeSnapshotMicros ?? horizon,
+          offset: 0,
+          gather: where.gather,
+          expires: task.documentExpirationTimeMicros,
+          host: this.d.hostId,
+        };
+        if (scope.owner !== undefined) token.owner = scope.owner;
+        results.nextPageLink = this.pageLink(token);
       }
     } else {
       const top = plan.resultLimit !== undefined ? hits.slice(0, plan.resultLimit) : hits;
@@ -208,13 +248,13 @@ export class QueryTasks {
     task.documentUpdateTimeMicros = this.d.clock.nowMicros();
   }
 
-  private shape(hits: QueryHit[], plan: QueryPlan, count: number, started: number): QueryResults {
+  private shape(hits: readonly ShownHit[], plan: QueryPlan, count: number, started: number): QueryResults {
     const allVersions = plan.includeAllVersions;
     const links = hits.map((h) => (allVersions ? `${h.link}?documentVersion=${h.version}` : h.link));
     const results: QueryResults = { documentLinks: links, documentCount: count, queryTimeMicros: 0, documentOwner: this.d.hostId };
     if (plan.expandContent) {
       const docs: Record<string, ServiceDocument> = {};
-      for (const [i, h] of hits.entries()) docs[links[i]!] = h.doc;
+      for (const [i, h] of hits.entries()) docs[links[i]!] = h.doc as ServiceDocument;
       results.documents = docs;
     }
     results.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
@@ -224,5 +264,28 @@ export class QueryTasks {
   private evictIfFull<V>(m: Map<string, V>, max: number): void {
     // Maps iterate in insertion order, so the first key is the oldest.
     while (m.size >= max) m.delete(m.keys().next().value!);
+  }
+}
+
+/** A page token as a link-safe id: its JSON, deflated, in base64url. */
+function encodePageId(token: PageToken): string {
+  const id = deflateRawSync(Buffer.from(pageTokenJson(token), 'utf8')).toString('base64url');
+  if (id.length > limits.queryPageTokenCharsMax) {
+    throw new KryptonError(
+      'INVALID_QUERY',
+      `the query is too large to page (${id.length} characters in a page link, limit ${limits.queryPageTokenCharsMax}): use TOP_RESULTS or a smaller query`,
+    );
+  }
+  return id;
+}
+
+function decodePageId(id: string): PageToken | undefined {
+  if (id.length > limits.queryPageTokenCharsMax || !/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
+  try {
+    return parsePageToken(
+      inflateRawSync(Buffer.from(id, 'base64url'), { maxOutputLength: 16 * limits.queryPageTokenCharsMax }).toString('utf8'),
+    );
+  } catch {
+    return undefined;
   }
 }

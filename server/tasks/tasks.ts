@@ -55,7 +55,7 @@ export class TaskDriver {
   constructor(private readonly d: TaskDriverDeps) {
     this.io = {
       query: async (task) => {
-        const { task: done } = this.d.queries.create('/core/local-query-tasks', task);
+        const { task: done } = await this.d.queries.create('/core/local-query-tasks', task);
         return done as JsonObject;
       },
       delete: async (link) => {

@@ -416,7 +416,7 @@ t('every unsupported parameter or construct is a 400 naming it, never an unfilte
     ['$top=2&$limit=2', /\$top cannot be used together with \$limit/],
     ['$select=*', /\$select=\* is not supported/],
     ['nonsense=1', /unknown query parameter: nonsense/],
-    ['path=x&peer=nobody', /lives on host nobody/],
+    ['path=x&peer=nobody', /Service not found: \/core\/query-page\/x/],
   ];
   for (const [qs, m] of bad) {
     const r = await h.client.get<{ message: string; statusCode: number }>(`/core/examples?${qs}`);

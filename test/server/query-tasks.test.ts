@@ -165,4 +165,50 @@ t('invalid specs are 400', async ({ h }) => {
   }
 });
 
+t('TIME_SNAPSHOT answers as the index stood at a time the documents themselves show', async ({ h }) => {
+  interface Doc {
+    documentUpdateTimeMicros: number;
+    name: string;
+  }
+  const v0 = await h.client.post<Doc>('/core/examples', { documentSelfLink: 'ts', name: 'ts-before' });
+  const v1 = await h.client.patch<Doc>('/core/examples/ts', { name: 'ts-after' });
+  const gone = await h.client.delete<Doc>('/core/examples/ts');
+  const at = (boundary: number) =>
+    h.client.post<Task>(
+      '/core/query-tasks',
+      direct({
+        options: ['TIME_SNAPSHOT', 'EXPAND_CONTENT'],
+        timeSnapshotBoundaryMicros: boundary,
+        query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/ts' } },
+      }),
+    );
+  assert.equal((await at(v0.body.documentUpdateTimeMicros - 1)).body.results.documentLinks, []);
+  const before = await at(v0.body.documentUpdateTimeMicros);
+  assert.is(before.body.results.documents!['/core/examples/ts']!.name, 'ts-before');
+  const after = await at(v1.body.documentUpdateTimeMicros);
+  assert.is(after.body.results.documents!['/core/examples/ts']!.name, 'ts-after');
+  assert.equal((await at(gone.body.documentUpdateTimeMicros)).body.results.documentLinks, []);
+  // The boundary is echoed, and TIME_SNAPSHOT without it is a 400 naming it.
+  assert.is(
+    (after.body as unknown as { querySpec: { timeSnapshotBoundaryMicros: number } }).querySpec.timeSnapshotBoundaryMicros,
+    v1.body.documentUpdateTimeMicros,
+  );
+  const bad = await h.client.post('/core/query-tasks', direct({ options: ['TIME_SNAPSHOT'], query: kindQuery }));
+  assert.is(bad.status, 400);
+  assert.match(bad.text, /timeSnapshotBoundaryMicros/);
+});
+
+t('FORWARD_ONLY pages carry no prevPageLink', async ({ h }) => {
+  const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['FORWARD_ONLY'], resultLimit: 10, query: kindQuery }));
+  let next = r.body.results.nextPageLink;
+  let pages = 0;
+  while (next) {
+    const page = await h.client.get<Task>(next);
+    assert.is(page.body.results.prevPageLink, undefined);
+    next = page.body.results.nextPageLink;
+    pages++;
+  }
+  assert.ok(pages >= 3);
+});
+
 t.run();

@@ -156,23 +156,30 @@ test('Xenon validation messages', () => {
 
 test('options: unknown, unsupported, ignored', () => {
   rejects({ query: kindTerm, options: ['FROBNICATE'] }, 'unknown query option: FROBNICATE');
-  for (const o of [
-    'BROADCAST',
-    'OWNER_SELECTION',
-    'CONTINUOUS',
-    'GROUP_BY',
-    'SELECT_LINKS',
-    'EXPAND_LINKS',
-    'TIME_SNAPSHOT',
-    'EXPAND_SELECTED_FIELDS',
-    'READ_AFTER_WRITE_CONSISTENCY',
-  ]) {
+  for (const o of ['CONTINUOUS', 'GROUP_BY', 'SELECT_LINKS', 'EXPAND_LINKS', 'EXPAND_SELECTED_FIELDS', 'READ_AFTER_WRITE_CONSISTENCY']) {
     rejects({ query: kindTerm, options: [o] }, `${o} is not supported`);
   }
-  for (const o of ['DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK']) {
+  for (const o of ['DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK', 'BROADCAST', 'OWNER_SELECTION']) {
     assert.equal(parseQuerySpec({ query: kindTerm, options: [o] }).options, [o]);
   }
   rejects({ query: kindTerm, expectedResultCount: 3 }, 'querySpec.expectedResultCount is not supported');
+});
+
+test('TIME_SNAPSHOT needs timeSnapshotBoundaryMicros, and the boundary needs TIME_SNAPSHOT', () => {
+  rejects({ query: kindTerm, options: ['TIME_SNAPSHOT'] }, 'timeSnapshotBoundaryMicros is required with TIME_SNAPSHOT');
+  rejects({ query: kindTerm, timeSnapshotBoundaryMicros: 5 }, 'timeSnapshotBoundaryMicros needs the TIME_SNAPSHOT option');
+  rejects(
+    { query: kindTerm, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: -1 },
+    'querySpec.timeSnapshotBoundaryMicros must be a non-negative integer',
+  );
+  rejects(
+    { query: kindTerm, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: '5' },
+    'querySpec.timeSnapshotBoundaryMicros must be a non-negative integer',
+  );
+  const plan = parseQuerySpec({ query: kindTerm, options: ['TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: 1234 });
+  assert.is(plan.timeSnapshotMicros, 1234);
+  assert.is(querySpecToJson(plan).timeSnapshotBoundaryMicros, 1234);
+  assert.equal(parseQuerySpec(querySpecToJson(plan)), plan);
 });
 
 test('unknown enum names', () => {
