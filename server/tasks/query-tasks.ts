@@ -167,6 +167,7 @@ export class QueryTasks {
     }
     const { mayRead } = scope;
     if (mayRead) hits = hits.filter((h) => mayRead(h.link));
+    if (plan.offset > 0) hits = hits.slice(plan.offset);
     const w = pageWindow(hits.length, token.offset, size, plan.forwardOnly);
     const shown = hits.slice(w.start, w.end);
     const results = this.shape(shown, plan, shown.length, started);
