@@ -14,6 +14,7 @@
 import { isTombstone, parentLink, type LogRecord, type ServiceDocument } from '../lib/document.js';
 import type { Link, Micros, Version } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+import { historyDigest, markHash, markOf, type VersionMark } from '../lib/synch/history.js';
 import { expirationOf, isExpiredAt, isPurgeableAt } from './expiry.js';
 import { Postings } from './postings.js';
 
@@ -34,6 +35,10 @@ export class VersionStore {
    * query at such a time cannot be answered.
    */
   private readonly trimmed = new Map<Link, Micros>();
+  /** The request id of the write that made each version, when its record carried one (log format v2). */
+  private requestIdOf: (string | undefined)[] = [];
+  /** Per link, the sum of its retained versions' mark hashes (lib/synch/history.ts), kept as versions come and go. */
+  private readonly hashSums = new Map<Link, number>();
   private nextVid = 0;
   private liveVersions = 0;
   /** Vids of each link, ascending by version; the last one is the latest. */
@@ -83,7 +88,9 @@ export class VersionStore {
     const t = typeof r.state.documentUpdateTimeMicros === 'number' ? r.state.documentUpdateTimeMicros : r.timeMicros;
     this.timeOf[vid] = t;
     if (t > this.newestTime) this.newestTime = t;
+    this.requestIdOf[vid] = r.requestId;
     this.liveVersions++;
+    this.hashSums.set(link, ((this.hashSums.get(link) ?? 0) + hashOf(r.state)) >>> 0);
     this.postings.add(vid, r.state);
 
     const n = vids.length;
@@ -101,8 +108,7 @@ export class VersionStore {
       }
     }
 
-    const wanted = this.retentionFor(link);
-    const keep = Number.isFinite(wanted) ? Math.max(1, Math.floor(wanted)) : limits.versionRetentionDefault;
+    const keep = this.keepFor(link);
     if (vids.length > keep) {
       while (vids.length > keep) this.drop(vids.shift()!);
       this.trimmed.set(link, this.timeOf[vids[0]!]!);
@@ -112,6 +118,12 @@ export class VersionStore {
     if (exp > 0) this.expiring.set(link, exp);
     else this.expiring.delete(link);
     this.maybeRenumber();
+  }
+
+  /** How many versions of `link` are retained. */
+  keepFor(link: Link): number {
+    const wanted = this.retentionFor(link);
+    return Number.isFinite(wanted) ? Math.max(1, Math.floor(wanted)) : limits.versionRetentionDefault;
   }
 
   /** Purges every link whose latest version is due (see expiry.ts); returns them. */
@@ -133,6 +145,26 @@ export class VersionStore {
     if (vids === undefined) return undefined;
     const i = this.lowerBound(vids, version);
     return i < vids.length && this.versionOf[vids[i]!] === version ? this.docs[vids[i]!] : undefined;
+  }
+
+  /** The request id the record of `version` carried, if the index holds that version and it had one. */
+  requestId(link: Link, version: Version): string | undefined {
+    const vids = this.byLink.get(link);
+    if (vids === undefined) return undefined;
+    const i = this.lowerBound(vids, version);
+    return i < vids.length && this.versionOf[vids[i]!] === version ? this.requestIdOf[vids[i]!] : undefined;
+  }
+
+  /** The marks of every retained version, oldest first (lib/synch/history.ts). */
+  marks(link: Link): VersionMark[] {
+    const vids = this.byLink.get(link);
+    return vids === undefined ? [] : vids.map((vid) => markOf(this.docs[vid]!));
+  }
+
+  /** The digest of the link's retained history (historyDigest), 0 when it holds none. */
+  digest(link: Link): number {
+    const vids = this.byLink.get(link);
+    return vids === undefined ? 0 : historyDigest(vids.length, this.hashSums.get(link) ?? 0);
   }
 
   versions(link: Link): ServiceDocument[] {
@@ -255,8 +287,11 @@ export class VersionStore {
 
   private drop(vid: number): void {
     const doc = this.docs[vid]!;
+    const link = this.linkOf[vid]!;
+    this.hashSums.set(link, ((this.hashSums.get(link) ?? 0) - hashOf(doc)) >>> 0);
     this.docs[vid] = undefined;
     this.linkOf[vid] = '';
+    this.requestIdOf[vid] = undefined;
     this.liveVersions--;
     this.postings.remove(doc);
   }
@@ -266,6 +301,7 @@ export class VersionStore {
     if (vids === undefined) return;
     for (const vid of vids) this.drop(vid);
     this.byLink.delete(link);
+    this.hashSums.delete(link);
     this.linkSetChanges++;
     this.expiring.delete(link);
     this.trimmed.delete(link);
@@ -288,6 +324,7 @@ export class VersionStore {
     const linkOf: Link[] = [];
     const versionOf: Version[] = [];
     const timeOf: Micros[] = [];
+    const requestIdOf: (string | undefined)[] = [];
     let j = 0;
     for (let vid = 0; vid < this.nextVid; vid++) {
       const doc = this.docs[vid];
@@ -297,6 +334,7 @@ export class VersionStore {
       linkOf.push(this.linkOf[vid]!);
       versionOf.push(this.versionOf[vid]!);
       timeOf.push(this.timeOf[vid]!);
+      requestIdOf.push(this.requestIdOf[vid]);
       j++;
     }
     for (const vids of this.byLink.values()) {
@@ -307,6 +345,11 @@ export class VersionStore {
     this.linkOf = linkOf;
     this.versionOf = versionOf;
     this.timeOf = timeOf;
+    this.requestIdOf = requestIdOf;
     this.nextVid = j;
   }
+}
+
+function hashOf(doc: ServiceDocument): number {
+  return markHash(doc.documentVersion, doc.documentEpoch ?? 0, doc.documentUpdateTimeMicros);
 }

@@ -15,6 +15,7 @@
 import type { LogRecord, ServiceDocument } from '../lib/document.js';
 import type { Link, Micros, Version } from '../lib/ids.js';
 import type { QueryPlan } from '../lib/query/spec.js';
+import type { VersionMark } from '../lib/synch/history.js';
 import { runQuery, type QueryHit, type QueryStats } from './query.js';
 import { VersionStore } from './store.js';
 
@@ -45,6 +46,26 @@ export class DocumentIndex {
 
   version(link: Link, version: Version): ServiceDocument | undefined {
     return this.store.version(link, version);
+  }
+
+  /** The request id of the write that made `version` (log format v2), if retained and it had one. */
+  requestId(link: Link, version: Version): string | undefined {
+    return this.store.requestId(link, version);
+  }
+
+  /** The marks (version, epoch, update time) of every retained version, oldest first. */
+  marks(link: Link): VersionMark[] {
+    return this.store.marks(link);
+  }
+
+  /** A digest of the link's retained history: equal on two hosts when they hold the same versions. */
+  digest(link: Link): number {
+    return this.store.digest(link);
+  }
+
+  /** How many versions of `link` the index retains. */
+  retention(link: Link): number {
+    return this.store.keepFor(link);
   }
 
   /** Retained versions, oldest first. */

@@ -134,6 +134,12 @@ export const limits = {
   synchConcurrencyMax: 2048,
   /** Links one promise request (a takeover's prepare phase) may name; the page size of that request. */
   synchPromiseLinksMax: 1000,
+  /** Links one history listing request (kind `versions`) may name. */
+  synchHistoryLinksMax: 1000,
+  /** Version marks one history listing answer carries; links past it are left for the asker's next request. */
+  synchHistoryMarksMax: 50_000,
+  /** Versions one history request (kind `records` or `insert`) carries; its JSON is also kept under half of bodyBytesMax. */
+  synchHistoryRecordsMax: 1000,
   /** Times one prepare round asks again with a higher epoch after replicas refused, before deferring the link. */
   takeoverProposalsMax: 3,
   /** First wait before deferred takeovers are tried again; doubles per failed retry. */

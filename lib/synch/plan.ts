@@ -21,16 +21,21 @@ export interface Head {
   /** documentOwner of that copy. */
   owner: NodeId | undefined;
   deleted: boolean;
+  /** The digest of that replica's retained history (lib/synch/history.ts), when it sent one. */
+  history?: number;
 }
 
 /**
- * A head on the wire; `fence`, when present, is an epoch the replica promised above the copy it
- * holds (lib/synch/promise.ts): records below it are refused there.
+ * A head on the wire; `fence`, when present (not null), is an epoch the replica promised above the
+ * copy it holds (lib/synch/promise.ts): records below it are refused there. `history` is the digest
+ * of its retained versions (lib/synch/history.ts).
  */
-export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 | 1, owner: NodeId, fence?: Epoch];
+export type HeadTuple = [link: Link, epoch: Epoch, version: Version, deleted: 0 | 1, owner: NodeId, fence?: Epoch | null, history?: number];
 
 export function headOf(t: HeadTuple): Head {
-  return { epoch: t[1], version: t[2], deleted: t[3] === 1, owner: t[4] || undefined };
+  const h: Head = { epoch: t[1], version: t[2], deleted: t[3] === 1, owner: t[4] || undefined };
+  if (typeof t[6] === 'number') h.history = t[6];
+  return h;
 }
 
 /** The head of a stored copy. */

@@ -16,6 +16,7 @@ import { linkList, type JsonObject, type LinkList, type NewLogRecord, type Servi
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { Link, NodeId } from '../../lib/ids.js';
+import { markOf, takesHistory } from '../../lib/synch/history.js';
 import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
 import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../../lib/verbs.js';
@@ -206,6 +207,28 @@ export class DocumentStore {
       return { ok: false, code: 'STALE_EPOCH', message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
     if (decision === 'duplicate') return OK;
     return undefined;
+  }
+
+  /**
+   * Older versions of `link` this host lacks (server/synch/history.ts), appended and indexed under
+   * the latest state, never as it: in the link's queue, only those still below the latest and not
+   * held alike are taken. Noted for dedup, not told to the change feed (it announces new states).
+   */
+  appendHistory(link: Link, recs: readonly NewLogRecord[]): Promise<number> {
+    return this.queues.run(link, async () => {
+      const latest = this.d.index.latest(link);
+      if (!latest) return 0;
+      const top = markOf(latest);
+      const wanted = recs.filter((r) => r.link === link && takesHistory(top, this.d.index.version(link, r.version), r));
+      if (wanted.length === 0) return 0;
+      // Never a history reset: it would drop the versions around it.
+      const logged = await this.logged(this.d.wal.appendAll(wanted.map(({ resetHistory: _, ...r }) => r)));
+      for (const r of logged) {
+        this.d.index.apply(r);
+        this.d.dedup?.note(r);
+      }
+      return logged.length;
+    });
   }
 
   /** A log append's outcome; a failed log stops the host (onLogFailure) and the error goes on to the caller. */

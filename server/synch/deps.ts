@@ -53,6 +53,12 @@ export interface SynchStats {
   earlyPushed: number;
   /** Copies of links that moved, handed by their old owner to the new one during early passes. */
   earlyHandedOver: number;
+  /** Older versions this host, as owner, took from peers, sent to replicas lacking them, and received as a replica (server/synch/history.ts). */
+  historyPulled: number;
+  historyShipped: number;
+  historyReceived: number;
+  /** History requests that failed; the history they were for waits for a later synchronization. */
+  historyFailures: number;
 }
 
 export function newSynchStats(promises: PromiseStore): SynchStats {
@@ -69,6 +75,10 @@ export function newSynchStats(promises: PromiseStore): SynchStats {
     running: false,
     earlyPushed: 0,
     earlyHandedOver: 0,
+    historyPulled: 0,
+    historyShipped: 0,
+    historyReceived: 0,
+    historyFailures: 0,
     get promisesGranted() {
       return promises.stats.granted;
     },

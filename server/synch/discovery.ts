@@ -96,9 +96,14 @@ export class Discovery {
           .catch(() => undefined);
         if (r?.status !== 200) return;
         answered.add(n.id);
-        const body = r.body as { states?: Record<string, ServiceDocument>; fences?: Record<string, unknown> };
+        const body = r.body as {
+          states?: Record<string, ServiceDocument>;
+          fences?: Record<string, unknown>;
+          digests?: Record<string, unknown>;
+        };
         const doc = body.states?.[link];
-        m.set(n.id, doc ? headOfDoc(doc) : undefined);
+        const digest = body.digests?.[link];
+        m.set(n.id, doc ? (typeof digest === 'number' ? { ...headOfDoc(doc), history: digest } : headOfDoc(doc)) : undefined);
         const fence = body.fences?.[link];
         if (typeof fence === 'number') discovered.fences.set(link, Math.max(fence, discovered.fences.get(link) ?? 0));
       }),
@@ -106,8 +111,12 @@ export class Discovery {
     return { discovered, answered };
   }
 
-  /** Full latest states of `links` from one peer, its pages fetched at once. */
-  async fetchStates(n: NodeState, svc: RegisteredService, links: Link[]): Promise<Record<string, ServiceDocument>> {
+  /** Full latest states of `links` from one peer, with the request ids of the writes that made them; its pages fetched at once. */
+  async fetchStates(
+    n: NodeState,
+    svc: RegisteredService,
+    links: Link[],
+  ): Promise<{ states: Record<string, ServiceDocument>; requestIds: Record<string, string> }> {
     const pages: Link[][] = [];
     for (let i = 0; i < links.length; i += limits.synchPageLinksMax) pages.push(links.slice(i, i + limits.synchPageLinksMax));
     const answers = await Promise.all(
@@ -118,10 +127,16 @@ export class Discovery {
           timeoutMs: peerTimeoutMs(this.d),
         });
         if (r.status !== 200) throw new KryptonError('PEER_UNAVAILABLE', `fetch from ${n.id}: status ${r.status}`);
-        return (r.body as { states: Record<string, ServiceDocument> }).states;
+        return r.body as { states: Record<string, ServiceDocument>; requestIds?: Record<string, unknown> };
       }),
     );
-    return Object.assign({}, ...answers) as Record<string, ServiceDocument>;
+    const states: Record<string, ServiceDocument> = {};
+    const requestIds: Record<string, string> = {};
+    for (const a of answers) {
+      Object.assign(states, a.states);
+      for (const [l, id] of Object.entries(a.requestIds ?? {})) if (typeof id === 'string') requestIds[l] = id;
+    }
+    return { states, requestIds };
   }
 
   /**

@@ -58,7 +58,7 @@ export class EarlyPass {
         const found = await this.discovery.factoryHeads(svc, [...peersById.values()]);
         const work = this.plan(svc, found, peersById, generation);
         if (!work) return;
-        const n = await this.push(svc, work.ready, peersById, generation);
+        const n = await this.push(svc, work.ready, peersById, generation, found);
         if (n === undefined) return;
         pushed += n;
         if (!(await this.handOver(svc, work.handoffs, generation))) return;
@@ -102,19 +102,27 @@ export class EarlyPass {
     ready: EarlyWork['ready'],
     peersById: Map<NodeId, NodeState>,
     generation: number,
+    found: Discovered,
   ): Promise<number | undefined> {
     let pushed = 0;
+    const urls = new Map([...peersById].map(([id, n]) => [id, this.discovery.synchUrl(n, svc)]));
     for (let i = 0; i < ready.length; i += limits.synchConcurrencyMax) {
       if (this.schedule.stale(generation)) return undefined;
+      const settled: Link[] = [];
+      const replicaSets = new Map<Link, Set<NodeId>>();
       await Promise.all(
         ready.slice(i, i + limits.synchConcurrencyMax).map(async ([l, plan, replicas]) => {
           const before = this.stats.pushFailures;
           await this.links.applyPlan(svc, l, plan, undefined, peersById, replicas);
           pushed += plan.pushTo.length;
           this.stats.earlyPushed += plan.pushTo.length;
-          if (this.stats.pushFailures === before) this.schedule.done(generation, l);
+          replicaSets.set(l, replicas);
+          if (this.stats.pushFailures === before) settled.push(l);
         }),
       );
+      // The versions before the pushed copies follow, as in a settled pass, before the links count as done.
+      await this.links.catchUp(svc, settled, found.heads, replicaSets, urls);
+      for (const l of settled) this.schedule.done(generation, l);
     }
     return pushed;
   }
@@ -127,7 +135,7 @@ export class EarlyPass {
         handoffs.slice(i, i + limits.synchConcurrencyMax).map(async ([l, n]) => {
           const doc = this.d.index.latest(l);
           if (!doc) return;
-          const r = await this.d.replicator.push(n, svc.def.nodeSelector, recordOf(l, doc));
+          const r = await this.d.replicator.push(n, svc.def.nodeSelector, recordOf(l, doc, this.d.index.requestId(l, doc.documentVersion)));
           if (r.ok) this.stats.earlyHandedOver++;
         }),
       );

@@ -19,7 +19,14 @@ import { decideLink, planTakeover, type TakeoverTarget } from '../../lib/synch/t
 import { encodeRecordBody } from '../../wal/record.js';
 import type { SynchDeps, SynchStats } from './deps.js';
 import type { Discovered, Discovery } from './discovery.js';
+import type { HistorySynch } from './history.js';
 import type { Takeovers } from './takeover.js';
+
+/** A best copy fetched from its holder, with the request id of the write that made it. */
+export interface FetchedCopy {
+  state: ServiceDocument;
+  requestId: string | undefined;
+}
 
 /** The peers of one synchronization: by id, and their `/synch` URLs for the factory. */
 interface Peers {
@@ -44,6 +51,7 @@ export class LinkSynch {
     private readonly d: SynchDeps,
     private readonly discovery: Discovery,
     private readonly takeovers: Takeovers,
+    private readonly history: HistorySynch,
     readonly stats: SynchStats,
     /** Links synchronized by work that started in `generation` (schedule.ts linksDone). */
     private readonly done: (generation: number, link: Link) => void,
@@ -114,11 +122,13 @@ export class LinkSynch {
     const planned = await this.planSlice(svc, slice, discovered, peers);
     const fetched = await this.fetchBest(svc, planned.plans, peers);
     const { deferred } = planned;
+    const settled: Link[] = [];
     await Promise.all(
       [...planned.plans].map(async ([l, plan]) => {
         try {
-          if (await this.applyPlan(svc, l, plan, fetched.get(l), peers.byId, planned.replicas.get(l)!)) this.done(generation, l);
-          else deferred.push(`the takeover of ${l} was overtaken by a later epoch`);
+          if (await this.applyPlan(svc, l, plan, fetched.get(l), peers.byId, planned.replicas.get(l)!)) {
+            settled.push(l);
+          } else deferred.push(`the takeover of ${l} was overtaken by a later epoch`);
         } catch (e) {
           // The takeover's write missed its quorum: nothing was committed here; try again later.
           if (!plan?.rewrite) throw e;
@@ -127,7 +137,24 @@ export class LinkSynch {
         }
       }),
     );
+    // The latest states are settled; the versions before them follow before the links count as
+    // done, so a retry of a write this host just received the record of is recognized.
+    await this.catchUp(svc, settled, discovered.heads, planned.replicas, peers.urls);
+    for (const l of settled) this.done(generation, l);
     return deferred;
+  }
+
+  /** History catch-up of settled links (server/synch/history.ts); a failure waits for a later synchronization. */
+  async catchUp(
+    svc: RegisteredService,
+    links: Link[],
+    heads: Discovered['heads'],
+    replicas: ReadonlyMap<Link, ReadonlySet<NodeId>>,
+    urls: ReadonlyMap<NodeId, string>,
+  ): Promise<void> {
+    await this.history
+      .catchUp(svc.def.factoryLink, { links, heads, replicas, urls })
+      .catch((e: unknown) => this.d.logger.warn({ err: (e as Error).message }, 'history catch-up failed'));
   }
 
   /** Each link's plan: decided from discovery, or, for a takeover, from the heads its prepare round returned. */
@@ -167,7 +194,7 @@ export class LinkSynch {
   }
 
   /** The best copies held elsewhere, fetched per source. */
-  private async fetchBest(svc: RegisteredService, plans: Map<Link, SynchPlan | null>, peers: Peers): Promise<Map<Link, ServiceDocument>> {
+  private async fetchBest(svc: RegisteredService, plans: Map<Link, SynchPlan | null>, peers: Peers): Promise<Map<Link, FetchedCopy>> {
     const wanted = new Map<NodeId, Link[]>();
     for (const [l, plan] of plans) {
       if (!plan || plan.source === this.d.hostId) continue;
@@ -175,13 +202,13 @@ export class LinkSynch {
       list.push(l);
       wanted.set(plan.source, list);
     }
-    const fetched = new Map<Link, ServiceDocument>();
+    const fetched = new Map<Link, FetchedCopy>();
     await Promise.all(
       [...wanted].map(async ([id, ls]) => {
         const n = peers.byId.get(id);
         if (!n) return;
-        const states = await this.discovery.fetchStates(n, svc, ls);
-        for (const [l, doc] of Object.entries(states)) fetched.set(l, doc);
+        const { states, requestIds } = await this.discovery.fetchStates(n, svc, ls);
+        for (const [l, state] of Object.entries(states)) fetched.set(l, { state, requestId: requestIds[l] });
       }),
     );
     return fetched;
@@ -192,7 +219,7 @@ export class LinkSynch {
     svc: RegisteredService,
     link: Link,
     plan: SynchPlan | null,
-    remote: ServiceDocument | undefined,
+    remote: FetchedCopy | undefined,
     peersById: Map<NodeId, NodeState>,
     replicas: Set<NodeId>,
   ): Promise<boolean> {
@@ -200,9 +227,9 @@ export class LinkSynch {
     if (!plan) return true;
     let overtaken = false;
     const record = await this.d.store.serialized(link, async (): Promise<NewLogRecord | undefined> => {
-      const base = plan.source === this.d.hostId ? this.d.index.latest(link) : remote;
+      const base = plan.source === this.d.hostId ? this.d.index.latest(link) : remote?.state;
       if (!base) return undefined;
-      if (!plan.rewrite) return this.adopt(link, plan, base);
+      if (!plan.rewrite) return this.adopt(link, plan, base, remote?.requestId);
       // Our own promise must still stand: a later epoch promised meanwhile means another host
       // is taking the link over, and this write would be refused or would undo its work.
       if (!promiseStands(this.d.promises.get(link), this.d.hostId, plan.rewrite.epoch)) {
@@ -228,8 +255,8 @@ export class LinkSynch {
   }
 
   /** The best copy as it is, appended here when it came from elsewhere; the record to push. */
-  private async adopt(link: Link, plan: SynchPlan, base: ServiceDocument): Promise<NewLogRecord> {
-    const rec = recordOf(link, base);
+  private async adopt(link: Link, plan: SynchPlan, base: ServiceDocument, remoteRequestId: string | undefined): Promise<NewLogRecord> {
+    const rec = recordOf(link, base, plan.source === this.d.hostId ? this.d.index.requestId(link, base.documentVersion) : remoteRequestId);
     if (plan.source !== this.d.hostId) {
       await this.d.store.appendLocal(rec);
       this.stats.adopted++;
@@ -266,9 +293,9 @@ export class LinkSynch {
   }
 }
 
-/** A copy as a log record, as it is. */
-export function recordOf(link: Link, doc: ServiceDocument): NewLogRecord {
-  return {
+/** A copy as a log record, as it is, with the request id of the write that made it when known. */
+export function recordOf(link: Link, doc: ServiceDocument, requestId?: string): NewLogRecord {
+  const rec: NewLogRecord = {
     link,
     action: doc.documentUpdateAction,
     version: doc.documentVersion,
@@ -276,4 +303,7 @@ export function recordOf(link: Link, doc: ServiceDocument): NewLogRecord {
     timeMicros: doc.documentUpdateTimeMicros,
     state: doc,
   };
+  // The id of the write that made the copy goes with it, so its new holders recognize a retry.
+  if (requestId !== undefined) rec.requestId = requestId;
+  return rec;
 }

@@ -2,19 +2,22 @@
  * The replica's side of synchronization (`POST <selector>/synch`): a peer's pass reads the heads
  * of a factory's links in pages (sorted by link, each with the epoch this host promised above its
  * copy, if any), an owner fetches the full latest states of chosen links (with their fences), and
- * a new owner asks for promises (server/synch/takeover.ts).
+ * a new owner asks for promises (server/synch/takeover.ts) and lists, reads or sends retained
+ * versions (server/synch/history.ts).
  */
 
-import type { ServiceDocument } from '../../lib/document.js';
+import type { NewLogRecord, ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Link } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
+import type { VersionMark } from '../../lib/synch/history.js';
 import type { HeadTuple } from '../../lib/synch/plan.js';
 import type { SynchDeps } from './deps.js';
+import type { HistorySynch } from './history.js';
 import type { Takeovers } from './takeover.js';
 
 export interface SynchRequest {
-  kind: 'heads' | 'fetch' | 'promise';
+  kind: 'heads' | 'fetch' | 'promise' | 'versions' | 'records' | 'insert';
   factoryLink?: string;
   after?: string;
   limit?: number;
@@ -26,8 +29,16 @@ export interface SynchRequest {
 
 export type SynchAnswer =
   | { heads: HeadTuple[]; next?: string }
-  | { states: Record<string, ServiceDocument>; fences?: Record<string, number> }
-  | { promises: unknown[] };
+  | {
+      states: Record<string, ServiceDocument>;
+      fences?: Record<string, number>;
+      digests?: Record<string, number>;
+      requestIds?: Record<string, string>;
+    }
+  | { promises: unknown[] }
+  | { versions: Record<string, VersionMark[]> }
+  | { records: NewLogRecord[] }
+  | { inserted: number };
 
 export class SynchServer {
   private readonly sortedCache = new Map<string, { version: number; links: Link[] }>();
@@ -35,6 +46,7 @@ export class SynchServer {
   constructor(
     private readonly d: Pick<SynchDeps, 'registry' | 'index' | 'promises'>,
     private readonly takeovers: Takeovers,
+    private readonly history: HistorySynch,
   ) {}
 
   /** Serves a peer's synchronization request: heads of a factory in pages, full latest states, or promises. */
@@ -44,7 +56,11 @@ export class SynchServer {
       throw new KryptonError('INVALID_BODY', 'SynchronizePeersRequest body is required');
     if (req.kind === 'heads') return this.heads(req);
     if (req.kind === 'fetch') return this.states(req);
-    if (req.kind === 'promise') return this.takeovers.serve(req as unknown as Record<string, unknown>);
+    const body = req as unknown as Record<string, unknown>;
+    if (req.kind === 'promise') return this.takeovers.serve(body);
+    if (req.kind === 'versions') return this.history.versions(body);
+    if (req.kind === 'records') return this.history.records(body);
+    if (req.kind === 'insert') return this.history.insert(body);
     throw new KryptonError('INVALID_BODY', 'unknown request');
   }
 
@@ -69,26 +85,37 @@ export class SynchServer {
         doc.documentUpdateAction === 'DELETE' ? 1 : 0,
         doc.documentOwner ?? '',
       ];
-      const promised = this.d.promises.get(l);
-      if (promised) t.push(promised.epoch);
+      t.push(this.d.promises.get(l)?.epoch ?? null, this.d.index.digest(l));
       heads.push(t);
     }
     return start + limit < links.length ? { heads, next: page[page.length - 1]! } : { heads };
   }
 
-  private states(req: SynchRequest): { states: Record<string, ServiceDocument>; fences?: Record<string, number> } {
+  private states(req: SynchRequest): {
+    states: Record<string, ServiceDocument>;
+    fences?: Record<string, number>;
+    digests: Record<string, number>;
+    requestIds: Record<string, string>;
+  } {
     if (!Array.isArray(req.links) || req.links.length > limits.synchPageLinksMax)
       throw new KryptonError('INVALID_BODY', `links must be an array of at most ${limits.synchPageLinksMax}`);
     const states: Record<string, ServiceDocument> = {};
     const fences: Record<string, number> = {};
+    const digests: Record<string, number> = {};
+    const requestIds: Record<string, string> = {};
     for (const l of req.links) {
       if (typeof l !== 'string') continue;
       const doc = this.d.index.latest(l);
-      if (doc) states[l] = doc;
+      if (doc) {
+        states[l] = doc;
+        digests[l] = this.d.index.digest(l);
+        const id = this.d.index.requestId(l, doc.documentVersion);
+        if (id !== undefined) requestIds[l] = id;
+      }
       const promised = this.d.promises.get(l);
       if (promised) fences[l] = promised.epoch;
     }
-    return Object.keys(fences).length ? { states, fences } : { states };
+    return Object.keys(fences).length ? { states, fences, digests, requestIds } : { states, digests, requestIds };
   }
 
   /**

@@ -24,6 +24,7 @@ import { newSynchStats, peerTimeoutMs, type SynchDeps, type SynchStats } from '.
 import { Discovery } from './discovery.js';
 import { EarlyPass } from './early.js';
 import { Fencing } from './fencing.js';
+import { HistorySynch } from './history.js';
 import { LinkSynch } from './links.js';
 import { Passes } from './passes.js';
 import { SynchServer, type SynchAnswer } from './serve.js';
@@ -43,8 +44,9 @@ export class Synchronizer {
     this.stats = newSynchStats(d.promises);
     const takeovers = new Takeovers({ ...d, timeoutMs: peerTimeoutMs(d) });
     const discovery = new Discovery(d);
+    const history = new HistorySynch(d, this.stats);
     this.passes = new Passes(d, discovery, this.stats);
-    this.links = new LinkSynch(d, discovery, takeovers, this.stats, (generation, link) => this.passes.done(generation, link));
+    this.links = new LinkSynch(d, discovery, takeovers, history, this.stats, (generation, link) => this.passes.done(generation, link));
     this.passes.links = this.links;
     this.passes.early = new EarlyPass(d, discovery, this.links, this.stats, this.passes);
     this.fencing = new Fencing(
@@ -53,7 +55,7 @@ export class Synchronizer {
       (link) => this.passes.pending(link),
       (link) => this.staleEpoch(link),
     );
-    this.server = new SynchServer(d, takeovers);
+    this.server = new SynchServer(d, takeovers, history);
     this.passes.start();
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DocumentIndex } from '../../index/views.js';
+import { digestOf } from '../../lib/synch/history.js';
 import { doc, links, put, rec, run, term } from './support.js';
 
 const EX = '/core/examples';
@@ -147,6 +148,30 @@ test('heavy churn renumbers version ids without losing order or postings', () =>
   const latest = run(idx, { query: term('parity', 'odd') });
   assert.equal(latest.length, n);
   assert.equal(links(latest).slice(0, 3), ['/f/0', '/f/1', '/f/2'], 'ties stay in indexing order');
+});
+
+test('history marks, digest and request ids follow the retained versions: trimmed, replaced, inserted, renumbered', () => {
+  const idx = examplesIndex();
+  const l = `${EX}/h`;
+  for (let v = 0; v <= 104; v++) if (v !== 50) idx.apply(rec(doc(l, v, { name: `n${v}` }), { requestId: `r${v}` }));
+  assert.is(idx.marks(l).length, 100);
+  assert.is(idx.digest(l), digestOf(idx.marks(l)), 'after retention trimmed the oldest');
+  assert.is(idx.requestId(l, 104), 'r104');
+  assert.is(idx.requestId(l, 2), undefined, 'trimmed away');
+  const before = idx.digest(l);
+  // An older version inserted as history, then one replaced by another copy of it.
+  idx.apply(rec(doc(l, 50, { name: 'n50' }), { requestId: 'r50' }));
+  assert.is.not(idx.digest(l), before);
+  assert.is(idx.requestId(l, 50), 'r50');
+  idx.apply(rec(doc(l, 60, { name: 'other' }, { time: 99 }), { epoch: 0 }));
+  assert.is(idx.requestId(l, 60), undefined, 'the replacing copy had no id');
+  assert.is(idx.digest(l), digestOf(idx.marks(l)));
+  // Enough dead versions elsewhere to renumber: the marks and ids stay with their versions.
+  for (let i = 0; i < 5000; i++) idx.apply(rec(doc(`${EX}/churn`, i), { requestId: `c${i}` }));
+  assert.is(idx.requestId(l, 104), 'r104');
+  assert.is(idx.requestId(`${EX}/churn`, 4999), 'c4999');
+  assert.is(idx.digest(l), digestOf(idx.marks(l)));
+  assert.is(idx.digest(`${EX}/none`), 0);
 });
 
 test.run();

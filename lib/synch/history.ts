@@ -1,0 +1,119 @@
+/**
+ * Which retained versions of a link one host must receive from another so that every host holds
+ * the same history within the service's retention (Krypton's rule; Xenon ships only the latest
+ * state). A host's history is summed up by a digest that travels in the heads of a pass, so only
+ * links whose histories differ cost a listing; the listing is one mark per version (version, epoch,
+ * update time), and the decisions below say what the owner ships to a replica and what it pulls from
+ * a peer. Pure.
+ *
+ * The owner's history is the reference: a replica lacking a version, or holding one with other
+ * marks (a write a takeover discarded and another version replaced), receives the owner's. The
+ * owner itself takes only versions it lacks outright, and only those that fit its history's epoch
+ * order: versions rise with epochs, so a peer's version whose epoch is below an epoch the owner
+ * holds at a lower version (or above one it holds at a higher version) is a write a takeover cut
+ * off, and is left out rather than spread.
+ */
+
+import type { ServiceDocument } from '../document.js';
+import type { Epoch, Micros, Version } from '../ids.js';
+
+/** One retained version as a listing carries it: [version, epoch, update time]. */
+export type VersionMark = [version: Version, epoch: Epoch, timeMicros: Micros];
+
+/** The marks of a stored version. */
+export function markOf(doc: ServiceDocument): VersionMark {
+  return [doc.documentVersion, doc.documentEpoch ?? 0, doc.documentUpdateTimeMicros];
+}
+
+/**
+ * Whether a host whose latest version has marks `latest` appends a version received as history
+ * (`rec`), holding `held` at that version now: only below its latest, from no later epoch, and
+ * only when it does not hold that version alike already. So history never becomes the latest state
+ * (that is a replicated record's business, fenced by epoch) and a repeat is a no-op.
+ */
+export function takesHistory(
+  latest: VersionMark,
+  held: ServiceDocument | undefined,
+  rec: { version: Version; epoch: Epoch; timeMicros: Micros },
+): boolean {
+  if (rec.version >= latest[0] || rec.epoch > latest[1]) return false;
+  return !held || (held.documentEpoch ?? 0) !== rec.epoch || held.documentUpdateTimeMicros !== rec.timeMicros;
+}
+
+/** A 32-bit mix of one version's marks; the digest of a history is the sum of its marks' mixes. */
+export function markHash(version: Version, epoch: Epoch, timeMicros: Micros): number {
+  let h = 0x811c9dc5;
+  const words = [version, epoch, timeMicros % 0x1_0000_0000, Math.floor(timeMicros / 0x1_0000_0000)];
+  for (const w of words) {
+    h = Math.imul(h ^ (w >>> 0), 0x01000193);
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  }
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/**
+ * The digest of a history from its count and the sum of its marks' hashes (kept incrementally by
+ * the index): equal histories have equal digests; different ones almost always differ.
+ */
+export function historyDigest(count: number, hashSum: number): number {
+  return (Math.imul(count, 0x9e3779b1) ^ hashSum) >>> 0;
+}
+
+/** The digest of a listing, as historyDigest over the index gives it. */
+export function digestOf(marks: readonly VersionMark[]): number {
+  let sum = 0;
+  for (const [v, e, t] of marks) sum = (sum + markHash(v, e, t)) >>> 0;
+  return historyDigest(marks.length, sum);
+}
+
+const sameMark = (a: VersionMark, b: VersionMark) => a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
+
+function byVersion(marks: readonly VersionMark[]): Map<Version, VersionMark> {
+  return new Map(marks.map((m) => [m[0], m]));
+}
+
+/**
+ * The owner's versions a replica must receive: every version of `owner` below the owner's latest
+ * that `replica` lacks or holds with other marks. The latest itself travels as an ordinary record
+ * (a pass's push), and a replica that does not hold it yet is sent nothing older: history is only
+ * filled in under the state the replica already agrees on.
+ */
+export function versionsToShip(owner: readonly VersionMark[], replica: readonly VersionMark[]): Version[] {
+  const top = owner[owner.length - 1];
+  const theirs = byVersion(replica);
+  const theirTop = replica[replica.length - 1];
+  if (!top || !theirTop || !sameMark(top, theirTop)) return [];
+  const out: Version[] = [];
+  for (let i = 0; i < owner.length - 1; i++) {
+    const m = owner[i]!;
+    const t = theirs.get(m[0]);
+    if (!t || !sameMark(m, t)) out.push(m[0]);
+  }
+  return out;
+}
+
+/**
+ * The versions the owner takes from a peer: those `peer` holds below the owner's latest that
+ * `own` lacks outright and that fit the epoch order of `own` (see the header). Versions the owner
+ * holds with other marks stay as the owner has them. An owner already holding `retention` versions
+ * takes none below its oldest: its index would drop them at once.
+ */
+export function versionsToPull(own: readonly VersionMark[], peer: readonly VersionMark[], retention: number): Version[] {
+  const top = own[own.length - 1];
+  if (!top) return [];
+  const floor = own.length >= retention ? own[0]![0] : -1;
+  const mine = byVersion(own);
+  const out: Version[] = [];
+  // own is in version order: for each candidate, the epochs of the nearest held versions around it.
+  let i = 0;
+  for (const m of [...peer].sort((a, b) => a[0] - b[0])) {
+    const [v, e] = m;
+    if (v >= top[0] || v < floor || mine.has(v)) continue;
+    while (i < own.length && own[i]![0] < v) i++;
+    const below = i > 0 ? own[i - 1]! : undefined;
+    const above = own[i]!;
+    if ((below && below[1] > e) || above[1] < e) continue;
+    out.push(v);
+  }
+  return out;
+}

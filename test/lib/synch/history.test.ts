@@ -1,0 +1,106 @@
+/**
+ * The history rules (lib/synch/history.ts): the digest, what an owner ships to a replica and what
+ * it takes from a peer, including the versions a takeover cut off, which it must not spread.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ServiceDocument } from '../../../lib/document.js';
+import {
+  digestOf,
+  historyDigest,
+  markHash,
+  takesHistory,
+  versionsToPull,
+  versionsToShip,
+  type VersionMark,
+} from '../../../lib/synch/history.js';
+
+/** Versions `from`..`to` at `epoch`, each at time 1000 + version. */
+function run(from: number, to: number, epoch: number): VersionMark[] {
+  return Array.from({ length: to - from + 1 }, (_, i): VersionMark => [from + i, epoch, 1000 + from + i]);
+}
+
+test('digest: equal histories agree whatever the order of their sums; a missing or different version changes it', () => {
+  const h = run(0, 9, 1);
+  assert.is(digestOf(h), digestOf([...h].reverse()));
+  let sum = 0;
+  for (const [v, e, t] of h) sum = (sum + markHash(v, e, t)) >>> 0;
+  assert.is(historyDigest(h.length, sum), digestOf(h));
+  assert.is.not(digestOf(h.filter((m) => m[0] !== 4)), digestOf(h), 'a version missing');
+  const other = h.map((m): VersionMark => (m[0] === 4 ? [4, 2, m[2]] : m));
+  assert.is.not(digestOf(other), digestOf(h), 'a version with another epoch');
+  assert.is.not(markHash(1, 0, 2 ** 40), markHash(1, 0, 2 ** 40 + 1), 'times beyond 32 bits count');
+});
+
+test('ship: what the replica lacks or holds otherwise, below a latest both agree on', () => {
+  const owner = run(0, 9, 1);
+  assert.equal(versionsToShip(owner, owner), []);
+  const gaps = owner.filter((m) => m[0] !== 3 && m[0] !== 6);
+  assert.equal(versionsToShip(owner, gaps), [3, 6]);
+  assert.equal(versionsToShip(owner, [owner[9]!]), [0, 1, 2, 3, 4, 5, 6, 7, 8], 'a replica holding only the latest gets everything');
+  // A replica's version 5 from a write the owner does not hold (another epoch): replaced by the owner's.
+  const replaced = owner.map((m): VersionMark => (m[0] === 5 ? [5, 0, 77] : m));
+  assert.equal(versionsToShip(owner, replaced), [5]);
+  // A replica not yet holding the owner's latest is sent nothing: history fills in under an agreed state.
+  assert.equal(versionsToShip(owner, run(0, 8, 1)), []);
+  assert.equal(versionsToShip(owner, []), []);
+  assert.equal(versionsToShip([], owner), []);
+});
+
+test('pull: versions the owner lacks below its latest, in epoch order, above a full window', () => {
+  const peer = run(0, 9, 1);
+  const own = peer.filter((m) => m[0] !== 2 && m[0] !== 7);
+  assert.equal(versionsToPull(own, peer, 100), [2, 7]);
+  assert.equal(versionsToPull(peer, peer, 100), []);
+  assert.equal(versionsToPull([], peer, 100), [], 'an owner holding nothing takes its latest first, as a plan');
+  // Versions at or above the owner's latest are a plan's business, not history's.
+  assert.equal(versionsToPull(run(0, 5, 1), peer, 100), []);
+  // A version the owner holds with other marks stays as the owner has it.
+  const otherFive = own.map((m): VersionMark => (m[0] === 5 ? [5, 1, 55] : m));
+  assert.equal(versionsToPull(otherFive, peer, 100), [2, 7]);
+  // A full window takes nothing below its oldest (the index would drop it at once).
+  assert.equal(
+    versionsToPull(
+      run(5, 9, 1).filter((m) => m[0] !== 7),
+      peer,
+      4,
+    ),
+    [7],
+  );
+  assert.equal(
+    versionsToPull(
+      run(5, 9, 1).filter((m) => m[0] !== 7),
+      peer,
+      100,
+    ),
+    [0, 1, 2, 3, 4, 7],
+  );
+});
+
+test('pull: a write a takeover cut off is not taken (its epoch is below a version the owner holds under it)', () => {
+  // The old owner (epoch 1) wrote 0..12, but 11 and 12 never reached a quorum; the new owner took
+  // the link over from version 10 and wrote 13 at epoch 2, then 14 and 15.
+  const oldOwner = run(0, 12, 1);
+  const newOwner = [...run(0, 10, 1), ...run(13, 15, 2)];
+  assert.equal(versionsToPull(newOwner, [...oldOwner, ...run(13, 15, 2)], 100), [11, 12], 'same epoch as the versions under them: taken');
+  // Here the takeover wrote 11 at epoch 2 right after 10: the old owner's 12 (epoch 1) sits above
+  // an epoch-2 version, so it is a cut-off write and stays out.
+  const taken = [...run(0, 10, 1), [11, 2, 5000] as VersionMark, ...run(13, 14, 2)];
+  assert.equal(versionsToPull(taken, oldOwner, 100), []);
+  // And a peer's version from an epoch above the one the owner holds over it is not taken either.
+  assert.equal(versionsToPull([...run(0, 3, 1), ...run(5, 6, 1)], [[4, 2, 9]], 100), []);
+});
+
+test('a host takes history only below its latest, from no later epoch, and not twice', () => {
+  const held = (version: number, epoch: number, time: number) =>
+    ({ documentVersion: version, documentEpoch: epoch, documentUpdateTimeMicros: time }) as ServiceDocument;
+  const latest: VersionMark = [10, 2, 5000];
+  assert.ok(takesHistory(latest, undefined, { version: 4, epoch: 1, timeMicros: 1004 }));
+  assert.not.ok(takesHistory(latest, undefined, { version: 10, epoch: 2, timeMicros: 5000 }), 'the latest itself');
+  assert.not.ok(takesHistory(latest, undefined, { version: 11, epoch: 2, timeMicros: 6000 }), 'above the latest: a record, not history');
+  assert.not.ok(takesHistory(latest, undefined, { version: 4, epoch: 3, timeMicros: 1004 }), 'from a later epoch than the latest');
+  assert.not.ok(takesHistory(latest, held(4, 1, 1004), { version: 4, epoch: 1, timeMicros: 1004 }), 'held alike');
+  assert.ok(takesHistory(latest, held(4, 0, 777), { version: 4, epoch: 1, timeMicros: 1004 }), 'held otherwise: replaced');
+});
+
+test.run();
