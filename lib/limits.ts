@@ -77,6 +77,8 @@ export const limits = {
   queryGatherBytesMax: 256 * 1024 * 1024,
   /** Characters of a page link's token (the query, its time and offset, compressed); a larger query cannot be paged. */
   queryPageTokenCharsMax: 8192,
+  /** Links whose request counters (`<link>/stats`) a host keeps at once; the oldest is dropped past this. */
+  serviceStatsLinksMax: 100_000,
   /** Longest document id accepted in a self link. */
   documentIdCharsMax: 1024,
   /** How often the index purges expired documents (Xenon: 5 x 1 s). */

@@ -15,6 +15,24 @@ import type { RegisteredService, ServiceContext, Stored } from './service.js';
 
 const ID_CHARS = /^[0-9a-zA-Z\-_.~?#[\]@!$&'()*+,;=:]+$/;
 
+/** Utility paths Krypton serves under a factory or a document (server/http/utility.ts). */
+export const UTILITY_SUFFIXES = ['/available', '/stats', '/config', '/template'] as const;
+
+/**
+ * Ids a child may not have: `<factory>/<id>` would be the factory's utility path (Xenon's
+ * suffixes, served or not: a document there could never be read back once they are).
+ */
+export const RESERVED_IDS: ReadonlySet<string> = new Set([
+  'available',
+  'stats',
+  'config',
+  'template',
+  'subscriptions',
+  'ui',
+  'synchronization',
+  'replication',
+]);
+
 /** Xenon's UriUtils.isValidDocumentId, plus a length bound. */
 export function isValidDocumentId(id: string): boolean {
   return id.length > 0 && id.length <= limits.documentIdCharsMax && ID_CHARS.test(id);
@@ -35,6 +53,9 @@ export function childLinkFor(factoryLink: Link, requested: unknown, ctx: Service
   if (suffix.startsWith('/')) suffix = suffix.slice(1);
   if (!isValidDocumentId(suffix)) {
     throw new KryptonError('INVALID_ID', `${suffix} is an invalid id`);
+  }
+  if (RESERVED_IDS.has(suffix)) {
+    throw new KryptonError('INVALID_ID', `${suffix} is an invalid id: ${factoryLink}/${suffix} is a utility path`);
   }
   return `${factoryLink}/${suffix}`;
 }

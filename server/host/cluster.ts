@@ -31,6 +31,7 @@ import { AdminBootstrap } from '../auth/authz-bootstrap.js';
 import { createApp } from '../http/app.js';
 import { DocumentEndpoint } from '../http/document-endpoint.js';
 import { PeerEndpoints } from '../http/peer-endpoints.js';
+import { ServiceCounters, type UtilityDeps } from '../http/utility.js';
 import type { LocalState } from './local.js';
 
 /** Everything a host runs besides its local state and its listeners. */
@@ -211,6 +212,17 @@ export function requestHandler(
   const { registry, logger, id, peerAuth } = local;
   const { store, routing, tasks, selectors, peers } = parts;
   const nowMicros = () => clock.nowMicros();
+  const counters = new ServiceCounters(nowMicros);
+  const utility: UtilityDeps = {
+    registry,
+    store,
+    index: local.index,
+    selectors,
+    synchronizer: parts.synchronizer,
+    counters,
+    hostId: id,
+    nowMicros,
+  };
   const app = createApp({
     registry,
     store,
@@ -234,15 +246,17 @@ export function requestHandler(
     tasks,
     watches: parts.watches,
     access: parts.access,
+    utility,
+    counters,
   });
   const koa = app.callback();
   const queries = parts.queries;
-  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, queries, hostId: id });
+  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, queries, hostId: id, counters });
   // Document requests skip koa only while authorization is off: koa's access middleware checks
   // each one's token when it is on.
   const documentEndpoint = config.isAuthorizationEnabled
     ? undefined
-    : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros, queries, hostId: id });
+    : new DocumentEndpoint({ registry, store, routing, tasks, logger, nowMicros, queries, hostId: id, counters });
   // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
   // request goes on to koa, whose access middleware answers it 403.
   return (req, res) => {

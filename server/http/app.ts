@@ -22,6 +22,7 @@ import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
 import { handleDocumentRequest, pragmasOf } from './document-requests.js';
 import { odataRoutes } from './odata.js';
+import { indexRoutes, patchManagement, utilityMiddleware, type ServiceCounters, type UtilityDeps } from './utility.js';
 import type { OwnerRouting } from '../routing/routing.js';
 import type { TaskDriver } from '../tasks/tasks.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from '../watches/watches.js';
@@ -45,6 +46,9 @@ export interface AppDeps {
   watches: Watches;
   /** Peer endpoints, logins, roles (server/auth/authz.ts); absent, every request is let through. */
   access?: AccessControl;
+  /** Utility paths, the document index and management requests (utility.ts). */
+  utility: UtilityDeps;
+  counters: ServiceCounters;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -102,10 +106,12 @@ export function createApp(d: AppDeps): Koa {
   managementRoutes(router, d);
   queryRoutes(router, d);
   odataRoutes(router, d, (ctx) => d.access?.scope(ctx) ?? {});
+  indexRoutes(router, d.utility, (ctx) => d.access?.scope(ctx) ?? {});
 
   clusterRoutes(router, { ...d.cluster, pragmas });
 
   // Services first: one map lookup decides, where the router would try every route's pattern.
+  app.use(utilityMiddleware(d.utility));
   app.use(serviceRoutes(d));
   app.use(router.routes());
   return app;
@@ -125,9 +131,7 @@ function managementRoutes(router: Router, d: AppDeps): void {
     ctx.res.once('finish', () => d.requestStop());
   });
   router.patch('/core/management', async (ctx) => {
-    const body = await readJsonBody(ctx.req);
-    const kind = body && typeof body === 'object' ? (body as JsonObject).kind : undefined;
-    throw new KryptonError('INVALID_BODY', kind ? 'unknown request' : 'kind is required');
+    ctx.body = await patchManagement(d.utility, await readJsonBody(ctx.req));
   });
   router.all('/core/management', (ctx) => notAllowed(ctx.method));
 

@@ -21,6 +21,7 @@ import { invariantError } from '../../lib/errors.js';
 import { toErrorResponse } from '../net/http-errors.js';
 import { HOP_HEADERS } from '../routing/routing.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX } from '../watches/watches.js';
+import { utilityTarget } from './utility.js';
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -42,6 +43,7 @@ export class DocumentEndpoint {
     const raw = q < 0 ? url : url.slice(0, q);
     const path = raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw;
     if (path.endsWith(SUBSCRIPTIONS_SUFFIX) || path.endsWith(STREAM_SUFFIX)) return false;
+    if (utilityTarget(this.d.registry, path) !== undefined) return false;
     if (req.headers.pragma !== undefined || path.startsWith('/core/auth')) return false;
     if (!this.d.registry.factory(path) && !this.d.registry.forChild(path)) return false;
     const arrivalMicros = this.d.nowMicros();

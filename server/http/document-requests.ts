@@ -31,6 +31,7 @@ import { IDEMPOTENCY_HEADER, OwnerRouting } from '../routing/routing.js';
 import { isODataRequest } from '../../lib/query/odata.js';
 import { TaskDriver } from '../tasks/tasks.js';
 import { factoryOData, queryParams, type ODataDeps } from './odata.js';
+import type { ServiceCounters } from './utility.js';
 
 export interface DocumentRequest {
   method: string;
@@ -60,6 +61,8 @@ export interface DocumentRequestDeps extends ODataDeps {
   store: DocumentStore;
   routing: OwnerRouting;
   tasks: TaskDriver;
+  /** Requests run here per link, for `<link>/stats`. */
+  counters: ServiceCounters;
 }
 
 type Quorum = number | 'all' | undefined;
@@ -236,8 +239,21 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   return run(d, { kind: 'update', svc, action, link: path, body: object, quorum: requestedQuorum(header), requestId: item.requestId });
 }
 
-/** Step 3, on the owner (or wherever the op is local): the op applied to the store. */
+/** Step 3, on the owner (or wherever the op is local): the op applied to the store, and counted. */
 async function run(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnswer> {
+  const link = op.kind === 'list' ? op.factoryLink : op.kind === 'odata' || op.kind === 'create' ? op.svc.def.factoryLink : op.link;
+  d.counters.count(link, 'requestCount');
+  try {
+    const answer = await apply(d, op);
+    if (op.kind === 'create') d.counters.count(link, 'createCount');
+    return answer;
+  } catch (e) {
+    d.counters.count(link, 'failureCount');
+    throw e;
+  }
+}
+
+async function apply(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAnswer> {
   switch (op.kind) {
     case 'list':
       return { status: 200, body: d.store.list(op.factoryLink, op.expand, op.mayRead) };

@@ -87,6 +87,14 @@ export class Synchronizer {
   }
 
   /**
+   * An operator's SynchronizeWithPeersRequest (`PATCH /core/management`): a full pass over every
+   * replicated factory, as after a membership change (links not yet covered synchronize on demand).
+   */
+  requestPass(): void {
+    this.passes.feed({ type: 'membershipChanged' });
+  }
+
+  /**
    * Called when a replica refused this host's record of `link` for its epoch (it promised a higher
    * one to another host): the next write of the link synchronizes it first, taking it over again
    * if this host still owns it.
