@@ -75,6 +75,10 @@ export const limits = {
   queryGatherHitsMax: 1_000_000,
   /** Bytes of one host's answer to a query across hosts. */
   queryGatherBytesMax: 256 * 1024 * 1024,
+  /** How often a task with expectedResultCount runs its query again while too few documents match. */
+  queryExpectedResultPollMicros: 250_000,
+  /** Longest a task waits for expectedResultCount matches (its own expiration may end it sooner); then 408, or FAILED. */
+  queryExpectedResultWaitMaxMicros: 600_000_000,
   /** Characters of a page link's token (the query, its time and offset, compressed); a larger query cannot be paged. */
   queryPageTokenCharsMax: 8192,
   /** Links whose request counters (`<link>/stats`) a host keeps at once; the oldest is dropped past this. */

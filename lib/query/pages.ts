@@ -24,6 +24,8 @@ export interface PageToken {
   host: string;
   /** With authorization on, the user who ran the query: only they may read its pages. */
   owner?: string;
+  /** A GROUP_BY query's page of groups (its `nextPageLinksPerGroup`), `offset` counting groups. */
+  groups?: boolean;
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
@@ -32,6 +34,7 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 export function pageTokenJson(t: PageToken): string {
   const o: Record<string, unknown> = { s: t.spec, t: t.asOf, o: t.offset, g: t.gather ? 1 : 0, e: t.expires, h: t.host };
   if (t.owner !== undefined) o.u = t.owner;
+  if (t.groups === true) o.k = 1;
   return JSON.stringify(o);
 }
 
@@ -48,7 +51,9 @@ export function parsePageToken(text: string): PageToken | undefined {
   if (typeof r.s !== 'object' || r.s === null || Array.isArray(r.s)) return undefined;
   if (!isInt(r.t) || !isInt(r.o) || r.o < 0 || (r.g !== 0 && r.g !== 1) || !isInt(r.e) || typeof r.h !== 'string') return undefined;
   if (r.u !== undefined && typeof r.u !== 'string') return undefined;
+  if (r.k !== undefined && r.k !== 1) return undefined;
   const t: PageToken = { spec: r.s as QuerySpecJson, asOf: r.t, offset: r.o, gather: r.g === 1, expires: r.e, host: r.h };
   if (typeof r.u === 'string') t.owner = r.u;
+  if (r.k === 1) t.groups = true;
   return t;
 }

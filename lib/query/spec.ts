@@ -73,6 +73,10 @@ export const SUPPORTED_QUERY_OPTIONS = [
   'OWNER_SELECTION',
   'TIME_SNAPSHOT',
   'FORWARD_ONLY',
+  'GROUP_BY',
+  'SELECT_LINKS',
+  'EXPAND_LINKS',
+  'EXPAND_SELECTED_FIELDS',
 ] as const satisfies readonly XenonQueryOption[];
 
 /**
@@ -127,6 +131,13 @@ export interface QuerySpecJson {
   /** Results skipped before the first one returned (Xenon's QuerySpecification.offset). */
   offset?: number;
   timeSnapshotBoundaryMicros?: number;
+  groupByTerm?: QueryTermJson;
+  groupSortTerm?: QueryTermJson;
+  groupSortOrder?: SortOrder;
+  groupResultLimit?: number;
+  linkTerms?: QueryTermJson[];
+  selectTerms?: QueryTermJson[];
+  expectedResultCount?: number;
   options: string[];
 }
 
@@ -195,6 +206,18 @@ export interface QueryPlan {
   timeSnapshotMicros: number | undefined;
   /** FORWARD_ONLY: pages carry no prevPageLink. */
   forwardOnly: boolean;
+  /** GROUP_BY: the field whose values make the groups, the groups' order and how many one answer lists. */
+  groupBy: GroupBy | undefined;
+  /** SELECT_LINKS: the top-level fields whose link values are collected. */
+  selectLinks: readonly string[] | undefined;
+  /** EXPAND_LINKS: the linked documents' states too. */
+  expandLinks: boolean;
+  /** EXPAND_SELECTED_FIELDS: `documents` holds only these top-level fields. */
+  selectFields: readonly string[] | undefined;
+  /** The task waits until at least this many documents match (or it expires). */
+  expectedResultCount: number | undefined;
+  /** The extra fields as given, normalized, for the echo. */
+  extrasJson: QueryExtrasJson;
   /** Sort keys, primary first, present only with SORT. */
   sort: readonly SortTerm[] | undefined;
   /** The sort fields as given, normalized, for the echo. */
@@ -202,6 +225,20 @@ export interface QueryPlan {
   additionalSortTerms: QueryTermJson[] | undefined;
   sortOrder: SortOrder | undefined;
 }
+
+export interface GroupBy {
+  propertyName: string;
+  /** LONG, DOUBLE or DATE: groups by numeric value; else by string value. */
+  numeric: boolean;
+  order: SortOrder;
+  /** groupResultLimit: groups per answer (the rest through nextPageLink). */
+  limit: number | undefined;
+}
+
+export type QueryExtrasJson = Pick<
+  QuerySpecJson,
+  'groupByTerm' | 'groupSortTerm' | 'groupSortOrder' | 'groupResultLimit' | 'linkTerms' | 'selectTerms' | 'expectedResultCount'
+>;
 
 // ---- Validation ----
 
@@ -224,8 +261,6 @@ const PROPERTY_TYPES: readonly PropertyType[] = [
   'URI',
   'ENUM',
 ];
-/** querySpec fields that change results in Xenon but that Krypton does not implement. */
-const UNSUPPORTED_FIELDS = ['expectedResultCount'] as const;
 const INT_MAX = 2147483647;
 
 type Obj = { readonly [key: string]: unknown };
@@ -270,9 +305,6 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
   const options = parseOptions(raw.options);
   const has = (o: QueryOptionName): boolean => options.includes(o);
   if (has('EXPAND_CONTENT') && has('COUNT')) fail('EXPAND_CONTENT is not compatible with COUNT');
-  for (const f of UNSUPPORTED_FIELDS) {
-    if (present(raw[f]) && raw[f] !== 0) fail(`querySpec.${f} is not supported`);
-  }
 
   let timeSnapshotMicros: number | undefined;
   const boundary = raw.timeSnapshotBoundaryMicros;
@@ -337,6 +369,7 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
   return {
     query,
     options,
+    ...parseExtras(raw, has, sort !== undefined, resultLimit),
     expandContent: has('EXPAND_CONTENT'),
     count: has('COUNT'),
     includeAllVersions: has('INCLUDE_ALL_VERSIONS'),
@@ -353,6 +386,80 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     additionalSortTerms,
     sortOrder,
   };
+}
+
+type Extras = Pick<QueryPlan, 'groupBy' | 'selectLinks' | 'expandLinks' | 'selectFields' | 'expectedResultCount' | 'extrasJson'>;
+
+const NUMERIC_TYPES: readonly PropertyType[] = ['LONG', 'DOUBLE', 'DATE'];
+
+/** GROUP_BY, SELECT_LINKS, EXPAND_LINKS, EXPAND_SELECTED_FIELDS and expectedResultCount. */
+function parseExtras(raw: Obj, has: (o: QueryOptionName) => boolean, sorted: boolean, resultLimit: number | undefined): Extras {
+  const json: QueryExtrasJson = {};
+  const needs = (field: string, option: QueryOptionName) => {
+    if (present(raw[field]) && !has(option)) fail(`querySpec.${field} needs the ${option} option`);
+  };
+  let groupBy: GroupBy | undefined;
+  for (const f of ['groupByTerm', 'groupSortTerm', 'groupSortOrder', 'groupResultLimit']) needs(f, 'GROUP_BY');
+  if (has('GROUP_BY')) {
+    if (!present(raw.groupByTerm)) fail('querySpec.groupByTerm is required with GROUP_BY');
+    if (!sorted) fail('GROUP_BY needs SORT with a sortTerm (the order within each group)');
+    if (has('COUNT')) fail('GROUP_BY is not compatible with COUNT');
+    const by = parseSortTerm(raw.groupByTerm, 'querySpec.groupByTerm', false);
+    if (by.propertyName === undefined) fail('querySpec.groupByTerm.propertyName is required');
+    json.groupByTerm = by;
+    let order: SortOrder = 'ASC';
+    if (present(raw.groupSortTerm)) {
+      const gs = parseSortTerm(raw.groupSortTerm, 'querySpec.groupSortTerm', false);
+      if (gs.propertyName !== by.propertyName)
+        fail('querySpec.groupSortTerm must name the groupByTerm property: groups are ordered by their value');
+      json.groupSortTerm = gs;
+      if (gs.sortOrder !== undefined) order = gs.sortOrder;
+    }
+    if (present(raw.groupSortOrder)) order = json.groupSortOrder = oneOf(raw.groupSortOrder, SORT_ORDERS, 'querySpec.groupSortOrder');
+    let limit: number | undefined;
+    if (present(raw.groupResultLimit)) {
+      const g = raw.groupResultLimit;
+      if (typeof g !== 'number' || !Number.isInteger(g) || g <= 0 || g > INT_MAX)
+        fail('querySpec.groupResultLimit must be a positive integer');
+      json.groupResultLimit = g;
+      limit = g === INT_MAX ? undefined : g;
+    }
+    const numeric = by.propertyType !== undefined && NUMERIC_TYPES.includes(by.propertyType);
+    groupBy = { propertyName: by.propertyName, numeric, order, limit };
+  }
+  if (has('GROUP_BY') && has('TOP_RESULTS') && resultLimit === undefined)
+    fail('resultLimit should be a positive integer less than MAX_VALUE');
+
+  needs('linkTerms', 'SELECT_LINKS');
+  if (has('EXPAND_LINKS') && !has('SELECT_LINKS')) fail('EXPAND_LINKS needs SELECT_LINKS');
+  const selectLinks = has('SELECT_LINKS') ? fieldTerms(raw.linkTerms, 'linkTerms', 'SELECT_LINKS') : undefined;
+  if (selectLinks !== undefined) json.linkTerms = selectLinks.map((propertyName) => ({ propertyName }));
+
+  needs('selectTerms', 'EXPAND_SELECTED_FIELDS');
+  if (has('EXPAND_SELECTED_FIELDS') && has('COUNT')) fail('EXPAND_SELECTED_FIELDS is not compatible with COUNT');
+  const selectFields = has('EXPAND_SELECTED_FIELDS') ? fieldTerms(raw.selectTerms, 'selectTerms', 'EXPAND_SELECTED_FIELDS') : undefined;
+  if (selectFields !== undefined) json.selectTerms = selectFields.map((propertyName) => ({ propertyName }));
+
+  let expectedResultCount: number | undefined;
+  if (present(raw.expectedResultCount) && raw.expectedResultCount !== 0) {
+    const e = raw.expectedResultCount;
+    if (typeof e !== 'number' || !Number.isSafeInteger(e) || e < 0) fail('querySpec.expectedResultCount must be a non-negative integer');
+    expectedResultCount = json.expectedResultCount = e;
+  }
+  return { groupBy, selectLinks, expandLinks: has('EXPAND_LINKS'), selectFields, expectedResultCount, extrasJson: json };
+}
+
+/** linkTerms and selectTerms: a non-empty list of top-level property names. */
+function fieldTerms(raw: unknown, field: string, option: string): string[] {
+  if (!present(raw)) fail(`querySpec.${field} is required with ${option}`);
+  if (!Array.isArray(raw) || raw.length === 0) fail(`querySpec.${field} must be a non-empty array`);
+  return raw.map((t, i) => {
+    const path = `querySpec.${field}[${i}]`;
+    if (!isObj(t)) fail(`${path} must be an object`);
+    if (typeof t.propertyName !== 'string' || t.propertyName === '') fail(`${path}.propertyName is required`);
+    if (t.propertyName.includes('.')) fail(`${path}.propertyName ${t.propertyName}: only top-level fields can be selected`);
+    return t.propertyName;
+  });
 }
 
 function parseOptions(raw: unknown): QueryOptionName[] {
@@ -458,6 +565,7 @@ export function querySpecToJson(plan: QueryPlan): QuerySpecJson {
   out.resultLimit = plan.resultLimit ?? RESULT_LIMIT_NONE;
   if (plan.offset > 0) out.offset = plan.offset;
   if (plan.timeSnapshotMicros !== undefined) out.timeSnapshotBoundaryMicros = plan.timeSnapshotMicros;
+  for (const [k, v] of Object.entries(plan.extrasJson)) if (v !== undefined) (out as Record<string, unknown>)[k] = structuredClone(v);
   out.options = [...plan.options];
   return out as QuerySpecJson;
 }

@@ -16,13 +16,16 @@ import { generateDocumentId } from '../../lib/hash.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { limits } from '../../lib/limits.js';
-import { parseQuerySpec, querySpecToJson, type QueryPlan } from '../../lib/query/spec.js';
+import { parseQuerySpec, querySpecToJson, RESULT_LIMIT_NONE, type QueryPlan } from '../../lib/query/spec.js';
+import { groupName, groupPageSpec, orderGroups } from '../../lib/query/select.js';
+import { toErrorResponse } from '../net/http-errors.js';
+import { groupValuesOf, selectLinks, shownDocument } from './query-shape.js';
 import { orderHits, pageWindow, type GatheredHit } from '../../lib/query/merge.js';
 import { pageTokenJson, parsePageToken, type PageToken } from '../../lib/query/pages.js';
 import type { ReadScope } from '../../lib/authz.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
-import type { QueryGather } from './query-gather.js';
+import type { QueryGather, QueryScope } from './query-gather.js';
 
 export interface QueryResults extends JsonObject {
   documentLinks: string[];
@@ -31,6 +34,10 @@ export interface QueryResults extends JsonObject {
   queryTimeMicros: number;
   nextPageLink?: string;
   prevPageLink?: string;
+  selectedLinksPerDocument?: Record<string, Record<string, string>>;
+  selectedLinks?: string[];
+  selectedDocuments?: Record<string, JsonObject>;
+  nextPageLinksPerGroup?: Record<string, string>;
   documentOwner: string;
 }
 
@@ -156,23 +163,24 @@ export class QueryTasks {
     } catch {
       throw notFound();
     }
-    const size = plan.resultLimit;
+    const size = token.groups ? plan.groupBy?.limit : plan.resultLimit;
     if (size === undefined) throw notFound();
     const started = performance.now();
-    let hits: GatheredHit[];
-    if (token.gather) {
-      hits = (await this.d.gather.gather(plan, { ...this.d.gather.scope(plan), gather: true }, token.asOf, plan.expandContent)).hits;
+    const where = { ...this.d.gather.scope(plan), gather: token.gather };
+    const withDocs = token.groups === true || needsDocs(plan);
+    let { hits } = await this.collect(plan, where, token.asOf, withDocs, scope);
+    let results: QueryResults;
+    if (token.groups) {
+      results = this.groupResults(plan, hits, token, token.offset, started);
     } else {
-      hits = orderHits(this.d.gather.local(plan, token.asOf, plan.expandContent).hits, plan.sort, 'version');
+      if (plan.offset > 0) hits = hits.slice(plan.offset);
+      const w = pageWindow(hits.length, token.offset, size, plan.forwardOnly);
+      const shown = hits.slice(w.start, w.end);
+      results = this.shape(shown, plan, shown.length, started);
+      if (w.next !== undefined) results.nextPageLink = this.pageLink({ ...token, offset: w.next });
+      if (w.prev !== undefined) results.prevPageLink = this.pageLink({ ...token, offset: w.prev });
+      await this.expandLinks(results, plan, scope);
     }
-    const { mayRead } = scope;
-    if (mayRead) hits = hits.filter((h) => mayRead(h.link));
-    if (plan.offset > 0) hits = hits.slice(plan.offset);
-    const w = pageWindow(hits.length, token.offset, size, plan.forwardOnly);
-    const shown = hits.slice(w.start, w.end);
-    const results = this.shape(shown, plan, shown.length, started);
-    if (w.next !== undefined) results.nextPageLink = this.pageLink({ ...token, offset: w.next });
-    if (w.prev !== undefined) results.prevPageLink = this.pageLink({ ...token, offset: w.prev });
     return {
       taskInfo: { stage: 'FINISHED', isDirect: true },
       querySpec: token.spec as unknown as JsonObject,
@@ -202,45 +210,77 @@ export class QueryTasks {
     return `${PAGE_FORWARDING_PATH}?peer=${encodeURIComponent(token.host)}&path=${encodePageId(token)}`;
   }
 
-  private async run(task: QueryTaskState, plan: QueryPlan, scope: ReadScope): Promise<void> {
-    const started = performance.now();
-    const paged = plan.resultLimit !== undefined && !plan.topResults && !plan.count;
-    const where = this.d.gather.scope(plan);
+  /**
+   * The hits a query sees, readable by the caller: this host's in its local order, or every
+   * host's merged; `asOf` (a page's time) makes the local order host-independent too.
+   */
+  private async collect(
+    plan: QueryPlan,
+    where: QueryScope,
+    asOf: Micros | undefined,
+    withDocs: boolean,
+    scope: ReadScope,
+  ): Promise<{ hits: ShownHit[]; horizon: Micros }> {
     let hits: ShownHit[];
     let horizon: Micros;
     if (where.gather) {
-      // A paged query shows no documents in its first answer, so it does not fetch them.
-      const ans = await this.d.gather.gather(plan, where, undefined, plan.expandContent && !paged);
-      hits = ans.hits;
-      horizon = ans.horizon;
+      ({ hits, horizon } = await this.d.gather.gather(plan, where, asOf, withDocs));
+    } else if (asOf !== undefined) {
+      ({ hits, horizon } = this.d.gather.local(plan, asOf, withDocs));
+      orderHits(hits, plan.sort, 'version');
     } else {
       const now = this.d.clock.nowMicros();
       horizon = Math.max(now, this.d.index.newestTimeMicros());
       hits = plan.ownerSelection ? this.d.gather.local(plan, undefined, true).hits : this.d.index.query(plan, now);
     }
     const { mayRead } = scope;
-    const readable = mayRead ? hits.filter((h) => mayRead(h.link)) : hits;
-    hits = plan.offset > 0 ? readable.slice(plan.offset) : readable;
+    return { hits: mayRead ? hits.filter((h) => mayRead(h.link)) : hits, horizon };
+  }
+
+  private async run(task: QueryTaskState, plan: QueryPlan, scope: ReadScope): Promise<void> {
+    const started = performance.now();
+    const paged = plan.resultLimit !== undefined && !plan.topResults && !plan.count && plan.groupBy === undefined;
+    const where = this.d.gather.scope(plan);
+    // A paged query shows no documents in its first answer, so it does not fetch them.
+    const withDocs = plan.groupBy !== undefined || (!paged && needsDocs(plan));
+    let got = await this.collect(plan, where, undefined, withDocs, scope);
+    const expected = plan.expectedResultCount;
+    if (expected !== undefined) {
+      const deadline = Math.min(task.documentExpirationTimeMicros, this.d.clock.nowMicros() + limits.queryExpectedResultWaitMaxMicros);
+      while (got.hits.length < expected) {
+        if (this.d.clock.nowMicros() + limits.queryExpectedResultPollMicros >= deadline) {
+          throw new KryptonError(
+            'TIMEOUT',
+            `expectedResultCount ${expected} not reached: ${got.hits.length} documents matched before the task expired`,
+          );
+        }
+        await sleepMicros(limits.queryExpectedResultPollMicros);
+        got = await this.collect(plan, where, undefined, withDocs, scope);
+      }
+    }
+    const readable = got.hits;
+    const hits = plan.offset > 0 ? readable.slice(plan.offset) : readable;
+    const token: PageToken = {
+      spec: querySpecToJson(plan),
+      asOf: plan.timeSnapshotMicros ?? got.horizon,
+      offset: 0,
+      gather: where.gather,
+      expires: task.documentExpirationTimeMicros,
+      host: this.d.hostId,
+    };
+    if (scope.owner !== undefined) token.owner = scope.owner;
     let results: QueryResults;
     if (plan.count) {
       results = this.shape([], plan, readable.length, started);
+    } else if (plan.groupBy !== undefined) {
+      results = this.groupResults(plan, hits, token, 0, started);
     } else if (paged) {
       results = this.shape([], plan, 0, started);
-      if (hits.length > 0) {
-        const token: PageToken = {
-          spec: querySpecToJson(plan),
-          asOf: plan.timeSnapshotMicros ?? horizon,
-          offset: 0,
-          gather: where.gather,
-          expires: task.documentExpirationTimeMicros,
-          host: this.d.hostId,
-        };
-        if (scope.owner !== undefined) token.owner = scope.owner;
-        results.nextPageLink = this.pageLink(token);
-      }
+      if (hits.length > 0) results.nextPageLink = this.pageLink(token);
     } else {
       const top = plan.resultLimit !== undefined ? hits.slice(0, plan.resultLimit) : hits;
       results = this.shape(top, plan, top.length, started);
+      await this.expandLinks(results, plan, scope);
     }
     task.results = results;
     task.taskInfo.stage = 'FINISHED';
@@ -249,23 +289,88 @@ export class QueryTasks {
     task.documentUpdateTimeMicros = this.d.clock.nowMicros();
   }
 
+  /**
+   * A GROUP_BY answer: no documents of its own, a page link per group (that group's first page,
+   * `resultLimit` documents a page), at most `groupResultLimit` groups from `offset` on, and a
+   * nextPageLink (prevPageLink) to the groups after (before) them.
+   */
+  private groupResults(plan: QueryPlan, hits: readonly ShownHit[], token: PageToken, offset: number, started: number): QueryResults {
+    const g = plan.groupBy!;
+    const groups = orderGroups(
+      hits.flatMap((h) => (h.doc === undefined ? [] : groupValuesOf(h.doc, g))),
+      g,
+    );
+    const w = pageWindow(groups.length, offset, g.limit ?? groups.length, plan.forwardOnly);
+    const results = this.shape([], plan, 0, started);
+    const perGroup: Record<string, string> = {};
+    for (const v of groups.slice(w.start, w.end)) {
+      const spec = groupPageSpec(token.spec, g, v, plan.resultLimit ?? GROUP_PAGE_ALL);
+      perGroup[groupName(v)] = this.pageLink({ ...token, spec, offset: 0, groups: undefined });
+    }
+    results.nextPageLinksPerGroup = perGroup;
+    const listing = { ...token, groups: true };
+    if (w.next !== undefined) results.nextPageLink = this.pageLink({ ...listing, offset: w.next });
+    if (w.prev !== undefined) results.prevPageLink = this.pageLink({ ...listing, offset: w.prev });
+    return results;
+  }
+
   private shape(hits: readonly ShownHit[], plan: QueryPlan, count: number, started: number): QueryResults {
     const allVersions = plan.includeAllVersions;
     const links = hits.map((h) => (allVersions ? `${h.link}?documentVersion=${h.version}` : h.link));
     const results: QueryResults = { documentLinks: links, documentCount: count, queryTimeMicros: 0, documentOwner: this.d.hostId };
-    if (plan.expandContent) {
+    if (plan.expandContent || plan.selectFields !== undefined) {
       const docs: Record<string, ServiceDocument> = {};
-      for (const [i, h] of hits.entries()) docs[links[i]!] = h.doc as ServiceDocument;
+      for (const [i, h] of hits.entries()) docs[links[i]!] = shownDocument(h.doc as ServiceDocument, plan);
       results.documents = docs;
     }
+    if (plan.selectLinks !== undefined) Object.assign(results, selectLinks(hits, links, plan.selectLinks));
     results.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
     return results;
+  }
+
+  /**
+   * EXPAND_LINKS: the latest state of every selected link, found by a query of its own (so a link
+   * to a document held elsewhere is gathered like any match); a link nobody holds, or the caller
+   * may not read, gets Xenon's 404 error body in its place.
+   */
+  private async expandLinks(results: QueryResults, plan: QueryPlan, scope: ReadScope): Promise<void> {
+    if (!plan.expandLinks || results.selectedLinks === undefined) return;
+    const found = new Map<string, ServiceDocument>();
+    const wanted = results.selectedLinks;
+    for (let i = 0; i < wanted.length; i += limits.queryClausesMax - 1) {
+      const chunk = wanted.slice(i, i + limits.queryClausesMax - 1);
+      const lookup = parseQuerySpec({
+        query: {
+          booleanClauses: chunk.map((l) => ({ occurance: 'SHOULD_OCCUR', term: { propertyName: 'documentSelfLink', matchValue: l } })),
+        },
+        options: ['EXPAND_CONTENT'],
+      });
+      const { hits } = await this.collect(lookup, this.d.gather.scope(lookup), undefined, true, scope);
+      for (const h of hits) found.set(h.link, h.doc as ServiceDocument);
+    }
+    const selected: Record<string, JsonObject> = {};
+    for (const l of wanted)
+      selected[l] =
+        found.get(l) ?? (toErrorResponse(new KryptonError('NOT_FOUND', `Service not found: ${l}`)).body as unknown as JsonObject);
+    results.selectedDocuments = selected;
   }
 
   private evictIfFull<V>(m: Map<string, V>, max: number): void {
     // Maps iterate in insertion order, so the first key is the oldest.
     while (m.size >= max) m.delete(m.keys().next().value!);
   }
+}
+
+/** A group page without resultLimit shows the whole group (the largest page size below "none"). */
+const GROUP_PAGE_ALL = RESULT_LIMIT_NONE - 1;
+
+/** The documents a query's results show need the states, not only the links. */
+function needsDocs(plan: QueryPlan): boolean {
+  return plan.expandContent || plan.selectFields !== undefined || plan.selectLinks !== undefined;
+}
+
+function sleepMicros(micros: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.ceil(micros / 1000)).unref());
 }
 
 /** A page token as a link-safe id: its JSON, deflated, in base64url. */

@@ -211,4 +211,96 @@ t('FORWARD_ONLY pages carry no prevPageLink', async ({ h }) => {
   assert.ok(pages >= 3);
 });
 
+t('GROUP_BY: a page link per group, groups in order, groupResultLimit pages the groups', async ({ h }) => {
+  interface GroupResults extends Results {
+    nextPageLinksPerGroup: Record<string, string>;
+  }
+  const spec = {
+    options: ['GROUP_BY', 'SORT', 'EXPAND_CONTENT'],
+    query: { term: { propertyName: 'documentSelfLink', matchValue: '/core/examples/q*', matchType: 'WILDCARD' } },
+    sortTerm: { propertyName: 'counter', propertyType: 'LONG' },
+    sortOrder: 'DESC',
+    groupByTerm: { propertyName: 'keyValues.parity', propertyType: 'STRING' },
+    groupSortOrder: 'DESC',
+    resultLimit: 5,
+  };
+  const r = await h.client.post<{ results: GroupResults }>('/core/query-tasks', direct(spec));
+  assert.is(r.status, 200, r.text);
+  assert.equal(r.body.results.documentLinks, []);
+  assert.equal(Object.keys(r.body.results.nextPageLinksPerGroup), ['odd', 'even']);
+  const odd = await h.client.get<Task>(r.body.results.nextPageLinksPerGroup.odd!);
+  assert.equal(
+    odd.body.results.documentLinks,
+    [23, 21, 19, 17, 15].map((i) => `/core/examples/q${i}`),
+  );
+  const rest: string[] = [];
+  let next = odd.body.results.nextPageLink;
+  while (next) {
+    const p = await h.client.get<Task>(next);
+    rest.push(...p.body.results.documentLinks);
+    next = p.body.results.nextPageLink;
+  }
+  assert.equal(
+    rest,
+    [13, 11, 9, 7, 5, 3, 1].map((i) => `/core/examples/q${String(i).padStart(2, '0')}`),
+  );
+  // One group per answer: the second group comes through nextPageLink.
+  const one = await h.client.post<{ results: GroupResults }>('/core/query-tasks', direct({ ...spec, groupResultLimit: 1 }));
+  assert.equal(Object.keys(one.body.results.nextPageLinksPerGroup), ['odd']);
+  const second = await h.client.get<{ results: GroupResults }>(one.body.results.nextPageLink!);
+  assert.equal(Object.keys(second.body.results.nextPageLinksPerGroup), ['even']);
+  assert.is(second.body.results.nextPageLink, undefined);
+  const even = await h.client.get<Task>(second.body.results.nextPageLinksPerGroup.even!);
+  // q00 is deleted: the even group starts at q24 and has 12 members.
+  assert.equal(even.body.results.documentLinks[0], '/core/examples/q24');
+});
+
+t('SELECT_LINKS, EXPAND_LINKS and EXPAND_SELECTED_FIELDS', async ({ h }) => {
+  await h.client.post('/core/examples', { documentSelfLink: 'parent', name: 'the-parent' });
+  await h.client.post('/core/examples', {
+    documentSelfLink: 'child1',
+    name: 'child',
+    id: '/core/examples/parent',
+    tags: ['/core/examples/q01', '/core/examples/gone'],
+  });
+  const r = await h.client.post<{ results: Results & Record<string, unknown> }>(
+    '/core/query-tasks',
+    direct({
+      options: ['SELECT_LINKS', 'EXPAND_LINKS', 'EXPAND_SELECTED_FIELDS'],
+      query: { term: { propertyName: 'name', matchValue: 'child' } },
+      linkTerms: [{ propertyName: 'id' }, { propertyName: 'tags' }],
+      selectTerms: [{ propertyName: 'name' }, { propertyName: 'id' }],
+    }),
+  );
+  assert.is(r.status, 200, r.text);
+  const res = r.body.results;
+  assert.equal(res.documents, { '/core/examples/child1': { name: 'child', id: '/core/examples/parent' } });
+  assert.equal(res.selectedLinksPerDocument, {
+    '/core/examples/child1': { id: '/core/examples/parent', 'tags.item.0': '/core/examples/q01', 'tags.item.1': '/core/examples/gone' },
+  });
+  assert.equal(res.selectedLinks, ['/core/examples/parent', '/core/examples/q01', '/core/examples/gone']);
+  const sel = res.selectedDocuments as Record<string, { name?: string; statusCode?: number }>;
+  assert.is(sel['/core/examples/parent']!.name, 'the-parent');
+  assert.is(sel['/core/examples/q01']!.name, 'name-1');
+  assert.is(sel['/core/examples/gone']!.statusCode, 404);
+});
+
+t('expectedResultCount: the task waits until that many match, or fails when it expires', async ({ h }) => {
+  const q = { query: { term: { propertyName: 'name', matchValue: 'awaited' } }, expectedResultCount: 2 };
+  const pending = h.client.post<Task>('/core/query-tasks', direct(q));
+  await h.client.post('/core/examples', { documentSelfLink: 'aw1', name: 'awaited' });
+  await h.client.post('/core/examples', { documentSelfLink: 'aw2', name: 'awaited' });
+  const done = await pending;
+  assert.is(done.status, 200, done.text);
+  assert.equal([...done.body.results.documentLinks].sort(), ['/core/examples/aw1', '/core/examples/aw2']);
+  // The task expires in 0.6 s (the host runs on the system clock).
+  const soon = Date.now() * 1000 + 600_000;
+  const never = await h.client.post('/core/query-tasks', {
+    ...direct({ ...q, expectedResultCount: 3 }),
+    documentExpirationTimeMicros: soon,
+  });
+  assert.is(never.status, 408, never.text);
+  assert.match(never.text, /expectedResultCount 3 not reached: 2 documents matched/);
+});
+
 t.run();

@@ -156,13 +156,49 @@ test('Xenon validation messages', () => {
 
 test('options: unknown, unsupported, ignored', () => {
   rejects({ query: kindTerm, options: ['FROBNICATE'] }, 'unknown query option: FROBNICATE');
-  for (const o of ['CONTINUOUS', 'GROUP_BY', 'SELECT_LINKS', 'EXPAND_LINKS', 'EXPAND_SELECTED_FIELDS', 'READ_AFTER_WRITE_CONSISTENCY']) {
+  for (const o of ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH', 'READ_AFTER_WRITE_CONSISTENCY', 'EXPAND_BINARY_CONTENT']) {
     rejects({ query: kindTerm, options: [o] }, `${o} is not supported`);
   }
   for (const o of ['DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK', 'BROADCAST', 'OWNER_SELECTION']) {
     assert.equal(parseQuerySpec({ query: kindTerm, options: [o] }).options, [o]);
   }
-  rejects({ query: kindTerm, expectedResultCount: 3 }, 'querySpec.expectedResultCount is not supported');
+});
+
+test('GROUP_BY, SELECT_LINKS, EXPAND_LINKS, EXPAND_SELECTED_FIELDS, expectedResultCount: what each needs', () => {
+  const sorted = { query: kindTerm, sortTerm: { propertyName: 'n', propertyType: 'STRING' } };
+  const group = { ...sorted, options: ['GROUP_BY', 'SORT'], groupByTerm: { propertyName: 'name', propertyType: 'STRING' } };
+  rejects({ ...sorted, options: ['GROUP_BY', 'SORT'] }, 'querySpec.groupByTerm is required with GROUP_BY');
+  rejects({ ...group, options: ['GROUP_BY'] }, 'GROUP_BY needs SORT with a sortTerm (the order within each group)');
+  rejects({ ...sorted, groupByTerm: { propertyName: 'name' } }, 'querySpec.groupByTerm needs the GROUP_BY option');
+  rejects({ ...group, groupSortTerm: { propertyName: 'other' } }, /groupSortTerm must name the groupByTerm property/);
+  rejects({ ...group, groupResultLimit: 0 }, 'querySpec.groupResultLimit must be a positive integer');
+  const g = parseQuerySpec({ ...group, groupSortOrder: 'DESC', groupResultLimit: 2 });
+  assert.equal(g.groupBy, { propertyName: 'name', numeric: false, order: 'DESC', limit: 2 });
+  assert.equal(parseQuerySpec(querySpecToJson(g)), g);
+
+  rejects({ query: kindTerm, options: ['SELECT_LINKS'] }, 'querySpec.linkTerms is required with SELECT_LINKS');
+  rejects({ query: kindTerm, options: ['SELECT_LINKS'], linkTerms: [] }, 'querySpec.linkTerms must be a non-empty array');
+  rejects({ query: kindTerm, options: ['EXPAND_LINKS'] }, 'EXPAND_LINKS needs SELECT_LINKS');
+  rejects({ query: kindTerm, linkTerms: [{ propertyName: 'a' }] }, 'querySpec.linkTerms needs the SELECT_LINKS option');
+  rejects({ query: kindTerm, options: ['SELECT_LINKS'], linkTerms: [{ propertyName: 'a.b' }] }, /only top-level fields/);
+  const l = parseQuerySpec({ query: kindTerm, options: ['SELECT_LINKS', 'EXPAND_LINKS'], linkTerms: [{ propertyName: 'parentLink' }] });
+  assert.equal(l.selectLinks, ['parentLink']);
+  assert.ok(l.expandLinks);
+  assert.equal(parseQuerySpec(querySpecToJson(l)), l);
+
+  rejects({ query: kindTerm, options: ['EXPAND_SELECTED_FIELDS'] }, 'querySpec.selectTerms is required with EXPAND_SELECTED_FIELDS');
+  rejects(
+    { query: kindTerm, options: ['EXPAND_SELECTED_FIELDS', 'COUNT'], selectTerms: [{ propertyName: 'a' }] },
+    /not compatible with COUNT/,
+  );
+  const f = parseQuerySpec({ query: kindTerm, options: ['EXPAND_SELECTED_FIELDS'], selectTerms: [{ propertyName: 'name' }] });
+  assert.equal(f.selectFields, ['name']);
+  assert.equal(parseQuerySpec(querySpecToJson(f)), f);
+
+  rejects({ query: kindTerm, expectedResultCount: -1 }, 'querySpec.expectedResultCount must be a non-negative integer');
+  rejects({ query: kindTerm, expectedResultCount: '3' }, 'querySpec.expectedResultCount must be a non-negative integer');
+  assert.is(parseQuerySpec({ query: kindTerm, expectedResultCount: 3 }).expectedResultCount, 3);
+  assert.is(querySpecToJson(parseQuerySpec({ query: kindTerm, expectedResultCount: 3 })).expectedResultCount, 3);
 });
 
 test('TIME_SNAPSHOT needs timeSnapshotBoundaryMicros, and the boundary needs TIME_SNAPSHOT', () => {
