@@ -10,7 +10,8 @@
  *   6. the log tools: `krypton log verify` and `krypton log replay` over 1M records vs the same bare
  *      msgpackr decode loop (goal >= 0.7)
  *   7. TLS overhead: replicated POST over 3 hosts speaking HTTPS vs the same on plain HTTP
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls.
+ *   8. OData: p50 of a `$filter` on a selective field over 100k documents vs the same query task
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -23,6 +24,7 @@ import type { benchCluster } from './cluster.js';
 import type { HttpBench } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
 import type { LogToolsBenchResult } from './log-tools.js';
+import type { ODataBenchResult } from './odata.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
 import { tlsRows, type TlsBenchResult } from './tls.js';
 
@@ -51,7 +53,7 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls'] as const;
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata'] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -94,6 +96,10 @@ const tlsBench = await step('tls', 'TLS: replicated POST over 3 hosts with HTTPS
 );
 const tools = await step('log-tools', 'log tools: verify and replay of a log written by WriteAheadLog', () =>
   child<LogToolsBenchResult>('log-tools.ts', [quick ? '100000' : '1000000']),
+);
+
+const odata = await step('odata', 'OData: $filter on a selective field over 100k documents vs the same query task', () =>
+  child<ODataBenchResult>('odata.ts', quick ? ['10000'] : []),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -164,10 +170,18 @@ if (tools !== undefined) {
   );
 }
 if (tlsBench !== undefined) rows.push(...tlsRows(tlsBench, fmt));
+if (odata !== undefined) {
+  rows.push([
+    `OData $filter on name (1 match), ${fmt(odata.docs)} docs, 1 conn`,
+    `p50 ${fmt(odata.odata.p50Ms, 2)} ms, p99 ${fmt(odata.odata.p99Ms, 2)} ms`,
+    `query task p50 ${fmt(odata.queryTask.p50Ms, 2)} ms, p99 ${fmt(odata.queryTask.p99Ms, 2)} ms`,
+    fmt(odata.ratio, 2),
+  ]);
+}
 
 if (json) {
   process.stdout.write(
-    JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench }, null, 2) + '\n',
+    JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata }, null, 2) + '\n',
   );
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
