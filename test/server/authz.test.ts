@@ -208,6 +208,32 @@ t('factory lists and queries only show what the caller may GET, counted and page
   );
 });
 
+t('OData on a factory and its pages only show what the caller may GET', async ({ h, reader, admin }) => {
+  const c = h.client;
+  const filter = `$filter=${encodeURIComponent("name ne 'nobody'")}`;
+  const mine = await c.send<List & { totalCount: number }>('GET', `/core/examples?${filter}`, undefined, as(reader));
+  assert.is(mine.status, 200, mine.text);
+  assert.equal([...mine.body.documentLinks].sort(), ['/core/examples/pub-1', '/core/examples/pub-2']);
+  assert.equal(Object.keys(mine.body.documents!).sort(), ['/core/examples/pub-1', '/core/examples/pub-2']);
+  assert.is(mine.body.totalCount, 2);
+  assert.is((await c.send<List>('GET', `/core/examples?${filter}&$count=true`, undefined, as(reader))).body.documentCount, 2);
+  assert.is((await c.send<List>('GET', `/core/examples?${filter}&$count=true`, undefined, as(admin))).body.documentCount, 3);
+  const seen: string[] = [];
+  let page = await c.send<List & { nextPageLink?: string }>('GET', `/core/examples?${filter}&$limit=1`, undefined, as(reader));
+  for (;;) {
+    assert.is(page.status, 200, page.text);
+    seen.push(...page.body.documentLinks);
+    if (page.body.nextPageLink === undefined) break;
+    page = await c.send<List & { nextPageLink?: string }>('GET', page.body.nextPageLink, undefined, as(reader));
+  }
+  assert.equal(seen.sort(), ['/core/examples/pub-1', '/core/examples/pub-2']);
+  // A guest sees what a guest may read, as in a plain listing: nothing here.
+  const guestList = await c.send<List>('GET', '/core/examples');
+  const guest = await c.send<List>('GET', `/core/examples?${filter}`);
+  assert.is(guest.status, guestList.status);
+  assert.equal(guest.body.documentLinks ?? [], []);
+});
+
 t('password hashes never leave the host and cannot be queried', async ({ h, admin }) => {
   const c = h.client;
   const link = adminLinks(ADMIN).credentials;
