@@ -345,13 +345,14 @@ export interface ODataQuery {
     sortTerm?: QueryTermJson;
     additionalSortTerms?: QueryTermJson[];
     sortOrder?: 'ASC' | 'DESC';
+    selectTerms?: { propertyName: string }[];
   };
   count: boolean;
   /** `$top`: at most this many results, no paging. */
   top: number | undefined;
   /** `$limit`: the page size; the first page comes back with links to the next. */
   limit: number | undefined;
-  /** `$select`: the top-level fields each returned document keeps. */
+  /** `$select`: the top-level fields each returned document keeps (as EXPAND_SELECTED_FIELDS). */
   select: string[] | undefined;
 }
 
@@ -467,8 +468,14 @@ export function parseOData(params: ReadonlyArray<readonly [string, string]>, ctx
   }
   if (limit !== undefined) querySpec.resultLimit = limit;
   if (skip !== undefined && skip > 0) querySpec.offset = skip;
+  const select = p.has('$select') ? selectList(p.get('$select')!) : undefined;
+  if (select !== undefined) {
+    // EXPAND_SELECTED_FIELDS travels in the querySpec, so every later page is projected too.
+    options.push('EXPAND_SELECTED_FIELDS');
+    querySpec.selectTerms = select.map((propertyName) => ({ propertyName }));
+  }
 
-  return { kind: 'query', querySpec, count, top, limit, select: p.has('$select') ? selectList(p.get('$select')!) : undefined };
+  return { kind: 'query', querySpec, count, top, limit, select };
 }
 
 function booleanParam(name: string, v: string): boolean {
@@ -516,11 +523,4 @@ function selectList(v: string): string[] {
     if (n.includes('/') || n.includes('.')) fail(`$select field ${n}: only top-level fields can be selected`);
   }
   return names;
-}
-
-/** A document with only the selected top-level fields (and those it has). */
-export function selectFields<T extends Record<string, unknown>>(doc: T, fields: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const f of fields) if (Object.hasOwn(doc, f)) out[f] = doc[f];
-  return out;
 }

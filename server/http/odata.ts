@@ -11,9 +11,9 @@ import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { ReadScope } from '../../lib/authz.js';
 import { declaredType } from '../../lib/describe.js';
-import type { JsonObject, ServiceDocument } from '../../lib/document.js';
+import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
-import { parseOData, selectFields, type ODataNavigation, type ODataQuery } from '../../lib/query/odata.js';
+import { parseOData, type ODataNavigation, type ODataQuery } from '../../lib/query/odata.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { QueryResults, QueryTasks, QueryTaskState } from '../tasks/query-tasks.js';
@@ -57,13 +57,6 @@ function pageOf(link: string): { pageId: string; peer: string } | undefined {
 function factoryPageLink(factoryLink: string, link: string | undefined): string | undefined {
   const page = link === undefined ? undefined : pageOf(link);
   return page && `${factoryLink}?path=${encodeURIComponent(page.pageId)}&peer=${encodeURIComponent(page.peer)}`;
-}
-
-function selected(results: QueryResults, select: readonly string[] | undefined): QueryResults {
-  if (select === undefined || results.documents === undefined) return results;
-  const docs: Record<string, ServiceDocument> = {};
-  for (const [link, doc] of Object.entries(results.documents)) docs[link] = selectFields(doc, select) as ServiceDocument;
-  return { ...results, documents: docs };
 }
 
 /** Xenon's ODataFactoryQueryResult: a ServiceDocumentQueryResult and `totalCount`. */
@@ -121,15 +114,14 @@ export async function factoryOData(
       if (!req.count) totalCount = results.documentCount;
     }
   }
-  return factoryResult(factoryLink, selected(results, req.select), totalCount);
+  return factoryResult(factoryLink, results, totalCount);
 }
 
 /** `GET /core/odata-queries`: the direct QueryTask, or the page `$skipto` names. */
 export async function odataQueries(d: ODataDeps, params: [string, string][], scope: ReadScope): Promise<QueryTaskState> {
   const req = parseOData(params, { target: { kind: 'queries' } });
   if (req.kind === 'navigate') return navigate(d, req, scope);
-  const task = await runDirect(d, req.querySpec, scope);
-  return req.select === undefined || task.results === undefined ? task : { ...task, results: selected(task.results, req.select) };
+  return runDirect(d, req.querySpec, scope);
 }
 
 /** `GET /core/odata-queries` on the koa router; other verbs are 405. */

@@ -329,9 +329,27 @@ t('$count: the count alone, as COUNT counts', async ({ h, docs }) => {
   assert.is(o.documents, undefined);
 });
 
-t('$select keeps only the named fields of each document', async ({ h }) => {
+t('$select keeps only the named fields of each document, on every page, as EXPAND_SELECTED_FIELDS', async ({ h, docs }) => {
   const o = await odata(h, '$filter=counter%20eq%204&$select=name,counter');
   assert.equal(o.documents, { '/core/examples/e04': { name: 'beta', counter: 4 } });
+  const q = await task(h, {
+    options: ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS'],
+    query: factoryQuery(must({ propertyName: 'counter', range: long(4, 4, true, true) })),
+    selectTerms: [{ propertyName: 'name' }, { propertyName: 'counter' }],
+  });
+  assert.equal(o.documents, q.documents);
+  // Later pages too.
+  let page = await odata(h, '$orderby=counter&$limit=10&$select=counter');
+  const seen: Record<string, unknown>[] = [];
+  for (;;) {
+    seen.push(...Object.values(page.documents ?? {}));
+    if (page.nextPageLink === undefined) break;
+    page = (await h.client.get<Results>(page.nextPageLink)).body;
+  }
+  assert.equal(
+    seen,
+    [...docs].sort((a, b) => a.counter - b.counter).map((d) => ({ counter: d.counter })),
+  );
 });
 
 t('$limit pages: the first page, then page links through the factory, as a paged query task', async ({ h, docs }) => {

@@ -160,7 +160,10 @@ test('$top, $limit, $skip, $count, $select', () => {
   assert.equal(query('$count=true').querySpec.options, ['COUNT']);
   assert.ok(query('$count=true').count);
   assert.not.ok(query('$count=false').count);
-  assert.equal(query('$select=name,counter').select, ['name', 'counter']);
+  const select = query('$select=name,counter');
+  assert.equal(select.select, ['name', 'counter']);
+  assert.equal(select.querySpec.options, ['EXPAND_CONTENT', 'EXPAND_SELECTED_FIELDS']);
+  assert.equal(select.querySpec.selectTerms, [{ propertyName: 'name' }, { propertyName: 'counter' }]);
 });
 
 test('expand alone keeps the plain listing; any other parameter is OData', () => {
