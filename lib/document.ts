@@ -4,6 +4,7 @@
  * index is built from. A LogRecord is the unit of history: one per applied update.
  */
 
+import type { Effect } from './service.js';
 import type { Epoch, Link, Micros, NodeId, Seq, Version } from './ids.js';
 
 export type UpdateAction = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -84,7 +85,10 @@ export interface LogRecord {
 }
 
 /** A record before the log gives it a sequence number. */
-export type NewLogRecord = Omit<LogRecord, 'seq'>;
+export type NewLogRecord = Omit<LogRecord, 'seq'> & {
+  /** What the handler asked for besides the state (lib/service.ts): the owner's, never logged or shipped. */
+  effects?: readonly Effect[];
+};
 
 export function isTombstone(doc: ServiceDocument): boolean {
   return doc.documentUpdateAction === 'DELETE';

@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'STALE_EPOCH',
   'PEER_UNAVAILABLE',
   'SHUTTING_DOWN',
+  'SERVICES_DIFFER',
   'UNAUTHORIZED',
   'FORBIDDEN',
   'INVALID_USAGE',
@@ -54,7 +55,11 @@ export const XENON_ERROR_CODES = {
   SERVICE_QUEUE_LIMIT_EXCEEDED: 0x80000007 | 0,
 } as const;
 
+/** Marks KryptonErrors across copies of this module (see isKryptonError). */
+const BRAND = Symbol.for('krypton.error');
+
 export class KryptonError extends Error {
+  readonly [BRAND] = true;
   readonly code: ErrorCode;
   /** Xenon's numeric errorCode for the response body; 0 where Xenon has none. */
   readonly xenonErrorCode: number;
@@ -85,8 +90,14 @@ function defaultXenonCode(code: ErrorCode): number {
   }
 }
 
+/**
+ * Whether `e` is a KryptonError, also one made by another copy of this module: a service module
+ * loaded with `--services` may import krypton/service from an install of its own.
+ */
 export function isKryptonError(e: unknown): e is KryptonError {
-  return e instanceof KryptonError;
+  if (e instanceof KryptonError) return true;
+  const o = e as { [BRAND]?: unknown; code?: unknown } | null;
+  return o !== null && typeof o === 'object' && o[BRAND] === true && isErrorCode(o.code);
 }
 
 /** The error of a broken invariant, for a caller that must reject with it rather than throw. */

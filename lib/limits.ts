@@ -262,6 +262,14 @@ export const limits = {
   slowTaskStepsMax: 1000,
   /** Longest step a slow task may ask for, so a forgotten task cannot pin an owner for hours. */
   slowTaskStepMsMax: 60_000,
+  /** Requests one stateless handler may chain (ask, continue, ask again) before its answer: a loop in a handler ends. */
+  statelessRequestsMax: 16,
+  /** Effects one update may ask for; a handler asking for more is refused (INVALID_BODY) before anything is logged. */
+  effectsPerUpdateMax: 64,
+  /** Effects performing or waiting (maintenance timers) on one host; past it new ones are dropped with a warning. */
+  effectsInFlightMax: 10_000,
+  /** Longest delay a maintenance effect may ask for. */
+  effectMaintenanceDelayMaxMicros: 3_600_000_000,
 } as const;
 
 export type Limits = typeof limits;

@@ -12,8 +12,16 @@ export { type ErrorCode, KryptonError } from './errors.js';
 export type { Link, Micros, NodeId } from './ids.js';
 export {
   defineService,
+  defineStatelessService,
+  type Effect,
+  type EffectAnswer,
+  type Next,
   type ServiceContext,
   type ServiceDefinition,
   type ServiceOption,
+  type StatelessRequest,
+  type StatelessResult,
+  type StatelessServiceDefinition,
   type Stored,
+  withEffects,
 } from './service.js';

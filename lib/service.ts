@@ -48,14 +48,23 @@ export interface ServiceDefinition<S extends JsonObject = JsonObject> {
   readonly versionRetention: number;
   /** Schema of a request body: the service's own fields, all optional, plus any common field a client may send. */
   readonly bodySchema: TSchema;
-  /** Initial state's own fields from a create body; throw KryptonError('INVALID_BODY') to refuse. */
-  create(body: S, ctx: ServiceContext): S;
+  /**
+   * Initial state's own fields from a create body; throw KryptonError('INVALID_BODY') to refuse.
+   * Any of the four update handlers may return `withEffects(state, ...effects)` instead: the
+   * owner performs the effects once the update is durable under its quorum (see Effect).
+   */
+  create(body: S, ctx: ServiceContext): S | Next<S>;
   /** Next state's own fields for a PUT. */
-  put(current: Stored<S>, body: S, ctx: ServiceContext): S;
+  put(current: Stored<S>, body: S, ctx: ServiceContext): S | Next<S>;
   /** Next state's own fields for a PATCH. */
-  patch(current: Stored<S>, body: S, ctx: ServiceContext): S;
+  patch(current: Stored<S>, body: S, ctx: ServiceContext): S | Next<S>;
   /** Tombstone's own fields for a DELETE; the default keeps the current fields. */
-  delete?(current: Stored<S>, body: S | undefined, ctx: ServiceContext): S;
+  delete?(current: Stored<S>, body: S | undefined, ctx: ServiceContext): S | Next<S>;
+  /**
+   * One document per group at `<factoryLink>/<id>`: creates of any other child are refused, and
+   * the link's owner creates it with `initial` once the group is available, if it never existed.
+   */
+  readonly singleton?: { readonly id: string; readonly initial: S };
   /**
    * Runs on the owner only, after the response to a create, and again on whichever host becomes
    * the owner of an existing document after a membership change. Returns a PATCH body the owner
@@ -77,6 +86,91 @@ export interface ServiceDefinition<S extends JsonObject = JsonObject> {
   runStage?(state: Stored<S>, io: TaskIO, ctx: ServiceContext): Promise<S | undefined>;
   /** Expiration a create or update should carry; the default takes the body's value. */
   expiration?(current: Stored<S> | undefined, body: S, ctx: ServiceContext): Micros;
+}
+
+/** What a request effect's continuation is told: the status and JSON body the target answered. */
+export interface EffectAnswer {
+  status: number;
+  body: JsonObject | undefined;
+}
+
+/**
+ * Work a handler asks for besides its next state, performed by the runtime on the owner, once the
+ * update that asked for it is durable under its quorum; a retry answered from the dedup window
+ * performs nothing. Requests and creates carry an Idempotency-Key made from the update (link,
+ * epoch, version, effect index), so the runtime's own retries of them are applied once. An owner
+ * that dies between the update and its effects does not perform them (at most once): work that
+ * must happen belongs in a task (lib/task.ts).
+ */
+export type Effect<S extends JsonObject = JsonObject> =
+  | {
+      /** A request to any service of the group (routed to its owner as a client's would be). */
+      type: 'request';
+      method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+      link: Link;
+      body?: JsonObject;
+      /** Runs on the owner with the answer and the document's latest state; returns a PATCH body for this document, or undefined. */
+      onAnswer?(answer: EffectAnswer, state: Stored<S>, ctx: ServiceContext): S | undefined;
+    }
+  /** A create in any factory; name its `documentSelfLink` so that a retry is recognized. */
+  | { type: 'create'; factoryLink: Link; body: JsonObject }
+  /** This document's handleMaintenance once, after `afterMicros`, on its owner then. */
+  | { type: 'maintenance'; afterMicros: Micros };
+
+const NEXT = Symbol.for('krypton.next');
+
+/** A next state with effects; made by withEffects, taken apart by the runtime. */
+export interface Next<S extends JsonObject> {
+  readonly [NEXT]: true;
+  readonly state: S;
+  readonly effects: readonly Effect<S>[];
+}
+
+/** A handler's answer that carries effects besides the next state. */
+export function withEffects<S extends JsonObject>(state: S, ...effects: Effect<S>[]): Next<S> {
+  return { [NEXT]: true, state, effects };
+}
+
+/** The state and effects of a handler's answer, whether it carried effects or not. */
+export function unwrapNext<S extends JsonObject>(r: S | Next<S>): { state: S; effects: readonly Effect<S>[] } {
+  if ((r as Partial<Next<S>>)[NEXT] === true) {
+    const n = r as Next<S>;
+    return { state: n.state, effects: n.effects };
+  }
+  return { state: r as S, effects: [] };
+}
+
+/** What a stateless service's handler is given: the request as the client sent it. */
+export interface StatelessRequest {
+  method: 'GET' | 'POST';
+  /** The path below the service's link ('' for the link itself). */
+  subPath: string;
+  query: Record<string, string>;
+  body: JsonObject | undefined;
+}
+
+/** A stateless handler's answer: a reply, or a request to a service whose answer it continues on. */
+export type StatelessResult =
+  | { status?: number; body: JsonObject }
+  | {
+      request: { method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'; link: Link; body?: JsonObject };
+      onAnswer(answer: EffectAnswer, ctx: ServiceContext): StatelessResult;
+    };
+
+/**
+ * A service without documents at `link` (and below it): custom GET and POST handlers, pure like
+ * the others, run on whichever host the request enters. A handler that needs data asks for it
+ * with a request and continues on the answer.
+ */
+export interface StatelessServiceDefinition {
+  readonly stateless: true;
+  readonly link: Link;
+  get?(req: StatelessRequest, ctx: ServiceContext): StatelessResult;
+  post?(req: StatelessRequest, ctx: ServiceContext): StatelessResult;
+}
+
+export function defineStatelessService(def: Omit<StatelessServiceDefinition, 'stateless'>): StatelessServiceDefinition {
+  return { stateless: true, ...def };
 }
 
 /** A definition with its compiled body validator; what the registry hands out. */

@@ -11,7 +11,7 @@ import { generateDocumentId } from './hash.js';
 import { limits } from './limits.js';
 import type { Epoch, Link, Micros } from './ids.js';
 import type { JsonObject, NewLogRecord, ServiceDocument, UpdateAction } from './document.js';
-import type { RegisteredService, ServiceContext, Stored } from './service.js';
+import { type Effect, type Next, type RegisteredService, type ServiceContext, type Stored, unwrapNext } from './service.js';
 
 const ID_CHARS = /^[0-9a-zA-Z\-_.~?#[\]@!$&'()*+,;=:]+$/;
 
@@ -139,6 +139,43 @@ export interface CreateOptions {
 }
 
 /**
+ * A singleton's document before it ever existed: its initial state at version -1, so the first
+ * update makes version 0 of it (lib/service.ts, `singleton`). Undefined for any other link.
+ */
+function singletonStart(def: RegisteredService['def'], link: Link, ctx: ServiceContext): ServiceDocument | undefined {
+  const s = def.singleton;
+  if (!s || link !== `${def.factoryLink}/${s.id}`) return undefined;
+  return {
+    ...(s.initial as JsonObject),
+    documentSelfLink: link,
+    documentKind: def.kind,
+    documentVersion: -1,
+    documentEpoch: 0,
+    documentUpdateTimeMicros: ctx.nowMicros,
+    documentUpdateAction: 'POST',
+    documentExpirationTimeMicros: 0,
+  } as ServiceDocument;
+}
+
+/** The record carrying the write's request id, so every host that holds it recognizes a retry. */
+export function withRequestId(rec: NewLogRecord, requestId: string | undefined): NewLogRecord {
+  return requestId === undefined ? rec : { ...rec, requestId };
+}
+
+/** A handler's next state; its effects, if any, go to `into` (the record carries them to the owner's commit, never to the log). */
+function taken(r: JsonObject | Next<JsonObject>, into: Effect[]): JsonObject {
+  const { state, effects } = unwrapNext(r);
+  if (effects.length > limits.effectsPerUpdateMax) {
+    throw new KryptonError(
+      'INVALID_BODY',
+      `the handler asked for ${effects.length} effects; at most ${limits.effectsPerUpdateMax} per update`,
+    );
+  }
+  into.push(...effects);
+  return state;
+}
+
+/**
  * Plans a factory POST for `link`, given whatever the index holds for it. Returns the record to
  * append (a POST, or a PUT for IDEMPOTENT_POST services) or throws the conflict Xenon answers.
  */
@@ -151,6 +188,9 @@ export function planCreate(
   ctx: ServiceContext,
 ): NewLogRecord {
   const { def } = svc;
+  if (def.singleton && link !== `${def.factoryLink}/${def.singleton.id}`) {
+    throw new KryptonError('INVALID_ID', `${def.factoryLink} is a singleton: its one document is ${def.factoryLink}/${def.singleton.id}`);
+  }
   const current = live(existing, ctx.nowMicros);
   const requestedVersion = bodyNumber(body, 'documentVersion');
   let version = Math.max(0, requestedVersion ?? 0);
@@ -174,9 +214,10 @@ export function planCreate(
       throw new KryptonError('MARKED_DELETED', `Service marked deleted: ${link}`);
     }
   }
-  const fields = def.create(body, ctx);
+  const effects: Effect[] = [];
+  const fields = taken(def.create(body, ctx), effects);
   const expirationMicros = def.expiration ? def.expiration(undefined, body, ctx) : (bodyNumber(body, 'documentExpirationTimeMicros') ?? 0);
-  return stamp(fields, {
+  const rec = stamp(fields, {
     link,
     kind: def.kind,
     action: 'POST',
@@ -187,6 +228,7 @@ export function planCreate(
     ctx,
     resetHistory,
   });
+  return effects.length > 0 ? { ...rec, effects } : rec;
 }
 
 /**
@@ -202,7 +244,9 @@ export function planUpdate(
   ctx: ServiceContext,
 ): NewLogRecord | null {
   const { def } = svc;
-  const current = live(existing, ctx.nowMicros) as Stored<JsonObject> | undefined;
+  const current = (live(existing, ctx.nowMicros) ?? (action === 'DELETE' ? undefined : singletonStart(def, link, ctx))) as
+    | Stored<JsonObject>
+    | undefined;
   const deleted = current?.documentUpdateAction === 'DELETE';
   if (action === 'DELETE') {
     if (!current || deleted) return null;
@@ -223,15 +267,16 @@ export function planUpdate(
   }
   let fields: JsonObject;
   let expirationMicros: Micros;
+  const effects: Effect[] = [];
   if (action === 'DELETE') {
-    fields = def.delete ? def.delete(current, body, ctx) : current;
+    fields = def.delete ? taken(def.delete(current, body, ctx), effects) : current;
     const requested = bodyNumber(b, 'documentExpirationTimeMicros') ?? 0;
     expirationMicros = requested > 0 ? requested : current.documentExpirationTimeMicros;
   } else if (action === 'PUT') {
-    fields = def.put(current, b, ctx);
+    fields = taken(def.put(current, b, ctx), effects);
     expirationMicros = def.expiration ? def.expiration(current, b, ctx) : (bodyNumber(b, 'documentExpirationTimeMicros') ?? 0);
   } else {
-    fields = def.patch(current, b, ctx);
+    fields = taken(def.patch(current, b, ctx), effects);
     const requested = bodyNumber(b, 'documentExpirationTimeMicros') ?? 0;
     expirationMicros = def.expiration
       ? def.expiration(current, b, ctx)
@@ -239,7 +284,7 @@ export function planUpdate(
         ? requested
         : current.documentExpirationTimeMicros;
   }
-  return stamp(fields, {
+  const rec = stamp(fields, {
     link,
     kind: def.kind,
     action,
@@ -248,4 +293,5 @@ export function planUpdate(
     expirationMicros,
     ctx,
   });
+  return effects.length > 0 ? { ...rec, effects } : rec;
 }

@@ -45,6 +45,8 @@ export interface Config {
   /** With authorization on, a user with every verb on `/`, created once the group is available. */
   adminUser?: string;
   adminPassword?: string;
+  /** JavaScript modules whose exported service definitions the host registers (absolute paths). */
+  services?: string[];
 }
 
 function usageError(message: string): KryptonError {
@@ -91,6 +93,7 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   isAuthorizationEnabled: { kind: 'bool', help: 'require a login token (POST /core/authn/basic) and a role for every request' },
   adminUser: { kind: 'string', help: 'with authorization on: email of a user granted every verb on / (default admin@localhost)' },
   adminPassword: { kind: 'string', help: "with authorization on: that user's password" },
+  services: { kind: 'list', help: 'comma-separated JavaScript modules exporting service definitions (krypton/service) to run' },
 };
 
 export function flagHelp(): string {
@@ -226,6 +229,15 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
       const wrong = list.find((u) => !isHttpUri(u));
       if (wrong) throw bad(`(peer '${wrong}' is not an http:// or https:// URI)`);
       cfg.peerNodes = list;
+      return true;
+    }
+    case 'services': {
+      const list = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (list.length === 0) throw bad('(expected one or more module files)');
+      cfg.services = list.map((f) => path.resolve(f));
       return true;
     }
     case 'logLevel':

@@ -7,7 +7,8 @@
  * quorum. The ports are the cluster's side, named in ports.ts and bound by the host. Bodies are
  * checked by prepareCreate / prepareUpdate on the entry host and applied by create / applyUpdate
  * on the owner, which trusts that check. A replica's side (applyReplicated) appends what an owner
- * shipped unless its epoch is stale. Reads come straight from the index. A log failure (a write or
+ * shipped unless its epoch is stale. A write's effects (lib/service.ts) are handed to the owner
+ * hooks once it holds its quorum. Reads come straight from the index. A log failure (a write or
  * fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
  */
 
@@ -19,7 +20,7 @@ import type { Link, NodeId } from '../../lib/ids.js';
 import { markOf, takesHistory } from '../../lib/synch/history.js';
 import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
-import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate } from '../../lib/verbs.js';
+import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
@@ -47,11 +48,6 @@ export interface DocumentStoreDeps {
 }
 
 const OK: ReplicaResult = { ok: true };
-
-/** The record carrying the write's request id, so every host that holds it recognizes a retry. */
-function withRequestId(rec: NewLogRecord, requestId: string | undefined): NewLogRecord {
-  return requestId === undefined ? rec : { ...rec, requestId };
-}
 
 /** A replica's refusal of a record whose append failed. */
 function failed(e: unknown): ReplicaResult {
@@ -110,6 +106,7 @@ export class DocumentStore {
       if (rec.requestId !== undefined) this.d.dedup?.unconfirmed(rec.link, rec.requestId);
       throw e;
     }
+    if (rec.effects) this.cluster.hooks.effects(svc, rec.link, state, rec.effects);
     return state;
   }
 

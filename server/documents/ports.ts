@@ -19,7 +19,7 @@
 import type { NewLogRecord, ServiceDocument } from '../../lib/document.js';
 import { invariant, type ErrorCode } from '../../lib/errors.js';
 import type { Epoch, Link } from '../../lib/ids.js';
-import type { RegisteredService } from '../../lib/service.js';
+import type { Effect, RegisteredService } from '../../lib/service.js';
 import type { Promised } from '../../lib/synch/promise.js';
 
 /** One replica's answer to one record: `ok`, or refused with a code and a message. */
@@ -57,6 +57,8 @@ export interface LinkSynchPort {
 /** Owner-only work after a create (OwnerHooks). */
 export interface OwnerHooksPort {
   started(svc: RegisteredService, link: Link): void;
+  /** An owner's update reached its quorum and its handler asked for `effects` (lib/service.ts). */
+  effects(svc: RegisteredService, link: Link, state: ServiceDocument, effects: readonly Effect[]): void;
 }
 
 /** Promises this host made as a replica (PromiseStore): records below them are refused. */
@@ -76,7 +78,7 @@ export const STANDALONE: ClusterPorts = {
   replication: { start: () => undefined },
   fencing: { checkEpoch: () => undefined, preparedEpoch: () => undefined, staleEpoch: () => undefined },
   synch: { ensure: () => undefined },
-  hooks: { started: () => undefined },
+  hooks: { started: () => undefined, effects: () => undefined },
 };
 
 /** ClusterPorts bound once, after the parts built on the store exist (see the file comment). */
@@ -103,5 +105,8 @@ export class ClusterPortsHandle implements ClusterPorts {
 
   readonly synch: LinkSynchPort = { ensure: (svc, link) => this.bound.synch.ensure(svc, link) };
 
-  readonly hooks: OwnerHooksPort = { started: (svc, link) => this.bound.hooks.started(svc, link) };
+  readonly hooks: OwnerHooksPort = {
+    started: (svc, link) => this.bound.hooks.started(svc, link),
+    effects: (svc, link, state, effects) => this.bound.hooks.effects(svc, link, state, effects),
+  };
 }

@@ -25,10 +25,12 @@ import { OwnerHooks } from '../tasks/owner-hooks.js';
 import { QueryGather } from '../tasks/query-gather.js';
 import { QueryTasks } from '../tasks/query-tasks.js';
 import { TaskDriver } from '../tasks/tasks.js';
+import { EffectRunner } from '../tasks/effects.js';
 import { Watches } from '../watches/watches.js';
 import { AccessControl } from '../auth/authz.js';
 import { AdminBootstrap } from '../auth/authz-bootstrap.js';
 import { createApp } from '../http/app.js';
+import { statelessRoutes } from '../http/stateless.js';
 import { DocumentEndpoint } from '../http/document-endpoint.js';
 import { PeerEndpoints } from '../http/peer-endpoints.js';
 import { ServiceCounters, type UtilityDeps } from '../http/utility.js';
@@ -51,12 +53,15 @@ export interface HostParts {
   replicator: Replicator;
   promises: LocalState['promises'];
   access: AccessControl;
+  effects: EffectRunner;
 }
 
 /** What the request handler asks of the host it serves. */
 export interface HostControl {
   hostState(): JsonObject;
   stop(): void;
+  /** This host's public URI. */
+  uri(): string;
 }
 
 /** Membership and owner routing: who is in the group, who owns a link, and the way to it. */
@@ -64,7 +69,7 @@ async function buildRouting(config: Config, local: LocalState, clock: Clock, uri
   const { id, logger } = local;
   const peers = new PeerClient({ tls: local.tls?.client, memberHeaders: local.peerAuth.outgoingHeaders() });
   local.peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
-  const groups = new Groups({ selfId: id, publicUri: uri, dir: local.dir, peers, clock, logger });
+  const groups = new Groups({ selfId: id, publicUri: uri, dir: local.dir, peers, clock, logger, services: local.serviceProperties });
   await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
   const selectors = new Selectors(groups.default, clock);
   const forwarder = new Forwarder(peers);
@@ -128,7 +133,19 @@ function buildOwnerParts(
     logger,
     operationTimeoutMicros,
   });
-  const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks });
+  const effects = new EffectRunner({
+    store,
+    index,
+    selectors,
+    peers,
+    selfUri,
+    hostId: id,
+    clock,
+    logger,
+    operationTimeoutMicros,
+    maintain: (svc, link) => hooks.maintainOne(svc, link),
+  });
+  const hooks = new OwnerHooks({ registry, index, store, selectors, hostId: id, clock, logger, tasks, effects });
   const synchronizer = new Synchronizer({
     hostId: id,
     registry,
@@ -147,7 +164,7 @@ function buildOwnerParts(
   });
   ports.bind({ replication: replicator, fencing: synchronizer, synch: synchronizer, hooks });
 
-  return { store, changes, replicator, queries, tasks, hooks, synchronizer };
+  return { store, changes, replicator, queries, tasks, hooks, synchronizer, effects };
 }
 
 /** Membership, routing, the store and the parts built on it; `uri` is this host's address, known once it listens. */
@@ -163,11 +180,18 @@ export async function buildParts(
   const selfUri = () => uri;
   const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri);
 
-  const { store, changes, replicator, queries, tasks, hooks, synchronizer } = buildOwnerParts(config, local, clock, selfUri, onLogFailure, {
-    peers,
-    groups,
-    selectors,
-  });
+  const { store, changes, replicator, queries, tasks, hooks, synchronizer, effects } = buildOwnerParts(
+    config,
+    local,
+    clock,
+    selfUri,
+    onLogFailure,
+    {
+      peers,
+      groups,
+      selectors,
+    },
+  );
   const watches = new Watches({ index, changes, peers, selfUri, logger, operationTimeoutMicros });
   const access = new AccessControl({
     enabled: config.isAuthorizationEnabled,
@@ -198,6 +222,7 @@ export async function buildParts(
     replicator,
     promises,
     access,
+    effects,
   };
 }
 
@@ -248,6 +273,14 @@ export function requestHandler(
     access: parts.access,
     utility,
     counters,
+    stateless: statelessRoutes({
+      services: local.stateless,
+      peers,
+      selfUri: () => host.uri(),
+      hostId: id,
+      nowMicros,
+      operationTimeoutMicros: config.operationTimeoutMicros,
+    }),
   });
   const koa = app.callback();
   const queries = parts.queries;

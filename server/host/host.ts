@@ -14,7 +14,7 @@ import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import { KINDS, type JsonObject } from '../../lib/document.js';
 import { limits } from '../../lib/limits.js';
-import type { ServiceDefinition } from '../../lib/service.js';
+import type { ServiceDefinition, StatelessServiceDefinition } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { systemClock, type Clock } from '../base/clock.js';
@@ -26,10 +26,11 @@ import type { QueryTasks } from '../tasks/query-tasks.js';
 import { adminBootstrap, buildParts, requestHandler, type HostParts } from './cluster.js';
 import { openLocalState } from './local.js';
 import { acquireLock, type Lock } from './sandbox-lock.js';
+import { loadServiceModules } from './service-modules.js';
 
 export interface HostOptions {
-  /** Services besides the built-in ones. */
-  services?: ServiceDefinition<JsonObject>[];
+  /** Services besides the built-in ones (and besides those `config.services` names). */
+  services?: (ServiceDefinition<JsonObject> | StatelessServiceDefinition)[];
   clock?: Clock;
 }
 
@@ -113,7 +114,8 @@ export class Host {
     opened: { listeners?: Listeners },
   ): Promise<Host> {
     const clock = opts.clock ?? systemClock();
-    const local = await openLocalState(config, dir, clock, opts.services ?? []);
+    const fromModules = await loadServiceModules(config.services ?? []);
+    const local = await openLocalState(config, dir, clock, [...(opts.services ?? []), ...fromModules]);
     const { logger } = local;
     const startedMicros = clock.nowMicros();
 
@@ -137,7 +139,11 @@ export class Host {
       logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
       void host?.stop();
     });
-    handler = requestHandler(config, local, parts, clock, { hostState: () => host!.hostState(), stop: () => void host?.stop() });
+    handler = requestHandler(config, local, parts, clock, {
+      hostState: () => host!.hostState(),
+      stop: () => void host?.stop(),
+      uri: () => uri,
+    });
     const admin = adminBootstrap(config, local, parts, uri);
     host = new Host(config, local, listeners, lock, clock, startedMicros, { ...parts, admin });
     for (const run of early.splice(0)) run();
@@ -204,6 +210,7 @@ export class Host {
       synchStats: { ...this.cluster.synchronizer.stats },
       forwardStats: { ...this.cluster.forwarder.stats },
       replicationStats: { ...this.cluster.replicator.stats },
+      effectStats: { ...this.cluster.effects.stats },
       parkedRequests: this.cluster.selectors.parkedCount,
       startTimeMicros: this.startedMicros,
       documentSelfLink: '/core/management',
@@ -230,6 +237,7 @@ export class Host {
       if (this.timer) clearInterval(this.timer);
       this.cluster.selectors.stop();
       this.cluster.tasks.stop();
+      this.cluster.effects.stop();
       this.cluster.watches.stop();
       this.cluster.admin?.stop();
       const closed = this.listeners.close();

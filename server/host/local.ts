@@ -14,7 +14,8 @@ import type { JsonObject } from '../../lib/document.js';
 import { DedupWindow } from '../../lib/dedup.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import { ServiceRegistry, type ServiceDefinition } from '../../lib/service.js';
+import { ServiceRegistry, type ServiceDefinition, type StatelessServiceDefinition } from '../../lib/service.js';
+import { serviceProperties } from '../../lib/service-fingerprint.js';
 import { BUILTIN_SERVICES } from '../../lib/services/builtin.js';
 import { DocumentIndex } from '../../index/views.js';
 import { diskDirectory } from '../../wal/file.js';
@@ -42,6 +43,10 @@ export interface LocalState {
   promises: PromiseStore;
   /** Request ids of recent writes, so a retry after a restart is still recognized. */
   dedup: DedupWindow;
+  /** The user's services without documents (custom GET and POST handlers). */
+  stateless: StatelessServiceDefinition[];
+  /** Fingerprints of the user's services, which every member of the group must share. */
+  serviceProperties: Record<string, string>;
 }
 
 /** Reads everything the sandbox `dir` holds; a bad key, certificate or log fails here, before any port opens. */
@@ -49,7 +54,7 @@ export async function openLocalState(
   config: Config,
   dir: string,
   clock: Clock,
-  services: readonly ServiceDefinition<JsonObject>[],
+  services: readonly (ServiceDefinition<JsonObject> | StatelessServiceDefinition)[],
 ): Promise<LocalState> {
   const tls = await loadTls(config, clock.nowMicros() / 1000);
   const id = await loadOrCreateId(dir, config.id);
@@ -60,7 +65,11 @@ export async function openLocalState(
 
   const registry = new ServiceRegistry();
   for (const s of BUILTIN_SERVICES) registry.add(s);
-  for (const s of services) registry.add(s);
+  const stateless: StatelessServiceDefinition[] = [];
+  for (const s of services) {
+    if ('stateless' in s) stateless.push(s);
+    else registry.add(s);
+  }
 
   const index = new DocumentIndex({
     retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
@@ -91,7 +100,21 @@ export async function openLocalState(
   });
   index.expire(clock.nowMicros());
   logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
-  return { id, dir, tls, ring, logger, peerAuth, registry, index, wal, promises, dedup };
+  return {
+    id,
+    dir,
+    tls,
+    ring,
+    logger,
+    peerAuth,
+    registry,
+    index,
+    wal,
+    promises,
+    dedup,
+    stateless,
+    serviceProperties: serviceProperties(services),
+  };
 }
 
 async function loadOrCreateId(dir: string, requested: string | undefined): Promise<string> {

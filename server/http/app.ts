@@ -49,6 +49,8 @@ export interface AppDeps {
   /** Utility paths, the document index and management requests (utility.ts). */
   utility: UtilityDeps;
   counters: ServiceCounters;
+  /** The user's stateless services (stateless.ts), after access control and before every route. */
+  stateless?: Koa.Middleware;
 }
 
 const QUERY_FACTORIES = ['/core/query-tasks', '/core/local-query-tasks'];
@@ -95,6 +97,7 @@ export function createApp(d: AppDeps): Koa {
   handleErrors(app, d);
 
   if (d.access) app.use(d.access.middleware());
+  if (d.stateless) app.use(d.stateless);
 
   const router = new Router();
 

@@ -26,6 +26,7 @@ import {
   type MembershipState,
 } from '../../lib/group/membership.js';
 import { groupHasQuorum } from '../../lib/group/rules.js';
+import { groupServiceMismatch, refuseServiceMismatch } from '../../lib/service-fingerprint.js';
 import {
   classifyGroupPatch,
   classifyGroupPost,
@@ -50,6 +51,8 @@ export interface GroupDeps {
   peers: PeerClient;
   clock: Clock;
   logger: Logger;
+  /** Fingerprints of this host's user services (lib/service-fingerprint.ts): members must share them. */
+  services?: Record<string, string>;
 }
 
 export class GroupRuntime {
@@ -80,6 +83,7 @@ export class GroupRuntime {
         peerNodeCount: opts.peerNodeCount,
         options: opts.options,
         config: opts.config,
+        customProperties: link === DEFAULT_GROUP_LINK && d.services && Object.keys(d.services).length > 0 ? d.services : undefined,
         maintenanceIntervalMicros: limits.maintenanceIntervalMicros,
       },
       d.clock.nowMicros(),
@@ -133,8 +137,14 @@ export class GroupRuntime {
     });
   }
 
+  /** Why this host cannot share the default group with `nodes` (their user services differ), or undefined. */
+  private mismatch(nodes: readonly NodeState[]): string | undefined {
+    return this.link === DEFAULT_GROUP_LINK ? groupServiceMismatch(this.d.services, this.d.selfId, nodes) : undefined;
+  }
+
   async handlePost(raw: unknown): Promise<NodeGroupState> {
     const post = classifyGroupPost(raw, this.link);
+    refuseServiceMismatch(post.type === 'join' ? undefined : this.mismatch([post.node]));
     return this.replyOf(
       await this.feed(post.type === 'join' ? { type: 'join', request: post.request } : { type: 'nodeStateReceived', node: post.node }),
     );
@@ -142,6 +152,7 @@ export class GroupRuntime {
 
   async handlePatch(raw: unknown): Promise<NodeGroupState> {
     const patch = classifyGroupPatch(raw, this.link);
+    refuseServiceMismatch(patch.type === 'gossip' ? this.mismatch(Object.values(patch.state.nodes)) : undefined);
     if (patch.type === 'gossip') return this.replyOf(await this.feed({ type: 'gossipReceived', body: patch.state }));
     if (patch.type === 'config') return this.replyOf(await this.feed({ type: 'configPatched', config: patch.config }));
     const effects = await this.feed({ type: 'updateQuorum', request: patch.request }, 'quorumUpdate');
@@ -226,11 +237,7 @@ export class GroupRuntime {
             );
           case 'joinFetch':
             return this.d.peers.json(e.to, { method: 'GET', timeoutMs }).then(
-              (r) =>
-                this.answer(r, (body) => ({ type: 'joinFetched', requestId: e.requestId, body }), {
-                  type: 'joinFailed',
-                  requestId: e.requestId,
-                }),
+              (r) => this.answer(r, (body) => this.joinFetched(e.to, e.requestId, body), { type: 'joinFailed', requestId: e.requestId }),
               (err) => {
                 this.warnJoinFailure(e.to, String(err));
                 void this.feed({ type: 'joinFailed', requestId: e.requestId });
@@ -288,10 +295,18 @@ export class GroupRuntime {
    * Joins are retried every maintenance round; the reason they fail (an untrusted certificate, a
    * refused connection) is logged when it first appears or changes, not every second.
    */
-  private warnJoinFailure(to: string, reason: string): void {
+  /** A joined group's state, unless its members' services differ from this host's: then the join fails, and says why. */
+  private joinFetched(to: string, requestId: number, body: NodeGroupState): MembershipInput {
+    const why = this.mismatch(Object.values(body.nodes));
+    if (!why) return { type: 'joinFetched', requestId, body };
+    this.warnJoinFailure(to, `the group's services differ from this host's: ${why}`, 'error');
+    return { type: 'joinFailed', requestId };
+  }
+
+  private warnJoinFailure(to: string, reason: string, level: 'warn' | 'error' = 'warn'): void {
     if (this.joinFailures.get(to) === reason) return;
     this.joinFailures.set(to, reason);
-    this.d.logger.warn({ group: this.link, to, reason }, `cannot join through ${to}: ${reason}`);
+    this.d.logger[level]({ group: this.link, to, reason }, `cannot join through ${to}: ${reason}`);
   }
 
   private answer(r: { status: number; body: unknown }, ok: (body: NodeGroupState) => MembershipInput, failed: MembershipInput): void {

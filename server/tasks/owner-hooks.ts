@@ -7,14 +7,16 @@
  */
 
 import type { Logger } from 'pino';
-import type { ServiceDocument } from '../../lib/document.js';
+import type { JsonObject, ServiceDocument } from '../../lib/document.js';
+import { isKryptonError } from '../../lib/errors.js';
 import type { Link, NodeId } from '../../lib/ids.js';
-import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
+import type { Effect, RegisteredService, ServiceRegistry } from '../../lib/service.js';
 import { isExpired } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
 import type { DocumentStore } from '../documents/documents.js';
 import type { Selectors } from '../membership/selectors.js';
+import type { EffectRunner } from './effects.js';
 import type { TaskDriver } from './tasks.js';
 
 export class OwnerHooks {
@@ -30,8 +32,41 @@ export class OwnerHooks {
       clock: Clock;
       logger: Logger;
       tasks?: TaskDriver;
+      effects?: EffectRunner;
     },
   ) {}
+
+  /** After an update this host made as owner reached its quorum: the effects its handler asked for. */
+  effects(svc: RegisteredService, _link: Link, state: ServiceDocument, effects: readonly Effect[]): void {
+    this.d.effects?.perform(svc, state, effects);
+  }
+
+  /** One document's maintenance now (a maintenance effect), if this host still owns it and it is live. */
+  async maintainOne(svc: RegisteredService, link: Link): Promise<void> {
+    if (!svc.def.handleMaintenance || !this.owns(svc, link)) return;
+    const doc = this.live(link);
+    if (!doc) return;
+    const body = svc.def.handleMaintenance(doc, { nowMicros: this.d.clock.nowMicros(), hostId: this.d.hostId });
+    await this.selfPatch(svc, link, body, 'maintenance effect');
+  }
+
+  /**
+   * A singleton's one document, created by its owner once the group is available if the link
+   * never held one (a deleted singleton stays deleted: someone meant it).
+   */
+  private async ensureSingleton(svc: RegisteredService): Promise<void> {
+    const s = svc.def.singleton;
+    if (!s) return;
+    const link = `${svc.def.factoryLink}/${s.id}`;
+    if (!this.owns(svc, link) || this.d.index.latest(link)) return;
+    try {
+      const body = { ...(s.initial as JsonObject), documentSelfLink: link };
+      await this.d.store.create(svc, { body: svc.parseBody(body), link }, { forceIndexUpdate: false, requestId: 'singleton-create' });
+    } catch (e) {
+      if (!isKryptonError(e) || (e.code !== 'ALREADY_EXISTS' && e.code !== 'MARKED_DELETED'))
+        this.d.logger.warn({ link, err: (e as Error).message }, 'singleton create failed; retried next round');
+    }
+  }
 
   private owns(svc: RegisteredService, link: Link): boolean {
     return this.d.selectors.ownedHere(svc.def.nodeSelector, link);
@@ -70,6 +105,7 @@ export class OwnerHooks {
     try {
       for (const factory of this.d.registry.factoryLinks()) {
         const svc = this.d.registry.factory(factory)!;
+        await this.ensureSingleton(svc);
         if (!svc.has('PERIODIC_MAINTENANCE') || !svc.def.handleMaintenance) continue;
         const now = this.d.clock.nowMicros();
         const work: Promise<void>[] = [];
