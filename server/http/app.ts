@@ -22,7 +22,15 @@ import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
 import { handleDocumentRequest, pragmasOf } from './document-requests.js';
 import { odataRoutes } from './odata.js';
-import { indexRoutes, patchManagement, utilityMiddleware, type ServiceCounters, type UtilityDeps } from './utility.js';
+import {
+  indexRoutes,
+  MANAGEMENT_SYNCH_PATH,
+  patchManagement,
+  patchManagementSynch,
+  utilityMiddleware,
+  type ServiceCounters,
+  type UtilityDeps,
+} from './utility.js';
 import type { OwnerRouting } from '../routing/routing.js';
 import type { TaskDriver } from '../tasks/tasks.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX, type Watches } from '../watches/watches.js';
@@ -137,6 +145,11 @@ function managementRoutes(router: Router, d: AppDeps): void {
     ctx.body = await patchManagement(d.utility, await readJsonBody(ctx.req));
   });
   router.all('/core/management', (ctx) => notAllowed(ctx.method));
+
+  router.patch(MANAGEMENT_SYNCH_PATH, async (ctx) => {
+    ctx.body = patchManagementSynch(d.utility, await readJsonBody(ctx.req));
+  });
+  router.all(MANAGEMENT_SYNCH_PATH, (ctx) => notAllowed(ctx.method));
 
   router.get('/core/management/process-log', (ctx) => {
     const raw = ctx.query.lineCount;

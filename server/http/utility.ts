@@ -361,3 +361,24 @@ export function indexRoutes(router: Router, d: UtilityDeps, scopeOf: (ctx: Koa.C
 export function patchManagement(d: UtilityDeps, body: unknown): Promise<JsonObject> {
   return managementPatch(d, body);
 }
+
+export const MANAGEMENT_SYNCH_PATH = '/core/management/synch';
+const SYNCHRONIZATION_REQUEST_KIND = 'com:vmware:xenon:services:common:SynchronizationRequest';
+
+/**
+ * `PATCH /core/management/synch` with a SynchronizationRequest naming a factory: Xenon
+ * synchronizes that factory's children; Krypton's pass covers every replicated factory at once,
+ * so it runs one (a factory that does not replicate has nothing to synchronize: 400).
+ */
+export function patchManagementSynch(d: UtilityDeps, body: unknown): JsonObject {
+  const o = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
+  if (o === undefined) throw new KryptonError('INVALID_BODY', 'body is required');
+  if (o.kind !== SYNCHRONIZATION_REQUEST_KIND) throw new KryptonError('INVALID_BODY', "Invalid 'kind' in the request body");
+  const link = o.documentSelfLink;
+  if (typeof link !== 'string' || link === '') throw new KryptonError('INVALID_BODY', 'documentSelfLink is required');
+  const svc = d.registry.factory(link);
+  if (svc === undefined) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
+  if (!svc.has('REPLICATION')) throw new KryptonError('INVALID_BODY', `Nothing to synchronize: ${link} is not replicated`);
+  d.synchronizer.requestPass();
+  return {};
+}

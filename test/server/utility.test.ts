@@ -157,6 +157,25 @@ t('PATCH /core/management: SynchronizeWithPeersRequest runs a pass; backup and r
   });
   assert.is(ok.status, 200, ok.text);
   await waitFor('the requested pass', async () => (await passes()).passes > before.passes);
+  // The same through /core/management/synch, naming a factory.
+  const after = await waitFor('that pass to end', async () => {
+    const p = await passes();
+    return !p.running && p;
+  });
+  const synch = await h.client.patch('/core/management/synch', {
+    kind: 'com:vmware:xenon:services:common:SynchronizationRequest',
+    documentSelfLink: '/core/examples',
+  });
+  assert.is(synch.status, 200, synch.text);
+  await waitFor('the pass asked for by factory', async () => (await passes()).passes > after.passes);
+  const wrongKind = await h.client.patch<ErrorBody>('/core/management/synch', { kind: 'x', documentSelfLink: '/core/examples' });
+  assert.is(wrongKind.status, 400);
+  assert.is(wrongKind.body.message, "Invalid 'kind' in the request body");
+  const noFactory = await h.client.patch('/core/management/synch', {
+    kind: 'com:vmware:xenon:services:common:SynchronizationRequest',
+    documentSelfLink: '/core/nothing',
+  });
+  assert.is(noFactory.status, 404);
   const unknownSel = await h.client.patch('/core/management', {
     kind: `${MGMT}:SynchronizeWithPeersRequest`,
     nodeSelectorPath: '/core/node-selectors/nope',
