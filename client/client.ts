@@ -242,10 +242,15 @@ export class KryptonClient {
    * host has taken it up again within the deadline.
    */
   watch<S extends object>(link: string, opts: WatchOptions = {}): Watch<S> {
-    return new Watch<S>((since, signal) => this.watchFrom<S>(link, since, signal), opts);
+    return new Watch<S>((since, signal, onHost) => this.watchFrom<S>(link, since, signal, onHost), opts);
   }
 
-  private async *watchFrom<S>(link: string, since: string | undefined, signal: AbortSignal): AsyncGenerator<WatchEvent<S>> {
+  private async *watchFrom<S>(
+    link: string,
+    since: string | undefined,
+    signal: AbortSignal,
+    onHost: (origin: string) => void,
+  ): AsyncGenerator<WatchEvent<S>> {
     let last = since;
     let lastHost: string | undefined;
     let failingSince: number | undefined;
@@ -258,6 +263,7 @@ export class KryptonClient {
       let s: Awaited<ReturnType<Transport['stream']>> | undefined;
       try {
         s = await this.transport.stream(origin, `${link}/subscriptions/stream`, headers, Math.min(this.deadlineMs, 5000), signal);
+        onHost(origin);
         if (s.status >= 400) {
           const text = await s.text();
           if (!RETRY_STATUSES.has(s.status)) {
@@ -367,9 +373,9 @@ export class KryptonClient {
         if (!(e instanceof KryptonClientError)) throw e;
         failure = e;
         if (e.kind === 'http' && (!safe || !RETRY_STATUSES.has(e.status))) throw e;
+        if (e.kind === 'network' && e.permanent) throw e;
         if (e.kind === 'network' || e.kind === 'timeout') {
           this.view.suspect(origin, performance.now());
-          this.transport.forget(origin);
           if (viewCheck) void this.refreshView().catch(() => undefined);
           // A write that may have reached the host is sent again only under its key.
           if (!safe && !(e.kind === 'network' && e.notSent)) throw e;
@@ -439,10 +445,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export class Watch<S> implements AsyncIterable<WatchEvent<S>> {
   private readonly abort = new AbortController();
   private readonly source: AsyncGenerator<WatchEvent<S>>;
+  /** The host whose stream the watch reads now (it changes when one fails). */
+  host: string | undefined;
 
-  constructor(open: (since: string | undefined, signal: AbortSignal) => AsyncGenerator<WatchEvent<S>>, opts: WatchOptions) {
+  constructor(
+    open: (since: string | undefined, signal: AbortSignal, onHost: (origin: string) => void) => AsyncGenerator<WatchEvent<S>>,
+    opts: WatchOptions,
+  ) {
     opts.signal?.addEventListener('abort', () => this.abort.abort(), { once: true });
-    this.source = open(opts.since === undefined ? undefined : String(opts.since), this.abort.signal);
+    this.source = open(opts.since === undefined ? undefined : String(opts.since), this.abort.signal, (o) => (this.host = o));
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchEvent<S>> {

@@ -26,11 +26,13 @@ export class KryptonClientError extends Error {
   readonly host: string | undefined;
   /** For 'network': whether the request is known never to have reached the host (connection refused). */
   readonly notSent: boolean;
+  /** For 'network': a failure asking again cannot mend (the host's certificate is not trusted). */
+  readonly permanent: boolean;
 
   constructor(
     kind: ClientErrorKind,
     message: string,
-    opts: { status?: number; body?: XenonErrorBody; host?: string; notSent?: boolean; cause?: unknown } = {},
+    opts: { status?: number; body?: XenonErrorBody; host?: string; notSent?: boolean; permanent?: boolean; cause?: unknown } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KryptonClientError';
@@ -39,6 +41,7 @@ export class KryptonClientError extends Error {
     this.body = opts.body;
     this.host = opts.host;
     this.notSent = opts.notSent ?? false;
+    this.permanent = opts.permanent ?? false;
   }
 }
 

@@ -111,14 +111,6 @@ export class Transport {
     }
   }
 
-  /** Drops the connections to a host that failed, so the next request opens fresh ones. */
-  forget(origin: string): void {
-    const p = this.pools.get(origin);
-    if (!p) return;
-    this.pools.delete(origin);
-    void p.destroy().catch(() => undefined);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     const pools = [...this.pools.values()];
@@ -127,15 +119,23 @@ export class Transport {
   }
 }
 
+/** The host's certificate was not trusted: asking again cannot help, and nothing was sent. */
+function isTlsRefusal(code: string | undefined): boolean {
+  return code !== undefined && /CERT|SIGNATURE|ERR_TLS/.test(code);
+}
+
 function failure(origin: string, method: string, path: string, e: unknown, timedOut: boolean): KryptonClientError {
   if (e instanceof KryptonClientError) return e;
   const code = codeOf(e);
   if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new KryptonClientError('timeout', `${method} ${origin}${path}: no answer within the deadline`, { host: origin, cause: e });
   }
-  return new KryptonClientError('network', `${method} ${origin}${path}: ${code ?? (e as Error).message}`, {
+  const message = (e as Error).message;
+  const what = code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
+  return new KryptonClientError('network', `${method} ${origin}${path}: ${what}`, {
     host: origin,
-    notSent: code !== undefined && NOT_SENT.has(code),
+    notSent: (code !== undefined && NOT_SENT.has(code)) || isTlsRefusal(code),
+    permanent: isTlsRefusal(code),
     cause: e,
   });
 }

@@ -12,7 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isNotFound, KryptonClient, KryptonClientError, query } from '../../client/index.js';
+import { makeCerts } from '../support/certs.js';
 import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
+import { waitFor } from '../support/wait.js';
 
 interface Example {
   name?: string;
@@ -191,6 +193,64 @@ test('without a key, a write whose answer is lost is not sent again', async () =
   } finally {
     await client.close();
     await proxy.close();
+    await h.close();
+  }
+});
+
+test('over HTTPS with a CA file: the client verifies the hosts against it', async () => {
+  const certs = await makeCerts();
+  const h = await startHost({ port: -1, securePort: 0, keyFile: certs.hostKey, certificateFile: certs.hostCert, caFile: certs.caCert });
+  const trusting = await KryptonClient.connect({ hosts: [h.host.uri], caFile: certs.caCert });
+  const untrusting = new KryptonClient({ hosts: [h.host.uri], deadlineMs: 500 });
+  try {
+    assert.ok(h.host.uri.startsWith('https://'));
+    const d = await trusting.factory<Example>('/core/examples').create({ documentSelfLink: 'tls', name: 'over tls' });
+    assert.is(d.name, 'over tls');
+    assert.is(trusting.membership?.nodes[h.host.id]?.groupReference.startsWith('https://'), true);
+    const e = (await untrusting
+      .document('/core/examples/tls')
+      .get()
+      .catch((x: unknown) => x)) as KryptonClientError;
+    assert.instance(e, KryptonClientError);
+    assert.match(e.message, /certificate/i);
+  } finally {
+    await trusting.close();
+    await untrusting.close();
+    await h.close();
+    await certs.remove();
+  }
+});
+
+test('login: the token is kept, sent, and renewed before the session ends', async () => {
+  const h = await startHost({ isAuthorizationEnabled: true, adminUser: 'admin@localhost', adminPassword: 'changeme-123' });
+  const client = new KryptonClient({ hosts: [h.host.uri] });
+  try {
+    const examples = client.factory<Example>('/core/examples');
+    const guest = (await examples.create({ documentSelfLink: 'g', name: 'guest' }).catch((x: unknown) => x)) as KryptonClientError;
+    assert.is(guest.status, 403, 'without a login the guest is refused');
+    // The admin exists once the host has made it.
+    await waitFor('the admin user', () =>
+      client.login('admin@localhost', 'changeme-123', 2).then(
+        () => true,
+        () => false,
+      ),
+    );
+    const first = client.token;
+    assert.ok(first);
+    assert.is((await examples.create({ documentSelfLink: 'a', name: 'admin' })).name, 'admin');
+    // A 2 s session is renewed after 80% of it, at the next request.
+    await waitFor(
+      'the renewal',
+      async () => {
+        await examples.get('a');
+        return client.token !== first;
+      },
+      5000,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.is((await examples.get('a')).name, 'admin', 'still logged in after the first session ended');
+  } finally {
+    await client.close();
     await h.close();
   }
 });
