@@ -87,3 +87,18 @@ export function describeProperties(def: Pick<ServiceDefinition, 'bodySchema'>): 
 export function declaredType(def: Pick<ServiceDefinition, 'bodySchema'>, name: string): PropertyType | undefined {
   return describeProperties(def)[name]?.typeName;
 }
+
+/**
+ * The indexed names of the service's own text fields, what Xenon's OData `ALL_FIELDS` unfolds
+ * to: top-level strings (and enums), and the items of collections of strings (`tags.item`).
+ * Numbers, booleans, maps, nested objects and the common document fields are not among them.
+ */
+export function textFieldNames(def: Pick<ServiceDefinition, 'bodySchema'>): string[] {
+  const out: string[] = [];
+  for (const [name, d] of Object.entries(describeProperties(def))) {
+    if (name in COMMON) continue;
+    if (d.typeName === 'STRING' || d.typeName === 'ENUM') out.push(name);
+    else if (d.typeName === 'COLLECTION' && d.elementTypeName === 'STRING') out.push(`${name}.item`);
+  }
+  return out;
+}

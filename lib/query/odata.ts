@@ -169,7 +169,6 @@ function describe(tok: Token): string {
 function propertyName(raw: string): string {
   const name = raw.replaceAll('/', '.');
   if (name.includes('*')) fail(`$filter property name ${raw}: wildcards in property names are not supported`);
-  if (name === 'ALL_FIELDS') fail('$filter ALL_FIELDS is not supported: Krypton has no property descriptions to unfold it over');
   if (name.startsWith('.') || name.endsWith('.') || name.includes('..')) fail(`$filter property name ${raw} is malformed`);
   if (['and', 'or', 'not', ...VERBS].includes(name)) fail(`$filter expects a property name, not the operator '${name}'`);
   return name;
@@ -199,6 +198,35 @@ export function parseFilter(filter: string): FilterNode {
 }
 
 // ---- Translation to query clauses ----
+
+/** Xenon's name for "any of the service's text fields" in a `$filter`. */
+export const ALL_FIELDS = 'ALL_FIELDS';
+
+/**
+ * `ALL_FIELDS eq 'x'` as Xenon unfolds it: some one of the fields matches (`ne`: none does;
+ * `any`/`all`: some one field has any / all of the items). Only a factory knows its fields, and
+ * only a string compares against all of them.
+ */
+function unfoldAllFields(n: FilterNode, fields: readonly string[] | undefined): FilterNode {
+  switch (n.op) {
+    case 'and':
+    case 'or':
+      return { op: n.op, items: n.items.map((i) => unfoldAllFields(i, fields)) };
+    case 'not':
+      return { op: 'not', item: unfoldAllFields(n.item, fields) };
+    case 'cmp': {
+      if (n.name !== ALL_FIELDS) return n;
+      if (fields === undefined) fail(`$filter ${ALL_FIELDS} needs a factory's fields: it is not supported at /core/odata-queries`);
+      if (n.value.kind !== 'string' || n.verb === 'lt' || n.verb === 'le' || n.verb === 'gt' || n.verb === 'ge') {
+        fail(`$filter ${ALL_FIELDS} compares strings only, with eq, ne, any or all`);
+      }
+      if (fields.length === 0) fail(`$filter ${ALL_FIELDS}: this service has no text fields`);
+      const verb = n.verb === 'ne' ? 'eq' : n.verb;
+      const some: FilterNode = { op: 'or', items: fields.map((name) => ({ op: 'cmp', name, verb, value: n.value })) };
+      return n.verb === 'ne' ? { op: 'not', item: some } : some;
+    }
+  }
+}
 
 /**
  * A clause and whether it is negated: `neg` means "matches when `q` does not". Query tasks'
@@ -309,8 +337,8 @@ function collectionClause(name: string, verb: 'any' | 'all', v: ODataLiteral): T
  * factory's kind and prefix): the filter itself, and a match-all clause when it is negative and
  * nothing else would give the query a positive clause.
  */
-export function filterClauses(node: FilterNode, hasPositiveSibling: boolean): QueryJson[] {
-  const t = translate(node);
+export function filterClauses(node: FilterNode, hasPositiveSibling: boolean, allFields?: readonly string[]): QueryJson[] {
+  const t = translate(unfoldAllFields(node, allFields));
   if (!t.neg) return [withOccurance(t.q, 'MUST_OCCUR')];
   const negated = withOccurance(t.q, 'MUST_NOT_OCCUR');
   return hasPositiveSibling ? [negated] : [matchAllClause(), negated];
@@ -325,6 +353,8 @@ export interface ODataContext {
   target: ODataTarget;
   /** A property's type as the service declares it, for `$orderby` without `$orderbytype`. */
   propertyType?: (name: string) => PropertyType | undefined;
+  /** The indexed names `ALL_FIELDS` stands for (a factory's text fields); absent, it is refused. */
+  allFields?: readonly string[];
 }
 
 /** A page to return instead of a query: `$skipto`+`$nodeid`, or a factory's `path`+`peer`. */
@@ -449,7 +479,7 @@ export function parseOData(params: ReadonlyArray<readonly [string, string]>, ctx
     });
   }
   const filter = p.get('$filter');
-  if (filter !== undefined) clauses.push(...filterClauses(parseFilter(filter), clauses.length > 0));
+  if (filter !== undefined) clauses.push(...filterClauses(parseFilter(filter), clauses.length > 0, ctx.allFields));
   else if (!factory) fail('$filter is required');
 
   const options: string[] = [count ? 'COUNT' : 'EXPAND_CONTENT'];

@@ -10,7 +10,7 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { ReadScope } from '../../lib/authz.js';
-import { declaredType } from '../../lib/describe.js';
+import { declaredType, textFieldNames } from '../../lib/describe.js';
 import type { JsonObject } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { parseOData, type ODataNavigation, type ODataQuery } from '../../lib/query/odata.js';
@@ -88,6 +88,7 @@ export async function factoryOData(
   const req = parseOData(params, {
     target: { kind: 'factory', factoryLink, documentKind: svc.def.kind },
     propertyType: (name) => declaredType(svc.def, name),
+    allFields: textFieldNames(svc.def),
   });
   if (req.kind === 'navigate') {
     const page = (await navigate(d, req, scope)).results!;

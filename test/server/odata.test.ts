@@ -239,6 +239,17 @@ const CASES: Record<string, Case> = {
     },
     expect: (d) => d.tags.includes('t0') && d.tags.includes('five'),
   },
+  ALL_FIELDS: {
+    qs: "$filter=ALL_FIELDS eq 'five'",
+    spec: {
+      options: ['EXPAND_CONTENT'],
+      query: factoryQuery({
+        occurance: 'MUST_OCCUR',
+        booleanClauses: ['name', 'tags.item', 'id', 'required'].map((propertyName) => should({ propertyName, matchValue: 'five' })),
+      }),
+    },
+    expect: (d) => d.name === 'five' || d.tags.includes('five'),
+  },
   '$orderby, several keys': {
     qs: '$filter=counter lt 12&$orderby=name desc,counter asc',
     spec: {

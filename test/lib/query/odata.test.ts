@@ -134,6 +134,25 @@ test('any and all on collections: one clause per item, the field or its items', 
   ]);
 });
 
+test("ALL_FIELDS unfolds over the factory's text fields: some field matches, ne none does", () => {
+  const ctx: ODataContext = { ...factory, allFields: ['name', 'tags.item'] };
+  const clauses = (f: string) => query(`$filter=${encodeURIComponent(f)}`, ctx).querySpec.query.booleanClauses!.slice(2);
+  const either = {
+    occurance: 'MUST_OCCUR',
+    booleanClauses: [term('name', 'x', 'TERM', 'SHOULD_OCCUR'), term('tags.item', 'x', 'TERM', 'SHOULD_OCCUR')],
+  };
+  assert.equal(clauses("ALL_FIELDS eq 'x'"), [either]);
+  assert.equal(clauses("ALL_FIELDS ne 'x'"), [{ ...either, occurance: 'MUST_NOT_OCCUR' }]);
+  assert.is((clauses("ALL_FIELDS any 'x;y'")[0] as { booleanClauses: unknown[] }).booleanClauses.length, 2);
+  rejects('$filter=ALL_FIELDS%20gt%201', '$filter ALL_FIELDS compares strings only, with eq, ne, any or all', ctx);
+  rejects('$filter=ALL_FIELDS%20eq%201', '$filter ALL_FIELDS compares strings only, with eq, ne, any or all', ctx);
+  rejects(
+    "$filter=ALL_FIELDS%20eq%20'x'",
+    "$filter ALL_FIELDS needs a factory's fields: it is not supported at /core/odata-queries",
+    queries,
+  );
+});
+
 test('$orderby: several keys, asc by default, types from $orderbytype or the service', () => {
   const q = query('$orderby=counter desc,name,other asc&$orderbytype=LONG');
   assert.equal(q.querySpec.options, ['EXPAND_CONTENT', 'SORT']);
@@ -229,7 +248,7 @@ test('unsupported filter constructs are refused, each named', () => {
   bad('name eq null', '$filter null is not supported: a missing field cannot be matched');
   bad('tags any 3', "$filter tags any needs a quoted list of items separated by ';'");
   bad("tags all ';'", '$filter tags all has no items');
-  bad("ALL_FIELDS eq 'x'", /ALL_FIELDS is not supported/);
+  bad("ALL_FIELDS eq 'x'", /ALL_FIELDS needs a factory's fields/);
   bad("na*me eq 'x'", /wildcards in property names are not supported/);
   bad("name eq 'a' and b eq 'c' or d eq 'e'", /mixes 'and' and 'or' without parentheses/);
   bad("name eq 'a", /unterminated string/);
