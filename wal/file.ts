@@ -342,6 +342,8 @@ class MemoryFileState {
 
 interface Failures {
   sync?: Error | undefined;
+  /** The next datasync takes this long, as a slow or busy disk would. */
+  syncDelayMs?: number | undefined;
   append?: Error | undefined;
 }
 
@@ -425,6 +427,11 @@ export class MemoryDirectory implements LogDirectory {
     this.failures.sync = error;
   }
 
+  /** The next datasync on any file of this directory takes `ms` longer, then succeeds. */
+  delayNextSync(ms: number): void {
+    this.failures.syncDelayMs = ms;
+  }
+
   /** The next append on any file of this directory fails with `error` and writes nothing. */
   failNextAppend(error: Error): void {
     this.failures.append = error;
@@ -496,6 +503,9 @@ class MemoryFile implements LogFile {
     const failure = this.failures.sync;
     this.failures.sync = undefined;
     if (failure !== undefined) throw failure;
+    const delay = this.failures.syncDelayMs;
+    this.failures.syncDelayMs = undefined;
+    if (delay !== undefined) await new Promise((r) => setTimeout(r, delay));
     this.state.sync();
   }
 

@@ -3,7 +3,7 @@
  * implementation detail that can move between files without breaking callers.
  */
 
-export { WriteAheadLog, type WriteAheadLogOptions, type WriteAheadLogStats } from './log.js';
+export { WriteAheadLog, type DurableWrite, type WriteAheadLogOptions, type WriteAheadLogStats } from './log.js';
 export { diskDirectory, MemoryDirectory, readFully, type LogDirectory, type LogFile } from './file.js';
 export { encodeRecord, decodeFrame, FORMAT_VERSION, HEADER_BYTES, type DecodedFrame } from './record.js';
 export { segmentName, parseSegmentName, listSegments, type SegmentRef } from './segment.js';

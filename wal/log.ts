@@ -43,9 +43,21 @@ export interface WriteAheadLogStats {
   lastSeq: Seq;
 }
 
+/** One durable write, as told to the observer (the host's metrics and slow-fsync warning). */
+export interface DurableWrite {
+  records: number;
+  bytes: number;
+  /** How long the write and its sync took. */
+  seconds: number;
+  /** For each append call the write completed: seconds from the call to durable. */
+  appendSeconds: number[];
+}
+
 interface Waiting {
   frame: Buffer;
   record: LogRecord;
+  /** performance.now() at the call, on the last record of each call, when an observer listens. */
+  queuedAt?: number;
   resolve: (r: LogRecord) => void;
   reject: (e: Error) => void;
 }
@@ -73,6 +85,7 @@ export class WriteAheadLog {
   private totalBytes: number;
   private appends = 0;
   private syncs = 0;
+  private observer: ((w: DurableWrite) => void) | undefined;
 
   private constructor(
     private readonly dir: LogDirectory,
@@ -127,6 +140,11 @@ export class WriteAheadLog {
 
   stats(): WriteAheadLogStats {
     return { segments: this.segments.length, bytes: this.totalBytes, appends: this.appends, syncs: this.syncs, lastSeq: this.lastSeq };
+  }
+
+  /** Tells `fn` about every durable write from now on; it must not throw (it runs in the flusher). */
+  observe(fn: (w: DurableWrite) => void): void {
+    this.observer = fn;
   }
 
   /**
@@ -210,11 +228,20 @@ export class WriteAheadLog {
     const last = records.length - 1;
     for (let i = 0; i < last; i++) this.queue.push({ frame: frames[i]!, record: records[i]!, resolve: noop, reject });
     // Seq order is durability order: the last record durable means all are.
-    this.queue.push({ frame: frames[last]!, record: records[last]!, resolve: () => resolve(records), reject });
+    const tail: Waiting = { frame: frames[last]!, record: records[last]!, resolve: () => resolve(records), reject };
+    if (this.observer !== undefined) tail.queuedAt = performance.now();
+    this.queue.push(tail);
     if (!this.flushing) {
       this.flushing = true;
       void this.flushLoop();
     }
+  }
+
+  private tell(batch: readonly Waiting[], bytes: number, started: number): void {
+    const now = performance.now();
+    const appendSeconds: number[] = [];
+    for (const w of batch) if (w.queuedAt !== undefined) appendSeconds.push((now - w.queuedAt) / 1000);
+    this.observer!({ records: batch.length, bytes, seconds: (now - started) / 1000, appendSeconds });
   }
 
   /** Makes waiting appends durable, then closes. Later appends fail; closing twice is fine. */
@@ -243,7 +270,9 @@ export class WriteAheadLog {
         const frames = batch.map((w) => w.frame);
         const bytes = frames.reduce((n, f) => n + f.length, 0);
         const file = this.current!;
+        const started = this.observer === undefined ? 0 : performance.now();
         await file.appendDurable(frames);
+        if (this.observer !== undefined) this.tell(batch, bytes, started);
         this.syncs++;
         this.appends += batch.length;
         this.currentBytes += bytes;

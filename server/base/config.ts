@@ -10,6 +10,7 @@ import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 
 export type ClientAuthMode = 'NONE' | 'WANT' | 'NEED';
+export type LogFormat = 'auto' | 'pretty' | 'json';
 /** Printable ASCII without spaces: it travels in an HTTP header. */
 export const PEER_SECRET_SHAPE = new RegExp(`^[\\x21-\\x7e]{${limits.peerSecretCharsMin},}$`);
 
@@ -36,6 +37,10 @@ export interface Config {
   isPeerSynchronizationEnabled: boolean;
   /** pino level for stdout; the in-memory process log always keeps info and above. */
   logLevel: string;
+  /** stdout log lines: `pretty` (coloured, one readable line each), `json`, or `auto` (pretty on a terminal). */
+  logFormat: LogFormat;
+  /** A durable write of the log slower than this is logged as a warning with its duration. */
+  fsyncWarningThresholdMs: number;
   /** Shared secret that proves membership on peer endpoints (server/auth/peer-auth.ts). */
   peerSecret?: string;
   /** File holding the shared secret (first line); read at start. */
@@ -63,6 +68,8 @@ export const defaultConfig = (): Config => ({
   repairLog: false,
   isPeerSynchronizationEnabled: true,
   logLevel: 'info',
+  logFormat: 'auto',
+  fsyncWarningThresholdMs: 1000,
   isAuthorizationEnabled: false,
 });
 
@@ -88,6 +95,8 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   repairLog: { kind: 'bool', help: 'truncate the log at the first damaged record instead of refusing to start' },
   isPeerSynchronizationEnabled: { kind: 'bool', help: 'synchronize documents with peers after membership changes' },
   logLevel: { kind: 'string', help: 'stdout log level: trace, debug, info, warn, error, silent' },
+  logFormat: { kind: 'string', help: 'stdout log lines: auto (readable on a terminal, JSON otherwise), pretty, json' },
+  fsyncWarningThresholdMs: { kind: 'int', help: 'warn when one durable write of the log takes this long (default 1000)' },
   peerSecret: { kind: 'string', help: 'shared secret hosts of the group prove membership with (visible in ps: prefer --peerSecretFile)' },
   peerSecretFile: { kind: 'string', help: 'file whose first line is the shared peer secret' },
   isAuthorizationEnabled: { kind: 'bool', help: 'require a login token (POST /core/authn/basic) and a role for every request' },
@@ -238,6 +247,16 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
         .filter(Boolean);
       if (list.length === 0) throw bad('(expected one or more module files)');
       cfg.services = list.map((f) => path.resolve(f));
+      return true;
+    }
+    case 'logFormat':
+      if (value !== 'auto' && value !== 'pretty' && value !== 'json') throw bad('(expected auto, pretty or json)');
+      cfg.logFormat = value;
+      return true;
+    case 'fsyncWarningThresholdMs': {
+      const n = toInt(value);
+      if (n === undefined || n < 1) throw bad('(expected an integer >= 1)');
+      cfg.fsyncWarningThresholdMs = n;
       return true;
     }
     case 'logLevel':

@@ -34,6 +34,9 @@ import { statelessRoutes } from '../http/stateless.js';
 import { DocumentEndpoint } from '../http/document-endpoint.js';
 import { PeerEndpoints } from '../http/peer-endpoints.js';
 import { ServiceCounters, type UtilityDeps } from '../http/utility.js';
+import type { Metrics } from '../base/metrics.js';
+import type { Health } from '../http/health.js';
+import { countRequest, registerScraped, serveMetrics } from '../http/metrics.js';
 import type { LocalState } from './local.js';
 
 /** Everything a host runs besides its local state and its listeners. */
@@ -64,12 +67,20 @@ export interface HostControl {
   uri(): string;
 }
 
+/** What the host gives its parts to be operated: the metrics they update and its health. */
+export interface OpsParts {
+  metrics: Metrics;
+  health: Health;
+}
+
 /** Membership and owner routing: who is in the group, who owns a link, and the way to it. */
-async function buildRouting(config: Config, local: LocalState, clock: Clock, uri: string) {
+async function buildRouting(config: Config, local: LocalState, clock: Clock, uri: string, metrics: Metrics) {
   const { id, logger } = local;
   const peers = new PeerClient({ tls: local.tls?.client, memberHeaders: local.peerAuth.outgoingHeaders() });
   local.peerAuth.warnIfOpen(logger, config.peerNodes.length > 0);
-  const groups = new Groups({ selfId: id, publicUri: uri, dir: local.dir, peers, clock, logger, services: local.serviceProperties });
+  const onMemberChanges = (n: number) => metrics.membershipChanges.inc(n);
+  const services = local.serviceProperties;
+  const groups = new Groups({ selfId: id, publicUri: uri, dir: local.dir, peers, clock, logger, services, onMemberChanges });
   await groups.start({ membershipQuorum: config.membershipQuorum, peerNodes: config.peerNodes });
   const selectors = new Selectors(groups.default, clock);
   const forwarder = new Forwarder(peers);
@@ -98,6 +109,7 @@ function buildOwnerParts(
   selfUri: () => string,
   onLogFailure: (e: unknown) => void,
   net: Pick<HostParts, 'peers' | 'groups' | 'selectors'>,
+  metrics: Metrics,
 ) {
   const { id, logger, registry, index, promises } = local;
   const { peers, groups, selectors } = net;
@@ -116,7 +128,15 @@ function buildOwnerParts(
     cluster: ports,
     onLogFailure,
   });
-  const replicator = new Replicator({ selectors, peers, hostId: id, logger, operationTimeoutMicros, fencing: ports.fencing });
+  const replicator = new Replicator({
+    selectors,
+    peers,
+    hostId: id,
+    logger,
+    operationTimeoutMicros,
+    fencing: ports.fencing,
+    observer: metrics,
+  });
   const gather = new QueryGather({ index, clock, hostId: id, registry, selectors, peers });
   const queries = new QueryTasks({ index, clock, hostId: id, gather });
   const tasks = new TaskDriver({
@@ -174,11 +194,12 @@ export async function buildParts(
   clock: Clock,
   uri: string,
   onLogFailure: (e: unknown) => void,
+  ops: OpsParts,
 ): Promise<HostParts> {
   const { logger, registry, index, promises } = local;
   const operationTimeoutMicros = config.operationTimeoutMicros;
   const selfUri = () => uri;
-  const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri);
+  const { peers, groups, selectors, forwarder, routing } = await buildRouting(config, local, clock, uri, ops.metrics);
 
   const { store, changes, replicator, queries, tasks, hooks, synchronizer, effects } = buildOwnerParts(
     config,
@@ -186,11 +207,8 @@ export async function buildParts(
     clock,
     selfUri,
     onLogFailure,
-    {
-      peers,
-      groups,
-      selectors,
-    },
+    { peers, groups, selectors },
+    ops.metrics,
   );
   const watches = new Watches({ index, changes, peers, selfUri, logger, operationTimeoutMicros });
   const access = new AccessControl({
@@ -233,9 +251,14 @@ export function requestHandler(
   parts: HostParts,
   clock: Clock,
   host: HostControl,
+  ops: OpsParts,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { registry, logger, id, peerAuth } = local;
   const { store, routing, tasks, selectors, peers } = parts;
+  const { metrics, health } = ops;
+  registerScraped(metrics, { ...parts, wal: local.wal, index: local.index });
+  const selfOrigin = new URL(host.uri()).origin;
+  health.serving({ groups: parts.groups, selectors, peerCount: config.peerNodes.filter((p) => new URL(p).origin !== selfOrigin).length });
   const nowMicros = () => clock.nowMicros();
   const counters = new ServiceCounters(nowMicros);
   const utility: UtilityDeps = {
@@ -293,6 +316,9 @@ export function requestHandler(
   // The two busiest peer endpoints skip koa, so they check membership here; a non-member's
   // request goes on to koa, whose access middleware answers it 403.
   return (req, res) => {
+    countRequest(metrics, registry, req, res);
+    // Probes and scrapes need no token: they are answered before the access middleware.
+    if (health.handle(req, res) || serveMetrics(metrics, logger, req, res)) return;
     if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
     if (documentEndpoint?.handle(req, res)) return;
     void koa(req, res);

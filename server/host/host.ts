@@ -1,8 +1,8 @@
 /**
  * One Krypton host and its lifecycle. Start takes the sandbox lock, reads the local state back
- * (host/local.ts: the log replayed into the index before any port opens), listens, builds the
- * cluster parts and the request handler (host/cluster.ts) and only then lets the requests that
- * arrived meanwhile in. Stop tells the peers it leaves, stops accepting requests, lets accepted
+ * (host/local.ts), listening from just before the log is replayed into the index (probes are
+ * answered meanwhile, /readyz 503, other requests 503 STARTING), builds the cluster parts and the
+ * request handler (host/cluster.ts) and only then lets the requests that arrived meanwhile in. Stop tells the peers it leaves, stops accepting requests, lets accepted
  * writes finish, flushes and closes the log, and releases the sandbox lock. The maintenance timer (owner hooks, task
  * retries, query-task and document expiry) lives here.
  */
@@ -13,13 +13,17 @@ import path from 'node:path';
 import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import { KINDS, type JsonObject } from '../../lib/document.js';
+import { invariantError, KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { ServiceDefinition, StatelessServiceDefinition } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import { validateConfig, type Config } from '../base/config.js';
+import { Metrics } from '../base/metrics.js';
 import { Listeners } from '../net/listeners.js';
+import { toErrorResponse } from '../net/http-errors.js';
+import { Health } from '../http/health.js';
 import type { AdminBootstrap } from '../auth/authz-bootstrap.js';
 import type { DocumentStore } from '../documents/documents.js';
 import type { QueryTasks } from '../tasks/query-tasks.js';
@@ -64,6 +68,7 @@ export class Host {
     private readonly clock: Clock,
     private readonly startedMicros: number,
     readonly cluster: HostCluster,
+    private readonly ops: { metrics: Metrics; health: Health },
   ) {
     this.id = local.id;
     this.dir = local.dir;
@@ -115,37 +120,62 @@ export class Host {
   ): Promise<Host> {
     const clock = opts.clock ?? systemClock();
     const fromModules = await loadServiceModules(config.services ?? []);
-    const local = await openLocalState(config, dir, clock, [...(opts.services ?? []), ...fromModules]);
-    const { logger } = local;
-    const startedMicros = clock.nowMicros();
-
-    // Listen first: with --port=0 the group references need the port the OS picked. Requests
-    // that arrive before the handler exists wait in `early`.
+    const metrics = new Metrics();
+    const health = new Health();
+    // Requests that arrive before the handler exists: probes are answered at once, others get
+    // 503 while the log is replayed and wait in `early` for the few moments after it.
     let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+    let replayed = false;
     const early: Array<() => void> = [];
-    const listeners = await Listeners.open({
-      port: config.port,
-      securePort: config.securePort,
-      bindAddress: config.bindAddress,
-      tls: local.tls?.server,
-      handler: (req, res) => (handler ? handler(req, res) : early.push(() => handler!(req, res))),
+    let listeners: Listeners | undefined;
+    const local = await openLocalState(config, dir, clock, [...(opts.services ?? []), ...fromModules], async (tls) => {
+      // Listen before the replay: with --port=0 the group references need the port the OS picked,
+      // and probes see a recovering host instead of a refused connection.
+      listeners = await Listeners.open({
+        port: config.port,
+        securePort: config.securePort,
+        bindAddress: config.bindAddress,
+        tls: tls?.server,
+        handler: (req, res) => {
+          if (handler) return handler(req, res);
+          if (health.handle(req, res)) return;
+          if (!replayed) return answerStarting(res);
+          early.push(() => handler!(req, res));
+        },
+      });
+      opened.listeners = listeners;
     });
-    opened.listeners = listeners;
+    replayed = true;
+    const { logger } = local;
+    local.wal.observe(metrics.logObserver(logger, config.fsyncWarningThresholdMs));
+    const startedMicros = clock.nowMicros();
+    if (!listeners) throw invariantError('the listeners open before the log is replayed');
     const uri = config.publicUri ?? defaultUri(config.bindAddress, listeners);
 
     // The host exists only once its parts do; until then nothing can ask it for its state or to stop.
     let host: Host | undefined;
-    const parts = await buildParts(config, local, clock, uri, (e) => {
-      logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
-      void host?.stop();
-    });
-    handler = requestHandler(config, local, parts, clock, {
-      hostState: () => host!.hostState(),
-      stop: () => void host?.stop(),
-      uri: () => uri,
-    });
+    const ops = { metrics, health };
+    const parts = await buildParts(
+      config,
+      local,
+      clock,
+      uri,
+      (e) => {
+        logger.fatal({ err: e }, 'the write-ahead log failed; stopping the host');
+        void host?.stop();
+      },
+      ops,
+    );
+    handler = requestHandler(
+      config,
+      local,
+      parts,
+      clock,
+      { hostState: () => host!.hostState(), stop: () => void host?.stop(), uri: () => uri },
+      ops,
+    );
     const admin = adminBootstrap(config, local, parts, uri);
-    host = new Host(config, local, listeners, lock, clock, startedMicros, { ...parts, admin });
+    host = new Host(config, local, listeners, lock, clock, startedMicros, { ...parts, admin }, ops);
     for (const run of early.splice(0)) run();
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
@@ -230,6 +260,7 @@ export class Host {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.logger.info('stopping');
+      this.ops.health.stop();
       // Leaving changes the membership this host sees; a pass started by that change would take
       // links over (and log new epochs) on a host that is going away. No pass starts from here.
       const passesStopped = this.cluster.synchronizer.stop();
@@ -256,11 +287,26 @@ export class Host {
       await this.wal.close();
       await this.cluster.promises.close();
       await this.lock.release();
+      this.ops.metrics.stop();
       this.logger.info('stopped');
       this.resolveStopped();
     })();
     return this.stopping;
   }
+}
+
+/** A request that came while the log is replayed: 503, come back when /readyz says 200. */
+function answerStarting(res: ServerResponse): void {
+  const { status, body } = toErrorResponse(
+    new KryptonError('STARTING', 'the host is starting: its log is being recovered; GET /readyz answers 200 once it serves'),
+  );
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'retry-after': '1',
+  });
+  res.end(text);
 }
 
 /** http:// when plain HTTP is on (as Xenon), https:// otherwise. */

@@ -2,8 +2,8 @@
  * What one host has before it talks to anyone: its TLS material, its id (kept in the sandbox),
  * its logger, its services, and its durable state read back: the write-ahead log replayed into
  * the index (and the request ids of recent writes into the dedup window), then the replica
- * promises, then expired documents dropped. Nothing here listens or
- * opens a connection; host/cluster.ts builds the rest on top.
+ * promises, then expired documents dropped. Nothing here listens (the host opens its ports in
+ * the `beforeReplay` step) or opens a connection; host/cluster.ts builds the rest on top.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -49,17 +49,27 @@ export interface LocalState {
   serviceProperties: Record<string, string>;
 }
 
-/** Reads everything the sandbox `dir` holds; a bad key, certificate or log fails here, before any port opens. */
+/**
+ * Reads everything the sandbox `dir` holds; a bad key or certificate fails here, before any port
+ * opens. `beforeReplay` runs once TLS and the logger are ready and before the log is replayed:
+ * the host opens its ports there, so probes see it recovering (a bad log then closes them).
+ */
 export async function openLocalState(
   config: Config,
   dir: string,
   clock: Clock,
   services: readonly (ServiceDefinition<JsonObject> | StatelessServiceDefinition)[],
+  beforeReplay?: (tls: TlsMaterial | undefined, logger: Logger) => Promise<void>,
 ): Promise<LocalState> {
   const tls = await loadTls(config, clock.nowMicros() / 1000);
   const id = await loadOrCreateId(dir, config.id);
   const ring = new LogRing();
-  const logger = createLogger(config.logLevel, ring, { host: id, port: config.port >= 0 ? config.port : config.securePort });
+  const logger = createLogger(
+    config.logLevel,
+    ring,
+    { host: id, port: config.port >= 0 ? config.port : config.securePort },
+    config.logFormat,
+  );
   for (const w of tls?.warnings ?? []) logger.warn(w);
   const peerAuth = await PeerAuth.fromConfig(config);
 
@@ -75,6 +85,7 @@ export async function openLocalState(
     retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
   });
   const dedup = new DedupWindow();
+  await beforeReplay?.(tls, logger);
   const replayStarted = performance.now();
   const wal = await WriteAheadLog.open({
     dir: diskDirectory(path.join(dir, 'log')),

@@ -17,6 +17,7 @@ import type { ServiceRegistry } from '../../lib/service.js';
 import { readJsonBody } from '../net/body.js';
 import type { DocumentStore } from '../documents/documents.js';
 import { notAllowed, toErrorResponse } from '../net/http-errors.js';
+import { logFailure } from '../net/failures.js';
 import type { LogRing } from '../base/process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query-tasks.js';
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
@@ -92,7 +93,7 @@ function handleErrors(app: Koa, d: AppDeps): void {
       }
     } catch (e) {
       const { status, body, internal } = toErrorResponse(e);
-      if (internal) d.logger.error({ err: e, method: ctx.method, url: ctx.url }, 'request failed with an internal error');
+      logFailure(d.logger, e, { status, internal }, ctx);
       ctx.status = status;
       ctx.body = body;
     }

@@ -19,6 +19,7 @@ import { readJsonBody } from '../net/body.js';
 import { handleDocumentRequest, type DocumentAnswer, type DocumentRequestDeps } from './document-requests.js';
 import { invariantError } from '../../lib/errors.js';
 import { toErrorResponse } from '../net/http-errors.js';
+import { logFailure } from '../net/failures.js';
 import { HOP_HEADERS } from '../routing/routing.js';
 import { STREAM_SUFFIX, SUBSCRIPTIONS_SUFFIX } from '../watches/watches.js';
 import { utilityTarget } from './utility.js';
@@ -68,7 +69,7 @@ export class DocumentEndpoint {
         (answer) => this.answer(res, answer),
         (e: unknown) => {
           const { status, body, internal } = toErrorResponse(e);
-          if (internal) this.d.logger.error({ err: e, method: req.method, url }, 'request failed with an internal error');
+          logFailure(this.d.logger, e, { status, internal }, req);
           this.json(res, status, body);
         },
       )

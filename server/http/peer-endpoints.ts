@@ -26,6 +26,7 @@ import { handleForwarded, type DocumentAnswer, type DocumentRequestDeps } from '
 import type { DocumentStore } from '../documents/documents.js';
 import { FORWARDED_SUFFIX, decodeForwardBatch, encodeAnswer, type ForwardItem } from '../routing/forwarder.js';
 import { toErrorResponse } from '../net/http-errors.js';
+import { logFailure } from '../net/failures.js';
 import { REPLICATION_CONTENT_TYPE, decodeBatch, encodeResults } from '../replication/replicator.js';
 import type { Selectors } from '../membership/selectors.js';
 import { QUERY_PEER_PATH } from '../tasks/query-gather.js';
@@ -61,7 +62,7 @@ export class PeerEndpoints {
 
   private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
     const { status, body, internal } = toErrorResponse(e);
-    if (internal) this.d.logger.error({ err: e, method: req.method, url: req.url }, 'request failed with an internal error');
+    logFailure(this.d.logger, e, { status, internal }, req);
     if (res.headersSent) {
       // The stream of answers had begun: cutting it makes the sender fail what is unanswered.
       res.destroy();
@@ -122,7 +123,7 @@ export class PeerEndpoints {
       answer = await handleForwarded(this.d, item, parseBody(item.body));
     } catch (e) {
       const { status, body, internal } = toErrorResponse(e);
-      if (internal) this.d.logger.error({ err: e, method: item.method, url: item.url }, 'forwarded request failed with an internal error');
+      logFailure(this.d.logger, e, { status, internal }, item, 'forwarded request');
       return { status, text: JSON.stringify(body) };
     }
     if ('relayed' in answer) return { status: answer.relayed.status, text: answer.relayed.body.toString('utf8') };

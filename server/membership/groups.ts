@@ -43,6 +43,7 @@ import {
 import type { Clock } from '../base/clock.js';
 import { isPeerTimeout, type PeerClient } from '../net/peers.js';
 import { SnapshotFile } from './snapshot-file.js';
+import { logMemberChanges, memberChanges } from './member-changes.js';
 
 export interface GroupDeps {
   selfId: NodeId;
@@ -53,6 +54,8 @@ export interface GroupDeps {
   logger: Logger;
   /** Fingerprints of this host's user services (lib/service-fingerprint.ts): members must share them. */
   services?: Record<string, string>;
+  /** Told how many member changes each step made (the host's metrics). */
+  onMemberChanges?: (count: number) => void;
 }
 
 export class GroupRuntime {
@@ -191,6 +194,11 @@ export class GroupRuntime {
     const before = this.state.group.nodes;
     const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
     this.state = state;
+    const changes = memberChanges(before, state.group.nodes);
+    if (changes.length) {
+      logMemberChanges(this.d.logger, this.link, changes, input.type);
+      this.d.onMemberChanges?.(changes.length);
+    }
     this.abandonWrittenOff(before);
     const out: RunEffect[] = [...effects];
     const waits: Promise<void>[] = [];

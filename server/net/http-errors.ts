@@ -29,6 +29,7 @@ const STATUS: Record<ErrorCode, number> = {
   PEER_UNAVAILABLE: 503,
   SHUTTING_DOWN: 503,
   SERVICES_DIFFER: 409,
+  STARTING: 503,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   // The command-line codes: a host that got this far has no such problem, so one reaching a client is a bug.

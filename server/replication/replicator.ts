@@ -1,9 +1,8 @@
 /**
- * Log shipping from an owner to its replicas (Krypton's way): each update's record
- * goes to the peers its selector names, over one ordered channel per peer. A channel keeps at
- * most one request in flight and packs every record that queued up meanwhile into the next one
- * (a msgpack batch), so per-link order holds on every replica and busy periods cost few
- * requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
+ * Log shipping from an owner to its replicas (Krypton's way): each update's record goes to the
+ * peers its selector names, over one ordered channel per peer. A channel keeps at most one
+ * request in flight and packs every record that queued up meanwhile into the next one (a msgpack
+ * batch), so per-link order holds on every replica and busy periods cost few requests. A record is encoded once (the log's record body, wal/record.ts), whatever the number
  * of replicas, and the owner's and every replica's log frame is built around those same bytes;
  * a batch is a msgpack sequence: a header `{from, count}` then the record bodies. The replica
  * answers a msgpack list of one result per record (peer-endpoints.ts), each `{ok: true}` or
@@ -33,6 +32,7 @@ import { statusOf } from '../net/http-errors.js';
 import type { PeerClient } from '../net/peers.js';
 import { originOf } from '../routing/routing.js';
 import type { Selectors } from '../membership/selectors.js';
+import type { ReplicationObserver } from '../base/metrics.js';
 
 export const REPLICATION_CONTENT_TYPE = 'application/x-msgpack';
 const packr = new Packr({ useRecords: false });
@@ -153,6 +153,7 @@ export interface ReplicationStats {
 class PeerChannel {
   private readonly queue: Queued[] = [];
   private pumping = false;
+  private inFlight = 0;
 
   constructor(
     private readonly url: string,
@@ -160,7 +161,11 @@ class PeerChannel {
     private readonly peers: PeerClient,
     private readonly timeoutMs: number,
     private readonly stats: ReplicationStats,
+    private readonly observer?: ReplicationObserver,
   ) {}
+  get behind(): number {
+    return this.queue.length + this.inFlight;
+  }
 
   send(bytes: Buffer): Promise<ReplicaResult> {
     if (this.queue.length >= limits.replicationQueueRecordsMax) {
@@ -189,6 +194,8 @@ class PeerChannel {
         const batch = this.queue.splice(0, count);
         this.stats.batches++;
         this.stats.records += count;
+        const started = performance.now();
+        this.inFlight = count;
         let results: ReplicaResult[];
         try {
           const r = await this.peers.request(this.url, {
@@ -209,6 +216,8 @@ class PeerChannel {
         } catch (e) {
           results = batch.map(() => ({ ok: false, code: 'PEER_UNAVAILABLE', message: (e as Error).message }));
         }
+        this.inFlight = 0;
+        this.observer?.batchSent(this.url, count, (performance.now() - started) / 1000, results);
         for (const [i, q] of batch.entries()) q.resolve(results[i]!);
       }
     } finally {
@@ -250,8 +259,13 @@ export class Replicator {
       operationTimeoutMicros: number;
       /** Told when a replica refused a record for its epoch (it promised a later one to another owner). */
       fencing: Pick<EpochFencePort, 'staleEpoch'>;
+      observer?: ReplicationObserver;
     },
   ) {}
+  /** Records queued or in flight per replica: how far each is behind this owner (the metrics' lag). */
+  behind(): { url: string; records: number }[] {
+    return [...this.channels].map(([url, c]) => ({ url, records: c.behind }));
+  }
 
   /**
    * Who holds `link` under `selectorLink`: every PEER member, or the N closest for a factor N.
@@ -289,6 +303,7 @@ export class Replicator {
         this.d.peers,
         msFromMicros(this.d.operationTimeoutMicros / limits.replicationTimeoutDivisor),
         this.stats,
+        this.d.observer,
       );
       this.channels.set(url, c);
     }
