@@ -37,6 +37,7 @@ import { ServiceCounters, type UtilityDeps } from '../http/utility.js';
 import type { Metrics } from '../base/metrics.js';
 import type { Health } from '../http/health.js';
 import { countRequest, registerScraped, serveMetrics } from '../http/metrics.js';
+import { Dashboard } from '../http/ui.js';
 import type { LocalState } from './local.js';
 
 /** Everything a host runs besides its local state and its listeners. */
@@ -257,6 +258,7 @@ export function requestHandler(
   const { store, routing, tasks, selectors, peers } = parts;
   const { metrics, health } = ops;
   registerScraped(metrics, { ...parts, wal: local.wal, index: local.index });
+  const dashboard = new Dashboard();
   const selfOrigin = new URL(host.uri()).origin;
   health.serving({ groups: parts.groups, selectors, peerCount: config.peerNodes.filter((p) => new URL(p).origin !== selfOrigin).length });
   const nowMicros = () => clock.nowMicros();
@@ -317,8 +319,8 @@ export function requestHandler(
   // request goes on to koa, whose access middleware answers it 403.
   return (req, res) => {
     countRequest(metrics, registry, req, res);
-    // Probes and scrapes need no token: they are answered before the access middleware.
-    if (health.handle(req, res) || serveMetrics(metrics, logger, req, res)) return;
+    // Probes, scrapes and the dashboard's static files need no token: answered before the access middleware.
+    if (health.handle(req, res) || serveMetrics(metrics, logger, req, res) || dashboard.handle(req, res)) return;
     if ((!peerAuth.enforced || peerAuth.isMember(req)) && peerEndpoints.handle(req, res)) return;
     if (documentEndpoint?.handle(req, res)) return;
     void koa(req, res);

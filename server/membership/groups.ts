@@ -43,7 +43,7 @@ import {
 import type { Clock } from '../base/clock.js';
 import { isPeerTimeout, type PeerClient } from '../net/peers.js';
 import { SnapshotFile } from './snapshot-file.js';
-import { logMemberChanges, memberChanges } from './member-changes.js';
+import { memberChanges, noteMemberChanges } from './member-changes.js';
 
 export interface GroupDeps {
   selfId: NodeId;
@@ -194,11 +194,7 @@ export class GroupRuntime {
     const before = this.state.group.nodes;
     const { state, effects } = step(this.state, input, { nowMicros: this.d.clock.nowMicros(), random: Math.random });
     this.state = state;
-    const changes = memberChanges(before, state.group.nodes);
-    if (changes.length) {
-      logMemberChanges(this.d.logger, this.link, changes, input.type);
-      this.d.onMemberChanges?.(changes.length);
-    }
+    noteMemberChanges(this.d, this.link, memberChanges(before, state.group.nodes), input.type);
     this.abandonWrittenOff(before);
     const out: RunEffect[] = [...effects];
     const waits: Promise<void>[] = [];

@@ -35,3 +35,15 @@ export function logMemberChanges(logger: Logger, group: string, changes: readonl
     logger.info({ group, member: c.id, from: c.from, to: c.to, cause }, `membership: ${c.id} ${what}`);
   }
 }
+
+/** Logs each change once and tells the counter how many there were. */
+export function noteMemberChanges(
+  d: { logger: Logger; onMemberChanges?: (count: number) => void },
+  group: string,
+  changes: readonly MemberChange[],
+  cause: string,
+): void {
+  if (changes.length === 0) return;
+  logMemberChanges(d.logger, group, changes, cause);
+  d.onMemberChanges?.(changes.length);
+}
