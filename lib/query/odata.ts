@@ -15,6 +15,7 @@
  * - A quoted `''` is one quote, as OData says (Xenon drops every quote).
  * - `$skip` is supported (Xenon refuses it and points at `$skipto`), as the query's `offset`.
  * - `$orderby` takes several keys, each `asc` (the default) or `desc`.
+ * - The string functions `startswith`, `endswith`, `contains` and `substringof` are Krypton's.
  */
 
 import { KryptonError } from '../errors.js';
@@ -33,7 +34,16 @@ export type ODataLiteral =
 export type FilterNode =
   | { op: 'and' | 'or'; items: FilterNode[] }
   | { op: 'not'; item: FilterNode }
-  | { op: 'cmp'; name: string; verb: ODataVerb; value: ODataLiteral };
+  | { op: 'cmp'; name: string; verb: ODataVerb; value: ODataLiteral }
+  | { op: 'text'; fn: TextFunction; name: string; value: string };
+
+/**
+ * OData's string functions Krypton takes (Krypton's: Xenon's parser has no functions), each a
+ * pattern on one field: `startswith(name,'ab')`, `endswith(name,'ab')`, `contains(name,'ab')`
+ * and OData v2's `substringof('ab',name)`, case-sensitive like every term.
+ */
+export type TextFunction = 'startswith' | 'endswith' | 'contains';
+const TEXT_FUNCTIONS: readonly string[] = ['startswith', 'endswith', 'contains', 'substringof'];
 
 const VERBS: readonly string[] = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'any', 'all'];
 /** Operators OData defines that Krypton (like Xenon) does not. */
@@ -146,8 +156,7 @@ class FilterParser {
     const nameTok = this.tokens[this.pos++]!;
     if (nameTok.t !== 'word') fail(`$filter expects a property name at ${nameTok.at}, not ${describe(nameTok)}`);
     const next = this.peek();
-    if (next !== undefined && next.t === '(')
-      fail(`$filter function ${nameTok.text}() is not supported (Xenon's OData has no functions; use eq 'prefix*' for a wildcard)`);
+    if (next !== undefined && next.t === '(') return this.textFunction(nameTok);
     const name = propertyName(nameTok.text);
     const verbTok = this.tokens[this.pos++];
     if (verbTok === undefined) fail(`$filter ends after the property name ${nameTok.text}`);
@@ -158,6 +167,48 @@ class FilterParser {
     const valueTok = this.tokens[this.pos++];
     if (valueTok === undefined) fail(`$filter ends after ${nameTok.text} ${verb}`);
     return { op: 'cmp', name, verb, value: literal(valueTok) };
+  }
+
+  /** `startswith(name,'ab')` and the others, optionally compared `eq true` / `eq false` (`ne` alike). */
+  textFunction(nameTok: Token & { t: 'word' }): FilterNode {
+    const fn = nameTok.text;
+    if (!TEXT_FUNCTIONS.includes(fn)) {
+      fail(`$filter function ${fn}() is not supported (the functions are ${TEXT_FUNCTIONS.map((f) => `${f}()`).join(', ')})`);
+    }
+    this.pos++; // (
+    const args: Token[] = [];
+    for (;;) {
+      const tok = this.tokens[this.pos++];
+      if (tok === undefined) fail(`$filter ${fn}( is not closed`);
+      if (tok.t === '(' || tok.t === ')' || tok.t === ',') fail(`$filter ${fn}() has unexpected '${tok.t}' at ${tok.at}`);
+      args.push(tok);
+      const sep = this.tokens[this.pos++];
+      if (sep === undefined) fail(`$filter ${fn}( is not closed`);
+      if (sep.t === ')') break;
+      if (sep.t !== ',') fail(`$filter ${fn}() expects ',' or ')' at ${sep.at}`);
+    }
+    if (args.length !== 2) fail(`$filter ${fn}() takes two arguments, a property name and a quoted string`);
+    // substringof is OData v2's contains, with its arguments the other way round.
+    const [field, text] = fn === 'substringof' ? [args[1]!, args[0]!] : [args[0]!, args[1]!];
+    if (field.t !== 'word') fail(`$filter ${fn}() needs a property name, not ${describe(field)}`);
+    if (text.t !== 'string') fail(`$filter ${fn}() needs a quoted string, not ${describe(text)}`);
+    if (text.text === '') fail(`$filter ${fn}() needs a non-empty string`);
+    const node: FilterNode = {
+      op: 'text',
+      fn: fn === 'substringof' ? 'contains' : (fn as TextFunction),
+      name: propertyName(field.text),
+      value: text.text,
+    };
+    // `startswith(name,'a') eq true`, as OData v2 clients write it.
+    const verb = this.peek();
+    if (verb?.t === 'word' && (verb.text === 'eq' || verb.text === 'ne')) {
+      this.pos++;
+      const b = this.tokens[this.pos++];
+      if (b === undefined || b.t !== 'word' || (b.text !== 'true' && b.text !== 'false'))
+        fail(`$filter ${fn}() compares with true or false only`);
+      return (b.text === 'true') === (verb.text === 'eq') ? node : { op: 'not', item: node };
+    }
+    return node;
   }
 }
 
@@ -214,6 +265,9 @@ function unfoldAllFields(n: FilterNode, fields: readonly string[] | undefined): 
       return { op: n.op, items: n.items.map((i) => unfoldAllFields(i, fields)) };
     case 'not':
       return { op: 'not', item: unfoldAllFields(n.item, fields) };
+    case 'text':
+      if (n.name === ALL_FIELDS) fail(`$filter ${n.fn}() on ${ALL_FIELDS} is not supported`);
+      return n;
     case 'cmp': {
       if (n.name !== ALL_FIELDS) return n;
       if (fields === undefined) fail(`$filter ${ALL_FIELDS} needs a factory's fields: it is not supported at /core/odata-queries`);
@@ -255,6 +309,8 @@ function translate(n: FilterNode): Translated {
     }
     case 'cmp':
       return comparisonClause(n.name, n.verb, n.value);
+    case 'text':
+      return { q: { occurance: 'MUST_OCCUR', term: textTerm(n.fn, n.name, n.value) }, neg: false };
     case 'and': {
       const parts = n.items.map(translate);
       // not a and not b = not (a or b)
@@ -287,6 +343,13 @@ function comparisonClause(name: string, verb: ODataVerb, v: ODataLiteral): Trans
   if (verb !== 'eq') fail(`$filter ${name} ${verb} needs a number: strings and booleans compare with eq and ne only`);
   const text = v.kind === 'boolean' ? String(v.value) : v.value;
   return { q: { occurance: 'MUST_OCCUR', term: valueTerm(name, text) }, neg: false };
+}
+
+/** A string function as a term: PREFIX, or a WILDCARD pattern with the text's own `*`, `?` and `\` escaped. */
+function textTerm(fn: TextFunction, name: string, text: string): QueryTermJson {
+  if (fn === 'startswith') return { propertyName: name, matchValue: text, matchType: 'PREFIX' };
+  const literal = text.replace(/[*?\\]/g, (c) => `\\${c}`);
+  return { propertyName: name, matchValue: fn === 'endswith' ? `*${literal}` : `*${literal}*`, matchType: 'WILDCARD' };
 }
 
 /** Xenon's rule: a value with `*` is a WILDCARD pattern, any other a TERM. */

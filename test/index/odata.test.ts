@@ -11,7 +11,7 @@ import { doc, rec } from './support.js';
 /**
  * Random `$filter` expressions against a model: every filter the translation accepts, run on the
  * index as a query task's querySpec, selects exactly the documents a direct evaluation of the
- * expression selects (negations, De Morgan and `any`/`all` included).
+ * expression selects (negations, De Morgan, `any`/`all` and the string functions included).
  */
 
 interface Fields {
@@ -21,7 +21,7 @@ interface Fields {
   flag?: boolean;
 }
 
-const NAMES = ['a', 'b', "o'q", 'a b'];
+const NAMES = ['a', 'b', "o'q", 'a b', 'x*y'];
 const TAGS = ['x', 'y', 'z'];
 
 const DOCS: { link: string; f: Fields }[] = Array.from({ length: 48 }, (_, i) => {
@@ -42,9 +42,15 @@ type Node =
   | { op: 'str'; field: 'name'; verb: 'eq' | 'ne'; value: string }
   | { op: 'num'; verb: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'; value: number }
   | { op: 'bool'; verb: 'eq' | 'ne'; value: boolean }
-  | { op: 'coll'; field: 'tags' | 'name'; verb: 'any' | 'all'; items: string[] };
+  | { op: 'coll'; field: 'tags' | 'name'; verb: 'any' | 'all'; items: string[] }
+  | { op: 'text'; fn: 'startswith' | 'endswith' | 'contains' | 'substringof'; value: string };
 
 const leaf: fc.Arbitrary<Node> = fc.oneof(
+  fc.record({
+    op: fc.constant('text' as const),
+    fn: fc.constantFrom('startswith' as const, 'endswith' as const, 'contains' as const, 'substringof' as const),
+    value: fc.constantFrom('a', 'b', "o'", "'q", ' b', 'z', '*', 'a b'),
+  }),
   fc.record({
     op: fc.constant('str' as const),
     field: fc.constant('name' as const),
@@ -93,6 +99,8 @@ function render(n: Node): string {
       return `flag ${n.verb} ${n.value}`;
     case 'coll':
       return `${n.field} ${n.verb} ${quote(n.items.join(';'))}`;
+    case 'text':
+      return n.fn === 'substringof' ? `substringof(${quote(n.value)},name)` : `${n.fn}(name,${quote(n.value)})`;
   }
 }
 
@@ -118,6 +126,11 @@ function holds(n: Node, f: Fields): boolean {
     case 'coll': {
       const values = n.field === 'tags' ? (f.tags ?? []) : f.name === undefined ? [] : [f.name];
       return n.verb === 'any' ? n.items.some((i) => values.includes(i)) : n.items.every((i) => values.includes(i));
+    }
+    case 'text': {
+      const v = f.name;
+      if (v === undefined) return false;
+      return n.fn === 'startswith' ? v.startsWith(n.value) : n.fn === 'endswith' ? v.endsWith(n.value) : v.includes(n.value);
     }
   }
 }

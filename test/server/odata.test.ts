@@ -250,6 +250,29 @@ const CASES: Record<string, Case> = {
     },
     expect: (d) => d.name === 'five' || d.tags.includes('five'),
   },
+  startswith: {
+    qs: "$filter=startswith(name,'ga')",
+    spec: { options: ['EXPAND_CONTENT'], query: factoryQuery(must({ propertyName: 'name', matchValue: 'ga', matchType: 'PREFIX' })) },
+    expect: (d) => d.name.startsWith('ga'),
+  },
+  endswith: {
+    qs: "$filter=endswith(name,'ta')",
+    spec: { options: ['EXPAND_CONTENT'], query: factoryQuery(must({ propertyName: 'name', matchValue: '*ta', matchType: 'WILDCARD' })) },
+    expect: (d) => d.name.endsWith('ta'),
+  },
+  contains: {
+    qs: "$filter=contains(name,'mm')",
+    spec: { options: ['EXPAND_CONTENT'], query: factoryQuery(must({ propertyName: 'name', matchValue: '*mm*', matchType: 'WILDCARD' })) },
+    expect: (d) => d.name.includes('mm'),
+  },
+  'substringof eq false': {
+    qs: "$filter=substringof('et',name) eq false",
+    spec: {
+      options: ['EXPAND_CONTENT'],
+      query: factoryQuery(mustNot({ propertyName: 'name', matchValue: '*et*', matchType: 'WILDCARD' })),
+    },
+    expect: (d) => !d.name.includes('et'),
+  },
   '$orderby, several keys': {
     qs: '$filter=counter lt 12&$orderby=name desc,counter asc',
     spec: {
@@ -435,7 +458,7 @@ t('/core/odata-queries answers the direct QueryTask, over every factory, and $sk
 
 t('every unsupported parameter or construct is a 400 naming it, never an unfiltered 200', async ({ h }) => {
   const bad: [string, RegExp][] = [
-    ['$filter=startswith(name,%27a%27)', /startswith\(\) is not supported/],
+    ['$filter=tolower(name)%20eq%20%27a%27', /tolower\(\) is not supported/],
     ['$filter=counter%20add%201%20eq%202', /operator add is not supported/],
     ["$filter=name%20lt%20'b'", /needs a number/],
     ['$filter=name%20eq%20null', /null is not supported/],

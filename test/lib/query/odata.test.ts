@@ -118,6 +118,15 @@ test('and, or, parentheses and De Morgan for all-negative groups', () => {
   assert.is(grouped[0]!.booleanClauses[0]!.booleanClauses!.length, 2);
 });
 
+test('string functions: startswith is a PREFIX, endswith and contains escaped WILDCARD patterns', () => {
+  assert.equal(filterOf("$filter=startswith(name,'ab')"), [term('name', 'ab', 'PREFIX')]);
+  assert.equal(filterOf("$filter=endswith(name,'a*?b')"), [term('name', '*a\\*\\?b', 'WILDCARD')]);
+  assert.equal(filterOf("$filter=contains(keyValues/k,'x')"), [term('keyValues.k', '*x*', 'WILDCARD')]);
+  assert.equal(filterOf("$filter=substringof('x',name) eq true"), [term('name', '*x*', 'WILDCARD')]);
+  assert.equal(filterOf("$filter=startswith(name,'a') eq false"), [term('name', 'a', 'PREFIX', 'MUST_NOT_OCCUR')]);
+  assert.equal(filterOf("$filter=startswith(name,'a') ne false"), [term('name', 'a', 'PREFIX')]);
+});
+
 test('any and all on collections: one clause per item, the field or its items', () => {
   const item = (v: string, occurance: string) => ({
     occurance,
@@ -236,8 +245,17 @@ test('unsupported parameters and combinations are refused, each named', () => {
 
 test('unsupported filter constructs are refused, each named', () => {
   const bad = (f: string, m: string | RegExp) => rejects(`$filter=${encodeURIComponent(f)}`, m);
-  bad("startswith(name,'a')", /function startswith\(\) is not supported/);
-  bad("substringof('a',name)", /function substringof\(\) is not supported/);
+  bad(
+    "tolower(name) eq 'a'",
+    /function tolower\(\) is not supported \(the functions are startswith\(\), endswith\(\), contains\(\), substringof\(\)\)/,
+  );
+  bad("startswith(name 'a')", "$filter startswith() expects ',' or ')' at 16");
+  bad("startswith(name,'a'", '$filter startswith( is not closed');
+  bad("startswith(name,'a','b')", '$filter startswith() takes two arguments, a property name and a quoted string');
+  bad('startswith(name,3)', "$filter startswith() needs a quoted string, not '3'");
+  bad("startswith('a',name)", '$filter startswith() needs a property name, not a string');
+  bad("startswith(name,'')", '$filter startswith() needs a non-empty string');
+  bad("startswith(name,'a') eq 1", '$filter startswith() compares with true or false only');
   bad('counter add 1 eq 2', '$filter operator add is not supported');
   bad('counter mod 2 eq 0', '$filter operator mod is not supported');
   bad("name in ('a','b')", '$filter operator in is not supported');
