@@ -79,6 +79,18 @@ export const limits = {
   queryExpectedResultPollMicros: 250_000,
   /** Longest a task waits for expectedResultCount matches (its own expiration may end it sooner); then 408, or FAILED. */
   queryExpectedResultWaitMaxMicros: 600_000_000,
+  /** Continuous query tasks one host runs at once. */
+  continuousQueryTasksMax: 1000,
+  /** Notifications a continuous query task keeps for streams resuming with Last-Event-ID. */
+  continuousQueryEventsKept: 10_000,
+  /** Callback subscribers (and, separately, event streams) of one continuous query task. */
+  continuousQuerySubscribersMax: 100,
+  /** Notifications queued for one callback subscriber before it is dropped as too slow. */
+  continuousQueryQueueMax: 10_000,
+  /** Tries of one notification to a callback before the subscriber is dropped. */
+  continuousQueryDeliveryTriesMax: 3,
+  /** Deadline of one notification to a callback. */
+  continuousQueryDeliveryTimeoutMicros: 10_000_000,
   /** Characters of a page link's token (the query, its time and offset, compressed); a larger query cannot be paged. */
   queryPageTokenCharsMax: 8192,
   /** Links whose request counters (`<link>/stats`) a host keeps at once; the oldest is dropped past this. */

@@ -77,6 +77,8 @@ export const SUPPORTED_QUERY_OPTIONS = [
   'SELECT_LINKS',
   'EXPAND_LINKS',
   'EXPAND_SELECTED_FIELDS',
+  'CONTINUOUS',
+  'CONTINUOUS_STOP_MATCH',
 ] as const satisfies readonly XenonQueryOption[];
 
 /**
@@ -214,6 +216,10 @@ export interface QueryPlan {
   expandLinks: boolean;
   /** EXPAND_SELECTED_FIELDS: `documents` holds only these top-level fields. */
   selectFields: readonly string[] | undefined;
+  /** CONTINUOUS (or CONTINUOUS_STOP_MATCH): later matches are delivered to the task's subscribers. */
+  continuous: boolean;
+  /** CONTINUOUS_STOP_MATCH: a document that stops matching is delivered too. */
+  stopMatch: boolean;
   /** The task waits until at least this many documents match (or it expires). */
   expectedResultCount: number | undefined;
   /** The extra fields as given, normalized, for the echo. */
@@ -388,7 +394,10 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
   };
 }
 
-type Extras = Pick<QueryPlan, 'groupBy' | 'selectLinks' | 'expandLinks' | 'selectFields' | 'expectedResultCount' | 'extrasJson'>;
+type Extras = Pick<
+  QueryPlan,
+  'groupBy' | 'selectLinks' | 'expandLinks' | 'selectFields' | 'expectedResultCount' | 'extrasJson' | 'continuous' | 'stopMatch'
+>;
 
 const NUMERIC_TYPES: readonly PropertyType[] = ['LONG', 'DOUBLE', 'DATE'];
 
@@ -446,7 +455,21 @@ function parseExtras(raw: Obj, has: (o: QueryOptionName) => boolean, sorted: boo
     if (typeof e !== 'number' || !Number.isSafeInteger(e) || e < 0) fail('querySpec.expectedResultCount must be a non-negative integer');
     expectedResultCount = json.expectedResultCount = e;
   }
-  return { groupBy, selectLinks, expandLinks: has('EXPAND_LINKS'), selectFields, expectedResultCount, extrasJson: json };
+  const continuous = has('CONTINUOUS') || has('CONTINUOUS_STOP_MATCH');
+  if (continuous) {
+    for (const o of ['COUNT', 'GROUP_BY', 'TIME_SNAPSHOT'] as const) if (has(o)) fail(`CONTINUOUS is not compatible with ${o}`);
+    if (expectedResultCount !== undefined) fail('CONTINUOUS is not compatible with expectedResultCount');
+  }
+  return {
+    groupBy,
+    selectLinks,
+    expandLinks: has('EXPAND_LINKS'),
+    selectFields,
+    expectedResultCount,
+    extrasJson: json,
+    continuous,
+    stopMatch: has('CONTINUOUS_STOP_MATCH'),
+  };
 }
 
 /** linkTerms and selectTerms: a non-empty list of top-level property names. */

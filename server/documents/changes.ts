@@ -19,10 +19,18 @@ function factoryOf(link: Link): Link {
 export class ChangeFeed {
   private readonly byLink = new Map<Link, Set<ChangeListener>>();
   private readonly byFactory = new Map<Link, Set<ChangeListener>>();
+  /** Listeners to every link (continuous queries, whose matches may be anywhere). */
+  private readonly all = new Set<ChangeListener>();
 
   /** Listens to one document. Returns the function that stops listening. */
   onLink(link: Link, fn: ChangeListener): () => void {
     return add(this.byLink, link, fn);
+  }
+
+  /** Listens to every link. Returns the function that stops listening. */
+  onAny(fn: ChangeListener): () => void {
+    this.all.add(fn);
+    return () => this.all.delete(fn);
   }
 
   /** Listens to every child of a factory. */
@@ -34,22 +42,23 @@ export class ChangeFeed {
     let n = 0;
     for (const s of this.byLink.values()) n += s.size;
     for (const s of this.byFactory.values()) n += s.size;
-    return n;
+    return n + this.all.size;
   }
 
   updated(doc: ServiceDocument): void {
-    if (this.byLink.size === 0 && this.byFactory.size === 0) return;
+    if (this.byLink.size === 0 && this.byFactory.size === 0 && this.all.size === 0) return;
     this.emit(doc.documentSelfLink, { type: 'update', doc });
   }
 
   expired(link: Link): void {
-    if (this.byLink.size === 0 && this.byFactory.size === 0) return;
+    if (this.byLink.size === 0 && this.byFactory.size === 0 && this.all.size === 0) return;
     this.emit(link, { type: 'expired', link });
   }
 
   private emit(link: Link, c: Change): void {
     for (const fn of this.byLink.get(link) ?? []) fn(c);
     for (const fn of this.byFactory.get(factoryOf(link)) ?? []) fn(c);
+    for (const fn of this.all) fn(c);
   }
 }
 

@@ -22,6 +22,7 @@ import { OwnerRouting } from '../routing/routing.js';
 import { Replicator } from '../replication/replicator.js';
 import { Synchronizer } from '../synch/synchronizer.js';
 import { OwnerHooks } from '../tasks/owner-hooks.js';
+import { ContinuousQueries } from '../tasks/continuous.js';
 import { QueryGather } from '../tasks/query-gather.js';
 import { QueryTasks } from '../tasks/query-tasks.js';
 import { TaskDriver } from '../tasks/tasks.js';
@@ -139,7 +140,8 @@ function buildOwnerParts(
     observer: metrics,
   });
   const gather = new QueryGather({ index, clock, hostId: id, registry, selectors, peers });
-  const queries = new QueryTasks({ index, clock, hostId: id, gather });
+  const continuous = new ContinuousQueries({ changes, peers, logger, hostId: id });
+  const queries = new QueryTasks({ index, clock, hostId: id, gather, continuous });
   const tasks = new TaskDriver({
     registry,
     index,

@@ -270,6 +270,7 @@ export class Host {
       this.cluster.tasks.stop();
       this.cluster.effects.stop();
       this.cluster.watches.stop();
+      this.queries.stop();
       this.cluster.admin?.stop();
       const closed = this.listeners.close();
       // Peers gossip every second over kept-alive connections, which would keep close() waiting

@@ -178,6 +178,7 @@ function queryRoutes(router: Router, d: AppDeps): void {
       ctx.body = linkList(links, d.hostId);
     });
     router.all(factory, (ctx) => notAllowed(ctx.method));
+    continuousRoutes(router, d, factory);
     router.get(`${factory}/:id`, (ctx) => {
       ctx.body = d.queries.get(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
     });
@@ -201,6 +202,36 @@ function queryRoutes(router: Router, d: AppDeps): void {
 
 function readScope(scope: ReadScope): { mayRead?: (link: string) => boolean; scope: ReadScope } {
   return scope.mayRead ? { mayRead: scope.mayRead, scope } : { scope };
+}
+
+/**
+ * A continuous query task's subscriptions: `<task>/subscriptions` (GET lists, POST subscribes a
+ * callback, DELETE unsubscribes) and `<task>/subscriptions/stream` (server-sent events, resumed
+ * from `Last-Event-ID`), served by the host that runs the task.
+ */
+function continuousRoutes(router: Router, d: AppDeps, factory: string): void {
+  const link = (ctx: Koa.Context) => `${factory}/${ctx.params.id}`;
+  router.get(`${factory}/:id${STREAM_SUFFIX}`, (ctx) => {
+    const live = d.queries.live(link(ctx), d.access?.caller(ctx));
+    const raw = ctx.get('last-event-id') || (typeof ctx.query.since === 'string' ? ctx.query.since : '');
+    if (raw && !/^\d+$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', 'Last-Event-ID and since must be a non-negative integer');
+    live.stream(link(ctx), raw ? Number(raw) : undefined, ctx.req, ctx.res);
+    ctx.respond = false;
+  });
+  router.all(`${factory}/:id${STREAM_SUFFIX}`, (ctx) => notAllowed(ctx.method));
+  router.get(`${factory}/:id${SUBSCRIPTIONS_SUFFIX}`, (ctx) => {
+    ctx.body = d.queries.live(link(ctx), d.access?.caller(ctx)).subscriptions(link(ctx));
+  });
+  router.post(`${factory}/:id${SUBSCRIPTIONS_SUFFIX}`, async (ctx) => {
+    const live = d.queries.live(link(ctx), d.access?.caller(ctx));
+    ctx.body = live.subscribe(link(ctx), await readJsonBody(ctx.req));
+  });
+  router.delete(`${factory}/:id${SUBSCRIPTIONS_SUFFIX}`, async (ctx) => {
+    const live = d.queries.live(link(ctx), d.access?.caller(ctx));
+    live.unsubscribe(link(ctx), await readJsonBody(ctx.req));
+    ctx.body = {};
+  });
+  router.all(`${factory}/:id${SUBSCRIPTIONS_SUFFIX}`, (ctx) => notAllowed(ctx.method));
 }
 
 /** Factories and their children, looked up in the registry rather than one route per service. */

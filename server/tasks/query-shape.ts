@@ -1,15 +1,45 @@
 /**
- * What a query's results carry beyond links and documents: EXPAND_SELECTED_FIELDS (documents cut
+ * The shapes of a QueryTask and its results, and what results carry beyond links and documents: EXPAND_SELECTED_FIELDS (documents cut
  * down to the selected fields), SELECT_LINKS (`selectedLinksPerDocument`, `selectedLinks`) and
  * the group values GROUP_BY splits hits by. The linked documents of EXPAND_LINKS and the group
  * pages are the task's (query-tasks.ts), since they run queries of their own.
  */
 
-import type { ServiceDocument } from '../../lib/document.js';
+import type { JsonObject, ServiceDocument } from '../../lib/document.js';
+import type { ContinuousCounts } from './continuous.js';
 import type { SortKey } from '../../lib/query/merge.js';
 import { selectedLinksOf } from '../../lib/query/select.js';
 import type { GroupBy, QueryPlan } from '../../lib/query/spec.js';
 import { someValueAt } from '../../index/fields.js';
+
+export interface QueryResults extends JsonObject {
+  documentLinks: string[];
+  documents?: Record<string, ServiceDocument>;
+  documentCount: number;
+  queryTimeMicros: number;
+  nextPageLink?: string;
+  prevPageLink?: string;
+  selectedLinksPerDocument?: Record<string, Record<string, string>>;
+  selectedLinks?: string[];
+  selectedDocuments?: Record<string, JsonObject>;
+  nextPageLinksPerGroup?: Record<string, string>;
+  continuousResults?: ContinuousCounts;
+  documentOwner: string;
+}
+
+export interface QueryTaskState extends JsonObject {
+  taskInfo: { stage: 'CREATED' | 'STARTED' | 'FINISHED' | 'FAILED'; isDirect: boolean; durationMicros?: number };
+  querySpec: JsonObject;
+  results?: QueryResults;
+  indexLink: string;
+  nodeSelectorLink: string;
+  documentSelfLink: string;
+  documentKind: string;
+  documentVersion: number;
+  documentUpdateTimeMicros: number;
+  documentExpirationTimeMicros: number;
+  documentOwner: string;
+}
 
 export interface ShapedExtras {
   documents?: Record<string, ServiceDocument>;

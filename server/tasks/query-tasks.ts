@@ -14,46 +14,21 @@ import { KINDS, type JsonObject, type ServiceDocument } from '../../lib/document
 import { KryptonError } from '../../lib/errors.js';
 import { generateDocumentId } from '../../lib/hash.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { limits } from '../../lib/limits.js';
 import { parseQuerySpec, querySpecToJson, RESULT_LIMIT_NONE, type QueryPlan } from '../../lib/query/spec.js';
 import { groupName, groupPageSpec, orderGroups } from '../../lib/query/select.js';
 import { toErrorResponse } from '../net/http-errors.js';
-import { groupValuesOf, selectLinks, shownDocument } from './query-shape.js';
+import { groupValuesOf, selectLinks, shownDocument, type QueryResults, type QueryTaskState } from './query-shape.js';
 import { orderHits, pageWindow, type GatheredHit } from '../../lib/query/merge.js';
-import { pageTokenJson, parsePageToken, type PageToken } from '../../lib/query/pages.js';
+import type { PageToken } from '../../lib/query/pages.js';
+import { decodePageId, encodePageId } from './page-links.js';
 import type { ReadScope } from '../../lib/authz.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
+import type { ContinuousQueries } from './continuous.js';
 import type { QueryGather, QueryScope } from './query-gather.js';
 
-export interface QueryResults extends JsonObject {
-  documentLinks: string[];
-  documents?: Record<string, ServiceDocument>;
-  documentCount: number;
-  queryTimeMicros: number;
-  nextPageLink?: string;
-  prevPageLink?: string;
-  selectedLinksPerDocument?: Record<string, Record<string, string>>;
-  selectedLinks?: string[];
-  selectedDocuments?: Record<string, JsonObject>;
-  nextPageLinksPerGroup?: Record<string, string>;
-  documentOwner: string;
-}
-
-export interface QueryTaskState extends JsonObject {
-  taskInfo: { stage: 'CREATED' | 'STARTED' | 'FINISHED' | 'FAILED'; isDirect: boolean; durationMicros?: number };
-  querySpec: JsonObject;
-  results?: QueryResults;
-  indexLink: string;
-  nodeSelectorLink: string;
-  documentSelfLink: string;
-  documentKind: string;
-  documentVersion: number;
-  documentUpdateTimeMicros: number;
-  documentExpirationTimeMicros: number;
-  documentOwner: string;
-}
+export type { QueryResults, QueryTaskState } from './query-shape.js';
 
 export const PAGE_FORWARDING_PATH = '/core/query-page-forwarding';
 export const PAGE_PATH = '/core/query-page';
@@ -66,7 +41,9 @@ export class QueryTasks {
   /** Who created each polled task, when a caller was named; others get 404. */
   private readonly owners = new WeakMap<QueryTaskState, string>();
 
-  constructor(private readonly d: { index: DocumentIndex; clock: Clock; hostId: NodeId; gather: QueryGather }) {}
+  constructor(
+    private readonly d: { index: DocumentIndex; clock: Clock; hostId: NodeId; gather: QueryGather; continuous: ContinuousQueries },
+  ) {}
 
   /**
    * Handles a task POST to `factoryLink`. Direct tasks come back finished (200); others come back
@@ -88,6 +65,13 @@ export class QueryTasks {
     const isDirect = isDirectRaw === true;
     if (body.querySpec === undefined || body.querySpec === null) throw new KryptonError('INVALID_QUERY', 'querySpec is required');
     const plan = parseQuerySpec(body.querySpec);
+    if (plan.continuous && isDirect) throw new KryptonError('INVALID_QUERY', 'CONTINUOUS is not allowed on a direct task');
+    if (plan.continuous && this.d.gather.scope(plan).gather) {
+      throw new KryptonError(
+        'INVALID_QUERY',
+        'CONTINUOUS is not supported on a query across hosts (BROADCAST, or documents of a factory not held by every host)',
+      );
+    }
     const now = this.d.clock.nowMicros();
     const exp = body.documentExpirationTimeMicros;
     if (exp !== undefined && exp !== null && (typeof exp !== 'number' || !Number.isInteger(exp) || exp < 0)) {
@@ -142,7 +126,21 @@ export class QueryTasks {
 
   delete(link: string, caller?: string): void {
     const t = this.tasks.get(link);
-    if (t && this.visible(this.owners.get(t), caller)) this.tasks.delete(link);
+    if (t && this.visible(this.owners.get(t), caller)) {
+      this.tasks.delete(link);
+      this.d.continuous.stop(link);
+    }
+  }
+
+  /** The continuous-query side of a task its caller may see (subscriptions, streams). */
+  live(link: string, caller?: string): ContinuousQueries {
+    this.get(link, caller);
+    return this.d.continuous;
+  }
+
+  /** The host stops: continuous tasks end their streams. */
+  stop(): void {
+    this.d.continuous.stopAll();
   }
 
   taskLinks(factoryLink: string, caller?: string): string[] {
@@ -203,7 +201,11 @@ export class QueryTasks {
 
   /** Drops expired tasks; called from the host's maintenance timer. */
   expire(nowMicros: Micros): void {
-    for (const [k, t] of this.tasks) if (t.documentExpirationTimeMicros <= nowMicros) this.tasks.delete(k);
+    for (const [k, t] of this.tasks) {
+      if (t.documentExpirationTimeMicros > nowMicros) continue;
+      this.tasks.delete(k);
+      this.d.continuous.stop(k);
+    }
   }
 
   private pageLink(token: PageToken): string {
@@ -283,6 +285,14 @@ export class QueryTasks {
       await this.expandLinks(results, plan, scope);
     }
     task.results = results;
+    if (plan.continuous) {
+      // A continuous task stays STARTED while it delivers later matches, as Xenon's does.
+      results.continuousResults = this.d.continuous.start(task, plan, readable, scope.mayRead);
+      task.taskInfo.durationMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
+      task.documentVersion = 1;
+      task.documentUpdateTimeMicros = this.d.clock.nowMicros();
+      return;
+    }
     task.taskInfo.stage = 'FINISHED';
     task.taskInfo.durationMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
     task.documentVersion = task.taskInfo.isDirect ? 0 : 2;
@@ -371,27 +381,4 @@ function needsDocs(plan: QueryPlan): boolean {
 
 function sleepMicros(micros: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.ceil(micros / 1000)).unref());
-}
-
-/** A page token as a link-safe id: its JSON, deflated, in base64url. */
-function encodePageId(token: PageToken): string {
-  const id = deflateRawSync(Buffer.from(pageTokenJson(token), 'utf8')).toString('base64url');
-  if (id.length > limits.queryPageTokenCharsMax) {
-    throw new KryptonError(
-      'INVALID_QUERY',
-      `the query is too large to page (${id.length} characters in a page link, limit ${limits.queryPageTokenCharsMax}): use TOP_RESULTS or a smaller query`,
-    );
-  }
-  return id;
-}
-
-function decodePageId(id: string): PageToken | undefined {
-  if (id.length > limits.queryPageTokenCharsMax || !/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
-  try {
-    return parsePageToken(
-      inflateRawSync(Buffer.from(id, 'base64url'), { maxOutputLength: 16 * limits.queryPageTokenCharsMax }).toString('utf8'),
-    );
-  } catch {
-    return undefined;
-  }
 }

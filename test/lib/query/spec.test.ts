@@ -156,7 +156,7 @@ test('Xenon validation messages', () => {
 
 test('options: unknown, unsupported, ignored', () => {
   rejects({ query: kindTerm, options: ['FROBNICATE'] }, 'unknown query option: FROBNICATE');
-  for (const o of ['CONTINUOUS', 'CONTINUOUS_STOP_MATCH', 'READ_AFTER_WRITE_CONSISTENCY', 'EXPAND_BINARY_CONTENT']) {
+  for (const o of ['READ_AFTER_WRITE_CONSISTENCY', 'EXPAND_BINARY_CONTENT', 'EXPAND_BUILTIN_CONTENT_ONLY']) {
     rejects({ query: kindTerm, options: [o] }, `${o} is not supported`);
   }
   for (const o of ['DO_NOT_REFRESH', 'FORWARD_ONLY', 'SINGLE_USE', 'INDEXED_METADATA', 'TASK', 'BROADCAST', 'OWNER_SELECTION']) {
@@ -199,6 +199,18 @@ test('GROUP_BY, SELECT_LINKS, EXPAND_LINKS, EXPAND_SELECTED_FIELDS, expectedResu
   rejects({ query: kindTerm, expectedResultCount: '3' }, 'querySpec.expectedResultCount must be a non-negative integer');
   assert.is(parseQuerySpec({ query: kindTerm, expectedResultCount: 3 }).expectedResultCount, 3);
   assert.is(querySpecToJson(parseQuerySpec({ query: kindTerm, expectedResultCount: 3 })).expectedResultCount, 3);
+});
+
+test('CONTINUOUS: not with COUNT, GROUP_BY, TIME_SNAPSHOT or expectedResultCount', () => {
+  assert.ok(parseQuerySpec({ query: kindTerm, options: ['CONTINUOUS'] }).continuous);
+  const stop = parseQuerySpec({ query: kindTerm, options: ['CONTINUOUS_STOP_MATCH'] });
+  assert.ok(stop.continuous && stop.stopMatch);
+  rejects({ query: kindTerm, options: ['CONTINUOUS', 'COUNT'] }, 'CONTINUOUS is not compatible with COUNT');
+  rejects(
+    { query: kindTerm, options: ['CONTINUOUS', 'TIME_SNAPSHOT'], timeSnapshotBoundaryMicros: 1 },
+    'CONTINUOUS is not compatible with TIME_SNAPSHOT',
+  );
+  rejects({ query: kindTerm, options: ['CONTINUOUS'], expectedResultCount: 2 }, 'CONTINUOUS is not compatible with expectedResultCount');
 });
 
 test('TIME_SNAPSHOT needs timeSnapshotBoundaryMicros, and the boundary needs TIME_SNAPSHOT', () => {
