@@ -266,6 +266,8 @@ export interface EtcdCluster {
   info: Omit<EtcdResult, 'put'>;
   /** The members' process ids, for CPU accounting. */
   pids: number[];
+  /** The members' client URLs, for loads made by other generators than autocannon. */
+  clientUrls: string[];
   /**
    * `seconds` of puts of distinct keys over `connections` connections (one counter across calls,
    * so every put of every call writes a new key).
@@ -404,6 +406,7 @@ export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdC
   return {
     info: { version, binary: bin, members: 3, connections: 0, gateway, valueBytes: exampleBody(0).length },
     pids: procs.map((p) => p.pid!),
+    clientUrls,
     load: (connections, seconds) => spreadLoad(clientUrls, connections, { seconds }, build),
     close,
   };

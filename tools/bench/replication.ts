@@ -142,7 +142,7 @@ interface Host {
 }
 
 /** A group of krypton hosts in one sandbox; every process it starts is killed by `close()`. */
-class Group {
+export class Group {
   readonly hosts: Host[] = [];
   private readonly all: ChildProcess[] = [];
 

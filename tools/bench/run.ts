@@ -11,7 +11,9 @@
  *      msgpackr decode loop (goal >= 0.7)
  *   7. TLS overhead: replicated POST over 3 hosts speaking HTTPS vs the same on plain HTTP
  *   8. OData: p50 of a `$filter` on a selective field over 100k documents vs the same query task
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata.
+ *   9. the client: named creates and PATCHes over 3 hosts through the owner-aware client vs the same
+ *      load through one host by plain HTTP, and vs etcd (tools/bench/client.ts)
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -20,6 +22,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ClientBenchResult, clientRows } from './client.js';
 import type { benchCluster } from './cluster.js';
 import type { HttpBench } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
@@ -53,7 +56,7 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata'] as const;
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client'] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -100,6 +103,12 @@ const tools = await step('log-tools', 'log tools: verify and replay of a log wri
 
 const odata = await step('odata', 'OData: $filter on a selective field over 100k documents vs the same query task', () =>
   child<ODataBenchResult>('odata.ts', quick ? ['10000'] : []),
+);
+
+const clientBench = await step(
+  'client',
+  'client: named POST and PATCH through the owner-aware client vs one host by plain HTTP vs etcd',
+  () => child<ClientBenchResult>('client.ts', quick ? ['quick'] : []),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -178,10 +187,15 @@ if (odata !== undefined) {
     fmt(odata.ratio, 2),
   ]);
 }
+if (clientBench !== undefined) rows.push(...clientRows(clientBench, fmt));
 
 if (json) {
   process.stdout.write(
-    JSON.stringify({ http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata }, null, 2) + '\n',
+    JSON.stringify(
+      { http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata, client: clientBench },
+      null,
+      2,
+    ) + '\n',
   );
 } else {
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
