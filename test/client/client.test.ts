@@ -197,6 +197,38 @@ test('without a key, a write whose answer is lost is not sent again', async () =
   }
 });
 
+test('the query builder: ranges, negation, sorting, paging through every page', async () => {
+  const h = await startHost();
+  const client = await KryptonClient.connect({ hosts: [h.host.uri] });
+  try {
+    const examples = client.factory<Example>('/core/examples');
+    for (let i = 0; i < 7; i++) await examples.create({ documentSelfLink: `q${i}`, name: `q${i}`, counter: i });
+    const kind = 'com:vmware:xenon:services:common:ExampleService:ExampleServiceState';
+    const mid = await client.query<Example>(
+      query().kind(kind).range('counter', { min: 2, max: 5 }).not(query().eq('name', 'q3')).sortBy('counter', 'DESC', 'LONG').expand(),
+    );
+    assert.equal(
+      mid.documentLinks.map((l) => mid.documents[l]?.counter),
+      [5, 4, 2],
+    );
+    const pages: string[][] = [];
+    for await (const page of client.queryPages<Example>(query().kind(kind).prefix('name', 'q').sortBy('name').pageSize(3))) {
+      pages.push(page.documentLinks);
+    }
+    assert.equal(
+      pages.map((p) => p.length),
+      [3, 3, 1],
+    );
+    assert.equal(
+      pages.flat(),
+      Array.from({ length: 7 }, (_, i) => `/core/examples/q${i}`),
+    );
+  } finally {
+    await client.close();
+    await h.close();
+  }
+});
+
 test('over HTTPS with a CA file: the client verifies the hosts against it', async () => {
   const certs = await makeCerts();
   const h = await startHost({ port: -1, securePort: 0, keyFile: certs.hostKey, certificateFile: certs.hostCert, caFile: certs.caCert });
