@@ -166,6 +166,12 @@ export const limits = {
   synchRetryDelayMaxMicros: 30_000_000,
   /** Links an owner remembers to synchronize again because a replica refused its write for its epoch; the oldest is forgotten past it. */
   synchRecheckLinksMax: 100_000,
+  /**
+   * Membership views an owner remembers since its last complete synchronization pass, to tell which
+   * links it owned throughout (lib/group/availability.ts); past it the oldest is forgotten and the
+   * links trusted since then are synchronized again before they are served.
+   */
+  availabilityViewsMax: 64,
   /** Promises one host keeps as a replica (one per link until a takeover spends it); past it new promise requests get 503. */
   promisesHeldMax: 1_000_000,
   /** Size past which the promise file is rewritten with only the promises still outstanding. */
@@ -207,6 +213,13 @@ export const limits = {
   passwordHashesQueuedMax: 1000,
   /** Most memory (128 x N x r bytes) one scrypt check of a stored hash may take; a costlier hash is refused as malformed. */
   scryptMemoryBytesMax: 64 * 1024 * 1024,
+  /**
+   * Longest an owner waits for its own view to name it the owner of a forwarded link (the entry
+   * host saw a membership change first); two gossip rounds, after which it runs the request anyway.
+   */
+  forwardOwnerViewWaitMicros: 2_000_000,
+  /** Longest wait before a failed forward is tried again when the membership does not change meanwhile. */
+  forwardRetryWaitMicros: 500_000,
   /** How often a host runs membership gossip and releases requests parked for an available group (Xenon: 1 s). */
   maintenanceIntervalMicros: 1_000_000,
   /** Connections the peer client opens to one peer at most; forwarding at 64 client connections fits comfortably. */

@@ -163,7 +163,8 @@ export type MembershipEffect =
   /** The answer to the HTTP request that produced this input (every request input gets one). */
   | { type: 'reply'; body: NodeGroupState }
   | { type: 'persist'; snapshot: MembershipSnapshot }
-  | { type: 'changed'; changes: NodeGroupChange[] }
+  /** `overruled`: a peer's copy of this host's own entry beat it (rules.ts MergeOutcome). */
+  | { type: 'changed'; changes: NodeGroupChange[]; overruled: boolean }
   | { type: 'availability'; available: boolean }
   | { type: 'log'; message: string };
 
@@ -293,6 +294,7 @@ class Run {
     this.out.contentChanged ||= o.contentChanged;
     this.out.touched ||= o.touched;
     if (o.selfBumped) this.originated = true;
+    this.out.overruled ||= o.overruled;
   }
 
   /** Local writes to peers' entries (marks, expiry) originate a membership change. */
@@ -316,7 +318,7 @@ class Run {
     if (this.out.contentChanged) g.localMembershipUpdateTimeMicros = now;
     if (this.out.changes.size > 0) {
       g.lastChanges = [...this.out.changes];
-      this.effects.push({ type: 'changed', changes: [...this.out.changes] });
+      this.effects.push({ type: 'changed', changes: [...this.out.changes], overruled: this.out.overruled });
     }
     if (this.out.touched || this.configChanged) this.effects.push({ type: 'persist', snapshot: snapshotOf(g, s.selfId) });
     for (const to of this.inserts) {

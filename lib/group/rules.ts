@@ -83,6 +83,13 @@ export function isEligibleOwner(n: NodeState): boolean {
   return isPeer(n) && n.status !== 'UNAVAILABLE' && n.status !== 'REPLACED' && n.status !== 'UNKNOWN';
 }
 
+/** The ids of the members that may own links now. */
+export function eligibleOwners(group: NodeGroupState): NodeId[] {
+  return Object.values(group.nodes)
+    .filter(isEligibleOwner)
+    .map((n) => n.id);
+}
+
 /** What one merge did: the Xenon change names, and whether the stored map changed at all. */
 export interface MergeOutcome {
   changes: Set<NodeGroupChange>;
@@ -92,10 +99,15 @@ export interface MergeOutcome {
   touched: boolean;
   /** Our own entry was raised (a local write that must be gossiped). */
   selfBumped: boolean;
+  /**
+   * A peer's copy of our own entry beat ours with other content: someone wrote us off (marked us
+   * UNAVAILABLE), or we restarted from an older snapshot. Others may have taken our links over.
+   */
+  overruled: boolean;
 }
 
 export function emptyOutcome(): MergeOutcome {
-  return { changes: new Set(), contentChanged: false, touched: false, selfBumped: false };
+  return { changes: new Set(), contentChanged: false, touched: false, selfBumped: false, overruled: false };
 }
 
 export interface MergeContext {
@@ -138,6 +150,7 @@ export function mergeSelf(nodes: Record<NodeId, NodeState>, remote: NodeState, c
     own.documentUpdateTimeMicros = ctx.nowMicros;
     out.changes.add('SELF_CHANGE');
     out.selfBumped = true;
+    out.overruled = true;
     out.contentChanged = true;
   }
   out.touched = true;

@@ -9,7 +9,7 @@ import { KINDS, type JsonObject } from '../document.js';
 import { KryptonError } from '../errors.js';
 import { selectNodes } from '../hash.js';
 import type { Link, Micros, NodeId } from '../ids.js';
-import { isEligibleOwner, isGroupAvailable, localEntry } from './rules.js';
+import { groupHasQuorum, isEligibleOwner, localEntry } from './rules.js';
 import type { NodeGroupState, NodeState } from './types.js';
 
 export interface SelectOwnerResponse extends JsonObject {
@@ -74,9 +74,13 @@ export function selectOwner(group: NodeGroupState, key: string, replicationFacto
   };
 }
 
-/** AVAILABLE iff the group is available (settled and with quorum). */
-export function selectorStatus(group: NodeGroupState, nowMicros: Micros, maintenanceIntervalMicros: Micros): SelectorStatus {
-  return isGroupAvailable(group, nowMicros, maintenanceIntervalMicros) ? 'AVAILABLE' : 'UNAVAILABLE';
+/**
+ * AVAILABLE iff the group has its quorum, settled or not: what requests get, since they are parked
+ * only without a quorum and otherwise served per link (availability.ts). Xenon also waits for the
+ * membership to settle.
+ */
+export function selectorStatus(group: NodeGroupState): SelectorStatus {
+  return groupHasQuorum(group) ? 'AVAILABLE' : 'UNAVAILABLE';
 }
 
 export interface NodeSelectorState extends JsonObject {
@@ -103,17 +107,12 @@ export interface SelectorSpec {
   notifiedMembershipQuorum?: number;
 }
 
-export function nodeSelectorState(
-  spec: SelectorSpec,
-  group: NodeGroupState,
-  nowMicros: Micros,
-  maintenanceIntervalMicros: Micros,
-): NodeSelectorState {
+export function nodeSelectorState(spec: SelectorSpec, group: NodeGroupState): NodeSelectorState {
   const s: NodeSelectorState = {
     nodeGroupLink: group.documentSelfLink,
     membershipQuorum: spec.notifiedMembershipQuorum ?? 0,
     membershipUpdateTimeMicros: group.membershipUpdateTimeMicros,
-    status: selectorStatus(group, nowMicros, maintenanceIntervalMicros),
+    status: selectorStatus(group),
     documentSelfLink: spec.selectorLink,
     documentKind: KINDS.nodeSelectorState,
     documentOwner: group.documentOwner,

@@ -15,9 +15,15 @@
  *   limits.synchRetryDelayMinMicros, doubling per failed pass up to synchRetryDelayMaxMicros; one
  *   that ends complete for the current generation completes it and resets the backoff. A pass
  *   that ends after the membership changed again decides nothing (its rerun covers the change).
- * - Links done this generation (by a pass, an early pass or on demand) are skipped by later passes;
- *   until the generation is complete, an owner synchronizes any other link before acting on it
- *   (linkPending).
+ * - Links done this generation (by a pass, an early pass or on demand) are skipped by later passes,
+ *   which still cover every other link the host owns (a restarted replica is caught up by them).
+ * - Serving is per link (lib/group/availability.ts): until the generation is complete, an owner
+ *   synchronizes a link before acting on it (linkPending) unless it was done this generation, or
+ *   it has owned it in every view since the generation its copy was last synchronized in (a link
+ *   done then, or any link it owned when a pass last completed). So a membership change makes
+ *   only the links that moved here (or whose replica set changed) wait; the rest are served with
+ *   no added wait. A change that overrules this host's own entry (a peer marked it UNAVAILABLE)
+ *   breaks that trust for every link: others may have taken any of them over meanwhile.
  * - recheck: links whose owner saw its write refused for their epoch, synchronized again before its
  *   next write and forgotten once that succeeds; at most recheckMax, the oldest forgotten.
  *
@@ -25,7 +31,8 @@
  * of a pass at every step would make it quadratic): keep only the latest state.
  */
 
-import type { Link, Micros } from '../ids.js';
+import { emptyHistory, ownedThroughout, since, withView, type OwnershipHistory } from '../group/availability.js';
+import type { Link, Micros, NodeId } from '../ids.js';
 import { limits } from '../limits.js';
 
 export interface ScheduleState {
@@ -37,6 +44,12 @@ export interface ScheduleState {
   readonly completedGeneration: number;
   /** Links synchronized since the membership change. */
   readonly done: ReadonlySet<Link>;
+  /** This host, whose ownership the history tells; undefined: no link is trusted across a change. */
+  readonly selfId: NodeId | undefined;
+  /** Links synchronized in an earlier generation than this one, since the last complete pass: that generation. */
+  readonly confirmed: ReadonlyMap<Link, number>;
+  /** The views since the last complete pass (lib/group/availability.ts). */
+  readonly history: OwnershipHistory;
   /** The generation of the settled pass running, if one is. */
   readonly passing: number | undefined;
   readonly rerun: boolean;
@@ -62,7 +75,11 @@ export interface ScheduleContext {
 }
 
 export type ScheduleInput =
-  | { type: 'membershipChanged' }
+  /**
+   * The view changed: `eligible` are the members that may own links now (undefined: unknown, no
+   * link is trusted across this change), `disowned` when a peer overruled this host's own entry.
+   */
+  | { type: 'membershipChanged'; eligible?: readonly NodeId[]; disowned?: boolean }
   /** The group became available. */
   | { type: 'available' }
   /** The settled pass ended: `complete` when it left no link deferred and did not fail. */
@@ -89,13 +106,27 @@ export interface ScheduleResult {
   effects: ScheduleEffect[];
 }
 
-export function createSchedule(opts: { enabled?: boolean; recheckMax?: number } = {}): ScheduleState {
+/**
+ * `selfId` turns availability per link on (without it no link is trusted across a change);
+ * `synchronizedView`, the members of a group this host starts in already synchronized (a
+ * simulation's seeded group), counts as generation 0 completed in that view. A host never starts
+ * so: it has not synchronized anything before its first membership change.
+ */
+export function createSchedule(
+  opts: { enabled?: boolean; recheckMax?: number; selfId?: NodeId; synchronizedView?: readonly NodeId[] } = {},
+): ScheduleState {
   return {
     enabled: opts.enabled ?? true,
     stopped: false,
     generation: 0,
     completedGeneration: 0,
     done: new Set(),
+    selfId: opts.selfId,
+    confirmed: new Map(),
+    history:
+      opts.synchronizedView && opts.selfId !== undefined
+        ? withView(emptyHistory(), { generation: 0, eligible: opts.synchronizedView })
+        : emptyHistory(),
     passing: undefined,
     rerun: false,
     early: undefined,
@@ -118,12 +149,25 @@ export function stale(s: ScheduleState, generation: number): boolean {
   return s.stopped || s.generation !== generation;
 }
 
-/** Whether an owner synchronizes `link` before acting on it, as far as the schedule knows (lib/synch/fence.ts adds the rest). */
-export function linkPending(s: ScheduleState, link: Link): boolean {
-  return s.recheck.has(link) || (s.completedGeneration < s.generation && !s.done.has(link));
+/**
+ * Whether an owner synchronizes `link` before acting on it, as far as the schedule knows
+ * (lib/synch/fence.ts adds the rest): a write of it was refused for its epoch, or the generation
+ * is not complete and the link was neither done in it nor owned here throughout since it was last
+ * synchronized (`factor`: the selector's replication factor, whose replica set must not change either).
+ */
+export function linkPending(s: ScheduleState, link: Link, factor?: number): boolean {
+  if (s.recheck.has(link)) return true;
+  if (s.completedGeneration >= s.generation || s.done.has(link)) return false;
+  if (s.selfId === undefined) return true;
+  const from = Math.max(s.confirmed.get(link) ?? 0, s.completedGeneration);
+  return !ownedThroughout(s.history, s.selfId, link, from, factor);
 }
 
-type Draft = { -readonly [K in keyof ScheduleState]: ScheduleState[K] } & { done: Set<Link>; recheck: Set<Link> };
+type Draft = { -readonly [K in keyof ScheduleState]: ScheduleState[K] } & {
+  done: Set<Link>;
+  recheck: Set<Link>;
+  confirmed: Map<Link, number>;
+};
 
 class Run {
   readonly effects: ScheduleEffect[] = [];
@@ -183,6 +227,9 @@ class Run {
     if (generation === s.generation) {
       if (complete) {
         s.completedGeneration = generation;
+        // Every link owned now is trusted from this generation: older dates and views say nothing more.
+        s.confirmed = new Map();
+        s.history = since(s.history, generation);
         s.retryFailures = 0;
         this.cancelRetry();
       } else {
@@ -220,7 +267,15 @@ export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleCo
   const s = run.s;
   switch (input.type) {
     case 'membershipChanged':
+      if (input.disowned) {
+        // Written off by a peer: any link may have been taken over meanwhile.
+        s.confirmed = new Map();
+        s.history = emptyHistory();
+      } else if (s.selfId !== undefined) {
+        for (const l of s.done) s.confirmed.set(l, s.generation);
+      }
       s.generation++;
+      if (s.selfId !== undefined) s.history = withView(s.history, { generation: s.generation, eligible: input.eligible });
       s.done = new Set();
       s.retryFailures = 0;
       run.cancelRetry();

@@ -155,6 +155,9 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
       op.link,
     );
     if (!decision.local) return { relayed: decision.reply };
+  } else if (op.kind !== 'list' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
+    // A forward with authorization on (koa): the owner's view may lag the entry host's.
+    await d.routing.untilOwner(svc.def.nodeSelector, op.link);
   }
   return run(d, op);
 }
@@ -219,6 +222,8 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   if (!svc) throw new KryptonError('NOT_FOUND', `Service not found: ${item.url}`);
   const header = (name: string) => (name === 'pragma' ? item.pragma : (item.xenonHeaders[name] ?? ''));
   const pragmas = pragmasOf(item.pragma);
+  // The entry host chose this host by its view; ours may not have caught up with it yet.
+  const owned = (link: string) => (svc.has('OWNER_SELECTION') ? d.routing.untilOwner(svc.def.nodeSelector, link) : undefined);
   const object = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as JsonObject) : undefined;
   if (body !== undefined && !object) throw new KryptonError('INVALID_BODY', 'body must be a JSON object');
   if (path === svc.def.factoryLink) {
@@ -227,9 +232,11 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
       throw new KryptonError('INVALID_BODY', `a forwarded ${item.method} of ${path} must be a create naming its child`);
     const forceIndexUpdate = pragmas.has('xn-force-index-update');
     const requestId = item.requestId;
+    await owned(link);
     return run(d, { kind: 'create', svc, link, body: object!, forceIndexUpdate, quorum: requestedQuorum(header), requestId });
   }
   if (!CHILD_METHODS.has(item.method)) notAllowed(item.method);
+  await owned(path);
   if (item.method === 'GET') {
     const version = requestedVersion(q < 0 ? '' : item.url.slice(q + 1));
     return run(d, { kind: 'read', svc, link: path, version, viaOwner: viaOwner(svc, pragmas) });

@@ -3,7 +3,8 @@
  * maintenance interval), HTTP requests and peer replies, whose effects this module carries out:
  * gossip and join requests through the peer client, snapshots written to the sandbox (snapshot-file.ts, so
  * membership and quorum survive a restart), and availability changes announced to listeners
- * (the selectors' parked requests). Effects run in the order the machine emitted them. A probe
+ * (the selectors' parked requests: they run once the group has its quorum, settled or not, see
+ * lib/group/availability.ts). Effects run in the order the machine emitted them. A probe
  * runs with the deadline the machine gave it; whether it timed out or failed otherwise is the
  * machine's to weigh. `leave` tells every peer this host is going, before it stops. Requests in
  * flight to a peer the group writes off are failed at once.
@@ -25,7 +26,7 @@ import {
   type MembershipInput,
   type MembershipState,
 } from '../../lib/group/membership.js';
-import { groupHasQuorum } from '../../lib/group/rules.js';
+import { eligibleOwners, groupHasQuorum } from '../../lib/group/rules.js';
 import { groupServiceMismatch, refuseServiceMismatch } from '../../lib/service-fingerprint.js';
 import {
   classifyGroupPatch,
@@ -58,10 +59,20 @@ export interface GroupDeps {
   onMemberChanges?: (count: number) => void;
 }
 
+/** What a membership change tells the parts that act on it (the synchronization schedule). */
+export interface MembershipChange {
+  /** Members that may own links now (lib/group/rules.ts isEligibleOwner). */
+  eligible: NodeId[];
+  /** A peer's copy of this host's own entry beat it: this host was written off meanwhile. */
+  overruled: boolean;
+}
+
 export class GroupRuntime {
   private state: MembershipState;
   private readonly listeners: ((available: boolean) => void)[] = [];
-  private readonly changeListeners: (() => void)[] = [];
+  private readonly servingListeners: ((serving: boolean) => void)[] = [];
+  private readonly changeListeners: ((change: MembershipChange) => void)[] = [];
+  private announcedServing = false;
   /**
    * Availability as last announced to listeners. Compared after every step rather than recomputed
    * before it, because availability also changes with time alone (the stability window running
@@ -112,8 +123,13 @@ export class GroupRuntime {
     this.listeners.push(cb);
   }
 
+  /** Called when hasQuorum() changes: owner-selected requests are served (per link) or parked. */
+  onServing(cb: (serving: boolean) => void): void {
+    this.servingListeners.push(cb);
+  }
+
   /** Called after any membership change (join, status change, quorum, expiry). */
-  onChanged(cb: () => void): void {
+  onChanged(cb: (change: MembershipChange) => void): void {
     this.changeListeners.push(cb);
   }
 
@@ -208,6 +224,11 @@ export class GroupRuntime {
       this.announcedAvailable = nowAvailable;
       for (const l of this.listeners) l(nowAvailable);
     }
+    const nowServing = this.hasQuorum();
+    if (nowServing !== this.announcedServing) {
+      this.announcedServing = nowServing;
+      for (const l of this.servingListeners) l(nowServing);
+    }
     return out;
   }
 
@@ -269,7 +290,7 @@ export class GroupRuntime {
         this.d.logger.info({ group: this.link, changes: e.changes }, 'node group changed');
         // A host's own leave is no change its parts should act on: a synchronization pass it
         // started would take links over (and log new epochs) on a host that is going away.
-        if (!this.state.leaving) for (const l of this.changeListeners) l();
+        if (!this.state.leaving) for (const l of this.changeListeners) l({ eligible: eligibleOwners(this.group), overruled: e.overruled });
         return undefined;
       case 'availability':
         this.d.logger.info({ group: this.link, available: e.available }, e.available ? 'node group available' : 'node group unavailable');

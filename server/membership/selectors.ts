@@ -1,9 +1,12 @@
 /**
  * Node selectors (docs/xenon-compatibility.md) on top of the default node group: who owns a key, the selector
- * state, and the gate every owner-selected request passes: while the group is unavailable
- * (membership not settled, or fewer AVAILABLE members than the quorum) requests are parked in a
- * bounded queue and released in order as soon as it is available again; a parked request that
- * reaches its deadline fails with 408, and past limits.pendingRequestsMax new ones get 503.
+ * state, and the gate every owner-selected request passes: while the group has fewer AVAILABLE
+ * members than the quorum requests are parked in a bounded queue and released in order as soon as
+ * it has them again; a parked request that reaches its deadline fails with 408, and past
+ * limits.pendingRequestsMax new ones get 503. Unlike Xenon the gate does not wait for membership
+ * to settle: availability is per link (lib/group/availability.ts), decided on the link's owner,
+ * where only links that moved or must be reconciled wait for their synchronization. The selector's
+ * status and `/available` say the same as this gate.
  * Once stopped it parks nothing: requests still arriving on open connections fail at once.
  */
 
@@ -36,15 +39,22 @@ interface Parked {
 export class Selectors {
   private readonly parked: Parked[] = [];
   private readonly notified = new Map<string, number>();
+  /** Callers waiting for the next membership change (membershipChange). */
+  private changeWaiters: (() => void)[] = [];
 
   constructor(
     private readonly group: GroupRuntime,
     private readonly clock: Clock,
     private readonly pendingMax: number = limits.pendingRequestsMax,
   ) {
-    group.onAvailability((available) => available && this.release());
-    // The stability window can end without any input; the group's tick also re-checks.
-    const t = setInterval(() => this.group.isAvailable() && this.release(), msFromMicros(limits.maintenanceIntervalMicros));
+    group.onServing((serving) => serving && this.release());
+    group.onChanged(() => {
+      const waiting = this.changeWaiters;
+      this.changeWaiters = [];
+      for (const w of waiting) w();
+    });
+    // A safety net: the group's tick also re-checks.
+    const t = setInterval(() => this.group.hasQuorum() && this.release(), msFromMicros(limits.maintenanceIntervalMicros));
     t.unref();
     this.timer = t;
   }
@@ -60,12 +70,7 @@ export class Selectors {
     const spec = this.spec(link);
     if (!spec) throw new KryptonError('NOT_FOUND', `Service not found: ${link}`);
     const q = this.notified.get(link);
-    return nodeSelectorState(
-      q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q },
-      this.group.group,
-      this.clock.nowMicros(),
-      limits.maintenanceIntervalMicros,
-    );
+    return nodeSelectorState(q === undefined ? spec : { ...spec, notifiedMembershipQuorum: q }, this.group.group);
   }
 
   /** Records a quorum change the way Xenon's selectors learn of it (UpdateQuorumRequest notifications). */
@@ -102,26 +107,27 @@ export class Selectors {
     return this.group.group;
   }
 
+  /** Whether owner-selected requests are served now (the group has its quorum), per link on their owners. */
   get available(): boolean {
-    return this.group.isAvailable();
+    return this.group.hasQuorum();
   }
 
   get parkedCount(): number {
     return this.parked.length;
   }
 
-  /** Whether a request may go on now without waiting: the group is available and nothing is parked before it. */
+  /** Whether a request may go on now without waiting: the group has its quorum and nothing is parked before it. */
   get passable(): boolean {
-    return this.parked.length === 0 && this.group.isAvailable();
+    return this.parked.length === 0 && this.group.hasQuorum();
   }
 
-  /** Resolves when the group is available, at once if it is; fails at `deadlineMicros`. */
+  /** Resolves when the group has its quorum, at once if it has; fails at `deadlineMicros`. */
   whenAvailable(deadlineMicros: Micros): Promise<void> {
     // A stopping host has left its group, so it is unavailable for good; a request parked now
     // would hold its deadline timer (and the process) for up to the operation timeout after
     // the host has stopped, since nothing releases or rejects it any more.
     if (this.stopped) return Promise.reject(new KryptonError('SHUTTING_DOWN', 'host is stopping'));
-    if (this.parked.length === 0 && this.group.isAvailable()) return Promise.resolve();
+    if (this.parked.length === 0 && this.group.hasQuorum()) return Promise.resolve();
     const now = this.clock.nowMicros();
     if (deadlineMicros <= now) return Promise.reject(new KryptonError('TIMEOUT', 'Operation already expired, will not queue'));
     if (this.parked.length >= this.pendingMax) {
@@ -151,6 +157,26 @@ export class Selectors {
     });
   }
 
+  /**
+   * Resolves at the next membership change, or after `ms` without one (routing waits so after a
+   * failed hop, and an owner for a view that names it owner, rather than for a fixed interval).
+   */
+  membershipChange(ms: number): Promise<void> {
+    if (this.stopped || ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.changeWaiters = this.changeWaiters.filter((w) => w !== waiter);
+        resolve();
+      }, ms);
+      timer.unref();
+      this.changeWaiters.push(waiter);
+    });
+  }
+
   private release(): void {
     const waiting = this.parked.splice(0);
     for (const p of waiting) {
@@ -162,6 +188,7 @@ export class Selectors {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    for (const w of this.changeWaiters.splice(0)) w();
     for (const p of this.parked.splice(0)) {
       clearTimeout(p.timer);
       p.reject(new KryptonError('SHUTTING_DOWN', 'host is stopping'));

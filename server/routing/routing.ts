@@ -6,9 +6,14 @@
  * checked body, which the owner does not check again. Forwards travel in batches per owner
  * (forwarder.ts; a direct task, which the owner holds open, in a batch of its own); with
  * authorization on each goes as its own HTTP request instead, so the owner's koa app checks the
- * caller's token (and, treating it as a client's request, the body) again. A forward that fails at the network level is retried on the next
- * maintenance interval with a fresh owner choice (the dead owner is marked UNAVAILABLE by then)
- * until the operation deadline, after which the client gets 408. A hop that timed out may still
+ * caller's token (and, treating it as a client's request, the body) again. A forward that fails at the network level is retried with a
+ * fresh owner choice as soon as the membership changes (the dead owner marked UNAVAILABLE), or
+ * after a maintenance interval without a change, until the operation deadline, after which the
+ * client gets 408. The entry host does not wait for membership to settle: it parks requests only
+ * while the group lacks its quorum; which links must wait (those that moved) is their owner's
+ * decision (lib/group/availability.ts). An owner that receives a forward for a link its own view
+ * does not give it yet (the entry host noticed a change first) waits for its view to catch up, a
+ * bounded while, rather than act on a link it does not own. A hop that timed out may still
  * reach its owner, so a write carries one request id (the client's Idempotency-Key, or one made
  * here) on every try: its owner, or the next one, applies it once and answers the others with
  * its outcome (lib/dedup.ts).
@@ -76,6 +81,23 @@ export class OwnerRouting {
     return this.d.selectors.available && this.d.selectors.ownedHere(selectorLink, key);
   }
 
+  /**
+   * On the owner of a forward: waits, at most limits.forwardOwnerViewWaitMicros, until this host's
+   * own view names it the owner of `key`. The entry host that forwarded it saw a membership change
+   * (a peer gone) that has not reached this host yet; acting before it does would find the link
+   * stamped by its old owner and refuse the write (409), or serve a copy a takeover must first check.
+   * Past the wait the request runs here anyway, as it always did.
+   */
+  async untilOwner(selectorLink: string, key: string): Promise<void> {
+    const deadline = this.d.clock.nowMicros() + limits.forwardOwnerViewWaitMicros;
+    for (;;) {
+      if (this.d.selectors.ownedHere(selectorLink, key)) return;
+      const ms = msFromMicros(deadline - this.d.clock.nowMicros());
+      if (ms <= 0) return;
+      await this.d.selectors.membershipChange(ms);
+    }
+  }
+
   async route(req: RoutedRequest, selectorLink: string, key: string): Promise<RouteDecision> {
     if (OwnerRouting.isLocalOnly(req.pragmas)) return { local: true };
     const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;
@@ -98,8 +120,11 @@ export class OwnerRouting {
         if (!isPeerError(e)) throw e;
         lastError = e;
       }
-      if (this.d.clock.nowMicros() + limits.maintenanceIntervalMicros >= deadline) break;
-      await new Promise((r) => setTimeout(r, msFromMicros(limits.maintenanceIntervalMicros)));
+      const left = deadline - this.d.clock.nowMicros();
+      if (left <= 0) break;
+      // The dead owner is marked UNAVAILABLE (its refused connection or the probes tell) and the
+      // next owner chosen as soon as the view changes; without a change, try again a little later.
+      await this.d.selectors.membershipChange(msFromMicros(Math.min(left, limits.forwardRetryWaitMicros)));
     }
     throw new KryptonError('TIMEOUT', `Expired at ${deadline}: ${lastError instanceof Error ? lastError.message : 'owner unreachable'}`);
   }

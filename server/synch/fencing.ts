@@ -14,11 +14,11 @@ import type { SynchDeps } from './deps.js';
 
 export class Fencing {
   constructor(
-    private readonly d: Pick<SynchDeps, 'hostId' | 'index' | 'promises' | 'enabled'>,
+    private readonly d: Pick<SynchDeps, 'hostId' | 'index' | 'promises' | 'enabled' | 'selectors'>,
     /** Other members to synchronize with; asked last, only when it matters. */
     private readonly hasPeers: () => boolean,
-    /** The schedule's part (schedule.ts linkPending). */
-    private readonly pending: (link: Link) => boolean,
+    /** The schedule's part (schedule.ts linkPending), with the replication factor of the link's selector. */
+    private readonly pending: (link: Link, factor: number | undefined) => boolean,
     /** A write of `link` was refused for its epoch: synchronize it again before the next one. */
     private readonly stale: (link: Link) => void,
   ) {}
@@ -44,7 +44,8 @@ export class Fencing {
    */
   needsSynch(svc: RegisteredService, link: Link): boolean {
     if (!this.d.enabled || !svc.has('REPLICATION')) return false;
-    return mustSynch(this.owner(link, this.d.index.latest(link)), this.pending(link));
+    const factor = this.d.selectors.spec(svc.def.nodeSelector)?.replicationFactor;
+    return mustSynch(this.owner(link, this.d.index.latest(link)), this.pending(link, factor));
   }
 
   /**

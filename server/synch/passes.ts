@@ -37,12 +37,12 @@ export class Passes {
     private readonly discovery: Discovery,
     private readonly stats: SynchStats,
   ) {
-    this.state = createSchedule({ enabled: d.enabled });
+    this.state = createSchedule({ enabled: d.enabled, selfId: d.hostId });
   }
 
   /** Subscribes to the group: from now on its changes start passes. */
   start(): void {
-    this.d.group.onChanged(() => this.feed({ type: 'membershipChanged' }));
+    this.d.group.onChanged((c) => this.feed({ type: 'membershipChanged', eligible: c.eligible, disowned: c.overruled }));
     this.d.group.onAvailability((available) => available && this.feed({ type: 'available' }));
   }
 
@@ -50,9 +50,12 @@ export class Passes {
     return this.state.generation;
   }
 
-  /** Whether an owner synchronizes `link` before acting on it, as far as the schedule knows. */
-  pending(link: Link): boolean {
-    return linkPending(this.state, link);
+  /**
+   * Whether an owner synchronizes `link` before acting on it, as far as the schedule knows: per
+   * link, so a membership change makes only the links that moved here wait (lib/group/availability.ts).
+   */
+  pending(link: Link, factor?: number): boolean {
+    return linkPending(this.state, link, factor);
   }
 
   isDone(link: Link): boolean {

@@ -52,7 +52,7 @@ export class Synchronizer {
     this.fencing = new Fencing(
       d,
       () => discovery.peers().length > 0,
-      (link) => this.passes.pending(link),
+      (link, factor) => this.passes.pending(link, factor),
       (link) => this.staleEpoch(link),
     );
     this.server = new SynchServer(d, takeovers, history);

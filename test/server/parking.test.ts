@@ -51,8 +51,9 @@ test('past the pending-request limit new requests get 503', async () => {
   const { Selectors } = await import('../../server/membership/selectors.js');
   const listeners: ((a: boolean) => void)[] = [];
   const group = {
-    isAvailable: () => false,
-    onAvailability: (cb: (a: boolean) => void) => listeners.push(cb),
+    hasQuorum: () => false,
+    onServing: (cb: (a: boolean) => void) => listeners.push(cb),
+    onChanged: () => undefined,
     group: { nodes: {}, documentOwner: 'x' },
   };
   const clock = { nowMicros: () => Date.now() * 1000, observe: () => {} };
@@ -63,7 +64,7 @@ test('past the pending-request limit new requests get 503', async () => {
     () => assert.unreachable('the third request must be refused'),
     (e: { code: string }) => assert.is(e.code, 'LIMIT_EXCEEDED'),
   );
-  group.isAvailable = () => true;
+  group.hasQuorum = () => true;
   for (const l of listeners) l(true);
   await Promise.all([a, b]);
   sel.stop();

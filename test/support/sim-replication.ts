@@ -124,8 +124,13 @@ export class ReplHost {
   /** Bumped by every crash: callbacks of an earlier life are ignored. */
   incarnation = 0;
   view: Set<NodeId>;
-  /** The server's synchronization schedule (lib/synch/schedule.ts): generations, links done, recheck, retries. */
-  schedule = new HostSchedule();
+  /** The server's synchronization schedule (lib/synch/schedule.ts): generations, links done, recheck, retries, views. */
+  schedule: HostSchedule;
+  /**
+   * Another host's view left this one out since its own view last changed: in the server a peer
+   * marked it UNAVAILABLE, and its next change carries that mark (its own entry overruled).
+   */
+  writtenOff = false;
   readonly index = new Map<Link, DocState>();
   readonly log: LogEntry[] = [];
   /** Partition side. */
@@ -140,6 +145,7 @@ export class ReplHost {
     all: readonly NodeId[],
   ) {
     this.view = new Set(all);
+    this.schedule = new HostSchedule(id, all);
   }
 }
 
@@ -268,6 +274,11 @@ export interface SimStats {
   takeoversDeferred: number;
   /** Owner writes refused before logging because the owner itself promised a later epoch. */
   ownWritesFenced: number;
+  /**
+   * Writes an owner served with no synchronization while its generation was not complete and the
+   * link not done in it: the link owned throughout since it was last synchronized (lib/group/availability.ts).
+   */
+  servedAcrossChange: number;
 }
 
 const DEFAULT_FAULTS: Faults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 5, longDelayRate: 0, longDelayMs: 0 };
@@ -296,6 +307,7 @@ export class ReplicationSim {
     promisesRefused: 0,
     takeoversDeferred: 0,
     ownWritesFenced: 0,
+    servedAcrossChange: 0,
   };
   faults: Faults;
   filter: ((p: PacketInfo) => FilterDecision) | undefined;
@@ -445,7 +457,7 @@ export class ReplicationSim {
     h.view = new Set([id]);
     // A new Synchronizer, and a membership change: every link needs synchronizing.
     this.schedules.reset(id);
-    this.schedules.feed(id, { type: 'membershipChanged' });
+    this.viewChanged(id);
     if (this.promises === 'volatile') h.promised.clear();
     this.log(`restart ${id}`);
     this.topologyChanged();
@@ -483,11 +495,25 @@ export class ReplicationSim {
       const view = new Set(this.ids.filter((o) => o === id || this.connected(id, o)));
       if (view.size === h.view.size && [...view].every((o) => h.view.has(o))) continue;
       h.view = view;
+      this.writeOff(h);
       changed.push(id);
       this.log(`view ${id} = ${[...view].join(',')}`);
     }
-    for (const id of this.autoSynch ? this.shuffled(changed) : changed) this.schedules.feed(id, { type: 'membershipChanged' });
+    for (const id of this.autoSynch ? this.shuffled(changed) : changed) this.viewChanged(id);
     return changed;
+  }
+
+  /** The hosts `h` now sees as gone are written off (GroupRuntime: a probe marks them UNAVAILABLE). */
+  private writeOff(h: ReplHost): void {
+    for (const o of this.ids) if (!h.view.has(o)) this.host(o).writtenOff = true;
+  }
+
+  /** A membership change on `id`, as server/synch/passes.ts feeds it: the eligible members, and whether it was written off. */
+  private viewChanged(id: NodeId): void {
+    const h = this.host(id);
+    const disowned = h.writtenOff;
+    h.writtenOff = false;
+    this.schedules.feed(id, { type: 'membershipChanged', eligible: [...h.view], disowned });
   }
 
   /**
@@ -497,8 +523,9 @@ export class ReplicationSim {
   setView(id: NodeId, view: readonly NodeId[]): void {
     const h = this.host(id);
     h.view = new Set([id, ...view]);
+    this.writeOff(h);
     this.log(`view ${id} := ${[...h.view].join(',')}`);
-    this.schedules.feed(id, { type: 'membershipChanged' });
+    this.viewChanged(id);
   }
 
   private shuffled<T>(xs: readonly T[]): T[] {
@@ -738,6 +765,8 @@ export class ReplicationSim {
     if (!this.available(oh) || this.ownerAt(oh, link) !== ownerId) return reject('owner disagrees');
     w.owner = ownerId;
     const needs = this.needsSynch(oh, link);
+    const sch = oh.schedule.state;
+    if (!needs && sch.completedGeneration < sch.generation && !sch.done.has(link)) this.stats.servedAcrossChange++;
     if (this.synchMode === 'network') {
       if (!needs) return this.commitWrite(w, oh, opts);
       // The server's ensure(): the request waits on its owner for the link's synchronization.
@@ -777,7 +806,7 @@ export class ReplicationSim {
    * stamped, whose epoch this host never won.
    */
   needsSynch(h: ReplHost, link: Link): boolean {
-    return mustSynch(this.ownerLink(h, link), linkPending(h.schedule.state, link));
+    return mustSynch(this.ownerLink(h, link), linkPending(h.schedule.state, link, this.factor));
   }
 
   /** The epoch `h` prepared for a link nobody holds, which a creation takes (Synchronizer.preparedEpoch). */

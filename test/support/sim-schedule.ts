@@ -19,12 +19,17 @@ import type { ReplicationSim } from './sim-replication.js';
 
 /** One host's schedule and what runs it. */
 export class HostSchedule {
-  state: ScheduleState = createSchedule();
+  state: ScheduleState;
   /** Effects not carried out yet: a pass that ends at once feeds the machine again from inside one. */
   readonly queue: ScheduleEffect[] = [];
   draining = false;
   /** Bumped by cancelRetry: a retry timer armed before it is ignored. */
   retryToken = 0;
+
+  /** `seededView`: the group the host starts in, its seeded links on every host (none after a restart). */
+  constructor(selfId: NodeId, seededView?: readonly NodeId[]) {
+    this.state = createSchedule({ selfId, synchronizedView: seededView });
+  }
 }
 
 export class SimSchedules {
@@ -32,7 +37,7 @@ export class SimSchedules {
 
   /** A fresh schedule: a host restarts with a new Synchronizer. */
   reset(id: NodeId): void {
-    this.sim.host(id).schedule = new HostSchedule();
+    this.sim.host(id).schedule = new HostSchedule(id);
   }
 
   feed(id: NodeId, input: ScheduleInput): void {

@@ -86,7 +86,7 @@ test('a lone node becomes AVAILABLE on its first tick, is settled and available,
   assert.is(selfEntry(r.state).documentVersion, 1);
   assert.equal(of(r.effects, 'send'), []);
   assert.equal(of(r.effects, 'availability'), [{ type: 'availability', available: true }]);
-  assert.equal(of(r.effects, 'changed'), [{ type: 'changed', changes: ['SELF_CHANGE'] }]);
+  assert.equal(of(r.effects, 'changed'), [{ type: 'changed', changes: ['SELF_CHANGE'], overruled: false }]);
   assert.is(of(r.effects, 'persist').length, 1);
   assert.ok(isSettled(r.state, T0) && hasQuorum(r.state) && isAvailable(r.state, T0));
   const again = step(r.state, { type: 'tick' }, ctx(2000));

@@ -341,6 +341,7 @@ test('property: with the prepare phase no acknowledged write is lost, whatever t
   let acked = 0;
   let refused = 0;
   let takeovers = 0;
+  let servedAcrossChange = 0;
   fc.assert(
     fc.property(runArb, (r) => {
       const sim = play(r, 'durable');
@@ -349,6 +350,7 @@ test('property: with the prepare phase no acknowledged write is lost, whatever t
       acked += sim.writes.filter((w) => w.outcome === 'acked').length;
       refused += sim.stats.refused;
       takeovers += sim.stats.synchRewrites;
+      servedAcrossChange += sim.stats.servedAcrossChange;
     }),
     { numRuns: Number(process.env.RUNS ?? 300), seed: Number(process.env.SEED ?? 303) },
   );
@@ -356,6 +358,9 @@ test('property: with the prepare phase no acknowledged write is lost, whatever t
   assert.ok(acked > 300, `acked ${acked}`);
   assert.ok(refused > 20, `refused ${refused}`);
   assert.ok(takeovers > 100, `takeovers ${takeovers}`);
+  // Availability per link (lib/group/availability.ts): owners kept serving links they never lost
+  // through membership changes, with no synchronization first, and nothing above was lost for it.
+  assert.ok(servedAcrossChange > 5, `served across a change ${servedAcrossChange}`);
 });
 
 test('the same random runs without the prepare phase lose acknowledged writes', () => {

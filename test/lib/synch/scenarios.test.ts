@@ -262,4 +262,51 @@ test('a link created by two owners at (0,0) converges on the acknowledged copy (
   clean(sim); // A holds (0,0) "a" by A, the others (0,0) "b" by B
 });
 
+// Availability per link (lib/group/availability.ts, fed by lib/synch/schedule.ts): after a host
+// dies, its owner keeps serving a link it owned all along with no synchronization first, while
+// the link that moved waits for its takeover; nothing is lost either way.
+test('through a membership change only the link that moved is synchronized before its next write', () => {
+  const ids = ['h1', 'h2', 'h3'];
+  const sim = new ReplicationSim({ hosts: 3, autoSynch: false });
+  const moved = '/l/0';
+  const { owner: dead, next } = roles(moved, ids);
+  // A link `next` owns with every host up, and so still owns once `dead` is gone.
+  const kept = Array.from({ length: 50 }, (_, i) => `/l/k${i}`).find((l) => among(l, ids) === next)!;
+  sim.seed(moved, 'm0');
+  sim.seed(kept, 'k0');
+  sim.write(next, kept, 'put');
+  sim.write(dead, moved, 'put');
+  sim.drain();
+  sim.crash(dead);
+  const before = sim.synchs.length;
+  const k = sim.write(next, kept, 'put');
+  assert.is(k.outcome === 'pending' || k.outcome === 'acked', true, `kept: ${k.outcome} ${k.reason ?? ''}`);
+  assert.equal(
+    sim.synchs.slice(before).map((s) => s.link),
+    [],
+    'the link that never moved is served at once',
+  );
+  assert.equal(k.state && [k.state.epoch, k.state.version], [0, 2], 'in the epoch it always had');
+  const m = sim.write(next, moved, 'put');
+  assert.ok(
+    sim.synchs.slice(before).some((s) => s.link === moved && s.host === next && s.plan?.rewrite),
+    'the link that moved is taken over first',
+  );
+  assert.equal(m.state && [m.state.epoch, m.state.version], [1, 3], 'after the takeover (1,2)');
+  sim.drain();
+  assert.is(k.outcome, 'acked');
+  assert.is(m.outcome, 'acked');
+  // A host written off by a peer trusts nothing it holds: the dead host, restarted, synchronizes first.
+  sim.restart(dead);
+  sim.refreshViews();
+  const back = sim.synchs.length;
+  const r = sim.write(dead, moved, 'put');
+  assert.ok(
+    sim.synchs.slice(back).some((s) => s.link === moved && s.host === dead),
+    `the restarted owner synchronizes before it writes (${r.outcome} ${r.reason ?? ''})`,
+  );
+  sim.settle();
+  clean(sim);
+});
+
 test.run();
