@@ -32,6 +32,14 @@ import { selectNodes } from '../hash.js';
 import type { Link, NodeId } from '../ids.js';
 import { limits } from '../limits.js';
 
+/** What a membership change tells the parts that act on it (the synchronization schedule). */
+export interface MembershipChange {
+  /** Members that may own links now (rules.ts isEligibleOwner). */
+  eligible: NodeId[];
+  /** A peer's copy of this host's own entry beat it (rules.ts MergeOutcome): it was written off meanwhile. */
+  overruled: boolean;
+}
+
 /** One view a host held: from `generation` on, `eligible` may own links; undefined breaks every link's trust. */
 export interface OwnerView {
   readonly generation: number;

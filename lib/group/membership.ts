@@ -26,7 +26,10 @@
  * `limits.membershipProbeMissesMax` misses in a row, each of a probe sent after the previous miss,
  * mark it. A pause shorter than the misses together (a garbage collection) therefore never marks a
  * peer, and a prober that was itself stalled, which sees every probe in flight time out together,
- * counts them as one miss. Any proof of life (a reply, a gossip from the peer) clears the misses.
+ * counts them as one miss. Any proof of life (a reply, a gossip from the peer) clears the misses. A hint that a peer may be
+ * gone (`suspected`: the runtime saw a kept-alive connection to it close, as a killed process's
+ * do at once) probes it at once rather than at the next tick, at most once per probe deadline per
+ * peer: a refused probe then marks it within milliseconds of the kill.
  *
  * Leaving. A host that stops gracefully feeds `leave`: it writes its own entry UNAVAILABLE (its
  * own version, so the word is final until it comes back) and sends that to every peer, with a
@@ -118,6 +121,8 @@ export interface MembershipState {
   /** Per peer, the newest request id known to be superseded by proof of life. */
   readonly heardFrom: Readonly<Record<NodeId, number>>;
   readonly probeMisses: Readonly<Record<NodeId, Readonly<ProbeMisses>>>;
+  /** Per peer, when a `suspected` hint last probed it. */
+  readonly suspectedAt: Readonly<Record<NodeId, Micros>>;
   /** Set by `leave`: this host is stopping and has told its peers. */
   readonly leaving: boolean;
   readonly joins: readonly Readonly<PendingJoin>[];
@@ -139,7 +144,9 @@ export type MembershipInput =
   | { type: 'updateQuorum'; request: UpdateQuorumRequest }
   | { type: 'configPatched'; config: Partial<NodeGroupConfig> }
   | { type: 'restored'; snapshot: MembershipSnapshot }
-  | { type: 'leave' };
+  | { type: 'leave' }
+  /** A hint that `peerId` may be gone (a connection to it closed): probe it now. */
+  | { type: 'suspected'; peerId: NodeId };
 
 /** Requests to other hosts. The answer (or failure) of gossip and joinFetch comes back as an input. */
 export type SendEffect =
@@ -211,6 +218,7 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
     nextRequestId: 1,
     heardFrom: {},
     probeMisses: {},
+    suspectedAt: {},
     leaving: false,
     joins: [],
     available: false,
@@ -219,10 +227,11 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom' | 'probeMisses'>> & {
+type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom' | 'probeMisses' | 'suspectedAt'>> & {
   joins: PendingJoin[];
   heardFrom: Record<NodeId, number>;
   probeMisses: Record<NodeId, ProbeMisses>;
+  suspectedAt: Record<NodeId, Micros>;
 };
 
 /** One step's working copy and what it has decided so far. */
@@ -448,6 +457,15 @@ export function step(state: MembershipState, input: MembershipInput, ctx: StepCo
     case 'leave':
       onLeave(run);
       break;
+    case 'suspected': {
+      const p = run.nodes[input.peerId];
+      const last = run.s.suspectedAt[input.peerId];
+      if (run.s.leaving || !p || p.id === state.selfId || p.status === 'UNAVAILABLE' || p.status === 'REPLACED') break;
+      if (last !== undefined && ctx.nowMicros < last + limits.membershipProbeTimeoutMicros) break;
+      run.s.suspectedAt[input.peerId] = ctx.nowMicros;
+      run.reprobe.push(input.peerId);
+      break;
+    }
   }
   return run.finish();
 }

@@ -26,6 +26,7 @@ import {
   type MembershipInput,
   type MembershipState,
 } from '../../lib/group/membership.js';
+import type { MembershipChange } from '../../lib/group/availability.js';
 import { eligibleOwners, groupHasQuorum } from '../../lib/group/rules.js';
 import { groupServiceMismatch, refuseServiceMismatch } from '../../lib/service-fingerprint.js';
 import {
@@ -57,14 +58,6 @@ export interface GroupDeps {
   services?: Record<string, string>;
   /** Told how many member changes each step made (the host's metrics). */
   onMemberChanges?: (count: number) => void;
-}
-
-/** What a membership change tells the parts that act on it (the synchronization schedule). */
-export interface MembershipChange {
-  /** Members that may own links now (lib/group/rules.ts isEligibleOwner). */
-  eligible: NodeId[];
-  /** A peer's copy of this host's own entry beat it: this host was written off meanwhile. */
-  overruled: boolean;
 }
 
 export class GroupRuntime {
@@ -104,6 +97,11 @@ export class GroupRuntime {
     );
     const file = path.join(d.dir, 'node-groups', `${link.slice(NODE_GROUPS_FACTORY_LINK.length + 1)}.json`);
     this.snapshots = new SnapshotFile(file, d.logger, link);
+    // A connection to a peer closed (a killed process's all do at once): probe it now, not next tick.
+    d.peers.onDisconnect((origin) => {
+      const n = Object.values(this.group.nodes).find((x) => x.id !== d.selfId && originOf(x.groupReference) === origin);
+      if (n && !this.stopped) void this.feed({ type: 'suspected', peerId: n.id });
+    });
   }
 
   get group(): NodeGroupState {
@@ -308,11 +306,8 @@ export class GroupRuntime {
   private abandonWrittenOff(before: Readonly<Record<NodeId, NodeState>>): void {
     for (const n of Object.values(this.state.group.nodes)) {
       if (n.id === this.d.selfId || n.status !== 'UNAVAILABLE' || before[n.id]?.status === 'UNAVAILABLE') continue;
-      try {
-        this.d.peers.abandon(new URL(n.groupReference).origin);
-      } catch {
-        // A reference that is no URL has no connections either.
-      }
+      const origin = originOf(n.groupReference);
+      if (origin) this.d.peers.abandon(origin);
     }
   }
 
@@ -348,6 +343,9 @@ export class GroupRuntime {
 }
 
 type RunEffect = MembershipEffect | { type: 'quorumFailure' };
+
+/** A group reference's origin; undefined when it is no URL (it has no connections either). */
+const originOf = (ref: string) => (URL.canParse(ref) ? new URL(ref).origin : undefined);
 
 /** Every node group on this host, the default one first. */
 export class Groups {

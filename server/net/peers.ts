@@ -62,6 +62,7 @@ export class PeerClient {
   private readonly pools = new Map<string, Pool>();
   private readonly targets = new Map<string, Target>();
   private closed = false;
+  private readonly disconnectListeners: ((origin: string) => void)[] = [];
   readonly stats: PeerStats = { requests: 0, failures: 0, bytesSent: 0, bytesReceived: 0 };
 
   /**
@@ -77,9 +78,19 @@ export class PeerClient {
     if (!p) {
       const connect = this.opts.tls && origin.startsWith('https:') ? { connect: { ...this.opts.tls } } : {};
       p = new Pool(origin, { connections: limits.peerConnectionsMax, keepAliveTimeout: limits.peerKeepAliveMs, pipelining: 1, ...connect });
+      // A killed peer's kernel closes every connection to it at once: membership probes it now.
+      p.on('disconnect', (_o, _targets, err) => {
+        if (this.closed || err?.code === 'UND_ERR_INFO' || err?.code === 'UND_ERR_DESTROYED') return;
+        for (const l of this.disconnectListeners) l(origin);
+      });
       this.pools.set(origin, p);
     }
     return p;
+  }
+
+  /** Called with a peer's origin when a connection to it closes for any reason but this client's own choice. */
+  onDisconnect(cb: (origin: string) => void): void {
+    this.disconnectListeners.push(cb);
   }
 
   /** One request, its whole answer collected. */

@@ -189,7 +189,7 @@ async function movedLinks(c: Cluster, load: Load, victim: number): Promise<strin
   return out;
 }
 
-const WINDOW_MS = 4000;
+const WINDOW_MS = 3000;
 
 test('kill -9 of one of three hosts: writes through the survivors go on; nothing acknowledged is lost', async () => {
   await withCluster(async (c, load) => {
@@ -197,7 +197,7 @@ test('kill -9 of one of three hosts: writes through the survivors go on; nothing
     const moved = await movedLinks(c, load, victim);
     load.up = new Set([0, 1]);
     load.start();
-    await waitFor('writes acknowledged', () => load.acks.length >= 200, 20_000);
+    await waitFor('writes acknowledged', () => load.acks.length >= 100, 20_000);
     const fault = Date.now();
     await c.procs[victim]!.kill('SIGKILL');
     await waitFor('the window after the kill', () => Date.now() >= fault + WINDOW_MS, WINDOW_MS + 1000);
@@ -211,7 +211,7 @@ test('kill -9 of one of three hosts: writes through the survivors go on; nothing
 test('rolling restart (SIGTERM, start, wait until it serves, next): writes go on; nothing acknowledged is lost', async () => {
   await withCluster(async (c, load) => {
     load.start();
-    await waitFor('writes acknowledged', () => load.acks.length >= 200, 20_000);
+    await waitFor('writes acknowledged', () => load.acks.length >= 100, 20_000);
     for (let victim = 0; victim < 3; victim++) {
       const moved = await movedLinks(c, load, victim);
       load.up.delete(victim);
@@ -221,7 +221,7 @@ test('rolling restart (SIGTERM, start, wait until it serves, next): writes go on
       await waitFor('group serving again', () => c.serving(), 20_000);
       load.up.add(victim);
       // Its links come back to it: the window covers that move too.
-      const end = Date.now() + 2000;
+      const end = Date.now() + 1500;
       await waitFor('the window after the restart', () => Date.now() >= end, 3000);
       report(`rolling restart of host ${victim}`, load.gaps(fault, end, moved));
     }
@@ -239,14 +239,14 @@ test('SIGSTOP for 5 s then SIGCONT: the others go on; the paused host acknowledg
     stopLater(late);
     load.start();
     late.start();
-    await waitFor('writes acknowledged', () => load.acks.length >= 200, 20_000);
+    await waitFor('writes acknowledged', () => load.acks.length >= 100, 20_000);
     const fault = Date.now();
     c.procs[victim]!.child.kill('SIGSTOP');
     await waitFor('5 s paused', () => Date.now() >= fault + 5000, 6000);
     c.procs[victim]!.child.kill('SIGCONT');
     report('SIGSTOP 5 s', load.gaps(fault, fault + 5000, moved));
     await waitFor('group serving again', () => c.serving(), 20_000);
-    const end = Date.now() + 2000;
+    const end = Date.now() + 1500;
     await waitFor('the window after SIGCONT', () => Date.now() >= end, 3000);
     report('after SIGCONT', load.gaps(fault + 5000, end, moved));
     await nothingLost(c, load, late);

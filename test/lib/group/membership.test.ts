@@ -411,4 +411,18 @@ test('availability is reported when it flips, including by the passage of time',
   assert.equal(of(down.effects, 'availability'), [{ type: 'availability', available: false }], 'a change restarts the window');
 });
 
+test('a closed connection (suspected) probes the peer at once, once per probe deadline; refused, it is marked', () => {
+  const s = threeHosts();
+  const r = step(s, { type: 'suspected', peerId: 'a' }, ctx(2000));
+  const probe = probeOf(r.effects, 'a');
+  assert.is(of(r.effects, 'send').length, 1, 'only the suspected peer, not a whole gossip round');
+  assert.equal(of(step(r.state, { type: 'suspected', peerId: 'a' }, ctx(2100)).effects, 'send'), [], 'not again within the deadline');
+  assert.ok(probeOf(step(r.state, { type: 'suspected', peerId: 'a' }, ctx(2600)).effects, 'a'), 'again after it');
+  const refused = step(r.state, { type: 'gossipFailed', peerId: 'a', requestId: probe.requestId }, ctx(2003));
+  assert.is(refused.state.group.nodes.a!.status, 'UNAVAILABLE');
+  assert.equal(of(step(refused.state, { type: 'suspected', peerId: 'a' }, ctx(3000)).effects, 'send'), [], 'a peer already marked');
+  assert.equal(of(step(s, { type: 'suspected', peerId: 'me' }, ctx(2000)).effects, 'send'), [], 'never itself');
+  assert.equal(of(step(s, { type: 'suspected', peerId: 'zz' }, ctx(2000)).effects, 'send'), [], 'nor a stranger');
+});
+
 test.run();
