@@ -155,7 +155,7 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
       op.link,
     );
     if (!decision.local) return { relayed: decision.reply };
-  } else if (op.kind !== 'list' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
+  } else if (op.kind !== 'list' && op.kind !== 'odata' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
     // A forward with authorization on (koa): the owner's view may lag the entry host's.
     await d.routing.untilOwner(svc.def.nodeSelector, op.link);
   }
