@@ -15,7 +15,7 @@ import { PeerClient } from '../net/peers.js';
 import { ChangeFeed } from '../documents/changes.js';
 import { DocumentStore } from '../documents/documents.js';
 import { ClusterPortsHandle } from '../documents/ports.js';
-import { Groups } from '../membership/groups.js';
+import { Groups } from '../membership/group-set.js';
 import { Selectors } from '../membership/selectors.js';
 import { Forwarder } from '../routing/forwarder.js';
 import { OwnerRouting } from '../routing/routing.js';

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KryptonError } from '../../lib/errors.js';
 import { toErrorResponse } from '../net/http-errors.js';
-import type { Groups } from '../membership/groups.js';
+import type { Groups } from '../membership/group-set.js';
 import type { Selectors } from '../membership/selectors.js';
 
 export const LIVEZ_PATH = '/livez';

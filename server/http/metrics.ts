@@ -15,7 +15,7 @@ import type { ServiceRegistry } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import type { Metrics } from '../base/metrics.js';
-import type { Groups } from '../membership/groups.js';
+import type { Groups } from '../membership/group-set.js';
 import type { Selectors } from '../membership/selectors.js';
 import { toErrorResponse } from '../net/http-errors.js';
 import type { PeerClient } from '../net/peers.js';
