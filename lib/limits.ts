@@ -142,6 +142,10 @@ export const limits = {
    * enough for a client's own retries with the same key.
    */
   dedupWindowMicros: 300_000_000,
+  /** "Outcome unknown" marks (writes logged but short of their quorum) an owner keeps on disk at once; the oldest go first. */
+  dedupUnconfirmedMax: 100_000,
+  /** Size past which the file of those marks is rewritten with the ones still inside the dedup window. */
+  unconfirmedFileBytesMax: 4 * 1024 * 1024,
   /** Longest Idempotency-Key (and forwarded request id) accepted. */
   requestIdCharsMax: 128,
   /** Heads one synchronization page carries. */

@@ -26,6 +26,7 @@ import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
 import { LinkQueues } from './link-queue.js';
+import { markUnconfirmed, type UnconfirmedStore } from './unconfirmed.js';
 import type { ChangeFeed } from './changes.js';
 import { STANDALONE, type ClusterPorts, type ReplicaPromisesPort, type ReplicaResult } from './ports.js';
 
@@ -45,6 +46,8 @@ export interface DocumentStoreDeps {
   promises?: ReplicaPromisesPort;
   /** Request ids of recent writes (lib/dedup.ts), filled by the replay and by every append here. */
   dedup?: DedupWindow;
+  /** Where the window's "outcome unknown" marks are kept durably (unconfirmed.ts), so they outlive a restart. */
+  unconfirmed?: UnconfirmedStore;
 }
 
 const OK: ReplicaResult = { ok: true };
@@ -103,7 +106,7 @@ export class DocumentStore {
     } catch (e) {
       // Below its quorum the write may survive or be lost to a takeover: its retry must neither
       // run it again nor answer success. Its link is still held, so no retry has looked yet.
-      if (rec.requestId !== undefined) this.d.dedup?.unconfirmed(rec.link, rec.requestId);
+      await markUnconfirmed(this.d.dedup, this.d.unconfirmed, rec, this.d.clock.nowMicros());
       throw e;
     }
     if (rec.effects) this.cluster.hooks.effects(svc, rec.link, state, rec.effects);

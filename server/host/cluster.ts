@@ -57,6 +57,7 @@ export interface HostParts {
   forwarder: Forwarder;
   replicator: Replicator;
   promises: LocalState['promises'];
+  unconfirmed: LocalState['unconfirmed'];
   access: AccessControl;
   effects: EffectRunner;
 }
@@ -127,6 +128,7 @@ function buildOwnerParts(
     changes,
     promises,
     dedup: local.dedup,
+    unconfirmed: local.unconfirmed,
     cluster: ports,
     onLogFailure,
   });
@@ -242,6 +244,7 @@ export async function buildParts(
     forwarder,
     replicator,
     promises,
+    unconfirmed: local.unconfirmed,
     access,
     effects,
   };

@@ -287,6 +287,7 @@ export class Host {
       await this.cluster.peers.close();
       await this.wal.close();
       await this.cluster.promises.close();
+      await this.cluster.unconfirmed.close();
       await this.lock.release();
       this.ops.metrics.stop();
       this.logger.info('stopped');

@@ -26,6 +26,7 @@ import { createLogger, LogRing } from '../base/process-log.js';
 import { loadTls, type TlsMaterial } from '../net/tls.js';
 import { PeerAuth } from '../auth/peer-auth.js';
 import { PromiseStore } from '../synch/promises.js';
+import { UnconfirmedStore } from '../documents/unconfirmed.js';
 
 const STATE_FILE = 'serviceHostState.json';
 
@@ -43,6 +44,8 @@ export interface LocalState {
   promises: PromiseStore;
   /** Request ids of recent writes, so a retry after a restart is still recognized. */
   dedup: DedupWindow;
+  /** The dedup window's "outcome unknown" marks on disk, already applied to it. */
+  unconfirmed: UnconfirmedStore;
   /** The user's services without documents (custom GET and POST handlers). */
   stateless: StatelessServiceDefinition[];
   /** Fingerprints of the user's services, which every member of the group must share. */
@@ -109,6 +112,9 @@ export async function openLocalState(
     logger,
     repair: config.repairLog,
   });
+  // After the replay, which noted those writes as if they had succeeded.
+  const unconfirmed = await UnconfirmedStore.open(diskDirectory(path.join(dir, 'unconfirmed')), logger, clock.nowMicros());
+  for (const m of unconfirmed.loaded()) dedup.unconfirmed(m.link, m.requestId);
   index.expire(clock.nowMicros());
   logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
   return {
@@ -123,6 +129,7 @@ export async function openLocalState(
     wal,
     promises,
     dedup,
+    unconfirmed,
     stateless,
     serviceProperties: serviceProperties(services),
   };

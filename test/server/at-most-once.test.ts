@@ -13,7 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { AnswerReader, encodeForwardBatch } from '../../server/routing/forwarder.js';
-import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
+import { closeAll, startGroup, startHost, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {
@@ -247,5 +247,63 @@ fenced('a retry of a write that was logged but failed its quorum is answered "un
     await closeAll(hosts);
   }
 });
+
+fenced(
+  'the "unknown" answer outlives a restart of the owner: its mark is on disk, the replay alone would call the write a success',
+  async () => {
+    const dirs = await Promise.all([0, 1, 2].map(() => tempDir()));
+    // Fixed ports: the restarted owner comes back at the address its peers know.
+    const base = 26900 + Math.floor(Math.random() * 500) * 3;
+    const config = (i: number) => ({ id: `amr-${i + 1}`, port: base + i, membershipQuorum: 2, isPeerSynchronizationEnabled: false });
+    const hosts: TestHost[] = [];
+    try {
+      for (let i = 0; i < 3; i++) hosts.push(await startHost(config(i), dirs[i]!.path));
+      for (const h of hosts.slice(1))
+        await h.client.post('/core/node-groups/default', {
+          kind: KINDS.joinPeerRequest,
+          memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
+        });
+      const whole = () =>
+        waitFor(
+          'group ready',
+          async () => {
+            for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+            return true;
+          },
+          20_000,
+        );
+      await whole();
+      const link = '/core/examples/dup-fenced-restart';
+      assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);
+      const { owner } = await ownerOf(hosts, link);
+      await everyHostAt(hosts, link, 0);
+      const [y, z] = hosts.filter((h) => h !== owner) as [TestHost, TestHost];
+      for (const h of [z, y]) {
+        const r = await h.client.post('/core/node-selectors/default/synch', {
+          kind: 'promise',
+          from: z.host.id,
+          factoryLink: '/core/examples',
+          asks: [[link, 1]],
+        });
+        assert.is(r.status, 200, r.text);
+      }
+      const key = { 'idempotency-key': 'fenced-restart-1' };
+      const body = { kind: KINDS.strictUpdateRequest, name: 'cas', documentVersion: 0 };
+      const first = await owner.client.send<{ message: string }>('PATCH', link, body, key);
+      assert.is(first.status, 500, first.text);
+
+      const at = hosts.indexOf(owner);
+      const restarted = await owner.restart();
+      hosts[at] = restarted;
+      await whole();
+      const again = await restarted.client.send<{ message: string }>('PATCH', link, body, key);
+      assert.is(again.status, 500, again.text);
+      assert.match(again.body.message, /request fenced-restart-1 was logged here but did not reach its quorum/);
+    } finally {
+      await closeAll(hosts);
+      for (const d of dirs) await d.remove();
+    }
+  },
+);
 
 fenced.run();
