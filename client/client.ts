@@ -91,6 +91,8 @@ export interface QueryResult<S> {
 }
 
 const WRITE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Shortest time between two refreshes of the view the client starts on its own. */
+const VIEW_REFRESH_GAP_MS = 250;
 const RETRY_STATUSES = new Set([408, 502, 503, 504]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -315,11 +317,27 @@ export class KryptonClient {
   async call<T>(method: string, path: string, body: unknown, opts: CallOptions, viewCheck: boolean): Promise<T> {
     const a = await this.exchange(method, path, body, opts, viewCheck, true);
     if (a.text === '') return undefined as T;
-    return JSON.parse(a.text) as T;
+    const parsed = JSON.parse(a.text) as T;
+    // A document's owner is in its state: one the view did not pick means the membership moved
+    // (the host forwarded the request), so the view is read again, in the background.
+    if (viewCheck && opts.routeKey !== undefined && this.routing === 'owner' && isObject(parsed)) {
+      const owner = parsed.documentOwner;
+      if (typeof owner === 'string' && owner !== this.view.ownerId(opts.routeKey)) this.refreshSoon();
+    }
+    return parsed;
+  }
+
+  /** A background refresh, at most one per VIEW_REFRESH_GAP_MS. */
+  private refreshSoon(): void {
+    if (this.refreshing || performance.now() - this.view.refreshedAt < VIEW_REFRESH_GAP_MS) return;
+    void this.refreshView().catch(() => undefined);
   }
 
   private async viewIfStale(): Promise<void> {
-    if (performance.now() - this.view.refreshedAt > this.viewMaxAgeMs) await this.refreshView().catch(() => undefined);
+    if (performance.now() - this.view.refreshedAt <= this.viewMaxAgeMs) return;
+    // With a view to route by, requests go on with it while a fresh one is read.
+    if (this.view.membership) this.refreshSoon();
+    else await this.refreshView().catch(() => undefined);
   }
 
   private requestHeaders(extra: Record<string, string>, key: string | undefined): Record<string, string> {
@@ -376,7 +394,7 @@ export class KryptonClient {
         if (e.kind === 'network' && e.permanent) throw e;
         if (e.kind === 'network' || e.kind === 'timeout') {
           this.view.suspect(origin, performance.now());
-          if (viewCheck) void this.refreshView().catch(() => undefined);
+          if (viewCheck) this.refreshSoon();
           // A write that may have reached the host is sent again only under its key.
           if (!safe && !(e.kind === 'network' && e.notSent)) throw e;
         }

@@ -66,6 +66,17 @@ export class GroupView {
     }
   }
 
+  /** The id of the member the view says owns `link`, whether or not it is suspect. */
+  ownerId(link: string): string | undefined {
+    const g = this.group;
+    if (!g) return undefined;
+    try {
+      return ownerOf(g, link).id;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Some host to ask, round robin over the healthy ones; `avoid` is skipped when another exists. */
   any(nowMs: number, avoid?: string): string {
     const all = [...new Set([...this.hosts(), ...this.seeds])];

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isNotFound, KryptonClient, KryptonClientError, query } from '../../client/index.js';
 import { makeCerts } from '../support/certs.js';
-import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
+import { closeAll, joinAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Example {
@@ -55,6 +55,26 @@ test('document requests go straight to their owners; the same load through one h
     assert.ok((await forwarded(hosts)) - before >= 10, 'through one host, requests are forwarded');
   } finally {
     await oneHost.close();
+    await client.close();
+    await closeAll(hosts);
+  }
+});
+
+test('a view gone stale (a host joined) is read again when an answer names another owner', async () => {
+  const hosts = await startGroup(2, () => ({}));
+  const client = await KryptonClient.connect({ hosts: [hosts[0]!.host.uri], viewMaxAgeMs: 600_000 });
+  try {
+    assert.is(Object.keys(client.membership!.nodes).length, 2);
+    hosts.push(await startHost());
+    await joinAll(hosts);
+    const examples = client.factory<Example>('/core/examples');
+    // Some of these are owned by the new host: the old view sends them elsewhere, which forwards.
+    for (let i = 0; i < 30; i++) await examples.create({ documentSelfLink: `s${i}`, name: `s${i}` });
+    await waitFor('the view to hold 3 members', () => Object.keys(client.membership!.nodes).length === 3);
+    const before = await forwarded(hosts);
+    for (let i = 0; i < 30; i++) await examples.doc(`s${i}`).patch({ counter: i });
+    assert.is(await forwarded(hosts), before, 'with the fresh view nothing is forwarded');
+  } finally {
     await client.close();
     await closeAll(hosts);
   }
