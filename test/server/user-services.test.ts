@@ -13,6 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KryptonClient } from '../../client/index.js';
 import { KINDS } from '../../lib/document.js';
+import { parseHostArgs } from '../../server/base/config.js';
 import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
 import type { Counter, Note } from '../support/user-services.js';
 import { waitFor } from '../support/wait.js';
@@ -138,6 +139,52 @@ test('a host whose services differ is refused, and refuses, with a message sayin
     await odd.close();
     await closeAll(group);
   }
+});
+
+test('with authorization on, a stateless service is behind roles and asks as its caller', async () => {
+  const h = await startHost({
+    isAuthorizationEnabled: true,
+    adminUser: 'admin@localhost',
+    adminPassword: 'admin-pw-123',
+    services: [MODULE],
+  });
+  const admin = new KryptonClient({ hosts: [h.host.uri] });
+  const reader = new KryptonClient({ hosts: [h.host.uri] });
+  try {
+    await h.host.cluster.admin!.ready;
+    assert.is((await h.client.get('/app/stats')).status, 403, 'the guest has no role for it');
+    await admin.login('admin@localhost', 'admin-pw-123');
+    await waitFor('the singleton counter', () => admin.document<Counter>('/app/counters/total').find());
+    assert.equal((await admin.request<{ count: number }>('GET', '/app/stats')).count, 0);
+    // A user who may GET the stats but not the counter they read: the inner request runs as them.
+    await admin.request('POST', '/core/authz/users', { documentSelfLink: 'r', email: 'r@localhost' });
+    await admin.request(
+      'POST',
+      '/core/auth/credentials',
+      { userEmail: 'r@localhost', privateKey: 'reader-pw-123' },
+      { idempotencyKey: false },
+    );
+    await admin.request('POST', '/core/authz/roles', {
+      documentSelfLink: 'r',
+      userLinks: ['/core/authz/users/r'],
+      pathPrefixes: ['/app/stats'],
+      verbs: ['GET'],
+      policy: 'ALLOW',
+    });
+    await reader.login('r@localhost', 'reader-pw-123');
+    const r = await reader.request<{ count: number; answeredBy: string }>('GET', '/app/stats');
+    assert.is(r.count, -1, 'the counter was not readable by the caller');
+  } finally {
+    await admin.close();
+    await reader.close();
+    await h.close();
+  }
+});
+
+test('--services takes a comma-separated list of modules, resolved from the working folder', () => {
+  const c = parseHostArgs(['--services=a.js, ./lib/b.js']);
+  assert.equal(c.services, [path.resolve('a.js'), path.resolve('lib/b.js')]);
+  assert.throws(() => parseHostArgs(['--services=']), /expected one or more module files/);
 });
 
 test('a --services module that cannot serve stops the start with a message naming it', async () => {
