@@ -152,7 +152,11 @@ export class GroupRuntime {
     });
   }
 
-  /** Why this host cannot share the default group with `nodes` (their user services differ), or undefined. */
+  /**
+   * Why this host cannot share the default group with `nodes` (their user services differ), or
+   * undefined. Only a host's own entry speaks for its services: its copies of others may be from
+   * before they restarted with other modules (a whole group upgraded at once would refuse itself).
+   */
   private mismatch(nodes: readonly NodeState[]): string | undefined {
     return this.link === DEFAULT_GROUP_LINK ? groupServiceMismatch(this.d.services, this.d.selfId, nodes) : undefined;
   }
@@ -167,7 +171,7 @@ export class GroupRuntime {
 
   async handlePatch(raw: unknown): Promise<NodeGroupState> {
     const patch = classifyGroupPatch(raw, this.link);
-    refuseServiceMismatch(patch.type === 'gossip' ? this.mismatch(Object.values(patch.state.nodes)) : undefined);
+    refuseServiceMismatch(patch.type === 'gossip' ? this.mismatch(ownEntry(patch.state)) : undefined);
     if (patch.type === 'gossip') return this.replyOf(await this.feed({ type: 'gossipReceived', body: patch.state }));
     if (patch.type === 'config') return this.replyOf(await this.feed({ type: 'configPatched', config: patch.config }));
     const effects = await this.feed({ type: 'updateQuorum', request: patch.request }, 'quorumUpdate');
@@ -315,7 +319,7 @@ export class GroupRuntime {
    */
   /** A joined group's state, unless its members' services differ from this host's: then the join fails, and says why. */
   private joinFetched(to: string, requestId: number, body: NodeGroupState): MembershipInput {
-    const why = this.mismatch(Object.values(body.nodes));
+    const why = this.mismatch(ownEntry(body));
     if (!why) return { type: 'joinFetched', requestId, body };
     this.warnJoinFailure(to, `the group's services differ from this host's: ${why}`, 'error');
     return { type: 'joinFailed', requestId };
@@ -341,6 +345,12 @@ export class GroupRuntime {
 }
 
 type RunEffect = MembershipEffect | { type: 'quorumFailure' };
+
+/** The entry a group state's sender holds for itself. */
+function ownEntry(g: NodeGroupState): NodeState[] {
+  const n = g.nodes[g.documentOwner];
+  return n ? [n] : [];
+}
 
 /** A group reference's origin; undefined when it is no URL (it has no connections either). */
 const originOf = (ref: string) => (URL.canParse(ref) ? new URL(ref).origin : undefined);

@@ -7,6 +7,7 @@
  * service differently is refused by the group, and refuses it, with a message saying why.
  */
 
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
@@ -14,7 +15,7 @@ import * as assert from 'uvu/assert';
 import { KryptonClient } from '../../client/index.js';
 import { KINDS } from '../../lib/document.js';
 import { parseHostArgs } from '../../server/base/config.js';
-import { closeAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
+import { closeAll, joinAll, startGroup, startHost, type TestHost } from '../support/hosts.js';
 import type { Counter, Note } from '../support/user-services.js';
 import { waitFor } from '../support/wait.js';
 
@@ -138,6 +139,24 @@ test('a host whose services differ is refused, and refuses, with a message sayin
   } finally {
     await odd.close();
     await closeAll(group);
+  }
+});
+
+test('a whole group restarted with other modules forms again (stale copies of old entries do not count)', async () => {
+  const group = await startGroup(3, () => ({ services: [MODULE] }));
+  const sandboxes = group.map((h) => h.sandbox);
+  const again: TestHost[] = [];
+  try {
+    for (const h of group) {
+      await h.client.close();
+      await h.host.stop();
+    }
+    // Each host's saved membership still holds the others' entries with the old fingerprints.
+    for (const dir of sandboxes) again.push(await startHost({ services: [MODULE_V2] }, dir));
+    await joinAll(again);
+  } finally {
+    await closeAll(again);
+    for (const dir of sandboxes) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
