@@ -13,7 +13,8 @@
  *   8. OData: p50 of a `$filter` on a selective field over 100k documents vs the same query task
  *   9. the client: named creates and PATCHes over 3 hosts through the owner-aware client vs the same
  *      load through one host by plain HTTP, and vs etcd (tools/bench/client.ts)
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client.
+ *  10. metrics: durable POST on one host while GET /metrics is scraped every second vs unscraped (goal >= 0.97)
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -27,6 +28,7 @@ import type { benchCluster } from './cluster.js';
 import type { HttpBench } from './http.js';
 import type { IndexBenchResult } from './index-query.js';
 import type { LogToolsBenchResult } from './log-tools.js';
+import { metricsRows, type MetricsBenchResult } from './metrics.js';
 import type { ODataBenchResult } from './odata.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
 import { tlsRows, type TlsBenchResult } from './tls.js';
@@ -56,7 +58,7 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client'] as const;
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client', 'metrics'] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -109,6 +111,9 @@ const clientBench = await step(
   'client',
   'client: named POST and PATCH through the owner-aware client vs one host by plain HTTP vs etcd',
   () => child<ClientBenchResult>('client.ts', quick ? ['quick'] : []),
+);
+const metrics = await step('metrics', 'metrics: durable POST on one host scraped every second vs unscraped, alternating', () =>
+  child<MetricsBenchResult>('metrics.ts', quick ? ['quick'] : []),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -189,10 +194,12 @@ if (odata !== undefined) {
 }
 if (clientBench !== undefined) rows.push(...clientRows(clientBench, fmt));
 
+if (metrics !== undefined) rows.push(...metricsRows(metrics, fmt));
+
 if (json) {
   process.stdout.write(
     JSON.stringify(
-      { http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata, client: clientBench },
+      { http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata, client: clientBench, metrics },
       null,
       2,
     ) + '\n',
