@@ -6,6 +6,9 @@ import uPlot from 'uplot';
 import { html } from './api.js';
 
 const POINTS_MAX = 300;
+/** Route families of peer traffic, probes and scrapes: left out of the client request charts. */
+const NOT_CLIENT = new Set(['/metrics', '/core/node-selectors', '/core/node-groups', '/livez', '/readyz']);
+const client = (l) => !NOT_CLIENT.has(l.factory);
 
 /** Prometheus text → [{ name, labels, value }]. */
 export function parseMetrics(text) {
@@ -26,9 +29,9 @@ function total(samples, name, pred = () => true) {
 }
 
 /** Bucket counts of a histogram summed over its label sets: Map(le → count). */
-function buckets(samples, name) {
+function buckets(samples, name, pred = () => true) {
   const out = new Map();
-  for (const s of samples) if (s.name === `${name}_bucket`) out.set(s.labels.le, (out.get(s.labels.le) ?? 0) + s.value);
+  for (const s of samples) if (s.name === `${name}_bucket` && pred(s.labels)) out.set(s.labels.le, (out.get(s.labels.le) ?? 0) + s.value);
   return out;
 }
 
@@ -71,11 +74,11 @@ export function MetricsView() {
         const samples = parseMetrics(await res.text());
         const now = {
           at: Date.now() / 1000,
-          requests: total(samples, 'krypton_http_requests_total', (l) => l.factory !== '/metrics'),
-          writes: total(samples, 'krypton_http_requests_total', (l) => l.verb !== 'GET' && l.factory !== '/metrics'),
-          sum: total(samples, 'krypton_http_request_duration_seconds_sum', (l) => l.factory !== '/metrics'),
-          count: total(samples, 'krypton_http_request_duration_seconds_count', (l) => l.factory !== '/metrics'),
-          latency: buckets(samples, 'krypton_http_request_duration_seconds'),
+          requests: total(samples, 'krypton_http_requests_total', client),
+          writes: total(samples, 'krypton_http_requests_total', (l) => l.verb !== 'GET' && client(l)),
+          sum: total(samples, 'krypton_http_request_duration_seconds_sum', client),
+          count: total(samples, 'krypton_http_request_duration_seconds_count', client),
+          latency: buckets(samples, 'krypton_http_request_duration_seconds', client),
           fsync: buckets(samples, 'krypton_log_fsync_duration_seconds'),
           samples,
         };
@@ -112,7 +115,7 @@ export function MetricsView() {
   return html`<div class="row">
       <${Chart}
         id="chart-throughput"
-        title="Requests per second"
+        title="Client requests per second"
         series=${[['all requests', '#2f6fdb'], ['writes', '#1f9d55']]}
         data=${[history.t, history.rps, history.writes]}
       />

@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Metrics } from '../../server/base/metrics.js';
 import { exampleBody, freePorts, removeDir, sleep, spreadLoad, tempDir, track, type LoadFigures } from './etcd.js';
 
 const KRYPTON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/tools/krypton.js');
@@ -35,6 +36,28 @@ export interface MetricsBenchResult {
   scrapeBytes: number;
   scrapeMsMedian: number;
   scrapes: number;
+  /** CPU time of what the hot path does per request (count it, observe its latency), measured in this process. */
+  instrumentNsPerRequest: number;
+}
+
+/** Times the per-request instruments of server/base/metrics.ts alone, as the host updates them. */
+function instrumentCost(): number {
+  const m = new Metrics();
+  const verbs = ['GET', 'POST', 'PATCH'];
+  const n = 300_000;
+  const run = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const verb = verbs[i % 3]!;
+      m.requests.inc({ verb, factory: '/core/examples', status: '200' });
+      m.requestSeconds.observe({ verb, factory: '/core/examples' }, 0.0004 + (i % 7) * 0.001);
+    }
+  };
+  run(n / 10);
+  const t0 = process.cpuUsage();
+  run(n);
+  const used = process.cpuUsage(t0);
+  m.stop();
+  return Math.round(((used.user + used.system) * 1000) / n);
 }
 
 const median = (xs: number[]) => {
@@ -104,6 +127,8 @@ export async function benchMetrics(opts: { seconds?: number; warmupSeconds?: num
   let scrapeBytes = 0;
   let n = 0;
   const build = () => ({ method: 'POST', path: '/core/examples', body: exampleBody(n++) });
+  const instrumentNsPerRequest = instrumentCost();
+  log(`instruments: ${instrumentNsPerRequest} ns of CPU per request`);
   for (let round = 1; round <= rounds; round++) {
     for (const mode of ['unscraped', 'scraped'] as const) {
       const f = await withHost(async (url) => {
@@ -138,6 +163,7 @@ export async function benchMetrics(opts: { seconds?: number; warmupSeconds?: num
     scrapeBytes,
     scrapeMsMedian: Math.round(median(scrapeMs) * 10) / 10,
     scrapes: scrapeMs.length,
+    instrumentNsPerRequest,
   };
 }
 
@@ -151,6 +177,7 @@ export function metricsRows(r: MetricsBenchResult, fmt: (n: number, digits?: num
       `unscraped ${med(r.unscraped)}`,
       `${fmt(r.ratio, 3)} (goal >= 0.97; rounds ${r.roundRatios.map((x) => fmt(x, 3)).join(', ')})`,
     ],
+    ['per-request instruments (count + latency histogram), CPU', `${fmt(r.instrumentNsPerRequest)} ns/request`, '', ''],
   ];
 }
 
