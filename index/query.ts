@@ -60,13 +60,16 @@ export function runQuery(store: VersionStore, plan: QueryPlan, nowMicros: Micros
     if (isExpiredAt(doc, nowMicros)) return;
     // A link whose latest version expired is gone as a whole, whatever its older versions say.
     if (latestVid !== vid && isExpiredAt(store.docAt(latestVid)!, nowMicros)) return;
-    if (matches(doc)) hits.push(vid);
+    if (exact || matches(doc)) hits.push(vid);
   };
 
   const cand = chooseCandidates(plan.query, store.postings, store.alive);
   // A wide posting (documentKind, say) costs more than reading each link's latest version once.
   const scanCost = allVersions ? store.versionCount() : store.linkCount();
   const scanned = cand === null || cand.size > scanCost;
+  // A lone TERM clause read from its own posting holds exactly the versions with that value.
+  const q = plan.query;
+  const exact = !scanned && q.kind === 'term' && q.matchType === 'TERM';
   if (!scanned) cand.forEach(consider);
   else if (allVersions) store.forEachVersion(consider);
   else store.forEachLatest(consider);

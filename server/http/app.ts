@@ -20,6 +20,7 @@ import { notAllowed, toErrorResponse } from '../net/http-errors.js';
 import { logFailure } from '../net/failures.js';
 import type { LogRing } from '../base/process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query-tasks.js';
+import { queryTaskJson } from '../tasks/query-json.js';
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
 import { handleDocumentRequest, pragmasOf } from './document-requests.js';
 import { odataRoutes } from './odata.js';
@@ -171,7 +172,7 @@ function queryRoutes(router: Router, d: AppDeps): void {
     router.post(factory, async (ctx) => {
       const { status, task } = await d.queries.create(factory, await readJsonBody(ctx.req), d.access?.scope(ctx));
       ctx.status = status;
-      ctx.body = task;
+      jsonText(ctx, queryTaskJson(task));
     });
     router.get(factory, (ctx) => {
       const links = d.queries.taskLinks(factory, d.access?.caller(ctx));
@@ -180,7 +181,7 @@ function queryRoutes(router: Router, d: AppDeps): void {
     router.all(factory, (ctx) => notAllowed(ctx.method));
     continuousRoutes(router, d, factory);
     router.get(`${factory}/:id`, (ctx) => {
-      ctx.body = d.queries.get(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
+      jsonText(ctx, queryTaskJson(d.queries.get(`${factory}/${ctx.params.id}`, d.access?.caller(ctx))));
     });
     router.delete(`${factory}/:id`, (ctx) => {
       d.queries.delete(`${factory}/${ctx.params.id}`, d.access?.caller(ctx));
@@ -190,13 +191,13 @@ function queryRoutes(router: Router, d: AppDeps): void {
   }
 
   router.get(`${PAGE_PATH}/:id`, async (ctx) => {
-    ctx.body = await d.queries.page(ctx.params.id!, d.access?.caller(ctx), d.access?.scope(ctx));
+    jsonText(ctx, queryTaskJson(await d.queries.page(ctx.params.id!, d.access?.caller(ctx), d.access?.scope(ctx))));
   });
   // Any host answers a page, whichever `peer` made it: the link carries what the page needs.
   router.get(PAGE_FORWARDING_PATH, async (ctx) => {
     const { path } = ctx.query;
     if (typeof path !== 'string' || !path) throw new KryptonError('INVALID_ARGUMENT', 'link uri parameter is required');
-    ctx.body = await d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx), d.access?.scope(ctx));
+    jsonText(ctx, queryTaskJson(await d.queries.page(path.replace(/^.*\//, ''), d.access?.caller(ctx), d.access?.scope(ctx))));
   });
 }
 
@@ -232,6 +233,12 @@ function continuousRoutes(router: Router, d: AppDeps, factory: string): void {
     ctx.body = {};
   });
   router.all(`${factory}/:id${SUBSCRIPTIONS_SUFFIX}`, (ctx) => notAllowed(ctx.method));
+}
+
+/** A body already serialized (query tasks: query-json.ts), sent as JSON. */
+function jsonText(ctx: Koa.Context, text: Buffer): void {
+  ctx.type = 'application/json; charset=utf-8';
+  ctx.body = text;
 }
 
 /** Factories and their children, looked up in the registry rather than one route per service. */

@@ -14,7 +14,10 @@
  *   9. the client: named creates and PATCHes over 3 hosts through the owner-aware client vs the same
  *      load through one host by plain HTTP, and vs etcd (tools/bench/client.ts)
  *  10. metrics: durable POST on one host while GET /metrics is scraped every second vs unscraped (goal >= 0.97)
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics.
+ *  11. queries: a query task returning 1,000 of 10,000 documents with EXPAND_CONTENT through one host
+ *      of 3, 50 connections, vs etcd's range of 1,000 of 10,000 keys through a follower (goal >= 1.5);
+ *      and a BROADCAST query over 5 hosts p50
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics, query.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -30,6 +33,7 @@ import type { IndexBenchResult } from './index-query.js';
 import type { LogToolsBenchResult } from './log-tools.js';
 import { metricsRows, type MetricsBenchResult } from './metrics.js';
 import type { ODataBenchResult } from './odata.js';
+import type { QueryBenchResult } from './query.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
 import { tlsRows, type TlsBenchResult } from './tls.js';
 
@@ -58,7 +62,7 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client', 'metrics'] as const;
+const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client', 'metrics', 'query'] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -114,6 +118,11 @@ const clientBench = await step(
 );
 const metrics = await step('metrics', 'metrics: durable POST on one host scraped every second vs unscraped, alternating', () =>
   child<MetricsBenchResult>('metrics.ts', quick ? ['quick'] : []),
+);
+const queries = await step(
+  'query',
+  'queries: 1,000 of 10,000 with EXPAND_CONTENT through one of 3 hosts vs etcd range; BROADCAST over 5 hosts',
+  () => child<QueryBenchResult>('query.ts', quick ? ['quick'] : []),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -195,11 +204,46 @@ if (odata !== undefined) {
 if (clientBench !== undefined) rows.push(...clientRows(clientBench, fmt));
 
 if (metrics !== undefined) rows.push(...metricsRows(metrics, fmt));
+if (queries !== undefined) {
+  const e = queries.etcd && !('skipped' in queries.etcd) ? queries.etcd : undefined;
+  rows.push(
+    [
+      `query task, ${fmt(queries.matches)} of ${fmt(queries.docs)} docs + content, 3 hosts, ${queries.connections} conns`,
+      `${fmt(queries.krypton.rps)} q/s, p50 ${queries.krypton.p50Ms} ms, p99 ${queries.krypton.p99Ms} ms`,
+      e ? `etcd ${e.version} range via follower ${fmt(e.range.rps)} q/s, p50 ${e.range.p50Ms} ms, p99 ${e.range.p99Ms} ms` : 'etcd skipped',
+      queries.ratio === undefined ? '' : `${fmt(queries.ratio, 2)} (goal >= 1.5)`,
+    ],
+    [
+      'same, 1 connection',
+      `p50 ${fmt(queries.krypton1.p50Ms, 2)} ms, p99 ${fmt(queries.krypton1.p99Ms, 2)} ms`,
+      e ? `etcd p50 ${fmt(e.range1.p50Ms, 2)} ms, p99 ${fmt(e.range1.p99Ms, 2)} ms` : '',
+      e ? `p50 ${fmt(e.range1.p50Ms / queries.krypton1.p50Ms, 2)} (goal >= 1)` : '',
+    ],
+    [
+      `BROADCAST query, ${queries.broadcast.hosts} hosts, ${fmt(queries.broadcast.matches)} of ${fmt(queries.broadcast.docs)} links, 1 conn`,
+      `p50 ${fmt(queries.broadcast.p50Ms, 2)} ms, p99 ${fmt(queries.broadcast.p99Ms, 2)} ms`,
+      '',
+      '',
+    ],
+  );
+}
 
 if (json) {
   process.stdout.write(
     JSON.stringify(
-      { http, replay, index: idx, cluster, replication: repl, logTools: tools, tls: tlsBench, odata, client: clientBench, metrics },
+      {
+        http,
+        replay,
+        index: idx,
+        cluster,
+        replication: repl,
+        logTools: tools,
+        tls: tlsBench,
+        odata,
+        client: clientBench,
+        metrics,
+        queries,
+      },
       null,
       2,
     ) + '\n',
