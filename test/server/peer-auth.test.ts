@@ -58,6 +58,15 @@ open('peer endpoints answer 403 without the secret and serve members', async ({ 
   assert.is(batched.status, 403);
   assert.match(String(batched.body.message), /^forbidden: POST \/core\/node-selectors\/default\/forwarded accepts requests from members/);
 
+  // A host's part of a query across hosts reads every document: members only.
+  const part = { querySpec: { query: { term: { propertyName: 'name', matchValue: 'x' } } }, asOfMicros: null, withDocs: true };
+  const outsider = await c.send('POST', '/core/node-selectors/default/query', part);
+  assert.is(outsider.status, 403);
+  assert.match(String(outsider.body.message), /^forbidden: POST \/core\/node-selectors\/default\/query accepts requests from members/);
+  const asMember = await c.send<{ hits: unknown[] }>('POST', '/core/node-selectors/default/query', part, member);
+  assert.is(asMember.status, 200);
+  assert.ok(Array.isArray(asMember.body.hits));
+
   const heads = { kind: 'heads', factoryLink: '/core/examples' };
   assert.is((await c.send('POST', '/core/node-selectors/default/synch', heads)).status, 403);
   assert.is((await c.send('POST', '/core/node-selectors/default/synch', heads, member)).status, 200);
