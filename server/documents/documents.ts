@@ -8,24 +8,27 @@
  * checked by prepareCreate / prepareUpdate on the entry host and applied by create / applyUpdate
  * on the owner, which trusts that check. A replica's side (applyReplicated) appends what an owner
  * shipped unless its epoch is stale. A write's effects (lib/service.ts) are handed to the owner
- * hooks once it holds its quorum. Reads come straight from the index. A log failure (a write or
+ * hooks once it holds its quorum. Reads come from the index (reads.ts), on the owner only what its
+ * quorum acknowledged (lib/commit.ts). A log failure (a write or
  * fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
  */
 
+import { CommitTracker } from '../../lib/commit.js';
 import type { DedupWindow } from '../../lib/dedup.js';
-import { linkList, type JsonObject, type LinkList, type NewLogRecord, type ServiceDocument } from '../../lib/document.js';
+import type { JsonObject, LinkList, NewLogRecord, ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { Link, NodeId } from '../../lib/ids.js';
 import { markOf, takesHistory } from '../../lib/synch/history.js';
 import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
-import { childLinkFor, isExpired, markedDeletedNotFound, notFound, planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
+import { childLinkFor, planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
 import { LinkQueues } from './link-queue.js';
+import { listChildren, readCommitted, readLocal } from './reads.js';
 import { markUnconfirmed, type UnconfirmedStore } from './unconfirmed.js';
 import type { ChangeFeed } from './changes.js';
 import { STANDALONE, type ClusterPorts, type ReplicaPromisesPort, type ReplicaResult } from './ports.js';
@@ -70,6 +73,7 @@ export interface WriteOptions {
 
 export class DocumentStore {
   private readonly queues = new LinkQueues();
+  private readonly commits = new CommitTracker();
   private readonly cluster: ClusterPorts;
 
   constructor(private readonly d: DocumentStoreDeps) {
@@ -100,15 +104,22 @@ export class DocumentStore {
     // Encoded once, for this host's log and every replica's.
     const body = encodeRecordBody(rec);
     const replicated = this.cluster.replication.start(svc, rec, opts.quorum, body);
-    const state = await this.appendLocal(rec, body);
+    // Reads on this owner answer the state before the write until its quorum acknowledged it.
+    if (replicated) this.commits.begin(rec.link, rec.version, this.d.index.latest(rec.link));
+    let state: ServiceDocument;
     try {
+      state = await this.appendLocal(rec, body);
       if (replicated) await replicated();
     } catch (e) {
       // Below its quorum the write may survive or be lost to a takeover: its retry must neither
-      // run it again nor answer success. Its link is still held, so no retry has looked yet.
+      // run it again nor answer success (its link is still held, so no retry has looked yet), and
+      // no read may answer it until synchronization has decided.
+      this.commits.failed(rec.link, rec.version);
+      this.cluster.fencing.staleEpoch(rec.link);
       await markUnconfirmed(this.d.dedup, this.d.unconfirmed, rec, this.d.clock.nowMicros());
       throw e;
     }
+    this.commits.acknowledged(rec.link, rec.version);
     if (rec.effects) this.cluster.hooks.effects(svc, rec.link, state, rec.effects);
     return state;
   }
@@ -353,44 +364,31 @@ export class DocumentStore {
     });
   }
 
-  /** Child GET on the owner: brought up to date from the replicas first when membership moved. */
+  /**
+   * Child GET on the owner: brought up to date from the replicas first when membership moved or
+   * its last write missed its quorum, then only what is committed (reads.ts readCommitted).
+   */
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
+    // A link in doubt is synchronized before it is read: that settles it, or fails.
+    if (this.commits.unsettled(link)) this.cluster.fencing.staleEpoch(link);
     const synching = this.cluster.synch.ensure(svc, link);
     if (synching) await synching;
-    return this.get(link, version);
+    return readCommitted(this.d.index, this.commits, link, version, this.d.clock.nowMicros());
   }
 
-  /** Child GET: the latest state, or one retained version. */
+  /** Child GET from this host's own copy: the latest state, or one retained version. */
   get(link: Link, version?: number): ServiceDocument {
-    const now = this.d.clock.nowMicros();
-    if (version !== undefined) {
-      const doc = this.d.index.version(link, version);
-      if (!doc) throw notFound(`${link}?documentVersion=${version}`);
-      return doc;
-    }
-    const doc = this.d.index.latest(link);
-    if (!doc || isExpired(doc, now)) throw notFound(link);
-    if (doc.documentUpdateAction === 'DELETE') throw markedDeletedNotFound(link);
-    return doc;
+    return readLocal(this.d.index, link, version, this.d.clock.nowMicros());
+  }
+
+  /** Synchronization found `link`'s latest state held by a quorum, or wrote it there: reads answer it again. */
+  settled(link: Link): void {
+    this.commits.settled(link);
   }
 
   /** Factory GET from the local index, only the children `mayRead` lets through when given. */
   list(factoryLink: Link, expand: boolean, mayRead?: (link: Link) => boolean): LinkList {
-    const started = performance.now();
-    const now = this.d.clock.nowMicros();
-    const all = this.d.index.children(factoryLink, now);
-    const links = mayRead ? all.filter(mayRead) : all;
-    const out = linkList(links, this.d.hostId, 0);
-    if (expand) {
-      const docs: Record<string, ServiceDocument> = {};
-      for (const l of links) {
-        const doc = this.d.index.latest(l);
-        if (doc) docs[l] = doc;
-      }
-      out.documents = docs;
-    }
-    out.queryTimeMicros = Math.max(1, Math.round((performance.now() - started) * 1000));
-    return out;
+    return listChildren(this.d.index, this.d.hostId, factoryLink, expand, this.d.clock.nowMicros(), mayRead);
   }
 
   /** Waits for every update already accepted to finish (used by graceful stop). */

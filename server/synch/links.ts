@@ -22,6 +22,22 @@ import type { Discovered, Discovery } from './discovery.js';
 import type { HistorySynch } from './history.js';
 import type { Takeovers } from './takeover.js';
 
+/** A link's write quorum, and how many replicas other than this host hold a plan's copy already. */
+export interface PlanQuorum {
+  needed: number;
+  holders: number;
+}
+
+/** The replicas (not this host) whose head is the plan's copy and that need no push. */
+function holdersOf(plan: SynchPlan, heads: ReadonlyMap<NodeId, Head | undefined>, targets: readonly NodeId[]): number {
+  let n = 0;
+  for (const id of targets) {
+    const h = heads.get(id);
+    if (h && !plan.pushTo.includes(id) && h.epoch === plan.best.epoch && h.version === plan.best.version) n++;
+  }
+  return n;
+}
+
 /** A best copy fetched from its holder, with the request id of the write that made it. */
 export interface FetchedCopy {
   state: ServiceDocument;
@@ -40,6 +56,7 @@ interface Peers {
 interface SlicePlans {
   plans: Map<Link, SynchPlan | null>;
   replicas: Map<Link, Set<NodeId>>;
+  quorums: Map<Link, PlanQuorum>;
   deferred: string[];
 }
 
@@ -126,7 +143,7 @@ export class LinkSynch {
     await Promise.all(
       [...planned.plans].map(async ([l, plan]) => {
         try {
-          if (await this.applyPlan(svc, l, plan, fetched.get(l), peers.byId, planned.replicas.get(l)!)) {
+          if (await this.applyPlan(svc, l, plan, fetched.get(l), peers.byId, planned.replicas.get(l)!, planned.quorums.get(l))) {
             settled.push(l);
           } else deferred.push(`the takeover of ${l} was overtaken by a later epoch`);
         } catch (e) {
@@ -159,7 +176,7 @@ export class LinkSynch {
 
   /** Each link's plan: decided from discovery, or, for a takeover, from the heads its prepare round returned. */
   private async planSlice(svc: RegisteredService, slice: Link[], discovered: Discovered, peers: Peers): Promise<SlicePlans> {
-    const out: SlicePlans = { plans: new Map(), replicas: new Map(), deferred: [] };
+    const out: SlicePlans = { plans: new Map(), replicas: new Map(), quorums: new Map(), deferred: [] };
     const takeovers: TakeoverTarget[] = [];
     const waiting = new Map<Link, { heads: Map<NodeId, Head | undefined>; versionFloor: number }>();
     for (const l of slice) {
@@ -174,6 +191,7 @@ export class LinkSynch {
         out.deferred.push(`heads from ${next.heard} of ${a.set.eligible} replicas, quorum ${next.needed}`);
       } else {
         out.plans.set(l, next.plan);
+        if (next.plan) out.quorums.set(l, { needed: a.needed, holders: holdersOf(next.plan, a.heads, a.targets) });
       }
     }
     if (takeovers.length === 0) return out;
@@ -222,6 +240,8 @@ export class LinkSynch {
     remote: FetchedCopy | undefined,
     peersById: Map<NodeId, NodeState>,
     replicas: Set<NodeId>,
+    /** The link's write quorum and how many other replicas already hold the plan's copy (a settled pass's plans). */
+    quorum?: PlanQuorum,
   ): Promise<boolean> {
     this.stats.linksChecked++;
     if (!plan) return true;
@@ -239,18 +259,28 @@ export class LinkSynch {
       return this.rewrite(svc, link, plan, base);
     });
     if (overtaken) return false;
-    // A takeover already went to every replica before it was committed here.
-    if (!record || plan.rewrite) return true;
+    if (!record) return true;
+    if (plan.rewrite) {
+      // A takeover went to a quorum of replicas before it was committed here: reads may answer it.
+      this.d.store.settled(link);
+      return true;
+    }
+    let acked = 0;
     await Promise.all(
       // Only the link's replica set receives it (all members, or the N closest for a factor N).
       plan.pushTo.map(async (id) => {
         const n = peersById.get(id);
         if (!n || !replicas.has(id)) return;
         const r = await this.d.replicator.push(n, svc.def.nodeSelector, record);
-        if (r.ok) this.stats.pushed++;
-        else this.stats.pushFailures++;
+        if (r.ok) {
+          this.stats.pushed++;
+          acked++;
+        } else this.stats.pushFailures++;
       }),
     );
+    // The copy is committed once a quorum holds it (this host, the replicas that did, the pushes that took):
+    // a write of it that missed its quorum is then no longer in doubt.
+    if (quorum && 1 + quorum.holders + acked >= quorum.needed) this.d.store.settled(link);
     return true;
   }
 
