@@ -31,6 +31,8 @@ import { Group } from './replication.js';
 const log = (s: string) => process.stderr.write(`[client] ${s}\n`);
 
 export interface RunFigures {
+  /** CPU the generator's process (the client library included) spent per successful request, in µs. */
+  cpuUsPerRequest: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -63,6 +65,7 @@ let next = 0;
 async function load(inFlight: number, seconds: number, send: (i: number) => Promise<boolean>): Promise<RunFigures> {
   const latencies: number[] = [];
   let failed = 0;
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const end = start + seconds * 1000;
   await Promise.all(
@@ -76,16 +79,27 @@ async function load(inFlight: number, seconds: number, send: (i: number) => Prom
     }),
   );
   const took = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100;
-  return { rps: Math.round(latencies.length / took), p50Ms: at(0.5), p99Ms: at(0.99), ok: latencies.length, failed, seconds: took };
+  return {
+    cpuUsPerRequest: Math.round((used.user + used.system) / Math.max(1, latencies.length)),
+    rps: Math.round(latencies.length / took),
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    ok: latencies.length,
+    failed,
+    seconds: took,
+  };
 }
 
 function combine(runs: RunFigures[]): RunFigures {
   const ok = runs.reduce((n, r) => n + r.ok, 0);
   const seconds = runs.reduce((n, r) => n + r.seconds, 0);
   const p50s = runs.map((r) => r.p50Ms).sort((a, b) => a - b);
+  const cpu = runs.reduce((n, r) => n + r.cpuUsPerRequest * r.ok, 0);
   return {
+    cpuUsPerRequest: ok > 0 ? Math.round(cpu / ok) : 0,
     rps: seconds > 0 ? Math.round(ok / seconds) : 0,
     p50Ms: p50s[Math.floor(p50s.length / 2)] ?? 0,
     p99Ms: Math.max(0, ...runs.map((r) => r.p99Ms)),
@@ -220,7 +234,9 @@ export async function benchClient(o: {
           const r = await load(o.inFlight, o.seconds, s[op][sys]!);
           if (sys !== 'etcd') forwarded[sys] += (await forwardedSoFar(urls)) - before;
           runs[op][sys].push(r);
-          log(`${op} ${sys} round ${round + 1}: ${r.rps} ok/s, p99 ${r.p99Ms} ms, failed ${r.failed}`);
+          log(
+            `${op} ${sys} round ${round + 1}: ${r.rps} ok/s, p99 ${r.p99Ms} ms, failed ${r.failed}, generator ${r.cpuUsPerRequest} µs CPU/request`,
+          );
         }
       }
     }
@@ -269,6 +285,13 @@ export function clientRows(r: ClientBenchResult, fmt: (n: number, d?: number) =>
       ]);
   }
   rows.push(['requests forwarded between hosts', `client: ${fmt(r.forwarded.client)}`, `one host: ${fmt(r.forwarded.oneHost)}`, '']);
+  const cpu = (op: Op, sys: System) => (r[op][sys] ? `${fmt(r[op][sys]!.cpuUsPerRequest)} µs` : 'n/a');
+  rows.push([
+    "generator's CPU per request (POST / PATCH)",
+    `client: ${cpu('create', 'client')} / ${cpu('patch', 'client')}`,
+    `one host: ${cpu('create', 'oneHost')} / ${cpu('patch', 'oneHost')}; etcd: ${cpu('create', 'etcd')} / ${cpu('patch', 'etcd')}`,
+    '',
+  ]);
   if (r.etcd && 'skipped' in r.etcd) rows.push(['etcd comparison', 'skipped', r.etcd.skipped, '']);
   return rows;
 }
