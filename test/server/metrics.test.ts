@@ -20,8 +20,8 @@ const docs = documentedMetrics(readFileSync(new URL('../../docs/metrics.md', imp
 const MOVED_ELSEWHERE: Record<string, string> = {
   krypton_parked_requests: 'test/server/health.test.ts parks a request on a host short of its quorum',
   krypton_log_slow_fsyncs_total: 'test/server/health.test.ts slows one fsync of an in-memory log',
-  krypton_replication_failures_total: 'needs a replica that fails a batch while still AVAILABLE (a hung host); not made here',
-  krypton_replication_lag_records: 'a gauge of records in flight: nonzero only during a batch, read here for presence',
+  krypton_replication_failures_total: 'test/e2e/replication-metrics.test.ts pauses a replica (SIGSTOP) while a batch is in flight to it',
+  krypton_replication_lag_records: 'test/e2e/replication-metrics.test.ts reads it while a batch waits on a paused replica',
   krypton_synch_adopted_total: 'needs a host holding an older copy than a peer (a restart after missed writes)',
   krypton_synch_pushed_total: 'needs a peer lacking a copy (a restart after missed writes)',
   krypton_synch_push_failures_total: 'needs a push to fail',
