@@ -23,11 +23,11 @@ const MOVED_ELSEWHERE: Record<string, string> = {
   krypton_replication_failures_total: 'test/e2e/replication-metrics.test.ts pauses a replica (SIGSTOP) while a batch is in flight to it',
   krypton_replication_lag_records: 'test/e2e/replication-metrics.test.ts reads it while a batch waits on a paused replica',
   krypton_synch_adopted_total: 'needs a host holding an older copy than a peer (a restart after missed writes)',
-  krypton_synch_pushed_total: 'needs a peer lacking a copy (a restart after missed writes)',
+  krypton_synch_pushed_total: 'test/server/synch.test.ts restarts a host that missed writes; its peers push them',
   krypton_synch_push_failures_total: 'needs a push to fail',
   krypton_synch_skipped_no_quorum_total: 'needs a pass with too few replicas answering',
   krypton_takeovers_deferred_total: 'needs a takeover short of promises',
-  krypton_synch_handovers_total: 'needs links to move during an early pass (a host joining a busy group)',
+  krypton_synch_handovers_total: 'test/server/synch.test.ts: old owners hand moved links over while the group settles',
   nodejs_eventloop_lag_p99_seconds: 'a gauge that can read 0 on an idle loop; read for presence',
 };
 

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { selectNodes } from '../../lib/hash.js';
 import { startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { metricValue, parsePrometheusText } from '../support/prom-text.js';
 import { waitFor } from '../support/wait.js';
 
 type Docs = Record<string, { documentVersion: number; documentEpoch: number; counter?: number }>;
@@ -69,6 +70,9 @@ test('a restarted host receives every update and document it missed', async () =
       30_000,
     );
     assert.is(Object.keys(views[2]!).length, 24);
+    // What an operator's Prometheus sees of it: the copies the live hosts pushed to the restarted one.
+    const totals = await Promise.all(hosts.map((h) => h.client.get('/metrics').then((r) => parsePrometheusText(r.text))));
+    assert.ok(totals.reduce((n, m) => n + metricValue(m, 'krypton_synch_pushed_total'), 0) > 0, 'pushes counted in /metrics');
     assert.is(views[2]!['/core/examples/d7']!.counter, 107);
     assert.is((await hosts[2]!.client.send('GET', '/core/examples/d3', undefined, { pragma: 'xn-no-fwd' })).status, 404);
   } finally {
@@ -162,6 +166,14 @@ test('while the group settles, a restarted host already receives what it missed:
       stats[0]!.earlyHandedOver + stats[1]!.earlyHandedOver,
       links.length - keptByLive.length,
       'each moved link was handed over once',
+    );
+    // The same figures in /metrics, as an operator's Prometheus reads them.
+    const scraped = await Promise.all(hosts.slice(0, 2).map((h) => h.client.get('/metrics').then((r) => parsePrometheusText(r.text))));
+    for (const m of scraped) assert.ok(metricValue(m, 'krypton_synch_pushed_total') > 0, 'pushes counted in /metrics');
+    assert.is(
+      scraped.reduce((n, m) => n + metricValue(m, 'krypton_synch_handovers_total'), 0),
+      links.length - keptByLive.length,
+      'hand-overs counted in /metrics',
     );
   } finally {
     for (const h of hosts) await h.close();
