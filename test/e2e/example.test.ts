@@ -5,6 +5,7 @@
  * answer and exits 0 only when all are right. Prints what the install and build cost.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -25,6 +26,27 @@ test('examples/notes installs, builds and runs its checks against a host that lo
   await run(NPM, ['run', 'build'], { cwd: EXAMPLE });
   const t2 = performance.now();
   process.stdout.write(`  example: npm install ${Math.round(t1 - t0)} ms, build ${Math.round(t2 - t1)} ms\n`);
+
+  // The package's three entry points resolve from the project, each with its types.
+  const { stdout: entries } = await run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      "const [h, c, s] = await Promise.all([import('krypton'), import('krypton/client'), import('krypton/service')]); console.log(typeof h.Host.start, typeof c.KryptonClient, typeof s.defineService, typeof s.withEffects);",
+    ],
+    { cwd: EXAMPLE },
+  );
+  assert.is(entries.trim(), 'function function function function');
+  for (const types of ['dist/server/host/api.d.ts', 'dist/client/index.d.ts', 'dist/lib/service-api.d.ts']) {
+    assert.ok(
+      await fs.stat(path.join(ROOT, types)).then(
+        () => true,
+        () => false,
+      ),
+      `${types} is built`,
+    );
+  }
 
   const sandbox = await tempDir();
   const host = await startHostProcess(['--port=0', `--sandbox=${sandbox.path}`, `--services=${path.join(EXAMPLE, 'dist/services.js')}`]);
