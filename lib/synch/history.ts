@@ -8,10 +8,17 @@
  *
  * The owner's history is the reference: a replica lacking a version, or holding one with other
  * marks (a write a takeover discarded and another version replaced), receives the owner's. The
- * owner itself takes only versions it lacks outright, and only those that fit its history's epoch
- * order: versions rise with epochs, so a peer's version whose epoch is below an epoch the owner
- * holds at a lower version (or above one it holds at a higher version) is a write a takeover cut
- * off, and is left out rather than spread.
+ * owner itself takes only versions it lacks outright.
+ *
+ * Only a *confirmed* version is ever spread, by either rule: one under a later version of the same
+ * epoch in the owner's history. Within an epoch one owner writes versions one after another, so a
+ * later version of that epoch the owner holds vouches for those under it. A version whose epoch
+ * ends with it may instead be a write a takeover cut off: a takeover starts from the best copy a
+ * quorum holds and stamps its new epoch above the highest version any host answered, so a stale
+ * owner's write that reached no quorum (kept by it alone, or by one replica) sits just under the new
+ * epoch with marks that look exactly like the takeover's own starting point. Marks cannot tell the
+ * two apart, so neither is spread: the price is that the last version of a superseded epoch is
+ * not filled in on a host that lacks it (the takeover's copy above it holds the same state).
  */
 
 import type { ServiceDocument } from '../document.js';
@@ -66,6 +73,18 @@ export function digestOf(marks: readonly VersionMark[]): number {
   return historyDigest(marks.length, sum);
 }
 
+/**
+ * The versions of `history` (in version order) that a later version of the same epoch vouches for:
+ * every one but the last of each epoch's run.
+ */
+export function confirmed(history: readonly VersionMark[]): Set<Version> {
+  const out = new Set<Version>();
+  const lastOfEpoch = new Map<Epoch, Version>();
+  for (const [v, e] of history) lastOfEpoch.set(e, Math.max(v, lastOfEpoch.get(e) ?? -1));
+  for (const [v, e] of history) if (v < lastOfEpoch.get(e)!) out.add(v);
+  return out;
+}
+
 const sameMark = (a: VersionMark, b: VersionMark) => a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
 
 function byVersion(marks: readonly VersionMark[]): Map<Version, VersionMark> {
@@ -83,9 +102,11 @@ export function versionsToShip(owner: readonly VersionMark[], replica: readonly 
   const theirs = byVersion(replica);
   const theirTop = replica[replica.length - 1];
   if (!top || !theirTop || !sameMark(top, theirTop)) return [];
+  const vouched = confirmed(owner);
   const out: Version[] = [];
   for (let i = 0; i < owner.length - 1; i++) {
     const m = owner[i]!;
+    if (!vouched.has(m[0])) continue;
     const t = theirs.get(m[0]);
     if (!t || !sameMark(m, t)) out.push(m[0]);
   }
@@ -103,6 +124,8 @@ export function versionsToPull(own: readonly VersionMark[], peer: readonly Versi
   if (!top) return [];
   const floor = own.length >= retention ? own[0]![0] : -1;
   const mine = byVersion(own);
+  const lastOfEpoch = new Map<Epoch, Version>();
+  for (const [v, e] of own) lastOfEpoch.set(e, Math.max(v, lastOfEpoch.get(e) ?? -1));
   const out: Version[] = [];
   // own is in version order: for each candidate, the epochs of the nearest held versions around it.
   let i = 0;
@@ -113,6 +136,8 @@ export function versionsToPull(own: readonly VersionMark[], peer: readonly Versi
     const below = i > 0 ? own[i - 1]! : undefined;
     const above = own[i]!;
     if ((below && below[1] > e) || above[1] < e) continue;
+    // Vouched for only by a later version of its own epoch that the owner holds (see the header).
+    if ((lastOfEpoch.get(e) ?? -1) <= v) continue;
     out.push(v);
   }
   return out;

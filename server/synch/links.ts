@@ -256,7 +256,7 @@ export class LinkSynch {
         overtaken = true;
         return undefined;
       }
-      return this.rewrite(svc, link, plan, base);
+      return this.rewrite(svc, link, plan, base, remote?.requestId);
     });
     if (overtaken) return false;
     if (!record) return true;
@@ -299,8 +299,22 @@ export class LinkSynch {
    * take the new epoch (and from then on refuse the old owner's records) before this host serves
    * it; if they cannot, nothing changes here and the link is retried.
    */
-  private async rewrite(svc: RegisteredService, link: Link, plan: SynchPlan, base: ServiceDocument): Promise<NewLogRecord> {
+  private async rewrite(
+    svc: RegisteredService,
+    link: Link,
+    plan: SynchPlan,
+    base: ServiceDocument,
+    remoteRequestId: string | undefined,
+  ): Promise<NewLogRecord> {
     const rw = plan.rewrite!;
+    // The best copy from elsewhere joins this host's history under the rewrite, with the id of the
+    // write that made it: the takeover chose it from a quorum's heads, so it is the one version
+    // ending the old epoch that history shipping cannot vouch for (lib/synch/history.ts), and a
+    // client's retry of that write must be recognized here.
+    const own = this.d.index.latest(link);
+    if (plan.source !== this.d.hostId && (!own || own.documentVersion < base.documentVersion)) {
+      await this.d.store.appendLocal(recordOf(link, base, remoteRequestId));
+    }
     const now = this.d.clock.nowMicros();
     const state = {
       ...base,
