@@ -127,7 +127,15 @@ export class ContinuousQueries {
 
   private changed(c: Change): void {
     if (c.type !== 'update') return;
-    for (const l of this.live.values()) this.consider(l, c.doc);
+    for (const l of this.live.values()) {
+      // The feed is called on the write path: a task's failure ends that task, never the write.
+      try {
+        this.consider(l, c.doc);
+      } catch (e) {
+        this.d.logger.warn({ err: e, task: l.task.documentSelfLink }, 'continuous query task stopped: its filter failed');
+        this.stop(l.task.documentSelfLink);
+      }
+    }
   }
 
   private consider(l: Live, doc: ServiceDocument): void {
