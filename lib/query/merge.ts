@@ -103,16 +103,20 @@ export interface Coverage {
    */
   minFactor: number | undefined;
   ownerSelection: boolean;
+  /** READ_AFTER_WRITE_CONSISTENCY: a majority of the members must answer, whatever the factor. */
+  majority?: boolean;
 }
 
 /**
- * Whether the members that answered hold every document the query can match. With a factor of
+ * Whether the members that answered hold every document the query can match (and, when asked,
+ * are a majority). With a factor of
  * N, a document lives on N members, so it is missing only when all N failed to answer; with
  * OWNER_SELECTION each host contributes only what it owns, so every member must answer.
  */
 export function covered(c: Coverage): boolean {
   const missing = c.members - c.answered;
   if (c.answered === 0) return false;
+  if (c.majority && c.answered * 2 <= c.members) return false;
   if (c.ownerSelection) return missing === 0;
   if (c.minFactor === undefined) return true;
   return missing < c.minFactor;

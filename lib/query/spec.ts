@@ -79,6 +79,8 @@ export const SUPPORTED_QUERY_OPTIONS = [
   'EXPAND_SELECTED_FIELDS',
   'CONTINUOUS',
   'CONTINUOUS_STOP_MATCH',
+  'READ_AFTER_WRITE_CONSISTENCY',
+  'EXPAND_BUILTIN_CONTENT_ONLY',
 ] as const satisfies readonly XenonQueryOption[];
 
 /**
@@ -208,6 +210,10 @@ export interface QueryPlan {
   timeSnapshotMicros: number | undefined;
   /** FORWARD_ONLY: pages carry no prevPageLink. */
   forwardOnly: boolean;
+  /** READ_AFTER_WRITE_CONSISTENCY: gathered from every host, a majority of them answering. */
+  readAfterWrite: boolean;
+  /** EXPAND_BUILTIN_CONTENT_ONLY: `documents` with only the built-in `document*` fields. */
+  builtinOnly: boolean;
   /** GROUP_BY: the field whose values make the groups, the groups' order and how many one answer lists. */
   groupBy: GroupBy | undefined;
   /** SELECT_LINKS: the top-level fields whose link values are collected. */
@@ -311,6 +317,10 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
   const options = parseOptions(raw.options);
   const has = (o: QueryOptionName): boolean => options.includes(o);
   if (has('EXPAND_CONTENT') && has('COUNT')) fail('EXPAND_CONTENT is not compatible with COUNT');
+  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('COUNT')) fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with COUNT');
+  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('EXPAND_SELECTED_FIELDS')) {
+    fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with EXPAND_SELECTED_FIELDS');
+  }
 
   let timeSnapshotMicros: number | undefined;
   const boundary = raw.timeSnapshotBoundaryMicros;
@@ -386,6 +396,8 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     ownerSelection: has('OWNER_SELECTION'),
     timeSnapshotMicros,
     forwardOnly: has('FORWARD_ONLY'),
+    readAfterWrite: has('READ_AFTER_WRITE_CONSISTENCY'),
+    builtinOnly: has('EXPAND_BUILTIN_CONTENT_ONLY'),
     resultLimit,
     sort,
     sortTerm,

@@ -62,7 +62,7 @@ export class QueryGather {
       if (f === undefined || f >= members || !mayMatchFactory(plan.query, factoryLink, def.kind)) continue;
       minFactor = minFactor === undefined ? f : Math.min(minFactor, f);
     }
-    return { gather: members > 1 && (plan.broadcast || minFactor !== undefined), minFactor };
+    return { gather: members > 1 && (plan.broadcast || plan.readAfterWrite || minFactor !== undefined), minFactor };
   }
 
   /** This host's matches, OWNER_SELECTION applied, with sort keys and (with `withDocs`) states. */
@@ -113,7 +113,13 @@ export class QueryGather {
     );
     const mine = this.local(plan, asOf, withDocs);
     const got = [mine, ...answers.filter((a): a is HostAnswer => a !== undefined)];
-    const ok = covered({ members: nodes.length, answered: got.length, minFactor: scope.minFactor, ownerSelection: plan.ownerSelection });
+    const ok = covered({
+      members: nodes.length,
+      answered: got.length,
+      minFactor: scope.minFactor,
+      ownerSelection: plan.ownerSelection,
+      majority: plan.readAfterWrite,
+    });
     if (!ok) {
       const absent = nodes.length - got.length - failed.length;
       throw new KryptonError(

@@ -49,6 +49,11 @@ export interface ShapedExtras {
 
 /** The state a result shows under EXPAND_CONTENT or EXPAND_SELECTED_FIELDS. */
 export function shownDocument(doc: ServiceDocument, plan: QueryPlan): ServiceDocument {
+  if (plan.builtinOnly) {
+    const out: Record<string, unknown> = {};
+    for (const f in doc) if (f.startsWith('document')) out[f] = doc[f];
+    return out as ServiceDocument;
+  }
   if (plan.selectFields === undefined) return doc;
   const out: Record<string, unknown> = {};
   for (const f of plan.selectFields) if (Object.hasOwn(doc, f)) out[f] = doc[f];

@@ -328,7 +328,7 @@ export class QueryTasks {
     const allVersions = plan.includeAllVersions;
     const links = hits.map((h) => (allVersions ? `${h.link}?documentVersion=${h.version}` : h.link));
     const results: QueryResults = { documentLinks: links, documentCount: count, queryTimeMicros: 0, documentOwner: this.d.hostId };
-    if (plan.expandContent || plan.selectFields !== undefined) {
+    if (plan.expandContent || plan.selectFields !== undefined || plan.builtinOnly) {
       const docs: Record<string, ServiceDocument> = {};
       for (const [i, h] of hits.entries()) docs[links[i]!] = shownDocument(h.doc as ServiceDocument, plan);
       results.documents = docs;
@@ -376,7 +376,7 @@ const GROUP_PAGE_ALL = RESULT_LIMIT_NONE - 1;
 
 /** The documents a query's results show need the states, not only the links. */
 function needsDocs(plan: QueryPlan): boolean {
-  return plan.expandContent || plan.selectFields !== undefined || plan.selectLinks !== undefined;
+  return plan.expandContent || plan.builtinOnly || plan.selectFields !== undefined || plan.selectLinks !== undefined;
 }
 
 function sleepMicros(micros: number): Promise<void> {

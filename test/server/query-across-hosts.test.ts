@@ -70,6 +70,8 @@ t('through every host: BROADCAST, the default, OWNER_SELECTION and COUNT each se
     assert.equal(owners.documentLinks, all);
     const c = await query(h, { query: inFactory, options: ['COUNT'] });
     assert.is(c.documentCount, N);
+    const raw = await query(h, { query: inFactory, options: ['READ_AFTER_WRITE_CONSISTENCY'] });
+    assert.equal(raw.documentLinks, all);
   }
 });
 

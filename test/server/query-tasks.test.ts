@@ -198,6 +198,18 @@ t('TIME_SNAPSHOT answers as the index stood at a time the documents themselves s
   assert.match(bad.text, /timeSnapshotBoundaryMicros/);
 });
 
+t('EXPAND_BUILTIN_CONTENT_ONLY: documents with the built-in fields alone', async ({ h }) => {
+  const r = await h.client.post<Task>(
+    '/core/query-tasks',
+    direct({ options: ['EXPAND_BUILTIN_CONTENT_ONLY'], query: { term: { propertyName: 'name', matchValue: 'name-7' } } }),
+  );
+  const d = r.body.results.documents!['/core/examples/q07']!;
+  assert.is(d.documentSelfLink, '/core/examples/q07');
+  assert.is(d.counter, undefined);
+  assert.is(d.name, undefined);
+  assert.ok(Object.keys(d).every((k) => k.startsWith('document')));
+});
+
 t('FORWARD_ONLY pages carry no prevPageLink', async ({ h }) => {
   const r = await h.client.post<Task>('/core/query-tasks', direct({ options: ['FORWARD_ONLY'], resultLimit: 10, query: kindQuery }));
   let next = r.body.results.nextPageLink;

@@ -59,6 +59,10 @@ test('coverage: a factor of N survives N-1 missing hosts; OWNER_SELECTION none',
   assert.not.ok(covered({ members: 5, answered: 4, minFactor: 3, ownerSelection: true }));
   assert.ok(covered({ members: 5, answered: 5, minFactor: 3, ownerSelection: true }));
   assert.not.ok(covered({ members: 1, answered: 0, minFactor: undefined, ownerSelection: false }));
+  // READ_AFTER_WRITE_CONSISTENCY: a majority, even where one host would hold everything.
+  assert.not.ok(covered({ members: 5, answered: 2, minFactor: undefined, ownerSelection: false, majority: true }));
+  assert.ok(covered({ members: 5, answered: 3, minFactor: undefined, ownerSelection: false, majority: true }));
+  assert.not.ok(covered({ members: 4, answered: 2, minFactor: undefined, ownerSelection: false, majority: true }));
 });
 
 test('which factories a query can match', () => {
