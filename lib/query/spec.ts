@@ -316,11 +316,7 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
 
   const options = parseOptions(raw.options);
   const has = (o: QueryOptionName): boolean => options.includes(o);
-  if (has('EXPAND_CONTENT') && has('COUNT')) fail('EXPAND_CONTENT is not compatible with COUNT');
-  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('COUNT')) fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with COUNT');
-  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('EXPAND_SELECTED_FIELDS')) {
-    fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with EXPAND_SELECTED_FIELDS');
-  }
+  checkExpandOptions(has);
 
   let timeSnapshotMicros: number | undefined;
   const boundary = raw.timeSnapshotBoundaryMicros;
@@ -404,6 +400,15 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     additionalSortTerms,
     sortOrder,
   };
+}
+
+/** The options that fill `documents` against COUNT and each other. */
+function checkExpandOptions(has: (o: QueryOptionName) => boolean): void {
+  if (has('EXPAND_CONTENT') && has('COUNT')) fail('EXPAND_CONTENT is not compatible with COUNT');
+  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('COUNT')) fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with COUNT');
+  if (has('EXPAND_BUILTIN_CONTENT_ONLY') && has('EXPAND_SELECTED_FIELDS')) {
+    fail('EXPAND_BUILTIN_CONTENT_ONLY is not compatible with EXPAND_SELECTED_FIELDS');
+  }
 }
 
 type Extras = Pick<
