@@ -44,8 +44,6 @@ export const limits = {
   versionRetentionFloor: 20,
   /** Page size when a query gives no resultLimit. */
   queryResultLimitDefault: 2147483647,
-  /** Query pages kept open for paging at once; the oldest is dropped past this. */
-  queryPagesMax: 10_000,
   /** Non-direct query tasks kept for polling at once. */
   queryTasksMax: 10_000,
   /** How long a non-direct query task and its pages live (Xenon: 600 s). */
