@@ -7,7 +7,7 @@
  * 10-15% here); back to back, under the same conditions, a 5% change shows.
  *
  * `node --import tsx tools/bench/ab.ts --a=<old>/dist/tools/krypton.js --b=dist/tools/krypton.js
- * [--rounds=4] [--seconds=6] [--warmup=10] [--named] [--a-env=K=V,...] [--b-env=K=V,...]`; the last line of
+ * [--rounds=4] [--seconds=6] [--warmup=10] [--named [--get]] [--a-env=K=V,...] [--b-env=K=V,...]`; the last line of
  * stdout is the JSON result. The env flags compare one build under two settings (a libuv or V8
  * environment variable) when both sides name the same build.
  * Not part of `npm run bench`: a tool for judging a change before it lands.
@@ -76,8 +76,18 @@ const args = process.argv.slice(2);
  */
 const named = args.includes('--named');
 const bodyOf = (n: number) => (named ? `{"documentSelfLink":"ab-${n}",${exampleBody(n).slice(1)}` : exampleBody(n));
-const load = (g: Group, seconds: number) =>
+const post = (g: Group, seconds: number) =>
   spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'POST', path: '/core/examples', body: bodyOf(g.n++) }));
+/**
+ * `--get` (with `--named`): the rounds GET the documents the warm-up created instead, in turn,
+ * through every host, so two in three are forwarded to their owners.
+ */
+const gets = args.includes('--get') && named;
+let reads = 0;
+const load = (g: Group, seconds: number, warm = false) =>
+  gets && !warm
+    ? spreadLoad(g.urls, 64, { seconds }, () => ({ method: 'GET', path: `/core/examples/ab-${reads++ % g.n}`, body: '' }))
+    : post(g, seconds);
 
 const value = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const a = value('a');
@@ -105,18 +115,19 @@ try {
   groups.push(A);
   const B = await startGroup(path.resolve(b), envOf('b'));
   groups.push(B);
-  await load(A, warmup);
-  await load(B, warmup);
+  await load(A, warmup, true);
+  await load(B, warmup, true);
   const results: { a: number; b: number; ratio: number }[] = [];
   for (let r = 0; r < rounds; r++) {
     const rps = new Map<Group, number>();
     for (const g of r % 2 === 0 ? [A, B] : [B, A]) rps.set(g, (await load(g, seconds)).rps);
     const x = { a: rps.get(A)!, b: rps.get(B)!, ratio: Math.round((rps.get(B)! / rps.get(A)!) * 1000) / 1000 };
     results.push(x);
-    process.stderr.write(`round ${r + 1}: A ${x.a} POST/s, B ${x.b} POST/s, B/A ${x.ratio}\n`);
+    const unit = gets ? 'GET/s' : 'POST/s';
+    process.stderr.write(`round ${r + 1}: A ${x.a} ${unit}, B ${x.b} ${unit}, B/A ${x.ratio}\n`);
   }
   const sorted = results.map((x) => x.ratio).sort((p, q) => p - q);
-  console.log(JSON.stringify({ a, b, named, seconds, rounds: results, medianRatio: sorted[Math.floor(sorted.length / 2)] }));
+  console.log(JSON.stringify({ a, b, named, gets, seconds, rounds: results, medianRatio: sorted[Math.floor(sorted.length / 2)] }));
 } finally {
   for (const g of groups) await closeGroup(g);
 }
