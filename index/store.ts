@@ -161,6 +161,11 @@ export class VersionStore {
     return vids === undefined ? [] : vids.map((vid) => markOf(this.docs[vid]!));
   }
 
+  /** How many versions of the link are retained. */
+  historyLength(link: Link): number {
+    return this.byLink.get(link)?.length ?? 0;
+  }
+
   /** The digest of the link's retained history (historyDigest), 0 when it holds none. */
   digest(link: Link): number {
     const vids = this.byLink.get(link);

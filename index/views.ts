@@ -58,6 +58,11 @@ export class DocumentIndex {
     return this.store.marks(link);
   }
 
+  /** How many versions of `link` the index holds. */
+  historyLength(link: Link): number {
+    return this.store.historyLength(link);
+  }
+
   /** A digest of the link's retained history: equal on two hosts when they hold the same versions. */
   digest(link: Link): number {
     return this.store.digest(link);

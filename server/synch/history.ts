@@ -168,10 +168,14 @@ export class HistorySynch {
     for (const l of scope.links) {
       const own = this.d.index.digest(l);
       if (own === 0) continue;
+      // A single version here has nothing under it to send to a peer that held nothing (it was
+      // just pushed the latest), and such a peer has nothing to give: the common case of a host
+      // that missed creates costs no listing.
+      const single = this.d.index.historyLength(l) <= 1;
       for (const id of scope.replicas.get(l) ?? []) {
         if (!scope.urls.has(id)) continue;
         const h = scope.heads.get(l)?.get(id);
-        if (h?.history === own) continue;
+        if (h?.history === own || (h === undefined && single)) continue;
         candidates.set(id, [...(candidates.get(id) ?? []), l]);
       }
     }
