@@ -2,8 +2,9 @@
  * The cost of being watched: durable POST /core/examples throughput of one `krypton host`
  * process at 64 connections while a scraper reads GET /metrics every second (as Prometheus
  * would, only more often than its usual 15 s), as a ratio to the same host unscraped, in one run.
- * The modes alternate (unscraped, scraped, unscraped, scraped ...) over `rounds` fresh hosts so
- * drift in the machine's load hits both; the ratio is the median scraped throughput over the
+ * The modes alternate over `rounds` fresh hosts, the order flipping each round (unscraped then
+ * scraped, scraped then unscraped, ...), so drift in the machine's load and the second start's
+ * warmer caches hit both; the ratio is the median scraped throughput over the
  * median unscraped one. The instruments themselves are always on (counters incremented on the
  * hot path); comparing builds with and without them is tools/bench/ab.ts's job.
  *
@@ -130,7 +131,9 @@ export async function benchMetrics(opts: { seconds?: number; warmupSeconds?: num
   const instrumentNsPerRequest = instrumentCost();
   log(`instruments: ${instrumentNsPerRequest} ns of CPU per request`);
   for (let round = 1; round <= rounds; round++) {
-    for (const mode of ['unscraped', 'scraped'] as const) {
+    // The order flips every round (ABBA...): the second host of a round started on a warmer machine.
+    const order = round % 2 === 1 ? (['unscraped', 'scraped'] as const) : (['scraped', 'unscraped'] as const);
+    for (const mode of order) {
       const f = await withHost(async (url) => {
         log(
           `round ${round}/${rounds}, ${mode}: warm-up ${warmupSeconds} s, then ${seconds} s of durable POST over ${connections} connections`,
