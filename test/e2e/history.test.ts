@@ -2,13 +2,15 @@
  * Complete history with real processes: 3 hosts, quorum 2; one is killed, 1,000 updates go to 10
  * documents through the others, and it is started again. Once the group is whole, the restarted
  * host answers every `?documentVersion=N` its peers answer (from its own copy and routed to the
- * owner), and an INCLUDE_ALL_VERSIONS query gives the same results through every host.
+ * owner), an INCLUDE_ALL_VERSIONS query gives the same results through every host, and the log
+ * tools (`krypton log export --all-versions`) read the same versions from every host's folder.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Client } from '../support/http.js';
 import { tempDir } from '../support/hosts.js';
-import { startHostProcess, type HostProcess } from '../support/process.js';
+import { spawn } from 'node:child_process';
+import { KRYPTON_BIN, startHostProcess, type HostProcess } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {
@@ -46,6 +48,21 @@ async function allVersions(c: Client): Promise<string[]> {
   return Object.values(r.body.results.documents ?? {})
     .map((d) => `${d.documentSelfLink}@${d.documentVersion}:${d.documentEpoch}:${d.name}`)
     .sort();
+}
+
+/** `krypton log export --all-versions` of a host folder: its stdout, once it exited 0. */
+function exportAll(folder: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [KRYPTON_BIN, 'log', 'export', folder, '--all-versions'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0 ? resolve(Buffer.concat(out).toString('utf8')) : reject(new Error(`log export exited ${code}: ${err}`)),
+    );
+  });
 }
 
 test('a host restarted after missing 1,000 updates to 10 documents answers every version its peers answer', async () => {
@@ -97,6 +114,18 @@ test('a host restarted after missing 1,000 updates to 10 documents answers every
       );
     });
     assert.is(want.length, DOCS * 100, 'each document retains its latest 100 versions');
+    // The log tools, run on each host's folder (they only read), rebuild the same versions.
+    for (const port of PORTS) {
+      const out = await exportAll(`${dir.path}/${port}`);
+      const exported = out
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Doc)
+        .filter((d) => d.documentSelfLink.startsWith('/core/examples/hist-'))
+        .map((d) => `${d.documentSelfLink}@${d.documentVersion}:${d.documentEpoch}:${d.name}`)
+        .sort();
+      assert.equal(exported, want, `krypton log export of host ${port}`);
+    }
     for (const entry of want) {
       const [link, rest] = entry.split('@') as [string, string];
       const v = rest.split(':')[0];
