@@ -63,6 +63,7 @@ export class PeerClient {
   private readonly targets = new Map<string, Target>();
   private closed = false;
   private readonly disconnectListeners: ((origin: string) => void)[] = [];
+  private readonly abandonListeners: ((origin: string) => void)[] = [];
   readonly stats: PeerStats = { requests: 0, failures: 0, bytesSent: 0, bytesReceived: 0 };
 
   /**
@@ -86,6 +87,11 @@ export class PeerClient {
       this.pools.set(origin, p);
     }
     return p;
+  }
+
+  /** Called with a peer's origin when abandon() writes it off: requests queued for it elsewhere should fail too. */
+  onAbandon(cb: (origin: string) => void): void {
+    this.abandonListeners.push(cb);
   }
 
   /** Called with a peer's origin when a connection to it closes for any reason but this client's own choice. */
@@ -197,6 +203,7 @@ export class PeerClient {
    * the group has just written off, whose answers nobody should wait out the long deadlines for.
    */
   abandon(origin: string): void {
+    for (const l of this.abandonListeners) l(origin);
     const p = this.pools.get(origin);
     if (!p) return;
     this.pools.delete(origin);

@@ -199,6 +199,15 @@ class ForwardChannel {
     return this.queue.splice(0, count);
   }
 
+  /**
+   * Fails every request still queued here (the owner was just written off): sent now, on fresh
+   * connections to a host that does not answer, they would wait out their whole hop deadline
+   * before routing could try the next owner.
+   */
+  failQueued(e: unknown): void {
+    for (const p of this.queue.splice(0)) p.reject(e);
+  }
+
   /** A request the owner holds open for long (a direct task): a batch of its own, outside the channel's limit. */
   sendAlone(item: ForwardItem, timeoutMs: number): Promise<PeerReply> {
     return new Promise((resolve, reject) => this.sendBatch([{ item, bytes: 0, timeoutMs, resolve, reject }], false));
@@ -254,7 +263,11 @@ export class Forwarder {
   private readonly channels = new Map<string, ForwardChannel>();
   readonly stats: ForwardStats = { batches: 0, requests: 0 };
 
-  constructor(private readonly peers: PeerClient) {}
+  constructor(private readonly peers: PeerClient) {
+    peers.onAbandon((origin) => {
+      for (const [url, c] of this.channels) if (url.startsWith(`${origin}/`)) c.failQueued(peerError(url, 'peer marked UNAVAILABLE'));
+    });
+  }
 
   /**
    * Forwards `item` to the host at `origin`; its reply, or PEER_UNAVAILABLE when the hop failed.

@@ -122,6 +122,8 @@ export class OwnerRouting {
       }
       const left = deadline - this.d.clock.nowMicros();
       if (left <= 0) break;
+      // Already marked meanwhile (the refused connection made this host probe it): go at once.
+      if (this.d.selectors.owner(selectorLink, key).id !== owner.id) continue;
       // The dead owner is marked UNAVAILABLE (its refused connection or the probes tell) and the
       // next owner chosen as soon as the view changes; without a change, try again a little later.
       await this.d.selectors.membershipChange(msFromMicros(Math.min(left, limits.forwardRetryWaitMicros)));

@@ -217,12 +217,16 @@ test('rolling restart (SIGTERM, start, wait until it serves, next): writes go on
       load.up.delete(victim);
       const fault = Date.now();
       assert.is(await c.procs[victim]!.kill('SIGTERM'), 0, 'a clean stop');
+      const restarted = Date.now();
       await c.start(victim);
       await waitFor('group serving again', () => c.serving(), 20_000);
       load.up.add(victim);
       // Its links come back to it: the window covers that move too.
       const end = Date.now() + 1500;
       await waitFor('the window after the restart', () => Date.now() >= end, 3000);
+      const stopPart = load.gaps(fault, restarted, moved);
+      const startPart = load.gaps(restarted, end, moved);
+      console.log(`  stop ${stopPart.group}/${stopPart.moved} ms, start ${startPart.group}/${startPart.moved} ms`);
       report(`rolling restart of host ${victim}`, load.gaps(fault, end, moved));
     }
     await nothingLost(c, load);
