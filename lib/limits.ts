@@ -220,6 +220,11 @@ export const limits = {
    * host saw a membership change first); two gossip rounds, after which it runs the request anyway.
    */
   forwardOwnerViewWaitMicros: 2_000_000,
+  /**
+   * How long an owner waits before it sends a record again to a replica that did not answer while
+   * the view still counts it, or looks again at a write short of its quorum (lib/replication/quorum.ts shortQuorum).
+   */
+  replicationRetryDelayMicros: 200_000,
   /** Longest wait before a failed forward is tried again when the membership does not change meanwhile. */
   forwardRetryWaitMicros: 500_000,
   /** How often a host runs membership gossip and releases requests parked for an available group (Xenon: 1 s). */

@@ -415,7 +415,11 @@ export function step(state: MembershipState, input: MembershipInput, ctx: StepCo
       // A later request (or an incoming gossip) already proved the peer alive: a stale timeout.
       if (input.requestId <= (run.s.heardFrom[input.peerId] ?? 0)) break;
       if (input.timedOut && !onProbeMissed(run, input.peerId, input.requestId)) break;
-      run.local((o) => markPeer(run.nodes, input.peerId, 'UNAVAILABLE', run.mctx(), o));
+      run.local((o) => {
+        markPeer(run.nodes, input.peerId, 'UNAVAILABLE', run.mctx(), o);
+        // Told to the others at once, not at the next tick: their links move a round sooner.
+        if (o.touched) run.gossip = true;
+      });
       break;
     case 'join':
       onJoin(run, input.request);

@@ -71,6 +71,45 @@ export class QuorumTracker {
   }
 }
 
+/** Where one client write stands once its failures would otherwise fail it (Replicator.start). */
+export interface ShortInput {
+  /** Successes, the owner's own durable append included once it is done. */
+  successes: number;
+  /** Answers still outstanding (the owner's own append among them until it is done). */
+  pending: number;
+  /** Replicas that did not answer (a network failure) and that the view still counts as reachable. */
+  retryable: number;
+  /** Successes needed now: the membership quorum may have changed since the write started. */
+  threshold: number;
+  /** The group has its quorum of AVAILABLE members. */
+  groupHasQuorum: boolean;
+  deadlinePassed: boolean;
+}
+
+export type ShortDecision =
+  | 'succeed'
+  /** Answers may still make the quorum: wait for them. */
+  | 'wait'
+  /** Send the record again to the replicas that did not answer (a copy they hold is acknowledged again). */
+  | 'retry'
+  | 'fail';
+
+/**
+ * A replica that fails mid-write because it died or hung, before membership noticed, does not fail
+ * a write that can still reach its quorum: the owner sends it the record again until it answers
+ * or the view writes it off, and then counts what is left. Without the group's quorum (fewer
+ * AVAILABLE members than the membership quorum) the write waits, as a new request would be parked,
+ * for members to come back or the quorum to be lowered; it fails with Xenon's message only once
+ * the quorum truly cannot be met with the members left, or at the operation deadline. Refusals
+ * (a later epoch promised, a bad record) are never retried: they count as failures for good.
+ */
+export function shortQuorum(i: ShortInput): ShortDecision {
+  if (i.successes >= i.threshold) return 'succeed';
+  if (i.deadlinePassed) return 'fail';
+  if (i.successes + i.pending + i.retryable >= i.threshold) return i.retryable > 0 && i.pending === 0 ? 'retry' : 'wait';
+  return i.groupHasQuorum ? 'fail' : 'wait';
+}
+
 /**
  * The tracker of one record shipped to a replica set: its unreachable members count as failures at
  * once. With `beforeCommit` (a takeover, which the owner appends only once a quorum holds it) the

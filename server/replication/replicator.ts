@@ -23,7 +23,7 @@ import { isEligibleOwner } from '../../lib/group/rules.js';
 import type { NodeGroupState, NodeState } from '../../lib/group/types.js';
 import type { NodeId } from '../../lib/ids.js';
 import { limits, msFromMicros } from '../../lib/limits.js';
-import { replicaSetTracker, successThreshold, type QuorumTracker } from '../../lib/replication/quorum.js';
+import { type QuorumTracker, replicaSetTracker, successThreshold } from '../../lib/replication/quorum.js';
 import { chooseReplicas, type MemberView } from '../../lib/replication/replica-set.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { BODY_KEYS, UNPACK_OPTIONS, encodeRecordBody } from '../../wal/record.js';
@@ -32,6 +32,7 @@ import { statusOf } from '../net/http-errors.js';
 import type { PeerClient } from '../net/peers.js';
 import { originOf } from '../routing/routing.js';
 import type { Selectors } from '../membership/selectors.js';
+import { quorumWrite } from './quorum-write.js';
 import type { ReplicationObserver } from '../base/metrics.js';
 
 export const REPLICATION_CONTENT_TYPE = 'application/x-msgpack';
@@ -324,27 +325,20 @@ export class Replicator {
     } catch (e) {
       throw new KryptonError('INVALID_ARGUMENT', (e as Error).message);
     }
-    const tracker = replicaSetTracker(set, threshold);
-    const opId = `${this.d.hostId}-${++this.opCounter}`;
-    let settle!: () => void;
-    let fail!: (e: KryptonError) => void;
-    const done = new Promise<void>((res, rej) => {
-      settle = res;
-      fail = rej;
+    const bytes = body ?? encodeRecordBody(rec);
+    return quorumWrite({
+      set,
+      threshold,
+      requested,
+      rec,
+      opId: `${this.d.hostId}-${++this.opCounter}`,
+      deadlineMs: performance.now() + msFromMicros(this.d.operationTimeoutMicros),
+      send: (n) => this.channel(n, svc.def.nodeSelector).send(bytes),
+      now: () => this.replicaSet(svc.def.nodeSelector, rec.link),
+      groupHasQuorum: () => this.d.selectors.available,
+      staleEpoch: (link) => this.d.fencing.staleEpoch(link),
+      logger: this.d.logger,
     });
-    // The quorum may fail before the caller awaits it (while the owner's own append runs); the
-    // caller still sees the rejection, but it must not count as unhandled meanwhile.
-    done.catch(() => undefined);
-    const check = () => {
-      if (tracker.outcome === 'succeeded') settle();
-      else if (tracker.outcome === 'failed') fail(new KryptonError('REPLICATION_FAILED', tracker.message(rec.action, rec.link, opId)));
-    };
-    this.fanOut(set, svc.def.nodeSelector, rec, body ?? encodeRecordBody(rec), tracker, check);
-    return () => {
-      tracker.success();
-      check();
-      return done;
-    };
   }
 
   /**

@@ -18,6 +18,8 @@
  */
 
 import type { ServiceDocument } from '../../lib/document.js';
+import { isKryptonError } from '../../lib/errors.js';
+import { limits, msFromMicros } from '../../lib/limits.js';
 import type { Epoch, Link } from '../../lib/ids.js';
 import type { RegisteredService } from '../../lib/service.js';
 import { newSynchStats, peerTimeoutMs, type SynchDeps, type SynchStats } from './deps.js';
@@ -40,7 +42,7 @@ export class Synchronizer {
   private readonly fencing: Fencing;
   private readonly server: SynchServer;
 
-  constructor(d: SynchDeps) {
+  constructor(private readonly d: SynchDeps) {
     this.stats = newSynchStats(d.promises);
     const takeovers = new Takeovers({ ...d, timeoutMs: peerTimeoutMs(d) });
     const discovery = new Discovery(d);
@@ -76,7 +78,30 @@ export class Synchronizer {
     return this.fencing.needsSynch(svc, link) ? this.synchOnDemand(svc, link) : undefined;
   }
 
+  /**
+   * On demand, short of the heads or promises of a quorum: a replica that did not answer may be
+   * dead before membership noticed, or the group lacks its quorum (a write would be parked): tried
+   * again once the view changes, until the operation deadline. With the group's quorum and no
+   * change within limits.forwardOwnerViewWaitMicros it fails as before (503).
+   */
   private async synchOnDemand(svc: RegisteredService, link: Link): Promise<void> {
+    const { clock, selectors } = this.d;
+    const deadline = clock.nowMicros() + this.d.operationTimeoutMicros;
+    for (;;) {
+      const generation = this.passes.generation;
+      try {
+        return await this.synchOnce(svc, link);
+      } catch (e) {
+        const left = deadline - clock.nowMicros();
+        if (!isKryptonError(e) || e.code !== 'QUORUM_UNAVAILABLE' || left <= 0) throw e;
+        const wait = selectors.available ? Math.min(left, limits.forwardOwnerViewWaitMicros) : left;
+        if (this.passes.generation === generation) await selectors.membershipChange(msFromMicros(wait));
+        if (this.passes.generation === generation && selectors.available) throw e;
+      }
+    }
+  }
+
+  private async synchOnce(svc: RegisteredService, link: Link): Promise<void> {
     const running = this.links.running(link);
     if (running) {
       // A pass's slice never rejects; another caller's on-demand failure is shared, as before.

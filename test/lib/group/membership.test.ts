@@ -196,6 +196,10 @@ test('a failed probe marks the peer UNAVAILABLE once; stale failures are ignored
   const toB = sends.find((e) => e.purpose === 'gossip' && e.peerId === 'b')!;
   let r = step(tick.state, { type: 'gossipFailed', peerId: 'a', requestId: toA.requestId }, ctx(2010));
   assert.equal([r.state.group.nodes.a!.status, r.state.group.nodes.a!.documentVersion], ['UNAVAILABLE', 3]);
+  assert.ok(
+    of(r.effects, 'send').some((e) => e.purpose === 'gossip' && e.peerId === 'b' && e.body.nodes.a?.status === 'UNAVAILABLE'),
+    'the mark goes to the others at once',
+  );
   assert.ok(of(r.effects, 'changed')[0]!.changes.includes('PEER_UNAVAILABLE'));
   r = step(r.state, { type: 'gossipFailed', peerId: 'a', requestId: toA.requestId }, ctx(2020));
   assert.is(r.state.group.nodes.a!.documentVersion, 3, 'only on the transition');
@@ -330,8 +334,9 @@ test('UpdateQuorumRequest: max(1, value), version + 1, fan-out to AVAILABLE peer
   assert.equal(sends, [
     {
       type: 'send',
+      // Ids 1 and 2 went to the gossip that told the others of b's mark at once.
       purpose: 'quorumUpdate',
-      requestId: 1,
+      requestId: 3,
       peerId: 'a',
       to: ref('a'),
       method: 'PATCH',

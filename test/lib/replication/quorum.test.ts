@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { selectNodes } from '../../../lib/hash.js';
-import { QuorumTracker, replicaSetTracker, successThreshold, type QuorumOutcome } from '../../../lib/replication/quorum.js';
+import { QuorumTracker, replicaSetTracker, shortQuorum, successThreshold, type QuorumOutcome } from '../../../lib/replication/quorum.js';
 import { chooseReplicas, type MemberView } from '../../../lib/replication/replica-set.js';
 
 test('requested all: every member of the replica set, the owner included', () => {
@@ -189,6 +189,18 @@ test('the tracker of a record shipped to a replica set: unreachable members fail
   assert.equal([b.eligible, b.threshold], [2, 1]);
   assert.is(b.success(), 'succeeded', 'one replica with the owner is the quorum of 2');
   assert.is(replicaSetTracker({ eligible: 3, unreachable: 0 }, 1, true).outcome, 'succeeded', 'the owner alone is enough');
+});
+
+test('shortQuorum: a replica that did not answer is retried while it may still make the quorum; the write fails only when it cannot', () => {
+  const base = { successes: 2, pending: 0, retryable: 0, threshold: 3, groupHasQuorum: true, deadlinePassed: false };
+  assert.is(shortQuorum({ ...base, successes: 3 }), 'succeed');
+  assert.is(shortQuorum({ ...base, retryable: 1 }), 'retry', 'quorum 3, the third replica died before membership noticed: send again');
+  assert.is(shortQuorum({ ...base, retryable: 1, pending: 1 }), 'wait', 'an answer is still outstanding');
+  assert.is(shortQuorum(base), 'fail', 'the view wrote it off and the group still has its quorum: it cannot be met');
+  assert.is(shortQuorum({ ...base, groupHasQuorum: false }), 'wait', 'without the group quorum: wait, as a parked request would');
+  assert.is(shortQuorum({ ...base, groupHasQuorum: false, threshold: 2 }), 'succeed', 'the quorum lowered to 2 meanwhile');
+  assert.is(shortQuorum({ ...base, retryable: 1, deadlinePassed: true }), 'fail', 'the operation deadline');
+  assert.is(shortQuorum({ ...base, successes: 3, deadlinePassed: true }), 'succeed');
 });
 
 test.run();
