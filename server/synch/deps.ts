@@ -49,6 +49,11 @@ export interface SynchStats {
   promisesHeld: number;
   lastPassMs: number;
   running: boolean;
+  /**
+   * The membership changed since the last pass that left nothing deferred: a pass is due, running
+   * or waiting for its retry (a caller comparing hosts' copies waits for this to clear).
+   */
+  passPending: boolean;
   /** Copies pushed by early passes, while the group was settling. */
   earlyPushed: number;
   /** Copies of links that moved, handed by their old owner to the new one during early passes. */
@@ -73,6 +78,7 @@ export function newSynchStats(promises: PromiseStore): SynchStats {
     takeoversDeferred: 0,
     lastPassMs: 0,
     running: false,
+    passPending: false,
     earlyPushed: 0,
     earlyHandedOver: 0,
     historyPulled: 0,

@@ -58,6 +58,11 @@ export class Passes {
     return linkPending(this.state, link, factor);
   }
 
+  /** Whether a settled pass is still owed for the current membership (SynchStats.passPending). */
+  passPending(): boolean {
+    return this.d.enabled && this.state.completedGeneration < this.state.generation;
+  }
+
   isDone(link: Link): boolean {
     return this.state.done.has(link);
   }

@@ -48,6 +48,8 @@ export class Synchronizer {
     const discovery = new Discovery(d);
     const history = new HistorySynch(d, this.stats);
     this.passes = new Passes(d, discovery, this.stats);
+    const passes = this.passes;
+    Object.defineProperty(this.stats, 'passPending', { get: () => passes.passPending(), enumerable: true });
     this.links = new LinkSynch(d, discovery, takeovers, history, this.stats, (generation, link) => this.passes.done(generation, link));
     this.passes.links = this.links;
     this.passes.early = new EarlyPass(d, discovery, this.links, this.stats, this.passes);

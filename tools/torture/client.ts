@@ -21,7 +21,7 @@ export interface AnswerBody {
   documentUpdateAction?: string;
   tags?: string[];
   nodes?: Record<string, { id: string; status: string }>;
-  synchStats?: { running?: number | boolean };
+  synchStats?: { running?: number | boolean; passPending?: boolean };
   [field: string]: unknown;
 }
 

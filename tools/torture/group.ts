@@ -174,7 +174,7 @@ export class Group {
     return g;
   }
 
-  /** Every up host lists every up host AVAILABLE (and those only), answers available, and no synchronization runs. */
+  /** Every up host lists every up host AVAILABLE (and those only), answers available, and no synchronization runs or is owed. */
   async converged(): Promise<boolean> {
     const up = this.hosts.filter((h) => h.state === 'up');
     for (const h of up) {
@@ -184,7 +184,8 @@ export class Group {
       if (available.size !== up.length || up.some((u) => !available.has(u.id))) return false;
       if ((await getJson(this.agent, `${h.url}/core/node-groups/default/available`))?.status !== 200) return false;
       const m = await getJson(this.agent, `${h.url}/core/management`);
-      if (m?.status !== 200 || m.body?.synchStats?.running) return false;
+      // No pass running, nor one still owed after the last change: copies are compared once synchronized.
+      if (m?.status !== 200 || m.body?.synchStats?.running || m.body?.synchStats?.passPending) return false;
     }
     return true;
   }
