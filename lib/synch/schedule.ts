@@ -50,6 +50,13 @@ export interface ScheduleState {
   readonly confirmed: ReadonlyMap<Link, number>;
   /** The views since the last complete pass (lib/group/availability.ts). */
   readonly history: OwnershipHistory;
+  /**
+   * Until when this host starts no takeover on demand: set for one gossip round after a peer
+   * overruled its entry (a pause, a partition), while the others still see it gone and serve its
+   * links; taking them back before its word reaches them would have two hosts take each link
+   * from each other in turn.
+   */
+  readonly holdUntilMicros: Micros;
   /** The generation of the settled pass running, if one is. */
   readonly passing: number | undefined;
   readonly rerun: boolean;
@@ -123,6 +130,7 @@ export function createSchedule(
     done: new Set(),
     selfId: opts.selfId,
     confirmed: new Map(),
+    holdUntilMicros: 0,
     history:
       opts.synchronizedView && opts.selfId !== undefined
         ? withView(emptyHistory(), { generation: 0, eligible: opts.synchronizedView })
@@ -142,6 +150,11 @@ export function createSchedule(
 /** The wait before the retry after `failures` failed passes in a row. */
 export function retryDelayMicros(failures: number): Micros {
   return Math.min(limits.synchRetryDelayMaxMicros, limits.synchRetryDelayMinMicros * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
+}
+
+/** How long an on-demand takeover waits before it starts (holdUntilMicros), 0 for none. */
+export function takeoverHoldMicros(s: ScheduleState, nowMicros: Micros): Micros {
+  return Math.max(0, s.holdUntilMicros - nowMicros);
 }
 
 /** Whether work that started in `generation` is stale: the membership changed since, or the host stops. */
@@ -271,6 +284,7 @@ export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleCo
         // Written off by a peer: any link may have been taken over meanwhile.
         s.confirmed = new Map();
         s.history = emptyHistory();
+        s.holdUntilMicros = ctx.nowMicros + limits.maintenanceIntervalMicros;
       } else if (s.selfId !== undefined) {
         for (const l of s.done) s.confirmed.set(l, s.generation);
       }

@@ -14,6 +14,7 @@ import {
   linkPending,
   stale,
   step,
+  takeoverHoldMicros,
   type ScheduleContext,
   type ScheduleEffect,
   type ScheduleInput,
@@ -61,6 +62,11 @@ export class Passes {
   /** Whether a settled pass is still owed for the current membership (SynchStats.passPending). */
   passPending(): boolean {
     return this.d.enabled && this.state.completedGeneration < this.state.generation;
+  }
+
+  /** How long an on-demand synchronization waits before it starts (schedule.ts takeoverHoldMicros). */
+  holdMicros(): number {
+    return takeoverHoldMicros(this.state, this.d.clock.nowMicros());
   }
 
   isDone(link: Link): boolean {

@@ -89,6 +89,8 @@ export class Synchronizer {
   private async synchOnDemand(svc: RegisteredService, link: Link): Promise<void> {
     const { clock, selectors } = this.d;
     const deadline = clock.nowMicros() + this.d.operationTimeoutMicros;
+    const hold = this.passes.holdMicros();
+    if (hold > 0) await new Promise((r) => setTimeout(r, msFromMicros(hold)));
     for (;;) {
       const generation = this.passes.generation;
       try {

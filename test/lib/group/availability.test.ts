@@ -11,7 +11,15 @@ import * as assert from 'uvu/assert';
 import { emptyHistory, ownedThroughout, since, withView } from '../../../lib/group/availability.js';
 import { selectNodes } from '../../../lib/hash.js';
 import type { NodeId } from '../../../lib/ids.js';
-import { createSchedule, linkPending, step, type ScheduleInput, type ScheduleState } from '../../../lib/synch/schedule.js';
+import {
+  createSchedule,
+  linkPending,
+  step,
+  takeoverHoldMicros,
+  type ScheduleInput,
+  type ScheduleState,
+} from '../../../lib/synch/schedule.js';
+import { limits } from '../../../lib/limits.js';
 
 const ALL = ['h1', 'h2', 'h3'];
 const ownerAmong = (link: string, ids: readonly NodeId[], count = 1) =>
@@ -140,6 +148,17 @@ test('the schedule: written off by a peer, or without a view, this host trusts n
   const plain = createSchedule();
   const s = step(plain, { type: 'membershipChanged', eligible: ALL }, { nowMicros: 0, available: true, hasQuorum: true }).state;
   assert.ok(linkPending(s, kept), 'without selfId every link waits, as before availability per link');
+});
+
+test('the schedule: written off by a peer, this host starts no takeover on demand for one gossip round', () => {
+  const h = new Host('h1');
+  h.view(ALL);
+  assert.is(takeoverHoldMicros(h.s, 1_000_000), 0);
+  h.view(ALL, true);
+  assert.is(takeoverHoldMicros(h.s, 1_000_000), limits.maintenanceIntervalMicros, 'its word has not reached the others yet');
+  assert.is(takeoverHoldMicros(h.s, 1_000_000 + limits.maintenanceIntervalMicros), 0);
+  h.view(['h1', 'h2']);
+  assert.is(takeoverHoldMicros(h.s, 1_000_000 + limits.maintenanceIntervalMicros), 0, 'an ordinary change holds nothing');
 });
 
 test.run();
