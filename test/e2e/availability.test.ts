@@ -19,6 +19,12 @@ import { waitFor } from '../support/wait.js';
 const GROUP_GAP_MAX_MS = 1500;
 const MOVED_GAP_MAX_MS = 4500;
 const LINKS = 12;
+/**
+ * Each writer's pause between writes: load pacing, not settling. Every PATCH adds a tag, so a
+ * document's versions grow with its writes and the log with their square; unpaced writers made
+ * the third restart's replay outlast the start deadline. It also bounds the gaps' resolution.
+ */
+const PACE_MS = 40;
 
 interface Ack {
   link: string;
@@ -98,6 +104,7 @@ class Load {
       try {
         const r = await this.cluster.clients[entry]!.patch(link, { tags: [tag] });
         if (r.status === 200) this.acks.push({ link, atMs: Date.now(), tag });
+        await new Promise((done) => setTimeout(done, PACE_MS));
       } catch {
         // A host that is killed or stopping cuts its connections: the writer goes on, as a client would retry.
         await new Promise((r) => setTimeout(r, 5));
