@@ -11,7 +11,11 @@
  * factor), it serves the link with no added wait, however the rest of the group changes: no other
  * host can have taken the link over without some host marking this one UNAVAILABLE, and that mark
  * reaches this host as a `disowned` view (its own entry overruled), which breaks its trust in
- * every link. Every other link (its owner moved here, its replica set changed, this host restarted,
+ * every link. A view in which this host did not see its group's quorum breaks it too: a host cut
+ * off by a partition names itself the owner of everything while the majority takes its links
+ * over, and it may hear the healed view before the mark that it was written off (failed before:
+ * the torture run's partitioned host answered 404 for a document the majority created meanwhile).
+ * Every other link (its owner moved here, its replica set changed, this host restarted,
  * or was written off by a peer) waits for its synchronization: the promise/prepare round of a
  * takeover when another owner may have written it, a plain reconciliation otherwise. Requests for
  * links that never moved therefore see no freeze when a host dies, stops, pauses or restarts;
@@ -38,6 +42,12 @@ export interface MembershipChange {
   eligible: NodeId[];
   /** A peer's copy of this host's own entry beat it (rules.ts MergeOutcome): it was written off meanwhile. */
   overruled: boolean;
+  /**
+   * This host sees its group's membership quorum AVAILABLE in this view. A view without it breaks
+   * every link's trust: the others may have a quorum of their own and take links over while this
+   * host, cut off or paused, has not yet heard that it was written off.
+   */
+  quorate: boolean;
 }
 
 /** One view a host held: from `generation` on, `eligible` may own links; undefined breaks every link's trust. */

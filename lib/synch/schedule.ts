@@ -84,9 +84,10 @@ export interface ScheduleContext {
 export type ScheduleInput =
   /**
    * The view changed: `eligible` are the members that may own links now (undefined: unknown, no
-   * link is trusted across this change), `disowned` when a peer overruled this host's own entry.
+   * link is trusted across this change), `disowned` when a peer overruled this host's own entry,
+   * `quorate: false` when this host does not see its group's quorum (no link is trusted across it).
    */
-  | { type: 'membershipChanged'; eligible?: readonly NodeId[]; disowned?: boolean }
+  | { type: 'membershipChanged'; eligible?: readonly NodeId[]; disowned?: boolean; quorate?: boolean }
   /** The group became available. */
   | { type: 'available' }
   /** The settled pass ended: `complete` when it left no link deferred and did not fail. */
@@ -289,7 +290,9 @@ export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleCo
         for (const l of s.done) s.confirmed.set(l, s.generation);
       }
       s.generation++;
-      if (s.selfId !== undefined) s.history = withView(s.history, { generation: s.generation, eligible: input.eligible });
+      // A view without the group's quorum is recorded as unknown: it breaks every link's trust (lib/group/availability.ts).
+      if (s.selfId !== undefined)
+        s.history = withView(s.history, { generation: s.generation, eligible: input.quorate === false ? undefined : input.eligible });
       s.done = new Set();
       s.retryFailures = 0;
       run.cancelRetry();

@@ -153,9 +153,12 @@ export async function compareHistories(group: Group, keys: string[]): Promise<Co
       if (!hs.length) continue;
       report.differences.push(...differencesOf(key, hs));
       const reference = hs.reduce((x, y) => (top(y.h) > top(x.h) ? y : x));
-      // Duplicates from the union of what the hosts retain, the fullest copy first.
-      const union = new Map<number, VersionState>();
-      for (const x of [reference, ...hs]) for (const [v, s] of x.h) if (!union.has(v)) union.set(v, s);
+      // Duplicates from the union of what the hosts retain: per version the state most hosts hold
+      // (the one a quorum took; a host may keep a write a takeover discarded at that version),
+      // the fullest copy's on a tie. Taking the fullest copy's alone made a discarded write on
+      // one host hide the takeover's version, so the fold miscounted and a read of the takeover's
+      // copy looked like a violation.
+      const union = unionOf(reference, hs);
       report.unions.set(key, union);
       const dups = duplicatesIn(key, union);
       report.duplicates.push(...dups);
@@ -172,6 +175,32 @@ export async function compareHistories(group: Group, keys: string[]): Promise<Co
     await agent.close();
   }
   return report;
+}
+
+/** Per version, the state most of `hs` hold; `reference`'s on a tie, or when only it holds one. */
+export function unionOf(
+  reference: { h: Map<number, VersionState> },
+  hs: readonly { h: Map<number, VersionState> }[],
+): Map<number, VersionState> {
+  const union = new Map<number, VersionState>();
+  const versions = new Set<number>();
+  for (const x of hs) for (const v of x.h.keys()) versions.add(v);
+  for (const v of [...versions].sort((a, b) => a - b)) {
+    const counts = new Map<string, { s: VersionState; n: number }>();
+    for (const x of hs) {
+      const s = x.h.get(v);
+      if (!s) continue;
+      const k = JSON.stringify(s);
+      const c = counts.get(k) ?? { s, n: 0 };
+      c.n++;
+      counts.set(k, c);
+    }
+    const own = reference.h.get(v);
+    let best = own ? counts.get(JSON.stringify(own)) : undefined;
+    for (const c of counts.values()) if (!best || c.n > best.n) best = c;
+    if (best) union.set(v, best.s);
+  }
+  return union;
 }
 
 /** A takeover writes the state of the version before again, in a new epoch: no client made it. */
