@@ -290,7 +290,9 @@ export class GroupRuntime {
         this.d.logger.info({ group: this.link, changes: e.changes }, 'node group changed');
         // A host's own leave is no change its parts should act on: a synchronization pass it
         // started would take links over (and log new epochs) on a host that is going away.
-        if (!this.state.leaving) for (const l of this.changeListeners) l({ eligible: eligibleOwners(this.group), overruled: e.overruled, quorate: this.hasQuorum() });
+        if (!this.state.leaving)
+          for (const l of this.changeListeners)
+            l({ eligible: eligibleOwners(this.group), overruled: e.overruled, quorate: this.hasQuorum() });
         return undefined;
       case 'availability':
         this.d.logger.info({ group: this.link, available: e.available }, e.available ? 'node group available' : 'node group unavailable');

@@ -43,7 +43,9 @@ export class Passes {
 
   /** Subscribes to the group: from now on its changes start passes. */
   start(): void {
-    this.d.group.onChanged((c) => this.feed({ type: 'membershipChanged', eligible: c.eligible, disowned: c.overruled, quorate: c.quorate }));
+    this.d.group.onChanged((c) =>
+      this.feed({ type: 'membershipChanged', eligible: c.eligible, disowned: c.overruled, quorate: c.quorate }),
+    );
     this.d.group.onAvailability((available) => available && this.feed({ type: 'available' }));
   }
 
