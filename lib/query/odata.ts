@@ -20,7 +20,7 @@
 
 import { KryptonError } from '../errors.js';
 import { limits } from '../limits.js';
-import type { PropertyType, QueryJson, QueryTermJson } from './spec.js';
+import { PROPERTY_TYPES, type PropertyType, type QueryJson, type QueryTermJson } from './spec.js';
 
 // ---- The filter expression ----
 
@@ -467,22 +467,6 @@ const ODATA_PARAMS = new Set([
 ]);
 /** A factory's page navigation (`<factory>?path=<page>&peer=<host>`, Xenon's rewritten page links). */
 const NAVIGATION_PARAMS = new Set(['path', 'peer']);
-
-const PROPERTY_TYPES: readonly PropertyType[] = [
-  'LONG',
-  'STRING',
-  'BYTES',
-  'PODO',
-  'COLLECTION',
-  'MAP',
-  'BOOLEAN',
-  'DOUBLE',
-  'InternetAddressV4',
-  'InternetAddressV6',
-  'DATE',
-  'URI',
-  'ENUM',
-];
 
 /** Whether a factory GET's parameters ask for more than the plain listing (`expand` alone does not). */
 export function isODataRequest(params: ReadonlyArray<readonly [string, string]>): boolean {

@@ -258,7 +258,8 @@ const OCCURANCES: readonly Occurance[] = ['MUST_OCCUR', 'MUST_NOT_OCCUR', 'SHOUL
 const MATCH_TYPES: readonly MatchType[] = ['TERM', 'PHRASE', 'WILDCARD', 'PREFIX'];
 const RANGE_TYPES: readonly RangeType[] = ['LONG', 'DOUBLE', 'DATE'];
 const SORT_ORDERS: readonly SortOrder[] = ['ASC', 'DESC'];
-const PROPERTY_TYPES: readonly PropertyType[] = [
+/** Every property type a query term or sort term may name (OData's `$orderbytype` takes the same). */
+export const PROPERTY_TYPES: readonly PropertyType[] = [
   'LONG',
   'STRING',
   'BYTES',
