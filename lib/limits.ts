@@ -30,6 +30,11 @@ export const limits = {
    * it owns itself (no forwarding hop); after this many it keeps the last and forwards it.
    */
   localIdTriesMax: 64,
+  /**
+   * Times an owner's write waits for its link's synchronization and queues again because a write
+   * ahead of it left the link in doubt (server/documents/documents.ts ownerWrite); then 503.
+   */
+  ownerWriteSynchRoundsMax: 4,
   /** Appends waiting for the disk before new ones are refused. */
   pendingAppendsMax: 100_000,
   /** Updates queued behind one document before new ones get 503 (Xenon: 10 000). */

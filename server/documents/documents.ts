@@ -22,12 +22,13 @@ import type { Link, NodeId } from '../../lib/ids.js';
 import { markOf, takesHistory } from '../../lib/synch/history.js';
 import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
-import { childLinkFor, planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
+import { planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
 import { LinkQueues } from './link-queue.js';
+import { prepareCreate } from './prepare.js';
 import { listChildren, readCommitted, readLocal } from './reads.js';
 import { markUnconfirmed, type UnconfirmedStore } from './unconfirmed.js';
 import type { ChangeFeed } from './changes.js';
@@ -139,6 +140,26 @@ export class DocumentStore {
       );
     }
     return hit?.state;
+  }
+
+  /**
+   * Runs an owner's write `fn` in `link`'s queue once the link needs no synchronization, checked
+   * again in the queue: a write that queued behind one which then missed its quorum must not be
+   * planned on that doubtful state (a later version of an epoch vouches for those under it, see
+   * lib/synch/history.ts), so it leaves the queue, waits for the synchronization and queues again.
+   */
+  private async ownerWrite<T>(svc: RegisteredService, link: Link, fn: () => Promise<T>): Promise<T> {
+    for (let round = 0; round < limits.ownerWriteSynchRoundsMax; round++) {
+      const synching = this.cluster.synch.ensure(svc, link);
+      if (synching) await synching;
+      const out = await this.queues.run(link, async (): Promise<{ again: Promise<void> } | { done: T }> => {
+        const again = this.cluster.synch.ensure(svc, link);
+        return again ? { again } : { done: await fn() };
+      });
+      if ('done' in out) return out.done;
+      await out.again;
+    }
+    throw new KryptonError('QUORUM_UNAVAILABLE', `${link}: synchronization did not settle it for a write; retry later`);
   }
 
   /** Runs `fn` after every earlier update of `link` on this host, in order. */
@@ -269,26 +290,7 @@ export class DocumentStore {
    * id). The entry host does this once, so a forwarded POST carries the link it was given.
    */
   prepareCreate(svc: RegisteredService, rawBody: unknown, ownedHere?: (link: Link) => boolean): { body: JsonObject; link: Link } {
-    // TaskService and StatefulService word the same refusal differently in Xenon.
-    if (rawBody === undefined)
-      throw new KryptonError('INVALID_BODY', svc.def.runStage ? 'POST body is required' : 'initial state is required');
-    if (
-      rawBody !== null &&
-      typeof rawBody === 'object' &&
-      'documentSourceLink' in rawBody &&
-      (rawBody as JsonObject).documentSourceLink != null
-    ) {
-      throw new KryptonError('INVALID_BODY', 'clone request not supported');
-    }
-    const body = svc.parseBody(rawBody);
-    const requested = body.documentSelfLink;
-    let link = childLinkFor(svc.def.factoryLink, requested, this.ctx());
-    if (ownedHere && (requested === undefined || requested === null || requested === '')) {
-      // An id this host generates may as well be one it owns: the create then runs here, with
-      // no forwarding hop. Each candidate takes a later clock reading, so all stay unique.
-      for (let i = 1; i < limits.localIdTriesMax && !ownedHere(link); i++) link = childLinkFor(svc.def.factoryLink, undefined, this.ctx());
-    }
-    return { body, link };
+    return prepareCreate(svc, rawBody, () => this.ctx(), ownedHere);
   }
 
   /**
@@ -301,10 +303,8 @@ export class DocumentStore {
     opts: { forceIndexUpdate: boolean } & WriteOptions,
   ): Promise<ServiceDocument> {
     const { body, link } = prepared;
-    const synching = this.cluster.synch.ensure(svc, link);
-    if (synching) await synching;
     let retried = false;
-    const state = await this.queues.run(link, () => {
+    const state = await this.ownerWrite(svc, link, () => {
       const earlier = this.applied(link, opts.requestId);
       if (earlier) {
         retried = true;
@@ -352,9 +352,7 @@ export class DocumentStore {
     body: JsonObject | undefined,
     opts: WriteOptions = {},
   ): Promise<ServiceDocument | undefined> {
-    const synching = this.cluster.synch.ensure(svc, link);
-    if (synching) await synching;
-    return this.queues.run(link, async () => {
+    return this.ownerWrite(svc, link, async () => {
       const earlier = this.applied(link, opts.requestId);
       if (earlier) return earlier;
       const cur = this.d.index.latest(link);

@@ -6,7 +6,9 @@
  * synchronization off (nothing can settle the link) it is an error; with it on, the read first
  * synchronizes the link and answers only a state a majority holds. The owner's own copy (a local
  * read, `pragma: xn-no-fwd`) does show the write: local reads are the host's index as it is. The
- * read rule itself is checked on an index with a write in flight.
+ * read rule itself is checked on an index with a write in flight. Writes queued on the owner
+ * behind the one that missed its quorum wait for that synchronization too: none is planned on the
+ * doubtful state and logged above it in the same epoch.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -140,6 +142,29 @@ owner('with synchronization on, the read settles the link first and answers only
       (d) => d.documentVersion === r.body.documentVersion && d.documentEpoch === r.body.documentEpoch && d.name === r.body.name,
     );
     assert.ok(same.length >= 2, `answered ${JSON.stringify(r.body)}; held ${JSON.stringify(held)}`);
+  } finally {
+    await closeAll(hosts);
+  }
+});
+
+owner('writes queued behind one that missed its quorum are planned only after synchronization settled it', async () => {
+  const hosts = await startGroup(3, (i) => ({ id: `cq-${i + 1}`, membershipQuorum: 2 }));
+  try {
+    const link = '/core/examples/committed-queue';
+    const { owner } = await fencedOwner(hosts, link);
+    // Sent together, so all but the first wait in the link's queue while the first misses its quorum.
+    const writes = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => owner.client.put<Doc & { message?: string }>(link, { name: `queued-${i}` })),
+    );
+    const failed = writes.filter((w) => w.status !== 200);
+    assert.ok(failed.length >= 1, 'the first write misses its quorum');
+    assert.ok(failed.length < writes.length, `every write failed: ${writes.map((w) => w.text).join('; ')}`);
+    for (const w of writes.filter((x) => x.status === 200)) {
+      assert.ok(w.body.documentEpoch > 0, `a queued write was logged in the refused epoch: ${w.text}`);
+    }
+    // The owner logged no second version of the refused epoch over the doubtful one.
+    const v2 = await owner.client.send<Doc>('GET', `${link}?documentVersion=2`, undefined, local);
+    if (v2.status === 200) assert.ok(v2.body.documentEpoch > 0, `version 2 on the owner: ${v2.text}`);
   } finally {
     await closeAll(hosts);
   }
