@@ -143,17 +143,19 @@ export class DocumentStore {
   }
 
   /**
-   * Runs an owner's write `fn` in `link`'s queue once the link needs no synchronization, checked
-   * again in the queue: a write that queued behind one which then missed its quorum must not be
-   * planned on that doubtful state (a later version of an epoch vouches for those under it, see
-   * lib/synch/history.ts), so it leaves the queue, waits for the synchronization and queues again.
+   * Runs an owner's write `fn` in `link`'s queue once the link needs no synchronization, and checks
+   * again when its turn comes only if the link is then in doubt: a write that queued behind one
+   * which missed its quorum must not be planned on that doubtful state (a later version of an epoch
+   * vouches for those under it, see lib/synch/history.ts), so it leaves the queue, waits for the
+   * synchronization and queues again. A link not in doubt is not re-checked, so writes a host takes
+   * for itself (`pragma: xn-no-fwd`) are not held behind an ownership they will never have.
    */
   private async ownerWrite<T>(svc: RegisteredService, link: Link, fn: () => Promise<T>): Promise<T> {
     for (let round = 0; round < limits.ownerWriteSynchRoundsMax; round++) {
       const synching = this.cluster.synch.ensure(svc, link);
       if (synching) await synching;
       const out = await this.queues.run(link, async (): Promise<{ again: Promise<void> } | { done: T }> => {
-        const again = this.cluster.synch.ensure(svc, link);
+        const again = this.commits.unsettled(link) ? this.cluster.synch.ensure(svc, link) : undefined;
         return again ? { again } : { done: await fn() };
       });
       if ('done' in out) return out.done;
