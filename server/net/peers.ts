@@ -210,6 +210,11 @@ export class PeerClient {
     void p.destroy(new KryptonError('PEER_UNAVAILABLE', 'peer marked UNAVAILABLE')).catch(() => undefined);
   }
 
+  /** Whether close() was called: every request from then on fails, for good. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));

@@ -5,7 +5,8 @@
  * noticed) is sent the record again every limits.replicationRetryDelayMicros while the view still
  * counts it; once the view writes it off, what is left is counted, under the membership quorum of
  * the moment (an UpdateQuorumRequest may have lowered it). The write fails with Xenon's
- * "Success/Fail" message only when its quorum truly cannot be met, or at the operation deadline.
+ * "Success/Fail" message only when its quorum truly cannot be met, or at the operation deadline;
+ * with SHUTTING_DOWN at once when this host stops (its peer client closed) before a quorum answered.
  */
 
 import type { Logger } from 'pino';
@@ -39,7 +40,7 @@ export interface QuorumWriteDeps {
 export function quorumWrite(d: QuorumWriteDeps): () => Promise<void> {
   const { set, rec } = d;
   // The owner's own append is the one answer outstanding until the caller reports it.
-  const w = { successes: 0, pending: 1, refused: 0, unanswered: new Map<NodeId, NodeState>() };
+  const w = { successes: 0, pending: 1, refused: 0, unanswered: new Map<NodeId, NodeState>(), stopping: false };
   let settled = false;
   let timer: NodeJS.Timeout | undefined;
   let settle!: () => void;
@@ -58,7 +59,8 @@ export function quorumWrite(d: QuorumWriteDeps): () => Promise<void> {
       w.pending--;
       if (r.ok) w.successes++;
       else {
-        if ((r.code ?? 'PEER_UNAVAILABLE') === 'PEER_UNAVAILABLE') w.unanswered.set(n.id, n);
+        if (r.code === 'SHUTTING_DOWN') w.stopping = true;
+        else if ((r.code ?? 'PEER_UNAVAILABLE') === 'PEER_UNAVAILABLE') w.unanswered.set(n.id, n);
         else w.refused++;
         if (r.code === 'STALE_EPOCH') d.staleEpoch(rec.link);
         d.logger.warn({ peer: n.id, link: rec.link, code: r.code, message: r.message }, 'replica refused or unreachable');
@@ -70,21 +72,18 @@ export function quorumWrite(d: QuorumWriteDeps): () => Promise<void> {
   const check = () => {
     if (settled) return;
     clearTimeout(timer);
+    // This host is stopping (its peer client is closed): no answer can come any more, and a wait
+    // for the deadline would keep the stopped process alive. The outcome is unknown to the client.
+    if (w.stopping && w.successes < d.threshold) {
+      settled = true;
+      fail(new KryptonError('SHUTTING_DOWN', `host is stopping: ${rec.action} ${rec.link} (${d.opId}) was not confirmed by a quorum`));
+      return;
+    }
     // The view now: a replica it writes off counts as failed; the quorum may have been lowered.
     const now = d.now();
     const reachable = new Set(now.targets.map((n) => n.id));
     const retry = [...w.unanswered.values()].filter((n) => reachable.has(n.id));
-    let needed = d.threshold;
-    try {
-      needed = successThreshold({
-        eligible: set.eligible,
-        membershipQuorum: now.membershipQuorum,
-        requested: d.requested,
-        action: rec.action,
-      });
-    } catch {
-      // A requested quorum above the members now keeps the one checked at the start.
-    }
+    const needed = thresholdNow(d, now);
     const decision = shortQuorum({
       successes: w.successes,
       pending: w.pending,
@@ -127,4 +126,19 @@ export function quorumWrite(d: QuorumWriteDeps): () => Promise<void> {
     check();
     return done;
   };
+}
+
+/** The successes the write needs under the membership quorum of the moment. */
+function thresholdNow(d: QuorumWriteDeps, now: ReplicaSet): number {
+  try {
+    return successThreshold({
+      eligible: d.set.eligible,
+      membershipQuorum: now.membershipQuorum,
+      requested: d.requested,
+      action: d.rec.action,
+    });
+  } catch {
+    // A requested quorum above the members now keeps the one checked at the start.
+    return d.threshold;
+  }
 }

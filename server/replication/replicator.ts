@@ -215,7 +215,10 @@ class PeerChannel {
             results = decodeResults(r.body, batch.length);
           }
         } catch (e) {
-          results = batch.map(() => ({ ok: false, code: 'PEER_UNAVAILABLE', message: (e as Error).message }));
+          // A closed client is this host stopping: no retry can reach the replica, so the write
+          // fails at once instead of retrying until its deadline and keeping the process alive.
+          const code = this.peers.isClosed ? 'SHUTTING_DOWN' : 'PEER_UNAVAILABLE';
+          results = batch.map(() => ({ ok: false, code, message: (e as Error).message }));
         }
         this.inFlight = 0;
         this.observer?.batchSent(this.url, count, (performance.now() - started) / 1000, results);

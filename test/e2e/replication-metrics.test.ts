@@ -39,6 +39,17 @@ test('a paused replica shows as lag, then as failed records, on its owner', asyn
       async () => (await Promise.all(clients.map((c) => c.get('/readyz')))).every((r) => r.status === 200),
       20_000,
     );
+    // /readyz answers once a host serves, which can be before host 0 counts host 2 as a member:
+    // a record is then not shipped to it at all (it synchronizes later) and there is no lag to
+    // see. An operator checks the node group lists all three first (CI run: lag 0 without this).
+    await waitFor(
+      'host 0 counting all three hosts AVAILABLE',
+      async () => {
+        const g = await clients[0]!.get<{ nodes: Record<string, { status: string }> }>('/core/node-groups/default');
+        return Object.values(g.body?.nodes ?? {}).filter((n) => n.status === 'AVAILABLE').length === 3;
+      },
+      20_000,
+    );
     // A document host 0 owns, so host 0 ships its updates to the other two.
     let link = '';
     for (let i = 0; !link; i++) {
