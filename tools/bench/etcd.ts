@@ -273,7 +273,22 @@ export interface EtcdCluster {
    * so every put of every call writes a new key).
    */
   load(connections: number, seconds: number): Promise<LoadFigures>;
+  /** One member by index, for fault benchmarks (availability.ts): signal it, start it again, find the leader. */
+  members: EtcdMembers;
   close(): Promise<void>;
+}
+
+export interface EtcdMembers {
+  readonly count: number;
+  readonly gateway: string;
+  /** Sends `signal` and resolves once the member has exited. */
+  stop(i: number, signal: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped member again on its data folder (it rejoins as the member it was). */
+  start(i: number): void;
+  /** Every member reports healthy and takes a put; why not after `timeoutMs`. */
+  waitHealthy(timeoutMs: number): Promise<string | undefined>;
+  /** The index of the member that is leader now, as the members that answer report it. */
+  leader(): Promise<number | undefined>;
 }
 
 /** Loopback addresses of the 3 members, from 6 free ports. */
@@ -285,31 +300,34 @@ interface EtcdLayout {
   token: string;
 }
 
-/** Starts one process per member, each logging to `<dir>/<name>.log`; returns the processes and log files. */
+/** Starts member `i`, logging to `<dir>/<name>.log` (appended, so a restart keeps the first run's lines). */
+function spawnMember(bin: string, dir: string, l: EtcdLayout, i: number): { proc: ChildProcess; log: string } {
+  const name = l.names[i]!;
+  const initialCluster = l.names.map((n, j) => `${n}=${l.peerUrls[j]}`).join(',');
+  const file = path.join(dir, `${name}.log`);
+  const out = fs.openSync(file, 'a');
+  const args = [
+    `--name=${name}`,
+    `--data-dir=${path.join(dir, name)}`,
+    `--listen-client-urls=${l.clientUrls[i]}`,
+    `--advertise-client-urls=${l.clientUrls[i]}`,
+    `--listen-peer-urls=${l.peerUrls[i]}`,
+    `--initial-advertise-peer-urls=${l.peerUrls[i]}`,
+    `--initial-cluster=${initialCluster}`,
+    '--initial-cluster-state=new',
+    `--initial-cluster-token=${l.token}`,
+    '--logger=zap',
+    '--log-level=warn',
+  ];
+  const proc = track(spawn(bin, args, { stdio: ['ignore', out, out] }));
+  fs.closeSync(out);
+  return { proc, log: file };
+}
+
+/** Starts one process per member; returns the processes and log files. */
 function spawnMembers(bin: string, dir: string, l: EtcdLayout): { procs: ChildProcess[]; logs: string[] } {
-  const procs: ChildProcess[] = [];
-  const logs: string[] = [];
-  const initialCluster = l.names.map((n, i) => `${n}=${l.peerUrls[i]}`).join(',');
-  for (const [i, name] of l.names.entries()) {
-    const out = fs.openSync(path.join(dir, `${name}.log`), 'w');
-    logs.push(path.join(dir, `${name}.log`));
-    const args = [
-      `--name=${name}`,
-      `--data-dir=${path.join(dir, name)}`,
-      `--listen-client-urls=${l.clientUrls[i]}`,
-      `--advertise-client-urls=${l.clientUrls[i]}`,
-      `--listen-peer-urls=${l.peerUrls[i]}`,
-      `--initial-advertise-peer-urls=${l.peerUrls[i]}`,
-      `--initial-cluster=${initialCluster}`,
-      '--initial-cluster-state=new',
-      `--initial-cluster-token=${l.token}`,
-      '--logger=zap',
-      '--log-level=warn',
-    ];
-    procs.push(track(spawn(bin, args, { stdio: ['ignore', out, out] })));
-    fs.closeSync(out);
-  }
-  return { procs, logs };
+  const started = l.names.map((_, i) => spawnMember(bin, dir, l, i));
+  return { procs: started.map((m) => m.proc), logs: started.map((m) => m.log) };
 }
 
 /** SIGTERM, then SIGKILL after 10 s, for every member still running. */
@@ -327,8 +345,8 @@ async function stopMembers(procs: ChildProcess[]): Promise<void> {
 }
 
 /** Waits until every member reports healthy; why not when one exits or 60 s pass. */
-async function waitHealthy(l: EtcdLayout, procs: ChildProcess[], logs: string[]): Promise<string | undefined> {
-  const deadline = Date.now() + 60_000;
+async function waitHealthy(l: EtcdLayout, procs: ChildProcess[], logs: string[], timeoutMs = 60_000): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = procs.findIndex((p) => p.exitCode !== null);
     if (dead >= 0) {
@@ -336,7 +354,7 @@ async function waitHealthy(l: EtcdLayout, procs: ChildProcess[], logs: string[])
       return `etcd member ${l.names[dead]} exited with ${procs[dead]!.exitCode} at start: ${tail}`;
     }
     if ((await Promise.all(l.clientUrls.map(healthy))).every(Boolean)) return undefined;
-    if (Date.now() > deadline) return 'the 3-member etcd cluster did not become healthy within 60 s';
+    if (Date.now() > deadline) return `the 3-member etcd cluster did not become healthy within ${timeoutMs / 1000} s`;
     await sleep(100);
   }
 }
@@ -408,6 +426,37 @@ export async function startEtcd(opts: { install?: boolean } = {}): Promise<EtcdC
     pids: procs.map((p) => p.pid!),
     clientUrls,
     load: (connections, seconds) => spreadLoad(clientUrls, connections, { seconds }, build),
+    members: {
+      count: names.length,
+      gateway,
+      stop: async (i, signal) => {
+        const p = procs[i]!;
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const gone = new Promise((r) => p.once('exit', r));
+        p.kill(signal);
+        await gone;
+      },
+      start: (i) => {
+        const m = spawnMember(bin, dir, layout, i);
+        procs[i] = m.proc;
+      },
+      waitHealthy: async (timeoutMs) => (await waitHealthy(layout, procs, logs, timeoutMs)) ?? (await waitPuts(clientUrls, gateway)),
+      leader: async () => {
+        for (const [i, u] of clientUrls.entries()) {
+          if (procs[i]!.exitCode !== null || procs[i]!.signalCode !== null) continue;
+          const r = await post(`${u}${gateway.replace('/kv/put', '/maintenance/status')}`, {});
+          if (r?.status !== 200) continue;
+          const st = JSON.parse(r.text) as { header?: { member_id?: string }; leader?: string };
+          if (st.leader === undefined) continue;
+          // Each member's id is in its own answer's header; the leader is the one whose id it names.
+          for (const [j, v] of clientUrls.entries()) {
+            const o = await post(`${v}${gateway.replace('/kv/put', '/maintenance/status')}`, {});
+            if (o?.status === 200 && (JSON.parse(o.text) as { header?: { member_id?: string } }).header?.member_id === st.leader) return j;
+          }
+        }
+        return undefined;
+      },
+    },
     close,
   };
 }

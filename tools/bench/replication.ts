@@ -132,7 +132,7 @@ export interface ReplicationResult {
   catchUp: CatchUpResult;
 }
 
-interface Host {
+export interface Host {
   port: number;
   id: string;
   url: string;

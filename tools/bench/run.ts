@@ -17,7 +17,10 @@
  *  11. queries: a query task returning 1,000 of 10,000 documents with EXPAND_CONTENT through one host
  *      of 3, 50 connections, vs etcd's range of 1,000 of 10,000 keys through a follower (goal >= 1.5);
  *      and a BROADCAST query over 5 hosts p50
- * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics, query.
+ *  12. availability: group and moved-link gaps after `kill -9`, a graceful stop and a rolling restart, on 3
+ *      Krypton hosts and on the 3-member etcd cluster (its leader and a follower) with the same writers
+ * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics, query,
+ * availability.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -26,6 +29,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type AvailabilityResult, availabilityRows } from './availability.js';
 import { type ClientBenchResult, clientRows } from './client.js';
 import type { benchCluster } from './cluster.js';
 import type { HttpBench } from './http.js';
@@ -62,7 +66,20 @@ const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-const STEPS = ['http', 'replay', 'cluster', 'index', 'replication', 'log-tools', 'tls', 'odata', 'client', 'metrics', 'query'] as const;
+const STEPS = [
+  'http',
+  'replay',
+  'cluster',
+  'index',
+  'replication',
+  'log-tools',
+  'tls',
+  'odata',
+  'client',
+  'metrics',
+  'query',
+  'availability',
+] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
 const only = onlyArg === undefined ? undefined : onlyArg.slice('--only='.length).split(',');
@@ -123,6 +140,9 @@ const queries = await step(
   'query',
   'queries: 1,000 of 10,000 with EXPAND_CONTENT through one of 3 hosts vs etcd range; BROADCAST over 5 hosts',
   () => child<QueryBenchResult>('query.ts', quick ? ['quick'] : []),
+);
+const availability = await step('availability', 'availability: gaps after kill -9, graceful stop, rolling restart, vs etcd', () =>
+  child<AvailabilityResult>('availability.ts'),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -227,6 +247,7 @@ if (queries !== undefined) {
     ],
   );
 }
+if (availability !== undefined) rows.push(...availabilityRows(availability));
 
 if (json) {
   process.stdout.write(
@@ -243,6 +264,7 @@ if (json) {
         client: clientBench,
         metrics,
         queries,
+        availability,
       },
       null,
       2,
