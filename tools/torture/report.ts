@@ -70,7 +70,14 @@ export interface RunResult {
   seconds: number;
   workloadResults: Record<
     string,
-    { summary: Record<string, number>; keys: number; violatingKeys: string[]; violations: { key: string; what: string }[] }
+    {
+      summary: Record<string, number>;
+      keys: number;
+      violatingKeys: string[];
+      /** The register's keys whose violations the known failure modes explain. */
+      knownBugKeys: string[];
+      violations: { key: string; what: string }[];
+    }
   >;
   availability: Availability[];
   comparison: { keys: number; versionsRead: number; differences: number; duplicates: number; unreadable: number; samples: string[] };
@@ -191,6 +198,7 @@ export function buildResult(
           summary: r.summary,
           keys: r.keys.length,
           violatingKeys: r.verdicts.filter((v) => v.result === 'violation').map((v) => v.key),
+          knownBugKeys: r.knownBugs?.keys ?? [],
           violations: r.violations.map((v) => ({ key: v.key, what: v.what })),
         },
       ]),
