@@ -8,7 +8,8 @@
  *
  * The owner's history is the reference: a replica lacking a version, or holding one with other
  * marks (a write a takeover discarded and another version replaced), receives the owner's. The
- * owner itself takes only versions it lacks outright.
+ * owner itself takes versions it lacks, and replaces one it holds from an earlier epoch than a
+ * peer's: a write of its own, as a stale owner, that a takeover discarded.
  *
  * Only a *confirmed* version is ever spread, by either rule: one under a later version of the same
  * epoch in the owner's history. Within an epoch one owner writes versions one after another, so a
@@ -115,30 +116,39 @@ export function versionsToShip(owner: readonly VersionMark[], replica: readonly 
 
 /**
  * The versions the owner takes from a peer: those `peer` holds below the owner's latest that
- * `own` lacks outright and that fit the epoch order of `own` (see the header). Versions the owner
- * holds with other marks stay as the owner has them. An owner already holding `retention` versions
- * takes none below its oldest: its index would drop them at once.
+ * `own` lacks, or holds from an earlier epoch, and that fit the epoch order of `own` (see the
+ * header). A version the owner holds from an earlier epoch than the peer's is one a takeover
+ * discarded (a stale owner's write that reached no quorum): the peer's is vouched for by a later
+ * version of its epoch the owner holds, so that epoch's owner wrote on from it. Versions the owner
+ * holds from the same or a later epoch stay as the owner has them. An owner already holding
+ * `retention` versions takes none below its oldest: its index would drop them at once.
  */
 export function versionsToPull(own: readonly VersionMark[], peer: readonly VersionMark[], retention: number): Version[] {
   const top = own[own.length - 1];
   if (!top) return [];
   const floor = own.length >= retention ? own[0]![0] : -1;
-  const mine = byVersion(own);
+  // The epoch of each held version, as it will be once the replacements decided so far are made.
+  const epochOf = new Map(own.map((m) => [m[0], m[1]]));
   const lastOfEpoch = new Map<Epoch, Version>();
   for (const [v, e] of own) lastOfEpoch.set(e, Math.max(v, lastOfEpoch.get(e) ?? -1));
   const out: Version[] = [];
-  // own is in version order: for each candidate, the epochs of the nearest held versions around it.
-  let i = 0;
-  for (const m of [...peer].sort((a, b) => a[0] - b[0])) {
-    const [v, e] = m;
-    if (v >= top[0] || v < floor || mine.has(v)) continue;
-    while (i < own.length && own[i]![0] < v) i++;
-    const below = i > 0 ? own[i - 1]! : undefined;
-    const above = own[i]!;
-    if ((below && below[1] > e) || above[1] < e) continue;
+  // From the top down, so a run of discarded versions is replaced whole: each replaced version is
+  // of the later epoch when the one under it is judged. own is in version order: for each
+  // candidate, the epochs of the nearest held versions around it.
+  let i = own.length - 1;
+  for (const [v, e] of [...peer].sort((a, b) => b[0] - a[0])) {
+    const held = epochOf.get(v);
+    if (v >= top[0] || v < floor || (held !== undefined && held >= e)) continue;
+    while (i > 0 && own[i]![0] >= v) i--;
+    // own[i] is the nearest version below v, unless none is; the nearest above follows it (past v itself when held).
+    const hasBelow = own[i]![0] < v;
+    const below = hasBelow ? own[i]![0] : undefined;
+    const above = own[(hasBelow ? i + 1 : i) + (held !== undefined ? 1 : 0)]![0];
+    if ((below !== undefined && epochOf.get(below)! > e) || epochOf.get(above)! < e) continue;
     // Vouched for only by a later version of its own epoch that the owner holds (see the header).
     if ((lastOfEpoch.get(e) ?? -1) <= v) continue;
     out.push(v);
+    if (held !== undefined) epochOf.set(v, e);
   }
-  return out;
+  return out.reverse();
 }

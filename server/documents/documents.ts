@@ -87,19 +87,20 @@ export class DocumentStore {
 
   /**
    * Appends a record durably and indexes it; nothing else (no replication). `body`, when the
-   * record is already encoded (encodeRecordBody), saves encoding it again for the log.
+   * record is already encoded (encodeRecordBody), saves encoding it again for the log. Without
+   * `announce` the caller tells the change feed: an owner's write, once its quorum holds it.
    */
-  async appendLocal(rec: NewLogRecord, body?: Buffer): Promise<ServiceDocument> {
+  async appendLocal(rec: NewLogRecord, body?: Buffer, announce = true): Promise<ServiceDocument> {
     const logged = await this.logged(this.d.wal.append(rec, body));
     this.d.index.apply(logged);
     this.d.dedup?.note(logged);
-    this.d.changes?.updated(logged.state);
+    if (announce) this.d.changes?.updated(logged.state);
     return logged.state;
   }
 
   /**
-   * An owner's write: shipped to the replicas while it is appended here, answered once the
-   * quorum (this host included) holds it durably.
+   * An owner's write: shipped to the replicas while it is appended here, answered and announced
+   * once the quorum (this host included) holds it durably: below it the write may be discarded.
    */
   private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
     // Encoded once, for this host's log and every replica's.
@@ -109,7 +110,7 @@ export class DocumentStore {
     if (replicated) this.commits.begin(rec.link, rec.version, this.d.index.latest(rec.link));
     let state: ServiceDocument;
     try {
-      state = await this.appendLocal(rec, body);
+      state = await this.appendLocal(rec, body, !replicated);
       if (replicated) await replicated();
     } catch (e) {
       // Below its quorum the write may survive or be lost to a takeover: its retry must neither
@@ -121,6 +122,7 @@ export class DocumentStore {
       throw e;
     }
     this.commits.acknowledged(rec.link, rec.version);
+    if (replicated) this.d.changes?.updated(state);
     if (rec.effects) this.cluster.hooks.effects(svc, rec.link, state, rec.effects);
     return state;
   }

@@ -69,11 +69,13 @@ export function decodeResults(buf: Buffer, count: number): ReplicaResult[] {
     throw new KryptonError('PEER_UNAVAILABLE', `replica answered ${Array.isArray(raw) ? raw.length : 'no'} results for ${count} records`);
   return raw.map((r: unknown) => {
     const o = (r && typeof r === 'object' ? r : {}) as Partial<ReplicaResult>;
+    // A replica stopping is one replica unavailable: only this host's own stop fails its writes at
+    // once (quorum-write.ts), so its code must not travel.
     return o.ok === true
       ? { ok: true }
       : {
           ok: false,
-          code: isErrorCode(o.code) ? o.code : 'PEER_UNAVAILABLE',
+          code: isErrorCode(o.code) && o.code !== 'SHUTTING_DOWN' ? o.code : 'PEER_UNAVAILABLE',
           message: typeof o.message === 'string' ? o.message : 'malformed result',
         };
   });

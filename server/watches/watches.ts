@@ -141,10 +141,16 @@ export class Watches {
     if (subs) for (const [ref, s] of subs) if (s.watch === w) subs.delete(ref);
   }
 
-  /** A retained version from this host's index, else from the owner (routed through this host). */
+  /**
+   * A retained version from this host's index, else from the owner (routed through this host). A
+   * local copy counts only when the next version here is of the same epoch: one owner writes an
+   * epoch's versions in order, so that vouches for it, while the last version of an epoch may be a
+   * write a takeover discarded (lib/synch/history.ts), which only the owner can tell.
+   */
   async findVersion(link: Link, version: number): Promise<ServiceDocument | undefined> {
     const local = this.d.index.version(link, version);
-    if (local) return local;
+    const next = this.d.index.version(link, version + 1);
+    if (local && next && (next.documentEpoch ?? 0) === (local.documentEpoch ?? 0)) return local;
     try {
       const r = await this.d.peers.json(`${this.d.selfUri()}${link}?documentVersion=${version}`, {
         method: 'GET',

@@ -19,6 +19,7 @@ import { DocumentIndex } from '../../index/views.js';
 import { readCommitted } from '../../server/documents/reads.js';
 import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
+import { openStream, type SseStream } from '../../tools/recipes/sse.js';
 
 interface Doc {
   documentVersion: number;
@@ -107,11 +108,20 @@ const owner = suite('a fenced owner');
 
 owner('with nothing to settle the link, the owner answers an error, never the write its quorum did not take', async () => {
   const hosts = await startGroup(3, (i) => ({ id: `cr-${i + 1}`, membershipQuorum: 2, isPeerSynchronizationEnabled: false }));
+  const streams: SseStream[] = [];
   try {
     const link = '/core/examples/committed-off';
     const { owner, others } = await fencedOwner(hosts, link);
+    const watch = await openStream(`${owner.host.uri}/core/examples/subscriptions/stream`);
+    streams.push(watch);
     const w = await owner.client.put<{ message: string }>(link, { name: 'unseen' });
     assert.is(w.status, 500, w.text);
+    // A watch on the owner hears only committed writes: once a later write has reached the
+    // stream, the refused one is known never to have been sent (before: sent at the local append).
+    assert.is((await owner.client.post('/core/examples', { documentSelfLink: 'committed-barrier', name: 'barrier' })).status, 200);
+    const names = () => watch.events.filter((e) => e.event === 'update').map((e) => (e.data as Doc).name);
+    await waitFor('the later write on the owner stream', () => names().includes('barrier'));
+    assert.not.ok(names().includes('unseen'), `the owner's stream saw the refused write: ${names().join(',')}`);
     for (const via of hosts) {
       const r = await via.client.get<Doc & { message?: string }>(link);
       assert.is.not(r.body.name, 'unseen', `a read through ${via.host.id} answered the write the majority never saw`);
@@ -123,6 +133,7 @@ owner('with nothing to settle the link, the owner answers an error, never the wr
     assert.is((await owner.client.send<Doc>('GET', link, undefined, local)).body.name, 'unseen');
     for (const h of others) assert.is((await h.client.send<Doc>('GET', link, undefined, local)).body.name, 'committed');
   } finally {
+    for (const s of streams) await s.close();
     await closeAll(hosts);
   }
 });

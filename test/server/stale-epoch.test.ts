@@ -85,6 +85,9 @@ test('a result without a known code reads back as PEER_UNAVAILABLE', () => {
     { ok: false, code: 'PEER_UNAVAILABLE', message: 'm' },
     { ok: false, code: 'PEER_UNAVAILABLE', message: 'malformed result' },
   ]);
+  // A replica that is stopping is unavailable to this write; SHUTTING_DOWN is this host's own stop only.
+  const stopping = encodeResults([{ ok: false, code: 'SHUTTING_DOWN', message: 'host is stopping' }]);
+  assert.equal(decodeResults(stopping, 1), [{ ok: false, code: 'PEER_UNAVAILABLE', message: 'host is stopping' }]);
 });
 
 test.run();

@@ -101,6 +101,27 @@ test('pull: a write a takeover cut off is not taken (its epoch is below a versio
   assert.equal(versionsToPull([...run(0, 3, 1), ...run(5, 6, 1)], [[4, 2, 9]], 100), []);
 });
 
+test('pull: an owner replaces its own write a takeover discarded with the version the group kept', () => {
+  // As a stale owner (epoch 0) this host wrote 18, which replicas refused (they had promised epoch
+  // 1); the takeover wrote 18 at epoch 1 from 17, and this host, owner again at epoch 2, holds both
+  // its discarded 18 and the epoch-1 versions above it (CI seed 1001: a watch on this host and the
+  // others disagreed on version 18, and the histories stayed different after healing).
+  const mine: VersionMark[] = [...run(0, 18, 0), ...run(19, 25, 1), [26, 2, 5000]];
+  const group: VersionMark[] = [...run(0, 17, 0), ...run(18, 25, 1), [26, 2, 5000]];
+  assert.equal(versionsToPull(mine, group, 100), [18]);
+  // Only from a later epoch: the same or an earlier epoch's other marks stay as the owner has them.
+  assert.equal(versionsToPull(group, mine, 100), []);
+  // A run of discarded versions is replaced whole, from the top down.
+  const ownRun: VersionMark[] = [...run(0, 19, 0), ...run(20, 25, 1), [26, 2, 5000]];
+  assert.equal(versionsToPull(ownRun, group, 100), [18, 19]);
+  // And only in epoch order: above the held 18 the owner keeps 19 of epoch 0 (the peer lists no
+  // 19), so 18 of epoch 1 cannot fit under it.
+  assert.equal(versionsToPull(ownRun, [...run(0, 17, 0), [18, 1, 1018]], 100), []);
+  // Nor unvouched: the peer's 18 of epoch 1 with nothing of epoch 1 above it in the owner's history.
+  const cut: VersionMark[] = [...run(0, 18, 0), [19, 2, 4000], [20, 2, 4001]];
+  assert.equal(versionsToPull(cut, [...run(0, 17, 0), [18, 1, 3000], [19, 2, 4000], [20, 2, 4001]], 100), []);
+});
+
 test('a host takes history only below its latest, from no later epoch, and not twice', () => {
   const held = (version: number, epoch: number, time: number) =>
     ({ documentVersion: version, documentEpoch: epoch, documentUpdateTimeMicros: time }) as ServiceDocument;
