@@ -39,8 +39,11 @@ export interface WatchesDeps {
 }
 
 /** One subscriber: its changes are handled one at a time, in the order the feed gave them. */
+/** A queued change, or a version to deliver as the owner holds it (a replay's latest, which no later version here vouches for). */
+type Queued = Change | { type: 'owners'; link: Link; version: number };
+
 class Watch {
-  private readonly queue: Change[] = [];
+  private readonly queue: Queued[] = [];
   private running = false;
   private readonly lastVersion = new Map<Link, number>();
   closed = false;
@@ -58,7 +61,7 @@ class Watch {
     this.lastVersion.set(doc.documentSelfLink, doc.documentVersion);
   }
 
-  push(c: Change): void {
+  push(c: Queued): void {
     if (this.closed) return;
     if (this.queue.length >= limits.watchQueueMax) {
       this.close(`more than ${limits.watchQueueMax} notifications queued: the subscriber is too slow`);
@@ -76,6 +79,10 @@ class Watch {
         if (c.type === 'expired') {
           this.lastVersion.delete(c.link);
           await this.sink({ type: 'expired', link: c.link });
+        } else if (c.type === 'owners') {
+          // Unless live changes have delivered it already; a copy nobody answers waits for the next change.
+          const doc = (this.lastVersion.get(c.link) ?? -1) < c.version ? await this.w.findVersion(c.link, c.version) : undefined;
+          if (doc) await this.deliver(doc);
         } else {
           await this.deliver(c.doc);
         }
@@ -243,8 +250,21 @@ export class Watches {
     ping = setInterval(() => void write(': ping\n\n').catch(() => w.close()), limits.watchStreamPingMs);
     ping.unref();
     const backlog = this.backlog(target, since);
-    if (!target.factory && since !== undefined) w.seen({ documentSelfLink: target.link, documentVersion: since } as ServiceDocument);
-    for (const doc of backlog) w.push({ type: 'update', doc });
+    if (target.factory || since === undefined) {
+      for (const doc of backlog) w.push({ type: 'update', doc });
+      return;
+    }
+    // A resumed document stream replays only what the next version here vouches for (findVersion):
+    // the latest and an epoch's last version may be a write a takeover discarded (this host's own,
+    // as a stale owner, before it restarted), so those come from the owner.
+    w.seen({ documentSelfLink: target.link, documentVersion: since } as ServiceDocument);
+    for (let i = 0; i < backlog.length; i++) {
+      const doc = backlog[i]!;
+      const next = backlog[i + 1];
+      if (next && next.documentVersion === doc.documentVersion + 1 && (next.documentEpoch ?? 0) === (doc.documentEpoch ?? 0))
+        w.push({ type: 'update', doc });
+      else w.push({ type: 'owners', link: target.link, version: doc.documentVersion });
+    }
   }
 
   /** `POST <link>/subscriptions`: notifications go to `reference` with the update's action and state. */
