@@ -155,6 +155,7 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
       op.link,
     );
     if (!decision.local) return { relayed: decision.reply };
+    if (decision.requestId !== undefined && op.kind !== 'read') op.requestId = decision.requestId;
   } else if (op.kind !== 'list' && op.kind !== 'odata' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
     // A forward with authorization on (koa): the owner's view may lag the entry host's.
     await d.routing.untilOwner(svc.def.nodeSelector, op.link);

@@ -46,7 +46,11 @@ export interface RoutedRequest {
 /** The header a client names its own retries with (README, API); forwards carry the same id. */
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 
-export type RouteDecision = { local: true } | { local: false; reply: PeerReply };
+/**
+ * Where a request runs: here (with the request id its earlier hops carried, if any, so the write
+ * is recognized should one of them have reached the old owner) or relayed.
+ */
+export type RouteDecision = { local: true; requestId?: string } | { local: false; reply: PeerReply };
 
 /** Headers of a relayed answer that must not be copied (hop-by-hop, or recomputed by koa). */
 export const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date']);
@@ -108,7 +112,8 @@ export class OwnerRouting {
     for (;;) {
       if (!this.d.selectors.passable) await this.d.selectors.whenAvailable(deadline);
       const owner = this.d.selectors.owner(selectorLink, key);
-      if (owner.id === this.d.hostId) return { local: true };
+      // This host became the owner after a hop failed: the write runs here as a retry, same id.
+      if (owner.id === this.d.hostId) return requestId === undefined ? { local: true } : { local: true, requestId };
       if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
       // Made once, before the first hop, and kept for every retry: that is what makes them retries.
       if (requestId === undefined && req.method !== 'GET') requestId = randomUUID();
