@@ -373,7 +373,7 @@ export class DocumentStore {
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
     // A link in doubt is synchronized before it is read: that settles it, or fails.
     if (this.commits.unsettled(link)) this.cluster.fencing.staleEpoch(link);
-    const synching = this.cluster.synch.ensure(svc, link);
+    const synching = this.cluster.synch.ensureRead(svc, link);
     if (synching) await synching;
     return readCommitted(this.d.index, this.commits, link, version, this.d.clock.nowMicros());
   }

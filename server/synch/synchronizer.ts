@@ -81,6 +81,15 @@ export class Synchronizer {
   }
 
   /**
+   * ensure() for a read, which also synchronizes a link this host holds no copy of while a pass is
+   * owed for the current membership (Fencing.needsSynchToRead): a 404 then waits for the peers'
+   * heads of that link, and nothing else does.
+   */
+  ensureRead(svc: RegisteredService, link: Link): Promise<void> | undefined {
+    return this.fencing.needsSynchToRead(svc, link, this.passes.passPending()) ? this.synchOnDemand(svc, link) : undefined;
+  }
+
+  /**
    * On demand, short of the heads or promises of a quorum: a replica that did not answer may be
    * dead before membership noticed, or the group lacks its quorum (a write would be parked): tried
    * again once the view changes, until the operation deadline. With the group's quorum and no

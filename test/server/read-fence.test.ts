@@ -1,0 +1,73 @@
+/**
+ * The read fence (server/synch/fencing.ts needsSynchToRead): a read on the owner of a link it
+ * holds no copy of synchronizes first while a pass is owed for the current membership, since
+ * until then the link may have been created under another host's view; otherwise a read asks no
+ * more than a write does (needsSynch), so a 404 in a settled group costs nothing.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { KINDS } from '../../lib/document.js';
+import { registerService } from '../../lib/service.js';
+import { exampleService } from '../../lib/services/example.js';
+import { DocumentIndex } from '../../index/views.js';
+import type { Selectors } from '../../server/membership/selectors.js';
+import { Fencing } from '../../server/synch/fencing.js';
+import type { SynchDeps } from '../../server/synch/deps.js';
+
+const svc = registerService(exampleService as never);
+
+function fencing(opts: { peers: boolean; enabled?: boolean }) {
+  const index = new DocumentIndex({ retentionFor: () => 10 });
+  const d = {
+    hostId: 'here',
+    index,
+    promises: { get: () => undefined },
+    enabled: opts.enabled ?? true,
+    selectors: { spec: () => ({}) } as unknown as Selectors,
+  } as unknown as Pick<SynchDeps, 'hostId' | 'index' | 'promises' | 'enabled' | 'selectors'>;
+  // The link never moved: the schedule trusts this host's ownership (schedule.ts linkPending false).
+  const f = new Fencing(
+    d,
+    () => opts.peers,
+    () => false,
+    () => undefined,
+  );
+  return { f, index };
+}
+
+const held = (index: DocumentIndex, link: string) =>
+  index.apply({
+    seq: 1,
+    link,
+    action: 'POST',
+    version: 0,
+    epoch: 0,
+    timeMicros: 1000,
+    state: {
+      documentSelfLink: link,
+      documentKind: KINDS.example,
+      documentVersion: 0,
+      documentEpoch: 0,
+      documentOwner: 'here',
+      documentUpdateTimeMicros: 1000,
+      documentUpdateAction: 'POST',
+      documentExpirationTimeMicros: 0,
+    },
+  });
+
+test('a link held nowhere here is synchronized before a read while a pass is owed, and only then', () => {
+  const { f, index } = fencing({ peers: true });
+  const link = '/core/examples/absent';
+  assert.ok(f.needsSynchToRead(svc, link, true), 'a pass is owed: the 404 waits for the peers');
+  assert.not.ok(f.needsSynchToRead(svc, link, false), 'a settled pass listed every peer: the 404 stands');
+  assert.not.ok(f.needsSynch(svc, link), 'a write (a create) asks no more than before');
+  held(index, link);
+  assert.not.ok(f.needsSynchToRead(svc, link, true), 'a held copy keeps the per-link trust');
+});
+
+test('alone, or with synchronization off, a read of an absent link answers at once', () => {
+  assert.not.ok(fencing({ peers: false }).f.needsSynchToRead(svc, '/core/examples/a', true));
+  assert.not.ok(fencing({ peers: true, enabled: false }).f.needsSynchToRead(svc, '/core/examples/a', true));
+});
+
+test.run();
