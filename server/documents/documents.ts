@@ -103,8 +103,7 @@ export class DocumentStore {
    * once the quorum (this host included) holds it durably: below it the write may be discarded.
    */
   private async commit(svc: RegisteredService, rec: NewLogRecord, opts: WriteOptions): Promise<ServiceDocument> {
-    // Encoded once, for this host's log and every replica's.
-    const body = encodeRecordBody(rec);
+    const body = encodeRecordBody(rec); // once, for this host's log and every replica's
     const replicated = this.cluster.replication.start(svc, rec, opts.quorum, body);
     // Reads on this owner answer the state before the write until its quorum acknowledged it.
     if (replicated) this.commits.begin(rec.link, rec.version, this.d.index.latest(rec.link));
@@ -150,11 +149,12 @@ export class DocumentStore {
    * which missed its quorum must not be planned on that doubtful state (a later version of an epoch
    * vouches for those under it, see lib/synch/history.ts), so it leaves the queue, waits for the
    * synchronization and queues again. A link not in doubt is not re-checked, so writes a host takes
-   * for itself (`pragma: xn-no-fwd`) are not held behind an ownership they will never have.
+   * for itself (`pragma: xn-no-fwd`) are not held behind an ownership they will never have; an
+   * `update` needs the link to exist, so it synchronizes as a read does.
    */
-  private async ownerWrite<T>(svc: RegisteredService, link: Link, fn: () => Promise<T>): Promise<T> {
+  private async ownerWrite<T>(svc: RegisteredService, link: Link, update: boolean, fn: () => Promise<T>): Promise<T> {
     for (let round = 0; round < limits.ownerWriteSynchRoundsMax; round++) {
-      const synching = this.cluster.synch.ensure(svc, link);
+      const synching = update ? this.cluster.synch.ensureExisting(svc, link) : this.cluster.synch.ensure(svc, link);
       if (synching) await synching;
       const out = await this.queues.run(link, async (): Promise<{ again: Promise<void> } | { done: T }> => {
         const again = this.commits.unsettled(link) ? this.cluster.synch.ensure(svc, link) : undefined;
@@ -308,7 +308,7 @@ export class DocumentStore {
   ): Promise<ServiceDocument> {
     const { body, link } = prepared;
     let retried = false;
-    const state = await this.ownerWrite(svc, link, () => {
+    const state = await this.ownerWrite(svc, link, false, () => {
       const earlier = this.applied(link, opts.requestId);
       if (earlier) {
         retried = true;
@@ -356,7 +356,7 @@ export class DocumentStore {
     body: JsonObject | undefined,
     opts: WriteOptions = {},
   ): Promise<ServiceDocument | undefined> {
-    return this.ownerWrite(svc, link, async () => {
+    return this.ownerWrite(svc, link, true, async () => {
       const earlier = this.applied(link, opts.requestId);
       if (earlier) return earlier;
       const cur = this.d.index.latest(link);
@@ -373,7 +373,7 @@ export class DocumentStore {
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
     // A link in doubt is synchronized before it is read: that settles it, or fails.
     if (this.commits.unsettled(link)) this.cluster.fencing.staleEpoch(link);
-    const synching = this.cluster.synch.ensureRead(svc, link);
+    const synching = this.cluster.synch.ensureExisting(svc, link);
     if (synching) await synching;
     return readCommitted(this.d.index, this.commits, link, version, this.d.clock.nowMicros());
   }

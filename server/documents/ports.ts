@@ -52,8 +52,8 @@ export interface EpochFencePort {
 export interface LinkSynchPort {
   /** Undefined when there is nothing to do, so the common write does not wait a tick. */
   ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
-  /** ensure() before a read: also for a link held nowhere here while a pass is owed (Synchronizer.ensureRead). */
-  ensureRead(svc: RegisteredService, link: Link): Promise<void> | undefined;
+  /** ensure() before a read or an update: also for a link held nowhere here while a pass is owed (Synchronizer.ensureExisting). */
+  ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined;
 }
 
 /** Owner-only work after a create (OwnerHooks). */
@@ -79,7 +79,7 @@ export interface ClusterPorts {
 export const STANDALONE: ClusterPorts = {
   replication: { start: () => undefined },
   fencing: { checkEpoch: () => undefined, preparedEpoch: () => undefined, staleEpoch: () => undefined },
-  synch: { ensure: () => undefined, ensureRead: () => undefined },
+  synch: { ensure: () => undefined, ensureExisting: () => undefined },
   hooks: { started: () => undefined, effects: () => undefined },
 };
 
@@ -107,7 +107,7 @@ export class ClusterPortsHandle implements ClusterPorts {
 
   readonly synch: LinkSynchPort = {
     ensure: (svc, link) => this.bound.synch.ensure(svc, link),
-    ensureRead: (svc, link) => this.bound.synch.ensureRead(svc, link),
+    ensureExisting: (svc, link) => this.bound.synch.ensureExisting(svc, link),
   };
 
   readonly hooks: OwnerHooksPort = {

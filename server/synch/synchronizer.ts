@@ -81,12 +81,12 @@ export class Synchronizer {
   }
 
   /**
-   * ensure() for a read, which also synchronizes a link this host holds no copy of while a pass is
-   * owed for the current membership (Fencing.needsSynchToRead): a 404 then waits for the peers'
-   * heads of that link, and nothing else does.
+   * ensure() for a read or an update (which need the link to exist), which also synchronizes a
+   * link this host holds no copy of while a pass is owed for the current membership
+   * (Fencing.needsSynchExisting): a 404 then waits for the peers' heads of that link, nothing else does.
    */
-  ensureRead(svc: RegisteredService, link: Link): Promise<void> | undefined {
-    return this.fencing.needsSynchToRead(svc, link, this.passes.passPending()) ? this.synchOnDemand(svc, link) : undefined;
+  ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined {
+    return this.fencing.needsSynchExisting(svc, link, this.passes.passPending()) ? this.synchOnDemand(svc, link) : undefined;
   }
 
   /**

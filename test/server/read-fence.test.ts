@@ -1,5 +1,5 @@
 /**
- * The read fence (server/synch/fencing.ts needsSynchToRead): a read on the owner of a link it
+ * The read fence (server/synch/fencing.ts needsSynchExisting): a read on the owner of a link it
  * holds no copy of synchronizes first while a pass is owed for the current membership, since
  * until then the link may have been created under another host's view; otherwise a read asks no
  * more than a write does (needsSynch), so a 404 in a settled group costs nothing.
@@ -58,16 +58,16 @@ const held = (index: DocumentIndex, link: string) =>
 test('a link held nowhere here is synchronized before a read while a pass is owed, and only then', () => {
   const { f, index } = fencing({ peers: true });
   const link = '/core/examples/absent';
-  assert.ok(f.needsSynchToRead(svc, link, true), 'a pass is owed: the 404 waits for the peers');
-  assert.not.ok(f.needsSynchToRead(svc, link, false), 'a settled pass listed every peer: the 404 stands');
+  assert.ok(f.needsSynchExisting(svc, link, true), 'a pass is owed: the 404 waits for the peers');
+  assert.not.ok(f.needsSynchExisting(svc, link, false), 'a settled pass listed every peer: the 404 stands');
   assert.not.ok(f.needsSynch(svc, link), 'a write (a create) asks no more than before');
   held(index, link);
-  assert.not.ok(f.needsSynchToRead(svc, link, true), 'a held copy keeps the per-link trust');
+  assert.not.ok(f.needsSynchExisting(svc, link, true), 'a held copy keeps the per-link trust');
 });
 
 test('alone, or with synchronization off, a read of an absent link answers at once', () => {
-  assert.not.ok(fencing({ peers: false }).f.needsSynchToRead(svc, '/core/examples/a', true));
-  assert.not.ok(fencing({ peers: true, enabled: false }).f.needsSynchToRead(svc, '/core/examples/a', true));
+  assert.not.ok(fencing({ peers: false }).f.needsSynchExisting(svc, '/core/examples/a', true));
+  assert.not.ok(fencing({ peers: true, enabled: false }).f.needsSynchExisting(svc, '/core/examples/a', true));
 });
 
 test.run();
