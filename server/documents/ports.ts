@@ -52,7 +52,7 @@ export interface EpochFencePort {
 export interface LinkSynchPort {
   /** Undefined when there is nothing to do, so the common write does not wait a tick. */
   ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
-  /** ensure() before a read or an update: also for a link held nowhere here while a pass is owed (Synchronizer.ensureExisting). */
+  /** ensure() before a read or an update: also for a link held nowhere here (Synchronizer.ensureExisting). */
   ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined;
 }
 

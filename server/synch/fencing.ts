@@ -49,18 +49,18 @@ export class Fencing {
   }
 
   /**
-   * needsSynch for a read or an update: also for a link this host holds no copy of while a pass is owed for the
-   * current membership. Until that pass has listed every peer's links, a host that believes it
-   * owned the link throughout may have missed its creation: views differ for a moment after a
-   * partition heals, and another host that had just written this one off (the mark not yet
-   * arrived here) created the link with the third as its quorum (torture seed 2002: a read of a
-   * register answered 404 while the partition healed; set adds were answered 404 and later found
-   * applied). Creates keep needsSynch: a create of an absent link would otherwise cost a round to
-   * the peers for every create after a change.
+   * needsSynch for a read or an update: also for a link this host holds no copy of, so a 404 from
+   * an owner is the group's answer, not this host's. Views differ for a moment after a partition
+   * heals or a host is written off: another host that had just written this one off (the mark not
+   * yet arrived here) may have created the link with the third as its quorum while this host still
+   * trusts its ownership (torture seed 2002: a read of a register answered 404 while the partition
+   * healed; set adds were answered 404 and one was found applied; limiting this to the time a pass
+   * is owed left most of them). The price is one round of heads per 404. Creates keep needsSynch:
+   * otherwise every create would cost that round.
    */
-  needsSynchExisting(svc: RegisteredService, link: Link, passPending: boolean): boolean {
+  needsSynchExisting(svc: RegisteredService, link: Link): boolean {
     if (this.needsSynch(svc, link)) return true;
-    return passPending && this.d.enabled && svc.has('REPLICATION') && !this.d.index.latest(link) && this.hasPeers();
+    return this.d.enabled && svc.has('REPLICATION') && !this.d.index.latest(link) && this.hasPeers();
   }
 
   /**

@@ -82,11 +82,11 @@ export class Synchronizer {
 
   /**
    * ensure() for a read or an update (which need the link to exist), which also synchronizes a
-   * link this host holds no copy of while a pass is owed for the current membership
-   * (Fencing.needsSynchExisting): a 404 then waits for the peers' heads of that link, nothing else does.
+   * link this host holds no copy of (Fencing.needsSynchExisting): a 404 then waits for the peers'
+   * heads of that link; nothing else does.
    */
   ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined {
-    return this.fencing.needsSynchExisting(svc, link, this.passes.passPending()) ? this.synchOnDemand(svc, link) : undefined;
+    return this.fencing.needsSynchExisting(svc, link) ? this.synchOnDemand(svc, link) : undefined;
   }
 
   /**

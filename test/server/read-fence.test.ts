@@ -1,8 +1,8 @@
 /**
- * The read fence (server/synch/fencing.ts needsSynchExisting): a read on the owner of a link it
- * holds no copy of synchronizes first while a pass is owed for the current membership, since
- * until then the link may have been created under another host's view; otherwise a read asks no
- * more than a write does (needsSynch), so a 404 in a settled group costs nothing.
+ * The fence before a read or an update (server/synch/fencing.ts needsSynchExisting): an owner
+ * holding no copy of a link asks its peers before it answers 404, since another host's view may
+ * have created the link while this one trusted its ownership; with a copy, a read or an update
+ * asks no more than a write does (needsSynch), and a create keeps that rule too.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -55,19 +55,18 @@ const held = (index: DocumentIndex, link: string) =>
     },
   });
 
-test('a link held nowhere here is synchronized before a read while a pass is owed, and only then', () => {
+test('a link held nowhere here is synchronized before a read or an update, not before a create', () => {
   const { f, index } = fencing({ peers: true });
   const link = '/core/examples/absent';
-  assert.ok(f.needsSynchExisting(svc, link, true), 'a pass is owed: the 404 waits for the peers');
-  assert.not.ok(f.needsSynchExisting(svc, link, false), 'a settled pass listed every peer: the 404 stands');
-  assert.not.ok(f.needsSynch(svc, link), 'a write (a create) asks no more than before');
+  assert.ok(f.needsSynchExisting(svc, link), 'the 404 waits for the peers');
+  assert.not.ok(f.needsSynch(svc, link), 'a create asks no more than before');
   held(index, link);
-  assert.not.ok(f.needsSynchExisting(svc, link, true), 'a held copy keeps the per-link trust');
+  assert.not.ok(f.needsSynchExisting(svc, link), 'a held copy keeps the per-link trust');
 });
 
 test('alone, or with synchronization off, a read of an absent link answers at once', () => {
-  assert.not.ok(fencing({ peers: false }).f.needsSynchExisting(svc, '/core/examples/a', true));
-  assert.not.ok(fencing({ peers: true, enabled: false }).f.needsSynchExisting(svc, '/core/examples/a', true));
+  assert.not.ok(fencing({ peers: false }).f.needsSynchExisting(svc, '/core/examples/a'));
+  assert.not.ok(fencing({ peers: true, enabled: false }).f.needsSynchExisting(svc, '/core/examples/a'));
 });
 
 test.run();
