@@ -18,8 +18,9 @@
  * quorum holds and stamps its new epoch above the highest version any host answered, so a stale
  * owner's write that reached no quorum (kept by it alone, or by one replica) sits just under the new
  * epoch with marks that look exactly like the takeover's own starting point. Marks cannot tell the
- * two apart, so neither is spread: the price is that the last version of a superseded epoch is
- * not filled in on a host that lacks it (the takeover's copy above it holds the same state).
+ * two apart, so neither rule spreads it on marks alone. The owner ships it all the same when the
+ * next version, the takeover's rewrite, repeats its state exactly (copiedByTakeover): that is the
+ * takeover's starting copy. The owner itself still does not pull one it lacks.
  */
 
 import type { ServiceDocument } from '../document.js';
@@ -93,12 +94,34 @@ function byVersion(marks: readonly VersionMark[]): Map<Version, VersionMark> {
 }
 
 /**
+ * The versions of `history` ending an epoch whose state the next version, of a later epoch,
+ * repeats exactly (`sameState(v)` compares the states of v and v + 1 as the caller holds them,
+ * marks aside): a takeover's starting copy, which its rewrite above copied. Marks alone cannot
+ * vouch for it (see the header); the identical state does, and were it a cut-off write after all,
+ * spreading it would add no state the group does not hold at the next version.
+ */
+export function copiedByTakeover(history: readonly VersionMark[], sameState: (v: Version) => boolean): Set<Version> {
+  const out = new Set<Version>();
+  for (let i = 0; i + 1 < history.length; i++) {
+    const [v, e] = history[i]!;
+    const [next, nextEpoch] = history[i + 1]!;
+    if (next === v + 1 && nextEpoch > e && sameState(v)) out.add(v);
+  }
+  return out;
+}
+
+/**
  * The owner's versions a replica must receive: every version of `owner` below the owner's latest
- * that `replica` lacks or holds with other marks. The latest itself travels as an ordinary record
+ * that `replica` lacks or holds with other marks, vouched for by a later version of its epoch or
+ * `copied` by a takeover (copiedByTakeover). The latest itself travels as an ordinary record
  * (a pass's push), and a replica that does not hold it yet is sent nothing older: history is only
  * filled in under the state the replica already agrees on.
  */
-export function versionsToShip(owner: readonly VersionMark[], replica: readonly VersionMark[]): Version[] {
+export function versionsToShip(
+  owner: readonly VersionMark[],
+  replica: readonly VersionMark[],
+  copied: ReadonlySet<Version> = new Set(),
+): Version[] {
   const top = owner[owner.length - 1];
   const theirs = byVersion(replica);
   const theirTop = replica[replica.length - 1];
@@ -107,7 +130,7 @@ export function versionsToShip(owner: readonly VersionMark[], replica: readonly 
   const out: Version[] = [];
   for (let i = 0; i < owner.length - 1; i++) {
     const m = owner[i]!;
-    if (!vouched.has(m[0])) continue;
+    if (!vouched.has(m[0]) && !copied.has(m[0])) continue;
     const t = theirs.get(m[0]);
     if (!t || !sameMark(m, t)) out.push(m[0]);
   }

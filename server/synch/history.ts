@@ -15,7 +15,7 @@ import { KryptonError } from '../../lib/errors.js';
 import type { Link, NodeId } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
 import type { ServiceRegistry } from '../../lib/service.js';
-import { versionsToPull, versionsToShip, type VersionMark } from '../../lib/synch/history.js';
+import { copiedByTakeover, versionsToPull, versionsToShip, type VersionMark } from '../../lib/synch/history.js';
 import type { Head } from '../../lib/synch/plan.js';
 import { checkRequestId } from '../../lib/dedup.js';
 import { peerTimeoutMs, type SynchDeps, type SynchStats } from './deps.js';
@@ -280,7 +280,9 @@ export class HistorySynch {
       bytes = 0;
     };
     for (const [l, marks] of listed) {
-      for (const v of versionsToShip(this.d.index.marks(l), marks)) {
+      const own = this.d.index.marks(l);
+      const copied = copiedByTakeover(own, (v) => sameState(this.d.index.version(l, v), this.d.index.version(l, v + 1)));
+      for (const v of versionsToShip(own, marks, copied)) {
         const rec = this.recordOf(l, v);
         if (!rec) continue;
         const size = JSON.stringify(rec).length;
@@ -291,6 +293,16 @@ export class HistorySynch {
     }
     await flush();
   }
+}
+
+/** Marks a takeover's rewrite sets on the copy it starts from; everything else it keeps as it was. */
+const REWRITTEN = new Set(['documentVersion', 'documentEpoch', 'documentOwner', 'documentUpdateTimeMicros']);
+
+/** Whether two retained states are the same but for the marks a takeover's rewrite sets. */
+function sameState(a: ServiceDocument | undefined, b: ServiceDocument | undefined): boolean {
+  if (!a || !b) return false;
+  const strip = (d: ServiceDocument) => JSON.stringify(Object.entries(d).filter(([k]) => !REWRITTEN.has(k)));
+  return strip(a) === strip(b);
 }
 
 function isMark(m: unknown): m is VersionMark {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import type { ServiceDocument } from '../../../lib/document.js';
 import {
   confirmed,
+  copiedByTakeover,
   digestOf,
   historyDigest,
   markHash,
@@ -120,6 +121,24 @@ test('pull: an owner replaces its own write a takeover discarded with the versio
   // Nor unvouched: the peer's 18 of epoch 1 with nothing of epoch 1 above it in the owner's history.
   const cut: VersionMark[] = [...run(0, 18, 0), [19, 2, 4000], [20, 2, 4001]];
   assert.equal(versionsToPull(cut, [...run(0, 17, 0), [18, 1, 3000], [19, 2, 4000], [20, 2, 4001]], 100), []);
+});
+
+test("ship: the takeover's starting copy, vouched for by the rewrite above repeating its state", () => {
+  // Epoch 0 ends at 27; the takeover wrote 28 at epoch 1 from it. A host that missed 27 (torture
+  // seed 1001: 'host0 lacks versions 27') gets it once the owner sees 28 repeat 27's state.
+  const owner: VersionMark[] = [...run(0, 27, 0), ...run(28, 31, 1)];
+  const replica = owner.filter((m) => m[0] !== 27);
+  assert.equal(versionsToShip(owner, replica), [], 'marks alone keep it back');
+  const copied = copiedByTakeover(owner, (v) => v === 27);
+  assert.equal([...copied], [27]);
+  assert.equal(versionsToShip(owner, replica, copied), [27]);
+  // A state the next version does not repeat (a cut-off write under the takeover) stays back, and
+  // so does an epoch's last version with a gap above it (the takeover stamped above a cut-off write).
+  assert.equal([...copiedByTakeover(owner, () => false)], []);
+  const gap: VersionMark[] = [...run(0, 27, 0), ...run(29, 31, 1)];
+  assert.equal([...copiedByTakeover(gap, () => true)], []);
+  // Within an epoch nothing is a takeover's copy, whatever the states.
+  assert.equal([...copiedByTakeover(run(0, 9, 0), () => true)], []);
 });
 
 test('a host takes history only below its latest, from no later epoch, and not twice', () => {
