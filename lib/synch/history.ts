@@ -175,3 +175,28 @@ export function versionsToPull(own: readonly VersionMark[], peer: readonly Versi
   }
   return out.reverse();
 }
+
+/**
+ * Versions the owner lacks that may be a takeover's starting copy (copiedByTakeover): the peer
+ * holds v ending its epoch there, the owner holds v + 1 from a later epoch and nothing under v
+ * from a later epoch than v's. Marks do not vouch for them (versionsToPull leaves them out); the
+ * caller fetches them and keeps only a state that its own v + 1 repeats exactly.
+ */
+export function copiesToPull(own: readonly VersionMark[], peer: readonly VersionMark[], retention: number): Version[] {
+  const top = own[own.length - 1];
+  if (!top) return [];
+  const floor = own.length >= retention ? own[0]![0] : -1;
+  const mine = byVersion(own);
+  const theirs = byVersion(peer);
+  const out: Version[] = [];
+  for (const [v, e] of peer) {
+    if (v >= top[0] || v < floor || mine.has(v)) continue;
+    const next = mine.get(v + 1);
+    const theirNext = theirs.get(v + 1);
+    if (!next || next[1] <= e || (theirNext && theirNext[1] === e)) continue;
+    const below = own.filter((m) => m[0] < v).pop();
+    if (below && below[1] > e) continue;
+    out.push(v);
+  }
+  return out.sort((a, b) => a - b);
+}

@@ -15,7 +15,7 @@ import { KryptonError } from '../../lib/errors.js';
 import type { Link, NodeId } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
 import type { ServiceRegistry } from '../../lib/service.js';
-import { copiedByTakeover, versionsToPull, versionsToShip, type VersionMark } from '../../lib/synch/history.js';
+import { copiedByTakeover, copiesToPull, versionsToPull, versionsToShip, type VersionMark } from '../../lib/synch/history.js';
 import type { Head } from '../../lib/synch/plan.js';
 import { checkRequestId } from '../../lib/dedup.js';
 import { peerTimeoutMs, type SynchDeps, type SynchStats } from './deps.js';
@@ -229,12 +229,16 @@ export class HistorySynch {
   private async pull(factoryLink: Link, listed: Map<NodeId, Map<Link, VersionMark[]>>, urls: ReadonlyMap<NodeId, string>): Promise<void> {
     const wanted = new Map<NodeId, Map<Link, number[]>>();
     const taken = new Map<Link, Set<number>>();
+    const maybeCopies = new Map<Link, Set<number>>();
     for (const [id, m] of listed) {
       for (const [l, marks] of m) {
         const own = this.d.index.marks(l);
         const got = taken.get(l) ?? new Set<number>();
         taken.set(l, got);
-        const vs = versionsToPull(own, marks, this.d.index.retention(l)).filter((v) => !got.has(v));
+        const retention = this.d.index.retention(l);
+        const copies = copiesToPull(own, marks, retention).filter((v) => !got.has(v));
+        if (copies.length) maybeCopies.set(l, new Set(copies));
+        const vs = [...versionsToPull(own, marks, retention), ...copies].filter((v) => !got.has(v));
         if (vs.length === 0) continue;
         for (const v of vs) got.add(v);
         const w = wanted.get(id) ?? new Map<Link, number[]>();
@@ -251,8 +255,11 @@ export class HistorySynch {
             const body = (await this.call(urls.get(id)!, { kind: 'records', factoryLink, asks: page })) as { records?: unknown[] };
             const recs = (body.records ?? []).map((r) => parseHistoryRecord(r, this.d.registry, factoryLink));
             if (recs.length === 0) return;
+            // A possible takeover copy is kept only when this host's next version repeats its state.
+            const keep = (r: NewLogRecord) =>
+              !maybeCopies.get(r.link)?.has(r.version) || sameState(r.state, this.d.index.version(r.link, r.version + 1));
             const byLink = new Map<Link, NewLogRecord[]>();
-            for (const r of recs) byLink.set(r.link, [...(byLink.get(r.link) ?? []), r]);
+            for (const r of recs.filter(keep)) byLink.set(r.link, [...(byLink.get(r.link) ?? []), r]);
             for (const [l, rs] of byLink) this.stats.historyPulled += await this.d.store.appendHistory(l, rs);
             // Answers follow the asks' order and stop at a page's end: what comes after the last
             // record answered is asked again; what came before it and was not answered is gone there.

@@ -8,6 +8,7 @@ import type { ServiceDocument } from '../../../lib/document.js';
 import {
   confirmed,
   copiedByTakeover,
+  copiesToPull,
   digestOf,
   historyDigest,
   markHash,
@@ -139,6 +140,19 @@ test("ship: the takeover's starting copy, vouched for by the rewrite above repea
   assert.equal([...copiedByTakeover(gap, () => true)], []);
   // Within an epoch nothing is a takeover's copy, whatever the states.
   assert.equal([...copiedByTakeover(run(0, 9, 0), () => true)], []);
+});
+
+test("pull: an owner lacking a takeover's starting copy fetches it as a candidate, never on marks alone", () => {
+  const group: VersionMark[] = [...run(0, 27, 0), ...run(28, 31, 1)];
+  const mine = group.filter((m) => m[0] !== 27);
+  assert.equal(versionsToPull(mine, group, 100), [], 'marks alone do not vouch for 27');
+  assert.equal(copiesToPull(mine, group, 100), [27], 'a candidate: the caller keeps it only if 28 repeats its state');
+  // Not when the owner holds it, nor when the version above is of the same epoch in the peer's
+  // history (then marks decide), nor under a later epoch than its own, nor below a full window.
+  assert.equal(copiesToPull(group, group, 100), []);
+  assert.equal(copiesToPull(mine, [...run(0, 28, 0)], 100), []);
+  assert.equal(copiesToPull([...run(0, 25, 0), [26, 2, 1], ...run(28, 31, 2)], group, 100), []);
+  assert.equal(copiesToPull(run(28, 31, 1), group, 4), [], 'a full window starting at 28');
 });
 
 test('a host takes history only below its latest, from no later epoch, and not twice', () => {
