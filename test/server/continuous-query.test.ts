@@ -63,7 +63,11 @@ test('every later match in order across an owner change: callback, stream, resum
     const sel = await hosts[0]!.client.post<{ ownerNodeId: string }>('/core/node-selectors/default', { key: link });
     const owner = hosts.find((h) => h.host.id === sel.body.ownerNodeId)!;
     const [runner, other] = hosts.filter((h) => h !== owner) as [TestHost, TestHost];
-    assert.is((await runner.client.post('/core/examples', { documentSelfLink: 'before', name: 'live-before', counter: 0 })).status, 200);
+    // A query task reads its host's own index (like etcd's serializable reads): a quorum of all
+    // three makes the first results include this create, which a quorum of 2 may not have shipped
+    // to the runner yet (CI flaked on that race).
+    const before = { documentSelfLink: 'before', name: 'live-before', counter: 0 };
+    assert.is((await runner.client.send('POST', '/core/examples', before, { 'x-xenon-rpl-quorum': '3' })).status, 200);
 
     const created = await runner.client.post<Task>('/core/query-tasks', {
       querySpec: {
