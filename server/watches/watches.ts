@@ -38,10 +38,10 @@ export interface WatchesDeps {
   operationTimeoutMicros: number;
 }
 
-/** One subscriber: its changes are handled one at a time, in the order the feed gave them. */
-/** A queued change, or a version to deliver as the owner holds it (a replay's latest, which no later version here vouches for). */
-type Queued = Change | { type: 'owners'; link: Link; version: number };
+/** A queued change, or a replayed version to deliver as findVersion finds it (here if vouched for, else at the owner). */
+type Queued = Change | { type: 'version'; link: Link; version: number };
 
+/** One subscriber: its changes are handled one at a time, in the order the feed gave them. */
 class Watch {
   private readonly queue: Queued[] = [];
   private running = false;
@@ -79,7 +79,7 @@ class Watch {
         if (c.type === 'expired') {
           this.lastVersion.delete(c.link);
           await this.sink({ type: 'expired', link: c.link });
-        } else if (c.type === 'owners') {
+        } else if (c.type === 'version') {
           // Unless live changes have delivered it already; a copy nobody answers waits for the next change.
           const doc = (this.lastVersion.get(c.link) ?? -1) < c.version ? await this.w.findVersion(c.link, c.version) : undefined;
           if (doc) await this.deliver(doc);
@@ -254,17 +254,11 @@ export class Watches {
       for (const doc of backlog) w.push({ type: 'update', doc });
       return;
     }
-    // A resumed document stream replays only what the next version here vouches for (findVersion):
-    // the latest and an epoch's last version may be a write a takeover discarded (this host's own,
-    // as a stale owner, before it restarted), so those come from the owner.
+    // A resumed document stream replays each version as findVersion finds it: the latest and an
+    // epoch's last version here may be a write a takeover discarded (this host's own, as a stale
+    // owner, before it restarted), so those come from the owner.
     w.seen({ documentSelfLink: target.link, documentVersion: since } as ServiceDocument);
-    for (let i = 0; i < backlog.length; i++) {
-      const doc = backlog[i]!;
-      const next = backlog[i + 1];
-      if (next && next.documentVersion === doc.documentVersion + 1 && (next.documentEpoch ?? 0) === (doc.documentEpoch ?? 0))
-        w.push({ type: 'update', doc });
-      else w.push({ type: 'owners', link: target.link, version: doc.documentVersion });
-    }
+    for (const doc of backlog) w.push({ type: 'version', link: target.link, version: doc.documentVersion });
   }
 
   /** `POST <link>/subscriptions`: notifications go to `reference` with the update's action and state. */
