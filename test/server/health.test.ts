@@ -122,7 +122,9 @@ test('a durable write slower than the threshold is logged as a warning with its 
     await wal.append(newRecord(2));
     assert.is(logger.warnings.length, 1);
     const w = logger.warnings[0]!;
-    assert.ok(Number(w.obj.durationMs) >= 80, `durationMs ${w.obj.durationMs}`);
+    // The delay is an 80 ms timer, which Node may fire a millisecond or two early by the clock the
+    // log measures with (CI saw 79): the duration must be the slow write's, well over the threshold.
+    assert.ok(Number(w.obj.durationMs) >= 75, `durationMs ${w.obj.durationMs}`);
     assert.is(w.obj.thresholdMs, 40);
     assert.match(w.msg, /slow fsync: a durable write of the log took \d+ ms/);
     const text = parsePrometheusText(await metrics.text());
