@@ -225,6 +225,25 @@ export class VersionStore {
     return this.timeOf[vid]!;
   }
 
+  requestIdAt(vid: number): string | undefined {
+    return this.requestIdOf[vid];
+  }
+
+  /** The links whose older versions are gone, with their marks (see `trimmed`), for a snapshot. */
+  trimmedEntries(): [Link, Micros][] {
+    return [...this.trimmed];
+  }
+
+  /** A snapshot's trimmed mark, restored before its versions; applying them never undoes it. */
+  restoreTrimmed(link: Link, micros: Micros): void {
+    this.trimmed.set(link, micros);
+  }
+
+  /** A snapshot's newest update time, which may be a version no longer held. */
+  restoreNewestTime(micros: Micros): void {
+    if (micros > this.newestTime) this.newestTime = micros;
+  }
+
   newestTimeMicros(): Micros {
     return this.newestTime;
   }

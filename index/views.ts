@@ -16,10 +16,12 @@ import type { LogRecord, ServiceDocument } from '../lib/document.js';
 import type { Link, Micros, Version } from '../lib/ids.js';
 import type { QueryPlan } from '../lib/query/spec.js';
 import type { VersionMark } from '../lib/synch/history.js';
+import { captureIndex, restoreVersion, type CapturedVersion, type IndexCapture } from './capture.js';
 import { runQuery, type QueryHit, type QueryStats } from './query.js';
 import { VersionStore } from './store.js';
 
 export type { QueryHit, QueryStats } from './query.js';
+export type { CapturedVersion, IndexCapture } from './capture.js';
 
 export interface DocumentIndexOptions {
   /** Versions kept per link (Xenon: 1000 by default, 100 for /core/examples children); at least 1. */
@@ -37,6 +39,27 @@ export class DocumentIndex {
   /** Adds version `r.version` of `r.link` with state `r.state`, dropping what retention no longer keeps. */
   apply(r: LogRecord): void {
     this.store.apply(r);
+  }
+
+  /** A consistent copy for a snapshot (capture.ts), taken synchronously. */
+  capture(): IndexCapture {
+    return captureIndex(this.store);
+  }
+
+  /**
+   * Loads a snapshot into an empty index: its trimmed marks first, then its versions in order,
+   * then its newest update time.
+   */
+  restoreTrimmed(link: Link, micros: Micros): void {
+    this.store.restoreTrimmed(link, micros);
+  }
+
+  restoreVersion(v: CapturedVersion): void {
+    restoreVersion(this.store, v);
+  }
+
+  restoreNewestTime(micros: Micros): void {
+    this.store.restoreNewestTime(micros);
   }
 
   /** The latest version, tombstones included (check `documentUpdateAction === 'DELETE'`). */

@@ -127,6 +127,22 @@ export class DedupWindow {
     if (e) e.unconfirmed = true;
   }
 
+  /**
+   * Every id remembered, links in the order they were last noted and each link's ids oldest
+   * first: noting them in this order into an empty window rebuilds this one (a snapshot does).
+   * Unconfirmed marks are not included: they have their own store on disk.
+   */
+  entries(): { link: Link; requestId: string; timeMicros: Micros; state: ServiceDocument }[] {
+    const out: { link: Link; requestId: string; timeMicros: Micros; state: ServiceDocument }[] = [];
+    for (let i = this.head; i < this.order.length; i++) {
+      const { link, written } = this.order[i]!;
+      const at = this.links.get(link);
+      if (at?.written !== written) continue;
+      for (const e of at.entries) out.push({ link, requestId: e.requestId, timeMicros: e.timeMicros, state: e.state });
+    }
+    return out;
+  }
+
   /** Slots in the order queue, live or stale: within twice the links remembered, plus a constant. */
   queued(): number {
     return this.order.length - this.head;

@@ -14,6 +14,17 @@ export const limits = {
   bodyDepthMax: 256,
   /** A log segment is closed and a new one started once it passes this size. */
   segmentBytesMax: 64 * 1024 * 1024,
+  /** Snapshots are written and read this many bytes at a time (wal/snapshot.ts). */
+  snapshotChunkBytes: 1024 * 1024,
+  /**
+   * A host writes a snapshot once this many records were appended since its last one (flag
+   * --snapshotEveryRecords); the log segments the older kept snapshot covers are then removed.
+   */
+  snapshotEveryRecordsDefault: 200_000,
+  /** Snapshots kept (flag --snapshotsKept): the newest, and older ones to fall back on if it is damaged. */
+  snapshotsKeptDefault: 2,
+  /** How often a host checks whether a snapshot is due (and, with a disk quota, the disk use). */
+  snapshotCheckIntervalMs: 1000,
   /**
    * Zeros the log writes ahead of its appends, a stretch at a time (wal/file.ts): an append into
    * space the file already has makes its durable write touch the data alone, not the file's size.

@@ -7,7 +7,7 @@
  */
 
 import { constants } from 'node:fs';
-import { mkdir, open as openFile, readdir, unlink } from 'node:fs/promises';
+import { mkdir, open as openFile, readdir, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KryptonError } from '../lib/errors.js';
@@ -52,7 +52,9 @@ export interface LogDirectory {
   create(name: string, opts?: OpenOptions): Promise<LogFile>;
   /** Repair drops damaged segments; the removal is durable after syncDirectory(). */
   remove(name: string): Promise<void>;
-  /** Makes created and removed names durable. */
+  /** Replaces `to` with `from` (atomically on disk); durable after syncDirectory(). */
+  rename(from: string, to: string): Promise<void>;
+  /** Makes created, renamed and removed names durable. */
   syncDirectory(): Promise<void>;
 }
 
@@ -121,6 +123,13 @@ class DiskDirectory implements LogDirectory {
     checkName(name);
     await this.ensure();
     await unlink(join(this.path, name));
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    checkName(from);
+    checkName(to);
+    await this.ensure();
+    await rename(join(this.path, from), join(this.path, to));
   }
 
   async syncDirectory(): Promise<void> {
@@ -386,6 +395,16 @@ export class MemoryDirectory implements LogDirectory {
     checkName(name);
     await null;
     if (!this.entries.delete(name)) throw fsError('ENOENT', `no such file ${name}`);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    checkName(from);
+    checkName(to);
+    await null;
+    const state = this.entries.get(from);
+    if (state === undefined) throw fsError('ENOENT', `no such file ${from}`);
+    this.entries.delete(from);
+    this.entries.set(to, state);
   }
 
   async syncDirectory(): Promise<void> {

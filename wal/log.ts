@@ -24,6 +24,8 @@ export interface WriteAheadLogOptions {
   onRecord: (r: LogRecord) => void;
   /** Cut the log at damage instead of refusing to open (see recover.ts). */
   repair?: boolean;
+  /** Replay from this seq: a snapshot holds what came before (recover.ts). */
+  fromSeq?: Seq;
   segmentBytesMax?: number;
   batchRecordsMax?: number;
   batchBytesMax?: number;
@@ -111,7 +113,7 @@ export class WriteAheadLog {
       preallocateBytes: opts.preallocateBytes === 0 ? 0 : positive('preallocateBytes', opts.preallocateBytes ?? limits.logPreallocateBytes),
     };
     const { dir } = opts;
-    const recovered = await recoverLog(dir, { onRecord: opts.onRecord, repair: opts.repair, logger: opts.logger });
+    const recovered = await recoverLog(dir, { onRecord: opts.onRecord, repair: opts.repair, logger: opts.logger, fromSeq: opts.fromSeq });
     const segments = recovered.segments;
     let file: LogFile;
     const last = segments.at(-1);
@@ -136,6 +138,30 @@ export class WriteAheadLog {
   /** The seq of the latest record known to be on disk. */
   get durableSeq(): Seq {
     return this.durable;
+  }
+
+  /** The seq of the oldest record the log still holds (1 until compaction removed a segment). */
+  get firstSeq(): Seq {
+    return this.segments[0]?.firstSeq ?? this.nextSeq;
+  }
+
+  /**
+   * Compaction: removes every segment whose records all have seqs up to `seq` (a snapshot covers
+   * them), oldest first so a crash midway leaves a log that still starts at a segment boundary.
+   * The segment being appended to always stays. Returns the names removed.
+   */
+  async removeSegmentsThrough(seq: Seq): Promise<string[]> {
+    let n = 0;
+    while (n + 1 < this.segments.length && this.segments[n + 1]!.firstSeq <= seq + 1) n++;
+    if (n === 0) return [];
+    const gone = this.segments.splice(0, n);
+    for (const s of gone) {
+      this.totalBytes -= s.bytes;
+      await this.dir.remove(s.name);
+    }
+    await this.dir.syncDirectory();
+    this.logger?.info({ removed: gone.map((s) => s.name), throughSeq: seq, segments: this.segments.length }, 'log: compacted');
+    return gone.map((s) => s.name);
   }
 
   stats(): WriteAheadLogStats {

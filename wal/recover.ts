@@ -24,6 +24,11 @@ export interface RecoverOptions {
   repair?: boolean;
   logger?: LogLogger;
   chunkBytes?: number;
+  /**
+   * Records before this seq are not replayed (a snapshot holds them): whole segments before it
+   * are not read at all, and keep their file size.
+   */
+  fromSeq?: Seq;
 }
 
 export interface RecoveredSegment {
@@ -43,8 +48,18 @@ export interface RecoveredLog {
 export async function recoverLog(dir: LogDirectory, opts: RecoverOptions): Promise<RecoveredLog> {
   const refs = await listSegments(dir);
   const onRecord = opts.onRecord;
-  const scan = await scanLog(dir, (record) => onRecord(record), { segments: refs, chunkBytes: opts.chunkBytes });
+  const fromSeq = opts.fromSeq ?? 1;
+  const scan = await scanLog(dir, (record) => onRecord(record), { segments: refs, chunkBytes: opts.chunkBytes, fromSeq });
   const segments: RecoveredSegment[] = scan.segments.map((s) => ({ name: s.name, firstSeq: s.firstSeq, bytes: s.validBytes }));
+  // Segments wholly before fromSeq were skipped, not read: count them at their size.
+  for (let i = 0; i + 1 < segments.length && segments[i + 1]!.firstSeq <= fromSeq; i++) {
+    const file = await dir.open(segments[i]!.name, 'read');
+    try {
+      segments[i]!.bytes = await file.size();
+    } finally {
+      await file.close();
+    }
+  }
   const p = scan.problem;
   const last = scan.segments.at(-1);
   if (p === undefined && last?.zeroBytes !== undefined) {

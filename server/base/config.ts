@@ -52,6 +52,14 @@ export interface Config {
   adminPassword?: string;
   /** JavaScript modules whose exported service definitions the host registers (absolute paths). */
   services?: string[];
+  /** A snapshot is written once this many records were appended since the last; 0: never. */
+  snapshotEveryRecords: number;
+  /** Snapshots kept; the log keeps what the oldest of them does not cover. */
+  snapshotsKept: number;
+  /** Past this many bytes of log and snapshots, writes are refused with 507 (0: no quota). */
+  maxDiskBytes: number;
+  /** A log segment is closed, and a new one started, past this size; compaction removes whole segments. */
+  logSegmentBytes: number;
 }
 
 function usageError(message: string): KryptonError {
@@ -71,6 +79,10 @@ export const defaultConfig = (): Config => ({
   logFormat: 'auto',
   fsyncWarningThresholdMs: 1000,
   isAuthorizationEnabled: false,
+  snapshotEveryRecords: limits.snapshotEveryRecordsDefault,
+  snapshotsKept: limits.snapshotsKeptDefault,
+  maxDiskBytes: 0,
+  logSegmentBytes: limits.segmentBytesMax,
 });
 
 type Kind = 'int' | 'string' | 'list' | 'bool';
@@ -103,6 +115,19 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
   adminUser: { kind: 'string', help: 'with authorization on: email of a user granted every verb on / (default admin@localhost)' },
   adminPassword: { kind: 'string', help: "with authorization on: that user's password" },
   services: { kind: 'list', help: 'comma-separated JavaScript modules exporting service definitions (krypton/service) to run' },
+  snapshotEveryRecords: {
+    kind: 'int',
+    help: `write a snapshot of the index once this many records were logged since the last (default ${limits.snapshotEveryRecordsDefault}; 0: never, the log is kept whole)`,
+  },
+  snapshotsKept: {
+    kind: 'int',
+    help: `snapshots kept to fall back on (default ${limits.snapshotsKeptDefault}); log segments the oldest covers are removed`,
+  },
+  maxDiskBytes: { kind: 'int', help: 'refuse writes with 507 once the log and snapshots take this many bytes (default 0: no quota)' },
+  logSegmentBytes: {
+    kind: 'int',
+    help: `start a new log segment past this size (default ${limits.segmentBytesMax}); compaction removes whole segments`,
+  },
 };
 
 export function flagHelp(): string {
@@ -160,7 +185,8 @@ function apply(cfg: Config, name: string, value: string): void {
   const bad: Bad = (why) => usageError(`bad value for --${name}: '${value}' ${why}`);
   if (applyListenFlag(cfg, name, value, bad)) return;
   if (applyHostFlag(cfg, name, value, bad)) return;
-  // A flag none of the three knows is a Xenon one that is accepted and ignored (see FLAGS).
+  if (applyStorageFlag(cfg, name, value, bad)) return;
+  // A flag none of the four knows is a Xenon one that is accepted and ignored (see FLAGS).
   applyAuthFlag(cfg, name, value, bad);
 }
 
@@ -273,6 +299,16 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
     default:
       return false;
   }
+}
+
+/** Snapshots, compaction and the disk quota; false for other flags. */
+function applyStorageFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
+  if (name !== 'snapshotEveryRecords' && name !== 'snapshotsKept' && name !== 'maxDiskBytes' && name !== 'logSegmentBytes') return false;
+  const n = toInt(value);
+  const min = name === 'snapshotsKept' ? 1 : name === 'logSegmentBytes' ? 4096 : 0;
+  if (n === undefined || n < min) throw bad(`(expected an integer >= ${min})`);
+  cfg[name] = n;
+  return true;
 }
 
 /** Peer secret and administrator flags; false for other flags. */

@@ -18,6 +18,7 @@ import { limits } from '../../lib/limits.js';
 import type { ServiceDefinition, StatelessServiceDefinition } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
+import type { Checkpointer } from './checkpoints.js';
 import { systemClock, type Clock } from '../base/clock.js';
 import { validateConfig, type Config } from '../base/config.js';
 import { Metrics } from '../base/metrics.js';
@@ -57,12 +58,14 @@ export class Host {
   readonly logger: Logger;
   readonly index: DocumentIndex;
   private readonly wal: WriteAheadLog;
+  /** Snapshots and log compaction (checkpoints.ts); tests call its snapshot() to take one now. */
+  readonly checkpoints: Checkpointer;
   private readonly store: DocumentStore;
   private readonly queries: QueryTasks;
 
   private constructor(
     readonly config: Config,
-    local: { id: string; dir: string; logger: Logger; index: DocumentIndex; wal: WriteAheadLog },
+    local: { id: string; dir: string; logger: Logger; index: DocumentIndex; wal: WriteAheadLog; checkpoints: Checkpointer },
     private readonly listeners: Listeners,
     private readonly lock: Lock,
     private readonly clock: Clock,
@@ -75,6 +78,7 @@ export class Host {
     this.logger = local.logger;
     this.index = local.index;
     this.wal = local.wal;
+    this.checkpoints = local.checkpoints;
     this.store = cluster.store;
     this.queries = cluster.queries;
   }
@@ -180,6 +184,7 @@ export class Host {
     admin?.start();
     host.timer = setInterval(() => host!.maintain(), MAINTENANCE_INTERVAL_MS);
     host.timer.unref();
+    local.checkpoints.start();
     host.logStarted(local.tls?.summary);
     return host;
   }
@@ -234,7 +239,8 @@ export class Host {
         osName: os.type(),
         osFamily: os.platform(),
       },
-      logStats: this.wal.stats() as unknown as JsonObject,
+      logStats: { ...this.wal.stats(), firstSeq: this.wal.firstSeq },
+      snapshotStats: { ...this.checkpoints.stats },
       indexStats: this.index.stats() as unknown as JsonObject,
       peerStats: { ...this.cluster.peers.stats },
       synchStats: { ...this.cluster.synchronizer.stats },
@@ -285,6 +291,7 @@ export class Host {
       await passesStopped;
       await this.cluster.groups.stop();
       await this.cluster.peers.close();
+      await this.checkpoints.stop();
       await this.wal.close();
       await this.cluster.promises.close();
       await this.cluster.unconfirmed.close();

@@ -1,7 +1,8 @@
 /**
  * What one host has before it talks to anyone: its TLS material, its id (kept in the sandbox),
- * its logger, its services, and its durable state read back: the write-ahead log replayed into
- * the index (and the request ids of recent writes into the dedup window), then the replica
+ * its logger, its services, and its durable state read back: the newest snapshot, then the
+ * write-ahead log after it, replayed into the index (and the request ids of recent writes into
+ * the dedup window; checkpoints.ts), then the replica
  * promises, then expired documents dropped. Nothing here listens (the host opens its ports in
  * the `beforeReplay` step) or opens a connection; host/cluster.ts builds the rest on top.
  */
@@ -11,7 +12,7 @@ import path from 'node:path';
 import fs from 'fs-extra';
 import type { Logger } from 'pino';
 import type { JsonObject } from '../../lib/document.js';
-import { DedupWindow } from '../../lib/dedup.js';
+import type { DedupWindow } from '../../lib/dedup.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { ServiceRegistry, type ServiceDefinition, type StatelessServiceDefinition } from '../../lib/service.js';
@@ -19,7 +20,7 @@ import { serviceProperties } from '../../lib/service-fingerprint.js';
 import { BUILTIN_SERVICES } from '../../lib/services/builtin.js';
 import { DocumentIndex } from '../../index/views.js';
 import { diskDirectory } from '../../wal/file.js';
-import { WriteAheadLog } from '../../wal/log.js';
+import type { WriteAheadLog } from '../../wal/log.js';
 import type { Clock } from '../base/clock.js';
 import type { Config } from '../base/config.js';
 import { createLogger, LogRing } from '../base/process-log.js';
@@ -27,6 +28,7 @@ import { loadTls, type TlsMaterial } from '../net/tls.js';
 import { PeerAuth } from '../auth/peer-auth.js';
 import { PromiseStore } from '../synch/promises.js';
 import { UnconfirmedStore } from '../documents/unconfirmed.js';
+import { openIndexAndLog, type Checkpointer } from './checkpoints.js';
 
 const STATE_FILE = 'serviceHostState.json';
 
@@ -41,6 +43,8 @@ export interface LocalState {
   registry: ServiceRegistry;
   index: DocumentIndex;
   wal: WriteAheadLog;
+  /** Snapshots and log compaction, started by the host once it serves. */
+  checkpoints: Checkpointer;
   promises: PromiseStore;
   /** Request ids of recent writes, so a retry after a restart is still recognized. */
   dedup: DedupWindow;
@@ -84,23 +88,12 @@ export async function openLocalState(
     else registry.add(s);
   }
 
-  const index = new DocumentIndex({
-    retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
-  });
-  const dedup = new DedupWindow();
+  const fresh = () =>
+    new DocumentIndex({
+      retentionFor: (link) => Math.max(limits.versionRetentionFloor, registry.retentionFor(link) ?? limits.versionRetentionDefault),
+    });
   await beforeReplay?.(tls, logger);
-  const replayStarted = performance.now();
-  const wal = await WriteAheadLog.open({
-    dir: diskDirectory(path.join(dir, 'log')),
-    repair: config.repairLog,
-    logger,
-    onRecord: (r) => {
-      index.apply(r);
-      dedup.note(r);
-      clock.observe(r.timeMicros);
-    },
-  });
-  const replayMs = performance.now() - replayStarted;
+  const { index, dedup, wal, checkpoints, loaded } = await openIndexAndLog(config, dir, fresh, clock, logger);
   // After the replay and before expired documents leave the index: a promise the log has since
   // overtaken (held epoch at or past it) is spent, and the expired copy may be what proves it.
   const promises = await PromiseStore.open({
@@ -116,7 +109,17 @@ export async function openLocalState(
   const unconfirmed = await UnconfirmedStore.open(diskDirectory(path.join(dir, 'unconfirmed')), logger, clock.nowMicros());
   for (const m of unconfirmed.loaded()) dedup.unconfirmed(m.link, m.requestId);
   index.expire(clock.nowMicros());
-  logger.info({ records: wal.lastSeq, ms: Math.round(replayMs), ...index.stats() }, 'log replayed into the index');
+  logger.info(
+    {
+      records: wal.lastSeq,
+      ms: Math.round(loaded.replayMs),
+      snapshot: loaded.snapshot ?? null,
+      snapshotMs: Math.round(loaded.snapshotMs),
+      replayedFromSeq: loaded.fromSeq,
+      ...index.stats(),
+    },
+    'log replayed into the index',
+  );
   return {
     id,
     dir,
@@ -127,6 +130,7 @@ export async function openLocalState(
     registry,
     index,
     wal,
+    checkpoints,
     promises,
     dedup,
     unconfirmed,

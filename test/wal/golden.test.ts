@@ -1,6 +1,6 @@
 /**
  * The golden logs of formats v1 and v2 (test/fixtures/wal-v1/ and wal-v2/, each written once by
- * its make.ts) must read back with today's reader as the values in their expected.json, forever. If this fails, the change broke
+ * its make.ts), and the golden snapshot of format v1 (snapshot-v1/), must read back with today's reader as the values in their expected.json, forever. If this fails, the change broke
  * old logs: fix the reader, never the fixture.
  */
 
@@ -14,6 +14,7 @@ import { diskDirectory } from '../../wal/file.js';
 import { readLog, scanLog } from '../../wal/reader.js';
 import { decodeFrame } from '../../wal/record.js';
 import { listSegments } from '../../wal/segment.js';
+import { listSnapshots, readSnapshot, type SnapshotEntry } from '../../wal/snapshot.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const fixture = path.join(fixtures, 'wal-v1');
@@ -91,6 +92,20 @@ test('wal-v2: request ids read back, on v2 frames only; records without one are 
     }
   }
   assert.equal(versions, [2, 1, 2, 2, 1, 2]);
+});
+
+test('snapshot-v1: the committed snapshot reads back as expected.json', async () => {
+  const folder = path.join(fixtures, 'snapshot-v1');
+  const expected = JSON.parse(await fs.readFile(path.join(folder, 'expected.json'), 'utf8')) as {
+    lastSeq: number;
+    entries: SnapshotEntry[];
+  };
+  const dir = diskDirectory(folder);
+  const [ref] = await listSnapshots(dir);
+  const read: SnapshotEntry[] = [];
+  const header = await readSnapshot(dir, ref!.name, (e) => read.push(e));
+  assert.is(header.lastSeq, expected.lastSeq);
+  assert.equal(read, expected.entries);
 });
 
 test.run();

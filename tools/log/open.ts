@@ -116,6 +116,7 @@ export function readOnlyDirectory(folder: string): LogDirectory {
     },
     create: async (name) => refuse(`create ${name}`),
     remove: async (name) => refuse(`remove ${name}`),
+    rename: async (from) => refuse(`rename ${from}`),
     syncDirectory: async () => refuse('sync the folder'),
   };
 }
