@@ -6,7 +6,8 @@
  * writev then fdatasync in one trip to the disk), and rotates to a new segment before one would
  * overflow.
  * A failed write or sync poisons the log: after it, nothing is known about what reached the disk,
- * so every waiting and later append fails with LOG_FAILED and the host is expected to stop.
+ * so every waiting and later append fails with LOG_FAILED and the host is expected to stop. A full
+ * disk is the exception: the write is cut back and refused with DISK_FULL, and the log goes on.
  */
 
 import type { LogRecord, NewLogRecord } from '../lib/document.js';
@@ -315,7 +316,7 @@ export class WriteAheadLog {
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (e) {
-      this.poison(e, batch);
+      if (!(isNoSpace(e) && (await this.refuseNoSpace(e, batch)))) this.poison(e, batch);
     } finally {
       this.flushing = false;
       const waiters = this.drainWaiters;
@@ -361,6 +362,38 @@ export class WriteAheadLog {
     this.logger?.info({ file: name, segments: this.segments.length }, 'log: new segment');
   }
 
+  /**
+   * A full disk (ENOSPC, EDQUOT) is not damage: the file is cut back to its last whole record, the
+   * batch and everything queued after it are refused with DISK_FULL, and their seqs are given out
+   * again, so the log stays consecutive and later appends are tried afresh. False when the file
+   * cannot be cut back (or there is none, mid-rotation): then nothing is known and the log is poisoned.
+   */
+  private async refuseNoSpace(cause: unknown, batch: Waiting[]): Promise<boolean> {
+    const file = this.current;
+    if (file === undefined) return false;
+    try {
+      await file.truncate(this.currentBytes);
+      await file.datasync();
+    } catch {
+      return false;
+    }
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const err = new KryptonError(
+      'DISK_FULL',
+      `the disk is full: a log write to ${this.dir.description} ${file.name} failed (${message}); nothing of it was kept, ` +
+        'and writes are taken again once there is space',
+      { detail: { file: file.name } },
+    );
+    // Appends queued while the file was cut back took later seqs: they go too, in the same turn.
+    const refused = [...batch, ...this.queue];
+    this.queue = [];
+    this.waiting = 0;
+    this.nextSeq = this.durable + 1;
+    this.logger?.warn({ file: file.name, refused: refused.length, err: message }, 'log: disk full, appends refused');
+    for (const w of refused) w.reject(err);
+    return true;
+  }
+
   private poison(cause: unknown, batch: Waiting[]): void {
     const message = cause instanceof Error ? cause.message : String(cause);
     const file = this.segments.at(-1)?.name ?? '';
@@ -380,6 +413,11 @@ export class WriteAheadLog {
 }
 
 function noop(): void {}
+
+function isNoSpace(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
 
 function positive(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {

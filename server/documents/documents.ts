@@ -52,6 +52,8 @@ export interface DocumentStoreDeps {
   dedup?: DedupWindow;
   /** Where the window's "outcome unknown" marks are kept durably (unconfirmed.ts), so they outlive a restart. */
   unconfirmed?: UnconfirmedStore;
+  /** Throws DISK_FULL while the host is past its disk quota (host/checkpoints.ts): writes here are refused before anything is logged. */
+  checkDisk?: () => void;
 }
 
 const OK: ReplicaResult = { ok: true };
@@ -153,6 +155,7 @@ export class DocumentStore {
    * `update` needs the link to exist, so it synchronizes as a read does.
    */
   private async ownerWrite<T>(svc: RegisteredService, link: Link, update: boolean, fn: () => Promise<T>): Promise<T> {
+    this.d.checkDisk?.();
     for (let round = 0; round < limits.ownerWriteSynchRoundsMax; round++) {
       const synching = update ? this.cluster.synch.ensureExisting(svc, link) : this.cluster.synch.ensure(svc, link);
       if (synching) await synching;
@@ -325,10 +328,7 @@ export class DocumentStore {
     return state;
   }
 
-  /**
-   * Validates a child PUT, PATCH or DELETE body (DELETE may have none). The entry host does this
-   * once; the owner applies what it checked (applyUpdate).
-   */
+  /** Validates a child PUT, PATCH or DELETE body (DELETE may have none), once, on the entry host; the owner applies it (applyUpdate). */
   prepareUpdate(svc: RegisteredService, action: 'PUT' | 'PATCH' | 'DELETE', rawBody: unknown): JsonObject | undefined {
     if (rawBody === undefined && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
     return rawBody === undefined ? undefined : svc.parseBody(rawBody);

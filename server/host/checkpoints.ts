@@ -155,8 +155,10 @@ export async function openIndexAndLog(
     logger,
     everyRecords: config.snapshotEveryRecords,
     keep: config.snapshotsKept,
+    maxDiskBytes: config.maxDiskBytes,
     loadedSeq: fromSeq - 1,
   });
+  await checkpoints.measure();
   const replayMs = performance.now() - started;
   return { index, dedup, wal, checkpoints, loaded: { snapshot: loaded.snapshot, fromSeq, snapshotMs, replayMs } };
 }
@@ -171,6 +173,8 @@ export interface CheckpointerDeps {
   /** Records appended since the last snapshot that make the next one due; 0 turns snapshots off. */
   everyRecords: number;
   keep: number;
+  /** Past this many bytes of log and snapshots, writes are refused (0: no quota). */
+  maxDiskBytes: number;
   /** The seq of the snapshot loaded at start (0 without one). */
   loadedSeq: Seq;
 }
@@ -188,6 +192,7 @@ export class Checkpointer {
   private running: Promise<WrittenSnapshot | undefined> | undefined;
   private stopped = false;
   private lastSeq: Seq;
+  private readonly snapshotBytes = new Map<string, number>();
   readonly stats: CheckpointStats;
 
   constructor(private readonly d: CheckpointerDeps) {
@@ -198,9 +203,49 @@ export class Checkpointer {
   start(): void {
     if (this.d.everyRecords <= 0) return;
     this.timer = setInterval(() => {
-      if (this.running === undefined && this.d.wal.durableSeq - this.lastSeq >= this.d.everyRecords) void this.snapshot().catch(() => {});
+      const since = this.d.wal.durableSeq - this.lastSeq;
+      // Past the quota any record since the last snapshot is worth one: it lets compaction free segments.
+      const due = since >= this.d.everyRecords || (since > 0 && this.overQuota() !== undefined);
+      if (this.running === undefined && due) void this.snapshot().catch(() => {});
     }, limits.snapshotCheckIntervalMs);
     this.timer.unref();
+  }
+
+  /** Reads the sizes of the snapshots kept (at start; later writes and prunes keep them current). */
+  async measure(): Promise<void> {
+    this.snapshotBytes.clear();
+    for (const s of await listSnapshots(this.d.dir)) {
+      const f = await this.d.dir.open(s.name, 'read');
+      try {
+        this.snapshotBytes.set(s.name, await f.size());
+      } finally {
+        await f.close();
+      }
+    }
+  }
+
+  /** Bytes of log segments and snapshots this host holds. */
+  diskBytes(): number {
+    let n = this.d.wal.stats().bytes;
+    for (const b of this.snapshotBytes.values()) n += b;
+    return n;
+  }
+
+  private overQuota(): number | undefined {
+    const used = this.diskBytes();
+    return this.d.maxDiskBytes > 0 && used >= this.d.maxDiskBytes ? used : undefined;
+  }
+
+  /** Throws DISK_FULL while the host is past its quota; an owner checks before it runs a write. */
+  checkDisk(): void {
+    const used = this.overQuota();
+    if (used === undefined) return;
+    throw new KryptonError(
+      'DISK_FULL',
+      `host is past its disk quota: its log and snapshots take ${used} bytes, --maxDiskBytes is ${this.d.maxDiskBytes}; ` +
+        'reads still work, and writes are taken again once compaction or the operator frees space',
+      { detail: { usedBytes: used, maxDiskBytes: this.d.maxDiskBytes } },
+    );
   }
 
   /**
@@ -236,10 +281,17 @@ export class Checkpointer {
       const seconds = (performance.now() - started) / 1000;
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });
       this.stats.snapshots++;
-      await pruneSnapshots(dir, this.d.keep);
-      const oldest = (await listSnapshots(dir)).at(-1);
-      const removed = oldest === undefined ? [] : await wal.removeSegmentsThrough(oldest.lastSeq);
-      this.stats.segmentsRemoved += removed.length;
+      this.snapshotBytes.set(written.name, written.bytes);
+      const removed = await this.compact(this.d.keep);
+      // Still past the quota: the log behind the older snapshots goes too, and with it their use
+      // as a fallback (the peers still hold every replicated version); writes matter more.
+      if (this.overQuota() !== undefined && this.d.keep > 1) {
+        removed.push(...(await this.compact(1)));
+        logger.warn(
+          { usedBytes: this.diskBytes(), maxDiskBytes: this.d.maxDiskBytes },
+          'disk quota: kept only the newest snapshot and the log after it',
+        );
+      }
       logger.info(
         {
           file: written.name,
@@ -256,6 +308,15 @@ export class Checkpointer {
       logger.error({ err: e }, 'snapshot failed; the log keeps every record until one succeeds');
       throw e;
     }
+  }
+
+  /** Keeps the newest `keep` snapshots and removes the log segments the oldest of them covers. */
+  private async compact(keep: number): Promise<string[]> {
+    for (const name of await pruneSnapshots(this.d.dir, keep)) this.snapshotBytes.delete(name);
+    const oldest = (await listSnapshots(this.d.dir)).at(-1);
+    const removed = oldest === undefined ? [] : await this.d.wal.removeSegmentsThrough(oldest.lastSeq);
+    this.stats.segmentsRemoved += removed.length;
+    return removed;
   }
 
   /** Stops the schedule and waits for a snapshot being written. */

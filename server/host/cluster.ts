@@ -131,6 +131,7 @@ function buildOwnerParts(
     unconfirmed: local.unconfirmed,
     cluster: ports,
     onLogFailure,
+    checkDisk: () => local.checkpoints.checkDisk(),
   });
   const replicator = new Replicator({
     selectors,

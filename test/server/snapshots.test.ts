@@ -14,6 +14,7 @@ import { closeAll, startHost, tempDir, type TestHost } from '../support/hosts.js
 import { waitFor } from '../support/wait.js';
 
 type Doc = { name?: string; counter?: number; documentVersion: number };
+type Answer = Doc & { statusCode?: number; documentKind?: string; message?: string };
 // Small segments, so a few hundred writes span many and compaction has whole ones to remove.
 const SMALL = { snapshotEveryRecords: 0, logSegmentBytes: 8192 };
 
@@ -116,6 +117,44 @@ test('a damaged newest snapshot falls back to the older one and its log tail; wi
     assert.match(String((err as Error)?.message), names[0]!);
   } finally {
     await dir.remove();
+  }
+});
+
+test("past --maxDiskBytes writes get 507 with Xenon's error body, reads go on, and writes resume by themselves once compaction frees space", async () => {
+  // One document of ~450 bytes kept at 100 versions: two snapshots take ~90 KB, the log between
+  // snapshots 100-200 KB. The quota is reached as the log grows; a snapshot taken then lets
+  // compaction bring the total back under it.
+  const h = await startHost({ snapshotEveryRecords: 200, logSegmentBytes: 8192, maxDiskBytes: 250_000 });
+  try {
+    await h.client.post('/core/examples', { documentSelfLink: 'q0', name: 'q', counter: 0 });
+    const acked = new Map<string, number>();
+    let refusals = 0;
+    for (let n = 1; n <= 900; n++) {
+      const link = '/core/examples/q0';
+      const body = { counter: n, name: 'x'.repeat(200) };
+      let r = await h.client.patch<Answer>(link, body);
+      if (r.status === 507) {
+        refusals++;
+        assert.is(r.body.statusCode, 507);
+        assert.is(r.body.documentKind, KINDS.serviceErrorResponse);
+        assert.match(String(r.body.message), /disk quota/);
+        assert.is((await h.client.get<Doc>(link)).status, 200, 'reads go on');
+        // A user retrying: the host snapshots and compacts by itself within a few checks.
+        r = await waitFor(`${link} written again`, async () => {
+          const again = await h.client.patch<Answer>(link, body);
+          assert.ok(again.status === 200 || again.status === 507, again.text);
+          return again.status === 200 && again;
+        });
+      }
+      assert.is(r.status, 200, r.text);
+      acked.set(link, n);
+    }
+    assert.ok(refusals > 0, 'the quota was reached');
+    for (const [link, n] of acked) assert.is((await h.client.get<Doc>(link)).body.counter, n);
+    const stats = (await h.client.get<{ snapshotStats: { segmentsRemoved: number } }>('/core/management')).body.snapshotStats;
+    assert.ok(stats.segmentsRemoved > 0);
+  } finally {
+    await h.close();
   }
 });
 

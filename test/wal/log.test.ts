@@ -1,13 +1,13 @@
 /**
  * WriteAheadLog: seq assignment, group commit (fewer syncs than appends, nothing acknowledged
  * before it is durable), batch and queue limits, segment rotation and replay, poisoning on a
- * failed write or sync, close, and the disk backend end to end.
+ * failed write or sync, a full disk refused without poisoning, close, and the disk backend end to end.
  */
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LogRecord } from '../../lib/document.js';
-import { MemoryDirectory, diskDirectory } from '../../wal/file.js';
+import { MemoryDirectory, diskDirectory, type LogFile } from '../../wal/file.js';
 import { WriteAheadLog } from '../../wal/log.js';
 import { decodeFrame, encodeRecord } from '../../wal/record.js';
 import { listSegments, segmentName } from '../../wal/segment.js';
@@ -230,10 +230,66 @@ test('a failed sync poisons the log: waiting and later appends fail with LOG_FAI
 test('a failed write poisons the log too', async () => {
   const dir = new MemoryDirectory();
   const { log } = await openLog(dir);
-  dir.failNextAppend(new Error('ENOSPC: no space left on device'));
+  dir.failNextAppend(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
   assert.is((await rejection(log.append(newRecord(1)))).code, 'LOG_FAILED');
   assert.is((await rejection(log.append(newRecord(2)))).code, 'LOG_FAILED');
   await log.close();
+});
+
+/** A directory whose next durable append writes half its bytes, durably, then fails with ENOSPC. */
+class FillingDirectory extends MemoryDirectory {
+  armed = false;
+  override async create(name: string): Promise<LogFile> {
+    return this.wrap(await super.create(name));
+  }
+  override async open(name: string, mode: 'read' | 'append'): Promise<LogFile> {
+    return this.wrap(await super.open(name, mode));
+  }
+  private wrap(f: LogFile): LogFile {
+    return {
+      name: f.name,
+      size: () => f.size(),
+      read: (p, l, into) => f.read(p, l, into),
+      append: (b) => f.append(b),
+      datasync: () => f.datasync(),
+      truncate: (l) => f.truncate(l),
+      close: () => f.close(),
+      appendDurable: async (buffers) => {
+        if (!this.armed) return f.appendDurable(buffers);
+        this.armed = false;
+        const all = Buffer.concat(buffers);
+        await f.appendDurable([all.subarray(0, Math.floor(all.length / 2))]);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+    };
+  }
+}
+
+test('a full disk refuses the batch with DISK_FULL, cuts the half-written frame, gives the seqs out again and goes on', async () => {
+  const dir = new FillingDirectory();
+  const { log } = await openLog(dir, { preallocateBytes: 0 });
+  await appendRange(log, 1, 3);
+  dir.armed = true;
+  const refused = await Promise.allSettled([log.append(newRecord(4)), log.append(newRecord(5))]);
+  for (const r of refused) {
+    assert.is(r.status, 'rejected');
+    const e = (r as PromiseRejectedResult).reason as { code: string; message: string };
+    assert.is(e.code, 'DISK_FULL');
+    assert.match(e.message, /disk is full/);
+  }
+  const next = await log.append(newRecord(6));
+  assert.is(next.seq, 4, 'the refused records took no seq for good');
+  await log.close();
+  const replayed = await replayAll(dir.crash());
+  assert.equal(
+    replayed.map((r) => [r.seq, r.version]),
+    [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 6],
+    ],
+  );
 });
 
 test('close flushes waiting appends; appends after close fail; close twice is fine', async () => {
