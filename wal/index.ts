@@ -21,3 +21,13 @@ export {
   type RecordVisitor,
 } from './reader.js';
 export { recoverLog, type LogLogger, type RecoverOptions, type RecoveredLog, type RecoveredSegment } from './recover.js';
+export {
+  listSnapshots,
+  readSnapshot,
+  snapshotName,
+  SNAPSHOT_FORMAT,
+  type SnapshotEntry,
+  type SnapshotHeader,
+  type SnapshotRef,
+  type VersionEntry,
+} from './snapshot.js';

@@ -6,7 +6,7 @@
 import type { Seq } from '../../lib/ids.js';
 import type { ParsedArgs } from './args.js';
 import type { LogIO, Output } from './io.js';
-import { segmentPath, type HostLog } from './open.js';
+import { logStart, segmentPath, type HostLog } from './open.js';
 import type { ReadResult } from './read.js';
 
 export interface CommandContext {
@@ -46,4 +46,20 @@ export function reportEnd(ctx: CommandContext, read: ReadResult): number {
     return EXIT_PROBLEMS;
   }
   return EXIT_OK;
+}
+
+/**
+ * For commands that show records (inspect, stats): after compaction the records before the log's
+ * first segment are gone; say so, and which snapshot holds the index as of then.
+ */
+export function noteCompaction(ctx: CommandContext, what: string): void {
+  const start = logStart(ctx.log);
+  if (start <= 1) return;
+  const base = ctx.log.base;
+  const where = base
+    ? `; ${base.path} holds the index as of seq ${base.lastSeq} (replay and export start from it)`
+    : '; no snapshot covers them';
+  ctx.out.note(
+    `krypton log ${ctx.name}: the log was compacted: the records before seq ${start} are gone${where}; ${what} the records from seq ${start} on`,
+  );
 }

@@ -7,7 +7,7 @@
 
 import { UPDATE_ACTIONS, type LogRecord, type UpdateAction } from '../../lib/document.js';
 import { intFlag, usageError } from './args.js';
-import { reportEnd, type CommandContext } from './command.js';
+import { noteCompaction, reportEnd, type CommandContext } from './command.js';
 import { isoMicros } from './format.js';
 import { painter, startProgress, type Colour } from './io.js';
 import { totalBytes, type HostLog } from './open.js';
@@ -78,6 +78,7 @@ export async function runInspect(ctx: CommandContext): Promise<number> {
     : (r: LogRecord, _file: string, _offset: number, bytes: number): string =>
         `${String(r.seq).padStart(w)}  ${isoMicros(r.timeMicros).padEnd(27)}  ${paint(r.action.padEnd(6), ACTION_COLOURS[r.action])}  ${String(r.epoch).padStart(5)}  ${String(r.version).padStart(7)}  ${String(bytes).padStart(7)}  ${r.link}${r.resetHistory === true ? paint('  (history reset)', 'dim') : ''}${r.requestId === undefined ? '' : paint(`  (request ${r.requestId})`, 'dim')}`;
 
+  noteCompaction(ctx, 'shown:');
   let shown = 0;
   const read = await readRecords(
     log,

@@ -12,7 +12,17 @@ import { open as openFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { invariantError, KryptonError } from '../../lib/errors.js';
-import { listSegments, readFully, usedBytes, type LogDirectory, type LogFile, type SegmentRef } from '../../wal/index.js';
+import type { Seq } from '../../lib/ids.js';
+import {
+  listSegments,
+  listSnapshots,
+  readFully,
+  usedBytes,
+  type LogDirectory,
+  type LogFile,
+  type SegmentRef,
+  type SnapshotRef,
+} from '../../wal/index.js';
 
 /** DIR cannot be used (code INVALID_SETUP): exit code 2, like bad usage. */
 function dirError(message: string): KryptonError {
@@ -36,6 +46,20 @@ export interface HostLog {
    * after it stopped.
    */
   readonly segmentBytes: number[];
+  /**
+   * After compaction (the first segment starts past seq 1): the newest snapshot that covers what
+   * the log no longer holds, which replay and export start from; undefined when the log is whole,
+   * or when no snapshot covers the gap (then those commands refuse).
+   */
+  readonly base?: { name: string; path: string; lastSeq: Seq; dir: LogDirectory };
+  /** Every snapshot in `<hostDir>/snapshots`, newest first (verify checks them all). */
+  readonly snapshots: SnapshotRef[];
+  readonly snapshotDir?: LogDirectory;
+}
+
+/** The seq the log's first segment starts at: 1 unless compaction removed segments. */
+export function logStart(log: HostLog): Seq {
+  return log.segments[0]?.firstSeq ?? 1;
 }
 
 /** The log's size when opened: what a progress bar counts towards. */
@@ -64,7 +88,19 @@ export async function openHostLog(dirArg: string): Promise<HostLog> {
   } catch (e) {
     throw dirError(`cannot read ${logPath}: ${errorText(e)}`);
   }
-  return { hostDir, logPath, dir, segments, segmentBytes };
+  const snapshotPath = path.join(hostDir, 'snapshots');
+  if (!(await isDirectory(snapshotPath))) return { hostDir, logPath, dir, segments, segmentBytes, snapshots: [] };
+  const snapshotDir = readOnlyDirectory(snapshotPath);
+  const snapshots = await listSnapshots(snapshotDir);
+  const start = segments[0]?.firstSeq ?? 1;
+  const covering = start > 1 ? snapshots.find((s) => s.lastSeq + 1 >= start) : undefined;
+  const base = covering && {
+    name: covering.name,
+    path: path.join(snapshotPath, covering.name),
+    lastSeq: covering.lastSeq,
+    dir: snapshotDir,
+  };
+  return { hostDir, logPath, dir, segments, segmentBytes, snapshots, snapshotDir, ...(base ? { base } : {}) };
 }
 
 async function isDirectory(p: string): Promise<boolean> {

@@ -5,6 +5,9 @@
  * which keeps up with decoding); with --link it replays that link's records into a real
  * DocumentIndex and prints the document as it then stood.
  *
+ * After compaction the replay starts from the snapshot that covers what the log lost, and a point
+ * older than it is refused with the oldest one that can be shown.
+ *
  * A point in time ends the replay at the first record stamped later, so the result is always a
  * prefix of the log — a state the host really was in — even though replicated records carry their
  * owner's clock and times need not rise with seq. Expiry is judged at the point's time: the time
@@ -14,12 +17,15 @@
 
 import { parentLink, type LogRecord, type ServiceDocument } from '../../lib/document.js';
 import type { Link, Micros, Seq } from '../../lib/ids.js';
+import path from 'node:path';
+import { KryptonError } from '../../lib/errors.js';
 import { DocumentIndex } from '../../index/views.js';
+import { readSnapshot, type VersionEntry } from '../../wal/index.js';
 import { pointFlags, type Point } from './args.js';
 import { EXIT_PROBLEMS, reportEnd, type CommandContext } from './command.js';
 import { count, isoMicros, plural, table } from './format.js';
 import { startProgress, type LogIO, type Progress } from './io.js';
-import { totalBytes, type HostLog } from './open.js';
+import { logStart, totalBytes, type HostLog } from './open.js';
 import { readRecords, type ReadResult } from './read.js';
 import { hostRetentionFor } from './retention.js';
 import { documentStatus, HistoryTally, type FactoryCounts, type LinkStatus } from './tally.js';
@@ -50,8 +56,9 @@ export interface RecordSink {
 export async function replayPrefix(log: HostLog, point: Point, sink: RecordSink, opts: ReplayOptions = {}): Promise<ReplayedTo> {
   const lastSeq = point.kind === 'seq' ? point.seq : Infinity;
   const lastMicros = point.kind === 'time' ? point.micros : Infinity;
-  let seq = 0;
-  let latestMicros = 0;
+  const base = await replayBase(log, point, sink);
+  let seq = base.seq;
+  let latestMicros = base.latestMicros;
   const read = await readRecords(
     log,
     (r) => {
@@ -60,11 +67,59 @@ export async function replayPrefix(log: HostLog, point: Point, sink: RecordSink,
       seq = r.seq;
       if (r.timeMicros > latestMicros) latestMicros = r.timeMicros;
     },
-    opts.progress !== undefined ? { progress: opts.progress } : {},
+    { fromSeq: base.seq + 1, ...(opts.progress !== undefined ? { progress: opts.progress } : {}) },
   );
   // The record that ended a stopped read was visited, not applied.
-  const applied = read.end.kind === 'stopped' ? read.visited - 1 : read.visited;
+  const applied = base.applied + (read.end.kind === 'stopped' ? read.visited - 1 : read.visited);
   return { read, applied, seq, latestMicros };
+}
+
+/**
+ * Where a replay starts: seq 0 for a whole log; after compaction, the snapshot covering what the
+ * log no longer holds, applied to `sink` first. A point older than that snapshot cannot be
+ * shown (what came before it is gone), and that is said, never answered from what is left.
+ */
+async function replayBase(log: HostLog, point: Point, sink: RecordSink): Promise<{ seq: Seq; latestMicros: Micros; applied: number }> {
+  const start = logStart(log);
+  if (start <= 1) return { seq: 0, latestMicros: 0, applied: 0 };
+  const base = log.base;
+  if (base === undefined) {
+    throw new KryptonError(
+      'LOG_CORRUPT',
+      `the log starts at seq ${start}: compaction removed what came before, and no snapshot in ${path.join(log.hostDir, 'snapshots')} covers it`,
+    );
+  }
+  const kept = `the log was compacted through seq ${base.lastSeq} (snapshot ${base.path})`;
+  if (point.kind === 'seq' && point.seq < base.lastSeq) {
+    throw new KryptonError(
+      'INVALID_ARGUMENT',
+      `seq ${point.seq} is older than what this host kept: ${kept}; the oldest seq replay can show is ${base.lastSeq}`,
+    );
+  }
+  const versions: VersionEntry[] = [];
+  const header = await readSnapshot(base.dir, base.name, (e) => {
+    if (e.kind === 'version') versions.push(e);
+  });
+  if (point.kind === 'time' && point.micros < header.newestTimeMicros) {
+    throw new KryptonError(
+      'INVALID_ARGUMENT',
+      `${isoMicros(point.micros)} is older than what this host kept: ${kept}, whose newest update is ${isoMicros(header.newestTimeMicros)}; the oldest time replay can show is that one`,
+    );
+  }
+  for (const v of versions) {
+    const { state } = v;
+    const r: LogRecord = {
+      seq: base.lastSeq,
+      link: v.link,
+      action: state.documentUpdateAction,
+      version: v.version,
+      epoch: state.documentEpoch ?? 0,
+      timeMicros: v.timeMicros,
+      state,
+    };
+    sink.apply(v.requestId === undefined ? r : { ...r, requestId: v.requestId });
+  }
+  return { seq: base.lastSeq, latestMicros: header.newestTimeMicros, applied: versions.length };
 }
 
 /** The time expiry is judged at for a replay to `point` (see the file comment). */

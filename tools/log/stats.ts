@@ -6,7 +6,7 @@
 
 import { UPDATE_ACTIONS, type UpdateAction } from '../../lib/document.js';
 import type { Micros } from '../../lib/ids.js';
-import { reportEnd, type CommandContext } from './command.js';
+import { noteCompaction, reportEnd, type CommandContext } from './command.js';
 import { count, isoMicros, span, table } from './format.js';
 import { painter, startProgress } from './io.js';
 import { totalBytes } from './open.js';
@@ -34,6 +34,7 @@ interface LogStats {
 }
 
 export async function runStats(ctx: CommandContext): Promise<number> {
+  noteCompaction(ctx, 'counted (records, documents and versions):');
   const { read, stats } = await gatherStats(ctx);
   if (ctx.args.booleans.has('json')) printJson(ctx, stats);
   else printTables(ctx, stats);

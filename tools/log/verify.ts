@@ -10,14 +10,14 @@
  * by the slower frame-by-frame loop here, which can start mid-file.
  */
 
-import { invariant } from '../../lib/errors.js';
+import { invariant, isKryptonError } from '../../lib/errors.js';
 import type { Seq } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
-import { decodeFrame, findIntactFrame, scanLog, type LogFile, type ScanProblem } from '../../wal/index.js';
+import { decodeFrame, findIntactFrame, readSnapshot, scanLog, type LogFile, type ScanProblem } from '../../wal/index.js';
 import { EXIT_OK, EXIT_PROBLEMS, type CommandContext } from './command.js';
 import { count } from './format.js';
 import { painter, startProgress, type Progress } from './io.js';
-import { segmentPath, totalBytes, type HostLog } from './open.js';
+import { logStart, segmentPath, totalBytes, type HostLog } from './open.js';
 import { completedSince } from './read.js';
 
 export type VerifyProblemKind = 'corrupt' | 'sequence' | 'torn-tail';
@@ -41,6 +41,10 @@ export interface VerifyReport {
   firstSeq: Seq;
   lastSeq: Seq;
   problems: VerifyProblem[];
+  /** Snapshots checked (every one in `<host>/snapshots`). */
+  snapshots: number;
+  /** After compaction: the seq the log starts at, and the snapshot that covers what came before. */
+  compacted?: { logStart: Seq; snapshot: string };
 }
 
 export interface VerifyOptions {
@@ -78,7 +82,8 @@ export async function verifyLog(log: HostLog, opts: VerifyOptions = {}): Promise
 
   try {
     /** The seq the next segment should start with; undefined after damage that hid where the run stood. */
-    let expected: Seq | undefined = 1;
+    // After compaction the log starts where the snapshot covering its start leaves off.
+    let expected: Seq | undefined = log.base ? logStart(log) : 1;
     let i = 0;
     while (i < segs.length) {
       const seg = segs[i]!;
@@ -112,7 +117,36 @@ export async function verifyLog(log: HostLog, opts: VerifyOptions = {}): Promise
   } finally {
     progress?.stop();
   }
-  return { segments: segs.length, bytes: totalBytes(log), records, firstSeq, lastSeq, problems };
+  await verifySnapshots(log, problems);
+  const compacted = log.base ? { compacted: { logStart: logStart(log), snapshot: log.base.path } } : {};
+  return {
+    segments: segs.length,
+    bytes: totalBytes(log),
+    records,
+    firstSeq,
+    lastSeq,
+    problems,
+    snapshots: log.snapshots.length,
+    ...compacted,
+  };
+}
+
+/** Reads every snapshot through, checksums and counts included; damage is a problem like the log's. */
+async function verifySnapshots(log: HostLog, problems: VerifyProblem[]): Promise<void> {
+  for (const s of log.snapshots) {
+    try {
+      await readSnapshot(log.snapshotDir!, s.name, () => {});
+    } catch (e) {
+      if (!isKryptonError(e) || e.code !== 'LOG_CORRUPT') throw e;
+      // Named from the log folder, as segment problems are: segmentPath() joins it.
+      problems.push({
+        file: `../snapshots/${s.name}`,
+        offset: Number(e.detail.offset ?? 0),
+        kind: 'corrupt',
+        reason: String(e.detail.reason ?? e.message),
+      });
+    }
+  }
 }
 
 /** The damaged segment checkRest reads, and where its findings go. */
@@ -298,7 +332,11 @@ export async function runVerify(ctx: CommandContext): Promise<number> {
   const paint = painter(io.colour);
   for (const p of report.problems) out.line(paint(problemLine(log, p), 'red'));
   const seqs = report.records > 0 ? ` (seq ${report.firstSeq} to ${report.lastSeq})` : '';
-  const summary = `${count(report.segments)} segment${report.segments === 1 ? '' : 's'}, ${count(report.records)} intact record${report.records === 1 ? '' : 's'}${seqs}, ${count(report.bytes)} bytes`;
+  const compacted = report.compacted
+    ? `; compacted: the records before seq ${report.compacted.logStart} are in ${report.compacted.snapshot}`
+    : '';
+  const snapshots = report.snapshots > 0 ? `, ${count(report.snapshots)} snapshot${report.snapshots === 1 ? '' : 's'}` : '';
+  const summary = `${count(report.segments)} segment${report.segments === 1 ? '' : 's'}, ${count(report.records)} intact record${report.records === 1 ? '' : 's'}${seqs}, ${count(report.bytes)} bytes${snapshots}${compacted}`;
   if (ok) out.line(`${paint('ok', 'green')}: ${summary}`);
   else
     out.line(`${paint('FAILED', 'red')}: ${count(report.problems.length)} problem${report.problems.length === 1 ? '' : 's'}; ${summary}`);
