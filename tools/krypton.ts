@@ -11,6 +11,8 @@ import { type Config, flagHelp, parseHostArgs } from '../server/base/config.js';
 import { Host } from '../server/host/host.js';
 import { whoOwns } from './owner.js';
 import { makeDevCerts } from './certs.js';
+import { SingleBar } from 'cli-progress';
+import { backupGroup, restoreBackup, type BackupOptions } from './backup.js';
 import { runLog } from './log/cli.js';
 import { processIO } from './log/io.js';
 
@@ -21,6 +23,10 @@ commands:
   owner     print which host owns a link: krypton owner --link /core/examples/x [--host URL] [--selector default] [--json]
             (the owner of a well-known link is the leader of a group of workers; see the README)
   log       read a host's log: inspect, verify, replay, export, stats (krypton log --help)
+  backup    an online backup of a group, every retained version of its replicated documents:
+            krypton backup --host URL --out FILE [--authToken TOKEN]
+  restore   put a backup in an empty host folder, which starts from it:
+            krypton restore FILE --sandbox DIR [--port 8000] (restore each host of the new group)
   certs     make a development CA and host certificate with openssl: krypton certs DIR [--host NAME_OR_IP]...
             (ca.crt for --caFile, host.crt and host.key for --certificateFile and --keyFile; not for production)
   help      print this text
@@ -31,6 +37,7 @@ ${flagHelp()}
 exit codes: host: 0 stopped cleanly, 1 failed to start or failed while running, 2 bad usage;
             owner: 0 printed the owner, 1 the host could not answer, 2 bad usage;
             certs: 0 written, 1 openssl failed, 2 bad usage;
+            backup, restore: 0 done, 1 failed (the reason is printed), 2 bad usage;
             log: see krypton log --help`;
 
 /** `krypton owner`: asks one host's node selector who owns a link. */
@@ -142,6 +149,93 @@ async function runHost(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `--name=value` or `--name value` flags and positional arguments, for backup and restore. */
+function flagsOf(args: string[], names: readonly string[]): { flags: Map<string, string>; positional: string[] } | string {
+  const flags = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const m = /^--([A-Za-z]+)(?:=(.*))?$/.exec(a);
+    const value = m ? (m[2] ?? args[++i]) : undefined;
+    if (!m || !names.includes(m[1]!) || value === undefined) return `unknown or incomplete flag '${a}'`;
+    flags.set(m[1]!, value);
+  }
+  return { flags, positional };
+}
+
+function memberBar(): NonNullable<BackupOptions['progress']> | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let bar: SingleBar | undefined;
+  let done = 0;
+  return {
+    member(id, total) {
+      bar = new SingleBar({ stream: process.stderr, format: `${id} [{bar}] {value} of {total} versions`, clearOnComplete: true, fps: 5 });
+      done = 0;
+      bar.start(total, 0);
+    },
+    version() {
+      if (++done % 1000 === 0) bar?.update(done);
+    },
+    done() {
+      bar?.stop();
+    },
+  };
+}
+
+/** `krypton backup --host URL --out FILE [--authToken T]`. */
+async function runBackup(args: string[]): Promise<number> {
+  const usage = 'usage: krypton backup --host URL --out FILE [--authToken TOKEN]';
+  const parsed = flagsOf(args, ['host', 'out', 'authToken']);
+  if (typeof parsed === 'string' || parsed.positional.length > 0 || !parsed.flags.get('out')) {
+    process.stderr.write(`krypton backup: ${typeof parsed === 'string' ? parsed : '--out FILE is required'}\n${usage}\n`);
+    return 2;
+  }
+  const { flags } = parsed;
+  try {
+    const progress = memberBar();
+    const s = await backupGroup({
+      host: flags.get('host') ?? 'http://127.0.0.1:8000',
+      out: flags.get('out')!,
+      ...(flags.has('authToken') ? { authToken: flags.get('authToken')! } : {}),
+      say: (line) => process.stderr.write(`${line}\n`),
+      ...(progress ? { progress } : {}),
+    });
+    const rate = Math.round(s.versions / Math.max(s.seconds, 0.001));
+    process.stdout.write(
+      `wrote ${flags.get('out')}: ${s.versions} versions of ${s.links} documents from ${s.members.length} members, ${s.bytes} bytes, ${s.seconds.toFixed(1)} s (${rate} versions/s)${s.conflicts > 0 ? `; ${s.conflicts} versions differed between members (the later epoch's kept)` : ''}\n`,
+    );
+    return 0;
+  } catch (e) {
+    process.stderr.write(`krypton backup: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** `krypton restore FILE --sandbox DIR [--port N]`. */
+async function runRestore(args: string[]): Promise<number> {
+  const usage = 'usage: krypton restore FILE --sandbox DIR [--port 8000]';
+  const parsed = flagsOf(args, ['sandbox', 'port']);
+  const port = typeof parsed === 'string' ? Number.NaN : Number(parsed.flags.get('port') ?? 8000);
+  if (typeof parsed === 'string' || parsed.positional.length !== 1 || !parsed.flags.get('sandbox') || !Number.isInteger(port) || port < 0) {
+    process.stderr.write(`krypton restore: ${typeof parsed === 'string' ? parsed : 'FILE and --sandbox DIR are required'}\n${usage}\n`);
+    return 2;
+  }
+  try {
+    const s = await restoreBackup(parsed.positional[0]!, parsed.flags.get('sandbox')!, port);
+    process.stdout.write(
+      `restored ${s.versions} versions of ${s.links} documents into ${s.hostDir}; start it with krypton host --sandbox=${parsed.flags.get('sandbox')} --port=${port}\n`,
+    );
+    return 0;
+  } catch (e) {
+    process.stderr.write(`krypton restore: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
 async function runLogCommand(args: string[]): Promise<number> {
   // `krypton log ... | head` closes the pipe early; that ends the output, it is not a failure.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -158,6 +252,10 @@ async function main(argv: string[]): Promise<number> {
       return runHost(rest);
     case 'owner':
       return runOwner(rest);
+    case 'backup':
+      return runBackup(rest);
+    case 'restore':
+      return runRestore(rest);
     case 'log':
       return runLogCommand(rest);
     case 'certs':

@@ -24,7 +24,9 @@ export { recoverLog, type LogLogger, type RecoverOptions, type RecoveredLog, typ
 export {
   listSnapshots,
   readSnapshot,
+  snapshotChunks,
   snapshotName,
+  writeSnapshot,
   SNAPSHOT_FORMAT,
   type SnapshotEntry,
   type SnapshotHeader,

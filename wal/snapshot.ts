@@ -119,49 +119,71 @@ function entryFrame(e: SnapshotEntry): Buffer {
 }
 
 /**
+ * The file's bytes, a chunk of at least `chunkBytes` at a time (the last may be shorter): the
+ * header, every entry in order, the end frame. Encoding is lazy, so a caller writing or sending
+ * each chunk before asking for the next lets the event loop run between chunks.
+ */
+export function* snapshotChunks(
+  header: Omit<SnapshotHeader, 'format'>,
+  entries: Iterable<SnapshotEntry>,
+  chunkBytes = limits.snapshotChunkBytes,
+): Generator<Buffer, { entries: number }> {
+  const counts = { trimmed: 0, version: 0, dedup: 0 };
+  let chunk: Buffer[] = [frame(KIND.header, { ...header, format: SNAPSHOT_FORMAT })];
+  let size = chunk[0]!.length;
+  for (const e of entries) {
+    const f = entryFrame(e);
+    counts[e.kind]++;
+    chunk.push(f);
+    size += f.length;
+    if (size >= chunkBytes) {
+      yield Buffer.concat(chunk, size);
+      chunk = [];
+      size = 0;
+    }
+  }
+  const end = frame(KIND.end, counts);
+  chunk.push(end);
+  yield Buffer.concat(chunk, size + end.length);
+  return { entries: counts.trimmed + counts.version + counts.dedup };
+}
+
+/**
  * Writes a snapshot of `entries` (trimmed marks, then versions, then dedup ids) and makes it
- * durable under its name. Entries are encoded a chunk at a time, so a large index is written
- * while the host goes on serving (each chunk's write yields to the event loop).
+ * durable under its name (by default the one its seq gives; a backup file takes any name).
+ * Entries are encoded a chunk at a time, so a large index is written while the host goes on
+ * serving (each chunk's write yields to the event loop).
  */
 export async function writeSnapshot(
   dir: LogDirectory,
   header: Omit<SnapshotHeader, 'format'>,
   entries: Iterable<SnapshotEntry>,
   chunkBytes = limits.snapshotChunkBytes,
+  name = snapshotName(header.lastSeq),
 ): Promise<WrittenSnapshot> {
-  const name = snapshotName(header.lastSeq);
   const tmp = name + TMP_SUFFIX;
-  for (const n of await dir.list()) if (n.endsWith(SUFFIX + TMP_SUFFIX)) await dir.remove(n);
+  for (const n of await dir.list())
+    if (n.endsWith(TMP_SUFFIX) && (NAME.test(n.slice(0, -TMP_SUFFIX.length)) || n === tmp)) await dir.remove(n);
   const file = await dir.create(tmp);
-  const counts = { trimmed: 0, version: 0, dedup: 0 };
   let bytes = 0;
+  let count = 0;
   try {
-    let chunk: Buffer[] = [frame(KIND.header, { ...header, format: SNAPSHOT_FORMAT })];
-    let chunkSize = chunk[0]!.length;
-    for (const e of entries) {
-      const f = entryFrame(e);
-      counts[e.kind]++;
-      chunk.push(f);
-      chunkSize += f.length;
-      if (chunkSize >= chunkBytes) {
-        await file.append(chunk);
-        bytes += chunkSize;
-        chunk = [];
-        chunkSize = 0;
+    const chunks = snapshotChunks(header, entries, chunkBytes);
+    for (let step = chunks.next(); ; step = chunks.next()) {
+      if (step.done) {
+        count = step.value.entries;
+        break;
       }
+      await file.append([step.value]);
+      bytes += step.value.length;
     }
-    const end = frame(KIND.end, counts);
-    chunk.push(end);
-    chunkSize += end.length;
-    await file.append(chunk);
-    bytes += chunkSize;
     await file.datasync();
   } finally {
     await file.close();
   }
   await dir.rename(tmp, name);
   await dir.syncDirectory();
-  return { name, lastSeq: header.lastSeq, bytes, entries: counts.trimmed + counts.version + counts.dedup };
+  return { name, lastSeq: header.lastSeq, bytes, entries: count };
 }
 
 function damaged(dir: LogDirectory, name: string, offset: number, reason: string): KryptonError {
@@ -201,7 +223,8 @@ function headerProblem(v: unknown, name: string): string | undefined {
   const h = v as Record<string, unknown>;
   if (h.format !== SNAPSHOT_FORMAT) return `unknown snapshot format ${String(h.format)}`;
   for (const k of ['lastSeq', 'clockMicros', 'newestTimeMicros']) if (typeof h[k] !== 'number') return `bad header field ${k}`;
-  if (snapshotName(h.lastSeq as number) !== name) return `header says seq ${String(h.lastSeq)}, the name says otherwise`;
+  // A backup file may have any name; a snapshot's name is its seq.
+  if (NAME.test(name) && snapshotName(h.lastSeq as number) !== name) return `header says seq ${String(h.lastSeq)}, the name says otherwise`;
   return undefined;
 }
 

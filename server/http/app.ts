@@ -22,6 +22,7 @@ import type { LogRing } from '../base/process-log.js';
 import { PAGE_FORWARDING_PATH, PAGE_PATH, type QueryTasks } from '../tasks/query-tasks.js';
 import { queryTaskJson } from '../tasks/query-json.js';
 import { clusterRoutes, relay, type ClusterDeps } from './cluster-routes.js';
+import { backupRoutes } from './backup-routes.js';
 import { handleDocumentRequest, pragmasOf } from './document-requests.js';
 import { odataRoutes } from './odata.js';
 import {
@@ -164,6 +165,7 @@ function managementRoutes(router: Router, d: AppDeps): void {
     };
   });
   router.all('/core/management/process-log', (ctx) => notAllowed(ctx.method));
+  backupRoutes(router, d.utility);
 }
 
 /** Query tasks (direct and local), their pages, and the page forwarding path. */

@@ -22,6 +22,7 @@ import type { DocumentStore } from '../documents/documents.js';
 import type { Selectors } from '../membership/selectors.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { Synchronizer } from '../synch/synchronizer.js';
+import { backupRequest } from './backup-routes.js';
 
 const STAT_KIND = 'com:vmware:xenon:common:ServiceStats:ServiceStat';
 const STATS_KIND = 'com:vmware:xenon:common:ServiceStats';
@@ -336,10 +337,7 @@ async function managementPatch(d: UtilityDeps, body: unknown): Promise<JsonObjec
     case `${MANAGEMENT_KIND}:BackupRequest`:
     case `${MANAGEMENT_KIND}:RestoreRequest`:
     case `${MANAGEMENT_KIND}:AutoBackupConfiguration`:
-      throw new KryptonError(
-        'INVALID_BODY',
-        `${String(kind).slice(MANAGEMENT_KIND.length + 1)} is not supported: backup and restore are not implemented (the storage issue); copy a stopped host's sandbox folder instead`,
-      );
+      return backupRequest(d, String(kind).slice(MANAGEMENT_KIND.length + 1), body as JsonObject);
     case `${MANAGEMENT_KIND}:ConfigureOperationTracingRequest`:
       throw new KryptonError(
         'INVALID_BODY',

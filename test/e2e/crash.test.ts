@@ -120,6 +120,15 @@ test('bad flags exit 2 with a message; help exits 0', async () => {
   const unknown = runKrypton(['host', '--frobnicate']);
   assert.is(await unknown.exited, 2);
   assert.match(unknown.output(), /unknown flag --frobnicate/);
+  const noOut = runKrypton(['backup', '--host', 'http://127.0.0.1:1']);
+  assert.is(await noOut.exited, 2);
+  assert.match(noOut.output(), /--out FILE is required/);
+  const noSandbox = runKrypton(['restore', 'some.backup']);
+  assert.is(await noSandbox.exited, 2);
+  assert.match(noSandbox.output(), /usage: krypton restore FILE --sandbox DIR/);
+  const unreachable = runKrypton(['backup', '--host', 'http://127.0.0.1:1', '--out', '/tmp/krypton-unreachable.backup']);
+  assert.is(await unreachable.exited, 1);
+  assert.match(unreachable.output(), /krypton backup: /);
   const help = runKrypton(['help']);
   assert.is(await help.exited, 0);
   assert.match(help.output(), /--peerNodes/);

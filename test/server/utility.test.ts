@@ -144,7 +144,7 @@ t("GET /core/document-index reads this host's index: latest, a version, a tombst
 
 const MGMT = 'com:vmware:xenon:services:common:ServiceHostManagementService';
 
-t('PATCH /core/management: SynchronizeWithPeersRequest runs a pass; backup and restore say why not', async ({ h }) => {
+t('PATCH /core/management: SynchronizeWithPeersRequest runs a pass; backup requests Krypton cannot honour say why', async ({ h }) => {
   const passes = async () => (await h.client.get<{ passes: number; running: boolean }>('/core/node-selectors/default/synch')).body;
   // A lone host runs no pass of its own (its membership never changes): any new one is the one asked for.
   const before = await waitFor('the first pass to end', async () => {
@@ -181,10 +181,21 @@ t('PATCH /core/management: SynchronizeWithPeersRequest runs a pass; backup and r
     nodeSelectorPath: '/core/node-selectors/nope',
   });
   assert.is(unknownSel.status, 404);
-  for (const k of ['BackupRequest', 'RestoreRequest', 'AutoBackupConfiguration']) {
-    const r = await h.client.patch<ErrorBody>('/core/management', { kind: `${MGMT}:${k}` });
-    assert.is(r.status, 400);
-    assert.match(r.body.message, new RegExp(`^${k} is not supported: backup and restore are not implemented`));
+  const refused: [string, Record<string, unknown>, RegExp][] = [
+    ['BackupRequest', {}, /^destination must be a file: URI on this host/],
+    ['BackupRequest', { destination: 'http://elsewhere/backup' }, /http destinations are not supported/],
+    ['BackupRequest', { destination: 'file:///tmp/b.snap', backupType: 'ZIP' }, /^backupType "ZIP" is not supported/],
+    [
+      'RestoreRequest',
+      { destination: 'file:///tmp/b.snap' },
+      /^RestoreRequest is not supported on a running host: stop it, then `krypton restore/,
+    ],
+    ['AutoBackupConfiguration', {}, /^AutoBackupConfiguration is not supported/],
+  ];
+  for (const [k, fields, message] of refused) {
+    const r = await h.client.patch<ErrorBody>('/core/management', { kind: `${MGMT}:${k}`, ...fields });
+    assert.is(r.status, 400, r.text);
+    assert.match(r.body.message, message);
   }
   const tracing = await h.client.patch<ErrorBody>('/core/management', { kind: `${MGMT}:ConfigureOperationTracingRequest` });
   assert.match(tracing.body.message, /no operation tracing/);
