@@ -19,8 +19,10 @@
  *      and a BROADCAST query over 5 hosts p50
  *  12. availability: group and moved-link gaps after `kill -9`, a graceful stop and a rolling restart, on 3
  *      Krypton hosts and on the 3-member etcd cluster (its leader and a follower) with the same writers
+ *  13. storage: restart to serving of a host holding 100k documents x 10 versions from its snapshot vs a
+ *      full replay, disk after compaction, backup and restore throughput, vs an etcd follower's restart
  * `--only=<step>[,<step>]` runs some of them: http, replay, cluster, index, replication, log-tools, tls, odata, client, metrics, query,
- * availability.
+ * availability, storage.
  * `--quick` runs each on a smaller scale. Figures move with the machine's load; compare ratios,
  * not absolute numbers, across machines.
  */
@@ -39,6 +41,7 @@ import { metricsRows, type MetricsBenchResult } from './metrics.js';
 import type { ODataBenchResult } from './odata.js';
 import type { QueryBenchResult } from './query.js';
 import { replicationRows, type ReplicationResult } from './replication.js';
+import { storageRows, type StorageBenchResult } from './storage.js';
 import { tlsRows, type TlsBenchResult } from './tls.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -79,6 +82,7 @@ const STEPS = [
   'metrics',
   'query',
   'availability',
+  'storage',
 ] as const;
 type Step = (typeof STEPS)[number];
 const onlyArg = process.argv.find((a) => a.startsWith('--only='));
@@ -143,6 +147,12 @@ const queries = await step(
 );
 const availability = await step('availability', 'availability: gaps after kill -9, graceful stop, rolling restart, vs etcd', () =>
   child<AvailabilityResult>('availability.ts'),
+);
+
+const storage = await step(
+  'storage',
+  'storage: restart of a host holding 1M records from a snapshot vs a full replay, disk after compaction, backup and restore, vs etcd',
+  () => child<StorageBenchResult>('storage.ts', quick ? ['10000', '10'] : []),
 );
 
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -248,6 +258,7 @@ if (queries !== undefined) {
   );
 }
 if (availability !== undefined) rows.push(...availabilityRows(availability));
+if (storage !== undefined) rows.push(...storageRows(storage, fmt));
 
 if (json) {
   process.stdout.write(
@@ -265,6 +276,7 @@ if (json) {
         metrics,
         queries,
         availability,
+        storage,
       },
       null,
       2,
