@@ -1,0 +1,113 @@
+/**
+ * A crash at any moment of a snapshot and the compaction after it loses nothing: the host's log and
+ * snapshots folders are captured as a power loss would leave them (MemoryDirectory.crash) at every
+ * file operation of the Checkpointer, and each pair of images must start (newest usable snapshot,
+ * then the log after it) into the index a full replay of every record gives.
+ */
+
+import pino from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DedupWindow } from '../../lib/dedup.js';
+import type { LogRecord } from '../../lib/document.js';
+import { DocumentIndex } from '../../index/views.js';
+import { MemoryDirectory } from '../../wal/file.js';
+import { WriteAheadLog } from '../../wal/log.js';
+import { Checkpointer, loadNewestSnapshot } from '../../server/host/checkpoints.js';
+import { shiftableClock } from '../support/clock.js';
+import { newRecord } from '../wal/helpers.js';
+
+const logger = pino({ level: 'silent' });
+const fresh = () => new DocumentIndex({ retentionFor: () => 5 });
+
+/** Both folders of one host; every change to either takes a crash image of both, as one instant. */
+class Host {
+  readonly images: { log: MemoryDirectory; snaps: MemoryDirectory }[] = [];
+  readonly log: MemoryDirectory;
+  readonly snaps: MemoryDirectory;
+  constructor() {
+    const take = () => this.images.push({ log: this.log.crash(), snaps: this.snaps.crash() });
+    class Watched extends MemoryDirectory {
+      override async remove(name: string) {
+        take();
+        await super.remove(name);
+        take();
+      }
+      override async rename(from: string, to: string) {
+        take();
+        await super.rename(from, to);
+        take();
+      }
+      override async syncDirectory() {
+        await super.syncDirectory();
+        take();
+      }
+    }
+    this.log = new Watched();
+    this.snaps = new Watched();
+  }
+}
+
+function contents(index: DocumentIndex): unknown {
+  const c = index.capture();
+  return {
+    trimmed: [...c.trimmed].sort((a, b) => a[0].localeCompare(b[0])),
+    versions: [...c.versions()].map((v) => [v.link, v.version, v.state.name]),
+  };
+}
+
+test('a crash at every step of three snapshots and their compactions leaves a folder that starts into the full index', async () => {
+  const host = new Host();
+  const clock = shiftableClock();
+  const index = fresh();
+  const dedup = new DedupWindow();
+  const wal = await WriteAheadLog.open({ dir: host.log, onRecord: () => {}, segmentBytesMax: 1500, preallocateBytes: 0 });
+  const checkpoints = new Checkpointer({
+    wal,
+    index,
+    dedup,
+    clock,
+    dir: host.snaps,
+    logger,
+    everyRecords: 0,
+    keep: 2,
+    maxDiskBytes: 0,
+    loadedSeq: 0,
+  });
+  const records: LogRecord[] = [];
+  let n = 0;
+  const write = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      // Eight links, each updated over and over: retention (5) drops most of each history.
+      const r = newRecord(n % 8);
+      const rec = { ...r, version: Math.floor(n / 8), state: { ...r.state, name: `w${n}`, documentVersion: Math.floor(n / 8) } };
+      n++;
+      const logged = await wal.append(rec);
+      index.apply(logged);
+      records.push(logged);
+    }
+  };
+  for (let round = 0; round < 3; round++) {
+    await write(60);
+    assert.ok(await checkpoints.snapshot());
+  }
+  await write(10);
+  assert.ok(host.images.length > 20, `${host.images.length} crash images`);
+  assert.ok(wal.firstSeq > 1, 'compaction removed segments');
+  for (const [i, image] of host.images.entries()) {
+    const loaded = await loadNewestSnapshot(image.snaps, image.log, fresh, clock, logger);
+    const log = await WriteAheadLog.open({ dir: image.log, onRecord: (r) => loaded.index.apply(r), fromSeq: loaded.fromSeq });
+    await log.close();
+    // Every append was awaited before the next, so an image holds a prefix of the records.
+    const full = fresh();
+    for (const r of records.slice(0, log.lastSeq)) full.apply(r);
+    assert.equal(
+      contents(loaded.index),
+      contents(full),
+      `image ${i} (snapshot ${loaded.snapshot ?? 'none'}, log from seq ${log.firstSeq})`,
+    );
+  }
+  await wal.close();
+});
+
+test.run();
