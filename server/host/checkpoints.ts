@@ -192,7 +192,8 @@ export class Checkpointer {
   private running: Promise<WrittenSnapshot | undefined> | undefined;
   private stopped = false;
   private lastSeq: Seq;
-  private readonly snapshotBytes = new Map<string, number>();
+  /** The size of each snapshot kept, by name. */
+  private readonly snapshotBytes_ = new Map<string, number>();
   readonly stats: CheckpointStats;
 
   constructor(private readonly d: CheckpointerDeps) {
@@ -213,11 +214,11 @@ export class Checkpointer {
 
   /** Reads the sizes of the snapshots kept (at start; later writes and prunes keep them current). */
   async measure(): Promise<void> {
-    this.snapshotBytes.clear();
+    this.snapshotBytes_.clear();
     for (const s of await listSnapshots(this.d.dir)) {
       const f = await this.d.dir.open(s.name, 'read');
       try {
-        this.snapshotBytes.set(s.name, await f.size());
+        this.snapshotBytes_.set(s.name, await f.size());
       } finally {
         await f.close();
       }
@@ -226,9 +227,18 @@ export class Checkpointer {
 
   /** Bytes of log segments and snapshots this host holds. */
   diskBytes(): number {
-    let n = this.d.wal.stats().bytes;
-    for (const b of this.snapshotBytes.values()) n += b;
+    return this.d.wal.stats().bytes + this.snapshotBytes();
+  }
+
+  /** Bytes of the snapshots kept. */
+  snapshotBytes(): number {
+    let n = 0;
+    for (const b of this.snapshotBytes_.values()) n += b;
     return n;
+  }
+
+  quotaBytes(): number {
+    return this.d.maxDiskBytes;
   }
 
   private overQuota(): number | undefined {
@@ -281,7 +291,7 @@ export class Checkpointer {
       const seconds = (performance.now() - started) / 1000;
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });
       this.stats.snapshots++;
-      this.snapshotBytes.set(written.name, written.bytes);
+      this.snapshotBytes_.set(written.name, written.bytes);
       const removed = await this.compact(this.d.keep);
       // Still past the quota: the log behind the older snapshots goes too, and with it their use
       // as a fallback (the peers still hold every replicated version); writes matter more.
@@ -312,7 +322,7 @@ export class Checkpointer {
 
   /** Keeps the newest `keep` snapshots and removes the log segments the oldest of them covers. */
   private async compact(keep: number): Promise<string[]> {
-    for (const name of await pruneSnapshots(this.d.dir, keep)) this.snapshotBytes.delete(name);
+    for (const name of await pruneSnapshots(this.d.dir, keep)) this.snapshotBytes_.delete(name);
     const oldest = (await listSnapshots(this.d.dir)).at(-1);
     const removed = oldest === undefined ? [] : await this.d.wal.removeSegmentsThrough(oldest.lastSeq);
     this.stats.segmentsRemoved += removed.length;

@@ -263,7 +263,7 @@ export function requestHandler(
   const { registry, logger, id, peerAuth } = local;
   const { store, routing, tasks, selectors, peers } = parts;
   const { metrics, health } = ops;
-  registerScraped(metrics, { ...parts, wal: local.wal, index: local.index });
+  registerScraped(metrics, { ...parts, wal: local.wal, index: local.index, checkpoints: local.checkpoints });
   const dashboard = new Dashboard();
   const selfOrigin = new URL(host.uri()).origin;
   health.serving({ groups: parts.groups, selectors, peerCount: config.peerNodes.filter((p) => new URL(p).origin !== selfOrigin).length });

@@ -40,8 +40,17 @@ const FAMILIES = [
   '/readyz',
 ];
 
+/** What the metrics read of the host's snapshots and quota (host/checkpoints.ts). */
+export interface CheckpointFigures {
+  readonly stats: { snapshots: number; lastSnapshotSeq: number; segmentsRemoved: number };
+  diskBytes(): number;
+  snapshotBytes(): number;
+  quotaBytes(): number;
+}
+
 export interface ScrapedParts {
   wal: WriteAheadLog;
+  checkpoints: CheckpointFigures;
   index: DocumentIndex;
   groups: Groups;
   selectors: Selectors;
@@ -58,6 +67,20 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
   m.gauge('krypton_log_last_seq', 'Sequence number of the latest record appended', () => p.wal.lastSeq);
   m.total('krypton_log_appends_total', 'Records made durable since the host started', () => p.wal.stats().appends);
   m.total('krypton_log_fsyncs_total', 'Durable writes (group commits) since the host started', () => p.wal.stats().syncs);
+  m.total('krypton_snapshots_total', 'Snapshots of the index written since the host started', () => p.checkpoints.stats.snapshots);
+  m.gauge(
+    'krypton_snapshot_last_seq',
+    'Log seq the newest snapshot covers (loaded at start or written since)',
+    () => p.checkpoints.stats.lastSnapshotSeq,
+  );
+  m.gauge('krypton_snapshot_bytes', 'Bytes of the snapshots kept', () => p.checkpoints.snapshotBytes());
+  m.total(
+    'krypton_log_segments_removed_total',
+    'Log segments compaction removed since the host started',
+    () => p.checkpoints.stats.segmentsRemoved,
+  );
+  m.gauge('krypton_disk_bytes', 'Bytes of log segments and snapshots, what --maxDiskBytes counts', () => p.checkpoints.diskBytes());
+  m.gauge('krypton_disk_quota_bytes', 'The --maxDiskBytes quota (0: none)', () => p.checkpoints.quotaBytes());
 
   m.gauge('krypton_index_links', 'Links (documents, deleted ones included) the index holds', () => p.index.stats().links);
   m.gauge('krypton_index_versions', 'Document versions the index retains', () => p.index.stats().versions);

@@ -29,6 +29,12 @@ const MOVED_ELSEWHERE: Record<string, string> = {
   krypton_takeovers_deferred_total: 'needs a takeover short of promises',
   krypton_synch_handovers_total: 'test/server/synch.test.ts: old owners hand moved links over while the group settles',
   nodejs_eventloop_lag_p99_seconds: 'a gauge that can read 0 on an idle loop; read for presence',
+  krypton_snapshots_total: 'test/server/snapshots.test.ts takes a snapshot and reads it on /metrics',
+  krypton_snapshot_last_seq: 'test/server/snapshots.test.ts',
+  krypton_snapshot_bytes: 'test/server/snapshots.test.ts',
+  krypton_log_segments_removed_total: 'test/server/snapshots.test.ts',
+  krypton_disk_bytes: 'test/server/snapshots.test.ts',
+  krypton_disk_quota_bytes: 'test/server/snapshots.test.ts (a host with --maxDiskBytes)',
 };
 
 const t = suite<{ hosts: TestHost[] }>('metrics');

@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { closeAll, startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { metricValue, parsePrometheusText } from '../support/prom-text.js';
 import { waitFor } from '../support/wait.js';
 
 type Doc = { name?: string; counter?: number; documentVersion: number };
@@ -153,6 +154,18 @@ test("past --maxDiskBytes writes get 507 with Xenon's error body, reads go on, a
     for (const [link, n] of acked) assert.is((await h.client.get<Doc>(link)).body.counter, n);
     const stats = (await h.client.get<{ snapshotStats: { segmentsRemoved: number } }>('/core/management')).body.snapshotStats;
     assert.ok(stats.segmentsRemoved > 0);
+    // What an operator's alert reads.
+    const m = parsePrometheusText((await h.client.get('/metrics')).text);
+    assert.is(metricValue(m, 'krypton_disk_quota_bytes'), 250_000);
+    for (const name of [
+      'krypton_snapshots_total',
+      'krypton_snapshot_last_seq',
+      'krypton_snapshot_bytes',
+      'krypton_log_segments_removed_total',
+    ])
+      assert.ok(metricValue(m, name) > 0, name);
+    const disk = metricValue(m, 'krypton_disk_bytes');
+    assert.ok(disk > 0 && disk < 250_000, `disk ${disk} under the quota once writes are taken again`);
   } finally {
     await h.close();
   }
