@@ -149,11 +149,15 @@ export class WriteAheadLog {
   /**
    * Compaction: removes every segment whose records all have seqs up to `seq` (a snapshot covers
    * them), oldest first so a crash midway leaves a log that still starts at a segment boundary.
-   * The segment being appended to always stays. Returns the names removed.
+   * The segment being appended to always stays, and so do the newest segments holding at least
+   * `keepBytes` (history kept for the log tools). Returns the names removed.
    */
-  async removeSegmentsThrough(seq: Seq): Promise<string[]> {
+  async removeSegmentsThrough(seq: Seq, keepBytes = 0): Promise<string[]> {
     let n = 0;
     while (n + 1 < this.segments.length && this.segments[n + 1]!.firstSeq <= seq + 1) n++;
+    let kept = 0;
+    for (let i = n; i < this.segments.length; i++) kept += this.segments[i]!.bytes;
+    while (n > 0 && kept < keepBytes) kept += this.segments[--n]!.bytes;
     if (n === 0) return [];
     const gone = this.segments.splice(0, n);
     for (const s of gone) {

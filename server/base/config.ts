@@ -60,6 +60,8 @@ export interface Config {
   maxDiskBytes: number;
   /** A log segment is closed, and a new one started, past this size; compaction removes whole segments. */
   logSegmentBytes: number;
+  /** Compaction leaves at least this many bytes of the newest log segments, for the log tools' look back. */
+  keepLogBytes: number;
 }
 
 function usageError(message: string): KryptonError {
@@ -83,6 +85,7 @@ export const defaultConfig = (): Config => ({
   snapshotsKept: limits.snapshotsKeptDefault,
   maxDiskBytes: 0,
   logSegmentBytes: limits.segmentBytesMax,
+  keepLogBytes: 0,
 });
 
 type Kind = 'int' | 'string' | 'list' | 'bool';
@@ -124,6 +127,10 @@ const FLAGS: Record<string, { kind: Kind; help: string }> = {
     help: `snapshots kept to fall back on (default ${limits.snapshotsKeptDefault}); log segments the oldest covers are removed`,
   },
   maxDiskBytes: { kind: 'int', help: 'refuse writes with 507 once the log and snapshots take this many bytes (default 0: no quota)' },
+  keepLogBytes: {
+    kind: 'int',
+    help: 'compaction keeps at least this many bytes of the newest log segments, for krypton log to look back (default 0; ignored past --maxDiskBytes)',
+  },
   logSegmentBytes: {
     kind: 'int',
     help: `start a new log segment past this size (default ${limits.segmentBytesMax}); compaction removes whole segments`,
@@ -303,11 +310,11 @@ function applyHostFlag(cfg: Config, name: string, value: string, bad: Bad): bool
 
 /** Snapshots, compaction and the disk quota; false for other flags. */
 function applyStorageFlag(cfg: Config, name: string, value: string, bad: Bad): boolean {
-  if (name !== 'snapshotEveryRecords' && name !== 'snapshotsKept' && name !== 'maxDiskBytes' && name !== 'logSegmentBytes') return false;
+  if (!['snapshotEveryRecords', 'snapshotsKept', 'maxDiskBytes', 'logSegmentBytes', 'keepLogBytes'].includes(name)) return false;
   const n = toInt(value);
   const min = name === 'snapshotsKept' ? 1 : name === 'logSegmentBytes' ? 4096 : 0;
   if (n === undefined || n < min) throw bad(`(expected an integer >= ${min})`);
-  cfg[name] = n;
+  cfg[name as 'snapshotEveryRecords' | 'snapshotsKept' | 'maxDiskBytes' | 'logSegmentBytes' | 'keepLogBytes'] = n;
   return true;
 }
 

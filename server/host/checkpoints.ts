@@ -156,6 +156,7 @@ export async function openIndexAndLog(
     everyRecords: config.snapshotEveryRecords,
     keep: config.snapshotsKept,
     maxDiskBytes: config.maxDiskBytes,
+    keepLogBytes: config.keepLogBytes,
     loadedSeq: fromSeq - 1,
   });
   await checkpoints.measure();
@@ -175,6 +176,8 @@ export interface CheckpointerDeps {
   keep: number;
   /** Past this many bytes of log and snapshots, writes are refused (0: no quota). */
   maxDiskBytes: number;
+  /** Compaction leaves at least this many bytes of the newest log segments (history for the log tools). */
+  keepLogBytes: number;
   /** The seq of the snapshot loaded at start (0 without one). */
   loadedSeq: Seq;
 }
@@ -292,11 +295,11 @@ export class Checkpointer {
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });
       this.stats.snapshots++;
       this.snapshotBytes_.set(written.name, written.bytes);
-      const removed = await this.compact(this.d.keep);
+      const removed = await this.compact(this.d.keep, this.d.keepLogBytes);
       // Still past the quota: the log behind the older snapshots goes too, and with it their use
       // as a fallback (the peers still hold every replicated version); writes matter more.
       if (this.overQuota() !== undefined && this.d.keep > 1) {
-        removed.push(...(await this.compact(1)));
+        removed.push(...(await this.compact(1, 0)));
         logger.warn(
           { usedBytes: this.diskBytes(), maxDiskBytes: this.d.maxDiskBytes },
           'disk quota: kept only the newest snapshot and the log after it',
@@ -320,11 +323,11 @@ export class Checkpointer {
     }
   }
 
-  /** Keeps the newest `keep` snapshots and removes the log segments the oldest of them covers. */
-  private async compact(keep: number): Promise<string[]> {
+  /** Keeps the newest `keep` snapshots and removes the log segments the oldest of them covers, but the newest `keepBytes`. */
+  private async compact(keep: number, keepBytes: number): Promise<string[]> {
     for (const name of await pruneSnapshots(this.d.dir, keep)) this.snapshotBytes_.delete(name);
     const oldest = (await listSnapshots(this.d.dir)).at(-1);
-    const removed = oldest === undefined ? [] : await this.d.wal.removeSegmentsThrough(oldest.lastSeq);
+    const removed = oldest === undefined ? [] : await this.d.wal.removeSegmentsThrough(oldest.lastSeq, keepBytes);
     this.stats.segmentsRemoved += removed.length;
     return removed;
   }

@@ -72,6 +72,7 @@ test('a crash at every step of three snapshots and their compactions leaves a fo
     everyRecords: 0,
     keep: 2,
     maxDiskBytes: 0,
+    keepLogBytes: 0,
     loadedSeq: 0,
   });
   const records: LogRecord[] = [];

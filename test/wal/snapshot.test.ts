@@ -137,4 +137,18 @@ test('compaction removes whole segments up to a seq, never the current one, and 
   await reopened.close();
 });
 
+test('compaction keeps the newest segments holding at least keepBytes', async () => {
+  const dir = new MemoryDirectory();
+  const log = await WriteAheadLog.open({ dir, onRecord: () => {}, segmentBytesMax: 600, preallocateBytes: 0 });
+  for (let i = 1; i <= 40; i++) await log.append(newRecord(i));
+  const segments = log.stats().segments;
+  await log.removeSegmentsThrough(40, 1800);
+  const left = log.stats();
+  assert.ok(left.segments > 1 && left.segments < segments, `${left.segments} of ${segments} segments left`);
+  assert.ok(left.bytes >= 1800, `${left.bytes} bytes kept`);
+  await log.removeSegmentsThrough(40, 0);
+  assert.is(log.stats().segments, 1);
+  await log.close();
+});
+
 test.run();
