@@ -14,6 +14,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
+import { KryptonError } from '../lib/errors.js';
 import type { Link, Micros, Version } from '../lib/ids.js';
 import { diskDirectory } from '../wal/file.js';
 import { listSegments } from '../wal/segment.js';
@@ -48,7 +49,7 @@ interface Held {
 async function getJson<T>(url: string, headers: Record<string, string>): Promise<T> {
   const r = await request(url, { headers });
   const text = await r.body.text();
-  if (r.statusCode !== 200) throw new Error(`GET ${url} answered ${r.statusCode}: ${text.slice(0, 300)}`);
+  if (r.statusCode !== 200) throw new KryptonError('PEER_UNAVAILABLE', `GET ${url} answered ${r.statusCode}: ${text.slice(0, 300)}`);
   return JSON.parse(text) as T;
 }
 
@@ -63,7 +64,7 @@ async function members(host: string, headers: Record<string, string>): Promise<{
     if (n.status !== 'AVAILABLE' || typeof n.groupReference !== 'string') continue;
     out.push({ id, base: new URL(n.groupReference).origin });
   }
-  if (out.length === 0) throw new Error(`${host} lists no available member`);
+  if (out.length === 0) throw new KryptonError('QUORUM_UNAVAILABLE', `${host} lists no available member`);
   return out.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
@@ -116,7 +117,11 @@ export async function backupGroup(opts: BackupOptions): Promise<BackupSummary> {
   for (const m of listed) {
     const part = `${path.basename(out)}.${m.id.replace(/[^A-Za-z0-9_-]/g, '_')}.part`;
     const r = await request(`${m.base}/core/management/backup`, { headers });
-    if (r.statusCode !== 200) throw new Error(`${m.base} answered ${r.statusCode} for its backup: ${(await r.body.text()).slice(0, 300)}`);
+    if (r.statusCode !== 200)
+      throw new KryptonError(
+        'PEER_UNAVAILABLE',
+        `${m.base} answered ${r.statusCode} for its backup: ${(await r.body.text()).slice(0, 300)}`,
+      );
     await pipeline(r.body, createWriteStream(path.join(outDir, part)));
     opts.progress?.member(m.id, Number(r.headers['x-krypton-backup-versions'] ?? 0));
     const marks = new Map<Link, Micros>();
@@ -178,7 +183,8 @@ export async function restoreBackup(file: string, sandbox: string, port: number)
     links.add(e.link);
   });
   if (header.lastSeq !== 0) {
-    throw new Error(
+    throw new KryptonError(
+      'INVALID_ARGUMENT',
       `${file} is a host's snapshot (it covers its log up to seq ${header.lastSeq}), not a backup: take one with krypton backup`,
     );
   }
@@ -186,7 +192,7 @@ export async function restoreBackup(file: string, sandbox: string, port: number)
   const logDir = diskDirectory(path.join(hostDir, 'log'));
   const snapDir = diskDirectory(path.join(hostDir, 'snapshots'));
   if ((await listSegments(logDir)).length > 0 || (await listSnapshots(snapDir)).length > 0) {
-    throw new Error(`${hostDir} already holds a log or snapshots: restore only into an empty host folder`);
+    throw new KryptonError('INVALID_SETUP', `${hostDir} already holds a log or snapshots: restore only into an empty host folder`);
   }
   const name = snapshotName(0);
   const tmp = path.join(hostDir, 'snapshots', `${name}.tmp`);
