@@ -87,7 +87,7 @@ function assertRegisterExplained(r: RunResult): void {
   assert.is(news.length, 0, `register violations the known failure modes do not explain: ${JSON.stringify(news)}`);
 }
 
-test('torture: kill -9 and graceful stops: no acknowledged add lost, watches in order, register violations only from known bugs', async () => {
+test('torture: kill -9 and graceful stops, a snapshot every 300 records: no acknowledged add lost, watches in order, register violations only from known bugs', async () => {
   const r = await torture([
     '--workload=register,set,watch',
     '--faults=kill,stop',
@@ -95,6 +95,9 @@ test('torture: kill -9 and graceful stops: no acknowledged add lost, watches in 
     '--seed=1001',
     '--hold=3-5',
     '--quiet=1-2',
+    // Hosts snapshot and compact all the time, so killed hosts restart from snapshots.
+    '--host-arg=--snapshotEveryRecords=300',
+    '--host-arg=--logSegmentBytes=16384',
   ]);
   show('kill,stop', r);
   assertWorked(r.result);
