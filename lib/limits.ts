@@ -14,6 +14,8 @@ export const limits = {
   bodyDepthMax: 256,
   /** A log segment is closed and a new one started once it passes this size. */
   segmentBytesMax: 64 * 1024 * 1024,
+  /** After a graceful stop, `krypton host` exits this long later even if a timer or socket is still open (it names them). */
+  stoppedExitGraceMs: 2000,
   /** Snapshots are written and read this many bytes at a time (wal/snapshot.ts). */
   snapshotChunkBytes: 1024 * 1024,
   /**

@@ -7,6 +7,7 @@
  */
 
 import { isKryptonError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import { type Config, flagHelp, parseHostArgs } from '../server/base/config.js';
 import { Host } from '../server/host/host.js';
 import { whoOwns } from './owner.js';
@@ -146,6 +147,15 @@ async function runHost(args: string[]): Promise<number> {
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   await host.stopped;
+  // Everything durable is closed by now. Something left running (a timer, a socket) must not keep
+  // a stopped host's process alive: exit after a grace, and say what it was, so it can be fixed.
+  setTimeout(() => {
+    const open = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+    process.stderr.write(
+      `krypton host: stopped, but ${open.join(', ') || 'something'} still held the process ${limits.stoppedExitGraceMs} ms later; exiting\n`,
+    );
+    process.exit(0);
+  }, limits.stoppedExitGraceMs).unref();
   return 0;
 }
 

@@ -106,7 +106,16 @@ test('verify: a sound log exits 0 with one summary line', async () => {
     assert.equal(run.lines, ['ok: 2 segments, 6 intact records (seq 1 to 6), 2,503 bytes']);
     const json = await cli(['verify', '--json', sb.host]);
     assert.is(json.code, 0);
-    assert.equal(JSON.parse(json.stdout), { ok: true, segments: 2, bytes: 2503, records: 6, firstSeq: 1, lastSeq: 6, problems: [], snapshots: 0 });
+    assert.equal(JSON.parse(json.stdout), {
+      ok: true,
+      segments: 2,
+      bytes: 2503,
+      records: 6,
+      firstSeq: 1,
+      lastSeq: 6,
+      problems: [],
+      snapshots: 0,
+    });
   } finally {
     await sb.remove();
   }
