@@ -9,8 +9,10 @@
  *      and the restored host's start;
  *   4. etcd in the same run: a follower of the 3-member cluster holding DOCS keys restarted,
  *      until it serves a serializable range.
- * What this does not measure: a history built by updates over HTTP (the log is written directly,
- * so 5M updates are out of reach of a bench run here), and memory per old version, which stays
+ *   5. disk after DOCS x 2 PATCHes sent over HTTP to DOCS / 200 documents (most versions superseded:
+ *      retention keeps 100 per example), at the host's first snapshot and compaction.
+ * What this does not measure: 5M updates over HTTP (about 20 minutes of load here), and memory per
+ * old version, which stays
  * what `index` reports: every retained version is still held in memory (versions on disk are not
  * built). Run: node --import tsx tools/bench/storage.ts [docs] [versions]
  */
@@ -182,6 +184,16 @@ export interface StorageBenchResult {
   backup: { versions: number; seconds: number; versionsPerSec: number; bytes: number };
   restore: { seconds: number; versionsPerSec: number; startMs: number };
   etcd: { version: string; keys: number; loadSeconds: number; restartMs: number } | { skipped: string };
+  updates: {
+    docs: number;
+    updates: number;
+    ok: number;
+    seconds: number;
+    logBytesWritten: number;
+    disk: number;
+    latestJson: number;
+    retainedJson: number;
+  };
 }
 
 async function etcdRestart(keys: number): Promise<StorageBenchResult['etcd']> {
@@ -214,6 +226,57 @@ async function etcdRestart(keys: number): Promise<StorageBenchResult['etcd']> {
     return { version: cluster.info.version, keys, loadSeconds, restartMs: performance.now() - t1 };
   } finally {
     await cluster.close();
+  }
+}
+
+/**
+ * Disk after updates sent over HTTP, the way users make history: `docs` documents PATCHed
+ * `updates` times in all (64 connections), on one host with its default snapshot policy, until its
+ * first snapshot and compaction. Retention keeps 100 versions per example, so most of the history
+ * is superseded.
+ */
+async function diskAfterUpdates(docs: number, updates: number): Promise<StorageBenchResult['updates']> {
+  const dir = await tempDir('krypton-bench-updates-');
+  try {
+    const [port] = await freePorts(1);
+    // The default policy at the full scale (200,000 records), the same point at a smaller one.
+    const host = await startHost(dir, port!, [`--snapshotEveryRecords=${updates}`]);
+    try {
+      for (let i = 0; i < docs; i++) {
+        const r = await fetch(`${host.url}/core/examples`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ documentSelfLink: `u${i}`, name: `doc ${i}`, counter: 0 }),
+        });
+        if (r.status !== 200) throw new Error(`create answered ${r.status}`);
+      }
+      const t0 = performance.now();
+      const load = await spreadLoad([host.url], 64, { amount: updates }, (i) => ({
+        method: 'PATCH',
+        path: `/core/examples/u${i % docs}`,
+        body: JSON.stringify({ counter: i, keyValues: { colour: 'blue', size: 'large', region: 'eu-west' }, tags: ['alpha', 'beta'] }),
+      }));
+      const seconds = (performance.now() - t0) / 1000;
+      let m = await management(host.url);
+      while (m.snapshotStats.snapshots < 1) {
+        await sleep(100);
+        m = await management(host.url);
+      }
+      const hostDir = path.join(dir, String(port));
+      const disk = await diskBytes(hostDir);
+      let latestJson = 0;
+      let retainedJson = 0;
+      for (let i = 0; i < docs; i++) {
+        const doc = await (await fetch(`${host.url}/core/examples/u${i}`)).text();
+        latestJson += Buffer.byteLength(doc);
+        retainedJson += Buffer.byteLength(doc) * Math.min(100, JSON.parse(doc).documentVersion + 1);
+      }
+      return { docs, updates, ok: load.ok, seconds, logBytesWritten: m.logStats.bytes, disk, latestJson, retainedJson };
+    } finally {
+      await host.stop();
+    }
+  } finally {
+    await removeDir(dir);
   }
 }
 
@@ -255,6 +318,8 @@ export async function benchStorage(docs: number, versions: number): Promise<Stor
       `backup ${b.versions} versions in ${b.seconds.toFixed(1)} s; restore ${restoreSeconds.toFixed(1)} s, start ${Math.round(restored.ms)} ms`,
     );
 
+    const updates = await diskAfterUpdates(Math.max(50, Math.round(docs / 200)), docs * 2);
+    log(`disk after ${updates.updates} updates of ${updates.docs} documents: ${updates.disk} bytes`);
     const etcd = await etcdRestart(docs);
     return {
       docs,
@@ -272,6 +337,7 @@ export async function benchStorage(docs: number, versions: number): Promise<Stor
       backup: { versions: b.versions, seconds: b.seconds, versionsPerSec: Math.round(b.versions / b.seconds), bytes: b.bytes },
       restore: { seconds: restoreSeconds, versionsPerSec: Math.round(b.versions / restoreSeconds), startMs: Math.round(restored.ms) },
       etcd,
+      updates,
     };
   } finally {
     await removeDir(dir);
@@ -300,6 +366,12 @@ export function storageRows(s: StorageBenchResult, fmt: (n: number, d?: number) 
       `${mib(s.disk.after)} (log before: ${mib(s.disk.logBefore)})`,
       `retained versions' JSON ${mib(s.disk.retainedJson)}, latest only ${mib(s.disk.latestJson)}`,
       `${fmt(s.disk.after / s.disk.retainedJson, 2)}x retained`,
+    ],
+    [
+      `disk after ${fmt(s.updates.updates)} PATCHes over HTTP to ${fmt(s.updates.docs)} docs, first snapshot`,
+      `${mib(s.updates.disk)} (${fmt(s.updates.ok)} ok in ${fmt(s.updates.seconds, 1)} s)`,
+      `retained versions' JSON ${mib(s.updates.retainedJson)}, latest only ${mib(s.updates.latestJson)}`,
+      `${fmt(s.updates.disk / s.updates.retainedJson, 2)}x retained, ${fmt(s.updates.disk / s.updates.latestJson, 1)}x latest`,
     ],
     ['snapshot write', `${fmt(s.snapshot.seconds, 2)} s, ${mib(s.snapshot.bytes)}`, '', ''],
     [
