@@ -160,6 +160,7 @@ export async function writeSnapshot(
   entries: Iterable<SnapshotEntry>,
   chunkBytes = limits.snapshotChunkBytes,
   name = snapshotName(header.lastSeq),
+  abandon?: () => boolean,
 ): Promise<WrittenSnapshot> {
   const tmp = name + TMP_SUFFIX;
   for (const n of await dir.list())
@@ -176,10 +177,15 @@ export async function writeSnapshot(
       }
       await file.append([step.value]);
       bytes += step.value.length;
+      if (abandon?.()) break;
     }
-    await file.datasync();
+    if (!abandon?.()) await file.datasync();
   } finally {
     await file.close();
+  }
+  if (abandon?.()) {
+    await dir.remove(tmp);
+    throw new KryptonError('SHUTTING_DOWN', `snapshot ${name} abandoned: the host is stopping`);
   }
   await dir.rename(tmp, name);
   await dir.syncDirectory();

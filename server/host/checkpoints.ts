@@ -289,7 +289,7 @@ export class Checkpointer {
       for (const e of ids) yield { kind: 'dedup', ...e };
     }
     try {
-      const written = await writeSnapshot(dir, header, entries());
+      const written = await writeSnapshot(dir, header, entries(), undefined, undefined, () => this.stopped);
       this.lastSeq = lastSeq;
       const seconds = (performance.now() - started) / 1000;
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });
@@ -318,6 +318,7 @@ export class Checkpointer {
       );
       return written;
     } catch (e) {
+      if (this.stopped) return undefined;
       logger.error({ err: e }, 'snapshot failed; the log keeps every record until one succeeds');
       throw e;
     }

@@ -103,6 +103,19 @@ test('a crash before the rename leaves no snapshot; the next write removes the l
   );
 });
 
+test('a snapshot given up midway (the host stops) leaves neither a snapshot nor its temp file', async () => {
+  const dir = new MemoryDirectory();
+  let chunks = 0;
+  let err: unknown;
+  try {
+    await writeSnapshot(dir, header, sampleEntries(2000), 4096, undefined, () => ++chunks >= 2);
+  } catch (e) {
+    err = e;
+  }
+  assert.is((err as { code?: string }).code, 'SHUTTING_DOWN');
+  assert.equal(await dir.list(), []);
+});
+
 test('pruning keeps the newest snapshots', async () => {
   const dir = new MemoryDirectory();
   for (const lastSeq of [5, 9, 30, 12]) await writeSnapshot(dir, { ...header, lastSeq }, []);
