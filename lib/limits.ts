@@ -27,6 +27,8 @@ export const limits = {
   snapshotsKeptDefault: 2,
   /** How often a host checks whether a snapshot is due (and, with a disk quota, the disk use). */
   snapshotCheckIntervalMs: 1000,
+  /** After a failed snapshot the next waits twice as long as the last, up to this. */
+  snapshotRetryMaxMs: 5 * 60_000,
   /**
    * Zeros the log writes ahead of its appends, a stretch at a time (wal/file.ts): an append into
    * space the file already has makes its durable write touch the data alone, not the file's size.

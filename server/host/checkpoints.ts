@@ -195,6 +195,9 @@ export class Checkpointer {
   private running: Promise<WrittenSnapshot | undefined> | undefined;
   private stopped = false;
   private lastSeq: Seq;
+  /** After failed snapshots, none is tried before this (performance.now()): the wait doubles per failure. */
+  private retryAt = 0;
+  private failures = 0;
   /** The size of each snapshot kept, by name. */
   private readonly snapshotBytes_ = new Map<string, number>();
   readonly stats: CheckpointStats;
@@ -210,7 +213,7 @@ export class Checkpointer {
       const since = this.d.wal.durableSeq - this.lastSeq;
       // Past the quota any record since the last snapshot is worth one: it lets compaction free segments.
       const due = since >= this.d.everyRecords || (since > 0 && this.overQuota() !== undefined);
-      if (this.running === undefined && due) void this.snapshot().catch(() => {});
+      if (this.running === undefined && due && performance.now() >= this.retryAt) void this.snapshot().catch(() => {});
     }, limits.snapshotCheckIntervalMs);
     this.timer.unref();
   }
@@ -294,6 +297,8 @@ export class Checkpointer {
       const seconds = (performance.now() - started) / 1000;
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });
       this.stats.snapshots++;
+      this.failures = 0;
+      this.retryAt = 0;
       this.snapshotBytes_.set(written.name, written.bytes);
       const removed = await this.compact(this.d.keep, this.d.keepLogBytes);
       // Still past the quota: the log behind the older snapshots goes too, and with it their use
@@ -319,7 +324,13 @@ export class Checkpointer {
       return written;
     } catch (e) {
       if (this.stopped) return undefined;
-      logger.error({ err: e }, 'snapshot failed; the log keeps every record until one succeeds');
+      this.failures++;
+      const waitMs = Math.min(limits.snapshotRetryMaxMs, limits.snapshotCheckIntervalMs * 2 ** this.failures);
+      this.retryAt = performance.now() + waitMs;
+      logger.error(
+        { err: e, failures: this.failures, retryInMs: waitMs },
+        'snapshot failed; the log keeps every record until one succeeds',
+      );
       throw e;
     }
   }

@@ -111,4 +111,37 @@ test('a crash at every step of three snapshots and their compactions leaves a fo
   await wal.close();
 });
 
+test('a snapshot that fails (a full disk) is logged with the wait before the next try, which doubles per failure; one that works resets it', async () => {
+  const snaps = new MemoryDirectory();
+  const errors: Record<string, unknown>[] = [];
+  const quiet = { info: () => {}, warn: () => {}, error: (o: Record<string, unknown>) => errors.push(o) } as unknown as typeof logger;
+  const wal = await WriteAheadLog.open({ dir: new MemoryDirectory(), onRecord: () => {}, preallocateBytes: 0 });
+  const index = fresh();
+  const logged = await wal.append(newRecord(1));
+  index.apply(logged);
+  const deps = { wal, index, dedup: new DedupWindow(), clock: shiftableClock(), dir: snaps, logger: quiet };
+  const checkpoints = new Checkpointer({ ...deps, everyRecords: 1, keep: 2, maxDiskBytes: 0, keepLogBytes: 0, loadedSeq: 0 });
+  const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+  for (let i = 0; i < 2; i++) {
+    snaps.failNextAppend(full);
+    let failed = false;
+    await checkpoints.snapshot().catch(() => {
+      failed = true;
+    });
+    assert.ok(failed);
+  }
+  assert.equal(
+    errors.map((e) => [e.failures, e.retryInMs]),
+    [
+      [1, 2000],
+      [2, 4000],
+    ],
+  );
+  assert.ok(await checkpoints.snapshot(), 'a snapshot once there is space');
+  snaps.failNextAppend(full);
+  await checkpoints.snapshot().catch(() => {});
+  assert.equal(errors.at(-1)!.failures, 1, 'the count starts over after a success');
+  await wal.close();
+});
+
 test.run();
