@@ -180,8 +180,13 @@ export async function writeSnapshot(
       if (abandon?.()) break;
     }
     if (!abandon?.()) await file.datasync();
+  } catch (e) {
+    // A full disk, say: the partial file would only take the space the next try needs.
+    await file.close().catch(() => {});
+    await dir.remove(tmp).catch(() => {});
+    throw e;
   } finally {
-    await file.close();
+    await file.close().catch(() => {});
   }
   if (abandon?.()) {
     await dir.remove(tmp);

@@ -130,6 +130,7 @@ test('a snapshot that fails (a full disk) is logged with the wait before the nex
     });
     assert.ok(failed);
   }
+  assert.equal(await snaps.list(), [], 'a failed snapshot leaves no partial file taking space');
   assert.equal(
     errors.map((e) => [e.failures, e.retryInMs]),
     [
