@@ -12,22 +12,12 @@ import { KINDS, type LogRecord, type UpdateAction } from '../../lib/document.js'
 import { DocumentIndex } from '../../index/views.js';
 import { MemoryDirectory } from '../../wal/file.js';
 import { readSnapshot, writeSnapshot, type SnapshotEntry } from '../../wal/snapshot.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../support/sim-network.js';
 
 const T0 = 1_800_000_000_000_000;
 
 function randomHistory(seed: number, n: number): LogRecord[] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const links = Array.from({ length: 6 }, (_, i) => (i < 2 ? `/core/short/l${i}` : `/core/examples/l${i}`));
   const top = new Map<string, number>();
   const out: LogRecord[] = [];

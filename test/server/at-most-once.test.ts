@@ -13,7 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
 import { AnswerReader, encodeForwardBatch } from '../../server/routing/forwarder.js';
-import { closeAll, startGroup, startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { closeAll, groupAvailable, startGroup, startHost, startJoined, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {
@@ -257,21 +257,12 @@ fenced(
     const config = (i: number) => ({ id: `amr-${i + 1}`, port: base + i, membershipQuorum: 2, isPeerSynchronizationEnabled: false });
     const hosts: TestHost[] = [];
     try {
-      for (let i = 0; i < 3; i++) hosts.push(await startHost(config(i), dirs[i]!.path));
-      for (const h of hosts.slice(1))
-        await h.client.post('/core/node-groups/default', {
-          kind: KINDS.joinPeerRequest,
-          memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
-        });
-      const whole = () =>
-        waitFor(
-          'group ready',
-          async () => {
-            for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-            return true;
-          },
-          20_000,
-        );
+      await startJoined(
+        dirs.map((d) => d.path),
+        config,
+        hosts,
+      );
+      const whole = () => groupAvailable(hosts);
       await whole();
       const link = '/core/examples/dup-fenced-restart';
       assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'before' })).status, 200);

@@ -7,8 +7,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KINDS } from '../../lib/document.js';
-import { startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { startHost, startJoined, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
 interface Doc {
@@ -62,12 +61,11 @@ test('a host stopped while documents are written gets back every version, and as
   const config = (i: number) => ({ id: `h${i}`, port: base + i, membershipQuorum: 2 });
   const hosts: TestHost[] = [];
   try {
-    for (let i = 0; i < 3; i++) hosts.push(await startHost(config(i), dirs[i]!.path));
-    for (const h of hosts.slice(1))
-      await h.client.post('/core/node-groups/default', {
-        kind: KINDS.joinPeerRequest,
-        memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
-      });
+    await startJoined(
+      dirs.map((d) => d.path),
+      config,
+      hosts,
+    );
     await ready(hosts);
     const [a, , c] = hosts as [TestHost, TestHost, TestHost];
     // Documents on every owner, h2's among them: h2 takes those back over when it returns.

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { closeAll, startHost, tempDir, type TestHost } from '../support/hosts.js';
+import { closeAll, groupAvailable, startHost, startJoined, tempDir, type TestHost } from '../support/hosts.js';
 import { metricValue, parsePrometheusText } from '../support/prom-text.js';
 import { waitFor } from '../support/wait.js';
 
@@ -178,22 +178,12 @@ test('a host that was down while its peers compacted their logs catches up by sy
   const config = (i: number) => ({ ...SMALL, id: `snap-${i + 1}`, port: base + i, membershipQuorum: 2 });
   const hosts: TestHost[] = [];
   try {
-    for (let i = 0; i < 3; i++) hosts.push(await startHost(config(i), dirs[i]!.path));
-    for (const h of hosts.slice(1))
-      await h.client.post('/core/node-groups/default', {
-        kind: KINDS.joinPeerRequest,
-        memberGroupReference: `${hosts[0]!.host.uri}/core/node-groups/default`,
-      });
-    const available = () =>
-      waitFor(
-        'group available',
-        async () => {
-          for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
-          return true;
-        },
-        20_000,
-      );
-    await available();
+    await startJoined(
+      dirs.map((d) => d.path),
+      config,
+      hosts,
+    );
+    await groupAvailable(hosts);
     const [a, b] = hosts as [TestHost, TestHost, TestHost];
     for (let i = 0; i < 15; i++) assert.is((await a.client.post('/core/examples', { documentSelfLink: `c${i}`, name: 'v0' })).status, 200);
     await hosts[2]!.close();
@@ -205,7 +195,7 @@ test('a host that was down while its peers compacted their logs catches up by sy
     }
     hosts[2] = await startHost(config(2), dirs[2]!.path);
     const c = hosts[2]!;
-    await available();
+    await groupAvailable(hosts);
     // What a user sees on the restarted host (reads there are forwarded to owners) ...
     for (let i = 0; i < 15; i++) assert.is((await c.client.get<Doc>(`/core/examples/c${i}`)).body.name, 'v6');
     // ... and what it holds itself once synchronization has run: the latest version of every link, as its peers do.

@@ -106,6 +106,34 @@ export async function startGroup(
   return hosts;
 }
 
+/**
+ * Hosts on the sandbox folders `dirs`, host i with `configOf(i)` (fixed ports, so a host restarted
+ * later comes back at the address its peers know), the others joined through the first. Does not
+ * wait: follow with groupAvailable. The hosts started so far go into `into`, for the caller's
+ * finally to close.
+ */
+export async function startJoined(dirs: string[], configOf: (i: number) => Partial<Config>, into: TestHost[]): Promise<TestHost[]> {
+  for (let i = 0; i < dirs.length; i++) into.push(await startHost(configOf(i), dirs[i]));
+  for (const h of into.slice(1))
+    await h.client.post('/core/node-groups/default', {
+      kind: KINDS.joinPeerRequest,
+      memberGroupReference: `${into[0]!.host.uri}/core/node-groups/default`,
+    });
+  return into;
+}
+
+/** Waits until every host answers 200 for the group's /available. */
+export async function groupAvailable(hosts: readonly TestHost[], deadlineMs = 20_000): Promise<void> {
+  await waitFor(
+    'group available',
+    async () => {
+      for (const h of hosts) if ((await h.client.get('/core/node-groups/default/available')).status !== 200) return false;
+      return true;
+    },
+    deadlineMs,
+  );
+}
+
 export async function closeAll(hosts: readonly TestHost[] | undefined): Promise<void> {
   for (const h of hosts ?? []) await h.close();
 }
