@@ -77,7 +77,7 @@ export class Synchronizer {
    */
   ensure(svc: RegisteredService, link: Link): Promise<void> | undefined {
     // Nearly always nothing to do: answered without a promise, so a write does not wait a tick.
-    return this.fencing.needsSynch(svc, link) ? this.synchOnDemand(svc, link) : undefined;
+    return this.fencing.needsSynch(svc, link) ? this.synchOnDemand(svc, link, () => this.fencing.needsSynch(svc, link)) : undefined;
   }
 
   /**
@@ -86,7 +86,8 @@ export class Synchronizer {
    * heads of that link; nothing else does.
    */
   ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined {
-    return this.fencing.needsSynchExisting(svc, link) ? this.synchOnDemand(svc, link) : undefined;
+    const needs = () => this.fencing.needsSynchExisting(svc, link);
+    return needs() ? this.synchOnDemand(svc, link, needs) : undefined;
   }
 
   /**
@@ -95,7 +96,7 @@ export class Synchronizer {
    * again once the view changes, until the operation deadline. With the group's quorum and no
    * change within limits.forwardOwnerViewWaitMicros it fails as before (503).
    */
-  private async synchOnDemand(svc: RegisteredService, link: Link): Promise<void> {
+  private async synchOnDemand(svc: RegisteredService, link: Link, needs: () => boolean): Promise<void> {
     const { clock, selectors } = this.d;
     const deadline = clock.nowMicros() + this.d.operationTimeoutMicros;
     const hold = this.passes.holdMicros();
@@ -103,7 +104,7 @@ export class Synchronizer {
     for (;;) {
       const generation = this.passes.generation;
       try {
-        return await this.synchOnce(svc, link);
+        return await this.synchOnce(svc, link, needs);
       } catch (e) {
         const left = deadline - clock.nowMicros();
         if (!isKryptonError(e) || e.code !== 'QUORUM_UNAVAILABLE' || left <= 0) throw e;
@@ -114,12 +115,18 @@ export class Synchronizer {
     }
   }
 
-  private async synchOnce(svc: RegisteredService, link: Link): Promise<void> {
+  /**
+   * One on-demand synchronization of `link`, or the one running. After a running one, `needs` (the
+   * caller's own test) decides whether to go again: a pass's slice may have gathered its heads
+   * before a peer created the link, and a read that needs the link to exist must then ask again
+   * rather than answer 404 for a document the peers hold.
+   */
+  private async synchOnce(svc: RegisteredService, link: Link, needs: () => boolean): Promise<void> {
     const running = this.links.running(link);
     if (running) {
       // A pass's slice never rejects; another caller's on-demand failure is shared, as before.
       await running;
-      if (!this.fencing.needsSynch(svc, link)) return;
+      if (!needs()) return;
     }
     return this.links.onDemand(svc, link, this.passes.generation, () => this.passes.feed({ type: 'rechecked', link }));
   }
