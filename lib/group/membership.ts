@@ -29,7 +29,9 @@
  * counts them as one miss. Any proof of life (a reply, a gossip from the peer) clears the misses. A hint that a peer may be
  * gone (`suspected`: the runtime saw a kept-alive connection to it close, as a killed process's
  * do at once) probes it at once rather than at the next tick, at most once per probe deadline per
- * peer: a refused probe then marks it within milliseconds of the kill.
+ * peer: a refused probe then marks it within milliseconds of the kill. A peer's mark of a host
+ * this host heard from within the time its own probes take (a healed host's marks from while it
+ * was cut off) is not adopted but checked the same way, by a probe at once.
  *
  * Leaving. A host that stops gracefully feeds `leave`: it writes its own entry UNAVAILABLE (its
  * own version, so the word is final until it comes back) and sends that to every peer, with a
@@ -120,6 +122,8 @@ export interface MembershipState {
   readonly nextRequestId: number;
   /** Per peer, the newest request id known to be superseded by proof of life. */
   readonly heardFrom: Readonly<Record<NodeId, number>>;
+  /** Per peer, when this host last heard from it (a gossip from it, or its reply). */
+  readonly heardAt: Readonly<Record<NodeId, Micros>>;
   readonly probeMisses: Readonly<Record<NodeId, Readonly<ProbeMisses>>>;
   /** Per peer, when a `suspected` hint last probed it. */
   readonly suspectedAt: Readonly<Record<NodeId, Micros>>;
@@ -217,6 +221,7 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
     explicitQuorum: opts.membershipQuorum,
     nextRequestId: 1,
     heardFrom: {},
+    heardAt: {},
     probeMisses: {},
     suspectedAt: {},
     leaving: false,
@@ -227,9 +232,10 @@ export function createMembership(opts: MembershipOptions, nowMicros: Micros): Me
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom' | 'probeMisses' | 'suspectedAt'>> & {
+type Draft = Mutable<Omit<MembershipState, 'joins' | 'heardFrom' | 'heardAt' | 'probeMisses' | 'suspectedAt'>> & {
   joins: PendingJoin[];
   heardFrom: Record<NodeId, number>;
+  heardAt: Record<NodeId, Micros>;
   probeMisses: Record<NodeId, ProbeMisses>;
   suspectedAt: Record<NodeId, Micros>;
 };
@@ -291,7 +297,9 @@ class Run {
   }
 
   merge(body: NodeGroupState): void {
-    const o = mergeGroup(this.nodes, body, this.mctx());
+    const stale = this.staleMarks(body);
+    const o = mergeGroup(this.nodes, stale.size === 0 ? body : withoutEntries(body, stale), this.mctx());
+    for (const id of stale) if (!this.reprobe.includes(id)) this.reprobe.push(id);
     this.absorb(o);
     if (body.membershipUpdateTimeMicros > this.s.group.membershipUpdateTimeMicros) {
       this.s.group.membershipUpdateTimeMicros = body.membershipUpdateTimeMicros;
@@ -383,10 +391,37 @@ class Run {
   }
 
   /** Proof that `id` is alive: earlier requests to it can no longer count against it. */
+  /**
+   * A peer's word that another host X is UNAVAILABLE while this host heard from X itself within
+   * the time its own probes take to write a host off: a host healed from a partition brings the
+   * marks it made while cut off, one version above ours. Not adopted at once, lest two live hosts
+   * write each other off and move their links to the healed one for a round; X is probed at once
+   * instead, and a probe that fails marks it here as any would. Judged on this host's clock
+   * only, so clock skew between hosts changes nothing.
+   */
+  private staleMarks(body: NodeGroupState): Set<NodeId> {
+    const stale = new Set<NodeId>();
+    const since = this.ctx.nowMicros - limits.membershipProbeTimeoutMicros * limits.membershipProbeMissesMax;
+    for (const r of Object.values(body.nodes)) {
+      if (r.id === this.s.selfId || r.id === body.documentOwner || r.status !== 'UNAVAILABLE') continue;
+      const heard = this.s.heardAt[r.id];
+      if (this.nodes[r.id]?.status === 'AVAILABLE' && heard !== undefined && heard > since) stale.add(r.id);
+    }
+    return stale;
+  }
+
   heard(id: NodeId, upTo: number): void {
     this.s.heardFrom[id] = Math.max(this.s.heardFrom[id] ?? 0, upTo);
+    this.s.heardAt[id] = this.ctx.nowMicros;
     delete this.s.probeMisses[id];
   }
+}
+
+/** `body` without the entries of `ids`. */
+function withoutEntries(body: NodeGroupState, ids: ReadonlySet<NodeId>): NodeGroupState {
+  const nodes: Record<NodeId, NodeState> = {};
+  for (const [id, n] of Object.entries(body.nodes)) if (!ids.has(id)) nodes[id] = n;
+  return { ...body, nodes };
 }
 
 export function step(state: MembershipState, input: MembershipInput, ctx: StepContext): StepResult {
@@ -510,6 +545,7 @@ function onTick(run: Run): void {
     const gone = expireEntries(run.nodes, run.mctx(), o);
     for (const id of gone) {
       delete run.s.heardFrom[id];
+      delete run.s.heardAt[id];
       delete run.s.probeMisses[id];
     }
   });
@@ -610,6 +646,7 @@ function onRestored(run: Run, snap: MembershipSnapshot): void {
   s.group.documentVersion = Math.max(s.group.documentVersion, snap.documentVersion);
   s.group.membershipUpdateTimeMicros = Math.max(s.group.membershipUpdateTimeMicros, snap.membershipUpdateTimeMicros);
   s.heardFrom = {};
+  s.heardAt = {};
   s.probeMisses = {};
   run.writeSelf({ status: 'SYNCHRONIZING' });
   run.effects.push({ type: 'log', message: `restored ${Object.keys(nodes).length - 1} peer entries from the sandbox` });

@@ -430,4 +430,21 @@ test('a closed connection (suspected) probes the peer at once, once per probe de
   assert.equal(of(step(s, { type: 'suspected', peerId: 'zz' }, ctx(2000)).effects, 'send'), [], 'nor a stranger');
 });
 
+test("a peer's UNAVAILABLE mark of a host we heard from within a probe round is not adopted: that host is probed at once", () => {
+  // me last heard from a at 1.1 s (its gossip). b, healed from a partition, marked a while cut off.
+  const s = threeHosts();
+  const mark = { ...peerEntry('a', 3, 'UNAVAILABLE'), documentUpdateTimeMicros: T0 + 900_000 };
+  const healed = step(s, { type: 'gossipReceived', body: remote('b', [peerEntry('b', 2), mark], 4) }, ctx(1800));
+  assert.is(healed.state.group.nodes.a!.status, 'AVAILABLE', 'a stale mark does not write a live host off');
+  assert.ok(probeOf(healed.effects, 'a'), 'a is probed at once instead');
+  const refused = step(healed.state, { type: 'gossipFailed', peerId: 'a', requestId: probeOf(healed.effects, 'a').requestId }, ctx(1803));
+  assert.is(refused.state.group.nodes.a!.status, 'UNAVAILABLE', 'and marked here if the probe fails');
+  // Past the time our own probes take to write a host off, the mark is adopted at once, as before.
+  const later = step(s, { type: 'gossipReceived', body: remote('b', [peerEntry('b', 2), mark], 4) }, ctx(2200));
+  assert.is(later.state.group.nodes.a!.status, 'UNAVAILABLE');
+  // A host's own word that it left always counts.
+  const left = step(s, { type: 'gossipReceived', body: remote('a', [mark], 4) }, ctx(1800));
+  assert.is(left.state.group.nodes.a!.status, 'UNAVAILABLE');
+});
+
 test.run();
