@@ -7,8 +7,8 @@
  * histories). The file format is the log layer's (wal/snapshot.ts); this module knows the index.
  */
 
-import type { ServiceDocument } from '../lib/document.js';
-import type { Link, Micros, Version } from '../lib/ids.js';
+import type { LogRecord, ServiceDocument } from '../lib/document.js';
+import type { Link, Micros, Seq, Version } from '../lib/ids.js';
 import type { VersionStore } from './store.js';
 
 export interface CapturedVersion {
@@ -56,10 +56,13 @@ export function captureIndex(store: VersionStore): IndexCapture {
   };
 }
 
-/** Applies one captured version to `store` as the log record that made it would be. */
-export function restoreVersion(store: VersionStore, v: CapturedVersion): void {
-  const r = {
-    seq: 0,
+/**
+ * The log record that made a captured version (seq `seq`), as a replay applies it: the action
+ * and epoch are the state's own. Snapshot loads and the log tools' snapshot-based replay use it.
+ */
+export function recordOf(v: CapturedVersion, seq: Seq = 0): LogRecord {
+  const r: LogRecord = {
+    seq,
     link: v.link,
     action: v.state.documentUpdateAction,
     version: v.version,
@@ -67,5 +70,11 @@ export function restoreVersion(store: VersionStore, v: CapturedVersion): void {
     timeMicros: v.timeMicros,
     state: v.state,
   };
-  store.apply(v.requestId === undefined ? r : { ...r, requestId: v.requestId });
+  if (v.requestId !== undefined) r.requestId = v.requestId;
+  return r;
+}
+
+/** Applies one captured version to `store` as the log record that made it would be. */
+export function restoreVersion(store: VersionStore, v: CapturedVersion): void {
+  store.apply(recordOf(v));
 }

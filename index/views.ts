@@ -22,6 +22,7 @@ import { VersionStore } from './store.js';
 
 export type { QueryHit, QueryStats } from './query.js';
 export type { CapturedVersion, IndexCapture } from './capture.js';
+export { recordOf } from './capture.js';
 
 export interface DocumentIndexOptions {
   /** Versions kept per link (Xenon: 1000 by default, 100 for /core/examples children); at least 1. */

@@ -10,12 +10,11 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { LogRecord } from '../../lib/document.js';
 import { DedupWindow } from '../../lib/dedup.js';
 import { isKryptonError, KryptonError } from '../../lib/errors.js';
 import type { Seq } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
-import type { DocumentIndex } from '../../index/views.js';
+import { recordOf, type DocumentIndex, type IndexCapture } from '../../index/views.js';
 import { diskDirectory, type LogDirectory } from '../../wal/file.js';
 import { WriteAheadLog } from '../../wal/log.js';
 import { listSegments } from '../../wal/segment.js';
@@ -83,23 +82,21 @@ export async function loadNewestSnapshot(
   return { index: fresh(), dedup: new DedupWindow(), fromSeq: 1 };
 }
 
-function restoreEntry(index: DocumentIndex, dedup: DedupWindow, e: SnapshotEntry): void {
+/** Applies one snapshot entry to a fresh index and dedup window (loading a snapshot). */
+export function restoreEntry(index: DocumentIndex, dedup: DedupWindow, e: SnapshotEntry): void {
   if (e.kind === 'trimmed') index.restoreTrimmed(e.link, e.micros);
   else if (e.kind === 'version') index.restoreVersion(e);
-  else {
-    const s = e.state;
-    const rec: LogRecord = {
-      seq: 0,
-      link: e.link,
-      action: s.documentUpdateAction,
-      version: s.documentVersion,
-      epoch: s.documentEpoch ?? 0,
-      timeMicros: e.timeMicros,
-      requestId: e.requestId,
-      state: s,
-    };
-    dedup.note(rec);
-  }
+  else
+    dedup.note(
+      recordOf({ link: e.link, version: e.state.documentVersion, timeMicros: e.timeMicros, requestId: e.requestId, state: e.state }),
+    );
+}
+
+/** What a snapshot holds, in file order: trimmed marks, versions in apply order, dedup ids. */
+export function* snapshotEntries(captured: IndexCapture, ids: ReturnType<DedupWindow['entries']>): Generator<SnapshotEntry> {
+  for (const [link, micros] of captured.trimmed) yield { kind: 'trimmed', link, micros };
+  for (const v of captured.versions()) yield { kind: 'version', ...v };
+  for (const e of ids) yield { kind: 'dedup', ...e };
 }
 
 /**
@@ -286,13 +283,8 @@ export class Checkpointer {
     const captured = index.capture();
     const ids = dedup.entries();
     const header = { lastSeq, clockMicros: clock.nowMicros(), newestTimeMicros: captured.newestTimeMicros };
-    function* entries(): Generator<SnapshotEntry> {
-      for (const [link, micros] of captured.trimmed) yield { kind: 'trimmed', link, micros };
-      for (const v of captured.versions()) yield { kind: 'version', ...v };
-      for (const e of ids) yield { kind: 'dedup', ...e };
-    }
     try {
-      const written = await writeSnapshot(dir, header, entries(), undefined, undefined, () => this.stopped);
+      const written = await writeSnapshot(dir, header, snapshotEntries(captured, ids), undefined, undefined, () => this.stopped);
       this.lastSeq = lastSeq;
       const seconds = (performance.now() - started) / 1000;
       Object.assign(this.stats, { lastSnapshotSeq: lastSeq, lastSnapshotBytes: written.bytes, lastSnapshotSeconds: seconds });

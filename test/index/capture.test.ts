@@ -11,7 +11,8 @@ import { DedupWindow } from '../../lib/dedup.js';
 import { KINDS, type LogRecord, type UpdateAction } from '../../lib/document.js';
 import { DocumentIndex } from '../../index/views.js';
 import { MemoryDirectory } from '../../wal/file.js';
-import { readSnapshot, writeSnapshot, type SnapshotEntry } from '../../wal/snapshot.js';
+import { readSnapshot, writeSnapshot } from '../../wal/snapshot.js';
+import { restoreEntry, snapshotEntries } from '../../server/host/checkpoints.js';
 import { mulberry32 } from '../support/sim-network.js';
 
 const T0 = 1_800_000_000_000_000;
@@ -97,29 +98,10 @@ async function restartFromSnapshot(
 ): Promise<{ index: DocumentIndex; dedup: DedupWindow }> {
   const dir = new MemoryDirectory();
   const c = index.capture();
-  const ids = dedup.entries();
-  function* entries(): Generator<SnapshotEntry> {
-    for (const [link, micros] of c.trimmed) yield { kind: 'trimmed', link, micros };
-    for (const v of c.versions()) yield { kind: 'version', ...v };
-    for (const e of ids) yield { kind: 'dedup', ...e };
-  }
-  const { name } = await writeSnapshot(dir, { lastSeq, clockMicros: 0, newestTimeMicros: c.newestTimeMicros }, entries(), 2048);
+  const entries = snapshotEntries(c, dedup.entries());
+  const { name } = await writeSnapshot(dir, { lastSeq, clockMicros: 0, newestTimeMicros: c.newestTimeMicros }, entries, 2048);
   const back = { index: fresh(), dedup: new DedupWindow() };
-  const header = await readSnapshot(dir, name, (e) => {
-    if (e.kind === 'trimmed') back.index.restoreTrimmed(e.link, e.micros);
-    else if (e.kind === 'version') back.index.restoreVersion(e);
-    else
-      back.dedup.note({
-        seq: 0,
-        link: e.link,
-        action: e.state.documentUpdateAction,
-        version: e.state.documentVersion,
-        epoch: 0,
-        timeMicros: e.timeMicros,
-        requestId: e.requestId,
-        state: e.state,
-      });
-  });
+  const header = await readSnapshot(dir, name, (e) => restoreEntry(back.index, back.dedup, e));
   back.index.restoreNewestTime(header.newestTimeMicros);
   return back;
 }

@@ -19,7 +19,7 @@ import { parentLink, type LogRecord, type ServiceDocument } from '../../lib/docu
 import type { Link, Micros, Seq } from '../../lib/ids.js';
 import path from 'node:path';
 import { KryptonError } from '../../lib/errors.js';
-import { DocumentIndex } from '../../index/views.js';
+import { DocumentIndex, recordOf } from '../../index/views.js';
 import { readSnapshot, type VersionEntry } from '../../wal/index.js';
 import { pointFlags, type Point } from './args.js';
 import { EXIT_PROBLEMS, reportEnd, type CommandContext } from './command.js';
@@ -106,19 +106,7 @@ async function replayBase(log: HostLog, point: Point, sink: RecordSink): Promise
       `${isoMicros(point.micros)} is older than what this host kept: ${kept}, whose newest update is ${isoMicros(header.newestTimeMicros)}; the oldest time replay can show is that one`,
     );
   }
-  for (const v of versions) {
-    const { state } = v;
-    const r: LogRecord = {
-      seq: base.lastSeq,
-      link: v.link,
-      action: state.documentUpdateAction,
-      version: v.version,
-      epoch: state.documentEpoch ?? 0,
-      timeMicros: v.timeMicros,
-      state,
-    };
-    sink.apply(v.requestId === undefined ? r : { ...r, requestId: v.requestId });
-  }
+  for (const v of versions) sink.apply(recordOf(v, base.lastSeq));
   return { seq: base.lastSeq, latestMicros: header.newestTimeMicros, applied: versions.length };
 }
 
