@@ -177,10 +177,13 @@ export function versionsToPull(own: readonly VersionMark[], peer: readonly Versi
 }
 
 /**
- * Versions the owner lacks that may be a takeover's starting copy (copiedByTakeover): the peer
- * holds v ending its epoch there, the owner holds v + 1 from a later epoch and nothing under v
- * from a later epoch than v's. Marks do not vouch for them (versionsToPull leaves them out); the
- * caller fetches them and keeps only a state that its own v + 1 repeats exactly.
+ * Versions the owner lacks, or holds from an earlier epoch, that may be a takeover's starting copy
+ * (copiedByTakeover): the peer holds v ending its epoch there, the owner holds v + 1 from a later
+ * epoch and nothing under v from a later epoch than v's. Marks do not vouch for them
+ * (versionsToPull leaves them out); the caller fetches them and keeps only a state that its own
+ * v + 1 repeats exactly. The owner holding v from an earlier epoch is its own write as a stale
+ * owner cut off from the group: the takeover that discarded it stamped v in its new epoch, and the
+ * owner took the link back (a later epoch again) before anything else was written in that one.
  */
 export function copiesToPull(own: readonly VersionMark[], peer: readonly VersionMark[], retention: number): Version[] {
   const top = own[own.length - 1];
@@ -190,7 +193,8 @@ export function copiesToPull(own: readonly VersionMark[], peer: readonly Version
   const theirs = byVersion(peer);
   const out: Version[] = [];
   for (const [v, e] of peer) {
-    if (v >= top[0] || v < floor || mine.has(v)) continue;
+    const held = mine.get(v);
+    if (v >= top[0] || v < floor || (held && held[1] >= e)) continue;
     const next = mine.get(v + 1);
     const theirNext = theirs.get(v + 1);
     if (!next || next[1] <= e || (theirNext && theirNext[1] === e)) continue;

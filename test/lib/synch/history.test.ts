@@ -155,6 +155,19 @@ test("pull: an owner lacking a takeover's starting copy fetches it as a candidat
   assert.equal(copiesToPull(run(28, 31, 1), group, 4), [], 'a full window starting at 28');
 });
 
+test("pull: an owner holding its own discarded write where the group holds a takeover's only version fetches it as a candidate", () => {
+  // The owner, cut off, logged 28 at epoch 0 alone; the majority's takeover stamped 28 at epoch 1
+  // from 27 and wrote nothing more in it; back, the owner took the link over again as 29 at
+  // epoch 2 (torture partition seed 2002: the owner kept its 28 of epoch 0, the others had epoch 1's).
+  const mine: VersionMark[] = [...run(0, 27, 0), [28, 0, 5000], [29, 2, 6000]];
+  const group: VersionMark[] = [...run(0, 27, 0), [28, 1, 5500], [29, 2, 6000]];
+  assert.equal(versionsToPull(mine, group, 100), [], 'marks alone do not vouch for 28 of epoch 1');
+  assert.equal(copiesToPull(mine, group, 100), [28], 'a candidate: kept only if 29 repeats its state');
+  // Held from the same or a later epoch than the peer's: nothing to fetch.
+  assert.equal(copiesToPull(group, group, 100), []);
+  assert.equal(copiesToPull([...run(0, 27, 0), [28, 1, 5600], [29, 2, 6000]], group, 100), []);
+});
+
 test('a host takes history only below its latest, from no later epoch, and not twice', () => {
   const held = (version: number, epoch: number, time: number) =>
     ({ documentVersion: version, documentEpoch: epoch, documentUpdateTimeMicros: time }) as ServiceDocument;
