@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'DISK_FULL',
   'REPLICATION_FAILED',
   'STALE_EPOCH',
+  'STALE_VIEW',
   'PEER_UNAVAILABLE',
   'SHUTTING_DOWN',
   'SERVICES_DIFFER',
@@ -55,6 +56,15 @@ export const XENON_ERROR_CODES = {
   STATE_MARKED_DELETED: 0x80000002 | 0,
   SERVICE_ALREADY_EXISTS: 0x80000003 | 0,
   SERVICE_QUEUE_LIMIT_EXCEEDED: 0x80000007 | 0,
+} as const;
+
+/**
+ * Krypton's own numeric errorCode values, for answers a peer must recognize from the body alone
+ * (a relayed answer carries only the status and Xenon's error body).
+ */
+export const KRYPTON_ERROR_CODES = {
+  /** STALE_VIEW: a forward chosen under a view of the owner that the owner has since left behind. */
+  STALE_VIEW: 0x40000001 | 0,
 } as const;
 
 /** Marks KryptonErrors across copies of this module (see isKryptonError). */
@@ -87,6 +97,8 @@ function defaultXenonCode(code: ErrorCode): number {
       return XENON_ERROR_CODES.SERVICE_ALREADY_EXISTS;
     case 'LIMIT_EXCEEDED':
       return XENON_ERROR_CODES.SERVICE_QUEUE_LIMIT_EXCEEDED;
+    case 'STALE_VIEW':
+      return KRYPTON_ERROR_CODES.STALE_VIEW;
     default:
       return 0;
   }

@@ -9,8 +9,8 @@
  * on the owner, which trusts that check. A replica's side (applyReplicated) appends what an owner
  * shipped unless its epoch is stale. A write's effects (lib/service.ts) are handed to the owner
  * hooks once it holds its quorum. Reads come from the index (reads.ts), on the owner only what its
- * quorum acknowledged (lib/commit.ts). A log failure (a write or
- * fsync that did not happen) is fatal: the host stops rather than serve state it cannot keep.
+ * quorum acknowledged (lib/commit.ts). A log failure (a write or fsync that did not happen) is
+ * fatal: the host stops rather than serve state it cannot keep.
  */
 
 import { CommitTracker } from '../../lib/commit.js';
@@ -72,6 +72,8 @@ export interface WriteOptions {
    * nothing new is logged.
    */
   requestId?: string;
+  /** Throws when the write must not be applied after all (a stale forward, routing.ts): asked just before it is planned. */
+  fence?: () => void;
 }
 
 export class DocumentStore {
@@ -131,17 +133,15 @@ export class DocumentStore {
   /**
    * The state a write with `requestId` already made to `link`, if it is in the dedup window: a
    * retry is answered with it. Asked with the link held, so an original still running is done.
-   * A retry of a write that failed its quorum is answered as that write was: outcome unknown.
+   * A retry of a write that failed its quorum is answered as that write was: outcome unknown. A
+   * write not applied yet passes its fence first.
    */
-  private applied(link: Link, requestId: string | undefined): ServiceDocument | undefined {
-    if (requestId === undefined) return undefined;
-    const hit = this.d.dedup?.lookup(link, requestId, this.d.clock.nowMicros());
-    if (hit?.unconfirmed) {
-      throw new KryptonError(
-        'REPLICATION_FAILED',
-        `${link}: request ${requestId} was logged here but did not reach its quorum; whether it took effect is unknown`,
-      );
-    }
+  private applied(link: Link, opts: WriteOptions): ServiceDocument | undefined {
+    const id = opts.requestId;
+    const hit = id === undefined ? undefined : this.d.dedup?.lookup(link, id, this.d.clock.nowMicros());
+    if (!hit) opts.fence?.();
+    const why = 'was logged here but did not reach its quorum; whether it took effect is unknown';
+    if (hit?.unconfirmed) throw new KryptonError('REPLICATION_FAILED', `${link}: request ${id} ${why}`);
     return hit?.state;
   }
 
@@ -312,7 +312,7 @@ export class DocumentStore {
     const { body, link } = prepared;
     let retried = false;
     const state = await this.ownerWrite(svc, link, false, () => {
-      const earlier = this.applied(link, opts.requestId);
+      const earlier = this.applied(link, opts);
       if (earlier) {
         retried = true;
         return Promise.resolve(earlier);
@@ -357,7 +357,7 @@ export class DocumentStore {
     opts: WriteOptions = {},
   ): Promise<ServiceDocument | undefined> {
     return this.ownerWrite(svc, link, true, async () => {
-      const earlier = this.applied(link, opts.requestId);
+      const earlier = this.applied(link, opts);
       if (earlier) return earlier;
       const cur = this.d.index.latest(link);
       const rec = planUpdate(svc, action, link, cur, body, this.ctx());

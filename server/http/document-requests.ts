@@ -27,7 +27,7 @@ import type { DocumentStore } from '../documents/documents.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { PeerReply } from '../net/peers.js';
 import type { ForwardItem } from '../routing/forwarder.js';
-import { IDEMPOTENCY_HEADER, OwnerRouting } from '../routing/routing.js';
+import { IDEMPOTENCY_HEADER, OWNER_ENTRY_HEADER, OwnerRouting } from '../routing/routing.js';
 import { isODataRequest } from '../../lib/query/odata.js';
 import { TaskDriver } from '../tasks/tasks.js';
 import { factoryOData, queryParams, type ODataDeps } from './odata.js';
@@ -79,6 +79,8 @@ export type DocumentOp =
       forceIndexUpdate: boolean;
       quorum: Quorum;
       requestId: string | undefined;
+      /** On a forward: the owner entry version the entry host chose this host by (routing.ts). */
+      ownerEntry?: number;
     }
   | { kind: 'read'; svc: RegisteredService; link: Link; version: number | undefined; viaOwner: boolean }
   | {
@@ -90,6 +92,7 @@ export type DocumentOp =
       quorum: Quorum;
       /** The write's request id (lib/dedup.ts): the client's Idempotency-Key, or its entry host's. */
       requestId: string | undefined;
+      ownerEntry?: number;
     };
 
 const CHILD_METHODS = new Set(['GET', 'PUT', 'PATCH', 'DELETE']);
@@ -121,6 +124,14 @@ function requestedVersion(querystring: string): number | undefined {
 function requestIdOf(header: (name: string) => string): string | undefined {
   const raw = header(IDEMPOTENCY_HEADER);
   return raw === '' ? undefined : checkRequestId(raw);
+}
+
+/** A forward's owner entry version (OWNER_ENTRY_HEADER), checked; nothing on a client's own request. */
+function ownerEntryOf(header: (name: string) => string, pragmas: ReadonlySet<string>): { ownerEntry?: number } {
+  const raw = pragmas.has('xn-fwd') ? header(OWNER_ENTRY_HEADER) : '';
+  if (raw === '') return {};
+  if (!/^\d{1,15}$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', `${OWNER_ENTRY_HEADER} must be a non-negative integer`);
+  return { ownerEntry: Number(raw) };
 }
 
 /** A direct task's create: the owner answers only once the task ends. */
@@ -194,6 +205,7 @@ async function decode(
       forceIndexUpdate: pragmas.has('xn-force-index-update'),
       quorum: requestedQuorum(req.header),
       requestId: requestIdOf(req.header),
+      ...ownerEntryOf(req.header, pragmas),
     };
   }
   if (!CHILD_METHODS.has(method)) notAllowed(method);
@@ -202,7 +214,17 @@ async function decode(
   }
   const action = method as 'PUT' | 'PATCH' | 'DELETE';
   const body = d.store.prepareUpdate(svc, action, await req.readBody());
-  return { kind: 'update', svc, action, link: path, body, quorum: requestedQuorum(req.header), requestId: requestIdOf(req.header) };
+  const quorum = requestedQuorum(req.header);
+  return {
+    kind: 'update',
+    svc,
+    action,
+    link: path,
+    body,
+    quorum,
+    requestId: requestIdOf(req.header),
+    ...ownerEntryOf(req.header, pragmas),
+  };
 }
 
 /** A child GET on the owner path is brought up to date first (DocumentStore.read); `xn-no-fwd` reads the local copy. */
@@ -234,7 +256,17 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
     const forceIndexUpdate = pragmas.has('xn-force-index-update');
     const requestId = item.requestId;
     await owned(link);
-    return run(d, { kind: 'create', svc, link, body: object!, forceIndexUpdate, quorum: requestedQuorum(header), requestId });
+    const ownerEntry = item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry };
+    return run(d, {
+      kind: 'create',
+      svc,
+      link,
+      body: object!,
+      forceIndexUpdate,
+      quorum: requestedQuorum(header),
+      requestId,
+      ...ownerEntry,
+    });
   }
   if (!CHILD_METHODS.has(item.method)) notAllowed(item.method);
   await owned(path);
@@ -244,7 +276,17 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   }
   const action = item.method as 'PUT' | 'PATCH' | 'DELETE';
   if (!object && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
-  return run(d, { kind: 'update', svc, action, link: path, body: object, quorum: requestedQuorum(header), requestId: item.requestId });
+  const entry = item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry };
+  return run(d, {
+    kind: 'update',
+    svc,
+    action,
+    link: path,
+    body: object,
+    quorum: requestedQuorum(header),
+    requestId: item.requestId,
+    ...entry,
+  });
 }
 
 /** Step 3, on the owner (or wherever the op is local): the op applied to the store, and counted. */
@@ -268,7 +310,8 @@ async function apply(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAn
     case 'odata':
       return { status: 200, body: await factoryOData(d, op.svc, op.params, op.scope) };
     case 'create': {
-      const state = await d.store.create(op.svc, op, { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId });
+      const opts = { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op.ownerEntry) };
+      const state = await d.store.create(op.svc, op, opts);
       if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };
       // A task's create only starts the work: Xenon answers 202 Accepted.
       return { status: TaskDriver.isTask(op.svc) && state.documentUpdateAction === 'POST' ? 202 : 200, body: state };
@@ -276,8 +319,14 @@ async function apply(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAn
     case 'read':
       return { status: 200, body: op.viaOwner ? await d.store.read(op.svc, op.link, op.version) : d.store.get(op.link, op.version) };
     case 'update': {
-      const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, { quorum: op.quorum, requestId: op.requestId });
+      const opts = { quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op.ownerEntry) };
+      const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, opts);
       return { status: 200, body: state ?? {} };
     }
   }
+}
+
+/** A forwarded write is applied only while this host's own entry is the one its entry host chose it by (routing.ts). */
+function fenceOf(d: DocumentRequestDeps, ownerEntry: number | undefined): { fence?: () => void } {
+  return ownerEntry === undefined ? {} : { fence: () => d.routing.checkForward(ownerEntry) };
 }

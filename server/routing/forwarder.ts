@@ -47,18 +47,30 @@ export interface ForwardItem {
    * again with every retry, so the owner applies the write once (lib/dedup.ts).
    */
   requestId?: string;
+  /** A write's: the version of the owner's membership entry the entry host chose it by (routing.ts). */
+  ownerEntry?: number;
 }
 
-/** The request id is last and optional: an item without one is the five fields alone. */
+/** The request id and owner entry are last and optional: an item without them is the five fields alone. */
 type WireItem =
   | [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null]
-  | [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null, requestId: string];
+  | [method: string, url: string, pragma: string, xenon: Record<string, string>, body: string | null, requestId: string]
+  | [
+      method: string,
+      url: string,
+      pragma: string,
+      xenon: Record<string, string>,
+      body: string | null,
+      requestId: string,
+      ownerEntry: number,
+    ];
 
 export function encodeForwardBatch(items: readonly ForwardItem[]): Buffer {
   return packr.pack(
     items.map((i): WireItem => {
       const w: WireItem = [i.method, i.url, i.pragma, i.xenonHeaders, i.body ?? null];
-      return i.requestId === undefined ? w : [...w, i.requestId];
+      if (i.requestId === undefined) return w;
+      return i.ownerEntry === undefined ? [...w, i.requestId] : [...w, i.requestId, i.ownerEntry];
     }),
   );
 }
@@ -75,9 +87,9 @@ export function decodeForwardBatch(buf: Buffer): ForwardItem[] {
   if (!Array.isArray(raw)) throw bad('not an array');
   if (raw.length > limits.forwardBatchItemsMax) throw bad(`more than ${limits.forwardBatchItemsMax} requests`);
   return raw.map((w: unknown, i) => {
-    if (!Array.isArray(w) || (w.length !== 5 && w.length !== 6))
-      throw bad(`request ${i} is not [method, url, pragma, headers, body, request id?]`);
-    const [method, url, pragma, xenon, body, requestId] = w as unknown[];
+    if (!Array.isArray(w) || w.length < 5 || w.length > 7)
+      throw bad(`request ${i} is not [method, url, pragma, headers, body, request id?, owner entry?]`);
+    const [method, url, pragma, xenon, body, requestId, ownerEntry] = w as unknown[];
     if (typeof method !== 'string' || !METHODS.includes(method)) throw bad(`request ${i} has no known method`);
     if (typeof url !== 'string' || !url.startsWith('/')) throw bad(`request ${i} has no path`);
     if (typeof pragma !== 'string') throw bad(`request ${i} has no pragma`);
@@ -90,10 +102,13 @@ export function decodeForwardBatch(buf: Buffer): ForwardItem[] {
     if (body !== null && typeof body !== 'string') throw bad(`request ${i} has a body that is not text`);
     if (typeof body === 'string' && Buffer.byteLength(body) > limits.bodyBytesMax)
       throw bad(`request ${i} has a body over ${limits.bodyBytesMax} bytes`);
-    if (w.length === 6 && (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > limits.requestIdCharsMax))
+    if (w.length >= 6 && (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > limits.requestIdCharsMax))
       throw bad(`request ${i} has a request id that is not 1 to ${limits.requestIdCharsMax} characters`);
     const item: ForwardItem = { method, url, pragma, xenonHeaders, body: body ?? undefined };
+    if (w.length === 7 && !(typeof ownerEntry === 'number' && Number.isSafeInteger(ownerEntry) && ownerEntry >= 0))
+      throw bad(`request ${i} has an owner entry version that is not a non-negative integer`);
     if (typeof requestId === 'string') item.requestId = requestId;
+    if (typeof ownerEntry === 'number') item.ownerEntry = ownerEntry;
     return item;
   });
 }

@@ -16,11 +16,16 @@
  * bounded while, rather than act on a link it does not own. A hop that timed out may still
  * reach its owner, so a write carries one request id (the client's Idempotency-Key, or one made
  * here) on every try: its owner, or the next one, applies it once and answers the others with
- * its outcome (lib/dedup.ts).
+ * its outcome (lib/dedup.ts). A write also carries the version of the owner's membership entry it
+ * was chosen by: a hop abandoned at a partition or a pause can still be delivered when the
+ * owner is reachable again (the kernel retransmits what it had queued; a paused owner reads what
+ * it had received), after the entry host retried elsewhere and answered the client. The owner,
+ * written off meanwhile, has moved its own entry past that version by then, and refuses the write
+ * (STALE_VIEW) instead of applying it late; a live entry host takes that answer as a failed hop.
  */
 
 import { randomUUID } from 'node:crypto';
-import { KryptonError } from '../../lib/errors.js';
+import { KRYPTON_ERROR_CODES, KryptonError } from '../../lib/errors.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
 import { limits, msFromMicros } from '../../lib/limits.js';
 import type { Clock } from '../base/clock.js';
@@ -45,6 +50,19 @@ export interface RoutedRequest {
 
 /** The header a client names its own retries with (README, API); forwards carry the same id. */
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+/** On a forwarded write: the version of the owner's membership entry the entry host chose it by. */
+export const OWNER_ENTRY_HEADER = 'x-krypton-owner-entry';
+
+/** Whether a relayed answer is an owner's STALE_VIEW refusal (its body is all a batch answer carries). */
+export function isStaleView(reply: PeerReply): boolean {
+  if (reply.status !== 503) return false;
+  try {
+    return (JSON.parse(reply.body.toString('utf8')) as { errorCode?: unknown }).errorCode === KRYPTON_ERROR_CODES.STALE_VIEW;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Where a request runs: here (with the request id its earlier hops carried, if any, so the write
@@ -102,6 +120,19 @@ export class OwnerRouting {
     }
   }
 
+  /**
+   * On the owner, just before a forwarded write is planned: refuses it (STALE_VIEW) when this
+   * host's own membership entry moved past `entry`, the version its entry host chose it by. The
+   * entry moved because a peer wrote this host off (it bumps its entry once it hears of that) or
+   * it changed its own status: either way the entry host may have given up on this hop and
+   * answered its client from another owner.
+   */
+  checkForward(entry: number): void {
+    const own = this.d.selectors.groupState.nodes[this.d.hostId]?.documentVersion;
+    if (own !== undefined && own > entry)
+      throw new KryptonError('STALE_VIEW', `forwarded under version ${entry} of ${this.d.hostId}'s membership entry, now at ${own}`);
+  }
+
   async route(req: RoutedRequest, selectorLink: string, key: string): Promise<RouteDecision> {
     if (OwnerRouting.isLocalOnly(req.pragmas)) return { local: true };
     const deadline = req.arrivalMicros + this.d.operationTimeoutMicros;
@@ -119,8 +150,11 @@ export class OwnerRouting {
       if (requestId === undefined && req.method !== 'GET') requestId = randomUUID();
       const remainingMs = msFromMicros(deadline - this.d.clock.nowMicros());
       if (remainingMs <= 0) break;
+      const entry = requestId === undefined ? undefined : this.d.selectors.groupState.nodes[owner.id]?.documentVersion;
       try {
-        return { local: false, reply: await this.hop(req, body, requestId, originOf(owner.groupReference), selectorLink, remainingMs) };
+        const reply = await this.hop(req, body, { requestId, entry }, originOf(owner.groupReference), selectorLink, remainingMs);
+        if (!isStaleView(reply)) return { local: false, reply };
+        lastError = new KryptonError('STALE_VIEW', `${owner.id} moved past the view this host chose it by`);
       } catch (e) {
         if (!isPeerError(e)) throw e;
         lastError = e;
@@ -140,7 +174,7 @@ export class OwnerRouting {
   private hop(
     req: RoutedRequest,
     body: string | undefined,
-    requestId: string | undefined,
+    ids: { requestId: string | undefined; entry: number | undefined },
     origin: string,
     selectorLink: string,
     remainingMs: number,
@@ -150,11 +184,14 @@ export class OwnerRouting {
     const timeoutMs = req.hopTimeoutMs ?? Math.max(limits.forwardHopTimeoutMinMs, Math.min(remainingMs, share));
     if (this.d.forwarder === undefined) {
       // The owner's koa app reads the id as a client's Idempotency-Key: the same effect.
-      const headers = { ...req.xenonHeaders, pragma, ...(requestId === undefined ? {} : { [IDEMPOTENCY_HEADER]: requestId }) };
+      const headers: Record<string, string> = { ...req.xenonHeaders, pragma };
+      if (ids.requestId !== undefined) headers[IDEMPOTENCY_HEADER] = ids.requestId;
+      if (ids.entry !== undefined) headers[OWNER_ENTRY_HEADER] = String(ids.entry);
       return this.d.peers.request(origin + req.url, { method: req.method, body, headers, timeoutMs });
     }
     const item: ForwardItem = { method: req.method, url: req.url, pragma, xenonHeaders: req.xenonHeaders ?? {}, body };
-    if (requestId !== undefined) item.requestId = requestId;
+    if (ids.requestId !== undefined) item.requestId = ids.requestId;
+    if (ids.entry !== undefined) item.ownerEntry = ids.entry;
     return this.d.forwarder.send(origin, selectorLink, item, timeoutMs, req.hopTimeoutMs !== undefined);
   }
 }

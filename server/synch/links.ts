@@ -89,6 +89,16 @@ export class LinkSynch {
     if (p) return p;
     p = (async () => {
       const { discovered, answered } = await this.discovery.linkHeads(svc, link);
+      this.d.logger.debug(
+        {
+          link,
+          owned: this.discovery.owns(svc, link),
+          asked: this.discovery.peers().map((n) => n.id),
+          answered: [...answered],
+          heads: Object.fromEntries([...(discovered.heads.get(link) ?? [])].map(([id, h]) => [id, h ? `${h.epoch}:${h.version}` : null])),
+        },
+        'on-demand synchronization',
+      );
       const deferred = await this.synchLinks(svc, discovered, generation, answered);
       if (deferred.length) throw new KryptonError('QUORUM_UNAVAILABLE', `cannot synchronize ${link}: ${deferred[0]}`);
       settled();

@@ -18,6 +18,7 @@ test('codec: a batch reads back as written; malformed batches are INVALID_BODY',
     { method: 'POST', url: '/core/examples', pragma: 'xn-fwd', xenonHeaders: { 'x-xenon-rpl-quorum': '2' }, body: '{"name":"a"}' },
     { method: 'GET', url: '/core/examples/a?documentVersion=0', pragma: 'xn-fwd', xenonHeaders: {}, body: undefined },
     { method: 'PUT', url: '/core/examples/a', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"b"}', requestId: 'r-1' },
+    { method: 'PATCH', url: '/core/examples/a', pragma: 'xn-fwd', xenonHeaders: {}, body: '{"name":"c"}', requestId: 'r-2', ownerEntry: 4 },
   ];
   assert.equal(decodeForwardBatch(encodeForwardBatch(items)), items);
   const code = (f: () => unknown) => {
@@ -63,6 +64,11 @@ test('codec: a batch reads back as written; malformed batches are INVALID_BODY',
     code(() => decodeForwardBatch(p.pack([['PUT', '/x', 'xn-fwd', {}, '{}', 7]]))),
     'INVALID_BODY',
     'a request id that is not text',
+  );
+  assert.is(
+    code(() => decodeForwardBatch(p.pack([['PUT', '/x', 'xn-fwd', {}, '{}', 'r', -1]]))),
+    'INVALID_BODY',
+    'an owner entry version that is negative',
   );
   assert.is(
     code(() => decodeForwardBatch(p.pack([['PUT', '/x', 'xn-fwd', {}, '{}', 'r'.repeat(129)]]))),

@@ -6,7 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { KryptonError } from '../../lib/errors.js';
+import { KRYPTON_ERROR_CODES, KryptonError } from '../../lib/errors.js';
 import type { Selectors } from '../../server/membership/selectors.js';
 import type { PeerClient } from '../../server/net/peers.js';
 import { OwnerRouting } from '../../server/routing/routing.js';
@@ -16,6 +16,7 @@ function routing(ids: (string | undefined)[]) {
   const selectors = {
     passable: true,
     owner: () => ({ id: owner, groupReference: `http://${owner}.invalid:1/core/node-groups/default` }),
+    groupState: { nodes: { old: { documentVersion: 7 }, here: { documentVersion: 3 } } },
     // The failed hop's probe marks the old owner down: this host owns the link from then on.
     membershipChange: async () => {
       owner = 'here';
@@ -55,6 +56,40 @@ test("a client's Idempotency-Key is the id of every hop and of the local run", a
   const d = await routing(sent).route(request('client-key-1'), '/core/node-selectors/default', '/core/examples/a');
   assert.equal(sent, ['client-key-1']);
   assert.equal(d, { local: true, requestId: 'client-key-1' });
+});
+
+test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is a failed hop, retried, never relayed", async () => {
+  let owner = 'old';
+  const entries: (string | undefined)[] = [];
+  const selectors = {
+    passable: true,
+    owner: () => ({ id: owner, groupReference: `http://${owner}.invalid:1/core/node-groups/default` }),
+    groupState: { nodes: { old: { documentVersion: 7 }, next: { documentVersion: 2 } } },
+    membershipChange: async () => {
+      owner = 'next';
+    },
+  } as unknown as Selectors;
+  const stale = Buffer.from(JSON.stringify({ message: 'stale', statusCode: 503, errorCode: KRYPTON_ERROR_CODES.STALE_VIEW }));
+  const peers = {
+    request: async (url: string, o: { headers: Record<string, string> }) => {
+      entries.push(o.headers['x-krypton-owner-entry']);
+      return url.includes('old.invalid')
+        ? { status: 503, headers: {}, body: stale }
+        : { status: 200, headers: {}, body: Buffer.from('{}') };
+    },
+  } as unknown as PeerClient;
+  let t = 1_000_000;
+  const clock = { nowMicros: () => (t += 10), observe: () => undefined };
+  const r = new OwnerRouting({ selectors, peers, clock, hostId: 'here', operationTimeoutMicros: 10_000_000 });
+  const d = await r.route(request(), '/core/node-selectors/default', '/core/examples/a');
+  assert.equal(entries, ['7', '2']);
+  assert.is(d.local, false);
+  assert.is(d.local === false && d.reply.status, 200);
+  // A read carries none: a late read changes nothing.
+  entries.length = 0;
+  owner = 'next';
+  await r.route({ ...request(), method: 'GET', body: undefined }, '/core/node-selectors/default', '/core/examples/a');
+  assert.equal(entries, [undefined]);
 });
 
 test.run();
