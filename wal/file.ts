@@ -32,6 +32,8 @@ export interface LogFile {
   appendDurable(buffers: Buffer[]): Promise<void>;
   truncate(length: number): Promise<void>;
   close(): Promise<void>;
+  /** Zeros written ahead of the appends (disk space the file takes beyond size()); none when absent. */
+  aheadBytes?(): number;
 }
 
 /**
@@ -186,6 +188,10 @@ class DiskFile implements LogFile {
     /** Zeros written ahead of the appends at a time; 0 appends at the file's end (O_APPEND). */
     private readonly preallocateBytes = 0,
   ) {}
+
+  aheadBytes(): number {
+    return this.end < 0 ? 0 : Math.max(0, this.allocated - this.end);
+  }
 
   /** The end of what was appended (zeros written ahead are not counted). */
   async size(): Promise<number> {

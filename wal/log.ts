@@ -44,6 +44,8 @@ export interface WriteAheadLogStats {
   /** Datasyncs since open. */
   syncs: number;
   lastSeq: Seq;
+  /** Zeros the open segment holds ahead of its appends: on disk, not in `bytes`. */
+  aheadBytes: number;
 }
 
 /** One durable write, as told to the observer (the host's metrics and slow-fsync warning). */
@@ -170,7 +172,8 @@ export class WriteAheadLog {
   }
 
   stats(): WriteAheadLogStats {
-    return { segments: this.segments.length, bytes: this.totalBytes, appends: this.appends, syncs: this.syncs, lastSeq: this.lastSeq };
+    const { segments, totalBytes: bytes, appends, syncs, lastSeq } = this;
+    return { segments: segments.length, bytes, appends, syncs, lastSeq, aheadBytes: this.current?.aheadBytes?.() ?? 0 };
   }
 
   /** Tells `fn` about every durable write from now on; it must not throw (it runs in the flusher). */

@@ -228,9 +228,10 @@ export class Checkpointer {
     }
   }
 
-  /** Bytes of log segments and snapshots this host holds. */
+  /** Bytes of log segments (with the zeros the open one holds ahead of its appends) and snapshots this host holds. */
   diskBytes(): number {
-    return this.d.wal.stats().bytes + this.snapshotBytes();
+    const log = this.d.wal.stats();
+    return log.bytes + log.aheadBytes + this.snapshotBytes();
   }
 
   /** Bytes of the snapshots kept. */

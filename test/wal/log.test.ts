@@ -4,6 +4,8 @@
  * failed write or sync, a full disk refused without poisoning, close, and the disk backend end to end.
  */
 
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LogRecord } from '../../lib/document.js';
@@ -28,7 +30,7 @@ test('an empty folder gets a first segment; appends get seqs 1, 2, 3 in call ord
     withSeq(2, newRecord(2)),
     withSeq(3, { ...newRecord(3), action: 'POST', resetHistory: true }),
   ]);
-  assert.equal(log.stats(), { segments: 1, bytes: dir.contents(segmentName(1)).length, appends: 3, syncs: 1, lastSeq: 3 });
+  assert.equal(log.stats(), { segments: 1, bytes: dir.contents(segmentName(1)).length, appends: 3, syncs: 1, lastSeq: 3, aheadBytes: 0 });
   await log.close();
   assert.equal(
     (await replayAll(dir)).map((r) => r.seq),
@@ -347,6 +349,23 @@ test('disk: concurrent appends, close, reopen replays everything and appends go 
     assert.is((await again.log.append(newRecord(201))).seq, 201);
     await again.log.close();
     assert.is((await replayAll(diskDirectory(tmp.path))).length, 201);
+  } finally {
+    await tmp.remove();
+  }
+});
+
+test('disk: the zeros written ahead of the appends are counted (aheadBytes), so a quota sees the space the files take', async () => {
+  const tmp = await tempDir();
+  try {
+    const { log } = await openLog(diskDirectory(tmp.path), { preallocateBytes: 1024 * 1024 });
+    await log.append(newRecord(1));
+    const st = log.stats();
+    assert.ok(st.aheadBytes > 0, 'zeros were written ahead');
+    let onDisk = 0;
+    for (const name of await fs.readdir(tmp.path)) onDisk += (await fs.stat(path.join(tmp.path, name))).size;
+    assert.is(st.bytes + st.aheadBytes, onDisk);
+    await log.close();
+    assert.is(log.stats().aheadBytes, 0, 'close cuts them');
   } finally {
     await tmp.remove();
   }
