@@ -79,9 +79,7 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
     'Log segments compaction removed since the host started',
     () => p.checkpoints.stats.segmentsRemoved,
   );
-  m.gauge('krypton_disk_bytes', 'Bytes of log segments (zeros written ahead included) and snapshots, what --maxDiskBytes counts', () =>
-    p.checkpoints.diskBytes(),
-  );
+  m.gauge('krypton_disk_bytes', 'Bytes of log segments and snapshots, what --maxDiskBytes counts', () => p.checkpoints.diskBytes());
   m.gauge('krypton_disk_quota_bytes', 'The --maxDiskBytes quota (0: none)', () => p.checkpoints.quotaBytes());
 
   m.gauge('krypton_index_links', 'Links (documents, deleted ones included) the index holds', () => p.index.stats().links);
