@@ -180,6 +180,8 @@ export const limits = {
   synchHistoryMarksMax: 50_000,
   /** Versions one history request (kind `records` or `insert`) carries; its JSON is also kept under half of bodyBytesMax. */
   synchHistoryRecordsMax: 1000,
+  /** Records one page of a restore into a running group carries (POST /core/management/restore; its body within bodyBytesMax). */
+  restorePageRecordsMax: 1000,
   /** Times one prepare round asks again with a higher epoch after replicas refused, before deferring the link. */
   takeoverProposalsMax: 3,
   /** First wait before deferred takeovers are tried again; doubles per failed retry. */

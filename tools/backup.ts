@@ -53,14 +53,16 @@ async function getJson<T>(url: string, headers: Record<string, string>): Promise
   return JSON.parse(text) as T;
 }
 
-/** The available members' base URLs, as the group `host` belongs to lists them. */
-async function members(host: string, headers: Record<string, string>): Promise<{ id: string; base: string }[]> {
+/** The available members' base URLs, as the group `host` belongs to lists them; `all`: fails unless every member is available. */
+export async function members(host: string, headers: Record<string, string>, all = false): Promise<{ id: string; base: string }[]> {
   const g = await getJson<{ nodes?: Record<string, { id?: string; groupReference?: string; status?: string }> }>(
     `${host}/core/node-groups/default`,
     headers,
   );
   const out: { id: string; base: string }[] = [];
   for (const [id, n] of Object.entries(g.nodes ?? {})) {
+    if (all && n.status !== 'AVAILABLE')
+      throw new KryptonError('QUORUM_UNAVAILABLE', `member ${id} is ${n.status}: every member must be available`);
     if (n.status !== 'AVAILABLE' || typeof n.groupReference !== 'string') continue;
     out.push({ id, base: new URL(n.groupReference).origin });
   }

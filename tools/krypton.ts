@@ -14,6 +14,7 @@ import { whoOwns } from './owner.js';
 import { makeDevCerts } from './certs.js';
 import { SingleBar } from 'cli-progress';
 import { backupGroup, restoreBackup, type BackupOptions } from './backup.js';
+import { restoreToGroup, type GroupRestoreOptions } from './restore-group.js';
 import { runLog } from './log/cli.js';
 import { processIO } from './log/io.js';
 
@@ -28,6 +29,8 @@ commands:
             krypton backup --host URL --out FILE [--authToken TOKEN]
   restore   put a backup in an empty host folder, which starts from it:
             krypton restore FILE --sandbox DIR [--port 8000] (restore each host of the new group)
+            or into a running group that lacks the backup's documents:
+            krypton restore FILE --host URL [--authToken TOKEN]
   certs     make a development CA and host certificate with openssl: krypton certs DIR [--host NAME_OR_IP]...
             (ca.crt for --caFile, host.crt and host.key for --certificateFile and --keyFile; not for production)
   help      print this text
@@ -225,10 +228,58 @@ async function runBackup(args: string[]): Promise<number> {
   }
 }
 
-/** `krypton restore FILE --sandbox DIR [--port N]`. */
+function restoreBar(): NonNullable<GroupRestoreOptions['progress']> | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: 'restore [{bar}] {value} of {total} versions',
+    clearOnComplete: true,
+    fps: 5,
+  });
+  let done = 0;
+  return {
+    start: (total) => bar.start(total, 0),
+    page: (n) => {
+      done += n;
+      bar.update(done);
+    },
+    done: () => bar.stop(),
+  };
+}
+
+/** `krypton restore FILE --host URL [--authToken T]`. */
+async function runGroupRestore(file: string, flags: Map<string, string>): Promise<number> {
+  try {
+    const progress = restoreBar();
+    const s = await restoreToGroup({
+      file,
+      host: flags.get('host')!,
+      ...(flags.has('authToken') ? { authToken: flags.get('authToken')! } : {}),
+      say: (line) => process.stderr.write(`${line}\n`),
+      ...(progress ? { progress } : {}),
+    });
+    const again = s.held > 0 ? `; ${s.held} copies were there already` : '';
+    process.stdout.write(
+      `restored ${s.versions} versions of ${s.links} documents into ${s.members.join(', ')} (${s.applied} copies written${again}), ${s.seconds.toFixed(1)} s\n`,
+    );
+    return 0;
+  } catch (e) {
+    process.stderr.write(`krypton restore: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** `krypton restore FILE --sandbox DIR [--port N]`, or `--host URL` into a running group. */
 async function runRestore(args: string[]): Promise<number> {
-  const usage = 'usage: krypton restore FILE --sandbox DIR [--port 8000]';
-  const parsed = flagsOf(args, ['sandbox', 'port']);
+  const usage = 'usage: krypton restore FILE --sandbox DIR [--port 8000]\n       krypton restore FILE --host URL [--authToken TOKEN]';
+  const parsed = flagsOf(args, ['sandbox', 'port', 'host', 'authToken']);
+  if (typeof parsed !== 'string' && parsed.flags.has('host')) {
+    if (parsed.positional.length !== 1 || parsed.flags.has('sandbox') || parsed.flags.has('port')) {
+      process.stderr.write(`krypton restore: FILE and --host URL, without --sandbox or --port\n${usage}\n`);
+      return 2;
+    }
+    return runGroupRestore(parsed.positional[0]!, parsed.flags);
+  }
   const port = typeof parsed === 'string' ? Number.NaN : Number(parsed.flags.get('port') ?? 8000);
   if (typeof parsed === 'string' || parsed.positional.length !== 1 || !parsed.flags.get('sandbox') || !Number.isInteger(port) || port < 0) {
     process.stderr.write(`krypton restore: ${typeof parsed === 'string' ? parsed : 'FILE and --sandbox DIR are required'}\n${usage}\n`);

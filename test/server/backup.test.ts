@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { diskDirectory } from '../../wal/file.js';
 import { readSnapshot } from '../../wal/snapshot.js';
 import { backupGroup, restoreBackup } from '../../tools/backup.js';
+import { restoreToGroup } from '../../tools/restore-group.js';
 import { closeAll, joinAll, startGroup, startHost, tempDir, type TestHost } from '../support/hosts.js';
 
 type Doc = { name?: string; counter?: number; documentVersion: number; documentUpdateAction?: string };
@@ -74,6 +75,58 @@ test('a group backed up online and restored into three empty sandboxes holds eve
   } finally {
     await closeAll(source);
     await closeAll(restored);
+    await work.remove();
+  }
+});
+
+test('krypton restore --host: a backup restored into a running group holds every document, version and deletion; run again it writes nothing; a group holding a document refuses it whole', async () => {
+  const work = await tempDir();
+  let source: TestHost[] | undefined;
+  let target: TestHost[] | undefined;
+  try {
+    source = await startGroup(3, () => ({ membershipQuorum: 2 }));
+    const links: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      assert.is((await source[i % 3]!.client.post('/core/examples', { documentSelfLink: `g${i}`, name: `n${i}`, counter: 0 })).status, 200);
+      links.push(`/core/examples/g${i}`);
+    }
+    for (let round = 1; round <= 2; round++)
+      for (let i = 0; i < 9; i++) await source[(i + round) % 3]!.client.patch(links[i]!, { counter: round });
+    assert.is((await source[0]!.client.delete(links[4]!)).status, 200);
+    const top = (link: string) => (link === links[4] ? 3 : 2);
+    const before = await history(source[1]!, links, top);
+    const out = path.join(work.path, 'online.backup');
+    assert.is((await backupGroup({ host: source[0]!.host.uri, out })).versions, 9 * 3 + 1);
+    await closeAll(source);
+    source = undefined;
+
+    target = await startGroup(3, () => ({ membershipQuorum: 2 }));
+    const first = await restoreToGroup({ file: out, host: target[1]!.host.uri });
+    assert.equal([first.members.length, first.links, first.versions], [3, 9, 28]);
+    assert.is(first.applied, 28 * 3, 'every member holds a copy of every version (the default selector replicates to all)');
+    // Run again before anything reads the links (a read of a restored link takes it over under
+    // this group's epoch, a version past the backup's), as after a restore stopped midway.
+    const again = await restoreToGroup({ file: out, host: target[2]!.host.uri });
+    assert.equal([again.applied, again.held], [0, 28 * 3], 'a restore run again writes nothing');
+    for (const h of target) assert.equal(await history(h, links, top), before, `through ${h.host.id}`);
+
+    // The group writes on: the first write of a restored link takes it over under a new epoch.
+    const next = await target[0]!.client.patch<Doc>(links[1]!, { counter: 100 });
+    assert.is(next.status, 200, next.text);
+    // Now the group holds the links past the backup: the restore is refused before anything is written.
+    await target[0]!.client.delete(links[2]!);
+    const refused = await restoreToGroup({ file: out, host: target[0]!.host.uri }).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    // Every link was read since (each read took its link over), so the first page's first link is named.
+    assert.match(String(refused), /409: restore needs a group without the backup's documents: .* past the backup's latest version/);
+    assert.ok(refused?.includes(links[0]!), `the refusal names the link: ${refused}`);
+    const after = await target[1]!.client.get<Doc>(links[2]!);
+    assert.is(after.status, 404, 'the deleted link was not brought back by the refused restore');
+  } finally {
+    await closeAll(source);
+    await closeAll(target);
     await work.remove();
   }
 });
