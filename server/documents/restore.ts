@@ -16,15 +16,15 @@ import { KryptonError } from '../../lib/errors.js';
 import type { Link } from '../../lib/ids.js';
 import type { ServiceRegistry } from '../../lib/service.js';
 import type { DocumentIndex } from '../../index/views.js';
-import type { Selectors } from '../membership/selectors.js';
 import type { DocumentStore } from './documents.js';
 
 export interface RestoreDeps {
   registry: ServiceRegistry;
   index: DocumentIndex;
   store: DocumentStore;
-  selectors: Selectors;
   hostId: string;
+  /** Whether this host is in the replica set of `link` under `selectorLink` (every member, without a replication factor). */
+  holdsCopy(selectorLink: string, link: Link): boolean;
 }
 
 export interface RestoreAnswer {
@@ -36,12 +36,11 @@ export interface RestoreAnswer {
   elsewhere: number;
 }
 
-/** Whether this host is in `link`'s replica set (every member, for a selector without a factor). */
+/** Whether this host is in `link`'s replica set; the link must be a replicated service's. */
 function replicaHere(d: RestoreDeps, link: Link): boolean {
   const svc = d.registry.forChild(link);
   if (!svc?.has('REPLICATION')) throw new KryptonError('INVALID_BODY', `${link} is not a document of a replicated service here`);
-  if (!d.selectors.spec(svc.def.nodeSelector)?.replicationFactor) return true;
-  return d.selectors.select(svc.def.nodeSelector, link).selectedNodes.some((n) => n.id === d.hostId);
+  return d.holdsCopy(svc.def.nodeSelector, link);
 }
 
 /** The records of the page this host must append, or the conflict that refuses the whole page. */

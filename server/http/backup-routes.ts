@@ -68,7 +68,10 @@ export function backupRoutes(router: Router, d: UtilityDeps): void {
   router.post(RESTORE_PATH, async (ctx) => {
     const dry = ctx.query.dryRun;
     if (dry !== undefined && dry !== 'true' && dry !== 'false') throw new KryptonError('INVALID_ARGUMENT', 'dryRun must be true or false');
-    ctx.body = await restorePage(d, parseRestorePage(d, await readJsonBody(ctx.req)), dry === 'true');
+    const holdsCopy = (selectorLink: string, link: Link) =>
+      !d.selectors.spec(selectorLink)?.replicationFactor ||
+      d.selectors.select(selectorLink, link).selectedNodes.some((n) => n.id === d.hostId);
+    ctx.body = await restorePage({ ...d, holdsCopy }, parseRestorePage(d, await readJsonBody(ctx.req)), dry === 'true');
   });
   router.all(RESTORE_PATH, (ctx) => notAllowed(ctx.method));
 }
