@@ -9,9 +9,15 @@
  * A write logged but short of its quorum is kept as unconfirmed: its retry is answered "outcome
  * unknown", never applied a second time nor reported a success it may not be.
  *
- * Bounded three ways (lib/limits.ts): ids per link (the oldest goes first), links (the link
- * written least recently goes first) and age (an id older than the window is no hit). Time is
- * passed in: the caller's clock, or a replayed record's own time.
+ * Bounded four ways (lib/limits.ts): ids per link (the oldest goes first, but an id younger than
+ * the retry horizon only past a hard bound), links and ids in all (the link written least recently
+ * goes first), and age (an id older than the window is no hit). Time is passed in: the caller's
+ * clock, or a replayed record's own time. An entry host retries a forward only within its
+ * operation deadline, so within the horizon a retry's original is either remembered or was never
+ * applied here, unless a hard bound dropped a young id: mayHaveForgotten() says so, and the owner
+ * then answers the retry "outcome unknown" instead of applying it a second time (torture seed
+ * 4004: a write retried by its entry host after a 7 s pause, 65 writes of the link later, was
+ * applied again at version 82 after version 17).
  */
 
 import type { LogRecord, NewLogRecord, ServiceDocument } from './document.js';
@@ -35,12 +41,20 @@ export interface DedupBounds {
   idsPerLinkMax: number;
   linksMax: number;
   windowMicros: Micros;
+  /** Ids younger than this (the newest note's time minus it) stay past idsPerLinkMax, up to idsPerLinkHardMax. 0: none do. */
+  retryHorizonMicros?: Micros;
+  idsPerLinkHardMax?: number;
+  /** Ids over all links; past it the links written least recently go. */
+  idsMax?: number;
 }
 
 export const DEFAULT_DEDUP_BOUNDS: DedupBounds = {
   idsPerLinkMax: limits.dedupIdsPerLinkMax,
   linksMax: limits.dedupLinksMax,
   windowMicros: limits.dedupWindowMicros,
+  retryHorizonMicros: limits.dedupRetryHorizonMicros,
+  idsPerLinkHardMax: limits.dedupIdsPerLinkHardMax,
+  idsMax: limits.dedupIdsMax,
 };
 
 /** An Idempotency-Key or forwarded request id as given, checked: printable ASCII, bounded. */
@@ -55,8 +69,14 @@ export function checkRequestId(raw: string): string {
 }
 
 export class DedupWindow {
-  /** Per link, its ids oldest first, and the count of its last note (to tell a stale queue slot). */
-  private readonly links = new Map<Link, { entries: DedupEntry[]; written: number }>();
+  /**
+   * Per link, its ids oldest first, the count of its last note (to tell a stale queue slot), and
+   * the time of the newest id a hard bound dropped from it.
+   */
+  private readonly links = new Map<Link, { entries: DedupEntry[]; written: number; forgotten?: Micros }>();
+  /** The time of the newest id of any link dropped whole (the link or id bounds). */
+  private droppedNewest = Number.NEGATIVE_INFINITY;
+  private total = 0;
   /**
    * Links in the order of their notes, a link again at each note; a slot whose count is not its
    * link's last is stale and skipped. Evicting from the front of a Map in V8 walks every deleted
@@ -80,17 +100,53 @@ export class DedupWindow {
     this.order.push({ link: rec.link, written: at.written });
     const { entries } = at;
     const same = entries.findIndex((e) => e.requestId === rec.requestId);
-    if (same >= 0) entries.splice(same, 1);
+    if (same >= 0) {
+      entries.splice(same, 1);
+      this.total--;
+    }
     entries.push({ requestId: rec.requestId, timeMicros: rec.timeMicros, state: rec.state });
-    if (entries.length > this.bounds.idsPerLinkMax) entries.splice(0, entries.length - this.bounds.idsPerLinkMax);
+    this.total++;
+    if (entries.length > this.bounds.idsPerLinkMax) this.trim(at, rec.timeMicros);
     this.evict();
+  }
+
+  /** Drops a link's ids past its bound: the old ones first, young ones only past the hard bound. */
+  private trim(at: { entries: DedupEntry[]; forgotten?: Micros }, nowMicros: Micros): void {
+    const { entries } = at;
+    const young = nowMicros - (this.bounds.retryHorizonMicros ?? 0);
+    const hard = Math.max(this.bounds.idsPerLinkMax, this.bounds.idsPerLinkHardMax ?? 0);
+    let drop = 0;
+    while (entries.length - drop > this.bounds.idsPerLinkMax && entries[drop]!.timeMicros < young) drop++;
+    const over = entries.length - drop - hard;
+    if (over > 0) {
+      drop += over;
+      at.forgotten = Math.max(at.forgotten ?? Number.NEGATIVE_INFINITY, entries[drop - 1]!.timeMicros);
+    }
+    entries.splice(0, drop);
+    this.total -= drop;
+  }
+
+  /**
+   * Whether a write of `link` within the retry horizon before `nowMicros` may have left the window
+   * (a hard bound dropped a young id of it, or a whole link that recently): a retry whose id is
+   * not found is then in doubt, not new.
+   */
+  mayHaveForgotten(link: Link, nowMicros: Micros): boolean {
+    const from = nowMicros - (this.bounds.retryHorizonMicros ?? 0);
+    return this.droppedNewest >= from || (this.links.get(link)?.forgotten ?? Number.NEGATIVE_INFINITY) >= from;
   }
 
   /** Drops the links written least recently past the link bound, and compacts the order queue. */
   private evict(): void {
-    while (this.links.size > this.bounds.linksMax && this.head < this.order.length) {
+    const idsMax = this.bounds.idsMax ?? Number.POSITIVE_INFINITY;
+    while ((this.links.size > this.bounds.linksMax || this.total > idsMax) && this.head < this.order.length) {
       const { link, written } = this.order[this.head++]!;
-      if (this.links.get(link)?.written === written) this.links.delete(link);
+      const at = this.links.get(link);
+      if (at?.written !== written) continue;
+      this.links.delete(link);
+      this.total -= at.entries.length;
+      const newest = at.entries[at.entries.length - 1]?.timeMicros ?? Number.NEGATIVE_INFINITY;
+      this.droppedNewest = Math.max(this.droppedNewest, newest, at.forgotten ?? Number.NEGATIVE_INFINITY);
     }
     // Stale slots pile up at the front and for links noted again (one live slot per link): start
     // over from the live ones once they are most of the queue, so it stays within twice the links.
@@ -108,8 +164,12 @@ export class DedupWindow {
     let stale = 0;
     while (stale < entries.length && entries[stale]!.timeMicros < from) stale++;
     // Ids past the window are dropped as they are met: nothing else walks the window.
-    if (stale > 0) entries.splice(0, stale);
+    if (stale > 0) {
+      entries.splice(0, stale);
+      this.total -= stale;
+    }
     if (entries.length === 0) {
+      // Its forgotten mark, if any, is older than the window, itself longer than the horizon.
       this.links.delete(link);
       return undefined;
     }
@@ -150,8 +210,6 @@ export class DedupWindow {
 
   /** Ids remembered, over all links. */
   size(): number {
-    let n = 0;
-    for (const e of this.links.values()) n += e.entries.length;
-    return n;
+    return this.total;
   }
 }

@@ -152,6 +152,16 @@ export const limits = {
    * past it the oldest id of the link is forgotten.
    */
   dedupIdsPerLinkMax: 64,
+  /**
+   * Ids a link keeps past dedupIdsPerLinkMax while they are younger than dedupRetryHorizonMicros:
+   * a hot link still recognizes every retry its entry hosts may send; past it a retry of an id not
+   * found is answered "outcome unknown".
+   */
+  dedupIdsPerLinkHardMax: 4096,
+  /** Longer than the default operation timeout, within which an entry host retries a forward, with room for clock skew. */
+  dedupRetryHorizonMicros: 70_000_000,
+  /** Ids an owner remembers over all links; past it the links written least recently are forgotten. */
+  dedupIdsMax: 200_000,
   /** Links whose request ids an owner remembers at once; past it the link written least recently is forgotten. */
   dedupLinksMax: 100_000,
   /**

@@ -32,7 +32,9 @@ import { prepareCreate } from './prepare.js';
 import { listChildren, readCommitted, readLocal } from './reads.js';
 import { markUnconfirmed, type UnconfirmedStore } from './unconfirmed.js';
 import type { ChangeFeed } from './changes.js';
-import { STANDALONE, type ClusterPorts, type ReplicaPromisesPort, type ReplicaResult } from './ports.js';
+import { STANDALONE, type ClusterPorts, type ReplicaPromisesPort, type ReplicaResult, type WriteOptions } from './ports.js';
+
+export type { WriteOptions } from './ports.js';
 
 export interface DocumentStoreDeps {
   wal: WriteAheadLog;
@@ -61,19 +63,6 @@ const OK: ReplicaResult = { ok: true };
 /** A replica's refusal of a record whose append failed. */
 function failed(e: unknown): ReplicaResult {
   return { ok: false, code: e instanceof KryptonError ? e.code : 'LOG_FAILED', message: (e as Error).message };
-}
-
-export interface WriteOptions {
-  /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
-  quorum?: number | 'all';
-  /**
-   * The write's request id (its entry host's, or the client's Idempotency-Key): a write of the
-   * same link with an id already in the dedup window is answered with the state it made, and
-   * nothing new is logged.
-   */
-  requestId?: string;
-  /** Throws when the write must not be applied after all (a stale forward, routing.ts): asked just before it is planned. */
-  fence?: () => void;
 }
 
 export class DocumentStore {
@@ -133,15 +122,17 @@ export class DocumentStore {
   /**
    * The state a write with `requestId` already made to `link`, if it is in the dedup window: a
    * retry is answered with it. Asked with the link held, so an original still running is done.
-   * A retry of a write that failed its quorum is answered as that write was: outcome unknown. A
-   * write not applied yet passes its fence first.
+   * A retry of a write that failed its quorum, or whose original the window may have forgotten,
+   * is answered outcome unknown. A write not applied yet passes its fence first.
    */
   private applied(link: Link, opts: WriteOptions): ServiceDocument | undefined {
-    const id = opts.requestId;
-    const hit = id === undefined ? undefined : this.d.dedup?.lookup(link, id, this.d.clock.nowMicros());
+    const [id, now] = [opts.requestId, this.d.clock.nowMicros()];
+    const hit = id === undefined ? undefined : this.d.dedup?.lookup(link, id, now);
     if (!hit) opts.fence?.();
-    const why = 'was logged here but did not reach its quorum; whether it took effect is unknown';
-    if (hit?.unconfirmed) throw new KryptonError('REPLICATION_FAILED', `${link}: request ${id} ${why}`);
+    const forgot = !hit && opts.retry === true && this.d.dedup?.mayHaveForgotten(link, now) === true;
+    const why = forgot ? 'is a retry of a write this host may have applied and forgotten' : 'was logged here but did not reach its quorum';
+    if (hit?.unconfirmed || forgot)
+      throw new KryptonError('REPLICATION_FAILED', `${link}: request ${id} ${why}; whether it took effect is unknown`);
     return hit?.state;
   }
 

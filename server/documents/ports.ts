@@ -115,3 +115,19 @@ export class ClusterPortsHandle implements ClusterPorts {
     effects: (svc, link, state, effects) => this.bound.hooks.effects(svc, link, state, effects),
   };
 }
+
+/** How an owner's write is to be made (DocumentStore.create, applyUpdate). */
+export interface WriteOptions {
+  /** `x-xenon-rpl-quorum`: successes required, or 'all'. */
+  quorum?: number | 'all';
+  /**
+   * The write's request id (its entry host's, or the client's Idempotency-Key): a write of the
+   * same link with an id already in the dedup window is answered with the state it made, and
+   * nothing new is logged.
+   */
+  requestId?: string;
+  /** Throws when the write must not be applied after all (a stale forward, routing.ts): asked just before it is planned. */
+  fence?: () => void;
+  /** An entry host's retry of a forward: not applied if the window may have forgotten its original (lib/dedup.ts). */
+  retry?: boolean;
+}

@@ -10,7 +10,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { DedupWindow } from '../../lib/dedup.js';
+import { DEFAULT_DEDUP_BOUNDS, DedupWindow, type DedupBounds } from '../../lib/dedup.js';
 import { isKryptonError, KryptonError } from '../../lib/errors.js';
 import type { Seq } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
@@ -48,6 +48,7 @@ export async function loadNewestSnapshot(
   fresh: () => DocumentIndex,
   clock: Clock,
   logger: Logger,
+  dedupBounds: DedupBounds = DEFAULT_DEDUP_BOUNDS,
 ): Promise<LoadedState> {
   const logStart = (await listSegments(log))[0]?.firstSeq ?? 1;
   const problems: string[] = [];
@@ -57,7 +58,7 @@ export async function loadNewestSnapshot(
       continue;
     }
     const index = fresh();
-    const dedup = new DedupWindow();
+    const dedup = new DedupWindow(dedupBounds);
     try {
       const header = await readSnapshot(snapshots, ref.name, (e) => restoreEntry(index, dedup, e));
       index.restoreNewestTime(header.newestTimeMicros);
@@ -79,7 +80,7 @@ export async function loadNewestSnapshot(
     );
   }
   if (problems.length > 0) logger.warn({ skipped: problems }, 'snapshots: none usable; replaying the whole log');
-  return { index: fresh(), dedup: new DedupWindow(), fromSeq: 1 };
+  return { index: fresh(), dedup: new DedupWindow(dedupBounds), fromSeq: 1 };
 }
 
 /** Applies one snapshot entry to a fresh index and dedup window (loading a snapshot). */
@@ -119,7 +120,15 @@ export async function openIndexAndLog(
   const started = performance.now();
   const logDir = diskDirectory(path.join(dir, 'log'));
   const snapshotDir = diskDirectory(path.join(dir, 'snapshots'));
-  const loaded = await loadNewestSnapshot(snapshotDir, logDir, fresh, clock, logger);
+  // Retries come within a forwarding host's operation deadline: the window recognizes them that long.
+  const horizon = Math.max(
+    limits.dedupRetryHorizonMicros,
+    config.operationTimeoutMicros + limits.dedupRetryHorizonMicros - limits.operationTimeoutMicros,
+  );
+  const loaded = await loadNewestSnapshot(snapshotDir, logDir, fresh, clock, logger, {
+    ...DEFAULT_DEDUP_BOUNDS,
+    retryHorizonMicros: horizon,
+  });
   const { index, dedup, fromSeq } = loaded;
   const snapshotMs = performance.now() - started;
   const wal = await WriteAheadLog.open({

@@ -27,7 +27,7 @@ import type { DocumentStore } from '../documents/documents.js';
 import { notAllowed } from '../net/http-errors.js';
 import type { PeerReply } from '../net/peers.js';
 import type { ForwardItem } from '../routing/forwarder.js';
-import { IDEMPOTENCY_HEADER, OWNER_ENTRY_HEADER, OwnerRouting } from '../routing/routing.js';
+import { IDEMPOTENCY_HEADER, OWNER_ENTRY_HEADER, OwnerRouting, RETRY_PRAGMA } from '../routing/routing.js';
 import { isODataRequest } from '../../lib/query/odata.js';
 import { TaskDriver } from '../tasks/tasks.js';
 import { factoryOData, queryParams, type ODataDeps } from './odata.js';
@@ -81,6 +81,8 @@ export type DocumentOp =
       requestId: string | undefined;
       /** On a forward: the owner entry version the entry host chose this host by (routing.ts). */
       ownerEntry?: number;
+      /** A retry of a forward (a later hop, or run here after a hop failed). */
+      retry?: boolean;
     }
   | { kind: 'read'; svc: RegisteredService; link: Link; version: number | undefined; viaOwner: boolean }
   | {
@@ -93,6 +95,7 @@ export type DocumentOp =
       /** The write's request id (lib/dedup.ts): the client's Idempotency-Key, or its entry host's. */
       requestId: string | undefined;
       ownerEntry?: number;
+      retry?: boolean;
     };
 
 const CHILD_METHODS = new Set(['GET', 'PUT', 'PATCH', 'DELETE']);
@@ -126,12 +129,14 @@ function requestIdOf(header: (name: string) => string): string | undefined {
   return raw === '' ? undefined : checkRequestId(raw);
 }
 
-/** A forward's owner entry version (OWNER_ENTRY_HEADER), checked; nothing on a client's own request. */
-function ownerEntryOf(header: (name: string) => string, pragmas: ReadonlySet<string>): { ownerEntry?: number } {
-  const raw = pragmas.has('xn-fwd') ? header(OWNER_ENTRY_HEADER) : '';
-  if (raw === '') return {};
+/** A forward's owner entry version (OWNER_ENTRY_HEADER), checked, and whether it is a retry; nothing on a client's own request. */
+function ownerEntryOf(header: (name: string) => string, pragmas: ReadonlySet<string>): { ownerEntry?: number; retry?: boolean } {
+  if (!pragmas.has('xn-fwd')) return {};
+  const retry = pragmas.has(RETRY_PRAGMA) ? { retry: true } : {};
+  const raw = header(OWNER_ENTRY_HEADER);
+  if (raw === '') return retry;
   if (!/^\d{1,15}$/.test(raw)) throw new KryptonError('INVALID_ARGUMENT', `${OWNER_ENTRY_HEADER} must be a non-negative integer`);
-  return { ownerEntry: Number(raw) };
+  return { ownerEntry: Number(raw), ...retry };
 }
 
 /** A direct task's create: the owner answers only once the task ends. */
@@ -167,6 +172,7 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
     );
     if (!decision.local) return { relayed: decision.reply };
     if (decision.requestId !== undefined && op.kind !== 'read') op.requestId = decision.requestId;
+    if (decision.retry && (op.kind === 'create' || op.kind === 'update')) op.retry = true;
   } else if (op.kind !== 'list' && op.kind !== 'odata' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
     // A forward with authorization on (koa): the owner's view may lag the entry host's.
     await d.routing.untilOwner(svc.def.nodeSelector, op.link);
@@ -256,7 +262,10 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
     const forceIndexUpdate = pragmas.has('xn-force-index-update');
     const requestId = item.requestId;
     await owned(link);
-    const ownerEntry = item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry };
+    const ownerEntry = {
+      ...(item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry }),
+      ...(pragmas.has(RETRY_PRAGMA) ? { retry: true } : {}),
+    };
     return run(d, {
       kind: 'create',
       svc,
@@ -276,7 +285,10 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   }
   const action = item.method as 'PUT' | 'PATCH' | 'DELETE';
   if (!object && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
-  const entry = item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry };
+  const entry = {
+    ...(item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry }),
+    ...(pragmas.has(RETRY_PRAGMA) ? { retry: true } : {}),
+  };
   return run(d, {
     kind: 'update',
     svc,
@@ -310,7 +322,7 @@ async function apply(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAn
     case 'odata':
       return { status: 200, body: await factoryOData(d, op.svc, op.params, op.scope) };
     case 'create': {
-      const opts = { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op.ownerEntry) };
+      const opts = { forceIndexUpdate: op.forceIndexUpdate, quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op) };
       const state = await d.store.create(op.svc, op, opts);
       if (isDirect(op)) return { status: 200, body: await d.tasks.awaitTerminal(op.link) };
       // A task's create only starts the work: Xenon answers 202 Accepted.
@@ -319,14 +331,18 @@ async function apply(d: DocumentRequestDeps, op: DocumentOp): Promise<DocumentAn
     case 'read':
       return { status: 200, body: op.viaOwner ? await d.store.read(op.svc, op.link, op.version) : d.store.get(op.link, op.version) };
     case 'update': {
-      const opts = { quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op.ownerEntry) };
+      const opts = { quorum: op.quorum, requestId: op.requestId, ...fenceOf(d, op) };
       const state = await d.store.applyUpdate(op.svc, op.action, op.link, op.body, opts);
       return { status: 200, body: state ?? {} };
     }
   }
 }
 
-/** A forwarded write is applied only while this host's own entry is the one its entry host chose it by (routing.ts). */
-function fenceOf(d: DocumentRequestDeps, ownerEntry: number | undefined): { fence?: () => void } {
-  return ownerEntry === undefined ? {} : { fence: () => d.routing.checkForward(ownerEntry) };
+/**
+ * A forwarded write is applied only while this host's own entry is the one its entry host chose it
+ * by (routing.ts), and a retry only when the dedup window cannot have forgotten its original.
+ */
+function fenceOf(d: DocumentRequestDeps, op: { ownerEntry?: number; retry?: boolean }): { fence?: () => void; retry?: boolean } {
+  const { ownerEntry, retry } = op;
+  return { ...(ownerEntry === undefined ? {} : { fence: () => d.routing.checkForward(ownerEntry) }), ...(retry ? { retry } : {}) };
 }

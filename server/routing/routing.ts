@@ -68,7 +68,14 @@ export function isStaleView(reply: PeerReply): boolean {
  * Where a request runs: here (with the request id its earlier hops carried, if any, so the write
  * is recognized should one of them have reached the old owner) or relayed.
  */
-export type RouteDecision = { local: true; requestId?: string } | { local: false; reply: PeerReply };
+export type RouteDecision = { local: true; requestId?: string; retry?: true } | { local: false; reply: PeerReply };
+
+/**
+ * The pragma of a forward's second and later hops: the owner applies a retry only when its dedup
+ * window cannot have forgotten the original (lib/dedup.ts mayHaveForgotten), else it answers
+ * outcome unknown.
+ */
+export const RETRY_PRAGMA = 'kr-retry';
 
 /** Headers of a relayed answer that must not be copied (hop-by-hop, or recomputed by koa). */
 export const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date']);
@@ -140,11 +147,15 @@ export class OwnerRouting {
     let body: string | undefined;
     let requestId = req.requestId;
     let lastError: unknown;
+    let hops = 0;
     for (;;) {
       if (!this.d.selectors.passable) await this.d.selectors.whenAvailable(deadline);
       const owner = this.d.selectors.owner(selectorLink, key);
       // This host became the owner after a hop failed: the write runs here as a retry, same id.
-      if (owner.id === this.d.hostId) return requestId === undefined ? { local: true } : { local: true, requestId };
+      if (owner.id === this.d.hostId) {
+        if (requestId === undefined) return { local: true };
+        return hops > 0 ? { local: true, requestId, retry: true } : { local: true, requestId };
+      }
       if (body === undefined && req.body !== undefined) body = JSON.stringify(req.body);
       // Made once, before the first hop, and kept for every retry: that is what makes them retries.
       if (requestId === undefined && req.method !== 'GET') requestId = randomUUID();
@@ -152,7 +163,8 @@ export class OwnerRouting {
       if (remainingMs <= 0) break;
       const entry = requestId === undefined ? undefined : this.d.selectors.groupState.nodes[owner.id]?.documentVersion;
       try {
-        const reply = await this.hop(req, body, { requestId, entry }, originOf(owner.groupReference), selectorLink, remainingMs);
+        const retry = hops++ > 0;
+        const reply = await this.hop(req, body, { requestId, entry, retry }, originOf(owner.groupReference), selectorLink, remainingMs);
         if (!isStaleView(reply)) return { local: false, reply };
         lastError = new KryptonError('STALE_VIEW', `${owner.id} moved past the view this host chose it by`);
       } catch (e) {
@@ -174,12 +186,13 @@ export class OwnerRouting {
   private hop(
     req: RoutedRequest,
     body: string | undefined,
-    ids: { requestId: string | undefined; entry: number | undefined },
+    ids: { requestId: string | undefined; entry: number | undefined; retry: boolean },
     origin: string,
     selectorLink: string,
     remainingMs: number,
   ): Promise<PeerReply> {
-    const pragma = withPragma(req.pragmas, 'xn-fwd');
+    const fwd = withPragma(req.pragmas, 'xn-fwd');
+    const pragma = ids.retry && ids.requestId !== undefined ? `${fwd};${RETRY_PRAGMA}` : fwd;
     const share = msFromMicros(this.d.operationTimeoutMicros / limits.forwardHopTimeoutDivisor);
     const timeoutMs = req.hopTimeoutMs ?? Math.max(limits.forwardHopTimeoutMinMs, Math.min(remainingMs, share));
     if (this.d.forwarder === undefined) {

@@ -125,4 +125,43 @@ test('a request id is 1 to 128 printable ASCII characters', () => {
   }
 });
 
+test('ids younger than the retry horizon outlive the per-link bound up to the hard bound; past it, or once a young link is dropped, a retry may have lost its original', () => {
+  const w = new DedupWindow({
+    idsPerLinkMax: 2,
+    linksMax: 2,
+    windowMicros: 1e12,
+    retryHorizonMicros: 1000,
+    idsPerLinkHardMax: 4,
+    idsMax: 100,
+  });
+  // A hot link: four writes within the horizon all stay, past the soft bound of 2.
+  for (let v = 0; v < 4; v++) w.note(rec('/hot', v, T0 + v, `h${v}`));
+  assert.is(w.lookup('/hot', 'h0', T0 + 10)?.state.documentVersion, 0, 'young ids stay past the soft bound');
+  assert.not.ok(w.mayHaveForgotten('/hot', T0 + 10));
+  // A fifth young one passes the hard bound: h0 goes, and a retry of an id not found is in doubt.
+  w.note(rec('/hot', 4, T0 + 4, 'h4'));
+  assert.is(w.lookup('/hot', 'h0', T0 + 10), undefined);
+  assert.ok(w.mayHaveForgotten('/hot', T0 + 10), 'a young id was dropped');
+  assert.not.ok(w.mayHaveForgotten('/hot', T0 + 2000), 'not once the horizon has passed it');
+  // Old ids go at the soft bound as before, and leave no doubt.
+  const old = new DedupWindow({ idsPerLinkMax: 2, linksMax: 10, windowMicros: 1e12, retryHorizonMicros: 1000, idsPerLinkHardMax: 4 });
+  old.note(rec('/o', 0, T0, 'o0'));
+  old.note(rec('/o', 1, T0 + 5000, 'o1'));
+  old.note(rec('/o', 2, T0 + 5001, 'o2'));
+  assert.is(old.size(), 2);
+  assert.is(old.lookup('/o', 'o0', T0 + 5002), undefined);
+  assert.not.ok(old.mayHaveForgotten('/o', T0 + 5002), 'o0 was older than the horizon');
+  // A link dropped whole by the link bound while young leaves every link in doubt.
+  w.note(rec('/b', 0, T0 + 20, 'b0'));
+  w.note(rec('/c', 0, T0 + 21, 'c0'));
+  assert.is(w.lookup('/hot', 'h4', T0 + 22), undefined, '/hot, written least recently, was dropped');
+  assert.ok(w.mayHaveForgotten('/c', T0 + 22));
+  // The bound on ids in all drops links too.
+  const few = new DedupWindow({ idsPerLinkMax: 8, linksMax: 10, windowMicros: 1e12, retryHorizonMicros: 1000, idsMax: 3 });
+  for (let i = 0; i < 4; i++) few.note(rec(`/l${i}`, 0, T0 + i, `x${i}`));
+  assert.is(few.size(), 3);
+  assert.is(few.lookup('/l0', 'x0', T0 + 5), undefined);
+  assert.ok(few.mayHaveForgotten('/l3', T0 + 5));
+});
+
 test.run();

@@ -48,19 +48,20 @@ test('a write whose hop failed runs here, once this host owns it, with the id th
   const d = await routing(sent).route(request(), '/core/node-selectors/default', '/core/examples/a');
   assert.is(sent.length, 1);
   assert.ok(sent[0], 'the hop carried a request id');
-  assert.equal(d, { local: true, requestId: sent[0] });
+  assert.equal(d, { local: true, requestId: sent[0], retry: true }, 'run here as a retry');
 });
 
 test("a client's Idempotency-Key is the id of every hop and of the local run", async () => {
   const sent: (string | undefined)[] = [];
   const d = await routing(sent).route(request('client-key-1'), '/core/node-selectors/default', '/core/examples/a');
   assert.equal(sent, ['client-key-1']);
-  assert.equal(d, { local: true, requestId: 'client-key-1' });
+  assert.equal(d, { local: true, requestId: 'client-key-1', retry: true });
 });
 
 test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is a failed hop, retried, never relayed", async () => {
   let owner = 'old';
   const entries: (string | undefined)[] = [];
+  const pragmas: string[] = [];
   const selectors = {
     passable: true,
     owner: () => ({ id: owner, groupReference: `http://${owner}.invalid:1/core/node-groups/default` }),
@@ -73,6 +74,7 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
   const peers = {
     request: async (url: string, o: { headers: Record<string, string> }) => {
       entries.push(o.headers['x-krypton-owner-entry']);
+      pragmas.push(o.headers.pragma!);
       return url.includes('old.invalid')
         ? { status: 503, headers: {}, body: stale }
         : { status: 200, headers: {}, body: Buffer.from('{}') };
@@ -83,6 +85,7 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
   const r = new OwnerRouting({ selectors, peers, clock, hostId: 'here', operationTimeoutMicros: 10_000_000 });
   const d = await r.route(request(), '/core/node-selectors/default', '/core/examples/a');
   assert.equal(entries, ['7', '2']);
+  assert.equal(pragmas, ['xn-fwd', 'xn-fwd;kr-retry'], 'the second hop says it is a retry');
   assert.is(d.local, false);
   assert.is(d.local === false && d.reply.status, 200);
   // A read carries none: a late read changes nothing.
