@@ -19,7 +19,7 @@
 import type { ReadScope } from '../../lib/authz.js';
 import { checkRequestId } from '../../lib/dedup.js';
 import type { JsonObject } from '../../lib/document.js';
-import { KryptonError } from '../../lib/errors.js';
+import { KryptonError, isKryptonError } from '../../lib/errors.js';
 import type { Link } from '../../lib/ids.js';
 import { limits } from '../../lib/limits.js';
 import type { RegisteredService, ServiceRegistry } from '../../lib/service.js';
@@ -154,7 +154,27 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
   const pragmas = pragmasOf(req.header('pragma'));
   const routed = svc.has('OWNER_SELECTION') && !OwnerRouting.isLocalOnly(pragmas);
   const op = await decode(d, req, svc, pragmas, routed);
-  if (routed && op.kind !== 'list' && op.kind !== 'odata') {
+  if (routed && op.kind !== 'list' && op.kind !== 'odata') return routeAndRun(d, req, svc, pragmas, op);
+  if (op.kind !== 'list' && op.kind !== 'odata' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
+    // A forward with authorization on (koa): the owner's view may lag the entry host's.
+    await d.routing.untilOwner(svc.def.nodeSelector, op.link);
+  }
+  return run(d, op);
+}
+
+/**
+ * Step 2 at the entry host: the op to its owner, or run here when this host owns it. A read run
+ * here whose link moved to another owner while it was synchronized (STALE_VIEW) is routed again,
+ * until the operation deadline.
+ */
+async function routeAndRun(
+  d: DocumentRequestDeps,
+  req: DocumentRequest,
+  svc: RegisteredService,
+  pragmas: ReadonlySet<string>,
+  op: Exclude<DocumentOp, { kind: 'list' } | { kind: 'odata' }>,
+): Promise<DocumentAnswer> {
+  for (;;) {
     const decision = await d.routing.route(
       {
         method: req.method,
@@ -173,11 +193,13 @@ export async function handleDocumentRequest(d: DocumentRequestDeps, req: Documen
     if (!decision.local) return { relayed: decision.reply };
     if (decision.requestId !== undefined && op.kind !== 'read') op.requestId = decision.requestId;
     if (decision.retry && (op.kind === 'create' || op.kind === 'update')) op.retry = true;
-  } else if (op.kind !== 'list' && op.kind !== 'odata' && svc.has('OWNER_SELECTION') && pragmas.has('xn-fwd')) {
-    // A forward with authorization on (koa): the owner's view may lag the entry host's.
-    await d.routing.untilOwner(svc.def.nodeSelector, op.link);
+    if (op.kind !== 'read') return run(d, op);
+    try {
+      return await run(d, op);
+    } catch (e) {
+      if (!isKryptonError(e) || e.code !== 'STALE_VIEW' || d.routing.expired(req.arrivalMicros)) throw e;
+    }
   }
-  return run(d, op);
 }
 
 /** Step 1 at the entry host: the request as an op, its body checked against the service's schema. */

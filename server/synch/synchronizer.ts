@@ -18,7 +18,7 @@
  */
 
 import type { ServiceDocument } from '../../lib/document.js';
-import { isKryptonError } from '../../lib/errors.js';
+import { KryptonError, isKryptonError } from '../../lib/errors.js';
 import { limits, msFromMicros } from '../../lib/limits.js';
 import type { Epoch, Link } from '../../lib/ids.js';
 import type { RegisteredService } from '../../lib/service.js';
@@ -87,7 +87,16 @@ export class Synchronizer {
    */
   ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined {
     const needs = () => this.fencing.needsSynchExisting(svc, link);
-    return needs() ? this.synchOnDemand(svc, link, needs) : undefined;
+    if (!needs()) return undefined;
+    // The view may move the link away while its heads are asked for: the synchronization then
+    // adopts nothing, and a 404 from here would not be the group's answer (torture partition seed
+    // 4004: a read parked through a partition answered absent as the healed view moved its link).
+    const selector = svc.def.nodeSelector;
+    const owned = this.d.selectors.ownedHere(selector, link);
+    return this.synchOnDemand(svc, link, needs).then(() => {
+      if (owned && !this.d.index.latest(link) && !this.d.selectors.ownedHere(selector, link))
+        throw new KryptonError('STALE_VIEW', `${link} moved to another owner while this host asked its peers for it`);
+    });
   }
 
   /**
