@@ -180,4 +180,14 @@ test('a host takes history only below its latest, from no later epoch, and not t
   assert.ok(takesHistory(latest, held(4, 0, 777), { version: 4, epoch: 1, timeMicros: 1004 }), 'held otherwise: replaced');
 });
 
+test("pull: a host that missed an epoch run's tail takes the takeover's copy first, and the rest of the run on it (server/synch/history.ts pulls twice)", () => {
+  // Cut off after 15, back as the owner that took the link over at 80 (epoch 4) from the group's 79.
+  const mine: VersionMark[] = [...run(0, 15, 0), [80, 4, 9000]];
+  const group: VersionMark[] = [...run(0, 79, 0), [80, 4, 9000]];
+  assert.equal(versionsToPull(mine, group, 1000), [], 'nothing of epoch 0 above 15 vouches for 16-79 here yet');
+  assert.equal(copiesToPull(mine, group, 1000), [79], 'the takeover copy, a candidate');
+  const withCopy: VersionMark[] = [...run(0, 15, 0), [79, 0, 1079], [80, 4, 9000]];
+  assert.equal(versionsToPull(withCopy, group, 1000), Array.from({ length: 63 }, (_, i) => 16 + i), 'once held, 79 vouches for 16-78');
+});
+
 test.run();
