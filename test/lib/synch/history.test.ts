@@ -187,7 +187,11 @@ test("pull: a host that missed an epoch run's tail takes the takeover's copy fir
   assert.equal(versionsToPull(mine, group, 1000), [], 'nothing of epoch 0 above 15 vouches for 16-79 here yet');
   assert.equal(copiesToPull(mine, group, 1000), [79], 'the takeover copy, a candidate');
   const withCopy: VersionMark[] = [...run(0, 15, 0), [79, 0, 1079], [80, 4, 9000]];
-  assert.equal(versionsToPull(withCopy, group, 1000), Array.from({ length: 63 }, (_, i) => 16 + i), 'once held, 79 vouches for 16-78');
+  assert.equal(
+    versionsToPull(withCopy, group, 1000),
+    Array.from({ length: 63 }, (_, i) => 16 + i),
+    'once held, 79 vouches for 16-78',
+  );
 });
 
 test.run();
