@@ -3,7 +3,7 @@
  * each asserts every property the suite checks (assertSafe), and prints the runner's report so a
  * failure comes with its explanation. Both runs also assert that faults were applied and that
  * clients got work done, so they cannot pass on a run that did nothing. Partitions need root;
- * without it that run says so and is skipped.
+ * without it the second run says so and pauses hosts only.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -115,11 +115,9 @@ test('torture: kill -9 and graceful stops, a snapshot every 300 records: no ackn
 });
 
 test('torture: partitions and paused hosts: no acknowledged add lost, watches in order, the register linearizable, the same history on every host', async () => {
+  // Without root the runner skips the partitions itself and still pauses hosts.
   const why = partitionsUnsupported();
-  if (why) {
-    console.log(`torture partitions skipped: ${why}`);
-    return;
-  }
+  if (why) console.log(`torture partitions skipped (pauses only): ${why}`);
   const r = await torture([
     '--workload=register,set,watch',
     '--faults=partition,pause',

@@ -280,7 +280,13 @@ export function save(
   const dir = path.join(outDir, `${o.workloads.join('+')}-seed${o.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'result.json'), JSON.stringify({ ...result, savedTo: dir }, null, 2));
-  const history = { workloads: Object.fromEntries(reports.map((r) => [r.name, r.history])), faults: windows };
+  // Operation and fault times are the runner's performance.now(): timeOriginMs + t is the wall
+  // clock the hosts' log lines carry in `time`, so a history lines up with the logs beside it.
+  const history = {
+    timeOriginMs: performance.timeOrigin,
+    workloads: Object.fromEntries(reports.map((r) => [r.name, r.history])),
+    faults: windows,
+  };
   fs.writeFileSync(path.join(dir, 'history.json'), JSON.stringify(history));
   fs.writeFileSync(path.join(dir, 'comparison.json'), JSON.stringify(cmp, null, 2));
   fs.writeFileSync(path.join(dir, 'explanation.txt'), explanation(reports, cmp, cmdline));
