@@ -284,10 +284,6 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
     const forceIndexUpdate = pragmas.has('xn-force-index-update');
     const requestId = item.requestId;
     await owned(link);
-    const ownerEntry = {
-      ...(item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry }),
-      ...(pragmas.has(RETRY_PRAGMA) ? { retry: true } : {}),
-    };
     return run(d, {
       kind: 'create',
       svc,
@@ -296,7 +292,7 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
       forceIndexUpdate,
       quorum: requestedQuorum(header),
       requestId,
-      ...ownerEntry,
+      ...forwardedWrite(item, pragmas),
     });
   }
   if (!CHILD_METHODS.has(item.method)) notAllowed(item.method);
@@ -307,10 +303,6 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
   }
   const action = item.method as 'PUT' | 'PATCH' | 'DELETE';
   if (!object && action !== 'DELETE') throw new KryptonError('INVALID_BODY', `${action} body is required`);
-  const entry = {
-    ...(item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry }),
-    ...(pragmas.has(RETRY_PRAGMA) ? { retry: true } : {}),
-  };
   return run(d, {
     kind: 'update',
     svc,
@@ -319,8 +311,16 @@ export async function handleForwarded(d: DocumentRequestDeps, item: ForwardItem,
     body: object,
     quorum: requestedQuorum(header),
     requestId: item.requestId,
-    ...entry,
+    ...forwardedWrite(item, pragmas),
   });
+}
+
+/** A batch item's owner entry version and retry mark, as a write op carries them (routing.ts). */
+function forwardedWrite(item: ForwardItem, pragmas: ReadonlySet<string>): { ownerEntry?: number; retry?: boolean } {
+  return {
+    ...(item.ownerEntry === undefined ? {} : { ownerEntry: item.ownerEntry }),
+    ...(pragmas.has(RETRY_PRAGMA) ? { retry: true } : {}),
+  };
 }
 
 /** Step 3, on the owner (or wherever the op is local): the op applied to the store, and counted. */

@@ -8,11 +8,10 @@
  * own Idempotency-Key has the same effect, and the request id is in the log record: a restarted
  * owner, and a replica that took the link over, recognize a retry too.
  */
-import { request } from 'undici';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
-import { AnswerReader, encodeForwardBatch } from '../../server/routing/forwarder.js';
+import { forwardTo } from '../support/forward.js';
 import { closeAll, groupAvailable, startGroup, startHost, startJoined, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
@@ -125,17 +124,8 @@ t('a client retrying with its Idempotency-Key, through a non-owner or the owner,
 t.run();
 
 /** One forwarded PATCH with `requestId`, sent to `h`'s batch endpoint as an entry host would. */
-async function forwardedPatch(h: TestHost, link: string, body: unknown, requestId: string): Promise<[number, Doc]> {
-  const item = { method: 'PATCH', url: link, pragma: 'xn-fwd', xenonHeaders: {}, body: JSON.stringify(body), requestId };
-  const r = await request(`${h.host.uri}/core/node-selectors/default/forwarded`, {
-    method: 'POST',
-    body: encodeForwardBatch([item]),
-    headers: { 'content-type': 'application/x-msgpack' },
-  });
-  assert.is(r.statusCode, 200);
-  let got: [number, Doc] | undefined;
-  new AnswerReader((_i, status, text) => (got = [status, JSON.parse(text) as Doc])).push(Buffer.from(await r.body.arrayBuffer()));
-  return got!;
+function forwardedPatch(h: TestHost, link: string, body: unknown, requestId: string): Promise<[number, Doc]> {
+  return forwardTo<Doc>(h, [{ method: 'PATCH', url: link, pragma: 'xn-fwd', xenonHeaders: {}, body: JSON.stringify(body), requestId }]);
 }
 
 const restart = suite('at most once across a restart');

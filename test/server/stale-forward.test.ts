@@ -8,11 +8,11 @@
  * entry it was chosen by; an owner whose entry moved past it answers STALE_VIEW (503) and logs
  * nothing. The same forward under the owner's current entry is applied.
  */
-import { request } from 'undici';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KRYPTON_ERROR_CODES } from '../../lib/errors.js';
-import { AnswerReader, encodeForwardBatch, type ForwardItem } from '../../server/routing/forwarder.js';
+import type { ForwardItem } from '../../server/routing/forwarder.js';
+import { forwardTo } from '../support/forward.js';
 import { closeAll, startGroup, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
 
@@ -22,17 +22,7 @@ interface Doc {
   errorCode?: number;
 }
 
-async function forward(h: TestHost, item: ForwardItem): Promise<[number, Doc]> {
-  const r = await request(`${h.host.uri}/core/node-selectors/default/forwarded`, {
-    method: 'POST',
-    body: encodeForwardBatch([item]),
-    headers: { 'content-type': 'application/x-msgpack' },
-  });
-  assert.is(r.statusCode, 200);
-  let got: [number, Doc] | undefined;
-  new AnswerReader((_i, status, text) => (got = [status, JSON.parse(text) as Doc])).push(Buffer.from(await r.body.arrayBuffer()));
-  return got!;
-}
+const forward = (h: TestHost, item: ForwardItem) => forwardTo<Doc>(h, [item]);
 
 async function ownEntryVersion(h: TestHost): Promise<number> {
   const g = await h.client.get<{ nodes: Record<string, { documentVersion: number }> }>('/core/node-groups/default');
