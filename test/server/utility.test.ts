@@ -188,7 +188,7 @@ t('PATCH /core/management: SynchronizeWithPeersRequest runs a pass; backup reque
     [
       'RestoreRequest',
       { destination: 'file:///tmp/b.snap' },
-      /^RestoreRequest is not supported on a running host: stop it, then `krypton restore/,
+      /^RestoreRequest is not supported: `krypton restore FILE --host URL` restores a backup into a running group/,
     ],
     ['AutoBackupConfiguration', {}, /^AutoBackupConfiguration is not supported/],
   ];
