@@ -11,6 +11,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KINDS } from '../../lib/document.js';
+import { limits } from '../../lib/limits.js';
 import { forwardTo } from '../support/forward.js';
 import { closeAll, groupAvailable, startGroup, startHost, startJoined, tempDir, type TestHost } from '../support/hosts.js';
 import { waitFor } from '../support/wait.js';
@@ -288,3 +289,37 @@ fenced(
 );
 
 fenced.run();
+
+const late = suite('at most once for a late retry');
+
+late("a host's retry whose original the owner may have forgotten is answered outcome unknown, never applied again", async () => {
+  // One link written past the hard bound of ids it keeps within the retry horizon: the oldest
+  // young id is dropped, so the owner can no longer tell a retry from a new write.
+  const h = await startHost({ id: 'amo-late' });
+  try {
+    const link = '/core/examples/late';
+    assert.is((await h.client.post('/core/examples', { documentSelfLink: link, name: 'v0', counter: 0 })).status, 200);
+    const writes = limits.dedupIdsPerLinkHardMax + 1;
+    for (let n = 1; n <= writes; n++) {
+      const r = await h.client.send('PATCH', link, { counter: n }, { 'idempotency-key': `late-${n}` });
+      assert.is(r.status, 200, r.text);
+    }
+    const patch = (requestId: string, pragma: string) =>
+      forwardTo<Doc & { message?: string }>(h, [
+        { method: 'PATCH', url: link, pragma, xenonHeaders: {}, body: JSON.stringify({ name: requestId }), requestId },
+      ]);
+    const [status, body] = await patch('fwd-retry', 'xn-fwd;kr-retry');
+    assert.is(status, 500, JSON.stringify(body));
+    assert.match(String(body.message), /retry of a write this host may have applied and forgotten; whether it took effect is unknown/);
+    assert.is((await h.client.get<Doc>(link)).body.documentVersion, writes, 'nothing applied');
+    // A retry of an id still remembered is answered with its write; a first hop is a new write.
+    const [again, earlier] = await patch(`late-${writes}`, 'xn-fwd;kr-retry');
+    assert.equal([again, earlier.documentVersion], [200, writes]);
+    const [first, made] = await patch('fwd-first', 'xn-fwd');
+    assert.equal([first, made.documentVersion, made.name], [200, writes + 1, 'fwd-first']);
+  } finally {
+    await h.close();
+  }
+});
+
+late.run();
