@@ -95,4 +95,44 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
   assert.equal(entries, [undefined]);
 });
 
+test('an owner that receives a forward waits for its own quorum, and past the wait refuses rather than answer without one', async () => {
+  let available = false;
+  let changes = 0;
+  const selectors = {
+    get available() {
+      return available;
+    },
+    ownedHere: () => true,
+    membershipChange: async () => {
+      changes++;
+    },
+  } as unknown as Selectors;
+  let t = 1_000_000;
+  const clock = { nowMicros: () => (t += 1000), observe: () => undefined };
+  const r = new OwnerRouting({ selectors, peers: {} as PeerClient, clock, hostId: 'healed', operationTimeoutMicros: 10_000_000 });
+  const e = await r.untilOwner('/core/node-selectors/default', '/core/examples/a').then(
+    () => undefined,
+    (x: KryptonError) => x,
+  );
+  assert.is(e?.code, 'QUORUM_UNAVAILABLE', 'a host back from a partition without its peers answers no 404');
+  assert.ok(changes > 0, 'it waited for membership changes first');
+  // Once its view holds the quorum again, the forward runs.
+  const back = {
+    get available() {
+      return available;
+    },
+    ownedHere: () => true,
+    membershipChange: async () => void (available = true),
+  } as unknown as Selectors;
+  available = false;
+  await new OwnerRouting({
+    selectors: back,
+    peers: {} as PeerClient,
+    clock,
+    hostId: 'healed',
+    operationTimeoutMicros: 10_000_000,
+  }).untilOwner('/core/node-selectors/default', '/core/examples/a');
+  assert.ok(available);
+});
+
 test.run();
