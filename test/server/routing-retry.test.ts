@@ -122,7 +122,9 @@ test('an owner that receives a forward waits for its own quorum, and past the wa
       return available;
     },
     ownedHere: () => true,
-    membershipChange: async () => void (available = true),
+    membershipChange: async () => {
+      available = true;
+    },
   } as unknown as Selectors;
   available = false;
   await new OwnerRouting({
