@@ -53,6 +53,7 @@ export function planRestore(
   let held = 0;
   let elsewhere = 0;
   const here = new Map<Link, boolean>();
+  const applying = new Set<Link>();
   for (const r of records) {
     const mine = here.get(r.link) ?? replicaHere(d, r.link);
     here.set(r.link, mine);
@@ -72,9 +73,10 @@ export function planRestore(
       }
       throw conflict(d, r.link, `holds version ${r.version} with other content`);
     }
-    if (latest && latest.documentVersion >= r.version && !apply.some((a) => a.link === r.link))
+    if (latest && latest.documentVersion >= r.version && !applying.has(r.link))
       throw conflict(d, r.link, `holds it at version ${latest.documentVersion}, past the backup's version ${r.version}`);
     apply.push(r);
+    applying.add(r.link);
   }
   return { apply, held, elsewhere };
 }

@@ -11,26 +11,39 @@ import type { Selectors } from '../../server/membership/selectors.js';
 import type { PeerClient } from '../../server/net/peers.js';
 import { OwnerRouting } from '../../server/routing/routing.js';
 
-function routing(ids: (string | undefined)[]) {
-  let owner = 'old';
+/**
+ * Selectors whose owner of every key is `from` until the first membership change (the failed
+ * hop's probe marks it down), then `to`; `versions` are the members' entry versions.
+ */
+function movingOwner(from: string, to: string, versions: Record<string, number>) {
+  const state = { owner: from };
+  const nodes = Object.fromEntries(Object.entries(versions).map(([id, documentVersion]) => [id, { documentVersion }]));
   const selectors = {
     passable: true,
-    owner: () => ({ id: owner, groupReference: `http://${owner}.invalid:1/core/node-groups/default` }),
-    groupState: { nodes: { old: { documentVersion: 7 }, here: { documentVersion: 3 } } },
-    // The failed hop's probe marks the old owner down: this host owns the link from then on.
+    owner: () => ({ id: state.owner, groupReference: `http://${state.owner}.invalid:1/core/node-groups/default` }),
+    groupState: { nodes },
     membershipChange: async () => {
-      owner = 'here';
+      state.owner = to;
     },
   } as unknown as Selectors;
+  return { selectors, state };
+}
+
+/** Routing on host `hostId` over stubs, its clock moving `stepMicros` at each read. */
+function routingOver(selectors: Selectors, peers: PeerClient, hostId = 'here', stepMicros = 10): OwnerRouting {
+  let t = 1_000_000;
+  const clock = { nowMicros: () => (t += stepMicros), observe: () => undefined };
+  return new OwnerRouting({ selectors, peers, clock, hostId, operationTimeoutMicros: 10_000_000 });
+}
+
+function routing(ids: (string | undefined)[]) {
   const peers = {
     request: async (_url: string, o: { headers: Record<string, string> }) => {
       ids.push(o.headers['idempotency-key']);
       throw new KryptonError('PEER_UNAVAILABLE', 'connection reset');
     },
   } as unknown as PeerClient;
-  let t = 1_000_000;
-  const clock = { nowMicros: () => (t += 10), observe: () => undefined };
-  return new OwnerRouting({ selectors, peers, clock, hostId: 'here', operationTimeoutMicros: 10_000_000 });
+  return routingOver(movingOwner('old', 'here', { old: 7, here: 3 }).selectors, peers);
 }
 
 const request = (requestId?: string) => ({
@@ -59,17 +72,9 @@ test("a client's Idempotency-Key is the id of every hop and of the local run", a
 });
 
 test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is a failed hop, retried, never relayed", async () => {
-  let owner = 'old';
   const entries: (string | undefined)[] = [];
   const pragmas: string[] = [];
-  const selectors = {
-    passable: true,
-    owner: () => ({ id: owner, groupReference: `http://${owner}.invalid:1/core/node-groups/default` }),
-    groupState: { nodes: { old: { documentVersion: 7 }, next: { documentVersion: 2 } } },
-    membershipChange: async () => {
-      owner = 'next';
-    },
-  } as unknown as Selectors;
+  const { selectors, state } = movingOwner('old', 'next', { old: 7, next: 2 });
   const stale = Buffer.from(JSON.stringify({ message: 'stale', statusCode: 503, errorCode: KRYPTON_ERROR_CODES.STALE_VIEW }));
   const peers = {
     request: async (url: string, o: { headers: Record<string, string> }) => {
@@ -80,9 +85,7 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
         : { status: 200, headers: {}, body: Buffer.from('{}') };
     },
   } as unknown as PeerClient;
-  let t = 1_000_000;
-  const clock = { nowMicros: () => (t += 10), observe: () => undefined };
-  const r = new OwnerRouting({ selectors, peers, clock, hostId: 'here', operationTimeoutMicros: 10_000_000 });
+  const r = routingOver(selectors, peers);
   const d = await r.route(request(), '/core/node-selectors/default', '/core/examples/a');
   assert.equal(entries, ['7', '2']);
   assert.equal(pragmas, ['xn-fwd', 'xn-fwd;kr-retry'], 'the second hop says it is a retry');
@@ -90,7 +93,7 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
   assert.is(d.local === false && d.reply.status, 200);
   // A read carries none: a late read changes nothing.
   entries.length = 0;
-  owner = 'next';
+  state.owner = 'next';
   await r.route({ ...request(), method: 'GET', body: undefined }, '/core/node-selectors/default', '/core/examples/a');
   assert.equal(entries, [undefined]);
 });
@@ -98,41 +101,31 @@ test("a hop carries the owner's entry version; the owner's STALE_VIEW answer is 
 test('an owner that receives a forward waits for its own quorum, and past the wait refuses rather than answer without one', async () => {
   let available = false;
   let changes = 0;
-  const selectors = {
-    get available() {
-      return available;
-    },
-    ownedHere: () => true,
-    membershipChange: async () => {
-      changes++;
-    },
-  } as unknown as Selectors;
-  let t = 1_000_000;
-  const clock = { nowMicros: () => (t += 1000), observe: () => undefined };
-  const r = new OwnerRouting({ selectors, peers: {} as PeerClient, clock, hostId: 'healed', operationTimeoutMicros: 10_000_000 });
-  const e = await r.untilOwner('/core/node-selectors/default', '/core/examples/a').then(
-    () => undefined,
-    (x: KryptonError) => x,
-  );
+  // Its own view names it the owner; `onChange` is what a membership change does to the view.
+  const healed = (onChange: () => void) =>
+    routingOver(
+      {
+        get available() {
+          return available;
+        },
+        ownedHere: () => true,
+        membershipChange: async () => onChange(),
+      } as unknown as Selectors,
+      {} as PeerClient,
+      'healed',
+      1000,
+    );
+  const e = await healed(() => changes++)
+    .untilOwner('/core/node-selectors/default', '/core/examples/a')
+    .then(
+      () => undefined,
+      (x: KryptonError) => x,
+    );
   assert.is(e?.code, 'QUORUM_UNAVAILABLE', 'a host back from a partition without its peers answers no 404');
   assert.ok(changes > 0, 'it waited for membership changes first');
   // Once its view holds the quorum again, the forward runs.
-  const back = {
-    get available() {
-      return available;
-    },
-    ownedHere: () => true,
-    membershipChange: async () => {
-      available = true;
-    },
-  } as unknown as Selectors;
-  available = false;
-  await new OwnerRouting({
-    selectors: back,
-    peers: {} as PeerClient,
-    clock,
-    hostId: 'healed',
-    operationTimeoutMicros: 10_000_000,
+  await healed(() => {
+    available = true;
   }).untilOwner('/core/node-selectors/default', '/core/examples/a');
   assert.ok(available);
 });
