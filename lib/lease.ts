@@ -11,7 +11,7 @@
  * link neither feeds the holder's lease for it nor waits for it.
  */
 
-import { selectNodes } from './hash.js';
+import { holders } from './group/availability.js';
 import type { Link, Micros, NodeId } from './ids.js';
 
 export interface LeaseTiming {
@@ -25,12 +25,7 @@ export interface LeaseTiming {
 
 /** The owner of `link` among `view` (eligible owners), as ownerOf picks it; undefined for an empty view. */
 export function ownerIn(view: readonly NodeId[], link: Link): NodeId | undefined {
-  if (view.length === 0) return undefined;
-  return selectNodes(
-    link,
-    view.map((id) => ({ id, eligible: true })),
-    1,
-  )[0];
+  return view.length === 0 ? undefined : holders(link, view, undefined)[0];
 }
 
 /** What a grantor answers a renewal with, besides its view. */

@@ -78,7 +78,7 @@ export function since(h: OwnershipHistory, generation: number): OwnershipHistory
 }
 
 /** The members holding `link` in a view: the owner first, `factor` of them, or just the owner without one. */
-function holders(link: Link, eligible: readonly NodeId[], factor: number | undefined): NodeId[] {
+export function holders(link: Link, eligible: readonly NodeId[], factor: number | undefined): NodeId[] {
   return selectNodes(
     link,
     eligible.map((id) => ({ id, eligible: true })),
