@@ -38,10 +38,18 @@ export interface LeaseReport {
   promised: readonly Link[] | 'all';
 }
 
-interface HeldGrant {
-  sentMicros: Micros;
+/** The two views a grant was given under: it covers the links both name the holder the owner of. */
+interface GrantViews {
   holderView: readonly NodeId[];
   grantorView: readonly NodeId[];
+}
+
+function coversLink(g: GrantViews, holder: NodeId, link: Link): boolean {
+  return ownerIn(g.holderView, link) === holder && ownerIn(g.grantorView, link) === holder;
+}
+
+interface HeldGrant extends GrantViews {
+  sentMicros: Micros;
 }
 
 /** The holder's side: the grants it holds and the promise cursors it keeps per grantor. */
@@ -87,7 +95,7 @@ export class LeaseHolder {
   covers(grantor: NodeId, link: Link, nowMicros: Micros): boolean {
     const g = this.grants.get(grantor);
     if (!g || nowMicros >= g.sentMicros + this.timing.durationMicros) return false;
-    return ownerIn(g.holderView, link) === this.selfId && ownerIn(g.grantorView, link) === this.selfId;
+    return coversLink(g, this.selfId, link);
   }
 
   /**
@@ -95,8 +103,8 @@ export class LeaseHolder {
    * covers it reach `quorum`.
    */
   held(link: Link, replicas: readonly NodeId[], quorum: number, nowMicros: Micros): boolean {
+    if (quorum <= 1) return true;
     let count = 1;
-    if (count >= quorum) return true;
     for (const r of replicas) {
       if (r !== this.selfId && this.covers(r, link, nowMicros) && ++count >= quorum) return true;
     }
@@ -104,10 +112,8 @@ export class LeaseHolder {
   }
 }
 
-interface GivenGrant {
+interface GivenGrant extends GrantViews {
   answeredMicros: Micros;
-  holderView: readonly NodeId[];
-  grantorView: readonly NodeId[];
 }
 
 interface PromiseEntry {
@@ -181,7 +187,7 @@ export class LeaseGrantor {
       for (const g of h.byViews.values()) {
         const end = this.expiry(g.answeredMicros);
         if (end <= until || end <= nowMicros) continue;
-        if (ownerIn(g.holderView, link) === holder && ownerIn(g.grantorView, link) === holder) until = end;
+        if (coversLink(g, holder, link)) until = end;
       }
     }
     return Math.max(0, until - nowMicros);
