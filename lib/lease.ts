@@ -141,10 +141,12 @@ export class LeaseGrantor {
   private readonly given = new Map<NodeId, { byViews: Map<string, GivenGrant>; everything?: Micros }>();
   private readonly ring: PromiseEntry[] = [];
   private seq: number;
+  private durableSeq: number;
   private floor: number;
 
   constructor(private readonly o: GrantorOptions) {
     this.seq = o.seqAtStart;
+    this.durableSeq = o.seqAtStart;
     this.floor = o.seqAtStart;
   }
 
@@ -193,21 +195,30 @@ export class LeaseGrantor {
     return Math.max(0, until - nowMicros);
   }
 
-  /** Promises just granted to `by`: numbered, and reported to the other holders. */
+  /** Promises just granted to `by`: numbered, and reported to the other holders from now on. */
   promised(by: NodeId, links: readonly Link[]): void {
     for (const link of links) this.ring.push({ seq: ++this.seq, link, by });
     const over = this.ring.length - this.o.promisesKeptMax;
     if (over > 0) this.floor = this.ring.splice(0, over).at(-1)!.seq;
   }
 
-  /** The newest promise sequence (persisted with each promise line, so a restart continues it). */
+  /** The newest promise sequence, written with each promise line so a restart continues it. */
   get sequence(): number {
     return this.seq;
   }
 
-  /** What to tell `holder`, whose cursor is `cursor`. */
+  /**
+   * The promise file holds sequence `seq`. Reports move a holder's cursor only up to here: a
+   * promise lost with a crash before its line was synced is numbered again after the restart,
+   * and a cursor past its number would skip the new promise.
+   */
+  persisted(seq: number): void {
+    this.durableSeq = Math.max(this.durableSeq, Math.min(seq, this.seq));
+  }
+
+  /** What to tell `holder`, whose cursor is `cursor`: every promise above it, durable or not. */
   report(holder: NodeId, cursor: number): LeaseReport {
-    const base = { seq: this.seq, floor: this.floor };
+    const base = { seq: this.durableSeq, floor: this.floor };
     if (cursor < this.floor) return { ...base, promised: 'all' };
     let lo = 0;
     let hi = this.ring.length;

@@ -198,7 +198,7 @@ export const limits = {
   synchRetryDelayMinMicros: 500_000,
   /** Longest wait between retries of deferred takeovers. */
   synchRetryDelayMaxMicros: 30_000_000,
-  /** Links an owner remembers to synchronize again because a replica refused its write for its epoch; the oldest is forgotten past it. */
+  /** Links an owner remembers to synchronize again because a replica refused its write for its epoch; past it every link is synchronized again (a new generation). */
   synchRecheckLinksMax: 100_000,
   /**
    * Membership views an owner remembers since its last complete synchronization pass, to tell which

@@ -95,8 +95,13 @@ export type ScheduleInput =
   | { type: 'earlyEnded' }
   /** Links synchronized by work that started in `generation`. */
   | { type: 'linksDone'; generation: number; links: Iterable<Link> }
-  /** A replica refused this host's record of `link` for its epoch. */
+  /** A replica refused this host's record of `link` for its epoch, or promised it to another host (lease.ts). */
   | { type: 'staleEpoch'; link: Link }
+  /**
+   * Any link may have been taken over by another host unseen (a lease grantor could not list what
+   * it promised, server/synch/lease.ts): nothing trusted is trusted any more.
+   */
+  | { type: 'distrustAll' }
   /** An on-demand synchronization of `link` succeeded. */
   | { type: 'rechecked'; link: Link }
   | { type: 'retryDue' }
@@ -271,8 +276,27 @@ class Run {
 
   staleEpoch(link: Link): void {
     const r = this.s.recheck;
-    if (!r.has(link) && r.size >= this.s.recheckMax) r.delete(r.values().next().value!);
-    r.add(link);
+    // Forgetting one would serve it unchecked: past the bound every link is checked again instead.
+    if (!r.has(link) && r.size >= this.s.recheckMax) this.distrustAll();
+    else r.add(link);
+  }
+
+  /** A new generation that trusts nothing from earlier ones, unless nothing is trusted or running yet. */
+  distrustAll(): void {
+    const s = this.s;
+    // A view of generation 0 is a seeded group's (createSchedule synchronizedView): trusted too.
+    const seeded = s.history.views.some((v) => v.generation === 0);
+    const trusting = s.completedGeneration > 0 || s.done.size > 0 || s.confirmed.size > 0 || seeded;
+    if (!trusting && s.passing === undefined && s.early === undefined) return;
+    s.recheck = new Set();
+    s.confirmed = new Map();
+    s.history = emptyHistory();
+    s.generation++;
+    s.done = new Set();
+    s.retryFailures = 0;
+    this.cancelRetry();
+    this.pass();
+    this.early();
   }
 }
 
@@ -313,6 +337,9 @@ export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleCo
       break;
     case 'staleEpoch':
       run.staleEpoch(input.link);
+      break;
+    case 'distrustAll':
+      run.distrustAll();
       break;
     case 'rechecked':
       s.recheck.delete(input.link);

@@ -96,6 +96,7 @@ test('promises to others are reported from the cursor; the holder must synchroni
   const h = new LeaseHolder('a', TIMING);
   g.promised('c', ['/core/examples/x', '/core/examples/y']);
   g.promised('a', ['/core/examples/z']);
+  g.persisted(g.sequence);
   const r1 = g.report('a', h.cursor('b'));
   assert.equal(r1, { seq: 3, floor: 0, promised: ['/core/examples/x', '/core/examples/y'] });
   assert.equal(h.answered('b', T0, VIEW, VIEW, r1), ['/core/examples/x', '/core/examples/y']);
@@ -108,6 +109,7 @@ test('promises to others are reported from the cursor; the holder must synchroni
 test('a report that cannot list every promise since the cursor says all', () => {
   const g = grantor({ promisesKeptMax: 3, reportLinksMax: 2 });
   g.promised('c', ['/core/examples/1', '/core/examples/2', '/core/examples/3', '/core/examples/4']);
+  g.persisted(4);
   assert.equal(g.report('a', 0), { seq: 4, floor: 1, promised: 'all' }, 'promise 1 fell out of the ring');
   assert.equal(g.report('a', 1).promised, 'all', 'three to list, two allowed');
   assert.equal(g.report('a', 2).promised, ['/core/examples/3', '/core/examples/4']);
@@ -119,6 +121,7 @@ test('a restarted grantor continues its sequence: a holder that saw everything b
   const before = grantor();
   const h = new LeaseHolder('a', TIMING);
   before.promised('c', ['/core/examples/x']);
+  before.persisted(before.sequence);
   h.answered('b', T0, VIEW, VIEW, before.report('a', h.cursor('b')));
   const after = grantor({ seqAtStart: before.sequence, startedMicros: T0 + 1_000_000 });
   assert.equal(h.answered('b', T0 + 2_000_000, VIEW, VIEW, after.report('a', h.cursor('b'))), []);
@@ -144,6 +147,20 @@ test('with clock rates 1 % apart, the holder never counts a grant once the grant
     while (g.waitMicros('c', ofA, grantorClock(real)) > 0) real += 1000;
     assert.not.ok(h.held(ofA, ['b', 'c'], 2, real), `answer delay ${delay}: the lease outlived the grantor's wait`);
   }
+});
+
+test('a promise not yet synced is listed, but the cursor stops below it: renumbered after a crash, it is listed again', () => {
+  const before = grantor();
+  const h = new LeaseHolder('a', TIMING);
+  before.promised('c', ['/core/examples/x']);
+  before.persisted(1);
+  before.promised('c', ['/core/examples/y']);
+  assert.equal(h.answered('b', T0, VIEW, VIEW, before.report('a', h.cursor('b'))), ['/core/examples/x', '/core/examples/y']);
+  assert.is(h.cursor('b'), 1, 'promise 2 is not on disk yet');
+  // The crash loses promise 2 (never answered); the restarted grantor numbers its next one 2.
+  const after = grantor({ seqAtStart: 1, startedMicros: T0 + 1_000_000 });
+  after.promised('c', ['/core/examples/w']);
+  assert.equal(h.answered('b', T0 + 2_000_000, VIEW, VIEW, after.report('a', h.cursor('b'))), ['/core/examples/w']);
 });
 
 test.run();

@@ -214,10 +214,35 @@ test('recheck: a link refused for its epoch is pending even in a complete genera
   assert.not.ok(d.s.recheck.has('/l/a'));
 });
 
-test('recheck is bounded: past its size the oldest link is forgotten', () => {
+test('recheck is bounded: past its size no link is forgotten, every one is synchronized again', () => {
   const d = new Driver({ recheckMax: 2 });
-  for (const l of ['/l/a', '/l/b', '/l/b', '/l/c']) d.feed({ type: 'staleEpoch', link: l });
-  assert.equal([...d.s.recheck], ['/l/b', '/l/c']);
+  d.feed({ type: 'membershipChanged' });
+  d.feed({ type: 'passEnded', complete: true });
+  for (const l of ['/l/a', '/l/b', '/l/b']) d.feed({ type: 'staleEpoch', link: l });
+  assert.equal([...d.s.recheck], ['/l/a', '/l/b']);
+  assert.equal(types(d.feed({ type: 'staleEpoch', link: '/l/c' })), ['runPass']);
+  assert.is(d.s.generation, 2);
+  for (const l of ['/l/a', '/l/b', '/l/c', '/l/z']) assert.ok(linkPending(d.s, l), l);
+});
+
+test('distrustAll: links done, owned throughout or completed are all pending again; a no-op while nothing is trusted or running', () => {
+  const d = new Driver();
+  d.available = false;
+  d.hasQuorum = false;
+  d.feed({ type: 'membershipChanged', eligible: ['a', 'b'] });
+  assert.equal(d.feed({ type: 'distrustAll' }), []);
+  assert.is(d.s.generation, 1, 'nothing synchronized yet: nothing to distrust');
+  d.available = true;
+  d.hasQuorum = true;
+  d.feed({ type: 'available' });
+  d.feed({ type: 'distrustAll' });
+  assert.is(d.s.generation, 2, 'a pass running: its heads may be older than the promise');
+  assert.equal(types(d.feed({ type: 'passEnded', complete: true })), ['runPass'], 'its generation is stale: again');
+  d.feed({ type: 'passEnded', complete: true });
+  assert.is(d.s.completedGeneration, 2);
+  assert.not.ok(linkPending(d.s, '/l/a'));
+  assert.equal(types(d.feed({ type: 'distrustAll' })), ['runPass']);
+  assert.ok(linkPending(d.s, '/l/a'), 'a complete generation is no longer trusted');
 });
 
 test('stop: the retry armed is cancelled and no pass runs any more', () => {
