@@ -7,8 +7,10 @@
  * back from here. So a promise is written and fdatasync'ed before the reply that grants it leaves.
  *
  * One file at a time, `promises-<n>.log`, lines `<crc32 hex> <json>\n` with json
- * `{"by": host, "asks": [[link, epoch], ...]}` (one line per promise request; concurrent requests
- * share one write and one sync). Reading stops at a torn tail (its request was never answered);
+ * `{"by": host, "asks": [[link, epoch], ...], "seq": n}` (one line per promise request; concurrent
+ * requests share one write and one sync). `seq`, when present, is the owner lease's promise
+ * sequence after the line's promises (lib/lease.ts LeaseGrantor): a start continues from the
+ * highest one read, and a rewrite keeps it, with a line of no asks when no promise is outstanding. Reading stops at a torn tail (its request was never answered);
  * a damaged line followed by good ones is LOG_CORRUPT unless the host starts with --repairLog.
  * A promise is spent, and dropped, once the replica holds a state at its epoch or later. At open,
  * and when the file passes limits.promiseFileBytesMax, the outstanding promises are written to
@@ -51,24 +53,25 @@ export interface PromiseStoreOptions {
   repair?: boolean;
 }
 
-export function encodeLine(by: NodeId, asks: readonly PromiseAsk[]): Buffer {
-  const json = Buffer.from(JSON.stringify({ by, asks }), 'utf8');
+export function encodeLine(by: NodeId, asks: readonly PromiseAsk[], seq?: number): Buffer {
+  const json = Buffer.from(JSON.stringify(seq === undefined ? { by, asks } : { by, asks, seq }), 'utf8');
   const head = Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} `, 'latin1');
   return Buffer.concat([head, json, Buffer.from('\n')]);
 }
 
-/** The (by, asks) of one line, or undefined when it is damaged. */
-function decodeLine(line: Buffer): { by: NodeId; asks: PromiseAsk[] } | undefined {
+/** The (by, asks, seq) of one line, or undefined when it is damaged. */
+function decodeLine(line: Buffer): { by: NodeId; asks: PromiseAsk[]; seq: number } | undefined {
   if (line.length < 10 || line[8] !== 0x20) return undefined;
   const json = line.subarray(9);
   if (line.subarray(0, 8).toString('latin1') !== crc32(json).toString(16).padStart(8, '0')) return undefined;
   try {
-    const v = JSON.parse(json.toString('utf8')) as { by?: unknown; asks?: unknown };
+    const v = JSON.parse(json.toString('utf8')) as { by?: unknown; asks?: unknown; seq?: unknown };
     if (typeof v.by !== 'string' || !Array.isArray(v.asks)) return undefined;
+    if (v.seq !== undefined && !(Number.isSafeInteger(v.seq) && (v.seq as number) >= 0)) return undefined;
     for (const a of v.asks as unknown[]) {
       if (!Array.isArray(a) || typeof a[0] !== 'string' || !Number.isSafeInteger(a[1])) return undefined;
     }
-    return { by: v.by, asks: v.asks as PromiseAsk[] };
+    return { by: v.by, asks: v.asks as PromiseAsk[], seq: (v.seq as number | undefined) ?? 0 };
   } catch {
     return undefined;
   }
@@ -82,6 +85,7 @@ export class PromiseStore {
   private fileNo = 0;
   private bytes = 0;
   private broken: unknown;
+  private seq = 0;
   readonly stats = { granted: 0, writes: 0, compactions: 0 };
 
   private constructor(private readonly o: PromiseStoreOptions) {}
@@ -127,6 +131,7 @@ export class PromiseStore {
           repaired = true;
           break;
         }
+        this.seq = Math.max(this.seq, line.seq);
         for (const [link, epoch] of line.asks) {
           const cur = this.held.get(link);
           if (!cur || epoch > cur.epoch) this.held.set(link, { epoch, by: line.by, durable: done });
@@ -160,8 +165,9 @@ export class PromiseStore {
     const lines: Buffer[] = [];
     for (const [by, asks] of byHost) {
       for (let i = 0; i < asks.length; i += limits.synchPromiseLinksMax)
-        lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax)));
+        lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax), this.seq || undefined));
     }
+    if (!lines.length && this.seq > 0) lines.push(encodeLine('', [], this.seq));
     const next = await this.o.dir.create(fileName(++this.fileNo));
     if (lines.length) await next.append(lines);
     await next.datasync();
@@ -213,11 +219,20 @@ export class PromiseStore {
     this.stats.granted++;
   }
 
-  /** Writes promises already held in memory and resolves once they are durable. */
-  write(by: NodeId, asks: readonly PromiseAsk[]): Promise<void> {
+  /** The highest lease promise sequence written (0: none), which a start continues from. */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  /**
+   * Writes promises already held in memory and resolves once they are durable; `seq` is the
+   * lease's promise sequence after them (see the file comment).
+   */
+  write(by: NodeId, asks: readonly PromiseAsk[], seq?: number): Promise<void> {
     if (this.broken) return Promise.reject(this.brokenError());
     if (!asks.length) return Promise.resolve();
-    const durable = new Promise<void>((resolve, reject) => this.waiting.push({ line: encodeLine(by, asks), resolve, reject }));
+    if (seq !== undefined) this.seq = Math.max(this.seq, seq);
+    const durable = new Promise<void>((resolve, reject) => this.waiting.push({ line: encodeLine(by, asks, seq), resolve, reject }));
     this.draining ??= this.drain();
     return durable;
   }
