@@ -291,6 +291,12 @@ class Run {
     s.recheck = new Set();
     s.confirmed = new Map();
     s.history = emptyHistory();
+    this.newGeneration();
+  }
+
+  /** Starts the next generation: nothing is done in it yet, and its passes start. */
+  newGeneration(): void {
+    const s = this.s;
     s.generation++;
     s.done = new Set();
     s.retryFailures = 0;
@@ -313,15 +319,10 @@ export function step(state: ScheduleState, input: ScheduleInput, ctx: ScheduleCo
       } else if (s.selfId !== undefined) {
         for (const l of s.done) s.confirmed.set(l, s.generation);
       }
-      s.generation++;
       // A view without the group's quorum is recorded as unknown: it breaks every link's trust (lib/group/availability.ts).
       if (s.selfId !== undefined)
-        s.history = withView(s.history, { generation: s.generation, eligible: input.quorate === false ? undefined : input.eligible });
-      s.done = new Set();
-      s.retryFailures = 0;
-      run.cancelRetry();
-      run.pass();
-      run.early();
+        s.history = withView(s.history, { generation: s.generation + 1, eligible: input.quorate === false ? undefined : input.eligible });
+      run.newGeneration();
       break;
     case 'available':
       run.pass();

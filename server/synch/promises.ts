@@ -10,8 +10,9 @@
  * `{"by": host, "asks": [[link, epoch], ...], "seq": n}` (one line per promise request; concurrent
  * requests share one write and one sync). `seq`, when present, is the owner lease's promise
  * sequence after the line's promises (lib/lease.ts LeaseGrantor): a start continues from the
- * highest one read, and a rewrite keeps it, with a line of no asks when no promise is outstanding. Reading stops at a torn tail (its request was never answered);
- * a damaged line followed by good ones is LOG_CORRUPT unless the host starts with --repairLog.
+ * highest one read, and a rewrite keeps it in a line of its own with no asks. Reading stops at a
+ * torn tail (its request was never answered); a damaged line followed by good ones is LOG_CORRUPT
+ * unless the host starts with --repairLog.
  * A promise is spent, and dropped, once the replica holds a state at its epoch or later. At open,
  * and when the file passes limits.promiseFileBytesMax, the outstanding promises are written to
  * the next file, which is synced before the older files are removed.
@@ -165,9 +166,9 @@ export class PromiseStore {
     const lines: Buffer[] = [];
     for (const [by, asks] of byHost) {
       for (let i = 0; i < asks.length; i += limits.synchPromiseLinksMax)
-        lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax), this.seq || undefined));
+        lines.push(encodeLine(by, asks.slice(i, i + limits.synchPromiseLinksMax)));
     }
-    if (!lines.length && this.seq > 0) lines.push(encodeLine('', [], this.seq));
+    if (this.seq > 0) lines.push(encodeLine('', [], this.seq));
     const next = await this.o.dir.create(fileName(++this.fileNo));
     if (lines.length) await next.append(lines);
     await next.datasync();
