@@ -2,7 +2,7 @@
  * Owner leases, the pure part (docs/architecture.md, "Owner lease"): when an owner may serve a
  * link from its own copy, how long a replica waits before it promises a link to a new owner, and
  * which links a holder must synchronize again because a grantor promised them to someone else.
- * Not wired into the server yet: the design section says what is missing.
+ * server/synch/lease.ts runs them.
  *
  * A grant is dated on the holder's clock from when it SENT the renewal, and on the grantor's from
  * when it ANSWERED it, so the holder's lease always ends first in real time, given clock rates

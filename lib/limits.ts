@@ -210,6 +210,26 @@ export const limits = {
   promisesHeldMax: 1_000_000,
   /** Size past which the promise file is rewritten with only the promises still outstanding. */
   promiseFileBytesMax: 4 * 1024 * 1024,
+  /** How often an owner renews its lease with each peer (docs/architecture.md, "Owner lease"). */
+  leaseRenewIntervalMicros: 125_000,
+  /** How long a grant lets an owner serve its links from its own copy, from the renewal's send time. */
+  leaseDurationMicros: 500_000,
+  /** Bound on the difference of two hosts' clock rates the lease is safe under (1 %). */
+  leaseDriftRatio: 0.01,
+  /** Added to a grantor's wait for the time an answer spends on the wire and in queues. */
+  leaseMarginMicros: 50_000,
+  /** A renewal answer later than this is not counted (its grant would be nearly spent anyway). */
+  leaseRenewTimeoutMs: 1000,
+  /** Promises a grantor remembers to report to lease holders; past it a holder that fell behind distrusts every link. */
+  leasePromisesKeptMax: 65_536,
+  /** Links one renewal answer lists as promised elsewhere; more is reported as `all`. */
+  leaseReportLinksMax: 1024,
+  /** Distinct view pairs a grantor keeps per holder; past it the oldest is folded into a grant covering every link. */
+  leaseViewsPerHolderMax: 8,
+  /** Members one renewal's view may name. */
+  leaseViewNodesMax: 1024,
+  /** Longest a replica waits for other owners' grants to run out before it answers a promise request; past it the promise is refused. */
+  leaseWaitMicrosMax: 3_000_000,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
   /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */

@@ -9,8 +9,8 @@
  * on the owner, which trusts that check. A replica's side (applyReplicated) appends what an owner
  * shipped unless its epoch is stale. A write's effects (lib/service.ts) are handed to the owner
  * hooks once it holds its quorum. Reads come from the index (reads.ts), on the owner only what its
- * quorum acknowledged (lib/commit.ts). A log failure (a write or fsync that did not happen) is
- * fatal: the host stops rather than serve state it cannot keep.
+ * quorum acknowledged (lib/commit.ts) and only under its lease (OwnerLeasePort). A log failure (a
+ * write or fsync that did not happen) is fatal: the host stops rather than serve what it cannot keep.
  */
 
 import { CommitTracker } from '../../lib/commit.js';
@@ -27,6 +27,7 @@ import type { DocumentIndex } from '../../index/views.js';
 import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
+import { leasedTurn, underLease, type LeaseCheck } from './leased.js';
 import { LinkQueues } from './link-queue.js';
 import { prepareCreate } from './prepare.js';
 import { listChildren, readCommitted, readLocal } from './reads.js';
@@ -145,17 +146,19 @@ export class DocumentStore {
    * for itself (`pragma: xn-no-fwd`) are not held behind an ownership they will never have; an
    * `update` needs the link to exist, so it synchronizes as a read does.
    */
-  private async ownerWrite<T>(svc: RegisteredService, link: Link, update: boolean, fn: () => Promise<T>): Promise<T> {
+  private async ownerWrite<T>(svc: RegisteredService, link: Link, update: boolean, fn: (lease: LeaseCheck) => Promise<T>): Promise<T> {
     this.d.checkDisk?.();
-    for (let round = 0; round < limits.ownerWriteSynchRoundsMax; round++) {
+    const since = this.d.clock.nowMicros();
+    for (let round = 0; round < limits.ownerWriteSynchRoundsMax; ) {
       const synching = update ? this.cluster.synch.ensureExisting(svc, link) : this.cluster.synch.ensure(svc, link);
       if (synching) await synching;
-      const out = await this.queues.run(link, async (): Promise<{ again: Promise<void> } | { done: T }> => {
+      const out = await this.queues.run(link, (): Promise<{ wait: Promise<void>; synch: boolean } | { done: T }> => {
         const again = this.commits.unsettled(link) ? this.cluster.synch.ensure(svc, link) : undefined;
-        return again ? { again } : { done: await fn() };
+        return again ? Promise.resolve({ wait: again, synch: true }) : leasedTurn(fn, () => this.cluster.lease.check(svc, link, since));
       });
       if ('done' in out) return out.done;
-      await out.again;
+      if (out.synch) round++; // a wait for the lease is not a synchronization round
+      await out.wait;
     }
     throw new KryptonError('QUORUM_UNAVAILABLE', `${link}: synchronization did not settle it for a write; retry later`);
   }
@@ -302,7 +305,7 @@ export class DocumentStore {
   ): Promise<ServiceDocument> {
     const { body, link } = prepared;
     let retried = false;
-    const state = await this.ownerWrite(svc, link, false, () => {
+    const state = await this.ownerWrite(svc, link, false, (lease) => {
       const earlier = this.applied(link, opts);
       if (earlier) {
         retried = true;
@@ -310,7 +313,8 @@ export class DocumentStore {
       }
       const cur = this.d.index.latest(link);
       const epochFloor = svc.has('REPLICATION') ? this.cluster.fencing.preparedEpoch(link) : undefined;
-      const rec = planCreate(svc, link, body, cur, epochFloor === undefined ? opts : { ...opts, epochFloor }, this.ctx());
+      const o = epochFloor === undefined ? opts : { ...opts, epochFloor };
+      const rec = underLease(() => planCreate(svc, link, body, cur, o, this.ctx()), lease);
       this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
       return this.commit(svc, withRequestId(rec, opts.requestId), opts);
     });
@@ -347,11 +351,11 @@ export class DocumentStore {
     body: JsonObject | undefined,
     opts: WriteOptions = {},
   ): Promise<ServiceDocument | undefined> {
-    return this.ownerWrite(svc, link, true, async () => {
+    return this.ownerWrite(svc, link, true, async (lease) => {
       const earlier = this.applied(link, opts);
       if (earlier) return earlier;
       const cur = this.d.index.latest(link);
-      const rec = planUpdate(svc, action, link, cur, body, this.ctx());
+      const rec = underLease(() => planUpdate(svc, action, link, cur, body, this.ctx()), lease);
       if (rec) this.cluster.fencing.checkEpoch(svc, link, rec.epoch, cur);
       return rec ? this.commit(svc, withRequestId(rec, opts.requestId), opts) : undefined;
     });
@@ -359,14 +363,18 @@ export class DocumentStore {
 
   /**
    * Child GET on the owner: brought up to date from the replicas first when membership moved or
-   * its last write missed its quorum, then only what is committed (reads.ts readCommitted).
+   * its last write missed its quorum, then, under its lease, only what is committed (reads.ts).
    */
   async read(svc: RegisteredService, link: Link, version?: number): Promise<ServiceDocument> {
-    // A link in doubt is synchronized before it is read: that settles it, or fails.
-    if (this.commits.unsettled(link)) this.cluster.fencing.staleEpoch(link);
-    const synching = this.cluster.synch.ensureExisting(svc, link);
-    if (synching) await synching;
-    return readCommitted(this.d.index, this.commits, link, version, this.d.clock.nowMicros());
+    if (this.commits.unsettled(link)) this.cluster.fencing.staleEpoch(link); // synchronized before it is read
+    const since = this.d.clock.nowMicros();
+    for (;;) {
+      await this.cluster.synch.ensureExisting(svc, link);
+      // Checked in the read's own step, its linearization point (server/synch/lease.ts).
+      const leased = this.cluster.lease.check(svc, link, since);
+      if (!leased) return readCommitted(this.d.index, this.commits, link, version, this.d.clock.nowMicros());
+      await leased;
+    }
   }
 
   /** Child GET from this host's own copy: the latest state, or one retained version. */

@@ -2,8 +2,9 @@
  * What the document pipeline needs from the cluster, as small interfaces the cluster parts
  * implement (structurally: they never import this file to do so): shipping an owner's record to
  * its replicas, fencing an owner's write by epoch, bringing a link up to date before its owner
- * acts on it, and the owner-only start hook. documents/ names these and imports none of
- * replication/, synch/ or routing/, so the rooms after it depend on it and never the reverse.
+ * acts on it, the owner lease a read from its own copy needs, and the owner-only start hook.
+ * documents/ names these and imports none of replication/, synch/ or routing/, so the rooms after
+ * it depend on it and never the reverse.
  *
  * The synchronizer and the owner hooks write through the store, so they can only be built after
  * it. The host therefore gives the store a ClusterPortsHandle when it builds it and binds the
@@ -63,6 +64,16 @@ export interface OwnerHooksPort {
   effects(svc: RegisteredService, link: Link, state: ServiceDocument, effects: readonly Effect[]): void;
 }
 
+/** The owner lease (OwnerLease, server/synch/lease.ts): whether this owner may serve a link from its own copy. */
+export interface OwnerLeasePort {
+  /**
+   * Undefined when it may, now: the caller reads in the same synchronous step. Otherwise a promise
+   * to wait on before asking again, which rejects (503) once the request's time since
+   * `sinceMicros` is spent.
+   */
+  check(svc: RegisteredService, link: Link, sinceMicros: number): Promise<void> | undefined;
+}
+
 /** Promises this host made as a replica (PromiseStore): records below them are refused. */
 export interface ReplicaPromisesPort {
   get(link: Link): Promised | undefined;
@@ -73,6 +84,7 @@ export interface ClusterPorts {
   fencing: EpochFencePort;
   synch: LinkSynchPort;
   hooks: OwnerHooksPort;
+  lease: OwnerLeasePort;
 }
 
 /** The ports of a store that is not part of a cluster. */
@@ -81,6 +93,7 @@ export const STANDALONE: ClusterPorts = {
   fencing: { checkEpoch: () => undefined, preparedEpoch: () => undefined, staleEpoch: () => undefined },
   synch: { ensure: () => undefined, ensureExisting: () => undefined },
   hooks: { started: () => undefined, effects: () => undefined },
+  lease: { check: () => undefined },
 };
 
 /** ClusterPorts bound once, after the parts built on the store exist (see the file comment). */
@@ -114,6 +127,8 @@ export class ClusterPortsHandle implements ClusterPorts {
     started: (svc, link) => this.bound.hooks.started(svc, link),
     effects: (svc, link, state, effects) => this.bound.hooks.effects(svc, link, state, effects),
   };
+
+  readonly lease: OwnerLeasePort = { check: (svc, link, since) => this.bound.lease.check(svc, link, since) };
 }
 
 /** How an owner's write is to be made (DocumentStore.create, applyUpdate). */

@@ -188,7 +188,7 @@ function buildOwnerParts(
     enabled: config.isPeerSynchronizationEnabled,
     hooks,
   });
-  ports.bind({ replication: replicator, fencing: synchronizer, synch: synchronizer, hooks });
+  ports.bind({ replication: replicator, fencing: synchronizer, synch: synchronizer, hooks, lease: synchronizer.lease });
 
   return { store, changes, replicator, queries, tasks, hooks, synchronizer, effects };
 }
@@ -315,7 +315,18 @@ export function requestHandler(
   });
   const koa = app.callback();
   const queries = parts.queries;
-  const peerEndpoints = new PeerEndpoints({ registry, store, routing, tasks, selectors, logger, queries, hostId: id, counters });
+  const peerEndpoints = new PeerEndpoints({
+    registry,
+    store,
+    routing,
+    tasks,
+    selectors,
+    logger,
+    queries,
+    hostId: id,
+    counters,
+    lease: parts.synchronizer.lease,
+  });
   // Document requests skip koa only while authorization is off: koa's access middleware checks
   // each one's token when it is on.
   const documentEndpoint = config.isAuthorizationEnabled

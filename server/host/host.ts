@@ -269,6 +269,8 @@ export class Host {
       this.ops.health.stop();
       // Leaving changes the membership this host sees; a pass started by that change would take
       // links over (and log new epochs) on a host that is going away. No pass starts from here.
+      // Reads from this host's copies end before its peers are told they may promise its links away.
+      await this.cluster.synchronizer.lease.release();
       const passesStopped = this.cluster.synchronizer.stop();
       await this.cluster.groups.leave();
       if (this.timer) clearInterval(this.timer);

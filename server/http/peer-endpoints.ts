@@ -1,5 +1,5 @@
 /**
- * The two endpoints hosts call on each other for every replicated write, served straight from
+ * The endpoints hosts call on each other for every replicated write, served straight from
  * node's 'request' event rather than through koa (they are the busiest routes of a group, and
  * only peers call them):
  *  - `POST <selector>/replication`: a msgpack batch of log records from an owner (replicator.ts),
@@ -13,6 +13,8 @@
  *    the status and body the request's own HTTP answer would have had.
  *  - `POST /core/node-selectors/default/query`: another host's request for this host's part of a
  *    query across hosts (server/tasks/query-gather.ts), answered as JSON.
+ *  - `POST /core/node-selectors/default/lease`: another host's owner lease renewal or release
+ *    (server/synch/lease.ts), answered as JSON, several times a second per peer.
  * Anything else (another verb, an unknown selector) goes on to the koa app, which answers it as
  * before (405, 404). A bad batch gets a 4xx with Xenon's error body, never a half-applied write.
  */
@@ -29,6 +31,7 @@ import { toErrorResponse } from '../net/http-errors.js';
 import { logFailure } from '../net/failures.js';
 import { REPLICATION_CONTENT_TYPE, decodeBatch, encodeResults } from '../replication/replicator.js';
 import type { Selectors } from '../membership/selectors.js';
+import { LEASE_PATH, type OwnerLease } from '../synch/lease.js';
 import { QUERY_PEER_PATH } from '../tasks/query-gather.js';
 import type { QueryTasks } from '../tasks/query-tasks.js';
 
@@ -40,6 +43,7 @@ export interface PeerEndpointDeps extends DocumentRequestDeps {
   selectors: Selectors;
   logger: Logger;
   queries: QueryTasks;
+  lease: Pick<OwnerLease, 'serve'>;
 }
 
 export class PeerEndpoints {
@@ -55,6 +59,7 @@ export class PeerEndpoints {
     else if (url.endsWith(FORWARDED_SUFFIX) && this.d.selectors.spec(url.slice(0, -FORWARDED_SUFFIX.length)))
       run = () => this.forwarded(req, res);
     else if (url === QUERY_PEER_PATH) run = () => this.query(req, res);
+    else if (url === LEASE_PATH) run = () => this.lease(req, res);
     if (!run) return false;
     run().catch((e: unknown) => this.fail(req, res, e));
     return true;
@@ -85,6 +90,13 @@ export class PeerEndpoints {
   private async query(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readRawBody(req, limits.bodyBytesMax);
     const text = this.d.queries.servePart(raw ? parseJsonText(raw.toString('utf8')) : undefined);
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private async lease(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await readRawBody(req, limits.bodyBytesMax);
+    const text = JSON.stringify(this.d.lease.serve(raw ? parseJsonText(raw.toString('utf8')) : undefined));
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }

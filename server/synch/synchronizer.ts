@@ -14,7 +14,8 @@
  * each: passes.ts runs the schedule (lib/synch/schedule.ts: when passes run, retries, links done)
  * and the settled pass, early.ts the early pass, links.ts the per-link work of both and of
  * on-demand synchronization, discovery.ts the reads from peers, serve.ts the answers to them,
- * fencing.ts the owner's epoch checks on the write path, takeover.ts the prepare round.
+ * fencing.ts the owner's epoch checks on the write path, takeover.ts the prepare round, lease.ts
+ * the owner lease a read from the owner's own copy needs.
  */
 
 import type { ServiceDocument } from '../../lib/document.js';
@@ -26,6 +27,7 @@ import { newSynchStats, peerTimeoutMs, type SynchDeps, type SynchStats } from '.
 import { Discovery } from './discovery.js';
 import { EarlyPass } from './early.js';
 import { Fencing } from './fencing.js';
+import { OwnerLease } from './lease.js';
 import { HistorySynch } from './history.js';
 import { LinkSynch } from './links.js';
 import { Passes } from './passes.js';
@@ -37,6 +39,8 @@ export type { SynchRequest } from './serve.js';
 
 export class Synchronizer {
   readonly stats: SynchStats;
+  /** The owner lease: the store's lease port, the peer endpoint's renewals, the release at stop. */
+  readonly lease: OwnerLease;
   private readonly passes: Passes;
   private readonly links: LinkSynch;
   private readonly fencing: Fencing;
@@ -44,7 +48,20 @@ export class Synchronizer {
 
   constructor(private readonly d: SynchDeps) {
     this.stats = newSynchStats(d.promises);
-    const takeovers = new Takeovers({ ...d, timeoutMs: peerTimeoutMs(d) });
+    const owned = (link: Link) => {
+      const svc = d.registry.forChild(link);
+      return svc !== undefined && d.selectors.ownedHere(svc.def.nodeSelector, link);
+    };
+    this.lease = new OwnerLease({
+      ...d,
+      seqAtStart: d.promises.sequence,
+      owned,
+      distrust: (links) => {
+        if (links === 'all') this.passes.feed({ type: 'distrustAll' });
+        else for (const link of links) this.passes.feed({ type: 'staleEpoch', link });
+      },
+    });
+    const takeovers = new Takeovers({ ...d, timeoutMs: peerTimeoutMs(d), lease: this.lease });
     const discovery = new Discovery(d);
     const history = new HistorySynch(d, this.stats);
     this.passes = new Passes(d, discovery, this.stats);
@@ -61,6 +78,7 @@ export class Synchronizer {
     );
     this.server = new SynchServer(d, takeovers, history);
     this.passes.start();
+    this.lease.start();
   }
 
   /** Serves a peer's synchronization request: heads of a factory in pages, full latest states, or promises. */
@@ -168,6 +186,7 @@ export class Synchronizer {
   }
 
   stop(): Promise<void> | undefined {
+    this.lease.stop();
     return this.passes.stop();
   }
 }

@@ -19,6 +19,7 @@ import { TakeoverRound, type TakeoverEffect, type TakeoverTarget } from '../../l
 import type { DocumentIndex } from '../../index/views.js';
 import type { DocumentStore } from '../documents/documents.js';
 import type { PeerClient } from '../net/peers.js';
+import type { OwnerLease } from './lease.js';
 import type { PromiseStore } from './promises.js';
 
 export type ReadyTakeover = Extract<TakeoverEffect, { type: 'ready' }>;
@@ -72,6 +73,7 @@ export class Takeovers {
       promises: PromiseStore;
       peers: PeerClient;
       timeoutMs: number;
+      lease: Pick<OwnerLease, 'waitMicros' | 'promised' | 'persisted' | 'sequence'>;
     },
   ) {}
 
@@ -83,7 +85,18 @@ export class Takeovers {
 
   /** The replica's side, for a peer or for this host's own takeover. */
   async answer(by: NodeId, asks: readonly PromiseAsk[]): Promise<PromiseAnswer[]> {
-    this.d.promises.checkRoom(asks.length);
+    const { promises, lease } = this.d;
+    promises.checkRoom(asks.length);
+    // Another owner's lease on these links must run out before they are promised away: until
+    // then it may still serve reads of a copy this promise lets the new owner overwrite.
+    // Twice: a renewal already in flight when the holder went silent may land during the first wait.
+    const links = asks.map((a) => a[0]);
+    for (let i = 0, waited = 0; i < 2; i++) {
+      const wait = lease.waitMicros(by, links);
+      if (wait === 0 || waited + wait > limits.leaseWaitMicrosMax) break;
+      await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)));
+      waited += wait;
+    }
     const fresh: PromiseAsk[] = [];
     const again: Promise<void>[] = [];
     let persisted!: { resolve(): void; reject(e: unknown): void };
@@ -94,19 +107,29 @@ export class Takeovers {
         this.d.store.serialized(link, async (): Promise<PromiseAnswer> => {
           const doc: ServiceDocument | undefined = this.d.index.latest(link);
           const held = doc ? headOfDoc(doc) : undefined;
-          const decision = decidePromise(held?.epoch, this.d.promises.get(link), { epoch, by });
+          // The holder renewed meanwhile (the views disagree on the owner): refused, and the
+          // takeover backs off as for any refusal.
+          if (lease.waitMicros(by, [link]) > 0) return [link, epoch, 0, 0, held ? headFields(held) : null];
+          const decision = decidePromise(held?.epoch, promises.get(link), { epoch, by });
           if (!decision.granted) return [link, epoch, 0, decision.fence, held ? headFields(held) : null];
           if (decision.record) {
-            this.d.promises.hold(link, { epoch, by }, durable);
+            promises.hold(link, { epoch, by }, durable);
+            // In the decision's own step, so every renewal answered after it reports the link.
+            lease.promised(by, [link]);
             fresh.push([link, epoch]);
           } else {
-            again.push(this.d.promises.durable(link));
+            again.push(promises.durable(link));
           }
           return [link, epoch, 1, epoch, held ? headFields(held) : null];
         }),
       ),
     );
-    this.d.promises.write(by, fresh).then(persisted.resolve, persisted.reject);
+    const seq = lease.sequence;
+    // The line's seq is on disk once this resolves (with no line, nothing is).
+    promises.write(by, fresh, seq).then(() => {
+      if (fresh.length > 0) lease.persisted(seq);
+      persisted.resolve();
+    }, persisted.reject);
     await Promise.all([durable, ...again]);
     return answers;
   }

@@ -113,6 +113,40 @@ t('unknown paths are 404, unsupported verbs 405, with the error body', async ({ 
   }
 });
 
+t('bad owner lease renewals are 400 and grant nothing', async ({ h }) => {
+  const url = '/core/node-selectors/default/lease';
+  for (const [what, body] of [
+    ['no body', undefined],
+    ['an array', [1]],
+    ['no from', { view: [], cursor: 0 }],
+    ['an empty from', { from: '', view: [], cursor: 0 }],
+    ['a view that is not an array', { from: 'h9', view: 'h9', cursor: 0 }],
+    ['a view of numbers', { from: 'h9', view: [1], cursor: 0 }],
+    [
+      'a view past leaseViewNodesMax',
+      { from: 'h9', view: Array.from({ length: limits.leaseViewNodesMax + 1 }, (_, i) => `n${i}`), cursor: 0 },
+    ],
+    ['a negative cursor', { from: 'h9', view: [], cursor: -1 }],
+    ['a fractional cursor', { from: 'h9', view: [], cursor: 0.5 }],
+    ['release not true', { from: 'h9', release: 'yes' }],
+  ] as const) {
+    const r = body === undefined ? await h.client.send('POST', url) : await h.client.post(url, body);
+    assert.is(r.status, 400, `${what}: ${r.text}`);
+    isErrorBody(r.body, 400);
+  }
+  assert.is((await h.client.send('POST', url, '{"from": "h9",')).status, 400, 'malformed JSON');
+  // A good one is answered with this host's view and its promise report.
+  const ok = await h.client.post<{ view: string[]; seq: number; floor: number; promised: unknown }>(url, {
+    from: 'h9',
+    view: ['h9'],
+    cursor: 0,
+  });
+  assert.is(ok.status, 200, ok.text);
+  assert.equal(ok.body.view, [h.host.id]);
+  assert.equal(ok.body.promised, []);
+  assert.is((await h.client.post(url, { from: 'h9', release: true })).status, 200);
+});
+
 t('bad synchronization promise requests are 400 and promise nothing', async ({ h }) => {
   const url = '/core/node-selectors/default/synch';
   const ok = { kind: 'promise', from: 'h9', factoryLink: '/core/examples', asks: [['/core/examples/base', 5]] };

@@ -44,14 +44,18 @@ async function fencedOwner(hosts: TestHost[], link: string): Promise<{ owner: Te
     return true;
   });
   const z = roles.others[1]!;
+  // As if a partition cut the owner's lease renewals: the replicas then promise the link to z
+  // once the owner's lease has run out, while the owner still takes itself for the owner.
+  roles.owner.host.cluster.synchronizer.lease.holdRenewals(true);
   for (const h of roles.others) {
-    const r = await h.client.post('/core/node-selectors/default/synch', {
+    const r = await h.client.post<{ promises: [string, number, 0 | 1][] }>('/core/node-selectors/default/synch', {
       kind: 'promise',
       from: z.host.id,
       factoryLink: '/core/examples',
       asks: [[link, 1]],
     });
     assert.is(r.status, 200, r.text);
+    assert.is(r.body.promises[0]![2], 1, `${h.host.id} promised: ${r.text}`);
   }
   return roles;
 }
@@ -145,6 +149,7 @@ owner('with synchronization on, the read settles the link first and answers only
     const { owner } = await fencedOwner(hosts, link);
     const w = await owner.client.put<{ message: string }>(link, { name: 'doubtful' });
     assert.is(w.status, 500, w.text);
+    owner.host.cluster.synchronizer.lease.holdRenewals(false);
     const r = await owner.client.get<Doc>(link);
     assert.is(r.status, 200, r.text);
     // Whatever the synchronization decided, a majority holds exactly the state answered.

@@ -37,6 +37,12 @@ test('a forwarded write chosen under an older entry of its owner is refused and 
     assert.is((await hosts[0]!.client.post('/core/examples', { documentSelfLink: link, name: 'v0' })).status, 200);
     const sel = await hosts[0]!.client.post<{ ownerNodeId: string }>('/core/node-selectors/default', { key: link });
     const owner = hosts.find((h) => h.host.id === sel.body.ownerNodeId)!;
+    // Acknowledged by a quorum of two: the third host may still be receiving it.
+    await waitFor('every host holds version 0', async () => {
+      for (const h of hosts!)
+        if ((await h.client.send<Doc>('GET', link, undefined, { pragma: 'xn-no-fwd' })).body.documentVersion !== 0) return false;
+      return true;
+    });
     const entry = await ownEntryVersion(owner);
     assert.ok(entry >= 1, `the owner's entry moved at least once while it joined (at ${entry})`);
     const patch = (name: string, ownerEntry: number): ForwardItem => ({

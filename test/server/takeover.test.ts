@@ -3,7 +3,8 @@
  * sends each replica `POST /core/node-selectors/default/synch {kind: "promise", ...}`; the test
  * sends exactly that request on behalf of one host, as a takeover in progress would, and shows
  * that the owner's next write (a late write of the old owner) is refused by the replicas that
- * promised and fails its quorum instead of being acknowledged; that the owner then takes the link
+ * promised and fails its quorum instead of being acknowledged (the owner's lease renewals held, as
+ * if a partition cut them, so the replicas may promise); that the owner then takes the link
  * over again and writes on; and that a promise outlives a restart of the replica that made it.
  */
 import { test } from 'uvu';
@@ -89,6 +90,9 @@ test("after a promise, the old owner's late write is refused and fails its quoru
       async () => (await local(y)).documentVersion === v0 && (await local(z)).documentVersion === v0,
     );
 
+    // As if a partition cut the owner's lease renewals: once its lease has run out the replicas
+    // may promise the link to z, while the owner still takes itself for the owner.
+    owner.host.cluster.synchronizer.lease.holdRenewals(true);
     // z takes the link over: its replicas (z itself and y) promise epoch e0+1 and return their heads.
     for (const r of [await promise(z, z.host.id, e0 + 1), await promise(y, z.host.id, e0 + 1)]) {
       assert.is(r.status, 200, r.text);
@@ -107,6 +111,7 @@ test("after a promise, the old owner's late write is refused and fails its quoru
       const d = await local(h);
       assert.equal([d.documentEpoch, d.documentVersion, d.counter], [e0, v0, 2], `${h.host.id} took the late write`);
     }
+    owner.host.cluster.synchronizer.lease.holdRenewals(false);
 
     // The refusals tell the owner: its next write takes the link over above the promise and goes through.
     const next = await owner.client.patch<Doc>(LINK, { counter: 4 });
