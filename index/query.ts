@@ -41,6 +41,12 @@ export interface QueryStats {
   scanned: boolean;
 }
 
+/** Whether `doc`, a link's latest state, is a match of `plan` at `nowMicros` (runQuery's rules, one document). */
+export function matchesLatest(plan: QueryPlan, doc: ServiceDocument, nowMicros: Micros): boolean {
+  if (!(plan.includeDeleted || plan.includeAllVersions) && isTombstone(doc)) return false;
+  return !isExpiredAt(doc, nowMicros) && compileQuery(plan.query)(doc);
+}
+
 export function runQuery(store: VersionStore, plan: QueryPlan, nowMicros: Micros, stats: QueryStats, asOfMicros?: Micros): QueryHit[] {
   const asOf = asOfMicros ?? plan.timeSnapshotMicros;
   if (asOf !== undefined) return runAsOf(store, plan, asOf, stats);

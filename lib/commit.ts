@@ -70,6 +70,12 @@ export class CommitTracker {
     return { kind: 'committed', state: cur.previous };
   }
 
+  /** Every link with a write in flight or in doubt, and what a read of it may answer. */
+  *inDoubt(): IterableIterator<[Link, Exclude<Visible, { kind: 'latest' }>]> {
+    for (const [link, cur] of this.links)
+      yield [link, cur.unsettled ? { kind: 'unsettled', version: cur.version } : { kind: 'committed', state: cur.previous }];
+  }
+
   /** Links with a write in flight or in doubt. */
   size(): number {
     return this.links.size;

@@ -230,6 +230,11 @@ export const limits = {
   leaseViewNodesMax: 1024,
   /** Longest a replica waits for other owners' grants to run out before it answers a promise request; past it the promise is refused. */
   leaseWaitMicrosMax: 3_000_000,
+  /** How long a linearizable query (READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION) asks again while an owner cannot answer yet; then 503. */
+  linearizableQueryWaitMicros: 5_000_000,
+  /** First and longest pause between those rounds. */
+  linearizableQueryRetryMinMs: 20,
+  linearizableQueryRetryMaxMs: 500,
   /** Lines `/core/management/process-log` keeps in memory. */
   processLogLinesMax: 1000,
   /** Task steps one drive runs before yielding to the next maintenance round (a runaway task cannot spin forever). */

@@ -212,6 +212,12 @@ export interface QueryPlan {
   forwardOnly: boolean;
   /** READ_AFTER_WRITE_CONSISTENCY: gathered from every host, a majority of them answering. */
   readAfterWrite: boolean;
+  /**
+   * READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION: linearizable (Krypton's meaning). Each
+   * owner answers its documents as a GET routed to it would, committed and under its lease, every
+   * owner of one view answering (server/tasks/query-gather.ts); one page, no TIME_SNAPSHOT.
+   */
+  linearizable: boolean;
   /** EXPAND_BUILTIN_CONTENT_ONLY: `documents` with only the built-in `document*` fields. */
   builtinOnly: boolean;
   /** GROUP_BY: the field whose values make the groups, the groups' order and how many one answer lists. */
@@ -393,7 +399,7 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     ownerSelection: has('OWNER_SELECTION'),
     timeSnapshotMicros,
     forwardOnly: has('FORWARD_ONLY'),
-    readAfterWrite: has('READ_AFTER_WRITE_CONSISTENCY'),
+    ...consistency(has, resultLimit),
     builtinOnly: has('EXPAND_BUILTIN_CONTENT_ONLY'),
     resultLimit,
     sort,
@@ -401,6 +407,21 @@ export function parseQuerySpec(raw: unknown): QueryPlan {
     additionalSortTerms,
     sortOrder,
   };
+}
+
+/** READ_AFTER_WRITE_CONSISTENCY, alone or with OWNER_SELECTION (linearizable), and what that cannot be combined with. */
+function consistency(
+  has: (o: QueryOptionName) => boolean,
+  resultLimit: number | undefined,
+): Pick<QueryPlan, 'readAfterWrite' | 'linearizable'> {
+  const readAfterWrite = has('READ_AFTER_WRITE_CONSISTENCY');
+  if (!readAfterWrite || !has('OWNER_SELECTION')) return { readAfterWrite, linearizable: false };
+  const what = 'READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION (a linearizable query)';
+  for (const o of ['TIME_SNAPSHOT', 'CONTINUOUS', 'CONTINUOUS_STOP_MATCH'] as const)
+    if (has(o)) fail(`${what} is not compatible with ${o}`);
+  if (resultLimit !== undefined && !has('TOP_RESULTS') && !has('COUNT') && !has('GROUP_BY'))
+    fail(`${what} answers in one page: resultLimit needs TOP_RESULTS`);
+  return { readAfterWrite, linearizable: true };
 }
 
 /** The options that fill `documents` against COUNT and each other. */

@@ -16,11 +16,11 @@
 import { CommitTracker } from '../../lib/commit.js';
 import type { DedupWindow } from '../../lib/dedup.js';
 import type { JsonObject, LinkList, NewLogRecord, ServiceDocument } from '../../lib/document.js';
+import type { QueryPlan } from '../../lib/query/spec.js';
 import { KryptonError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { Link, NodeId } from '../../lib/ids.js';
 import { markOf, takesHistory } from '../../lib/synch/history.js';
-import { decideRecord, fenceOf } from '../../lib/synch/promise.js';
 import type { RegisteredService, ServiceContext, ServiceRegistry } from '../../lib/service.js';
 import { planCreate, planUpdate, withRequestId } from '../../lib/verbs.js';
 import type { DocumentIndex } from '../../index/views.js';
@@ -28,6 +28,8 @@ import type { WriteAheadLog } from '../../wal/log.js';
 import { encodeRecordBody } from '../../wal/record.js';
 import type { Clock } from '../base/clock.js';
 import { leasedTurn, underLease, type LeaseCheck } from './leased.js';
+import { ownerPart, type OwnerPart } from './linearizable.js';
+import { OK, failed, fenced } from './replica-fence.js';
 import { LinkQueues } from './link-queue.js';
 import { prepareCreate } from './prepare.js';
 import { listChildren, readCommitted, readLocal } from './reads.js';
@@ -57,13 +59,6 @@ export interface DocumentStoreDeps {
   unconfirmed?: UnconfirmedStore;
   /** Throws DISK_FULL while the host is past its disk quota (host/checkpoints.ts): writes here are refused before anything is logged. */
   checkDisk?: () => void;
-}
-
-const OK: ReplicaResult = { ok: true };
-
-/** A replica's refusal of a record whose append failed. */
-function failed(e: unknown): ReplicaResult {
-  return { ok: false, code: e instanceof KryptonError ? e.code : 'LOG_FAILED', message: (e as Error).message };
 }
 
 export class DocumentStore {
@@ -184,7 +179,7 @@ export class DocumentStore {
       const rec = records[i]!;
       if (seen.has(rec.link) || !this.queues.idle(rec.link)) behind.push(i);
       else {
-        const refused = this.fenced(rec);
+        const refused = fenced(this.d.index, this.d.promises, rec);
         if (refused) results[i] = refused;
         else together.push(i);
       }
@@ -214,7 +209,7 @@ export class DocumentStore {
       waits.push(
         this.queues
           .run(rec.link, async (): Promise<ReplicaResult> => {
-            const refused = this.fenced(rec);
+            const refused = fenced(this.d.index, this.d.promises, rec);
             if (refused) return refused;
             await this.appendLocal(rec, bodies?.[i]);
             this.d.promises?.get(rec.link); // drops a promise this record spent
@@ -228,18 +223,6 @@ export class DocumentStore {
     }
     await Promise.all(waits);
     return results;
-  }
-
-  /** Why a replica takes no new record for `rec` (a copy it holds: ok; below the held or promised epoch: STALE_EPOCH), if it does not. */
-  private fenced(rec: NewLogRecord): ReplicaResult | undefined {
-    const local = this.d.index.latest(rec.link);
-    const held = local ? { epoch: local.documentEpoch ?? 0, version: local.documentVersion } : undefined;
-    const promised = this.d.promises?.get(rec.link);
-    const decision = decideRecord(held, promised, rec);
-    if (decision === 'refuse')
-      return { ok: false, code: 'STALE_EPOCH', message: `Expected epoch: ${fenceOf(held?.epoch, promised)}, in update: ${rec.epoch}` };
-    if (decision === 'duplicate') return OK;
-    return undefined;
   }
 
   /**
@@ -380,6 +363,12 @@ export class DocumentStore {
   /** Child GET from this host's own copy: the latest state, or one retained version. */
   get(link: Link, version?: number): ServiceDocument {
     return readLocal(this.d.index, link, version, this.d.clock.nowMicros());
+  }
+
+  /** This owner's part of a linearizable query (linearizable.ts), at its own linearization point. */
+  linearizablePart(plan: QueryPlan, owned: (link: Link) => boolean): OwnerPart {
+    const d = { index: this.d.index, commits: this.commits, cluster: this.cluster, registry: this.d.registry };
+    return ownerPart(d, plan, owned, this.d.clock.nowMicros());
   }
 
   /** Synchronization found `link`'s latest state held by a quorum, or wrote it there: reads answer it again. */

@@ -55,6 +55,8 @@ export interface LinkSynchPort {
   ensure(svc: RegisteredService, link: Link): Promise<void> | undefined;
   /** ensure() before a read or an update: also for a link held nowhere here (Synchronizer.ensureExisting). */
   ensureExisting(svc: RegisteredService, link: Link): Promise<void> | undefined;
+  /** Whether some owned link may still need synchronizing (Synchronizer.unsynchronized). */
+  unsynchronized(): boolean;
 }
 
 /** Owner-only work after a create (OwnerHooks). */
@@ -72,6 +74,8 @@ export interface OwnerLeasePort {
    * `sinceMicros` is spent.
    */
   check(svc: RegisteredService, link: Link, sinceMicros: number): Promise<void> | undefined;
+  /** Whether this host may answer `link` from its own copy now. */
+  holds(svc: RegisteredService, link: Link): boolean;
 }
 
 /** Promises this host made as a replica (PromiseStore): records below them are refused. */
@@ -91,9 +95,9 @@ export interface ClusterPorts {
 export const STANDALONE: ClusterPorts = {
   replication: { start: () => undefined },
   fencing: { checkEpoch: () => undefined, preparedEpoch: () => undefined, staleEpoch: () => undefined },
-  synch: { ensure: () => undefined, ensureExisting: () => undefined },
+  synch: { ensure: () => undefined, ensureExisting: () => undefined, unsynchronized: () => false },
   hooks: { started: () => undefined, effects: () => undefined },
-  lease: { check: () => undefined },
+  lease: { check: () => undefined, holds: () => true },
 };
 
 /** ClusterPorts bound once, after the parts built on the store exist (see the file comment). */
@@ -121,6 +125,7 @@ export class ClusterPortsHandle implements ClusterPorts {
   readonly synch: LinkSynchPort = {
     ensure: (svc, link) => this.bound.synch.ensure(svc, link),
     ensureExisting: (svc, link) => this.bound.synch.ensureExisting(svc, link),
+    unsynchronized: () => this.bound.synch.unsynchronized(),
   };
 
   readonly hooks: OwnerHooksPort = {
@@ -128,7 +133,10 @@ export class ClusterPortsHandle implements ClusterPorts {
     effects: (svc, link, state, effects) => this.bound.hooks.effects(svc, link, state, effects),
   };
 
-  readonly lease: OwnerLeasePort = { check: (svc, link, since) => this.bound.lease.check(svc, link, since) };
+  readonly lease: OwnerLeasePort = {
+    check: (svc, link, since) => this.bound.lease.check(svc, link, since),
+    holds: (svc, link) => this.bound.lease.holds(svc, link),
+  };
 }
 
 /** How an owner's write is to be made (DocumentStore.create, applyUpdate). */

@@ -142,7 +142,7 @@ function buildOwnerParts(
     fencing: ports.fencing,
     observer: metrics,
   });
-  const gather = new QueryGather({ index, clock, hostId: id, registry, selectors, peers });
+  const gather = new QueryGather({ index, store, clock, hostId: id, registry, selectors, peers });
   const continuous = new ContinuousQueries({ changes, peers, logger, hostId: id });
   const queries = new QueryTasks({ index, clock, hostId: id, gather, continuous });
   const tasks = new TaskDriver({

@@ -62,6 +62,11 @@ export class Passes {
   }
 
   /** Whether a settled pass is still owed for the current membership (SynchStats.passPending). */
+  /** Links to synchronize again before they are served (the schedule's recheck set). */
+  rechecks(): ReadonlySet<Link> {
+    return this.state.recheck;
+  }
+
   passPending(): boolean {
     return this.d.enabled && this.state.completedGeneration < this.state.generation;
   }

@@ -159,6 +159,22 @@ export class Synchronizer {
   }
 
   /**
+   * Whether some link this host owns may still need synchronizing before it is served: a pass is
+   * owed since the last membership change, or links wait for a recheck (those are started here,
+   * since a recheck otherwise waits for the link's next request). A linearizable query
+   * (server/documents/linearizable.ts) answers nothing from this host meanwhile.
+   */
+  unsynchronized(): boolean {
+    if (this.passes.passPending()) return true;
+    const rechecks = this.passes.rechecks();
+    for (const link of rechecks) {
+      const svc = this.d.registry.forChild(link);
+      if (svc && !this.links.running(link)) void this.ensure(svc, link)?.catch(() => undefined);
+    }
+    return rechecks.size > 0;
+  }
+
+  /**
    * An operator's SynchronizeWithPeersRequest (`PATCH /core/management`): a full pass over every
    * replicated factory, as after a membership change (links not yet covered synchronize on demand).
    */

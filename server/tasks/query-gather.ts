@@ -14,13 +14,14 @@ import type { ServiceDocument } from '../../lib/document.js';
 import { KryptonError } from '../../lib/errors.js';
 import type { Micros, NodeId } from '../../lib/ids.js';
 import { limits, msFromMicros } from '../../lib/limits.js';
-import { isEligibleOwner, isPeer } from '../../lib/group/rules.js';
+import { eligibleOwners, isEligibleOwner, isPeer } from '../../lib/group/rules.js';
 import { covered, mayMatchFactory, mergeGathered, orderHits, type GatheredHit, type SortKey } from '../../lib/query/merge.js';
 import { parseQuerySpec, querySpecToJson, type QueryPlan } from '../../lib/query/spec.js';
 import type { ServiceRegistry } from '../../lib/service.js';
-import { sortKeysOf } from '../../index/query.js';
+import { sortKeysOf, type QueryHit } from '../../index/query.js';
 import type { DocumentIndex } from '../../index/views.js';
 import type { Clock } from '../base/clock.js';
+import type { DocumentStore } from '../documents/documents.js';
 import { peerError, type PeerClient } from '../net/peers.js';
 import type { Selectors } from '../membership/selectors.js';
 import { originOf } from '../routing/routing.js';
@@ -29,6 +30,7 @@ export const QUERY_PEER_PATH = '/core/node-selectors/default/query';
 
 export interface QueryGatherDeps {
   index: DocumentIndex;
+  store: Pick<DocumentStore, 'linearizablePart'>;
   clock: Clock;
   hostId: NodeId;
   registry: ServiceRegistry;
@@ -46,6 +48,13 @@ export interface QueryScope {
 export interface HostAnswer {
   horizon: Micros;
   hits: GatheredHit[];
+}
+
+/** A host's part of a linearizable query: its view of the owners, and what it could not answer now. */
+interface LinearPart extends HostAnswer {
+  view: NodeId[];
+  unavailable: number;
+  examples: string[];
 }
 
 type WireHit = [string, number, SortKey[] | null, ServiceDocument | null];
@@ -69,16 +78,74 @@ export class QueryGather {
   local(plan: QueryPlan, asOf: Micros | undefined, withDocs: boolean): HostAnswer {
     const now = this.d.clock.nowMicros();
     const horizon = Math.max(now, this.d.index.newestTimeMicros());
-    const sort = plan.sort;
     const hits: GatheredHit[] = [];
     for (const h of this.d.index.query(plan, now, asOf)) {
       if (plan.ownerSelection && !this.ownsHere(h.link)) continue;
-      const g: GatheredHit = { link: h.link, version: h.version };
-      if (sort !== undefined) g.keys = sortKeysOf(h.doc, sort);
-      if (withDocs) g.doc = h.doc;
-      hits.push(g);
+      hits.push(gathered(h, plan, withDocs));
     }
     return { horizon, hits };
+  }
+
+  /** This host's part of a linearizable query (DocumentStore.linearizablePart), with its view of the owners. */
+  private linearLocal(plan: QueryPlan, withDocs: boolean): LinearPart {
+    const horizon = Math.max(this.d.clock.nowMicros(), this.d.index.newestTimeMicros());
+    const part = this.d.store.linearizablePart(plan, (link) => this.ownsHere(link));
+    const hits = part.hits.map((h) => gathered(h, plan, withDocs));
+    return { horizon, hits, view: eligibleOwners(this.d.selectors.groupState), unavailable: part.unavailable, examples: part.examples };
+  }
+
+  /**
+   * A linearizable query (READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION): every owner of this
+   * host's view answers its part, each at its own linearization point. The parts count only when
+   * every owner answered under the same view and none held a link it could not answer then (so
+   * every match has exactly one answering owner); otherwise they are asked again, backing off,
+   * until limits.linearizableQueryWaitMicros, then 503 naming why.
+   */
+  async linearizable(plan: QueryPlan, withDocs: boolean): Promise<HostAnswer> {
+    const deadline = this.d.clock.nowMicros() + limits.linearizableQueryWaitMicros;
+    for (let delayMs: number = limits.linearizableQueryRetryMinMs; ; delayMs = Math.min(delayMs * 2, limits.linearizableQueryRetryMaxMs)) {
+      const got = await this.linearOnce(plan, withDocs);
+      if (typeof got !== 'string') return got;
+      if (this.d.clock.nowMicros() + delayMs * 1000 > deadline)
+        throw new KryptonError('QUORUM_UNAVAILABLE', `linearizable query: ${got}; retry later`);
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+
+  /** One round of linearizable(): the merged answer, or why it cannot be given now. */
+  private async linearOnce(plan: QueryPlan, withDocs: boolean): Promise<HostAnswer | string> {
+    const group = this.d.selectors.groupState;
+    const view = eligibleOwners(group);
+    const key = [...view].sort().join(',');
+    if (view.length === 0) return 'no host is an eligible owner now';
+    if (view.length > limits.queryFanOutMax) return `the group has more than ${limits.queryFanOutMax} owners`;
+    const body = JSON.stringify({ querySpec: querySpecToJson(plan), asOfMicros: null, withDocs });
+    const parts = await Promise.all(
+      view.map(async (id): Promise<LinearPart | string> => {
+        if (id === this.d.hostId) return this.linearLocal(plan, withDocs);
+        const n = group.nodes[id]!;
+        try {
+          return (await this.ask(`${originOf(n.groupReference)}${QUERY_PEER_PATH}`, body)) as LinearPart;
+        } catch (e) {
+          return `no answer from ${id} (${e instanceof Error ? e.message : String(e)})`;
+        }
+      }),
+    );
+    for (const [i, p] of parts.entries()) {
+      if (typeof p === 'string') return p;
+      if (!Array.isArray(p.view) || [...p.view].sort().join(',') !== key)
+        return `${view[i]} sees other owners than this host (the membership is changing)`;
+      if (typeof p.unavailable !== 'number') return `${view[i]} answered no linearizable part`;
+      if (p.unavailable > 0)
+        return `${view[i]} cannot answer ${p.unavailable} of its documents now (${p.examples.join(', ') || 'synchronizing'})`;
+    }
+    const got = parts as LinearPart[];
+    const hits = mergeGathered(
+      got.map((a) => a.hits),
+      plan.includeAllVersions,
+    );
+    orderHits(hits, plan.sort, 'link');
+    return { horizon: Math.max(...got.map((a) => a.horizon)), hits };
   }
 
   private ownsHere(link: string): boolean {
@@ -144,7 +211,7 @@ export class QueryGather {
     }
     const text = reply.body.toString('utf8');
     if (reply.status !== 200) throw peerError(url, `status ${reply.status}: ${text.slice(0, limits.peerReplyQuotedCharsMax)}`);
-    const parsed = JSON.parse(text) as { horizon?: unknown; hits?: unknown };
+    const parsed = JSON.parse(text) as { horizon?: unknown; hits?: unknown; view?: unknown; unavailable?: unknown; examples?: unknown };
     if (typeof parsed.horizon !== 'number' || !Array.isArray(parsed.hits)) throw peerError(url, 'malformed query answer');
     if (parsed.hits.length > limits.queryGatherHitsMax) {
       throw new KryptonError('LIMIT_EXCEEDED', `a host's part of a query holds more than ${limits.queryGatherHitsMax} hits`);
@@ -155,7 +222,10 @@ export class QueryGather {
       if (doc !== null) g.doc = doc;
       return g;
     });
-    return { horizon: parsed.horizon, hits };
+    const { view, unavailable, examples } = parsed;
+    if (view === undefined) return { horizon: parsed.horizon, hits };
+    const ex = Array.isArray(examples) ? examples.filter((x): x is string => typeof x === 'string').slice(0, 5) : [];
+    return { horizon: parsed.horizon, hits, view, unavailable, examples: ex } as LinearPart;
   }
 
   /** The peer side: a member's request for this host's part of a query, answered as JSON text. */
@@ -164,11 +234,21 @@ export class QueryGather {
     const r = raw as { querySpec?: unknown; asOfMicros?: unknown; withDocs?: unknown };
     const plan = parseQuerySpec(r.querySpec);
     const asOf = typeof r.asOfMicros === 'number' ? r.asOfMicros : undefined;
-    const { horizon, hits } = this.local(plan, asOf, r.withDocs === true);
+    const part = plan.linearizable ? this.linearLocal(plan, r.withDocs === true) : this.local(plan, asOf, r.withDocs === true);
+    const { horizon, hits } = part;
     if (hits.length > limits.queryGatherHitsMax) {
       throw new KryptonError('LIMIT_EXCEEDED', `this host's part of the query holds more than ${limits.queryGatherHitsMax} hits`);
     }
     const wire: WireHit[] = hits.map((h) => [h.link, h.version, h.keys ?? null, (h.doc as ServiceDocument | undefined) ?? null]);
-    return JSON.stringify({ horizon, hits: wire });
+    if (!plan.linearizable) return JSON.stringify({ horizon, hits: wire });
+    const { view, unavailable, examples } = part as LinearPart;
+    return JSON.stringify({ horizon, hits: wire, view, unavailable, examples });
   }
+}
+
+function gathered(h: QueryHit, plan: QueryPlan, withDocs: boolean): GatheredHit {
+  const g: GatheredHit = { link: h.link, version: h.version };
+  if (plan.sort !== undefined) g.keys = sortKeysOf(h.doc, plan.sort);
+  if (withDocs) g.doc = h.doc;
+  return g;
 }

@@ -225,7 +225,9 @@ export class QueryTasks {
   ): Promise<{ hits: ShownHit[]; horizon: Micros }> {
     let hits: ShownHit[];
     let horizon: Micros;
-    if (where.gather) {
+    if (plan.linearizable) {
+      ({ hits, horizon } = await this.d.gather.linearizable(plan, withDocs));
+    } else if (where.gather) {
       ({ hits, horizon } = await this.d.gather.gather(plan, where, asOf, withDocs));
     } else if (asOf !== undefined) {
       ({ hits, horizon } = this.d.gather.local(plan, asOf, withDocs));
