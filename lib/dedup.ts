@@ -203,6 +203,31 @@ export class DedupWindow {
     return out;
   }
 
+  /**
+   * The marks mayHaveForgotten() reads that still count at `nowMicros` (within the retry
+   * horizon), `''` standing for the whole window: a snapshot keeps them, since rebuilding the
+   * window from entries() alone would not drop those ids again and would forget that it had.
+   */
+  forgottenMarks(nowMicros: Micros): [Link, Micros][] {
+    const from = nowMicros - (this.bounds.retryHorizonMicros ?? 0);
+    const out: [Link, Micros][] = [];
+    if (this.droppedNewest >= from) out.push(['', this.droppedNewest]);
+    for (const [link, at] of this.links) if (at.forgotten !== undefined && at.forgotten >= from) out.push([link, at.forgotten]);
+    return out;
+  }
+
+  /**
+   * Marks from a snapshot (forgottenMarks), after its ids were noted. A link the window no longer
+   * holds ids of gets a mark for the whole window: a lookup drops a link without ids, mark and all.
+   */
+  restoreForgotten(marks: readonly (readonly [Link, Micros])[]): void {
+    for (const [link, micros] of marks) {
+      const at = link === '' ? undefined : this.links.get(link);
+      if (at) at.forgotten = Math.max(at.forgotten ?? Number.NEGATIVE_INFINITY, micros);
+      else this.droppedNewest = Math.max(this.droppedNewest, micros);
+    }
+  }
+
   /** Slots in the order queue, live or stale: within twice the links remembered, plus a constant. */
   queued(): number {
     return this.order.length - this.head;

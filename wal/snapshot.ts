@@ -39,6 +39,12 @@ export interface SnapshotHeader {
   clockMicros: Micros;
   /** The newest update time the index had applied (TIME_SNAPSHOT queries name times after it). */
   newestTimeMicros: Micros;
+  /**
+   * The dedup window's "may have forgotten" marks still within the retry horizon (lib/dedup.ts
+   * forgottenMarks; link `''`: the whole window). Optional: absent in older snapshots, and
+   * readers that do not know it ignore it.
+   */
+  dedupForgotten?: [Link, Micros][];
 }
 
 /** A link whose older versions are gone, with the update time of its oldest kept one (0: reset, none kept yet). */
@@ -234,6 +240,12 @@ function headerProblem(v: unknown, name: string): string | undefined {
   const h = v as Record<string, unknown>;
   if (h.format !== SNAPSHOT_FORMAT) return `unknown snapshot format ${String(h.format)}`;
   for (const k of ['lastSeq', 'clockMicros', 'newestTimeMicros']) if (typeof h[k] !== 'number') return `bad header field ${k}`;
+  const marks = h.dedupForgotten;
+  if (
+    marks !== undefined &&
+    !(Array.isArray(marks) && marks.every((m) => Array.isArray(m) && typeof m[0] === 'string' && typeof m[1] === 'number'))
+  )
+    return 'bad header field dedupForgotten';
   // A backup file may have any name; a snapshot's name is its seq.
   if (NAME.test(name) && snapshotName(h.lastSeq as number) !== name) return `header says seq ${String(h.lastSeq)}, the name says otherwise`;
   return undefined;

@@ -62,6 +62,7 @@ export async function loadNewestSnapshot(
     try {
       const header = await readSnapshot(snapshots, ref.name, (e) => restoreEntry(index, dedup, e));
       index.restoreNewestTime(header.newestTimeMicros);
+      dedup.restoreForgotten(header.dedupForgotten ?? []);
       clock.observe(header.clockMicros);
       if (problems.length > 0) logger.warn({ skipped: problems, loaded: ref.name }, 'snapshots: fell back to an older snapshot');
       return { index, dedup, fromSeq: header.lastSeq + 1, snapshot: ref.name };
@@ -292,7 +293,14 @@ export class Checkpointer {
     const lastSeq = wal.durableSeq;
     const captured = index.capture();
     const ids = dedup.entries();
-    const header = { lastSeq, clockMicros: clock.nowMicros(), newestTimeMicros: captured.newestTimeMicros };
+    const now = clock.nowMicros();
+    const marks = dedup.forgottenMarks(now);
+    const header = {
+      lastSeq,
+      clockMicros: now,
+      newestTimeMicros: captured.newestTimeMicros,
+      ...(marks.length ? { dedupForgotten: marks } : {}),
+    };
     try {
       const written = await writeSnapshot(dir, header, snapshotEntries(captured, ids), undefined, undefined, () => this.stopped);
       this.lastSeq = lastSeq;

@@ -164,4 +164,35 @@ test('ids younger than the retry horizon outlive the per-link bound up to the ha
   assert.ok(few.mayHaveForgotten('/l3', T0 + 5));
 });
 
+test('a window rebuilt from its ids and its forgotten marks (as a snapshot keeps them) still doubts what it dropped', () => {
+  const bounds = { idsPerLinkMax: 2, linksMax: 2, windowMicros: 1e12, retryHorizonMicros: 1000, idsPerLinkHardMax: 3, idsMax: 100 };
+  const w = new DedupWindow(bounds);
+  for (let v = 0; v < 4; v++) w.note(rec('/hot', v, T0 + v, `h${v}`));
+  assert.ok(w.mayHaveForgotten('/hot', T0 + 10), 'h0 was dropped young');
+  const rebuild = (marks: boolean) => {
+    const r = new DedupWindow(bounds);
+    for (const e of w.entries()) r.note(rec(e.link, e.state.documentVersion, e.timeMicros, e.requestId));
+    if (marks) r.restoreForgotten(w.forgottenMarks(T0 + 10));
+    return r;
+  };
+  // The ids alone do not say it: this is what a snapshot without the marks lost.
+  assert.not.ok(rebuild(false).mayHaveForgotten('/hot', T0 + 10));
+  const back = rebuild(true);
+  assert.ok(back.mayHaveForgotten('/hot', T0 + 10));
+  assert.not.ok(back.mayHaveForgotten('/other', T0 + 10), 'only the link that lost an id');
+  assert.equal(w.forgottenMarks(T0 + 5000), [], 'marks past the horizon are not kept');
+  // A link dropped whole leaves a mark for the whole window, kept as the link ''.
+  w.note(rec('/b', 0, T0 + 20, 'b0'));
+  w.note(rec('/c', 0, T0 + 21, 'c0'));
+  assert.equal(
+    w.forgottenMarks(T0 + 22).map(([l]) => l),
+    [''],
+  );
+  assert.ok(rebuild(true).mayHaveForgotten('/c', T0 + 22));
+  // A mark for a link the rebuilt window holds no ids of stands for the whole window.
+  const empty = new DedupWindow(bounds);
+  empty.restoreForgotten([['/gone', T0 + 5]]);
+  assert.ok(empty.mayHaveForgotten('/any', T0 + 10));
+});
+
 test.run();

@@ -111,6 +111,56 @@ test('a crash at every step of three snapshots and their compactions leaves a fo
   await wal.close();
 });
 
+test('a restart from a snapshot still knows which ids its dedup window dropped young: a retry of one is in doubt, not new', async () => {
+  const bounds = {
+    idsPerLinkMax: 2,
+    linksMax: 100,
+    windowMicros: 1e12,
+    retryHorizonMicros: 60_000_000,
+    idsPerLinkHardMax: 3,
+    idsMax: 1000,
+  };
+  const clock = shiftableClock();
+  const snaps = new MemoryDirectory();
+  const logDir = new MemoryDirectory();
+  const index = fresh();
+  const dedup = new DedupWindow(bounds);
+  const wal = await WriteAheadLog.open({ dir: logDir, onRecord: () => {}, preallocateBytes: 0 });
+  const checkpoints = new Checkpointer({
+    wal,
+    index,
+    dedup,
+    clock,
+    dir: snaps,
+    logger,
+    everyRecords: 0,
+    keep: 2,
+    maxDiskBytes: 0,
+    keepLogBytes: 0,
+    loadedSeq: 0,
+  });
+  const link = '/core/examples/e1';
+  for (let v = 0; v < 5; v++) {
+    const r = newRecord(1);
+    const logged = await wal.append({
+      ...r,
+      version: v,
+      timeMicros: clock.nowMicros(),
+      requestId: `id-${v}`,
+      state: { ...r.state, documentVersion: v },
+    });
+    index.apply(logged);
+    dedup.note(logged);
+  }
+  assert.ok(dedup.mayHaveForgotten(link, clock.nowMicros()), 'the hard bound dropped young ids');
+  assert.ok(await checkpoints.snapshot());
+  await wal.close();
+  const loaded = await loadNewestSnapshot(snaps, logDir, fresh, clock, logger, bounds);
+  assert.ok(loaded.snapshot, 'started from the snapshot');
+  assert.ok(loaded.dedup.mayHaveForgotten(link, clock.nowMicros()), 'the mark came back with the snapshot');
+  assert.is(loaded.dedup.lookup(link, 'id-4', clock.nowMicros())?.state.documentVersion, 4);
+});
+
 test('a snapshot that fails (a full disk) is logged with the wait before the next try, which doubles per failure; one that works resets it', async () => {
   const snaps = new MemoryDirectory();
   const errors: Record<string, unknown>[] = [];

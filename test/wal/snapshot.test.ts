@@ -164,4 +164,25 @@ test('compaction keeps the newest segments holding at least keepBytes', async ()
   await log.close();
 });
 
+test("the dedup window's forgotten marks travel in the header; a header without them, or with bad ones, is told apart", async () => {
+  const dir = new MemoryDirectory();
+  const marks: [string, number][] = [
+    ['', 990],
+    ['/core/examples/e3', 995],
+  ];
+  const { name } = await writeSnapshot(dir, { ...header, dedupForgotten: marks }, sampleEntries(3));
+  const h = await readSnapshot(dir, name, () => undefined);
+  assert.equal(h.dedupForgotten, marks);
+  const plain = new MemoryDirectory();
+  const { name: n2 } = await writeSnapshot(plain, header, sampleEntries(3));
+  assert.is((await readSnapshot(plain, n2, () => undefined)).dedupForgotten, undefined);
+  const bad = new MemoryDirectory();
+  const { name: n3 } = await writeSnapshot(
+    bad,
+    { ...header, dedupForgotten: [['/x', 'soon']] as unknown as [string, number][] },
+    sampleEntries(3),
+  );
+  assert.match((await damageOf(bad, n3)).message, /dedupForgotten/);
+});
+
 test.run();
