@@ -4,6 +4,12 @@
  * which links a holder must synchronize again because a grantor promised them to someone else.
  * server/synch/lease.ts runs them.
  *
+ * A holder uses grants made under its current view only: when its view changes it drops the
+ * others before its next renewal leaves, and records no answer to a renewal sent under an older
+ * view. So a grantor that gets a renewal under a new holder view drops that holder's grants under
+ * other holder views at once, and a link that moved away from the holder is promised to its new
+ * owner without waiting them out.
+ *
  * A grant is dated on the holder's clock from when it SENT the renewal, and on the grantor's from
  * when it ANSWERED it, so the holder's lease always ends first in real time, given clock rates
  * that differ by less than `driftRatio`. A grant covers a link only when both the holder's view
@@ -44,6 +50,8 @@ interface GrantViews {
   grantorView: readonly NodeId[];
 }
 
+const sameView = (a: readonly NodeId[], b: readonly NodeId[]) => a.length === b.length && a.every((id, i) => id === b[i]);
+
 function coversLink(g: GrantViews, holder: NodeId, link: Link): boolean {
   return ownerIn(g.holderView, link) === holder && ownerIn(g.grantorView, link) === holder;
 }
@@ -56,6 +64,8 @@ interface HeldGrant extends GrantViews {
 export class LeaseHolder {
   private readonly grants = new Map<NodeId, HeldGrant>();
   private readonly cursors = new Map<NodeId, number>();
+  /** The holder view grants count under (viewChanged); undefined until first set: any. */
+  private view: readonly NodeId[] | undefined;
 
   constructor(
     private readonly selfId: NodeId,
@@ -81,9 +91,20 @@ export class LeaseHolder {
     const cursor = this.cursor(grantor);
     const distrust = report.floor > cursor ? 'all' : report.promised;
     this.cursors.set(grantor, Math.max(cursor, report.seq));
+    // Sent under a view this holder has left: the grantor may already drop it (viewChanged).
+    if (this.view !== undefined && !sameView(holderView, this.view)) return distrust;
     const cur = this.grants.get(grantor);
     if (!cur || sentMicros > cur.sentMicros) this.grants.set(grantor, { sentMicros, holderView, grantorView });
     return distrust;
+  }
+
+  /**
+   * This holder's view is now `view`: grants made under another holder view no longer count.
+   * Called before a renewal under `view` is sent (its grantors drop those grants on receipt).
+   */
+  viewChanged(view: readonly NodeId[]): void {
+    this.view = view;
+    for (const [grantor, g] of this.grants) if (!sameView(g.holderView, view)) this.grants.delete(grantor);
   }
 
   /** A grantor left the group or restarted unknown: its grant no longer counts. */
@@ -164,6 +185,8 @@ export class LeaseGrantor {
       this.given.set(holder, h);
     }
     for (const [k, g] of h.byViews) if (this.expiry(g.answeredMicros) <= nowMicros) h.byViews.delete(k);
+    // The holder uses no grant of another holder view from the moment it sent this renewal.
+    for (const [k, g] of h.byViews) if (!sameView(g.holderView, holderView)) h.byViews.delete(k);
     const key = `${holderView.join(',')}|${grantorView.join(',')}`;
     h.byViews.delete(key);
     h.byViews.set(key, { answeredMicros: nowMicros, holderView, grantorView });

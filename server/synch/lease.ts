@@ -21,6 +21,7 @@ import { limits, msFromMicros } from '../../lib/limits.js';
 import { successThreshold } from '../../lib/replication/quorum.js';
 import type { RegisteredService } from '../../lib/service.js';
 import type { Clock } from '../base/clock.js';
+import type { GroupRuntime } from '../membership/groups.js';
 import type { Selectors } from '../membership/selectors.js';
 import type { PeerClient } from '../net/peers.js';
 import type { Replicator } from '../replication/replicator.js';
@@ -37,6 +38,7 @@ const TIMING: LeaseTiming = {
 export interface OwnerLeaseDeps {
   hostId: NodeId;
   selectors: Selectors;
+  group: Pick<GroupRuntime, 'onChanged'>;
   replicator: Pick<Replicator, 'replicaSet'>;
   peers: PeerClient;
   /** The promise sequence the promise file ended at (PromiseStore.sequence). */
@@ -126,15 +128,29 @@ export class OwnerLease {
     });
   }
 
-  /** This host's eligible owners now, computed once per group state. */
+  /**
+   * This host's eligible owners now, computed once per group state. When they change, the grants
+   * of the old view are dropped here, before any renewal under the new one leaves (lib/lease.ts).
+   */
   private view(): NodeId[] {
     const group = this.d.selectors.groupState;
-    if (this.viewOf?.group !== group) this.viewOf = { group, view: eligibleOwners(group) };
+    if (this.viewOf?.group !== group) {
+      const view = eligibleOwners(group);
+      const old = this.viewOf?.view;
+      const changed = old === undefined || old.length !== view.length || old.some((id, i) => id !== view[i]);
+      this.viewOf = { group, view: changed ? view : old };
+      if (changed) this.holder.viewChanged(view);
+    }
     return this.viewOf.view;
   }
 
   start(): void {
     if (!this.d.enabled) return;
+    // A new view drops the grants of the old one: renew at once rather than at the next tick.
+    this.d.group.onChanged(() => {
+      const before = this.viewOf?.view;
+      if (this.view() !== before) this.renew();
+    });
     this.timer ??= setInterval(() => this.renew(), msFromMicros(limits.leaseRenewIntervalMicros));
     this.timer.unref();
     this.renew();
@@ -174,6 +190,8 @@ export class OwnerLease {
           // synchronized again before it is served.
           if (distrust === 'all' || distrust.length > 0) this.d.distrust(distrust);
           this.wake();
+          // Sent under a view left since: its grant was not counted, so ask again under the new one.
+          if (this.view() !== view) this.renew();
         });
     }
   }

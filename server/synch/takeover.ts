@@ -89,11 +89,12 @@ export class Takeovers {
     promises.checkRoom(asks.length);
     // Another owner's lease on these links must run out before they are promised away: until
     // then it may still serve reads of a copy this promise lets the new owner overwrite.
-    // Twice: a renewal already in flight when the holder went silent may land during the first wait.
+    // Looked at again every leaseWaitPollMicros: a live holder that learns of the new view renews
+    // under it, which ends its old grants before they would run out (lib/lease.ts).
     const links = asks.map((a) => a[0]);
-    for (let i = 0, waited = 0; i < 2; i++) {
-      const wait = lease.waitMicros(by, links);
-      if (wait === 0 || waited + wait > limits.leaseWaitMicrosMax) break;
+    for (let waited = 0; waited < limits.leaseWaitMicrosMax; ) {
+      const wait = Math.min(lease.waitMicros(by, links), limits.leaseWaitPollMicros);
+      if (wait === 0) break;
       await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)));
       waited += wait;
     }

@@ -84,9 +84,10 @@ test('a grantor promises nothing during its first lease after a start: it cannot
 
 test('past the view pairs kept per holder, the oldest live grant is folded into one that binds every link', () => {
   const g = grantor({ viewsPerHolderMax: 2 });
-  // Views without a: none of these grants covers any link of a's, but one past the bound must not vanish.
+  // Grantor views without a: none of these grants covers any link, but one past the bound must not
+  // vanish. (The holder view stays the same: grants of another holder view go at once.)
   const views = [['b'], ['c'], ['b', 'c']];
-  for (const [i, v] of views.entries()) g.granted('a', v, v, T0 + i);
+  for (const [i, v] of views.entries()) g.granted('a', VIEW, v, T0 + i);
   const ofB = ownedBy('b', VIEW);
   assert.is(g.waitMicros('c', ofB, T0 + 2), BIND - 2, 'the folded grant (answered at T0) binds every link');
 });
@@ -161,6 +162,34 @@ test('a promise not yet synced is listed, but the cursor stops below it: renumbe
   const after = grantor({ seqAtStart: 1, startedMicros: T0 + 1_000_000 });
   after.promised('c', ['/core/examples/w']);
   assert.equal(h.answered('b', T0 + 2_000_000, VIEW, VIEW, after.report('a', h.cursor('b'))), ['/core/examples/w']);
+});
+
+test('a holder whose view changed uses only grants of its new view, and a grantor drops its grants of other views at its first renewal under the new one', () => {
+  const OLD = ['a', 'b', 'c'];
+  const NEW = ['b', 'c'];
+  const h = new LeaseHolder('b', TIMING);
+  h.viewChanged(OLD);
+  const moving = ownedBy('b', NEW, 0);
+  // A link b owns in both views, and one it owns only in the old view (it goes to a, back up).
+  let backToA = '';
+  for (let i = 0; backToA === ''; i++)
+    if (ownerIn(NEW, `/core/examples/m${i}`) === 'b' && ownerIn(OLD, `/core/examples/m${i}`) === 'a') backToA = `/core/examples/m${i}`;
+  const g = grantor();
+  // While a is away: b holds a grant from c under NEW for backToA.
+  h.viewChanged(NEW);
+  g.granted('b', NEW, NEW, T0);
+  h.answered('c', T0, NEW, NEW, NOTHING);
+  assert.ok(h.held(backToA, ['a', 'c'], 2, T0 + 1));
+  assert.ok(g.waitMicros('a', backToA, T0 + 1) > 0, 'c waits out b before promising backToA to a');
+  // a is back: b's view is OLD again; it drops the NEW grant before renewing, and records no
+  // answer to a renewal it sent under NEW.
+  h.viewChanged(OLD);
+  assert.not.ok(h.held(backToA, ['a', 'c'], 2, T0 + 2), 'b no longer serves backToA from its NEW grant');
+  h.answered('c', T0 + 1, NEW, NEW, NOTHING);
+  assert.not.ok(h.covers('c', moving, T0 + 3), 'an answer to a renewal sent under the old view is not counted');
+  // c drops b's NEW grants at b's first renewal under OLD: backToA may go to a at once.
+  g.granted('b', OLD, NEW, T0 + 10);
+  assert.is(g.waitMicros('a', backToA, T0 + 11), 0);
 });
 
 test.run();
