@@ -94,7 +94,9 @@ export class LeaseHolder {
     // Sent under a view this holder has left: the grantor may already drop it (viewChanged).
     if (this.view !== undefined && !sameView(holderView, this.view)) return distrust;
     const cur = this.grants.get(grantor);
-    if (!cur || sentMicros > cur.sentMicros) this.grants.set(grantor, { sentMicros, holderView, grantorView });
+    // The same array for equal views: held() then picks the link's owner once per view, not per grant.
+    const gv = sameView(grantorView, holderView) ? holderView : grantorView;
+    if (!cur || sentMicros > cur.sentMicros) this.grants.set(grantor, { sentMicros, holderView, grantorView: gv });
     return distrust;
   }
 
@@ -126,8 +128,17 @@ export class LeaseHolder {
   held(link: Link, replicas: readonly NodeId[], quorum: number, nowMicros: Micros): boolean {
     if (quorum <= 1) return true;
     let count = 1;
+    // The read path asks this on every GET: the owner under one view is hashed once, not per grant.
+    let seen: readonly NodeId[] | undefined;
+    let seenOwner: NodeId | undefined;
+    const owner = (view: readonly NodeId[]) => {
+      if (view !== seen) [seen, seenOwner] = [view, ownerIn(view, link)];
+      return seenOwner;
+    };
     for (const r of replicas) {
-      if (r !== this.selfId && this.covers(r, link, nowMicros) && ++count >= quorum) return true;
+      const g = r === this.selfId ? undefined : this.grants.get(r);
+      if (!g || nowMicros >= g.sentMicros + this.timing.durationMicros) continue;
+      if (owner(g.holderView) === this.selfId && owner(g.grantorView) === this.selfId && ++count >= quorum) return true;
     }
     return false;
   }

@@ -113,6 +113,7 @@ export class OwnerLease {
   private serving = true;
   private renewalsHeld = false;
   private viewOf: { group: NodeGroupState; view: NodeId[] } | undefined;
+  private idsOf: { targets: readonly unknown[]; ids: NodeId[] } | undefined;
   readonly stats = { renewals: 0, renewalFailures: 0, waits: 0, refusedReads: 0, promiseWaitMicros: 0 };
 
   constructor(private readonly d: OwnerLeaseDeps) {
@@ -207,13 +208,15 @@ export class OwnerLease {
     if (!this.serving) return false;
     // Only an owner answers from its copy as the group's: a host asked to act without owning the
     // link (pragma xn-no-fwd) was told to use its own copy.
-    if (!this.d.enabled || !svc.has('REPLICATION') || !this.d.owned(link)) return true;
+    if (!this.d.enabled || !svc.has('REPLICATION')) return true;
     const set = this.d.replicator.replicaSet(svc.def.nodeSelector, link);
     const quorum = successThreshold({ eligible: set.eligible, membershipQuorum: set.membershipQuorum, action: 'PUT' });
     if (quorum <= 1) return true;
-    const ids: NodeId[] = [];
-    for (const n of set.targets) ids.push(n.id);
-    return this.holder.held(link, ids, quorum, this.now());
+    // Without a replication factor the set is one object per group state: its ids are listed once.
+    if (this.idsOf?.targets !== set.targets) this.idsOf = { targets: set.targets, ids: set.targets.map((n) => n.id) };
+    const ids = this.idsOf.ids;
+    // Held first: the common case, and it costs one owner hash where owned() costs another.
+    return this.holder.held(link, ids, quorum, this.now()) || !this.d.owned(link);
   }
 
   /**
