@@ -244,6 +244,7 @@ export class Host {
       indexStats: this.index.stats() as unknown as JsonObject,
       peerStats: { ...this.cluster.peers.stats },
       synchStats: { ...this.cluster.synchronizer.stats },
+      leaseStats: { ...this.cluster.synchronizer.lease.stats },
       forwardStats: { ...this.cluster.forwarder.stats },
       replicationStats: { ...this.cluster.replicator.stats },
       effectStats: { ...this.cluster.effects.stats },

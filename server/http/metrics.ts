@@ -127,6 +127,16 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
   );
   m.total('krypton_synch_handovers_total', 'Copies of moved links handed to their new owner during early passes', () => s.earlyHandedOver);
   m.total('krypton_promises_granted_total', 'Epoch promises this host granted as a replica', () => s.promisesGranted);
+  const lease = p.synchronizer.lease.stats;
+  m.total('krypton_lease_renewals_total', 'Owner lease renewals peers answered', () => lease.renewals);
+  m.total('krypton_lease_renewal_failures_total', 'Owner lease renewals that failed or timed out', () => lease.renewalFailures);
+  m.total('krypton_lease_waits_total', 'Reads (or failed preconditions) that waited for this owner to renew its lease', () => lease.waits);
+  m.total('krypton_lease_refused_total', 'Reads answered 503 because this owner held no lease by their deadline', () => lease.refusedReads);
+  m.total(
+    'krypton_lease_promise_wait_seconds_total',
+    'Time promise requests waited for another owner lease to end before this host answered them',
+    () => lease.promiseWaitMicros / 1e6,
+  );
 
   m.total(
     'krypton_peer_requests_total',

@@ -73,7 +73,7 @@ export class Takeovers {
       promises: PromiseStore;
       peers: PeerClient;
       timeoutMs: number;
-      lease: Pick<OwnerLease, 'waitMicros' | 'promised' | 'persisted' | 'sequence'>;
+      lease: Pick<OwnerLease, 'waitMicros' | 'promised' | 'persisted' | 'sequence' | 'stats'>;
     },
   ) {}
 
@@ -97,6 +97,7 @@ export class Takeovers {
       if (wait === 0) break;
       await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)));
       waited += wait;
+      lease.stats.promiseWaitMicros += wait;
     }
     const fresh: PromiseAsk[] = [];
     const again: Promise<void>[] = [];

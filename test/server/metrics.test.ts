@@ -35,6 +35,9 @@ const MOVED_ELSEWHERE: Record<string, string> = {
   krypton_log_segments_removed_total: 'test/server/snapshots.test.ts',
   krypton_disk_bytes: 'test/server/snapshots.test.ts',
   krypton_disk_quota_bytes: 'test/server/snapshots.test.ts (a host with --maxDiskBytes)',
+  krypton_lease_waits_total: 'needs an owner without a lease (test/e2e/lease.test.ts: a partitioned owner)',
+  krypton_lease_refused_total: 'needs an owner without a lease by a read deadline (test/e2e/lease.test.ts answers 503 so)',
+  krypton_lease_promise_wait_seconds_total: 'needs a takeover from an owner that went silent (a kill -9), not one that left',
 };
 
 const t = suite<{ hosts: TestHost[] }>('metrics');
@@ -144,6 +147,7 @@ t('each metric moves when its event happens', async ({ hosts }) => {
   positive(aAfter, 'krypton_membership_changes_total');
   positive(aAfter, 'krypton_membership_available');
   positive(aAfter, 'krypton_membership_quorum');
+  positive(aAfter, 'krypton_lease_renewals_total');
 
   // One host leaves: the others see it go, synchronize, and take over the links it owned.
   await c.close();
@@ -164,8 +168,9 @@ t('each metric moves when its event happens', async ({ hosts }) => {
   grew(after, 'krypton_synch_passes_total');
   grew(after, 'krypton_synch_links_checked_total');
   grew(after, 'krypton_membership_changes_total');
-  // Gossip to the host that left finds nobody there.
+  // Gossip to the host that left finds nobody there, nor do lease renewals.
   grew(after, 'krypton_peer_request_failures_total');
+  grew(after, 'krypton_lease_renewal_failures_total');
   assert.is(metricValue(after[0]!, 'krypton_membership_members', { status: 'UNAVAILABLE' }), 1);
 
   // A write that asks for more copies than the members that are left can make fails with 500:
