@@ -108,7 +108,29 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
     p.replicator.behind().map((b) => [{ peer: m.peerLabel(b.url) }, b.records]),
   );
 
-  const s = p.synchronizer.stats;
+  registerSynch(m, p.synchronizer);
+
+  m.total(
+    'krypton_peer_requests_total',
+    'Requests this host sent to peers (gossip, replication, forwarding, synchronization)',
+    () => p.peers.stats.requests,
+  );
+  m.total(
+    'krypton_peer_request_failures_total',
+    'Requests to peers that failed at the network level or timed out',
+    () => p.peers.stats.failures,
+  );
+  m.total(
+    'krypton_peer_sent_bytes_total',
+    'Bytes sent to peers (bodies plus an estimate of request lines and headers)',
+    () => p.peers.stats.bytesSent,
+  );
+  m.total('krypton_peer_received_bytes_total', 'Bytes received from peers', () => p.peers.stats.bytesReceived);
+}
+
+/** Synchronization's and the owner lease's figures. */
+function registerSynch(m: Metrics, synchronizer: Synchronizer): void {
+  const s = synchronizer.stats;
   m.total('krypton_synch_passes_total', 'Synchronization passes run', () => s.passes);
   m.total('krypton_synch_links_checked_total', 'Links synchronization passes checked', () => s.linksChecked);
   m.total('krypton_synch_adopted_total', 'Newer copies this host adopted from peers', () => s.adopted);
@@ -127,7 +149,7 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
   );
   m.total('krypton_synch_handovers_total', 'Copies of moved links handed to their new owner during early passes', () => s.earlyHandedOver);
   m.total('krypton_promises_granted_total', 'Epoch promises this host granted as a replica', () => s.promisesGranted);
-  const lease = p.synchronizer.lease.stats;
+  const lease = synchronizer.lease.stats;
   m.total('krypton_lease_renewals_total', 'Owner lease renewals peers answered', () => lease.renewals);
   m.total('krypton_lease_renewal_failures_total', 'Owner lease renewals that failed or timed out', () => lease.renewalFailures);
   m.total('krypton_lease_waits_total', 'Reads (or failed preconditions) that waited for this owner to renew its lease', () => lease.waits);
@@ -137,23 +159,6 @@ export function registerScraped(m: Metrics, p: ScrapedParts): void {
     'Time promise requests waited for another owner lease to end before this host answered them',
     () => lease.promiseWaitMicros / 1e6,
   );
-
-  m.total(
-    'krypton_peer_requests_total',
-    'Requests this host sent to peers (gossip, replication, forwarding, synchronization)',
-    () => p.peers.stats.requests,
-  );
-  m.total(
-    'krypton_peer_request_failures_total',
-    'Requests to peers that failed at the network level or timed out',
-    () => p.peers.stats.failures,
-  );
-  m.total(
-    'krypton_peer_sent_bytes_total',
-    'Bytes sent to peers (bodies plus an estimate of request lines and headers)',
-    () => p.peers.stats.bytesSent,
-  );
-  m.total('krypton_peer_received_bytes_total', 'Bytes received from peers', () => p.peers.stats.bytesReceived);
 }
 
 /** The label a path's requests are counted under: its factory, or a route family, or `other`. */
