@@ -229,6 +229,16 @@ export class LeaseGrantor {
     return Math.max(0, until - nowMicros);
   }
 
+  /** How long any grant given binds this grantor still, whatever the link (0: none does). */
+  bindingMicros(nowMicros: Micros): Micros {
+    let until = Number.NEGATIVE_INFINITY;
+    for (const h of this.given.values()) {
+      if (h.everything !== undefined) until = Math.max(until, this.expiry(h.everything));
+      for (const g of h.byViews.values()) until = Math.max(until, this.expiry(g.answeredMicros));
+    }
+    return Math.max(0, until - nowMicros);
+  }
+
   /** Promises just granted to `by`: numbered, and reported to the other holders from now on. */
   promised(by: NodeId, links: readonly Link[]): void {
     for (const link of links) this.ring.push({ seq: ++this.seq, link, by });

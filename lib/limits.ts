@@ -228,8 +228,12 @@ export const limits = {
   leaseViewsPerHolderMax: 8,
   /** Members one renewal's view may name. */
   leaseViewNodesMax: 1024,
-  /** Longest a replica waits for other owners' grants to end before it answers a promise request; past it the promise is refused. */
-  leaseWaitMicrosMax: 2_000_000,
+  /**
+   * Longest a replica waits for other owners' grants to end before it answers a promise request;
+   * past it the promise is refused. A grant that is not renewed ends within about 0.56 s: one
+   * still binding after this is being renewed by a holder that still takes itself for the owner.
+   */
+  leaseWaitMicrosMax: 900_000,
   /** How often that wait looks again: a holder renewing under a new view ends its old grants early. */
   leaseWaitPollMicros: 50_000,
   /** How long a linearizable query (READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION) asks again while an owner cannot answer yet; then 503. */

@@ -272,6 +272,8 @@ export class Host {
       // links over (and log new epochs) on a host that is going away. No pass starts from here.
       // Reads from this host's copies end before its peers are told they may promise its links away.
       await this.cluster.synchronizer.lease.release();
+      // No more grants; once the given ones ran out a clean stop is marked (no lease wait at the next start).
+      const grantsEnded = this.cluster.synchronizer.lease.stopGranting();
       const passesStopped = this.cluster.synchronizer.stop();
       await this.cluster.groups.leave();
       if (this.timer) clearInterval(this.timer);
@@ -296,6 +298,8 @@ export class Host {
       await this.cluster.peers.close();
       await this.checkpoints.stop();
       await this.wal.close();
+      await grantsEnded;
+      await this.cluster.promises.markCleanStop().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'no clean stop marked'));
       await this.cluster.promises.close();
       await this.cluster.unconfirmed.close();
       await this.lock.release();

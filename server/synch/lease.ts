@@ -43,6 +43,8 @@ export interface OwnerLeaseDeps {
   peers: PeerClient;
   /** The promise sequence the promise file ended at (PromiseStore.sequence). */
   seqAtStart: number;
+  /** The last process stopped cleanly, no grant of it running (PromiseStore.cleanStop): no wait at start. */
+  cleanStart: boolean;
   /** Whether this host owns `link` in its view now. */
   owned(link: Link): boolean;
   /** Links to synchronize again before they are served (`all`: every link). */
@@ -111,6 +113,7 @@ export class OwnerLease {
   private waiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private serving = true;
+  private granting = true;
   private renewalsHeld = false;
   private viewOf: { group: NodeGroupState; view: NodeId[] } | undefined;
   private idsOf: { targets: readonly unknown[]; ids: NodeId[] } | undefined;
@@ -121,7 +124,7 @@ export class OwnerLease {
     this.holder = new LeaseHolder(d.hostId, TIMING);
     this.grantor = new LeaseGrantor({
       timing: TIMING,
-      startedMicros: this.now(),
+      startedMicros: d.cleanStart ? Number.NEGATIVE_INFINITY : this.now(),
       seqAtStart: d.seqAtStart,
       promisesKeptMax: limits.leasePromisesKeptMax,
       reportLinksMax: limits.leaseReportLinksMax,
@@ -258,6 +261,7 @@ export class OwnerLease {
       this.grantor.released(req.from);
       return { released: true };
     }
+    if (!this.granting) throw new KryptonError('SHUTTING_DOWN', 'this host is stopping: it grants no owner lease');
     const view = this.view();
     this.grantor.granted(req.from, req.view, view, this.now());
     return { view, ...this.grantor.report(req.from, req.cursor) };
@@ -322,6 +326,17 @@ export class OwnerLease {
    */
   holdRenewals(held: boolean): void {
     this.renewalsHeld = held;
+  }
+
+  /**
+   * Graceful stop, the grantor's side: no grant from here on, and resolves once every grant this
+   * host gave has run out on its clock (at most a lease plus drift and margin), after which the
+   * host may mark a clean stop (PromiseStore.markCleanStop).
+   */
+  async stopGranting(): Promise<void> {
+    this.granting = false;
+    const wait = this.grantor.bindingMicros(this.now());
+    if (wait > 0) await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)));
   }
 
   stop(): void {

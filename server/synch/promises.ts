@@ -10,7 +10,9 @@
  * `{"by": host, "asks": [[link, epoch], ...], "seq": n}` (one line per promise request; concurrent
  * requests share one write and one sync). `seq`, when present, is the owner lease's promise
  * sequence after the line's promises (lib/lease.ts LeaseGrantor): a start continues from the
- * highest one read, and a rewrite keeps it in a line of its own with no asks. Reading stops at a
+ * highest one read, and a rewrite keeps it in a line of its own with no asks. A graceful stop ends
+ * the file with such a line carrying `"clean": true` once no lease grant it gave is running
+ * (markCleanStop), which spares the next start the lease's wait for grants it cannot know. Reading stops at a
  * torn tail (its request was never answered); a damaged line followed by good ones is LOG_CORRUPT
  * unless the host starts with --repairLog.
  * A promise is spent, and dropped, once the replica holds a state at its epoch or later. At open,
@@ -54,25 +56,26 @@ export interface PromiseStoreOptions {
   repair?: boolean;
 }
 
-export function encodeLine(by: NodeId, asks: readonly PromiseAsk[], seq?: number): Buffer {
-  const json = Buffer.from(JSON.stringify(seq === undefined ? { by, asks } : { by, asks, seq }), 'utf8');
+export function encodeLine(by: NodeId, asks: readonly PromiseAsk[], seq?: number, clean?: true): Buffer {
+  const v = seq === undefined ? { by, asks } : clean ? { by, asks, seq, clean } : { by, asks, seq };
+  const json = Buffer.from(JSON.stringify(v), 'utf8');
   const head = Buffer.from(`${crc32(json).toString(16).padStart(8, '0')} `, 'latin1');
   return Buffer.concat([head, json, Buffer.from('\n')]);
 }
 
-/** The (by, asks, seq) of one line, or undefined when it is damaged. */
-function decodeLine(line: Buffer): { by: NodeId; asks: PromiseAsk[]; seq: number } | undefined {
+/** The (by, asks, seq, clean) of one line, or undefined when it is damaged. */
+function decodeLine(line: Buffer): { by: NodeId; asks: PromiseAsk[]; seq: number; clean: boolean } | undefined {
   if (line.length < 10 || line[8] !== 0x20) return undefined;
   const json = line.subarray(9);
   if (line.subarray(0, 8).toString('latin1') !== crc32(json).toString(16).padStart(8, '0')) return undefined;
   try {
-    const v = JSON.parse(json.toString('utf8')) as { by?: unknown; asks?: unknown; seq?: unknown };
+    const v = JSON.parse(json.toString('utf8')) as { by?: unknown; asks?: unknown; seq?: unknown; clean?: unknown };
     if (typeof v.by !== 'string' || !Array.isArray(v.asks)) return undefined;
     if (v.seq !== undefined && !(Number.isSafeInteger(v.seq) && (v.seq as number) >= 0)) return undefined;
     for (const a of v.asks as unknown[]) {
       if (!Array.isArray(a) || typeof a[0] !== 'string' || !Number.isSafeInteger(a[1])) return undefined;
     }
-    return { by: v.by, asks: v.asks as PromiseAsk[], seq: (v.seq as number | undefined) ?? 0 };
+    return { by: v.by, asks: v.asks as PromiseAsk[], seq: (v.seq as number | undefined) ?? 0, clean: v.clean === true };
   } catch {
     return undefined;
   }
@@ -87,6 +90,7 @@ export class PromiseStore {
   private bytes = 0;
   private broken: unknown;
   private seq = 0;
+  private stoppedCleanly = false;
   readonly stats = { granted: 0, writes: 0, compactions: 0 };
 
   private constructor(private readonly o: PromiseStoreOptions) {}
@@ -133,12 +137,14 @@ export class PromiseStore {
           break;
         }
         this.seq = Math.max(this.seq, line.seq);
+        this.stoppedCleanly = line.clean;
         for (const [link, epoch] of line.asks) {
           const cur = this.held.get(link);
           if (!cur || epoch > cur.epoch) this.held.set(link, { epoch, by: line.by, durable: done });
         }
         at = nl + 1;
       }
+      if (damagedAt >= 0) this.stoppedCleanly = false;
       // Damage with no good line after it is a write cut short by a crash: never answered.
       if (damagedAt >= 0 && !repaired)
         this.o.logger.warn({ file: name, offset: damagedAt }, 'torn tail of the promise file dropped (its request was never answered)');
@@ -218,6 +224,25 @@ export class PromiseStore {
   hold(link: Link, promised: Promised, durable: Promise<void>): void {
     this.held.set(link, { epoch: promised.epoch, by: promised.by, durable });
     this.stats.granted++;
+  }
+
+  /**
+   * Whether the file ended with the mark of a clean stop (markCleanStop): the last process gave
+   * no owner lease grant that was still running. The open's rewrite leaves the mark out, so a
+   * crash after this start is not taken for a clean stop.
+   */
+  get cleanStop(): boolean {
+    return this.stoppedCleanly;
+  }
+
+  /** Marks a clean stop (server/synch/lease.ts stopGranting: every grant it gave has run out). */
+  markCleanStop(): Promise<void> {
+    if (this.broken) return Promise.reject(this.brokenError());
+    const durable = new Promise<void>((resolve, reject) =>
+      this.waiting.push({ line: encodeLine('', [], this.seq, true), resolve, reject }),
+    );
+    this.draining ??= this.drain();
+    return durable;
   }
 
   /** The highest lease promise sequence written (0: none), which a start continues from. */

@@ -55,6 +55,7 @@ export class Synchronizer {
     this.lease = new OwnerLease({
       ...d,
       seqAtStart: d.promises.sequence,
+      cleanStart: d.promises.cleanStop,
       owned,
       distrust: (links) => {
         if (links === 'all') this.passes.feed({ type: 'distrustAll' });

@@ -219,4 +219,31 @@ test('the lease promise sequence survives a restart, a crash and a rewrite that 
   await again.close();
 });
 
+test('a clean stop is marked at the end of the file: the next start knows it, a crash after that start does not pass for one', async () => {
+  const dir = new MemoryDirectory();
+  const s = await open(dir);
+  assert.not.ok(s.cleanStop, 'a first start is not after a clean stop');
+  s.hold('/core/examples/a', { epoch: 2, by: 'z' }, Promise.resolve());
+  await s.write('z', [['/core/examples/a', 2]], 3);
+  await s.markCleanStop();
+  await s.close();
+  const next = await open(dir);
+  assert.ok(next.cleanStop);
+  assert.is(next.sequence, 3);
+  assert.is(next.size, 1, 'the promise is kept');
+  const crashed = dir.crash(); // this start rewrote the file without the mark
+  await next.close();
+  assert.not.ok((await open(crashed)).cleanStop, 'a crash after a start is not a clean stop');
+  // A promise written after the mark (a request answered while stopping) ends the file: not clean.
+  const lateDir = new MemoryDirectory();
+  const late = await open(lateDir);
+  await late.markCleanStop();
+  late.hold('/core/examples/b', { epoch: 1, by: 'y' }, Promise.resolve());
+  await late.write('y', [['/core/examples/b', 1]], 1);
+  await late.close();
+  const afterLate = await open(lateDir);
+  assert.not.ok(afterLate.cleanStop);
+  await afterLate.close();
+});
+
 test.run();
