@@ -5,12 +5,10 @@
  * stopped one (SIGTERM, SIGINT): its peers show it UNAVAILABLE as soon as it has exited, told
  * rather than probed, and take over the documents it owned.
  */
-import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client } from '../support/http.js';
-import { tempDir } from '../support/hosts.js';
-import { startHostProcess, type HostProcess } from '../support/process.js';
+import type { Client } from '../support/http.js';
+import { startProcessGroup, type HostProcess } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
 
 interface Group {
@@ -19,14 +17,6 @@ interface Group {
 
 /** Goal: a silent host is UNAVAILABLE within 2 s; asserted loosely, at three times that. */
 const DETECTION_BOUND_MS = 6_000;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 async function statusOn(c: Client, id: string): Promise<string | undefined> {
   return (await c.get<Group>('/core/node-groups/default')).body?.nodes?.[id]?.status;
@@ -39,26 +29,12 @@ async function everyoneAvailable(clients: Client[], ids: string[]): Promise<bool
 
 /** Three hosts on free ports with the same --peerNodes, AVAILABLE everywhere; `fn` gets them. */
 async function withGroup(fn: (procs: HostProcess[], clients: Client[], ids: string[]) => Promise<void>): Promise<void> {
-  const dir = await tempDir();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const ids = ports.map((p) => `host${p}`);
-  const peers = `--peerNodes=${ports.map((p) => `http://127.0.0.1:${p}`).join(',')}`;
-  const procs: HostProcess[] = [];
-  const clients: Client[] = [];
+  const group = await startProcessGroup(3, 'host');
   try {
-    for (const [i, port] of ports.entries()) {
-      procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${ids[i]}`, peers]));
-      clients.push(new Client(`http://127.0.0.1:${port}`));
-    }
-    await waitFor('group formed', () => everyoneAvailable(clients, ids), 20_000);
-    await fn(procs, clients, ids);
+    await waitFor('group formed', () => everyoneAvailable(group.clients, group.ids), 20_000);
+    await fn(group.procs, group.clients, group.ids);
   } finally {
-    for (const c of clients) await c.close();
-    for (const p of procs) {
-      p.child.kill('SIGCONT');
-      await p.kill('SIGKILL');
-    }
-    await dir.remove();
+    await group.close();
   }
 }
 

@@ -11,14 +11,12 @@
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client } from '../support/http.js';
 import { tempDir } from '../support/hosts.js';
-import { startHostProcess, type HostProcess } from '../support/process.js';
+import { startProcessGroup } from '../support/process.js';
 import { waitFor } from '../support/wait.js';
 import { partitionsUnsupported, setupNamespaces, teardownNamespaces } from '../../tools/torture/netns.js';
 
@@ -26,14 +24,6 @@ const SCENARIO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 
 interface Group {
   nodes: Record<string, { status: string }>;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 /**
@@ -59,15 +49,9 @@ function getOnItsOwn(url: string): { sent: Promise<void>; answer: Promise<{ stat
 }
 
 test('an owner resumed after a pause never answers a read from the copy the majority overwrote meanwhile', async () => {
-  const dir = await tempDir();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const ids = ports.map((p) => `lease${p}`);
-  const peers = `--peerNodes=${ports.map((p) => `http://127.0.0.1:${p}`).join(',')}`;
-  const procs: HostProcess[] = [];
-  const clients = ports.map((p) => new Client(`http://127.0.0.1:${p}`));
+  const group = await startProcessGroup(3, 'lease', ['--membershipQuorum=2']);
+  const { ports, ids, procs, clients } = group;
   try {
-    for (const [i, port] of ports.entries())
-      procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${ids[i]}`, '--membershipQuorum=2', peers]));
     const c0 = clients[0]!;
     await waitFor('group available', async () => (await c0.get('/core/node-groups/default/available')).status === 200, 20_000);
     // A document the host about to be paused owns.
@@ -112,12 +96,7 @@ test('an owner resumed after a pause never answers a read from the copy the majo
       return r.status === 200 && r.body.name === 'after';
     });
   } finally {
-    for (const c of clients) await c.close();
-    for (const p of procs) {
-      p.child.kill('SIGCONT');
-      await p.kill('SIGKILL');
-    }
-    await dir.remove();
+    await group.close();
   }
 });
 

@@ -5,35 +5,19 @@
  * of the two live hosts, and once the paused host is marked UNAVAILABLE the batch fails and
  * krypton_replication_failures_total counts it under that peer and PEER_UNAVAILABLE.
  */
-import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client } from '../support/http.js';
-import { tempDir } from '../support/hosts.js';
-import { startHostProcess, type HostProcess } from '../support/process.js';
+import type { Client } from '../support/http.js';
+import { startProcessGroup } from '../support/process.js';
 import { metricValue, parsePrometheusText } from '../support/prom-text.js';
 import { waitFor } from '../support/wait.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const scrape = async (c: Client) => parsePrometheusText((await c.get('/metrics')).text);
 
 test('a paused replica shows as lag, then as failed records, on its owner', async () => {
-  const dir = await tempDir();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const ids = ports.map((p) => `rm${p}`);
-  const peers = `--peerNodes=${ports.map((p) => `http://127.0.0.1:${p}`).join(',')}`;
-  const procs: HostProcess[] = [];
-  const clients = ports.map((p) => new Client(`http://127.0.0.1:${p}`));
+  const group = await startProcessGroup(3, 'rm');
+  const { ports, ids, procs, clients } = group;
   try {
-    for (const [i, port] of ports.entries())
-      procs.push(await startHostProcess([`--port=${port}`, `--sandbox=${dir.path}`, `--id=${ids[i]}`, peers]));
     await waitFor(
       'ready everywhere',
       async () => (await Promise.all(clients.map((c) => c.get('/readyz')))).every((r) => r.status === 200),
@@ -81,12 +65,7 @@ test('a paused replica shows as lag, then as failed records, on its owner', asyn
     const live = `http://127.0.0.1:${ports[1]}`;
     assert.is(metricValue(await scrape(clients[0]!), 'krypton_replication_failures_total', { peer: live }), 0);
   } finally {
-    for (const c of clients) await c.close();
-    for (const p of procs) {
-      p.child.kill('SIGCONT');
-      await p.kill('SIGKILL');
-    }
-    await dir.remove();
+    await group.close();
   }
 });
 
