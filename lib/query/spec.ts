@@ -213,9 +213,9 @@ export interface QueryPlan {
   /** READ_AFTER_WRITE_CONSISTENCY: gathered from every host, a majority of them answering. */
   readAfterWrite: boolean;
   /**
-   * READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION: linearizable (Krypton's meaning). Each
-   * owner answers its documents as a GET routed to it would, committed and under its lease, every
-   * owner of one view answering (server/tasks/query-gather.ts); one page, no TIME_SNAPSHOT.
+   * READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION: linearizable per document (Krypton's
+   * meaning). Each owner answers its documents as a GET routed to it would, committed and under its
+   * lease, every owner of one view answering (server/tasks/query-gather.ts); one page, no TIME_SNAPSHOT.
    */
   linearizable: boolean;
   /** EXPAND_BUILTIN_CONTENT_ONLY: `documents` with only the built-in `document*` fields. */

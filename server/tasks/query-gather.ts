@@ -96,7 +96,8 @@ export class QueryGather {
 
   /**
    * A linearizable query (READ_AFTER_WRITE_CONSISTENCY with OWNER_SELECTION): every owner of this
-   * host's view answers its part, each at its own linearization point. The parts count only when
+   * host's view answers its part, each at its own linearization point, so each document is
+   * linearizable on its own (not the whole answer at one instant). The parts count only when
    * every owner answered under the same view and none held a link it could not answer then (so
    * every match has exactly one answering owner); otherwise they are asked again, backing off,
    * until limits.linearizableQueryWaitMicros, then 503 naming why.
