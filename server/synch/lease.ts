@@ -250,6 +250,8 @@ export class OwnerLease {
         else reject(new KryptonError('STALE_VIEW', `${link} moved to another owner while this host waited for its lease`));
       };
       const t = setTimeout(done, Math.max(1, Math.min(msFromMicros(left), msFromMicros(limits.leaseRenewIntervalMicros * 2))));
+      // A request's wait: it must not keep a stopped host's process alive.
+      t.unref();
       this.waiters.push(done);
     });
   }

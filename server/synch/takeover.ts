@@ -95,7 +95,7 @@ export class Takeovers {
     for (let waited = 0; waited < limits.leaseWaitMicrosMax; ) {
       const wait = Math.min(lease.waitMicros(by, links), limits.leaseWaitPollMicros);
       if (wait === 0) break;
-      await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)));
+      await new Promise((r) => setTimeout(r, Math.ceil(wait / 1000)).unref());
       waited += wait;
       lease.stats.promiseWaitMicros += wait;
     }

@@ -109,7 +109,8 @@ export class QueryGather {
       if (typeof got !== 'string') return got;
       if (this.d.clock.nowMicros() + delayMs * 1000 > deadline)
         throw new KryptonError('QUORUM_UNAVAILABLE', `linearizable query: ${got}; retry later`);
-      await new Promise((r) => setTimeout(r, delayMs));
+      // A request's wait: it must not keep a stopped host's process alive.
+      await new Promise((r) => setTimeout(r, delayMs).unref());
     }
   }
 
