@@ -48,6 +48,13 @@ class Host {
   }
 }
 
+/** A Checkpointer that snapshots only when asked, keeps two, with no quota. */
+function manualCheckpoints(
+  d: Pick<ConstructorParameters<typeof Checkpointer>[0], 'wal' | 'index' | 'dedup' | 'clock' | 'dir'>,
+): Checkpointer {
+  return new Checkpointer({ ...d, logger, everyRecords: 0, keep: 2, maxDiskBytes: 0, keepLogBytes: 0, loadedSeq: 0 });
+}
+
 function contents(index: DocumentIndex): unknown {
   const c = index.capture();
   return {
@@ -62,19 +69,7 @@ test('a crash at every step of three snapshots and their compactions leaves a fo
   const index = fresh();
   const dedup = new DedupWindow();
   const wal = await WriteAheadLog.open({ dir: host.log, onRecord: () => {}, segmentBytesMax: 1500, preallocateBytes: 0 });
-  const checkpoints = new Checkpointer({
-    wal,
-    index,
-    dedup,
-    clock,
-    dir: host.snaps,
-    logger,
-    everyRecords: 0,
-    keep: 2,
-    maxDiskBytes: 0,
-    keepLogBytes: 0,
-    loadedSeq: 0,
-  });
+  const checkpoints = manualCheckpoints({ wal, index, dedup, clock, dir: host.snaps });
   const records: LogRecord[] = [];
   let n = 0;
   const write = async (count: number) => {
@@ -126,19 +121,7 @@ test('a restart from a snapshot still knows which ids its dedup window dropped y
   const index = fresh();
   const dedup = new DedupWindow(bounds);
   const wal = await WriteAheadLog.open({ dir: logDir, onRecord: () => {}, preallocateBytes: 0 });
-  const checkpoints = new Checkpointer({
-    wal,
-    index,
-    dedup,
-    clock,
-    dir: snaps,
-    logger,
-    everyRecords: 0,
-    keep: 2,
-    maxDiskBytes: 0,
-    keepLogBytes: 0,
-    loadedSeq: 0,
-  });
+  const checkpoints = manualCheckpoints({ wal, index, dedup, clock, dir: snaps });
   const link = '/core/examples/e1';
   for (let v = 0; v < 5; v++) {
     const r = newRecord(1);
